@@ -1,0 +1,232 @@
+/**
+ * The runtime backend: the one seam between the reactor and the JavaScript runtime (Deno, Node, Bun).
+ *
+ * It plays muduo's Poller/Channel/Socket role: the runtime already multiplexes I/O, so a backend only turns
+ * the runtime's sockets, files, workers and process facilities into this small callback interface. Nothing
+ * outside `reactor/backend/` may name `Deno.`, `Bun.` or `node:`; everything above uses a backend object that
+ * is passed in (usually through `EventLoop`), never a module-global.
+ *
+ * @module
+ */
+
+/** A network endpoint as a runtime reports it. IPv6 hostnames are bare (`::1`, not `[::1]`). */
+export interface SocketAddress {
+  /** Numeric host address, such as `127.0.0.1` or `::1`. */
+  readonly hostname: string;
+  /** Port number in [0, 65535]. */
+  readonly port: number;
+}
+
+/**
+ * The events a {@linkcode RawSocket} reports. Every callback is invoked from the runtime's event loop.
+ *
+ * Ordering guarantee: any number of `onData` calls, then at most one `onEnd`, then exactly one `onClose`.
+ * `onError` may come before `onClose` at any point; `onClose` always follows it.
+ */
+export interface RawSocketHandlers {
+  /**
+   * Bytes arrived. `chunk` is only valid during the call (the backend may reuse its memory), so the
+   * receiver copies what it keeps (TcpConnection appends it to its input Buffer).
+   */
+  onData(chunk: Uint8Array): void;
+  /** The peer half-closed its side (FIN). Reading has stopped; writing may continue. */
+  onEnd(): void;
+  /** A socket error (reset, broken pipe, ...). `onClose` follows. */
+  onError(error: Error): void;
+  /** The socket is fully closed and its resources are released. Called exactly once. */
+  onClose(): void;
+}
+
+/**
+ * A connected TCP stream as the runtime gives it. Owned by exactly one TcpConnection.
+ *
+ * Reading starts when {@linkcode RawSocket.start} is called (so the owner can install handlers first).
+ */
+export interface RawSocket {
+  /** Local address of the connection. */
+  readonly localAddress: SocketAddress;
+  /** Remote address of the connection. */
+  readonly remoteAddress: SocketAddress;
+  /** Install the handlers and begin reading. Must be called once, before any other method but the getters. */
+  start(handlers: RawSocketHandlers): void;
+  /**
+   * Hand `chunk` to the kernel. `done` is called once every byte has been accepted by the kernel (or with an
+   * error). The caller does not modify `chunk` until `done`, and keeps at most one write in flight: that lets
+   * TcpConnection coalesce everything sent meanwhile into its output Buffer and flush it in one write.
+   */
+  write(chunk: Uint8Array, done: (error?: Error) => void): void;
+  /** Stop delivering `onData` until {@linkcode RawSocket.resumeReading} (back-pressure). Idempotent. */
+  pauseReading(): void;
+  /** Resume delivering `onData`. Idempotent. */
+  resumeReading(): void;
+  /** Half-close: send FIN after the in-flight write completes. Reading continues. */
+  shutdownWrite(): void;
+  /** Close both directions now, dropping unsent data; `onClose` follows. Idempotent. */
+  close(): void;
+  /** Set TCP_NODELAY (disable Nagle). */
+  setNoDelay(enabled: boolean): void;
+  /** Set SO_KEEPALIVE. */
+  setKeepAlive(enabled: boolean): void;
+}
+
+/** Options of {@linkcode NetBackend.listen}. */
+export interface ListenOptions {
+  /** Address to bind. */
+  readonly hostname: string;
+  /** Port to bind; 0 picks a free port. */
+  readonly port: number;
+  /**
+   * Set SO_REUSEPORT so several isolates can listen on one port and the kernel spreads connections.
+   * Throws a `TypeError` when {@linkcode NetBackend.supportsReusePort} is false.
+   * @default {false}
+   */
+  readonly reusePort?: boolean;
+}
+
+/** A listening TCP socket. */
+export interface RawListener {
+  /** The bound address (the real port when 0 was asked for). */
+  readonly address: SocketAddress;
+  /**
+   * Wait for the next connection. Rejects with an error when accepting fails (EMFILE, ...) and with an error
+   * whose `name` is `"BadResource"` or `"Interrupted"` (or any error after close) once the listener is closed.
+   * At most one `accept` is pending at a time.
+   */
+  accept(): Promise<RawSocket>;
+  /** Stop listening; a pending `accept` rejects. Idempotent. */
+  close(): void;
+}
+
+/** Options of {@linkcode NetBackend.connect}. */
+export interface ConnectOptions {
+  /** Host to connect to (numeric or a name). */
+  readonly hostname: string;
+  /** Port to connect to. */
+  readonly port: number;
+  /** Abort the attempt. */
+  readonly signal?: AbortSignal;
+}
+
+/** A received UDP datagram callback. `data` is only valid during the call. */
+export type DatagramHandler = (data: Uint8Array, from: SocketAddress) => void;
+
+/** A bound UDP socket (heartbeats). */
+export interface RawUdpSocket {
+  /** The bound address. */
+  readonly address: SocketAddress;
+  /** Install the receive handler and start receiving. Call once. */
+  start(onMessage: DatagramHandler, onError: (error: Error) => void): void;
+  /** Send one datagram. Errors are reported through the returned promise, never thrown synchronously. */
+  send(data: Uint8Array, to: SocketAddress): Promise<void>;
+  /** Stop receiving and release the socket. Idempotent. */
+  close(): void;
+}
+
+/** Options of {@linkcode NetBackend.bindUdp}. */
+export interface BindUdpOptions {
+  /** Address to bind. */
+  readonly hostname: string;
+  /** Port to bind; 0 picks a free port. */
+  readonly port: number;
+}
+
+/** An append-only file handle, for logs and write-ahead logs. */
+export interface AppendFile {
+  /** Append all of `data`. Resolves once the runtime has written every byte (not necessarily synced). */
+  write(data: Uint8Array): Promise<void>;
+  /** fdatasync: resolves once written data is durable. */
+  sync(): Promise<void>;
+  /** Close the handle. Idempotent. */
+  close(): void;
+}
+
+/** The file-system facilities the framework needs (logs, registry durability). Paths are plain strings. */
+export interface FileSystemBackend {
+  /** Open `path` for appending, creating it if missing. */
+  openAppend(path: string): Promise<AppendFile>;
+  /** Read a whole file; rejects with an error whose `name` is `"NotFound"` when it is missing. */
+  readFile(path: string): Promise<Uint8Array>;
+  /** Write a whole file (create or truncate), then sync it. */
+  writeFile(path: string, data: Uint8Array): Promise<void>;
+  /** Atomically rename. */
+  rename(from: string, to: string): Promise<void>;
+  /** Remove a file; no error when it is missing. */
+  remove(path: string): Promise<void>;
+  /** Create a directory and its parents; no error when it exists. */
+  mkdir(path: string): Promise<void>;
+  /** Names of the entries of a directory; an empty list when it is missing. */
+  readDir(path: string): Promise<string[]>;
+}
+
+/** The parent's side of a worker started by {@linkcode WorkerBackend.spawn}. */
+export interface WorkerHandle {
+  /** Send a structured-cloneable message to the worker. */
+  postMessage(message: unknown): void;
+  /** Receive messages from the worker. */
+  onMessage(handler: (message: unknown) => void): void;
+  /** Called when the worker throws an uncaught error. */
+  onError(handler: (error: Error) => void): void;
+  /** Stop the worker now. */
+  terminate(): void;
+}
+
+/** The worker's side of the channel to its parent, from {@linkcode WorkerBackend.parentPort}. */
+export interface ParentPort {
+  /** Send a structured-cloneable message to the parent. */
+  postMessage(message: unknown): void;
+  /** Receive messages from the parent. */
+  onMessage(handler: (message: unknown) => void): void;
+  /** Stop this worker from the inside (ends its isolate). */
+  close(): void;
+}
+
+/** Workers: muduo's threads. A socket cannot move between isolates; each Worker runs its own EventLoop. */
+export interface WorkerBackend {
+  /** Start a module worker running `moduleUrl` (an ES module URL). */
+  spawn(moduleUrl: string, options?: { readonly name?: string }): WorkerHandle;
+  /** The parent port when this code runs inside a worker, else `undefined`. */
+  parentPort(): ParentPort | undefined;
+}
+
+/** Process-level facilities for command-line programs (servers, CLIs, examples). */
+export interface ProcessBackend {
+  /** Command-line arguments after the script. */
+  args(): string[];
+  /** An environment variable, or `undefined`. */
+  env(name: string): string | undefined;
+  /** Exit the process. */
+  exit(code: number): never;
+  /** Run `handler` on SIGINT/SIGTERM; returns a function that removes it. */
+  onSignal(signal: "SIGINT" | "SIGTERM", handler: () => void): () => void;
+  /** Write text to stderr synchronously (used by the Logger's default output). */
+  writeStderr(text: string): void;
+  /** Write text to stdout synchronously. */
+  writeStdout(text: string): void;
+  /** Lines of standard input, for interactive shells. */
+  stdinLines(): AsyncIterable<string>;
+  /** The process id. */
+  readonly pid: number;
+}
+
+/**
+ * Everything a runtime provides to the framework. One object per runtime; pass it to `EventLoop` to override
+ * the default.
+ */
+export interface NetBackend {
+  /** Which runtime this backend drives. */
+  readonly name: "deno" | "node" | "bun";
+  /** Whether `listen({ reusePort: true })` works here (Linux Deno with --unstable-net; Node >= 22.12; Bun). */
+  readonly supportsReusePort: boolean;
+  /** Open a listening TCP socket. */
+  listen(options: ListenOptions): Promise<RawListener>;
+  /** Connect a TCP socket. Rejects with the runtime's error (its `name` or `code` says ECONNREFUSED etc). */
+  connect(options: ConnectOptions): Promise<RawSocket>;
+  /** Bind a UDP socket. */
+  bindUdp(options: BindUdpOptions): Promise<RawUdpSocket>;
+  /** Files. */
+  readonly fs: FileSystemBackend;
+  /** Workers. */
+  readonly workers: WorkerBackend;
+  /** The process. */
+  readonly process: ProcessBackend;
+}

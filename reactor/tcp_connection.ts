@@ -1,0 +1,331 @@
+/**
+ * One TCP connection, for both servers and clients: muduo's TcpConnection, with its state machine, its input and
+ * output Buffers, the high-water mark, write-complete, shutdown after drain and read pause/resume.
+ *
+ * @module
+ */
+
+import type { RawSocket } from "./backend/net_backend.ts";
+import { Buffer } from "./buffer.ts";
+import type {
+  CloseCallback,
+  ConnectionCallback,
+  HighWaterMarkCallback,
+  MessageCallback,
+  WriteCompleteCallback,
+} from "./callbacks.ts";
+import { defaultConnectionCallback, defaultMessageCallback } from "./_default_callbacks.ts";
+import type { EventLoop } from "./event_loop.ts";
+import { InetAddress } from "./inet_address.ts";
+import { getLogger } from "./logger.ts";
+
+/** The states of a {@linkcode TcpConnection}: connecting → connected → disconnecting → disconnected. */
+export const TcpConnectionState = {
+  CONNECTING: "connecting",
+  CONNECTED: "connected",
+  DISCONNECTING: "disconnecting",
+  DISCONNECTED: "disconnected",
+} as const;
+
+/** One of the {@linkcode TcpConnectionState} values. */
+export type TcpConnectionState = typeof TcpConnectionState[keyof typeof TcpConnectionState];
+
+/** The default high-water mark: 64 MiB waiting to be sent, as muduo. */
+export const DEFAULT_HIGH_WATER_MARK = 64 * 1024 * 1024;
+
+/**
+ * A TCP connection. TcpServer and TcpClient create them; users get them in callbacks and call `send`,
+ * `shutdown`, `forceClose`, `startRead`/`stopRead`.
+ *
+ * Ownership: the connection owns its RawSocket and closes it exactly once. Its owner (the server or client) keeps
+ * it in a table from `connectEstablished` until the close callback.
+ *
+ * Sending never blocks and never fails synchronously: bytes are copied into the output buffer and handed to the
+ * kernel one batch at a time (everything sent while a write is in flight goes out together in the next one).
+ */
+export class TcpConnection {
+  /** The loop this connection belongs to. */
+  readonly loop: EventLoop;
+  /** Unique name, `server-ip:port#N` on servers. */
+  readonly name: string;
+  /** Local end. */
+  readonly localAddress: InetAddress;
+  /** Remote end. */
+  readonly peerAddress: InetAddress;
+
+  #socket: RawSocket;
+  #state: TcpConnectionState = TcpConnectionState.CONNECTING;
+  #reading = false;
+  #inputBuffer = new Buffer();
+  // Double buffering: `#outputBuffer` collects sends while `#writingBuffer` is in flight, so the bytes the kernel
+  // is reading are never moved by compaction or growth.
+  #outputBuffer = new Buffer();
+  #writingBuffer = new Buffer();
+  #writeInFlight = false;
+  #highWaterMark = DEFAULT_HIGH_WATER_MARK;
+  #peerClosed = false;
+  #closeHandled = false;
+  #bytesReceived = 0;
+  #bytesSent = 0;
+  #context: unknown = undefined;
+
+  #connectionCallback: ConnectionCallback = defaultConnectionCallback;
+  #messageCallback: MessageCallback = defaultMessageCallback;
+  #writeCompleteCallback: WriteCompleteCallback | undefined;
+  #highWaterMarkCallback: HighWaterMarkCallback | undefined;
+  #closeCallback: CloseCallback | undefined;
+
+  /**
+   * Wrap a connected socket. Called by TcpServer and TcpClient, not by users. Nothing is read until
+   * {@linkcode TcpConnection.connectEstablished}.
+   */
+  constructor(loop: EventLoop, name: string, socket: RawSocket) {
+    this.loop = loop;
+    this.name = name;
+    this.#socket = socket;
+    this.localAddress = new InetAddress(socket.localAddress.hostname, socket.localAddress.port);
+    this.peerAddress = new InetAddress(socket.remoteAddress.hostname, socket.remoteAddress.port);
+  }
+
+  /** The current state. */
+  get state(): TcpConnectionState {
+    return this.#state;
+  }
+
+  /** Whether the connection is up (sending is possible). */
+  get connected(): boolean {
+    return this.#state === TcpConnectionState.CONNECTED;
+  }
+
+  /** Whether the connection is down. */
+  get disconnected(): boolean {
+    return this.#state === TcpConnectionState.DISCONNECTED;
+  }
+
+  /** Whether reading is on (see {@linkcode TcpConnection.stopRead}). */
+  get reading(): boolean {
+    return this.#reading;
+  }
+
+  /** Received bytes not yet retrieved by the message callback. */
+  get inputBuffer(): Buffer {
+    return this.#inputBuffer;
+  }
+
+  /** Bytes accepted by `send` and not yet handed to the kernel, including the write in flight. */
+  get pendingBytes(): number {
+    return this.#outputBuffer.readableBytes + this.#writingBuffer.readableBytes;
+  }
+
+  /** Total bytes received. */
+  get bytesReceived(): number {
+    return this.#bytesReceived;
+  }
+
+  /** Total bytes handed to the kernel. */
+  get bytesSent(): number {
+    return this.#bytesSent;
+  }
+
+  /** Whatever the user attaches to the connection (muduo's context), such as a codec's per-connection state. */
+  get context(): unknown {
+    return this.#context;
+  }
+
+  set context(value: unknown) {
+    this.#context = value;
+  }
+
+  /** Set the callback for connection up and down. */
+  setConnectionCallback(callback: ConnectionCallback): void {
+    this.#connectionCallback = callback;
+  }
+
+  /** Set the callback for arriving bytes. */
+  setMessageCallback(callback: MessageCallback): void {
+    this.#messageCallback = callback;
+  }
+
+  /** Set the callback for when the output has drained. */
+  setWriteCompleteCallback(callback: WriteCompleteCallback | undefined): void {
+    this.#writeCompleteCallback = callback;
+  }
+
+  /**
+   * Set the callback for when pending output rises past `highWaterMark` bytes; it fires once per crossing.
+   * @param highWaterMark Bytes; default {@linkcode DEFAULT_HIGH_WATER_MARK}.
+   */
+  setHighWaterMarkCallback(callback: HighWaterMarkCallback | undefined, highWaterMark = DEFAULT_HIGH_WATER_MARK): void {
+    if (!Number.isInteger(highWaterMark) || highWaterMark <= 0) {
+      throw new RangeError(
+        `Cannot set high-water mark as 'highWaterMark' must be a positive integer: current value is ${highWaterMark}`,
+      );
+    }
+    this.#highWaterMarkCallback = callback;
+    this.#highWaterMark = highWaterMark;
+  }
+
+  /** Internal: set by the owner (TcpServer, TcpClient) to learn that the connection has closed. */
+  setCloseCallback(callback: CloseCallback): void {
+    this.#closeCallback = callback;
+  }
+
+  /**
+   * Send bytes (strings as UTF-8; a Buffer's readable bytes, which are then retrieved). Ignored with a log line
+   * once the connection is not connected, as muduo does.
+   */
+  send(data: Uint8Array | string | Buffer): void {
+    if (this.#state !== TcpConnectionState.CONNECTED) {
+      getLogger().warn(`TcpConnection ${this.name} is ${this.#state}, giving up writing`);
+      return;
+    }
+    const before = this.pendingBytes;
+    if (data instanceof Buffer) {
+      this.#outputBuffer.append(data.peek());
+      data.retrieveAll();
+    } else {
+      this.#outputBuffer.append(data);
+    }
+    const after = this.pendingBytes;
+    if (after >= this.#highWaterMark && before < this.#highWaterMark && this.#highWaterMarkCallback !== undefined) {
+      const callback = this.#highWaterMarkCallback;
+      this.loop.queueInLoop(() => callback(this, after));
+    }
+    if (!this.#writeInFlight) this.#flush();
+  }
+
+  /** Close the write side once everything sent so far has been written (the peer reads to the end). */
+  shutdown(): void {
+    if (this.#state !== TcpConnectionState.CONNECTED) return;
+    this.#state = TcpConnectionState.DISCONNECTING;
+    if (!this.#writeInFlight && this.pendingBytes === 0) this.#socket.shutdownWrite();
+  }
+
+  /** Close now, dropping unsent output. The connection callback reports the close. */
+  forceClose(): void {
+    if (this.#state === TcpConnectionState.DISCONNECTED) return;
+    this.#state = TcpConnectionState.DISCONNECTING;
+    this.#socket.close();
+  }
+
+  /** Close after `delayMs` unless the connection has closed by then. */
+  forceCloseWithDelay(delayMs: number): void {
+    if (this.#state === TcpConnectionState.DISCONNECTED) return;
+    this.loop.runAfter(delayMs, () => this.forceClose());
+  }
+
+  /** Disable or enable Nagle's algorithm. */
+  setTcpNoDelay(enabled: boolean): void {
+    this.#socket.setNoDelay(enabled);
+  }
+
+  /** Set SO_KEEPALIVE. */
+  setKeepAlive(enabled: boolean): void {
+    this.#socket.setKeepAlive(enabled);
+  }
+
+  /** Resume reading after {@linkcode TcpConnection.stopRead}. */
+  startRead(): void {
+    if (this.#reading || this.#state === TcpConnectionState.DISCONNECTED) return;
+    this.#reading = true;
+    this.#socket.resumeReading();
+  }
+
+  /** Stop reading (back-pressure); bytes already received may still be delivered once. */
+  stopRead(): void {
+    if (!this.#reading) return;
+    this.#reading = false;
+    this.#socket.pauseReading();
+  }
+
+  /** Internal: called once by the owner when it has registered the connection. Starts reading. */
+  connectEstablished(): void {
+    if (this.#state !== TcpConnectionState.CONNECTING) {
+      throw new TypeError(`Cannot establish connection ${this.name} as it is ${this.#state}`);
+    }
+    this.#state = TcpConnectionState.CONNECTED;
+    this.#reading = true;
+    this.#socket.start({
+      onData: (chunk) => this.#handleRead(chunk),
+      onEnd: () => this.#handlePeerEnd(),
+      onError: (error) => this.#handleError(error),
+      onClose: () => this.#handleClose(),
+    });
+    this.#connectionCallback(this);
+  }
+
+  #handleRead(chunk: Uint8Array): void {
+    if (this.#state === TcpConnectionState.DISCONNECTED) return;
+    this.#bytesReceived += chunk.length;
+    this.#inputBuffer.append(chunk);
+    try {
+      this.#messageCallback(this, this.#inputBuffer, this.loop.now());
+    } catch (error) {
+      // A throwing handler is a bug in one connection's handling; the rest of the server keeps serving.
+      getLogger().error(`Message callback of ${this.name} threw; closing the connection`, { error });
+      this.forceClose();
+    }
+  }
+
+  #handlePeerEnd(): void {
+    // muduo closes on read() == 0. Waiting for pending output first lets a peer that half-closes after its last
+    // request still receive the full reply.
+    this.#peerClosed = true;
+    if (this.#writeInFlight || this.pendingBytes > 0) {
+      if (this.#state === TcpConnectionState.CONNECTED) this.#state = TcpConnectionState.DISCONNECTING;
+      return;
+    }
+    this.#socket.close();
+  }
+
+  #handleError(error: Error): void {
+    getLogger().debug(`TcpConnection ${this.name} error: ${error.message}`);
+  }
+
+  #handleClose(): void {
+    if (this.#closeHandled) return;
+    this.#closeHandled = true;
+    this.#state = TcpConnectionState.DISCONNECTED;
+    this.#reading = false;
+    this.#outputBuffer.retrieveAll();
+    this.#writingBuffer.retrieveAll();
+    this.#connectionCallback(this);
+    this.#closeCallback?.(this);
+  }
+
+  #flush(): void {
+    if (this.#outputBuffer.readableBytes === 0) return;
+    const swap = this.#writingBuffer;
+    this.#writingBuffer = this.#outputBuffer;
+    this.#outputBuffer = swap;
+    this.#writeInFlight = true;
+    const chunk = this.#writingBuffer.peek();
+    this.#socket.write(chunk, (error) => this.#handleWriteDone(chunk.length, error));
+  }
+
+  #handleWriteDone(length: number, error?: Error): void {
+    this.#writeInFlight = false;
+    if (error !== undefined) {
+      getLogger().debug(`TcpConnection ${this.name} write error: ${error.message}`);
+      this.#socket.close();
+      return;
+    }
+    this.#bytesSent += length;
+    this.#writingBuffer.retrieveAll();
+    if (this.#state === TcpConnectionState.DISCONNECTED) return;
+    if (this.#outputBuffer.readableBytes > 0) {
+      this.#flush();
+      return;
+    }
+    // Drained.
+    if (this.#writeCompleteCallback !== undefined) {
+      const callback = this.#writeCompleteCallback;
+      this.loop.queueInLoop(() => callback(this));
+    }
+    if (this.#peerClosed) {
+      this.#socket.close();
+    } else if (this.#state === TcpConnectionState.DISCONNECTING) {
+      this.#socket.shutdownWrite();
+    }
+  }
+}

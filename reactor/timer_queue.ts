@@ -1,0 +1,279 @@
+/**
+ * The timer queue: muduo's timerfd-backed TimerQueue, carried over as a min-heap of timers armed with ONE host
+ * timer for the earliest expiry, so 100k timers (sessions, call deadlines) cost one `setTimeout`.
+ *
+ * @module
+ */
+
+/** Identifies a timer for {@linkcode TimerQueue.cancel}. Ids are never reused within a queue. */
+export type TimerId = number;
+
+/** A function run when a timer expires. */
+export type TimerCallback = () => void;
+
+/**
+ * The host's one-shot timer, injectable so tests can count how many are armed. The default uses the global
+ * `setTimeout`/`clearTimeout`, which every runtime has.
+ */
+export interface HostTimer {
+  /** Arm a one-shot timer firing `callback` after `delayMs`. */
+  set(callback: () => void, delayMs: number): unknown;
+  /** Disarm a timer returned by `set`. */
+  clear(handle: unknown): void;
+}
+
+/** The global `setTimeout`/`clearTimeout` as a {@linkcode HostTimer}. */
+export const globalHostTimer: HostTimer = {
+  set: (callback, delayMs) => setTimeout(callback, delayMs),
+  clear: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
+
+/** Options of {@linkcode TimerQueue}. */
+export interface TimerQueueOptions {
+  /**
+   * The host timer used to wake up for the earliest expiry.
+   * @default {globalHostTimer}
+   */
+  hostTimer?: HostTimer;
+  /**
+   * The monotonic clock, in milliseconds.
+   * @default {() => performance.now()}
+   */
+  nowMs?: () => number;
+  /**
+   * Called with whatever a timer callback throws; the queue keeps running.
+   * @default {rethrows asynchronously, so the runtime reports it}
+   */
+  onError?: (error: unknown) => void;
+}
+
+interface Timer {
+  readonly id: TimerId;
+  readonly sequence: number;
+  when: number;
+  readonly intervalMs: number;
+  readonly callback: TimerCallback;
+  /** Position in the heap array, or -1 when not queued (cancelled, or running as a one-shot). */
+  heapIndex: number;
+}
+
+/**
+ * A min-heap of timers ordered by expiry time (ties fire in the order they were added).
+ *
+ * Not thread-safe in muduo's sense: use it from the isolate that created it (there is no other way in JS).
+ *
+ * @example Run a callback after a delay
+ * ```ts
+ * import { TimerQueue } from "./timer_queue.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const queue = new TimerQueue();
+ * const fired = await new Promise<string>((resolve) => queue.add(() => resolve("fired"), 5));
+ * assert.equal(fired, "fired");
+ * assert.equal(queue.size, 0);
+ * ```
+ */
+export class TimerQueue {
+  #heap: Timer[] = [];
+  #byId = new Map<TimerId, Timer>();
+  #nextId = 1;
+  #nextSequence = 0;
+  #hostTimer: HostTimer;
+  #nowMs: () => number;
+  #onError: (error: unknown) => void;
+  #armedHandle: unknown = undefined;
+  #armedWhen = Infinity;
+  #running: Timer | undefined;
+  #runningCancelled = false;
+
+  /** Create an empty queue; nothing is armed until the first timer is added. */
+  constructor(options: TimerQueueOptions = {}) {
+    this.#hostTimer = options.hostTimer ?? globalHostTimer;
+    this.#nowMs = options.nowMs ?? (() => performance.now());
+    this.#onError = options.onError ?? ((error) => queueMicrotask(() => {
+      throw error;
+    }));
+  }
+
+  /** The number of pending timers. */
+  get size(): number {
+    return this.#heap.length;
+  }
+
+  /** Whether a host timer is currently armed (at most one ever is). */
+  get armed(): boolean {
+    return this.#armedHandle !== undefined;
+  }
+
+  /**
+   * Run `callback` after `delayMs` milliseconds, then every `intervalMs` if it is greater than 0.
+   *
+   * @param callback The function to run.
+   * @param delayMs Milliseconds from now; negative values count as 0.
+   * @param intervalMs Repeat period in milliseconds; 0 for a one-shot timer.
+   * @returns The timer's id, for {@linkcode TimerQueue.cancel}.
+   */
+  add(callback: TimerCallback, delayMs: number, intervalMs = 0): TimerId {
+    if (!Number.isFinite(delayMs)) {
+      throw new RangeError(`Cannot add timer as 'delayMs' must be a finite number: current value is ${delayMs}`);
+    }
+    if (!Number.isFinite(intervalMs) || intervalMs < 0) {
+      throw new RangeError(
+        `Cannot add timer as 'intervalMs' must be a finite number >= 0: current value is ${intervalMs}`,
+      );
+    }
+    const timer: Timer = {
+      id: this.#nextId++,
+      sequence: this.#nextSequence++,
+      when: this.#nowMs() + Math.max(0, delayMs),
+      intervalMs,
+      callback,
+      heapIndex: -1,
+    };
+    this.#byId.set(timer.id, timer);
+    this.#push(timer);
+    this.#arm();
+    return timer.id;
+  }
+
+  /**
+   * Cancel a timer. Cancelling an expired, already-cancelled or unknown id does nothing; a repeating timer may
+   * cancel itself from its own callback.
+   *
+   * @returns Whether a pending timer was cancelled.
+   */
+  cancel(id: TimerId): boolean {
+    const timer = this.#byId.get(id);
+    if (timer === undefined) return false;
+    this.#byId.delete(id);
+    if (timer === this.#running) {
+      this.#runningCancelled = true;
+      return true;
+    }
+    if (timer.heapIndex >= 0) this.#removeAt(timer.heapIndex);
+    if (this.#heap.length === 0) this.#disarm();
+    // A host timer armed for an earlier root stays armed: it wakes up, finds nothing due and re-arms. That is
+    // cheaper than re-arming on every cancel, which heartbeat resets do constantly.
+    return true;
+  }
+
+  /** Cancel every timer and disarm the host timer. The queue stays usable. */
+  clear(): void {
+    for (const timer of this.#heap) timer.heapIndex = -1;
+    this.#heap = [];
+    this.#byId.clear();
+    if (this.#running !== undefined) this.#runningCancelled = true;
+    this.#disarm();
+  }
+
+  #arm(): void {
+    const root = this.#heap[0];
+    if (root === undefined) {
+      this.#disarm();
+      return;
+    }
+    if (this.#armedHandle !== undefined && this.#armedWhen <= root.when) return;
+    this.#disarm();
+    this.#armedWhen = root.when;
+    const delayMs = Math.max(0, root.when - this.#nowMs());
+    this.#armedHandle = this.#hostTimer.set(() => this.#handleExpiry(), delayMs);
+  }
+
+  #disarm(): void {
+    if (this.#armedHandle === undefined) return;
+    this.#hostTimer.clear(this.#armedHandle);
+    this.#armedHandle = undefined;
+    this.#armedWhen = Infinity;
+  }
+
+  #handleExpiry(): void {
+    this.#armedHandle = undefined;
+    this.#armedWhen = Infinity;
+    // Timers that are due now run in this round; those added by callbacks run in a later round even when their
+    // delay is 0, so a callback that re-adds itself cannot starve I/O.
+    const now = this.#nowMs();
+    const due: Timer[] = [];
+    while (this.#heap.length > 0 && this.#heap[0]!.when <= now) {
+      due.push(this.#removeAt(0));
+    }
+    for (const timer of due) {
+      if (!this.#byId.has(timer.id)) continue; // cancelled by an earlier callback of this round
+      this.#running = timer;
+      this.#runningCancelled = false;
+      try {
+        timer.callback();
+      } catch (error) {
+        this.#onError(error);
+      }
+      this.#running = undefined;
+      if (timer.intervalMs > 0 && !this.#runningCancelled) {
+        timer.when = now + timer.intervalMs;
+        this.#push(timer);
+      } else if (!this.#runningCancelled) {
+        this.#byId.delete(timer.id);
+      }
+    }
+    this.#arm();
+  }
+
+  // --- the heap: an array with each timer remembering its index, so cancel is O(log n) ---
+
+  #less(a: Timer, b: Timer): boolean {
+    return a.when < b.when || (a.when === b.when && a.sequence < b.sequence);
+  }
+
+  #push(timer: Timer): void {
+    timer.heapIndex = this.#heap.length;
+    this.#heap.push(timer);
+    this.#siftUp(timer.heapIndex);
+  }
+
+  #removeAt(index: number): Timer {
+    const heap = this.#heap;
+    const removed = heap[index]!;
+    const last = heap.pop()!;
+    if (index < heap.length) {
+      heap[index] = last;
+      last.heapIndex = index;
+      this.#siftDown(index);
+      this.#siftUp(last.heapIndex);
+    }
+    removed.heapIndex = -1;
+    return removed;
+  }
+
+  #siftUp(index: number): void {
+    const heap = this.#heap;
+    const timer = heap[index]!;
+    while (index > 0) {
+      const parentIndex = (index - 1) >> 1;
+      const parent = heap[parentIndex]!;
+      if (!this.#less(timer, parent)) break;
+      heap[index] = parent;
+      parent.heapIndex = index;
+      index = parentIndex;
+    }
+    heap[index] = timer;
+    timer.heapIndex = index;
+  }
+
+  #siftDown(index: number): void {
+    const heap = this.#heap;
+    const length = heap.length;
+    const timer = heap[index]!;
+    for (;;) {
+      const left = 2 * index + 1;
+      if (left >= length) break;
+      const right = left + 1;
+      let child = left;
+      if (right < length && this.#less(heap[right]!, heap[left]!)) child = right;
+      const smaller = heap[child]!;
+      if (!this.#less(smaller, timer)) break;
+      heap[index] = smaller;
+      smaller.heapIndex = index;
+      index = child;
+    }
+    heap[index] = timer;
+    timer.heapIndex = index;
+  }
+}

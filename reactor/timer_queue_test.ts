@@ -1,0 +1,165 @@
+import assert from "node:assert/strict";
+import { type HostTimer, TimerQueue } from "./timer_queue.ts";
+
+/** A host timer that records how many host timers are armed at once, over the real setTimeout. */
+function countingHostTimer(): HostTimer & { readonly maxArmed: number; readonly armed: number; readonly sets: number } {
+  let armed = 0;
+  let maxArmed = 0;
+  let sets = 0;
+  const live = new Set<ReturnType<typeof setTimeout>>();
+  return {
+    set(callback, delayMs) {
+      sets++;
+      armed++;
+      maxArmed = Math.max(maxArmed, armed);
+      const handle = setTimeout(() => {
+        live.delete(handle);
+        armed--;
+        callback();
+      }, delayMs);
+      live.add(handle);
+      return handle;
+    },
+    clear(handle) {
+      if (live.delete(handle as ReturnType<typeof setTimeout>)) armed--;
+      clearTimeout(handle as ReturnType<typeof setTimeout>);
+    },
+    get maxArmed() {
+      return maxArmed;
+    },
+    get armed() {
+      return armed;
+    },
+    get sets() {
+      return sets;
+    },
+  };
+}
+
+function until(condition: () => boolean, timeoutMs = 2000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const poll = () => {
+      if (condition()) resolve();
+      else if (performance.now() > deadline) reject(new Error(`Condition not met within ${timeoutMs} ms`));
+      else setTimeout(poll, 2);
+    };
+    poll();
+  });
+}
+
+Deno.test("TimerQueue fires timers in expiry order, ties in insertion order", async () => {
+  const queue = new TimerQueue();
+  const fired: string[] = [];
+  queue.add(() => fired.push("c30"), 30);
+  queue.add(() => fired.push("a10"), 10);
+  queue.add(() => fired.push("b20"), 20);
+  queue.add(() => fired.push("a10-second"), 10);
+  queue.add(() => fired.push("zero"), 0);
+  await until(() => fired.length === 5);
+  assert.deepEqual(fired, ["zero", "a10", "a10-second", "b20", "c30"]);
+  assert.equal(queue.size, 0);
+  assert.equal(queue.armed, false);
+});
+
+Deno.test("TimerQueue does not fire a timer before its delay", async () => {
+  const queue = new TimerQueue();
+  const start = performance.now();
+  let firedAt = 0;
+  queue.add(() => firedAt = performance.now(), 40);
+  await until(() => firedAt > 0);
+  assert.ok(firedAt - start >= 39, `fired after ${firedAt - start} ms`);
+});
+
+Deno.test("TimerQueue cancel stops a pending timer and leaves no host timer armed", async () => {
+  const host = countingHostTimer();
+  const queue = new TimerQueue({ hostTimer: host });
+  let fired = false;
+  const id = queue.add(() => fired = true, 10);
+  assert.equal(queue.cancel(id), true);
+  assert.equal(queue.cancel(id), false);
+  assert.equal(queue.cancel(12345), false);
+  assert.equal(queue.size, 0);
+  assert.equal(host.armed, 0);
+  await new Promise((resolve) => setTimeout(resolve, 25));
+  assert.equal(fired, false);
+});
+
+Deno.test("TimerQueue cancel of one timer keeps the others", async () => {
+  const queue = new TimerQueue();
+  const fired: number[] = [];
+  const ids = [1, 2, 3, 4, 5].map((n) => queue.add(() => fired.push(n), n * 3));
+  queue.cancel(ids[0]!);
+  queue.cancel(ids[2]!);
+  await until(() => fired.length === 3);
+  assert.deepEqual(fired, [2, 4, 5]);
+});
+
+Deno.test("TimerQueue runs a repeating timer until it cancels itself", async () => {
+  const queue = new TimerQueue();
+  let count = 0;
+  const id = queue.add(() => {
+    count++;
+    if (count === 4) queue.cancel(id);
+  }, 5, 5);
+  await until(() => count === 4);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(count, 4);
+  assert.equal(queue.size, 0);
+  assert.equal(queue.armed, false);
+});
+
+Deno.test("TimerQueue keeps running when a callback throws", async () => {
+  const errors: unknown[] = [];
+  const queue = new TimerQueue({ onError: (error) => errors.push(error) });
+  let after = false;
+  queue.add(() => {
+    throw new Error("boom");
+  }, 1);
+  queue.add(() => after = true, 2);
+  await until(() => after);
+  assert.equal(errors.length, 1);
+  assert.match(String(errors[0]), /boom/);
+});
+
+Deno.test("TimerQueue runs 10,000 timers with one host timer armed at a time", async () => {
+  const host = countingHostTimer();
+  // Freeze the clock while adding, so every timer's expiry is exactly start + delay and the order is known.
+  let frozenMs: number | undefined = performance.now();
+  const queue = new TimerQueue({ hostTimer: host, nowMs: () => frozenMs ?? performance.now() });
+  const fired: number[] = [];
+  const count = 10_000;
+  // Delays in a scrambled order, so the heap does real work; the expected order is by delay, then insertion.
+  const delays = Array.from({ length: count }, (_, i) => (i * 7919) % 50);
+  delays.forEach((delay, i) => queue.add(() => fired.push(i), delay));
+  frozenMs = undefined;
+  assert.equal(queue.size, count);
+  assert.equal(host.maxArmed, 1);
+  await until(() => fired.length === count, 5000);
+  assert.equal(host.maxArmed, 1);
+  assert.ok(host.sets < 200, `armed the host timer ${host.sets} times for ${count} timers`);
+  const expected = delays.map((delay, i) => ({ delay, i })).sort((a, b) => a.delay - b.delay || a.i - b.i);
+  // Timers due in the same wake-up run in heap order, which is exactly (delay, insertion).
+  assert.deepEqual(fired, expected.map((e) => e.i));
+  assert.equal(host.armed, 0);
+});
+
+Deno.test("TimerQueue cancel of 100,000 timers is fast (indexed heap)", () => {
+  const queue = new TimerQueue();
+  const ids: number[] = [];
+  const start = performance.now();
+  for (let i = 0; i < 100_000; i++) ids.push(queue.add(() => {}, 60_000 + (i % 1000)));
+  for (let i = ids.length - 1; i >= 0; i -= 2) queue.cancel(ids[i]!);
+  assert.equal(queue.size, 50_000);
+  queue.clear();
+  assert.equal(queue.size, 0);
+  assert.equal(queue.armed, false);
+  const elapsedMs = performance.now() - start;
+  assert.ok(elapsedMs < 2000, `took ${elapsedMs} ms`);
+});
+
+Deno.test("TimerQueue rejects non-finite delays with a RangeError naming the option", () => {
+  const queue = new TimerQueue();
+  assert.throws(() => queue.add(() => {}, NaN), { name: "RangeError", message: /'delayMs'.*NaN/ });
+  assert.throws(() => queue.add(() => {}, 1, -5), { name: "RangeError", message: /'intervalMs'.*-5/ });
+});
