@@ -90,9 +90,10 @@ export class TimerQueue {
   constructor(options: TimerQueueOptions = {}) {
     this.#hostTimer = options.hostTimer ?? globalHostTimer;
     this.#nowMs = options.nowMs ?? (() => performance.now());
-    this.#onError = options.onError ?? ((error) => queueMicrotask(() => {
-      throw error;
-    }));
+    this.#onError = options.onError ?? ((error) =>
+      queueMicrotask(() => {
+        throw error;
+      }));
   }
 
   /** The number of pending timers. */

@@ -98,10 +98,14 @@ Deno.test("TimerQueue cancel of one timer keeps the others", async () => {
 Deno.test("TimerQueue runs a repeating timer until it cancels itself", async () => {
   const queue = new TimerQueue();
   let count = 0;
-  const id = queue.add(() => {
-    count++;
-    if (count === 4) queue.cancel(id);
-  }, 5, 5);
+  const id = queue.add(
+    () => {
+      count++;
+      if (count === 4) queue.cancel(id);
+    },
+    5,
+    5,
+  );
   await until(() => count === 4);
   await new Promise((resolve) => setTimeout(resolve, 20));
   assert.equal(count, 4);

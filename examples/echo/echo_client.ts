@@ -4,7 +4,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { type Buffer, EventLoop, InetAddress, type TcpConnection, TcpClient } from "../../reactor/mod.ts";
+import { type Buffer, EventLoop, InetAddress, TcpClient, type TcpConnection } from "../../reactor/mod.ts";
 
 /** Sends `count` lines, collects the echoes, and resolves with them once all have come back. */
 export class EchoClient {
@@ -33,7 +33,9 @@ export class EchoClient {
   #onConnection(connection: TcpConnection): void {
     if (!connection.connected) {
       if (this.#received.length < this.#lines.length) {
-        this.#done.reject(new Error(`Connection closed after ${this.#received.length} of ${this.#lines.length} echoes`));
+        this.#done.reject(
+          new Error(`Connection closed after ${this.#received.length} of ${this.#lines.length} echoes`),
+        );
       }
       return;
     }
@@ -54,10 +56,18 @@ export class EchoClient {
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
-    options: { host: { type: "string", default: "127.0.0.1" }, port: { type: "string", default: "2007" }, count: { type: "string", default: "5" } },
+    options: {
+      host: { type: "string", default: "127.0.0.1" },
+      port: { type: "string", default: "2007" },
+      count: { type: "string", default: "5" },
+    },
   });
   const lines = Array.from({ length: Number(values.count) }, (_, i) => `hello #${i + 1} from the echo client`);
-  const client = new EchoClient(EventLoop.current(), new InetAddress(values.host, Number(values.port)), lines, (line) =>
-    console.log(`echoed: ${line}`));
+  const client = new EchoClient(
+    EventLoop.current(),
+    new InetAddress(values.host, Number(values.port)),
+    lines,
+    (line) => console.log(`echoed: ${line}`),
+  );
   await client.run();
 }

@@ -54,7 +54,11 @@ function onMessage(connection: TcpConnection, buffer: Buffer, _receiveTimeMs: nu
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
-    options: { host: { type: "string", default: "127.0.0.1" }, port: { type: "string", default: "2007" }, threads: { type: "string", default: "0" } },
+    options: {
+      host: { type: "string", default: "127.0.0.1" },
+      port: { type: "string", default: "2007" },
+      threads: { type: "string", default: "0" },
+    },
   });
   const loop = EventLoop.current();
   const server = new EchoServer(loop, new InetAddress(values.host, Number(values.port)));

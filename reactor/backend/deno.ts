@@ -1,0 +1,419 @@
+/**
+ * The Deno backend: `Deno.listen`/`Deno.connect` (one reusable 64 KiB read buffer per socket, no extra promise
+ * layers on the hot path), `Deno.listenDatagram`, Deno's file API, module Workers and the Deno process.
+ *
+ * @module
+ */
+
+import type {
+  AppendFile,
+  BindUdpOptions,
+  ConnectOptions,
+  DatagramHandler,
+  FileSystemBackend,
+  ListenOptions,
+  NetBackend,
+  ParentPort,
+  ProcessBackend,
+  RawListener,
+  RawSocket,
+  RawSocketHandlers,
+  RawUdpSocket,
+  SocketAddress,
+  WorkerBackend,
+  WorkerHandle,
+} from "./net_backend.ts";
+
+const READ_BUFFER_BYTES = 64 * 1024;
+
+function toSocketAddress(addr: Deno.Addr): SocketAddress {
+  const net = addr as Deno.NetAddr;
+  return { hostname: net.hostname, port: net.port };
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+/** A Deno TCP connection behind the RawSocket contract. */
+class DenoTcpSocket implements RawSocket {
+  readonly localAddress: SocketAddress;
+  readonly remoteAddress: SocketAddress;
+  readonly #conn: Deno.TcpConn;
+  // One buffer per socket, reused for every read: the receiver copies what it keeps (the contract says so).
+  readonly #readBuffer = new Uint8Array(READ_BUFFER_BYTES);
+  #handlers: RawSocketHandlers | undefined;
+  #paused = false;
+  #readLoopRunning = false;
+  #ended = false;
+  #closed = false;
+  #writesInFlight = 0;
+  #shutdownPending = false;
+  #closeReported = false;
+
+  constructor(conn: Deno.TcpConn) {
+    this.#conn = conn;
+    this.localAddress = toSocketAddress(conn.localAddr);
+    this.remoteAddress = toSocketAddress(conn.remoteAddr);
+  }
+
+  start(handlers: RawSocketHandlers): void {
+    if (this.#handlers !== undefined) throw new TypeError("Cannot start a socket twice");
+    this.#handlers = handlers;
+    if (this.#closed) {
+      this.#maybeReportClose();
+      return;
+    }
+    if (!this.#paused) this.#readLoop();
+  }
+
+  async #readLoop(): Promise<void> {
+    this.#readLoopRunning = true;
+    const handlers = this.#handlers!;
+    try {
+      while (!this.#paused && !this.#closed) {
+        const n = await this.#conn.read(this.#readBuffer);
+        if (this.#closed) break;
+        if (n === null) {
+          this.#ended = true;
+          handlers.onEnd();
+          break;
+        }
+        handlers.onData(this.#readBuffer.subarray(0, n));
+      }
+    } catch (error) {
+      if (!this.#closed) {
+        handlers.onError(asError(error));
+        this.close();
+      }
+    } finally {
+      this.#readLoopRunning = false;
+    }
+    this.#maybeReportClose();
+  }
+
+  write(chunk: Uint8Array, done: (error?: Error) => void): void {
+    if (this.#closed) {
+      done(new Error("Cannot write to a closed socket"));
+      return;
+    }
+    this.#writesInFlight++;
+    this.#writeAll(chunk).then(
+      () => {
+        this.#writesInFlight--;
+        if (this.#shutdownPending && this.#writesInFlight === 0) this.#closeWrite();
+        done();
+        this.#maybeReportClose();
+      },
+      (error) => {
+        this.#writesInFlight--;
+        done(asError(error));
+        this.#maybeReportClose();
+      },
+    );
+  }
+
+  async #writeAll(chunk: Uint8Array): Promise<void> {
+    let offset = await this.#conn.write(chunk);
+    while (offset < chunk.length) offset += await this.#conn.write(chunk.subarray(offset));
+  }
+
+  pauseReading(): void {
+    this.#paused = true;
+  }
+
+  resumeReading(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    if (this.#handlers !== undefined && !this.#readLoopRunning && !this.#ended && !this.#closed) this.#readLoop();
+  }
+
+  shutdownWrite(): void {
+    if (this.#closed) return;
+    if (this.#writesInFlight > 0) {
+      this.#shutdownPending = true;
+    } else {
+      this.#closeWrite();
+    }
+  }
+
+  #closeWrite(): void {
+    this.#shutdownPending = false;
+    this.#conn.closeWrite().catch(() => {
+      // Already closed or reset: the read side reports it.
+    });
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#conn.close();
+    } catch {
+      // Closed already by the runtime after a reset.
+    }
+    this.#maybeReportClose();
+  }
+
+  // onClose comes once the pending read and writes have settled, so an owner that awaits it leaves no open ops.
+  #maybeReportClose(): void {
+    if (!this.#closed || this.#closeReported || this.#readLoopRunning || this.#writesInFlight > 0) return;
+    if (this.#handlers === undefined) return;
+    this.#closeReported = true;
+    this.#handlers.onClose();
+  }
+
+  setNoDelay(enabled: boolean): void {
+    try {
+      this.#conn.setNoDelay(enabled);
+    } catch {
+      // The socket may already be closed.
+    }
+  }
+
+  setKeepAlive(enabled: boolean): void {
+    try {
+      this.#conn.setKeepAlive(enabled);
+    } catch {
+      // The socket may already be closed.
+    }
+  }
+}
+
+class DenoListener implements RawListener {
+  readonly address: SocketAddress;
+  readonly #listener: Deno.TcpListener;
+  #closed = false;
+
+  constructor(listener: Deno.TcpListener) {
+    this.#listener = listener;
+    this.address = toSocketAddress(listener.addr);
+  }
+
+  async accept(): Promise<RawSocket> {
+    const conn = await this.#listener.accept();
+    return new DenoTcpSocket(conn);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#listener.close();
+    } catch {
+      // Already closed.
+    }
+  }
+}
+
+class DenoUdpSocket implements RawUdpSocket {
+  readonly address: SocketAddress;
+  readonly #conn: Deno.DatagramConn;
+  #closed = false;
+
+  constructor(conn: Deno.DatagramConn) {
+    this.#conn = conn;
+    this.address = toSocketAddress(conn.addr);
+  }
+
+  start(onMessage: DatagramHandler, onError: (error: Error) => void): void {
+    (async () => {
+      while (!this.#closed) {
+        try {
+          const [data, from] = await this.#conn.receive();
+          onMessage(data, toSocketAddress(from));
+        } catch (error) {
+          if (this.#closed) return;
+          onError(asError(error));
+        }
+      }
+    })();
+  }
+
+  send(data: Uint8Array, to: SocketAddress): Promise<void> {
+    if (this.#closed) return Promise.reject(new Error("Cannot send on a closed UDP socket"));
+    return this.#conn.send(data, { transport: "udp", hostname: to.hostname, port: to.port }).then(() => {});
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed.
+    }
+  }
+}
+
+class DenoAppendFile implements AppendFile {
+  readonly #file: Deno.FsFile;
+  #closed = false;
+
+  constructor(file: Deno.FsFile) {
+    this.#file = file;
+  }
+
+  async write(data: Uint8Array): Promise<void> {
+    let offset = 0;
+    while (offset < data.length) offset += await this.#file.write(data.subarray(offset));
+  }
+
+  sync(): Promise<void> {
+    return this.#file.syncData();
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#file.close();
+  }
+}
+
+const denoFileSystem: FileSystemBackend = {
+  async openAppend(path) {
+    return new DenoAppendFile(await Deno.open(path, { append: true, create: true, write: true }));
+  },
+  readFile(path) {
+    return Deno.readFile(path);
+  },
+  async writeFile(path, data) {
+    const file = await Deno.open(path, { write: true, create: true, truncate: true });
+    try {
+      let offset = 0;
+      while (offset < data.length) offset += await file.write(data.subarray(offset));
+      await file.syncData();
+    } finally {
+      file.close();
+    }
+  },
+  rename(from, to) {
+    return Deno.rename(from, to);
+  },
+  async remove(path) {
+    try {
+      await Deno.remove(path);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+  },
+  async mkdir(path) {
+    await Deno.mkdir(path, { recursive: true });
+  },
+  async readDir(path) {
+    const names: string[] = [];
+    try {
+      for await (const entry of Deno.readDir(path)) names.push(entry.name);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return [];
+      throw error;
+    }
+    return names;
+  },
+};
+
+interface WorkerScope {
+  postMessage(message: unknown): void;
+  addEventListener(type: "message", listener: (event: MessageEvent) => void): void;
+  close(): void;
+}
+
+const denoWorkers: WorkerBackend = {
+  spawn(moduleUrl, options = {}): WorkerHandle {
+    const worker = new Worker(moduleUrl, { type: "module", name: options.name });
+    return {
+      postMessage: (message) => worker.postMessage(message),
+      onMessage: (handler) => worker.addEventListener("message", (event) => handler(event.data)),
+      onError: (handler) =>
+        worker.addEventListener("error", (event) => {
+          event.preventDefault();
+          handler(new Error(event.message));
+        }),
+      terminate: () => worker.terminate(),
+    };
+  },
+  parentPort(): ParentPort | undefined {
+    const scope = globalThis as unknown as { WorkerGlobalScope?: unknown };
+    if (typeof scope.WorkerGlobalScope === "undefined") return undefined;
+    const self = globalThis as unknown as WorkerScope;
+    return {
+      postMessage: (message) => self.postMessage(message),
+      onMessage: (handler) => self.addEventListener("message", (event) => handler(event.data)),
+      close: () => self.close(),
+    };
+  },
+};
+
+function writeAllSync(stream: { writeSync(p: Uint8Array): number }, text: string): void {
+  const bytes = new TextEncoder().encode(text);
+  let offset = 0;
+  while (offset < bytes.length) offset += stream.writeSync(bytes.subarray(offset));
+}
+
+const denoProcess: ProcessBackend = {
+  args: () => [...Deno.args],
+  env(name) {
+    try {
+      return Deno.env.get(name);
+    } catch {
+      return undefined; // no --allow-env
+    }
+  },
+  exit: (code) => Deno.exit(code),
+  onSignal(signal, handler) {
+    Deno.addSignalListener(signal, handler);
+    return () => Deno.removeSignalListener(signal, handler);
+  },
+  writeStderr: (text) => writeAllSync(Deno.stderr, text),
+  writeStdout: (text) => writeAllSync(Deno.stdout, text),
+  async *stdinLines() {
+    let pending = "";
+    for await (const chunk of Deno.stdin.readable.pipeThrough(new TextDecoderStream())) {
+      pending += chunk;
+      let eol: number;
+      while ((eol = pending.indexOf("\n")) >= 0) {
+        yield pending.slice(0, eol).replace(/\r$/, "");
+        pending = pending.slice(eol + 1);
+      }
+    }
+    if (pending !== "") yield pending;
+  },
+  get pid() {
+    return Deno.pid;
+  },
+};
+
+/** The Deno runtime as a {@linkcode NetBackend}. */
+export const denoBackend: NetBackend = {
+  name: "deno",
+  // SO_REUSEPORT spreads connections only on Linux; elsewhere Deno's flag does not balance.
+  supportsReusePort: typeof Deno !== "undefined" && Deno.build.os === "linux",
+  async listen(options: ListenOptions): Promise<RawListener> {
+    if (options.reusePort && !denoBackend.supportsReusePort) {
+      throw new TypeError("Cannot listen with 'reusePort' as this platform does not balance SO_REUSEPORT");
+    }
+    const listener = Deno.listen({
+      transport: "tcp",
+      hostname: options.hostname,
+      port: options.port,
+      reusePort: options.reusePort ?? false,
+    });
+    return await Promise.resolve(new DenoListener(listener));
+  },
+  async connect(options: ConnectOptions): Promise<RawSocket> {
+    const conn = await Deno.connect({
+      transport: "tcp",
+      hostname: options.hostname,
+      port: options.port,
+      signal: options.signal,
+    });
+    return new DenoTcpSocket(conn);
+  },
+  async bindUdp(options: BindUdpOptions): Promise<RawUdpSocket> {
+    const conn = Deno.listenDatagram({ transport: "udp", hostname: options.hostname, port: options.port });
+    return await Promise.resolve(new DenoUdpSocket(conn));
+  },
+  fs: denoFileSystem,
+  workers: denoWorkers,
+  process: denoProcess,
+};

@@ -1,0 +1,377 @@
+/**
+ * The Node backend, also used by Bun: `node:net`, `node:dgram`, `node:fs/promises`, `node:worker_threads` and
+ * `node:process`. It runs under Deno too (through Deno's Node compatibility), which is how the test suite
+ * exercises it beside the Deno backend.
+ *
+ * @module
+ */
+
+import * as dgram from "node:dgram";
+import { writeSync } from "node:fs";
+import * as fsp from "node:fs/promises";
+import * as net from "node:net";
+import process from "node:process";
+import * as readline from "node:readline";
+import * as workerThreads from "node:worker_threads";
+import type {
+  AppendFile,
+  BindUdpOptions,
+  ConnectOptions,
+  DatagramHandler,
+  FileSystemBackend,
+  ListenOptions,
+  NetBackend,
+  ParentPort,
+  ProcessBackend,
+  RawListener,
+  RawSocket,
+  RawSocketHandlers,
+  RawUdpSocket,
+  SocketAddress,
+  WorkerBackend,
+  WorkerHandle,
+} from "./net_backend.ts";
+
+const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
+const isDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
+
+function nodeSupportsReusePort(): boolean {
+  if (isBun) return true;
+  if (isDeno) return false; // Deno's node:net does not promise SO_REUSEPORT; use the Deno backend there.
+  const [major = 0, minor = 0] = process.versions.node.split(".").map(Number);
+  return process.platform === "linux" && (major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12));
+}
+
+function bareHost(host: string | undefined): string {
+  return (host ?? "").replace(/^\[|\]$/g, "");
+}
+
+class NodeTcpSocket implements RawSocket {
+  readonly localAddress: SocketAddress;
+  readonly remoteAddress: SocketAddress;
+  readonly #socket: net.Socket;
+  #started = false;
+  #closed = false;
+  #closeReported = false;
+
+  constructor(socket: net.Socket) {
+    this.#socket = socket;
+    this.localAddress = { hostname: bareHost(socket.localAddress), port: socket.localPort ?? 0 };
+    this.remoteAddress = { hostname: bareHost(socket.remoteAddress), port: socket.remotePort ?? 0 };
+  }
+
+  start(handlers: RawSocketHandlers): void {
+    if (this.#started) throw new TypeError("Cannot start a socket twice");
+    this.#started = true;
+    const socket = this.#socket;
+    socket.on("data", (chunk: Uint8Array) => handlers.onData(chunk));
+    socket.on("end", () => handlers.onEnd());
+    socket.on("error", (error: Error) => handlers.onError(error));
+    socket.on("close", () => {
+      this.#closed = true;
+      if (this.#closeReported) return;
+      this.#closeReported = true;
+      handlers.onClose();
+    });
+    if (socket.destroyed) {
+      this.#closeReported = true;
+      queueMicrotask(() => handlers.onClose());
+      return;
+    }
+    socket.resume();
+  }
+
+  write(chunk: Uint8Array, done: (error?: Error) => void): void {
+    if (this.#closed || this.#socket.destroyed) {
+      done(new Error("Cannot write to a closed socket"));
+      return;
+    }
+    this.#socket.write(chunk, (error?: Error | null) => done(error ?? undefined));
+  }
+
+  pauseReading(): void {
+    this.#socket.pause();
+  }
+
+  resumeReading(): void {
+    if (this.#started) this.#socket.resume();
+  }
+
+  shutdownWrite(): void {
+    if (!this.#closed) this.#socket.end();
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#socket.destroy();
+  }
+
+  setNoDelay(enabled: boolean): void {
+    this.#socket.setNoDelay(enabled);
+  }
+
+  setKeepAlive(enabled: boolean): void {
+    this.#socket.setKeepAlive(enabled);
+  }
+}
+
+function closedError(): Error {
+  const error = new Error("Cannot accept as the listener is closed");
+  error.name = "BadResource";
+  return error;
+}
+
+class NodeListener implements RawListener {
+  readonly address: SocketAddress;
+  readonly #server: net.Server;
+  #queue: net.Socket[] = [];
+  #waiting: { resolve: (socket: RawSocket) => void; reject: (error: Error) => void } | undefined;
+  #closed = false;
+
+  constructor(server: net.Server) {
+    this.#server = server;
+    const address = server.address() as net.AddressInfo;
+    this.address = { hostname: bareHost(address.address), port: address.port };
+    server.on("connection", (socket: net.Socket) => {
+      if (this.#waiting !== undefined) {
+        const waiting = this.#waiting;
+        this.#waiting = undefined;
+        waiting.resolve(new NodeTcpSocket(socket));
+      } else {
+        this.#queue.push(socket);
+      }
+    });
+  }
+
+  accept(): Promise<RawSocket> {
+    if (this.#closed) return Promise.reject(closedError());
+    const queued = this.#queue.shift();
+    if (queued !== undefined) return Promise.resolve(new NodeTcpSocket(queued));
+    return new Promise((resolve, reject) => {
+      this.#waiting = { resolve, reject };
+    });
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#server.close();
+    for (const socket of this.#queue) socket.destroy();
+    this.#queue = [];
+    const waiting = this.#waiting;
+    this.#waiting = undefined;
+    waiting?.reject(closedError());
+  }
+}
+
+class NodeUdpSocket implements RawUdpSocket {
+  readonly address: SocketAddress;
+  readonly #socket: dgram.Socket;
+  #closed = false;
+
+  constructor(socket: dgram.Socket) {
+    this.#socket = socket;
+    const address = socket.address();
+    this.address = { hostname: address.address, port: address.port };
+  }
+
+  start(onMessage: DatagramHandler, onError: (error: Error) => void): void {
+    this.#socket.on(
+      "message",
+      (data: Uint8Array, from: dgram.RemoteInfo) => onMessage(data, { hostname: from.address, port: from.port }),
+    );
+    this.#socket.on("error", (error: Error) => onError(error));
+  }
+
+  send(data: Uint8Array, to: SocketAddress): Promise<void> {
+    if (this.#closed) return Promise.reject(new Error("Cannot send on a closed UDP socket"));
+    return new Promise((resolve, reject) => {
+      this.#socket.send(data, to.port, to.hostname, (error: Error | null) => error ? reject(error) : resolve());
+    });
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#socket.close();
+  }
+}
+
+class NodeAppendFile implements AppendFile {
+  readonly #handle: fsp.FileHandle;
+  #closed = false;
+
+  constructor(handle: fsp.FileHandle) {
+    this.#handle = handle;
+  }
+
+  async write(data: Uint8Array): Promise<void> {
+    let offset = 0;
+    while (offset < data.length) {
+      const { bytesWritten } = await this.#handle.write(data, offset, data.length - offset);
+      offset += bytesWritten;
+    }
+  }
+
+  sync(): Promise<void> {
+    return this.#handle.datasync();
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#handle.close().catch(() => {});
+  }
+}
+
+function isNotFound(error: unknown): boolean {
+  return (error as { code?: string })?.code === "ENOENT";
+}
+
+const nodeFileSystem: FileSystemBackend = {
+  async openAppend(path) {
+    return new NodeAppendFile(await fsp.open(path, "a"));
+  },
+  async readFile(path) {
+    try {
+      const data = await fsp.readFile(path);
+      return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    } catch (error) {
+      if (isNotFound(error)) {
+        const notFound = new Error(`No such file: ${path}`, { cause: error });
+        notFound.name = "NotFound";
+        throw notFound;
+      }
+      throw error;
+    }
+  },
+  async writeFile(path, data) {
+    const handle = await fsp.open(path, "w");
+    try {
+      let offset = 0;
+      while (offset < data.length) {
+        const { bytesWritten } = await handle.write(data, offset, data.length - offset);
+        offset += bytesWritten;
+      }
+      await handle.datasync();
+    } finally {
+      await handle.close();
+    }
+  },
+  rename: (from, to) => fsp.rename(from, to),
+  remove: (path) => fsp.rm(path, { force: true }),
+  async mkdir(path) {
+    await fsp.mkdir(path, { recursive: true });
+  },
+  async readDir(path) {
+    try {
+      return await fsp.readdir(path);
+    } catch (error) {
+      if (isNotFound(error)) return [];
+      throw error;
+    }
+  },
+};
+
+const nodeWorkers: WorkerBackend = {
+  spawn(moduleUrl, options = {}): WorkerHandle {
+    const worker = new workerThreads.Worker(new URL(moduleUrl), { name: options.name });
+    return {
+      postMessage: (message) => worker.postMessage(message),
+      onMessage: (handler) => worker.on("message", handler),
+      onError: (handler) => worker.on("error", handler),
+      terminate: () => void worker.terminate(),
+    };
+  },
+  parentPort(): ParentPort | undefined {
+    const port = workerThreads.parentPort;
+    if (port === null) return undefined;
+    return {
+      postMessage: (message) => port.postMessage(message),
+      onMessage: (handler) => port.on("message", handler),
+      close: () => port.close(),
+    };
+  },
+};
+
+const nodeProcess: ProcessBackend = {
+  args: () => process.argv.slice(2),
+  env: (name) => process.env[name],
+  exit: (code) => process.exit(code),
+  onSignal(signal, handler) {
+    process.on(signal, handler);
+    return () => void process.off(signal, handler);
+  },
+  writeStderr: (text) => void writeSync(2, text),
+  writeStdout: (text) => void writeSync(1, text),
+  async *stdinLines() {
+    const lines = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
+    for await (const line of lines) yield line;
+  },
+  get pid() {
+    return process.pid;
+  },
+};
+
+/** Node (and Bun) as a {@linkcode NetBackend}. */
+export const nodeBackend: NetBackend = {
+  name: isBun ? "bun" : "node",
+  supportsReusePort: nodeSupportsReusePort(),
+  listen(options: ListenOptions): Promise<RawListener> {
+    if (options.reusePort && !nodeBackend.supportsReusePort) {
+      return Promise.reject(
+        new TypeError(`Cannot listen with 'reusePort' as the ${nodeBackend.name} backend here does not support it`),
+      );
+    }
+    return new Promise((resolve, reject) => {
+      const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
+      server.once("error", reject);
+      const listenOptions: net.ListenOptions & { reusePort?: boolean } = {
+        host: options.hostname,
+        port: options.port,
+      };
+      if (options.reusePort) listenOptions.reusePort = true;
+      server.listen(listenOptions, () => {
+        server.off("error", reject);
+        server.on("error", () => {
+          // Accept errors after listening: Node retries by itself.
+        });
+        resolve(new NodeListener(server));
+      });
+    });
+  },
+  connect(options: ConnectOptions): Promise<RawSocket> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host: options.hostname, port: options.port, allowHalfOpen: true });
+      const onAbort = () => {
+        socket.destroy();
+        reject(options.signal?.reason ?? new Error("Connect aborted"));
+      };
+      options.signal?.addEventListener("abort", onAbort, { once: true });
+      socket.once("error", (error: Error) => {
+        options.signal?.removeEventListener("abort", onAbort);
+        reject(error);
+      });
+      socket.once("connect", () => {
+        options.signal?.removeEventListener("abort", onAbort);
+        socket.removeAllListeners("error");
+        socket.pause();
+        resolve(new NodeTcpSocket(socket));
+      });
+    });
+  },
+  bindUdp(options: BindUdpOptions): Promise<RawUdpSocket> {
+    return new Promise((resolve, reject) => {
+      const socket = dgram.createSocket(net.isIPv6(options.hostname) ? "udp6" : "udp4");
+      socket.once("error", reject);
+      socket.bind(options.port, options.hostname, () => {
+        socket.off("error", reject);
+        resolve(new NodeUdpSocket(socket));
+      });
+    });
+  },
+  fs: nodeFileSystem,
+  workers: nodeWorkers,
+  process: nodeProcess,
+};
