@@ -30,6 +30,9 @@ export const TcpConnectionState = {
 /** One of the {@linkcode TcpConnectionState} values. */
 export type TcpConnectionState = typeof TcpConnectionState[keyof typeof TcpConnectionState];
 
+// Free space guaranteed in the input buffer before each in-place read (the backend reads at most this much).
+const READ_TARGET_BYTES = 64 * 1024;
+
 /** The default high-water mark: 64 MiB waiting to be sent, as muduo. */
 export const DEFAULT_HIGH_WATER_MARK = 64 * 1024 * 1024;
 
@@ -63,6 +66,8 @@ export class TcpConnection {
   #writingBuffer = new Buffer();
   #writeInFlight = false;
   #flushScheduled = false;
+  #inMessageCallback = false;
+  #pendingReadTarget: Uint8Array | undefined;
   #highWaterMark = DEFAULT_HIGH_WATER_MARK;
   #peerClosed = false;
   #closeHandled = false;
@@ -182,8 +187,14 @@ export class TcpConnection {
     }
     const before = this.pendingBytes;
     if (data instanceof Buffer) {
-      this.#outputBuffer.append(data.peek());
-      data.retrieveAll();
+      if (data === this.#inputBuffer && this.#inMessageCallback && this.#outputBuffer.readableBytes === 0) {
+        // Echo-style send of our own input: swap the buffers instead of copying. Safe only inside the message
+        // callback, when no read into the input buffer is in flight.
+        this.#outputBuffer.swap(data);
+      } else {
+        this.#outputBuffer.append(data.peek());
+        data.retrieveAll();
+      }
     } else {
       this.#outputBuffer.append(data);
     }
@@ -257,6 +268,7 @@ export class TcpConnection {
     this.#state = TcpConnectionState.CONNECTED;
     this.#reading = true;
     this.#socket.start({
+      readTarget: () => this.#readTarget(),
       onData: (chunk) => this.#handleRead(chunk),
       onEnd: () => this.#handlePeerEnd(),
       onError: (error) => this.#handleError(error),
@@ -265,16 +277,34 @@ export class TcpConnection {
     this.#connectionCallback(this);
   }
 
+  // Offered to the backend so reads land in the input buffer directly (see RawSocketHandlers.readTarget).
+  #readTarget(): Uint8Array {
+    this.#inputBuffer.ensureWritableBytes(READ_TARGET_BYTES);
+    this.#pendingReadTarget = this.#inputBuffer.beginWrite();
+    return this.#pendingReadTarget;
+  }
+
   #handleRead(chunk: Uint8Array): void {
     if (this.#state === TcpConnectionState.DISCONNECTED) return;
     this.#bytesReceived += chunk.length;
-    this.#inputBuffer.append(chunk);
+    const target = this.#pendingReadTarget;
+    this.#pendingReadTarget = undefined;
+    const inPlace = target !== undefined && chunk.buffer === target.buffer && chunk.byteOffset === target.byteOffset;
+    if (inPlace && this.#inputBuffer.beginWrite().byteOffset === target.byteOffset) {
+      this.#inputBuffer.hasWritten(chunk.length);
+    } else {
+      // The input buffer changed while the read was in flight (retrieved or grown from elsewhere): copy.
+      this.#inputBuffer.append(chunk);
+    }
+    this.#inMessageCallback = true;
     try {
       this.#messageCallback(this, this.#inputBuffer, this.loop.now());
     } catch (error) {
       // A throwing handler is a bug in one connection's handling; the rest of the server keeps serving.
       getLogger().error(`Message callback of ${this.name} threw; closing the connection`, { error });
       this.forceClose();
+    } finally {
+      this.#inMessageCallback = false;
     }
   }
 

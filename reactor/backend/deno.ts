@@ -72,14 +72,15 @@ class DenoTcpSocket implements RawSocket {
     const handlers = this.#handlers!;
     try {
       while (!this.#paused && !this.#closed) {
-        const n = await this.#conn.read(this.#readBuffer);
+        const target = handlers.readTarget?.() ?? this.#readBuffer;
+        const n = await this.#conn.read(target);
         if (this.#closed) break;
         if (n === null) {
           this.#ended = true;
           handlers.onEnd();
           break;
         }
-        handlers.onData(this.#readBuffer.subarray(0, n));
+        handlers.onData(target.subarray(0, n));
       }
     } catch (error) {
       if (!this.#closed) {
@@ -98,8 +99,17 @@ class DenoTcpSocket implements RawSocket {
       return;
     }
     this.#writesInFlight++;
-    this.#writeAll(chunk).then(
-      () => {
+    this.#writeFrom(chunk, 0, done);
+  }
+
+  // A plain promise chain rather than an async loop: one promise per kernel write on the hot path.
+  #writeFrom(chunk: Uint8Array, offset: number, done: (error?: Error) => void): void {
+    this.#conn.write(offset === 0 ? chunk : chunk.subarray(offset)).then(
+      (n) => {
+        if (offset + n < chunk.length) {
+          this.#writeFrom(chunk, offset + n, done);
+          return;
+        }
         this.#writesInFlight--;
         if (this.#shutdownPending && this.#writesInFlight === 0) this.#closeWrite();
         done();
@@ -111,11 +121,6 @@ class DenoTcpSocket implements RawSocket {
         this.#maybeReportClose();
       },
     );
-  }
-
-  async #writeAll(chunk: Uint8Array): Promise<void> {
-    let offset = await this.#conn.write(chunk);
-    while (offset < chunk.length) offset += await this.#conn.write(chunk.subarray(offset));
   }
 
   pauseReading(): void {

@@ -29,6 +29,13 @@ export interface RawSocketHandlers {
    * receiver copies what it keeps (TcpConnection appends it to its input Buffer).
    */
   onData(chunk: Uint8Array): void;
+  /**
+   * Optional: where the next read should land, such as the writable region of the owner's input buffer, so bytes
+   * are read in place instead of being copied out of the backend's own buffer. When the backend uses it, the
+   * `chunk` given to `onData` is a view at the start of the returned region. Backends that receive fresh chunks
+   * from the runtime (Node) ignore it.
+   */
+  readTarget?(): Uint8Array;
   /** The peer half-closed its side (FIN). Reading has stopped; writing may continue. */
   onEnd(): void;
   /** A socket error (reset, broken pipe, ...). `onClose` follows. */
