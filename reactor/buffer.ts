@@ -140,8 +140,12 @@ export class Buffer {
   /** Append bytes, or a string as UTF-8. */
   append(data: Uint8Array | string): void {
     if (typeof data === "string") {
-      // Worst case 3 bytes per UTF-16 unit; encodeInto avoids an intermediate array.
-      this.ensureWritableBytes(data.length * 3);
+      // encodeInto avoids an intermediate array when the worst case (3 bytes per UTF-16 unit) fits already;
+      // otherwise encode first, so the buffer grows by the real size, not the worst case.
+      if (this.writableBytes < data.length * 3) {
+        this.append(encoder.encode(data));
+        return;
+      }
       const { written } = encoder.encodeInto(data, this.#bytes.subarray(this.#writerIndex));
       this.#writerIndex += written;
       return;

@@ -29,7 +29,10 @@ function isIPv6(text: string): boolean {
 }
 
 function isHostName(text: string): boolean {
-  return text.length <= 253 && text.split(".").every((label) => HOST_LABEL.test(label));
+  const labels = text.split(".");
+  // All-numeric names are malformed IPv4 addresses (such as 256.1.1.1), not host names.
+  return text.length <= 253 && labels.every((label) => HOST_LABEL.test(label)) &&
+    !labels.every((label) => /^\d+$/.test(label));
 }
 
 /**

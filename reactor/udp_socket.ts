@@ -32,8 +32,8 @@ export type DatagramCallback = (data: Uint8Array, from: InetAddress, receiveTime
  * b.setMessageCallback((data) => got.resolve(new TextDecoder().decode(data)));
  * a.send(new TextEncoder().encode("beat"), b.address);
  * assert.equal(await got.promise, "beat");
- * a.close();
- * b.close();
+ * await a.close();
+ * await b.close();
  * ```
  */
 export class UdpSocket {
@@ -46,6 +46,7 @@ export class UdpSocket {
   #sendErrors = 0;
   #received = 0;
   #closed = false;
+  #sending: Promise<void> = Promise.resolve();
 
   private constructor(loop: EventLoop, socket: RawUdpSocket) {
     this.loop = loop;
@@ -98,15 +99,20 @@ export class UdpSocket {
       this.#sendErrors++;
       return;
     }
-    this.#socket.send(data, { hostname: to.hostname, port: to.port }).catch((error) => {
-      this.#sendErrors++;
-      getLogger().debug(`UdpSocket ${this.address} failed to send to ${to}`, { error });
-    });
+    // The runtimes may run concurrent send ops out of order; chaining keeps datagrams in the order they were
+    // sent (heartbeats carry an increasing counter). The data is copied since the caller may reuse it.
+    const copy = data.slice();
+    this.#sending = this.#sending.then(() => this.#socket.send(copy, { hostname: to.hostname, port: to.port })).catch(
+      (error) => {
+        this.#sendErrors++;
+        getLogger().debug(`UdpSocket ${this.address} failed to send to ${to}`, { error });
+      },
+    );
   }
 
-  /** Close the socket. Idempotent. */
-  close(): void {
+  /** Close the socket once queued datagrams are sent; resolves when closed. Idempotent. */
+  close(): Promise<void> {
     this.#closed = true;
-    this.#socket.close();
+    return this.#sending.then(() => this.#socket.close());
   }
 }

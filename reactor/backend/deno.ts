@@ -44,6 +44,8 @@ class DenoTcpSocket implements RawSocket {
   readonly #readBuffer = new Uint8Array(READ_BUFFER_BYTES);
   #handlers: RawSocketHandlers | undefined;
   #paused = false;
+  // A read result that arrived while paused: bytes, null for EOF, undefined for none.
+  #held: Uint8Array | null | undefined;
   #readLoopRunning = false;
   #ended = false;
   #closed = false;
@@ -75,6 +77,12 @@ class DenoTcpSocket implements RawSocket {
         const target = handlers.readTarget?.() ?? this.#readBuffer;
         const n = await this.#conn.read(target);
         if (this.#closed) break;
+        if (this.#paused) {
+          // The read was issued before pauseReading(): hold its result until resumeReading(), so a pause is
+          // exact. A copy, since the target belongs to the owner or is reused.
+          this.#held = n === null ? null : target.slice(0, n);
+          break;
+        }
         if (n === null) {
           this.#ended = true;
           handlers.onEnd();
@@ -130,7 +138,18 @@ class DenoTcpSocket implements RawSocket {
   resumeReading(): void {
     if (!this.#paused) return;
     this.#paused = false;
-    if (this.#handlers !== undefined && !this.#readLoopRunning && !this.#ended && !this.#closed) this.#readLoop();
+    const handlers = this.#handlers;
+    if (handlers === undefined || this.#readLoopRunning || this.#ended || this.#closed) return;
+    const held = this.#held;
+    this.#held = undefined;
+    if (held === null) {
+      this.#ended = true;
+      handlers.onEnd();
+      return;
+    }
+    if (held !== undefined) handlers.onData(held);
+    // onData may have paused again or closed.
+    if (!this.#paused && !this.#closed && !this.#readLoopRunning) this.#readLoop();
   }
 
   shutdownWrite(): void {

@@ -1,0 +1,142 @@
+import assert from "node:assert/strict";
+import { denoBackend } from "./deno.ts";
+import { defaultBackend } from "./default.ts";
+import type { NetBackend, RawSocket, RawSocketHandlers } from "./net_backend.ts";
+import { nodeBackend } from "./node.ts";
+
+interface Recorder extends RawSocketHandlers {
+  data: string;
+  ended: Promise<void>;
+  closed: Promise<void>;
+  errors: Error[];
+}
+
+function recorder(): Recorder {
+  const ended = Promise.withResolvers<void>();
+  const closed = Promise.withResolvers<void>();
+  const decoder = new TextDecoder();
+  const r: Recorder = {
+    data: "",
+    ended: ended.promise,
+    closed: closed.promise,
+    errors: [],
+    onData: (chunk) => void (r.data += decoder.decode(chunk)),
+    onEnd: () => ended.resolve(),
+    onError: (error) => void r.errors.push(error),
+    onClose: () => closed.resolve(),
+  };
+  return r;
+}
+
+function write(socket: RawSocket, text: string): Promise<void> {
+  return new Promise((resolve, reject) =>
+    socket.write(new TextEncoder().encode(text), (e) => e ? reject(e) : resolve())
+  );
+}
+
+for (const backend of [denoBackend, nodeBackend] as NetBackend[]) {
+  Deno.test(`${backend.name} backend: connect, exchange, half-close and close`, async () => {
+    const listener = await backend.listen({ hostname: "127.0.0.1", port: 0 });
+    const [server, client] = await Promise.all([
+      listener.accept(),
+      backend.connect({ hostname: "127.0.0.1", port: listener.address.port }),
+    ]);
+    assert.equal(client.remoteAddress.port, listener.address.port);
+    assert.equal(server.remoteAddress.port, client.localAddress.port);
+    const atServer = recorder();
+    const atClient = recorder();
+    server.start(atServer);
+    client.start(atClient);
+    await write(client, "request");
+    client.shutdownWrite();
+    await atServer.ended;
+    assert.equal(atServer.data, "request");
+    // Half-closed: the server can still answer.
+    await write(server, "reply");
+    server.close();
+    await atClient.ended;
+    assert.equal(atClient.data, "reply");
+    client.close();
+    await Promise.all([atServer.closed, atClient.closed]);
+    listener.close();
+    await assert.rejects(listener.accept());
+  });
+
+  Deno.test(`${backend.name} backend: pause stops data until resume`, async () => {
+    const listener = await backend.listen({ hostname: "127.0.0.1", port: 0 });
+    const [server, client] = await Promise.all([
+      listener.accept(),
+      backend.connect({ hostname: "127.0.0.1", port: listener.address.port }),
+    ]);
+    const atServer = recorder();
+    server.start(atServer);
+    client.start(recorder());
+    await write(client, "one");
+    const deadline = performance.now() + 2000;
+    while (atServer.data !== "one" && performance.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    server.pauseReading();
+    await new Promise((r) => setTimeout(r, 10)); // let a read already in flight settle
+    const before = atServer.data.length;
+    await write(client, "two");
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(atServer.data.length, before, "no data while paused");
+    server.resumeReading();
+    while (!atServer.data.endsWith("two") && performance.now() < deadline + 2000) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.equal(atServer.data, "onetwo");
+    client.close();
+    server.close();
+    listener.close();
+  });
+
+  Deno.test(`${backend.name} backend: files append, sync, read, rename, remove, list`, async () => {
+    const dir = await Deno.makeTempDir();
+    const fs = backend.fs;
+    await fs.mkdir(`${dir}/a/b`);
+    const file = await fs.openAppend(`${dir}/a/b/log`);
+    await file.write(new TextEncoder().encode("one\n"));
+    await file.write(new TextEncoder().encode("two\n"));
+    await file.sync();
+    file.close();
+    assert.equal(new TextDecoder().decode(await fs.readFile(`${dir}/a/b/log`)), "one\ntwo\n");
+    await fs.writeFile(`${dir}/a/snap.tmp`, new Uint8Array([1, 2, 3]));
+    await fs.rename(`${dir}/a/snap.tmp`, `${dir}/a/snap`);
+    assert.deepEqual((await fs.readDir(`${dir}/a`)).sort(), ["b", "snap"]);
+    assert.deepEqual([...await fs.readFile(`${dir}/a/snap`)], [1, 2, 3]);
+    await fs.remove(`${dir}/a/snap`);
+    await fs.remove(`${dir}/a/snap`);
+    await assert.rejects(fs.readFile(`${dir}/a/snap`), { name: "NotFound" });
+    assert.deepEqual(await fs.readDir(`${dir}/missing`), []);
+    await Deno.remove(dir, { recursive: true });
+  });
+}
+
+Deno.test("deno backend: two listeners share a port with reusePort", async () => {
+  assert.equal(denoBackend.supportsReusePort, true);
+  const first = await denoBackend.listen({ hostname: "127.0.0.1", port: 0, reusePort: true });
+  const second = await denoBackend.listen({ hostname: "127.0.0.1", port: first.address.port, reusePort: true });
+  assert.equal(second.address.port, first.address.port);
+  first.close();
+  second.close();
+});
+
+Deno.test("node backend under Deno refuses reusePort with a TypeError", async () => {
+  assert.equal(nodeBackend.supportsReusePort, false);
+  await assert.rejects(nodeBackend.listen({ hostname: "127.0.0.1", port: 0, reusePort: true }), TypeError);
+});
+
+Deno.test("deno backend: a worker answers messages and terminates", async () => {
+  const worker = denoBackend.workers.spawn(new URL("./testdata/echo_worker.ts", import.meta.url).href);
+  const reply = Promise.withResolvers<unknown>();
+  worker.onMessage((message) => reply.resolve(message));
+  worker.postMessage("ping");
+  assert.deepEqual(await reply.promise, { echo: "ping", inWorker: true });
+  worker.terminate();
+  assert.equal(denoBackend.workers.parentPort(), undefined);
+});
+
+Deno.test("defaultBackend picks the Deno backend under Deno", () => {
+  assert.equal(defaultBackend(), denoBackend);
+  assert.equal(denoBackend.process.pid, Deno.pid);
+});
