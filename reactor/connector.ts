@@ -64,6 +64,7 @@ export class Connector {
   #retryDelayMs: number;
   #retryTimer: TimerId | undefined;
   #attempt: AbortController | undefined;
+  #attemptTimer: TimerId | undefined;
   #attempts = 0;
   #callback: ((socket: RawSocket) => void) | undefined;
 
@@ -117,6 +118,10 @@ export class Connector {
       this.loop.cancel(this.#retryTimer);
       this.#retryTimer = undefined;
     }
+    if (this.#attemptTimer !== undefined) {
+      this.loop.cancel(this.#attemptTimer);
+      this.#attemptTimer = undefined;
+    }
     this.#attempt?.abort();
     this.#attempt = undefined;
     if (this.#state === ConnectorState.CONNECTING) this.#state = ConnectorState.DISCONNECTED;
@@ -128,6 +133,7 @@ export class Connector {
     const attempt = new AbortController();
     this.#attempt = attempt;
     const timeout = this.loop.runAfter(this.#connectTimeoutMs, () => attempt.abort(new Error("connect timed out")));
+    this.#attemptTimer = timeout;
     this.loop.backend.connect({
       hostname: this.serverAddress.hostname,
       port: this.serverAddress.port,
@@ -135,6 +141,7 @@ export class Connector {
     }).then(
       (socket) => {
         this.loop.cancel(timeout);
+        if (this.#attemptTimer === timeout) this.#attemptTimer = undefined;
         if (attempt !== this.#attempt || !this.#wanted) {
           socket.close();
           return;
@@ -147,6 +154,7 @@ export class Connector {
       },
       (error) => {
         this.loop.cancel(timeout);
+        if (this.#attemptTimer === timeout) this.#attemptTimer = undefined;
         if (attempt !== this.#attempt || !this.#wanted) return;
         this.#attempt = undefined;
         this.#retry(error);

@@ -341,9 +341,21 @@ export class Logger {
 
 let processLogger: Logger | undefined;
 
-/** The process-wide logger library code writes to (created on first use: INFO to stderr). */
+/**
+ * The process-wide logger library code writes to. Created on first use: stderr, at the level named by the
+ * `DWT_LOG_LEVEL` environment variable (a name or 0-5) when set, else INFO.
+ */
 export function getLogger(): Logger {
-  processLogger ??= new Logger();
+  if (processLogger === undefined) {
+    const fromEnv = defaultBackend().process.env("DWT_LOG_LEVEL");
+    let level: LogLevel = LogLevel.INFO;
+    try {
+      if (fromEnv !== undefined && fromEnv !== "") level = parseLogLevel(fromEnv);
+    } catch {
+      // A bad value must not stop the program; INFO it is.
+    }
+    processLogger = new Logger({ level });
+  }
   return processLogger;
 }
 
