@@ -197,18 +197,21 @@ export class TcpServer {
     if (this.#stopped) return;
     this.#stopped = true;
     await this.#acceptor?.close();
-    const closing = [...this.#connections.values()].map((connection) =>
+    await this.closeConnections();
+    await this.#pool?.stop();
+  }
+
+  /** Close every open connection now (dropping unsent output) but keep accepting. */
+  async closeConnections(): Promise<void> {
+    await Promise.all([...this.#connections.values()].map((connection) =>
       new Promise<void>((resolve) => {
-        const previous = connection;
-        previous.setCloseCallback((closed) => {
+        connection.setCloseCallback((closed) => {
           this.#removeConnection(closed);
           resolve();
         });
-        previous.forceClose();
+        connection.forceClose();
       })
-    );
-    await Promise.all(closing);
-    await this.#pool?.stop();
+    ));
   }
 
   /** Same as {@linkcode TcpServer.stop}. */

@@ -1,0 +1,199 @@
+import assert from "node:assert/strict";
+import { EventLoop } from "../reactor/event_loop.ts";
+import { EventType, NodeType } from "./data_tree.ts";
+import { RegistryClient, type WatchedEvent } from "./registry_client.ts";
+import { RegistryError, RegistryErrorCode } from "./registry_error.ts";
+import { RegistryServer } from "./registry_server.ts";
+
+async function until(condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!(await condition())) {
+    if (performance.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+async function rejectsWith(promise: Promise<unknown>, code: number): Promise<void> {
+  await assert.rejects(promise, (error: RegistryError) => {
+    assert.equal(error.code, code, `${error.codeName}: ${error.message}`);
+    return true;
+  });
+}
+
+Deno.test("RegistryClient runs every operation against a RegistryServer", async () => {
+  const loop = new EventLoop();
+  const server = new RegistryServer({ port: 0, loop });
+  await server.start();
+  const client = await RegistryClient.connect(server.address, { loop });
+  assert.notEqual(client.sessionId, 0n);
+  assert.equal(await client.create("/node01", "hello"), "/node01");
+  await client.create("/node01/func01", "");
+  assert.equal(await client.getString("/node01"), "hello");
+  const stat = await client.set("/node01", "world", { version: 0 });
+  assert.equal(stat.version, 1);
+  await rejectsWith(client.set("/node01", "x", { version: 0 }), RegistryErrorCode.BAD_VERSION);
+  await rejectsWith(client.delete("/node01"), RegistryErrorCode.NOT_EMPTY);
+  await rejectsWith(client.create("/missing/child"), RegistryErrorCode.NO_NODE);
+  await rejectsWith(client.create("/node01"), RegistryErrorCode.NODE_EXISTS);
+  await rejectsWith(client.get("/nope"), RegistryErrorCode.NO_NODE);
+  await rejectsWith(client.create("bad path"), RegistryErrorCode.BAD_ARGUMENTS);
+  assert.deepEqual(await client.children("/"), ["node01"]);
+  assert.equal((await client.stat("/node01")).numChildren, 1);
+  assert.equal(await client.exists("/nope"), undefined);
+  const seq = await client.create("/node01/job-", "", { sequential: true });
+  assert.match(seq, /^\/node01\/job-\d{10}$/);
+  await client.delete("/node01/func01");
+  await client.delete(seq);
+  await client.delete("/node01", { version: 1 });
+  assert.deepEqual(await client.children("/"), []);
+  await client.close();
+  await server.stop();
+});
+
+Deno.test("RegistryClient pipelines many requests on one connection in order", async () => {
+  const loop = new EventLoop();
+  const server = new RegistryServer({ port: 0, loop });
+  await server.start();
+  const client = await RegistryClient.connect(server.address, { loop });
+  await client.create("/p", "");
+  const paths = await Promise.all(Array.from({ length: 500 }, (_, i) => client.create(`/p/n${i}`, String(i))));
+  assert.equal(paths.length, 500);
+  const values = await Promise.all(paths.map((path) => client.getString(path)));
+  assert.deepEqual(values, paths.map((_, i) => String(i)));
+  assert.equal(server.stats().connections, 1);
+  await client.close();
+  await server.stop();
+});
+
+Deno.test("Watches fire once, in order, after the change they report", async () => {
+  const loop = new EventLoop();
+  const server = new RegistryServer({ port: 0, loop });
+  await server.start();
+  const watcher = await RegistryClient.connect(server.address, { loop });
+  const writer = await RegistryClient.connect(server.address, { loop });
+  await writer.create("/svc", "v0");
+  const events: WatchedEvent[] = [];
+  await watcher.children("/svc", { watch: (e) => events.push(e) });
+  await watcher.get("/svc", { watch: (e) => events.push(e) });
+  await watcher.exists("/svc/late", { watch: (e) => events.push(e) });
+  await writer.create("/svc/late", "", { nodeType: NodeType.EPHEMERAL });
+  await writer.set("/svc", "v1");
+  await writer.set("/svc", "v2"); // the data watch is one-shot: no second event
+  await until(() => events.length >= 3, 2000, "three events");
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.deepEqual(events.map((e) => `${e.type}:${e.path}`), [
+    `${EventType.NODE_CREATED}:/svc/late`,
+    `${EventType.NODE_CHILDREN_CHANGED}:/svc`,
+    `${EventType.NODE_DATA_CHANGED}:/svc`,
+  ]);
+  // A watcher that reads in its callback sees the change (the event follows the write's answer).
+  const seen = Promise.withResolvers<string>();
+  await watcher.get("/svc", { watch: () => watcher.getString("/svc").then(seen.resolve) });
+  await writer.set("/svc", "v3");
+  assert.equal(await seen.promise, "v3");
+  await watcher.close();
+  await writer.close();
+  await server.stop();
+});
+
+Deno.test("A session's ephemeral nodes go when it closes and when its heartbeats stop", async () => {
+  const loop = new EventLoop();
+  const server = new RegistryServer({ port: 0, loop, heartbeatTimeoutMs: 50, heartbeatMaxCount: 3 });
+  await server.start();
+  const observer = await RegistryClient.connect(server.address, { loop });
+  const owner = await RegistryClient.connect(server.address, { loop });
+  await owner.create("/node02", "", { nodeType: NodeType.EPHEMERAL });
+  // Heartbeats keep it alive well past the 150 ms expiry.
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  assert.ok(await observer.exists("/node02"));
+  assert.ok(server.stats().heartbeatsAccepted > 3);
+  await owner.close();
+  assert.equal(await observer.exists("/node02"), undefined);
+  await observer.close();
+  await server.stop();
+});
+
+Deno.test("RegistryServer rejects forged, replayed and garbage heartbeats", async () => {
+  const loop = new EventLoop();
+  const server = new RegistryServer({ port: 0, loop, heartbeatTimeoutMs: 1000 });
+  await server.start();
+  const client = await RegistryClient.connect(server.address, { loop });
+  const sock = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const target = { transport: "udp" as const, hostname: "127.0.0.1", port: server.heartbeatAddress.port };
+  // A stranger knows the session id but not the secret.
+  const forged = new Uint8Array(40);
+  const view = new DataView(forged.buffer);
+  view.setUint16(0, 0x6468);
+  view.setUint8(2, 1);
+  view.setBigUint64(4, client.sessionId);
+  view.setBigUint64(12, 1n << 60n);
+  const before = server.stats().heartbeatsRejected;
+  await sock.send(forged, target);
+  await sock.send(new Uint8Array([1, 2, 3]), target);
+  await sock.send(crypto.getRandomValues(new Uint8Array(40)), target);
+  await until(() => server.stats().heartbeatsRejected >= before + 3, 2000, "rejections");
+  sock.close();
+  await client.ping();
+  await client.close();
+  await server.stop();
+});
+
+Deno.test("RegistryClient resumes its session after the connection drops", async () => {
+  const loop = new EventLoop();
+  const server = new RegistryServer({ port: 0, loop, heartbeatTimeoutMs: 200 });
+  await server.start();
+  const client = await RegistryClient.connect(server.address, { loop, reconnectDelayMs: 20 });
+  const sessionId = client.sessionId;
+  await client.create("/mine", "", { nodeType: NodeType.EPHEMERAL });
+  const events: string[] = [];
+  client.onSessionEvent((e) => events.push(e.type === "connected" ? `connected:${e.resumed}` : e.type));
+  // Drop every connection server-side; the session lives on through heartbeats.
+  await server.dropConnectionsForTesting();
+  await until(() => events.includes("connected:true"), 3000, "the resumption");
+  assert.equal(client.sessionId, sessionId);
+  assert.ok(await client.exists("/mine"));
+  await client.close();
+  await server.stop();
+});
+
+Deno.test("RegistryServer refuses requests before connect, survives garbage and oversized frames", async () => {
+  const loop = new EventLoop();
+  const server = new RegistryServer({ port: 0, loop, maxFrameBytes: 1024 });
+  await server.start();
+  const good = await RegistryClient.connect(server.address, { loop });
+  const port = server.address.port;
+  for (
+    const bytes of [
+      crypto.getRandomValues(new Uint8Array(4096)), // random bytes
+      new Uint8Array([0, 0, 0, 10, 1, 2]), // truncated frame, then close
+      new Uint8Array([0xff, 0xff, 0xff, 0xff]), // oversized length prefix
+      new Uint8Array([0, 0, 0, 3, 0xff, 0xff, 0xff]), // a frame that does not parse
+    ]
+  ) {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    await conn.write(bytes).catch(() => {});
+    const buf = new Uint8Array(64);
+    // The server either closes or waits for the rest; give it a moment, then leave.
+    await Promise.race([conn.read(buf).catch(() => null), new Promise((resolve) => setTimeout(resolve, 50))]);
+    conn.close();
+  }
+  await good.create("/still-serving", "");
+  assert.ok(await good.exists("/still-serving"));
+  assert.ok(server.stats().badFrames >= 2);
+  await good.close();
+  await server.stop();
+});
+
+Deno.test("RegistryServer requires the auth token for changes when configured", async () => {
+  const loop = new EventLoop();
+  const server = new RegistryServer({ port: 0, loop, authToken: "s3cret" });
+  await server.start();
+  const anonymous = await RegistryClient.connect(server.address, { loop });
+  const admin = await RegistryClient.connect(server.address, { loop, authToken: "s3cret" });
+  await rejectsWith(anonymous.create("/x", ""), RegistryErrorCode.NO_AUTH);
+  await admin.create("/x", "");
+  assert.ok(await anonymous.exists("/x"));
+  await anonymous.close();
+  await admin.close();
+  await server.stop();
+});
