@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { basename, joinPath, parentOf, validatePath } from "./path.ts";
-import { RegistryError } from "./registry_error.ts";
+import type { RegistryError } from "./registry_error.ts";
 
 Deno.test("validatePath accepts absolute paths and says what is wrong with bad ones", () => {
   for (const good of ["/", "/a", "/userService/userinfo", "/a-b_c.d/0001"]) assert.equal(validatePath(good), good);

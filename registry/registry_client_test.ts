@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { EventLoop } from "../reactor/event_loop.ts";
 import { EventType, NodeType } from "./data_tree.ts";
 import { RegistryClient, type WatchedEvent } from "./registry_client.ts";
-import { RegistryError, RegistryErrorCode } from "./registry_error.ts";
+import { type RegistryError, RegistryErrorCode } from "./registry_error.ts";
 import { RegistryServer } from "./registry_server.ts";
 
 async function until(condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
