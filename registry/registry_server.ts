@@ -194,6 +194,7 @@ export class RegistryServer {
     this.#tracker = new SessionTracker(this.#loop, {
       heartbeatTimeoutMs: this.#options.heartbeatTimeoutMs,
       heartbeatMaxCount: this.#options.heartbeatMaxCount,
+      graceMs: this.#heartbeatIntervalMs(),
       onExpire: (id) => this.#expire(id),
     });
     this.#codec = new LengthHeaderCodec((connection, body) => this.#onFrame(connection, body), {
@@ -501,6 +502,11 @@ export class RegistryServer {
     }, (error) => this.#answer(connection, slot, this.#errorFrame(frame.xid, RegistryError.from(error))));
   }
 
+  /** A third of the miss period: two lost datagrams in a row still do not count a miss. */
+  #heartbeatIntervalMs(): number {
+    return Math.max(10, Math.floor(this.#options.heartbeatTimeoutMs / 3));
+  }
+
   #connectFrame(xid: number, session: Session, resumed: boolean): ServerFrame {
     const timeoutMs = this.#options.heartbeatTimeoutMs * this.#options.heartbeatMaxCount;
     return {
@@ -510,8 +516,7 @@ export class RegistryServer {
         sessionId: session.id.toString(),
         sessionSecret: session.secret,
         sessionTimeoutMs: timeoutMs,
-        // A third of the miss period: two lost datagrams in a row still do not count a miss.
-        heartbeatIntervalMs: Math.max(10, Math.floor(this.#options.heartbeatTimeoutMs / 3)),
+        heartbeatIntervalMs: this.#heartbeatIntervalMs(),
         heartbeatPort: this.#udp?.address.port ?? 0,
         resumed,
       },

@@ -15,6 +15,13 @@ export interface SessionTrackerOptions {
   heartbeatTimeoutMs: number;
   /** Consecutive misses that expire a session (the seed's `heartbeatMaxCount`). */
   heartbeatMaxCount: number;
+  /**
+   * Milliseconds after a sign of life before the first miss period starts: the client's heartbeat interval,
+   * since a heartbeat is only missing once it is due. So a session lives `heartbeatMaxCount` periods after its
+   * client goes silent, never less.
+   * @default {0}
+   */
+  graceMs?: number;
   /** Told when a session expires; it is no longer tracked by then. */
   onExpire: (sessionId: bigint) => void;
 }
@@ -80,7 +87,7 @@ export class SessionTracker {
   /** Start tracking a session, as if it had just sent a heartbeat. */
   add(sessionId: bigint): void {
     this.remove(sessionId);
-    this.#sessions.set(sessionId, { misses: 0, timer: this.#arm(sessionId) });
+    this.#sessions.set(sessionId, { misses: 0, timer: this.#arm(sessionId, this.#options.graceMs ?? 0) });
   }
 
   /** A sign of life: reset the miss count. Returns false for an unknown session. */
@@ -89,7 +96,7 @@ export class SessionTracker {
     if (tracked === undefined) return false;
     tracked.misses = 0;
     this.#loop.cancel(tracked.timer);
-    tracked.timer = this.#arm(sessionId);
+    tracked.timer = this.#arm(sessionId, this.#options.graceMs ?? 0);
     return true;
   }
 
@@ -107,8 +114,8 @@ export class SessionTracker {
     this.#sessions.clear();
   }
 
-  #arm(sessionId: bigint): TimerId {
-    return this.#loop.runAfter(this.#options.heartbeatTimeoutMs, () => this.#miss(sessionId));
+  #arm(sessionId: bigint, extraMs = 0): TimerId {
+    return this.#loop.runAfter(this.#options.heartbeatTimeoutMs + extraMs, () => this.#miss(sessionId));
   }
 
   #miss(sessionId: bigint): void {

@@ -8,3 +8,4 @@ export * from "./net_backend.ts";
 export { denoBackend } from "./deno.ts";
 export { nodeBackend } from "./node.ts";
 export { defaultBackend } from "./default.ts";
+export { parseArgs } from "./parse_args.ts";

@@ -1,0 +1,88 @@
+/**
+ * The registry server program: `deno task registry [--config FILE] [--port N] [--data-dir DIR]`.
+ * Without a file it runs on the embedded defaults (127.0.0.1:10606, data in `data/registry`).
+ * Prints `READY host:port` on stdout once serving (scripts and tests wait for it); stops on SIGINT/SIGTERM.
+ *
+ * @module
+ */
+
+import { defaultBackend } from "../reactor/backend/default.ts";
+import { parseArgs } from "../reactor/backend/parse_args.ts";
+import { EventLoop } from "../reactor/event_loop.ts";
+import {
+  DailyFileLogOutput,
+  Logger,
+  type LogOutput,
+  parseLogLevel,
+  setLogger,
+  StderrLogOutput,
+} from "../reactor/logger.ts";
+import {
+  DEFAULT_REGISTRY_CONFIG,
+  loadRegistryConfig,
+  type RegistryConfig,
+  registryServerOptions,
+} from "./registry_config.ts";
+import { RegistryServer } from "./registry_server.ts";
+
+/** Run the registry server program with command-line `args`; resolves when it has stopped. */
+export async function main(args: string[]): Promise<number> {
+  const backend = defaultBackend();
+  const { values } = parseArgs({
+    args,
+    options: {
+      config: { type: "string", short: "c" },
+      port: { type: "string" },
+      "data-dir": { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    backend.process.writeStdout(
+      "usage: deno task registry [--config FILE] [--port N] [--data-dir DIR]\n" +
+        "config keys: ip, port, heartbeatPort, heartbeatTimeout, heartbeatMaxCount, dataDir, snapshotEveryTxns,\n" +
+        "  maxFrameBytes, maxDataBytes, maxConnectionsPerIp, authToken, log_path, log_level\n",
+    );
+    return 0;
+  }
+  let config: RegistryConfig = { ...DEFAULT_REGISTRY_CONFIG };
+  try {
+    if (values.config !== undefined) config = await loadRegistryConfig(backend, values.config);
+    if (values.port !== undefined) config.port = Number(values.port);
+    if (values["data-dir"] !== undefined) config.dataDir = values["data-dir"];
+  } catch (error) {
+    backend.process.writeStderr(`${error instanceof Error ? error.message : error}\n`);
+    return 2;
+  }
+  const outputs: LogOutput[] = [new StderrLogOutput()];
+  if (config.logPath !== undefined) outputs.push(new DailyFileLogOutput({ dir: config.logPath }));
+  const logger = new Logger({ level: parseLogLevel(config.logLevel), outputs, name: "registry" });
+  setLogger(logger);
+
+  const loop = EventLoop.current();
+  const server = new RegistryServer({ ...registryServerOptions(config), loop });
+  try {
+    await server.start();
+  } catch (error) {
+    logger.fatal(`Cannot start the registry on ${config.ip}:${config.port}`, { error });
+    await logger.close();
+    return 1;
+  }
+  backend.process.writeStdout(`READY ${server.address}\n`);
+  const stop = () => {
+    logger.info("Registry stopping");
+    server.stop().then(() => loop.quit());
+  };
+  const removeInt = backend.process.onSignal("SIGINT", stop);
+  const removeTerm = backend.process.onSignal("SIGTERM", stop);
+  await loop.loop();
+  removeInt();
+  removeTerm();
+  await logger.close();
+  return 0;
+}
+
+if (import.meta.main) {
+  const code = await main(defaultBackend().process.args());
+  defaultBackend().process.exit(code);
+}
