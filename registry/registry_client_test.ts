@@ -197,3 +197,18 @@ Deno.test("RegistryServer requires the auth token for changes when configured", 
   await admin.close();
   await server.stop();
 });
+
+Deno.test("RegistryServer refuses connections over the per-IP limit and keeps serving the others", async () => {
+  const loop = new EventLoop();
+  const server = new RegistryServer({ port: 0, loop, maxConnectionsPerIp: 2 });
+  await server.start();
+  const a = await RegistryClient.connect(server.address, { loop });
+  const b = await RegistryClient.connect(server.address, { loop });
+  await assert.rejects(RegistryClient.connect(server.address, { loop, connectTimeoutMs: 300 }));
+  assert.ok(server.stats().rejectedConnections >= 1);
+  await a.ping();
+  await b.ping();
+  await a.close();
+  await b.close();
+  await server.stop();
+});

@@ -243,3 +243,48 @@ Deno.test("registry: a bad config file names the key and the file", async () => 
   );
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("registry: a client frozen past its session timeout learns of the expiry and re-creates its node", async () => {
+  const dir = await Deno.makeTempDir();
+  const server = await startServer({ heartbeatTimeout: 100, heartbeatMaxCount: 3, dataDir: "" }, dir);
+  const loop = new EventLoop();
+  const observer = await RegistryClient.connect(server.address, { loop });
+  const holder = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("./testdata/ephemeral_holder.ts", import.meta.url).pathname, server.address, "/held"],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = holder.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  const waitFor = async (needle: string) => {
+    const deadline = performance.now() + 10_000;
+    while (!text.includes(needle)) {
+      if (performance.now() > deadline) throw new Error(`no '${needle}' in: ${text}`);
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`holder exited: ${text}`);
+      text += value;
+    }
+  };
+  try {
+    await waitFor("READY");
+    const firstOwner = (await observer.stat("/held")).ephemeralOwner;
+    holder.kill("SIGSTOP"); // no heartbeats, no reads: the session expires
+    const deadline = performance.now() + 5000;
+    while ((await observer.exists("/held")) !== undefined && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.equal(await observer.exists("/held"), undefined);
+    holder.kill("SIGCONT");
+    await waitFor("expired");
+    await waitFor("recreated");
+    const secondOwner = (await observer.stat("/held")).ephemeralOwner;
+    assert.notEqual(secondOwner, firstOwner);
+  } finally {
+    holder.kill("SIGKILL");
+    await holder.status;
+    await reader.cancel().catch(() => {});
+    await observer.close();
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
