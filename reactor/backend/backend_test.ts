@@ -104,6 +104,12 @@ for (const backend of [denoBackend, nodeBackend] as NetBackend[]) {
     await fs.rename(`${dir}/a/snap.tmp`, `${dir}/a/snap`);
     assert.deepEqual((await fs.readDir(`${dir}/a`)).sort(), ["b", "snap"]);
     assert.deepEqual([...await fs.readFile(`${dir}/a/snap`)], [1, 2, 3]);
+    const durable = await fs.openDurableAppend(`${dir}/a/wal`);
+    await durable.append(new TextEncoder().encode("r1"));
+    await durable.append(new TextEncoder().encode("r2"));
+    durable.close();
+    assert.equal(new TextDecoder().decode(await fs.readFile(`${dir}/a/wal`)), "r1r2");
+    await fs.remove(`${dir}/a/wal`);
     await fs.remove(`${dir}/a/snap`);
     await fs.remove(`${dir}/a/snap`);
     await assert.rejects(fs.readFile(`${dir}/a/snap`), { name: "NotFound" });

@@ -23,6 +23,7 @@ import type {
   WorkerBackend,
   WorkerHandle,
 } from "./net_backend.ts";
+import { openDurableAppend } from "./_durable_file.ts";
 
 const READ_BUFFER_BYTES = 64 * 1024;
 
@@ -283,6 +284,11 @@ class DenoAppendFile implements AppendFile {
     while (offset < data.length) offset += await this.#file.write(data.subarray(offset));
   }
 
+  writeSync(data: Uint8Array): void {
+    let offset = 0;
+    while (offset < data.length) offset += this.#file.writeSync(data.subarray(offset));
+  }
+
   sync(): Promise<void> {
     return this.#file.syncData();
   }
@@ -295,6 +301,7 @@ class DenoAppendFile implements AppendFile {
 }
 
 const denoFileSystem: FileSystemBackend = {
+  openDurableAppend,
   async openAppend(path) {
     return new DenoAppendFile(await Deno.open(path, { append: true, create: true, write: true }));
   },

@@ -7,7 +7,7 @@
  */
 
 import * as dgram from "node:dgram";
-import { writeSync } from "node:fs";
+import { writeSync, writeSync as fsWriteSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as net from "node:net";
 import process from "node:process";
@@ -31,6 +31,7 @@ import type {
   WorkerBackend,
   WorkerHandle,
 } from "./net_backend.ts";
+import { openDurableAppend } from "./_durable_file.ts";
 
 const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
 const isDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
@@ -214,6 +215,11 @@ class NodeAppendFile implements AppendFile {
     }
   }
 
+  writeSync(data: Uint8Array): void {
+    let offset = 0;
+    while (offset < data.length) offset += fsWriteSync(this.#handle.fd, data, offset, data.length - offset);
+  }
+
   sync(): Promise<void> {
     return this.#handle.datasync();
   }
@@ -230,6 +236,7 @@ function isNotFound(error: unknown): boolean {
 }
 
 const nodeFileSystem: FileSystemBackend = {
+  openDurableAppend,
   async openAppend(path) {
     return new NodeAppendFile(await fsp.open(path, "a"));
   },

@@ -1,0 +1,139 @@
+/**
+ * The registry against ZooKeeper 3.8, side by side in one run, both durable (our transaction log fsyncs before
+ * answering; ZooKeeper runs with forceSync=yes): create, get and exists ops/s with 1 and 32 requests in flight.
+ * Both servers are separate processes on 127.0.0.1; both clients run in this process (ours: RegistryClient;
+ * ZooKeeper's: the pure-JS node-zookeeper-client).
+ *
+ *   deno task bench-registry [--seconds 3]
+ */
+
+import { parseArgs } from "node:util";
+import zookeeper from "node-zookeeper-client";
+import { EventLoop } from "../reactor/event_loop.ts";
+import { getLogger, LogLevel } from "../reactor/logger.ts";
+import { RegistryClient } from "../registry/registry_client.ts";
+import { startZooKeeper } from "./_zookeeper.ts";
+
+const { values } = parseArgs({ args: Deno.args, options: { seconds: { type: "string", default: "3" } } });
+const durationMs = Number(values.seconds) * 1000;
+getLogger().level = LogLevel.WARN;
+
+interface Store {
+  create(path: string): Promise<unknown>;
+  get(path: string): Promise<unknown>;
+  exists(path: string): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+async function startRegistry(): Promise<{ address: string; stop(): Promise<void> }> {
+  const dir = await Deno.makeTempDir({ prefix: "registry-" });
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("../registry/main.ts", import.meta.url).pathname, "--port", "0", "--data-dir", dir],
+    stdout: "piped",
+    stderr: "null",
+    env: { DWT_LOG_LEVEL: "WARN" },
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!/READY (\S+)/.test(text)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("registry exited before READY");
+    text += value;
+  }
+  reader.releaseLock();
+  return {
+    address: /READY (\S+)/.exec(text)![1]!,
+    async stop() {
+      child.kill("SIGTERM");
+      await child.status;
+      await child.stdout.cancel().catch(() => {});
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+async function ourStore(address: string): Promise<Store> {
+  const client = await RegistryClient.connect(address, { loop: EventLoop.current() });
+  return {
+    create: (path) => client.create(path, "x"),
+    get: (path) => client.get(path),
+    exists: (path) => client.exists(path),
+    close: () => client.close(),
+  };
+}
+
+async function zooKeeperStore(connectString: string): Promise<Store> {
+  const client = zookeeper.createClient(connectString, { sessionTimeout: 10_000 });
+  await new Promise<void>((resolve) => {
+    client.once("connected", () => resolve());
+    client.connect();
+  });
+  const data = new TextEncoder().encode("x");
+  const call = (fn: (cb: (error: unknown, result?: unknown) => void) => void) =>
+    new Promise((resolve, reject) => fn((error, result) => error ? reject(error) : resolve(result)));
+  return {
+    // deno-lint-ignore no-explicit-any
+    create: (path) => call((cb) => client.create(path, data as any, zookeeper.CreateMode.PERSISTENT, cb)),
+    get: (path) => call((cb) => client.getData(path, cb)),
+    exists: (path) => call((cb) => client.exists(path, cb)),
+    close: () => Promise.resolve(client.close()),
+  };
+}
+
+async function measure(
+  store: Store,
+  op: "create" | "get" | "exists",
+  inFlight: number,
+  prefix: string,
+): Promise<number> {
+  let done = 0;
+  let next = 0;
+  const until = performance.now() + durationMs;
+  const start = performance.now();
+  await Promise.all(Array.from({ length: inFlight }, async () => {
+    while (performance.now() < until) {
+      if (op === "create") await store.create(`${prefix}/n${next++}`);
+      else await store[op](`${prefix}`);
+      done++;
+    }
+  }));
+  return done / ((performance.now() - start) / 1000);
+}
+
+const zk = await startZooKeeper();
+const registry = await startRegistry();
+const stores: Record<string, Store> = {
+  zookeeper: await zooKeeperStore(zk.connectString),
+  dwt: await ourStore(registry.address),
+};
+const results: Array<{ op: string; inFlight: number; zookeeper: number; dwt: number }> = [];
+try {
+  for (const store of Object.values(stores)) {
+    for (const inFlight of [1, 32]) await store.create(`/bench${inFlight}`);
+  }
+  for (const op of ["create", "get", "exists"] as const) {
+    for (const inFlight of [1, 32]) {
+      const row = { op, inFlight, zookeeper: 0, dwt: 0 };
+      for (const [name, store] of Object.entries(stores)) {
+        row[name as "zookeeper" | "dwt"] = await measure(store, op, inFlight, `/bench${inFlight}`);
+      }
+      results.push(row);
+    }
+  }
+} finally {
+  for (const store of Object.values(stores)) await store.close();
+  await registry.stop();
+  await zk.stop();
+}
+
+console.log(`registry vs ZooKeeper 3.8, durable, ${values.seconds} s per point`);
+console.log("| op | in flight | ZooKeeper ops/s | dwt registry ops/s | ratio |");
+console.log("| --- | ---: | ---: | ---: | ---: |");
+for (const row of results) {
+  console.log(
+    `| ${row.op} | ${row.inFlight} | ${row.zookeeper.toFixed(0)} | ${row.dwt.toFixed(0)} | ${
+      (row.dwt / row.zookeeper).toFixed(2)
+    } |`,
+  );
+}
+Deno.exit(0);
