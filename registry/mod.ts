@@ -1,7 +1,18 @@
 /**
- * The registry: a ZooKeeper-like registration center (node tree, sessions kept alive by UDP heartbeats,
- * watches, durability), its server, client library and CLI. Written on the reactor.
+ * The registry: a ZooKeeper-like registration center written on the reactor. A tree of persistent and ephemeral
+ * nodes with versions and sequential names ({@linkcode DataTree}), sessions kept alive by signed UDP heartbeats,
+ * watches pushed in order, a durable transaction log with snapshots, the server ({@linkcode RegistryServer}),
+ * the client library ({@linkcode RegistryClient}) and the CLI (`registry/cli.ts`).
  *
  * @module
  */
-export {};
+export * from "./data_tree.ts";
+export * from "./path.ts";
+export * from "./registry_client.ts";
+export * from "./registry_config.ts";
+export * from "./registry_error.ts";
+export * from "./registry_server.ts";
+export * from "./session_tracker.ts";
+export * from "./txn_log.ts";
+export * from "./watch_manager.ts";
+export { encodeHeartbeat, HEARTBEAT_BYTES, importHeartbeatKey, parseHeartbeat, verifyHeartbeat } from "./heartbeat.ts";
