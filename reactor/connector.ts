@@ -38,6 +38,11 @@ export interface ConnectorOptions {
    * @default {10000}
    */
   connectTimeoutMs?: number;
+  /**
+   * Give up after this many failed attempts in a row and report it to the connect-failed callback.
+   * @default {Infinity}
+   */
+  maxAttempts?: number;
 }
 
 function positive(name: string, value: number): number {
@@ -67,6 +72,9 @@ export class Connector {
   #attemptTimer: TimerId | undefined;
   #attempts = 0;
   #callback: ((socket: RawSocket) => void) | undefined;
+  #failedCallback: ((error: unknown) => void) | undefined;
+  readonly #maxAttempts: number;
+  #failuresInARow = 0;
 
   /** Prepare a connector; nothing happens until `start`. */
   constructor(loop: EventLoop, serverAddress: InetAddress, options: ConnectorOptions = {}) {
@@ -76,6 +84,7 @@ export class Connector {
     this.#maxRetryDelayMs = positive("maxRetryDelayMs", options.maxRetryDelayMs ?? 30_000);
     this.#connectTimeoutMs = positive("connectTimeoutMs", options.connectTimeoutMs ?? 10_000);
     this.#retryDelayMs = this.#initialRetryDelayMs;
+    this.#maxAttempts = options.maxAttempts ?? Infinity;
   }
 
   /** The current state. */
@@ -96,6 +105,11 @@ export class Connector {
   /** Set the callback that receives the connected socket. */
   setNewConnectionCallback(callback: (socket: RawSocket) => void): void {
     this.#callback = callback;
+  }
+
+  /** Set the callback told when `maxAttempts` attempts in a row have failed (the connector then stops). */
+  setConnectFailedCallback(callback: (error: unknown) => void): void {
+    this.#failedCallback = callback;
   }
 
   /** Start connecting (retrying until connected or stopped). */
@@ -149,6 +163,7 @@ export class Connector {
         this.#attempt = undefined;
         this.#state = ConnectorState.CONNECTED;
         this.#retryDelayMs = this.#initialRetryDelayMs;
+        this.#failuresInARow = 0;
         if (this.#callback === undefined) socket.close();
         else this.#callback(socket);
       },
@@ -164,6 +179,12 @@ export class Connector {
 
   #retry(error: unknown): void {
     this.#state = ConnectorState.DISCONNECTED;
+    if (++this.#failuresInARow >= this.#maxAttempts) {
+      this.#failuresInARow = 0;
+      this.#wanted = false;
+      this.#failedCallback?.(error);
+      return;
+    }
     const delayMs = this.#retryDelayMs;
     getLogger().info(
       `Connector to ${this.serverAddress} failed (${error instanceof Error ? error.message : error}), ` +

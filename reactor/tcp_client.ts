@@ -132,6 +132,11 @@ export class TcpClient {
     this.#highWaterMark = highWaterMark;
   }
 
+  /** Set the callback told when the connector gives up (after its `maxAttempts`). */
+  setConnectFailedCallback(callback: (error: unknown) => void): void {
+    this.#connector.setConnectFailedCallback(callback);
+  }
+
   /** Start connecting. */
   connect(): void {
     getLogger().debug(`TcpClient '${this.name}' connecting to ${this.serverAddress}`);

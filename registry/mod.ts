@@ -16,3 +16,4 @@ export * from "./session_tracker.ts";
 export * from "./txn_log.ts";
 export * from "./watch_manager.ts";
 export { encodeHeartbeat, HEARTBEAT_BYTES, importHeartbeatKey, parseHeartbeat, verifyHeartbeat } from "./heartbeat.ts";
+export * from "./registry.ts";

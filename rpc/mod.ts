@@ -1,7 +1,13 @@
 /**
- * The RPC layer: Application, Provider, Channel and Controller on protobuf, written on the reactor and
- * discovered through the registry.
+ * The RPC layer: publish protobuf services with {@linkcode RpcProvider} and call them by name through
+ * {@linkcode RpcChannel}, with providers discovered in the registry, balanced, and failed over. Deadlines,
+ * cancellation, gRPC status codes ({@linkcode RpcError}), safe retries, interceptors and metadata.
  *
  * @module
  */
-export {};
+export * from "./load_balancer.ts";
+export * from "./rpc_channel.ts";
+export * from "./rpc_controller.ts";
+export * from "./rpc_error.ts";
+export * from "./rpc_provider.ts";
+export * from "./service_definition.ts";

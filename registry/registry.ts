@@ -1,0 +1,32 @@
+/**
+ * The registry as the RPC layer uses it: the operations publishing and discovery need. The built-in
+ * {@linkcode RegistryClient} implements it; a ZooKeeper adapter can too, so Provider and Channel run unchanged
+ * on either.
+ *
+ * @module
+ */
+
+import type { NodeType, Stat } from "./data_tree.ts";
+import type { SessionEvent, WatchCallback } from "./registry_client.ts";
+
+/** A session with a registry. */
+export interface Registry {
+  /** Create a node; resolves with its actual path. */
+  create(
+    path: string,
+    data?: Uint8Array | string,
+    options?: { nodeType?: NodeType; sequential?: boolean },
+  ): Promise<string>;
+  /** A node's data and stat. */
+  get(path: string, options?: { watch?: WatchCallback }): Promise<{ data: Uint8Array; stat: Stat }>;
+  /** Delete a node. */
+  delete(path: string, options?: { version?: number }): Promise<void>;
+  /** A node's stat or undefined. */
+  exists(path: string, options?: { watch?: WatchCallback }): Promise<Stat | undefined>;
+  /** A node's children; `watch` fires once when they change. */
+  children(path: string, options?: { watch?: WatchCallback }): Promise<string[]>;
+  /** Listen for session events. */
+  onSessionEvent(listener: (event: SessionEvent) => void): () => void;
+  /** Close the session. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,417 @@
+/**
+ * The provider (the seed's DwtRpcProvider): registers service implementations, serves their calls on the
+ * reactor's TcpServer over the multiplexed envelope of proto/rpc.proto, and publishes each service in the
+ * registry as an ephemeral node `/<Service>/<host:port>` whose data lists the methods. Deadlines reach the
+ * handlers as an AbortSignal; shutdown is graceful (unpublish, finish in-flight calls, close).
+ *
+ * @module
+ */
+
+import type protobuf from "protobufjs";
+import { EventLoop } from "../reactor/event_loop.ts";
+import { InetAddress } from "../reactor/inet_address.ts";
+import { DEFAULT_MAX_FRAME_BYTES, LengthHeaderCodec } from "../reactor/length_header_codec.ts";
+import { getLogger } from "../reactor/logger.ts";
+import type { TcpConnection } from "../reactor/tcp_connection.ts";
+import { TcpServer } from "../reactor/tcp_server.ts";
+import { NodeType } from "../registry/data_tree.ts";
+import type { Registry } from "../registry/registry.ts";
+import { RegistryError, RegistryErrorCode } from "../registry/registry_error.ts";
+import { decodeRpcFrame, encodeRpcFrame, type WireRequest, type WireResponse } from "./_rpc_codec.ts";
+import { RpcCode, RpcError } from "./rpc_error.ts";
+import { definitionOf, type MethodDefinition, type ServiceDefinition } from "./service_definition.ts";
+
+/** What a handler knows about its call. */
+export interface CallContext {
+  /** Full service name. */
+  readonly service: string;
+  /** Method name. */
+  readonly method: string;
+  /** Fires when the caller gives up (deadline, cancel, connection lost) or the provider stops. */
+  readonly signal: AbortSignal;
+  /** Metadata the caller sent. */
+  readonly metadata: Readonly<Record<string, string>>;
+  /** Metadata to send back with the response (set entries on it). */
+  readonly responseMetadata: Record<string, string>;
+  /** The caller's address. */
+  readonly peer: string;
+  /** Milliseconds the caller still waits (Infinity without a deadline). */
+  readonly timeRemainingMs: () => number;
+}
+
+/** A method implementation: takes the decoded request, returns the response (a message or a plain object). */
+// deno-lint-ignore no-explicit-any
+export type MethodHandler = (request: any, context: CallContext) => unknown;
+
+/** A service implementation: handlers by method name (`Login` or `login`); a class instance works too. */
+export type ServiceImplementation = object;
+
+/** A decoded call on its way to the handler. */
+export type ServerHandler = (request: unknown, context: CallContext) => Promise<unknown>;
+
+/** Wraps the handler chain: for auth, logging, metrics. */
+export type ServerInterceptor = (next: ServerHandler) => ServerHandler;
+
+/** Options of {@linkcode RpcProvider}. */
+export interface RpcProviderOptions {
+  /**
+   * Listen address (the seed's `rpcserver_ip`).
+   * @default {"127.0.0.1"}
+   */
+  host?: string;
+  /**
+   * Listen port (the seed's `rpcserver_port`); 0 picks one.
+   * @default {0}
+   */
+  port?: number;
+  /**
+   * Where to publish services; without one nothing is published (callers must know the address).
+   * @default {undefined}
+   */
+  registry?: Registry;
+  /**
+   * The address published for callers, when it differs from the listen address (0.0.0.0, NAT).
+   * @default {the listen address}
+   */
+  advertisedHost?: string;
+  /**
+   * The loop to serve on.
+   * @default {EventLoop.current()}
+   */
+  loop?: EventLoop;
+  /**
+   * The largest frame accepted, in bytes.
+   * @default {64 MiB}
+   */
+  maxFrameBytes?: number;
+  /**
+   * Interceptors, outermost first.
+   * @default {[]}
+   */
+  interceptors?: ServerInterceptor[];
+}
+
+interface RegisteredService {
+  definition: ServiceDefinition;
+  handlers: Map<string, { method: MethodDefinition; handler: ServerHandler }>;
+}
+
+interface InFlight {
+  controller: AbortController;
+}
+
+/**
+ * Serves registered services and publishes them.
+ *
+ * @example
+ * ```ts
+ * import { EventLoop } from "../reactor/event_loop.ts";
+ * import { RpcProvider } from "./rpc_provider.ts";
+ * import { parseProto, serviceDefinition } from "./service_definition.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const root = parseProto(`syntax = "proto3"; package demo;
+ *   message Msg { string text = 1; }
+ *   service Echo { rpc Say (Msg) returns (Msg); }`);
+ * const provider = new RpcProvider({ loop: new EventLoop() });
+ * provider.registerService(serviceDefinition(root, "demo.Echo"), { Say: (request: { text: string }) => request });
+ * await provider.start();
+ * assert.ok(provider.address.port > 0);
+ * await provider.stop();
+ * ```
+ */
+export class RpcProvider {
+  readonly #options: RpcProviderOptions;
+  readonly #loop: EventLoop;
+  readonly #services = new Map<string, RegisteredService>();
+  readonly #codec: LengthHeaderCodec;
+  readonly #inFlight = new Map<TcpConnection, Map<number, InFlight>>();
+  #server: TcpServer | undefined;
+  #published: string[] = [];
+  #stopping = false;
+  #removeSessionListener: (() => void) | undefined;
+  #callsInFlight = 0;
+  #drained: PromiseWithResolvers<void> | undefined;
+  #callsServed = 0;
+
+  /** Configure a provider; nothing listens until {@linkcode RpcProvider.start}. */
+  constructor(options: RpcProviderOptions = {}) {
+    this.#options = options;
+    this.#loop = options.loop ?? EventLoop.current();
+    this.#codec = new LengthHeaderCodec((connection, body) => this.#onFrame(connection, body), {
+      maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+    });
+  }
+
+  /** The listen address (after start). */
+  get address(): InetAddress {
+    if (this.#server === undefined) throw new TypeError("Cannot get the address of a provider before start");
+    return this.#server.address;
+  }
+
+  /** The address callers are told, `host:port`. */
+  get advertisedAddress(): string {
+    const address = this.address;
+    const host = this.#options.advertisedHost ?? address.hostname;
+    return new InetAddress(host, address.port).toString();
+  }
+
+  /** Calls answered so far. */
+  get callsServed(): number {
+    return this.#callsServed;
+  }
+
+  /** Calls being handled now. */
+  get callsInFlight(): number {
+    return this.#callsInFlight;
+  }
+
+  /**
+   * Register a service implementation: an object (or class instance) with a handler per method, named as in the
+   * .proto (`Login`) or lower camel case (`login`). Every method must have a handler.
+   */
+  registerService(service: ServiceDefinition | protobuf.Service, implementation: ServiceImplementation): void {
+    const definition = "methods" in service && service.methods instanceof Map
+      ? service as ServiceDefinition
+      : definitionOf(service as protobuf.Service);
+    if (this.#server !== undefined) {
+      throw new TypeError(`Cannot register service '${definition.fullName}' after the provider started`);
+    }
+    const handlers = new Map<string, { method: MethodDefinition; handler: ServerHandler }>();
+    const impl = implementation as Record<string, unknown>;
+    for (const method of definition.methods.values()) {
+      const lower = method.name[0]!.toLowerCase() + method.name.slice(1);
+      const fn = impl[method.name] ?? impl[lower];
+      if (typeof fn !== "function") {
+        throw new TypeError(
+          `Cannot register service '${definition.fullName}' as it has no handler for method '${method.name}'`,
+        );
+      }
+      const base: ServerHandler = async (request, context) =>
+        await (fn as MethodHandler).call(implementation, request, context);
+      const handler = (this.#options.interceptors ?? []).reduceRight((next, interceptor) => interceptor(next), base);
+      handlers.set(method.name, { method, handler });
+    }
+    this.#services.set(definition.fullName, { definition, handlers });
+  }
+
+  /** The seed's name for {@linkcode RpcProvider.registerService}. */
+  notifyService(service: ServiceDefinition | protobuf.Service, implementation: ServiceImplementation): void {
+    this.registerService(service, implementation);
+  }
+
+  /** Listen, then publish every service to the registry. */
+  async start(): Promise<void> {
+    if (this.#server !== undefined) throw new TypeError("Cannot start a provider twice");
+    const server = new TcpServer(
+      this.#loop,
+      new InetAddress(this.#options.host ?? "127.0.0.1", this.#options.port ?? 0),
+      "RpcProvider",
+    );
+    server.setConnectionCallback((connection) => this.#onConnection(connection));
+    server.setMessageCallback(this.#codec.onMessage);
+    await server.start();
+    this.#server = server;
+    const registry = this.#options.registry;
+    if (registry !== undefined) {
+      await this.#publish(registry);
+      // After a session expiry the nodes are gone: publish again on the new session.
+      let expired = false;
+      this.#removeSessionListener = registry.onSessionEvent((event) => {
+        if (event.type === "expired") expired = true;
+        if (event.type === "connected" && expired && !this.#stopping) {
+          expired = false;
+          this.#publish(registry).catch((error) =>
+            getLogger().error("RpcProvider: cannot re-publish after a session expiry", { error })
+          );
+        }
+      });
+    }
+    getLogger().info(`RpcProvider serving ${[...this.#services.keys()].join(", ")} at ${this.advertisedAddress}`);
+  }
+
+  /**
+   * Stop gracefully: unpublish, refuse new calls (UNAVAILABLE, safe for callers to retry elsewhere), wait up to
+   * `graceMs` for calls in flight, then cancel the rest and close.
+   */
+  async stop(options: { graceMs?: number } = {}): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    this.#removeSessionListener?.();
+    const registry = this.#options.registry;
+    if (registry !== undefined) {
+      for (const path of this.#published) {
+        await registry.delete(path).catch(() => {});
+      }
+    }
+    if (this.#callsInFlight > 0) {
+      this.#drained = Promise.withResolvers<void>();
+      const timer = this.#loop.runAfter(options.graceMs ?? 5000, () => this.#drained?.resolve());
+      await this.#drained.promise;
+      this.#loop.cancel(timer);
+    }
+    for (const calls of this.#inFlight.values()) {
+      for (const call of calls.values()) {
+        call.controller.abort(new RpcError(RpcCode.UNAVAILABLE, "The provider stopped"));
+      }
+    }
+    await this.#server?.stop();
+  }
+
+  /** Same as {@linkcode RpcProvider.stop}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+
+  async #publish(registry: Registry): Promise<void> {
+    const address = this.advertisedAddress;
+    const published: string[] = [];
+    for (const { definition } of this.#services.values()) {
+      const servicePath = `/${definition.fullName}`;
+      await registry.create(servicePath, "").catch((error) => {
+        if (!(error instanceof RegistryError && error.code === RegistryErrorCode.NODE_EXISTS)) throw error;
+      });
+      const path = `${servicePath}/${address}`;
+      const data = JSON.stringify({ address, methods: [...definition.methods.keys()] });
+      try {
+        await registry.create(path, data, { nodeType: NodeType.EPHEMERAL });
+      } catch (error) {
+        if (!(error instanceof RegistryError && error.code === RegistryErrorCode.NODE_EXISTS)) throw error;
+        // A node left by an earlier run on this address whose session has not expired yet: it is ours now.
+        await registry.delete(path).catch(() => {});
+        await registry.create(path, data, { nodeType: NodeType.EPHEMERAL });
+      }
+      published.push(path);
+    }
+    this.#published = published;
+  }
+
+  #onConnection(connection: TcpConnection): void {
+    if (connection.connected) {
+      this.#inFlight.set(connection, new Map());
+      return;
+    }
+    // Nobody waits for these calls any more.
+    const calls = this.#inFlight.get(connection);
+    this.#inFlight.delete(connection);
+    for (const call of calls?.values() ?? []) {
+      call.controller.abort(new RpcError(RpcCode.CANCELLED, "The caller went away"));
+    }
+  }
+
+  #onFrame(connection: TcpConnection, body: Uint8Array): void {
+    let frame;
+    try {
+      frame = decodeRpcFrame(body);
+    } catch (error) {
+      getLogger().warn(`RpcProvider closing ${connection.name}: a frame does not parse`, { error });
+      connection.forceClose();
+      return;
+    }
+    if (frame.request) {
+      this.#serve(connection, frame.request);
+    } else if (frame.cancel) {
+      this.#inFlight.get(connection)?.get(frame.cancel.callId)?.controller.abort(
+        new RpcError(RpcCode.CANCELLED, "The caller cancelled the call"),
+      );
+    }
+  }
+
+  #serve(connection: TcpConnection, request: WireRequest): void {
+    const callId = request.callId;
+    const reply = (response: Omit<WireResponse, "callId">) => {
+      if (connection.connected) this.#codec.send(connection, encodeRpcFrame({ response: { callId, ...response } }));
+    };
+    const fail = (error: RpcError, metadata?: Record<string, string>) =>
+      reply({ status: error.code, errorMessage: error.rawMessage, metadata });
+    if (this.#stopping) {
+      fail(new RpcError(RpcCode.UNAVAILABLE, "The provider is shutting down"), { "dwt-retry-safe": "1" });
+      return;
+    }
+    const service = this.#services.get(request.service);
+    const entry = service?.handlers.get(request.method);
+    if (entry === undefined) {
+      fail(
+        new RpcError(
+          RpcCode.UNIMPLEMENTED,
+          service === undefined
+            ? `Service '${request.service}' is not served here`
+            : `Method '${request.method}' is not in service '${request.service}'`,
+        ),
+      );
+      return;
+    }
+    let decoded: unknown;
+    try {
+      // A copy first: the frame is a view into the connection's buffer, and the handler may keep bytes fields.
+      decoded = entry.method.requestType.decode((request.payload ?? new Uint8Array(0)).slice());
+    } catch (error) {
+      fail(
+        new RpcError(RpcCode.INVALID_ARGUMENT, `The request for ${request.service}.${request.method} does not parse`, {
+          cause: error,
+        }),
+      );
+      return;
+    }
+    const controller = new AbortController();
+    const calls = this.#inFlight.get(connection);
+    calls?.set(callId, { controller });
+    const timeoutMs = request.timeoutMs ?? 0;
+    const deadline = timeoutMs > 0 ? this.#loop.now() + timeoutMs : Infinity;
+    const timer = timeoutMs > 0
+      ? this.#loop.runAfter(
+        timeoutMs,
+        () => controller.abort(new RpcError(RpcCode.DEADLINE_EXCEEDED, `The deadline of ${timeoutMs} ms passed`)),
+      )
+      : undefined;
+    const context: CallContext = {
+      service: request.service,
+      method: request.method,
+      signal: controller.signal,
+      metadata: request.metadata ?? {},
+      responseMetadata: {},
+      peer: connection.peerAddress.toString(),
+      timeRemainingMs: () => deadline - this.#loop.now(),
+    };
+    this.#callsInFlight++;
+    const finish = () => {
+      if (timer !== undefined) this.#loop.cancel(timer);
+      calls?.delete(callId);
+      this.#callsInFlight--;
+      this.#callsServed++;
+      if (this.#callsInFlight === 0) this.#drained?.resolve();
+    };
+    // Whichever comes first: the handler's answer or the abort (deadline, cancel).
+    const aborted = new Promise<never>((_, reject) => {
+      controller.signal.addEventListener("abort", () => reject(controller.signal.reason), { once: true });
+    });
+    aborted.catch(() => {});
+    Promise.race([entry.handler(decoded, context), aborted]).then((result) => {
+      finish();
+      let payload: Uint8Array;
+      try {
+        const type = entry.method.responseType;
+        const message = result instanceof type.ctor
+          ? result
+          : type.fromObject((result ?? {}) as Record<string, unknown>);
+        payload = type.encode(message).finish();
+      } catch (error) {
+        fail(
+          new RpcError(RpcCode.INTERNAL, `The response of ${request.service}.${request.method} does not encode`, {
+            cause: error,
+          }),
+        );
+        return;
+      }
+      reply({ status: 0, payload, metadata: context.responseMetadata });
+    }, (error) => {
+      finish();
+      const rpcError = RpcError.from(error);
+      if (rpcError.code === RpcCode.UNKNOWN) {
+        getLogger().warn(`RpcProvider: ${request.service}.${request.method} threw`, { error });
+      }
+      // A cancelled call's caller is gone: nothing to answer.
+      if (rpcError.code !== RpcCode.CANCELLED) fail(rpcError, rpcError.metadata as Record<string, string>);
+    });
+  }
+}
