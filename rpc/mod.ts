@@ -11,3 +11,5 @@ export * from "./rpc_controller.ts";
 export * from "./rpc_error.ts";
 export * from "./rpc_provider.ts";
 export * from "./service_definition.ts";
+export * from "./codegen.ts";
+export * from "./rpc_application.ts";

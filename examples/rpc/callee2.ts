@@ -1,0 +1,33 @@
+/**
+ * The seed's callee2: InfoServiceRpc (GetInfo) as a plain object of handlers.
+ * `deno task callee2 -i examples/rpc/provider2.json`. Prints `READY <address>` once published.
+ */
+
+import { RpcApplication } from "../../rpc/mod.ts";
+import { type InfoRequest, type InfoResponse, InfoServiceRpc } from "./info_pb.ts";
+
+/** GetInfo(uid, type): five entries "uid__t", "uid__tt", ... as the seed returns. */
+export const infoService = {
+  GetInfo(request: InfoRequest): Partial<InfoResponse> {
+    const info = Array.from(
+      { length: 5 },
+      (_, i) => new TextEncoder().encode(`${request.uid}__${String(request.type).repeat(i + 1)}`),
+    );
+    return { success: true, size: info.length, info };
+  },
+};
+
+if (import.meta.main) {
+  const app = await RpcApplication.init(Deno.args, { name: "callee2" });
+  const provider = await app.provider();
+  provider.registerService(InfoServiceRpc, infoService);
+  await provider.start();
+  console.log(`READY ${provider.advertisedAddress}`);
+  const stop = async () => {
+    await provider.stop();
+    await app.close();
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+}

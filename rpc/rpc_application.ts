@@ -1,0 +1,210 @@
+/**
+ * The application (the seed's DwtRpcApplication): initialises the framework from a JSON config given as
+ * `-i FILE` or `--config FILE` — the provider's listen address, the registry's address, the log path and level —
+ * and hands out providers and channels wired to that registry. A bad or missing key is one clear error naming
+ * the key and the file.
+ *
+ * @module
+ */
+
+import { defaultBackend } from "../reactor/backend/default.ts";
+import type { NetBackend } from "../reactor/backend/net_backend.ts";
+import { parseArgs } from "../reactor/backend/parse_args.ts";
+import { EventLoop } from "../reactor/event_loop.ts";
+import {
+  DailyFileLogOutput,
+  Logger,
+  type LogLevel,
+  type LogOutput,
+  parseLogLevel,
+  setLogger,
+  StderrLogOutput,
+} from "../reactor/logger.ts";
+import type { Registry } from "../registry/registry.ts";
+import { RegistryClient } from "../registry/registry_client.ts";
+import { RpcChannel, type RpcChannelOptions } from "./rpc_channel.ts";
+import { RpcProvider, type RpcProviderOptions } from "./rpc_provider.ts";
+
+/** The application's config, as loaded. */
+export interface RpcConfig {
+  /** The provider's listen address (`rpcserver_ip`); undefined in a caller-only config. */
+  rpcserverIp?: string;
+  /** The provider's listen port (`rpcserver_port`). */
+  rpcserverPort?: number;
+  /** The registry's host (`dwt_src_ip`). */
+  registryHost: string;
+  /** The registry's port (`dwt_src_port`). */
+  registryPort: number;
+  /** Directory of the daily log files (`log_path`), if any. */
+  logPath?: string;
+  /** Log level (`log_level`: a name or 0-5). */
+  logLevel: LogLevel;
+}
+
+const KNOWN_KEYS = ["rpcserver_ip", "rpcserver_port", "dwt_src_ip", "dwt_src_port", "log_path", "log_level"];
+
+function fail(source: string, message: string): never {
+  throw new TypeError(`Cannot load RPC config ${source}: ${message}`);
+}
+
+/**
+ * Check a parsed config object (the seed's keys; numbers may be JSON strings, as the seed wrote them).
+ * `source` names the file in errors.
+ */
+export function parseRpcConfig(raw: unknown, source: string): RpcConfig {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) fail(source, "it must be a JSON object");
+  const values = raw as Record<string, unknown>;
+  for (const key of Object.keys(values)) {
+    if (!KNOWN_KEYS.includes(key)) fail(source, `key '${key}' is unknown (known: ${KNOWN_KEYS.join(", ")})`);
+  }
+  const text = (key: string, required: boolean): string | undefined => {
+    const value = values[key];
+    if (value === undefined) {
+      if (required) fail(source, `key '${key}' is missing`);
+      return undefined;
+    }
+    if (typeof value !== "string" || value.trim() === "") {
+      fail(source, `'${key}' must be a non-empty string: current value is ${JSON.stringify(value)}`);
+    }
+    return value;
+  };
+  const port = (key: string, required: boolean): number | undefined => {
+    const value = values[key];
+    if (value === undefined) {
+      if (required) fail(source, `key '${key}' is missing`);
+      return undefined;
+    }
+    const n = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
+    if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n > 65535) {
+      fail(source, `'${key}' must be an integer in [0, 65535]: current value is ${JSON.stringify(value)}`);
+    }
+    return n;
+  };
+  const rpcserverIp = text("rpcserver_ip", false);
+  const rpcserverPort = port("rpcserver_port", rpcserverIp !== undefined);
+  let logLevel: LogLevel;
+  try {
+    logLevel = parseLogLevel((values["log_level"] as string | number | undefined) ?? "INFO");
+  } catch (error) {
+    fail(source, `'log_level' ${(error as Error).message.replace(/^Cannot parse log level as /, "")}`);
+  }
+  return {
+    rpcserverIp,
+    rpcserverPort,
+    registryHost: text("dwt_src_ip", true)!,
+    registryPort: port("dwt_src_port", true)!,
+    logPath: text("log_path", false),
+    logLevel,
+  };
+}
+
+/** Options of {@linkcode RpcApplication.init}. */
+export interface RpcApplicationOptions {
+  /**
+   * The runtime backend (files, process).
+   * @default {defaultBackend()}
+   */
+  backend?: NetBackend;
+  /**
+   * The loop.
+   * @default {EventLoop.current()}
+   */
+  loop?: EventLoop;
+  /**
+   * A name for log lines.
+   * @default {"rpc"}
+   */
+  name?: string;
+}
+
+/**
+ * The framework, initialised from a config file.
+ *
+ * @example
+ * ```ts ignore
+ * import { RpcApplication } from "@dwt/rpc/rpc";
+ *
+ * const app = await RpcApplication.init(["-i", "provider.json"]);
+ * const provider = await app.provider();
+ * ```
+ */
+export class RpcApplication {
+  /** The loaded config. */
+  readonly config: RpcConfig;
+  /** The loop everything runs on. */
+  readonly loop: EventLoop;
+  readonly #logger: Logger;
+  #registry: Promise<Registry> | undefined;
+
+  private constructor(config: RpcConfig, loop: EventLoop, logger: Logger) {
+    this.config = config;
+    this.loop = loop;
+    this.#logger = logger;
+  }
+
+  /**
+   * Read `-i FILE` / `--config FILE` from `args`, load the config and set up logging (stderr, plus daily files
+   * in `log_path`). Throws a TypeError naming the key and the file on a bad config.
+   */
+  static async init(args: string[], options: RpcApplicationOptions = {}): Promise<RpcApplication> {
+    const backend = options.backend ?? defaultBackend();
+    let path: string | undefined;
+    try {
+      const { values } = parseArgs({
+        args,
+        strict: false,
+        options: { config: { type: "string", short: "i" }, "config-file": { type: "string", short: "c" } },
+      });
+      path = (values.config ?? values["config-file"]) as string | undefined;
+    } catch (error) {
+      throw new TypeError(`Cannot read the command line: ${(error as Error).message}`);
+    }
+    if (path === undefined) throw new TypeError("Cannot initialise the application: give the config file as -i FILE");
+    let raw: unknown;
+    try {
+      raw = JSON.parse(new TextDecoder().decode(await backend.fs.readFile(path)));
+    } catch (error) {
+      throw new TypeError(`Cannot load RPC config ${path}: ${(error as Error).message}`, { cause: error });
+    }
+    const config = parseRpcConfig(raw, path);
+    const outputs: LogOutput[] = [new StderrLogOutput(backend)];
+    if (config.logPath !== undefined) outputs.push(new DailyFileLogOutput({ dir: config.logPath, backend }));
+    const logger = new Logger({ level: config.logLevel, outputs, name: options.name ?? "rpc" });
+    setLogger(logger);
+    return new RpcApplication(config, options.loop ?? EventLoop.current(), logger);
+  }
+
+  /** The registry session (opened on first use; its ephemeral nodes are re-created after an expiry). */
+  registry(): Promise<Registry> {
+    this.#registry ??= RegistryClient.connect(`${this.config.registryHost}:${this.config.registryPort}`, {
+      loop: this.loop,
+      recreateEphemerals: true,
+    });
+    return this.#registry;
+  }
+
+  /** A provider listening on `rpcserver_ip:rpcserver_port`, publishing to the registry. */
+  async provider(options: Omit<RpcProviderOptions, "registry" | "loop"> = {}): Promise<RpcProvider> {
+    if (this.config.rpcserverIp === undefined) {
+      throw new TypeError("Cannot create a provider as the config has no 'rpcserver_ip'");
+    }
+    return new RpcProvider({
+      host: this.config.rpcserverIp,
+      port: this.config.rpcserverPort,
+      ...options,
+      registry: await this.registry(),
+      loop: this.loop,
+    });
+  }
+
+  /** A channel discovering providers through the registry. */
+  async channel(options: Omit<RpcChannelOptions, "registry" | "loop"> = {}): Promise<RpcChannel> {
+    return new RpcChannel({ ...options, registry: await this.registry(), loop: this.loop });
+  }
+
+  /** Close the registry session and flush the logs. */
+  async close(): Promise<void> {
+    if (this.#registry !== undefined) await (await this.#registry).close();
+    await this.#logger.flush();
+  }
+}
