@@ -157,6 +157,9 @@ export class RpcChannel {
   readonly #send: ClientHandler;
   #retryTokens = 10;
   #closed = false;
+  // Providers whose connection failed are not picked until their back-off ends (outlier ejection), so calls
+  // stop going to a dead provider before the registry notices it is gone.
+  readonly #ejected = new Map<string, { untilMs: number; backoffMs: number }>();
 
   /** Create a channel; connections open on first use. */
   constructor(options: RpcChannelOptions) {
@@ -337,7 +340,12 @@ export class RpcChannel {
     const maxRetries = this.#options.maxRetries ?? 2;
     let backoffMs = this.#options.retryBackoffMs ?? 10;
     for (let attempt = 0;; attempt++) {
-      const candidates = discovery.addresses.filter((address) => !excluded.has(address));
+      const now = this.#loop.now();
+      let candidates = discovery.addresses.filter((address) =>
+        !excluded.has(address) && !((this.#ejected.get(address)?.untilMs ?? 0) > now)
+      );
+      // All ejected: try them anyway rather than fail without trying.
+      if (candidates.length === 0) candidates = discovery.addresses.filter((address) => !excluded.has(address));
       let failure: { error: RpcError; retrySafe: boolean };
       if (candidates.length === 0) {
         failure = {
@@ -354,10 +362,15 @@ export class RpcChannel {
           candidates.map((address) => ({ address, outstanding: this.#connections.get(address)?.outstanding ?? 0 })),
           call.options.hashKey,
         );
-        const outcome = await this.#attempt(this.#connection(picked.address), call, deadline, signals);
-        if ("result" in outcome) return outcome.result;
+        const connection = this.#connection(picked.address);
+        const outcome = await this.#attempt(connection, call, deadline, signals);
+        if ("result" in outcome) {
+          this.#ejected.delete(picked.address);
+          return outcome.result;
+        }
         failure = outcome;
         excluded.add(picked.address);
+        if (!connection.usable) this.#eject(picked.address);
       }
       const remainingMs = deadline - this.#loop.now();
       if (!failure.retrySafe || attempt >= maxRetries || this.#retryTokens < 1 || remainingMs <= backoffMs) {
@@ -369,6 +382,12 @@ export class RpcChannel {
       // Every provider may have been tried: give them another chance after the back-off.
       if (excluded.size >= discovery.addresses.length) excluded.clear();
     }
+  }
+
+  #eject(address: string): void {
+    const previous = this.#ejected.get(address);
+    const backoffMs = previous === undefined ? 100 : Math.min(previous.backoffMs * 2, 5000);
+    this.#ejected.set(address, { untilMs: this.#loop.now() + backoffMs, backoffMs });
   }
 
   #attempt(

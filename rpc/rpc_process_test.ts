@@ -1,0 +1,149 @@
+// The RPC layer as users run it: a real registry process, provider processes, kill -9.
+import assert from "node:assert/strict";
+import { newUserServiceRpcStub } from "../examples/rpc/user_pb.ts";
+import { EventLoop } from "../reactor/event_loop.ts";
+import { RegistryClient } from "../registry/registry_client.ts";
+import { RpcChannel } from "./rpc_channel.ts";
+import { RpcError } from "./rpc_error.ts";
+
+const REGISTRY_MAIN = new URL("../registry/main.ts", import.meta.url).pathname;
+const CALLEE = new URL("../examples/rpc/callee.ts", import.meta.url).pathname;
+const DEMO = new URL("../examples/rpc/demo.ts", import.meta.url).pathname;
+
+interface Proc {
+  child: Deno.ChildProcess;
+  line: string;
+  output(): string;
+  kill(signal?: Deno.Signal): Promise<void>;
+}
+
+/** Spawn `deno run -A ...args` and wait for a stdout line starting with READY. */
+async function spawnReady(args: string[]): Promise<Proc> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", ...args],
+    stdout: "piped",
+    stderr: "null",
+    env: { DWT_LOG_LEVEL: "WARN" },
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  const deadline = performance.now() + 15_000;
+  while (!/READY \S+/.test(text)) {
+    if (performance.now() > deadline) throw new Error(`no READY from ${args.join(" ")}`);
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`${args.join(" ")} exited before READY: ${text}`);
+    text += value;
+  }
+  (async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+    }
+  })();
+  let ended = false;
+  const status = child.status.then(() => void (ended = true));
+  return {
+    child,
+    line: /READY (\S+)/.exec(text)![1]!,
+    output: () => text,
+    async kill(signal: Deno.Signal = "SIGTERM") {
+      if (!ended) child.kill(signal);
+      await status;
+    },
+  };
+}
+
+Deno.test("deno task demo: registry, two callees and the caller run the seed's calls and exit 0", async () => {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", DEMO],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(output.stdout);
+  assert.equal(output.code, 0, stdout + new TextDecoder().decode(output.stderr));
+  assert.match(stdout, /\[caller\] rpc call success: true/);
+  assert.match(stdout, /\[caller\] register success: id = \d+/);
+  assert.match(stdout, /\[caller\] \t123456__88888/);
+  assert.match(stdout, /\[caller\] \t654321__55555/);
+  assert.match(stdout, /\[callee\] name: dwt, password: password/);
+  assert.match(stdout, /demo ok: every call succeeded/);
+});
+
+Deno.test("two UserService providers: round robin reaches both; kill -9 of one mid-load fails over", async () => {
+  const dir = await Deno.makeTempDir();
+  const registryConfig = `${dir}/registry.json`;
+  await Deno.writeTextFile(
+    registryConfig,
+    JSON.stringify({ ip: "127.0.0.1", port: 0, heartbeatTimeout: 100, heartbeatMaxCount: 5, dataDir: "" }),
+  );
+  const registry = await spawnReady([REGISTRY_MAIN, "--config", registryConfig]);
+  const [registryHost, registryPort] = registry.line.split(":") as [string, string];
+  const calleeConfig = `${dir}/callee.json`;
+  await Deno.writeTextFile(
+    calleeConfig,
+    JSON.stringify({
+      rpcserver_ip: "127.0.0.1",
+      rpcserver_port: 0,
+      dwt_src_ip: registryHost,
+      dwt_src_port: registryPort,
+    }),
+  );
+  const providers = [await spawnReady([CALLEE, "-i", calleeConfig]), await spawnReady([CALLEE, "-i", calleeConfig])];
+  const loop = new EventLoop();
+  const registryClient = await RegistryClient.connect(registry.line, { loop });
+  const channel = new RpcChannel({ loop, registry: registryClient, timeoutMs: 1000 });
+  try {
+    const stub = newUserServiceRpcStub(channel);
+    assert.deepEqual((await channel.providersOf("dwt.UserServiceRpc")).sort(), providers.map((p) => p.line).sort());
+    // Round robin: consecutive calls alternate, so both processes serve (each prints doLogin per call).
+    const name = new TextEncoder().encode("dwt");
+    for (let i = 0; i < 6; i++) {
+      const login = await stub.Login({ name, password: new TextEncoder().encode("password") });
+      assert.equal(login.success, true);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    for (const provider of providers) assert.equal(provider.output().match(/doLogin/g)?.length, 3, provider.output());
+
+    // Load from 8 concurrent loops; kill -9 one provider a second in.
+    let ok = 0;
+    const failures: string[] = [];
+    let slowestMs = 0;
+    const until = performance.now() + 3000;
+    const killer = (async () => {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      await providers[0]!.kill("SIGKILL");
+    })();
+    const killedAt = performance.now() + 1000;
+    await Promise.all(Array.from({ length: 8 }, async () => {
+      while (performance.now() < until) {
+        const start = performance.now();
+        try {
+          await stub.Register({ name: new TextEncoder().encode("n"), password: new TextEncoder().encode("p") });
+          ok++;
+        } catch (error) {
+          failures.push(`${(error as RpcError).codeName} at +${Math.round(start - killedAt)} ms`);
+        }
+        slowestMs = Math.max(slowestMs, performance.now() - start);
+      }
+    }));
+    await killer;
+    assert.ok(ok > 500, `only ${ok} calls succeeded`);
+    // Only calls already on the wire to the dead provider may fail: at most one per loop.
+    assert.ok(failures.length <= 8, `${failures.length} calls failed: ${failures.join(", ")}`);
+    assert.ok(slowestMs < 1000 + 300, `a call took ${slowestMs} ms, past its 1000 ms deadline`);
+    // The dead provider leaves the registry once its session expires (5 x 100 ms).
+    const deadline = performance.now() + 3000;
+    while ((await channel.providersOf("dwt.UserServiceRpc")).length > 1 && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.deepEqual(await channel.providersOf("dwt.UserServiceRpc"), [providers[1]!.line]);
+    assert.equal((await registryClient.children("/dwt.UserServiceRpc")).length, 1);
+  } finally {
+    await channel.close();
+    await registryClient.close();
+    for (const provider of providers) await provider.kill();
+    await registry.kill();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
