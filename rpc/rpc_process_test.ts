@@ -4,7 +4,7 @@ import { newUserServiceRpcStub } from "../examples/rpc/user_pb.ts";
 import { EventLoop } from "../reactor/event_loop.ts";
 import { RegistryClient } from "../registry/registry_client.ts";
 import { RpcChannel } from "./rpc_channel.ts";
-import { RpcError } from "./rpc_error.ts";
+import type { RpcError } from "./rpc_error.ts";
 
 const REGISTRY_MAIN = new URL("../registry/main.ts", import.meta.url).pathname;
 const CALLEE = new URL("../examples/rpc/callee.ts", import.meta.url).pathname;

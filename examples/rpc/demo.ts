@@ -48,7 +48,7 @@ function start(name: string, args: string[], readyPattern: RegExp | undefined): 
 }
 
 async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: number | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     return await Promise.race([
       promise,
