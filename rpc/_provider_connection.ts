@@ -108,6 +108,18 @@ export class ProviderConnection {
   }
 
   #write(id: number, call: OutgoingCall): void {
+    if (call.payload.length > this.#codec.maxFrameBytes - 1024) {
+      // Checked here, before anything is written; the codec's own check would throw mid-send.
+      call.onError(
+        new RpcError(
+          RpcCode.RESOURCE_EXHAUSTED,
+          `The request to ${call.service}.${call.method} of ${call.payload.length} bytes exceeds the limit of ` +
+            `${this.#codec.maxFrameBytes} bytes per frame`,
+        ),
+        false,
+      );
+      return;
+    }
     this.#calls.set(id, call);
     this.#codec.send(
       this.#connection!,

@@ -97,7 +97,7 @@ interface RegisteredService {
 }
 
 interface InFlight {
-  controller: AbortController;
+  abort(reason: RpcError): void;
 }
 
 /**
@@ -252,7 +252,7 @@ export class RpcProvider {
     }
     for (const calls of this.#inFlight.values()) {
       for (const call of calls.values()) {
-        call.controller.abort(new RpcError(RpcCode.UNAVAILABLE, "The provider stopped"));
+        call.abort(new RpcError(RpcCode.UNAVAILABLE, "The provider stopped"));
       }
     }
     await this.#server?.stop();
@@ -295,7 +295,7 @@ export class RpcProvider {
     const calls = this.#inFlight.get(connection);
     this.#inFlight.delete(connection);
     for (const call of calls?.values() ?? []) {
-      call.controller.abort(new RpcError(RpcCode.CANCELLED, "The caller went away"));
+      call.abort(new RpcError(RpcCode.CANCELLED, "The caller went away"));
     }
   }
 
@@ -311,7 +311,7 @@ export class RpcProvider {
     if (frame.request) {
       this.#serve(connection, frame.request);
     } else if (frame.cancel) {
-      this.#inFlight.get(connection)?.get(frame.cancel.callId)?.controller.abort(
+      this.#inFlight.get(connection)?.get(frame.cancel.callId)?.abort(
         new RpcError(RpcCode.CANCELLED, "The caller cancelled the call"),
       );
     }
@@ -320,7 +320,19 @@ export class RpcProvider {
   #serve(connection: TcpConnection, request: WireRequest): void {
     const callId = request.callId;
     const reply = (response: Omit<WireResponse, "callId">) => {
-      if (connection.connected) this.#codec.send(connection, encodeRpcFrame({ response: { callId, ...response } }));
+      if (!connection.connected) return;
+      const frame = encodeRpcFrame({ response: { callId, ...response } });
+      if (frame.length > this.#codec.maxFrameBytes) {
+        const error = `The response of ${request.service}.${request.method} of ${frame.length} bytes exceeds the ` +
+          `limit of ${this.#codec.maxFrameBytes} bytes per frame`;
+        getLogger().warn(`RpcProvider: ${error}`);
+        this.#codec.send(
+          connection,
+          encodeRpcFrame({ response: { callId, status: RpcCode.RESOURCE_EXHAUSTED, errorMessage: error } }),
+        );
+        return;
+      }
+      this.#codec.send(connection, frame);
     };
     const fail = (error: RpcError, metadata?: Record<string, string>) =>
       reply({ status: error.code, errorMessage: error.rawMessage, metadata });
@@ -353,41 +365,63 @@ export class RpcProvider {
       );
       return;
     }
-    const controller = new AbortController();
+    // The abort machinery is made only if the handler looks at context.signal: most calls never do, and an
+    // AbortController plus listeners per call is a measurable share of a small call's cost.
+    let controller: AbortController | undefined;
+    let settled = false;
+    let abortReason: RpcError | undefined;
+    const abort = (reason: RpcError) => {
+      if (settled) return;
+      abortReason = reason;
+      controller?.abort(reason);
+      settle(undefined, reason);
+    };
     const calls = this.#inFlight.get(connection);
-    calls?.set(callId, { controller });
+    calls?.set(callId, { abort });
     const timeoutMs = request.timeoutMs ?? 0;
     const deadline = timeoutMs > 0 ? this.#loop.now() + timeoutMs : Infinity;
     const timer = timeoutMs > 0
       ? this.#loop.runAfter(
         timeoutMs,
-        () => controller.abort(new RpcError(RpcCode.DEADLINE_EXCEEDED, `The deadline of ${timeoutMs} ms passed`)),
+        () => abort(new RpcError(RpcCode.DEADLINE_EXCEEDED, `The deadline of ${timeoutMs} ms passed`)),
       )
       : undefined;
+    const responseMetadata: Record<string, string> = {};
+    const loop = this.#loop;
     const context: CallContext = {
       service: request.service,
       method: request.method,
-      signal: controller.signal,
+      get signal(): AbortSignal {
+        if (controller === undefined) {
+          controller = new AbortController();
+          if (abortReason !== undefined) controller.abort(abortReason);
+        }
+        return controller.signal;
+      },
       metadata: request.metadata ?? {},
-      responseMetadata: {},
+      responseMetadata,
       peer: connection.peerAddress.toString(),
-      timeRemainingMs: () => deadline - this.#loop.now(),
+      timeRemainingMs: () => deadline - loop.now(),
     };
     this.#callsInFlight++;
-    const finish = () => {
+    // Whichever comes first settles the call: the handler's answer, or the abort (deadline, cancel, stop).
+    const settle = (result: unknown, error: unknown) => {
+      if (settled) return;
+      settled = true;
       if (timer !== undefined) this.#loop.cancel(timer);
       calls?.delete(callId);
       this.#callsInFlight--;
       this.#callsServed++;
       if (this.#callsInFlight === 0) this.#drained?.resolve();
-    };
-    // Whichever comes first: the handler's answer or the abort (deadline, cancel).
-    const aborted = new Promise<never>((_, reject) => {
-      controller.signal.addEventListener("abort", () => reject(controller.signal.reason), { once: true });
-    });
-    aborted.catch(() => {});
-    Promise.race([entry.handler(decoded, context), aborted]).then((result) => {
-      finish();
+      if (error !== undefined) {
+        const rpcError = RpcError.from(error);
+        if (rpcError.code === RpcCode.UNKNOWN) {
+          getLogger().warn(`RpcProvider: ${request.service}.${request.method} threw`, { error });
+        }
+        // A cancelled call's caller is gone: nothing to answer.
+        if (rpcError.code !== RpcCode.CANCELLED) fail(rpcError, rpcError.metadata as Record<string, string>);
+        return;
+      }
       let payload: Uint8Array;
       try {
         const type = entry.method.responseType;
@@ -395,23 +429,22 @@ export class RpcProvider {
           ? result
           : type.fromObject((result ?? {}) as Record<string, unknown>);
         payload = type.encode(message).finish();
-      } catch (error) {
+      } catch (encodeError) {
         fail(
           new RpcError(RpcCode.INTERNAL, `The response of ${request.service}.${request.method} does not encode`, {
-            cause: error,
+            cause: encodeError,
           }),
         );
         return;
       }
-      reply({ status: 0, payload, metadata: context.responseMetadata });
-    }, (error) => {
-      finish();
-      const rpcError = RpcError.from(error);
-      if (rpcError.code === RpcCode.UNKNOWN) {
-        getLogger().warn(`RpcProvider: ${request.service}.${request.method} threw`, { error });
-      }
-      // A cancelled call's caller is gone: nothing to answer.
-      if (rpcError.code !== RpcCode.CANCELLED) fail(rpcError, rpcError.metadata as Record<string, string>);
-    });
+      reply({ status: 0, payload, metadata: responseMetadata });
+    };
+    let handled: Promise<unknown>;
+    try {
+      handled = entry.handler(decoded, context);
+    } catch (error) {
+      handled = Promise.reject(error); // an interceptor that throws before returning a promise
+    }
+    handled.then((result) => settle(result, undefined), (error) => settle(undefined, error ?? new Error("rejected")));
   }
 }

@@ -317,3 +317,31 @@ Deno.test("A frame over the limit closes that connection only; large messages wi
     await provider.stop();
   }
 });
+
+Deno.test("Messages over the frame limit fail with RESOURCE_EXHAUSTED on either side, naming the sizes", async () => {
+  const loop = new EventLoop();
+  const provider = new RpcProvider({ loop, maxFrameBytes: 64 * 1024 });
+  provider.registerService(ECHO, {
+    Say: (request: EchoRequest) => ({ blob: new Uint8Array(request.text === "big reply" ? 100 * 1024 : 10) }),
+    Slow: () => ({}),
+  });
+  await provider.start();
+  const channel = new RpcChannel({
+    loop,
+    providers: { "test.Echo": [provider.advertisedAddress] },
+    maxFrameBytes: 32 * 1024,
+  });
+  try {
+    const stub = channel.stub<EchoStub>(ECHO);
+    await rejectsWithCode(
+      stub.Say({ blob: new Uint8Array(40 * 1024) }),
+      RpcCode.RESOURCE_EXHAUSTED,
+      /exceeds the limit/,
+    );
+    await rejectsWithCode(stub.Say({ text: "big reply" }), RpcCode.RESOURCE_EXHAUSTED, /response of test.Echo.Say/);
+    assert.equal((await stub.Say({ text: "small" })).blob.length, 10);
+  } finally {
+    await channel.close();
+    await provider.stop();
+  }
+});

@@ -1,0 +1,110 @@
+/**
+ * Unary echo, side by side in one run: dwt-rpc (RpcChannel -> RpcProvider), grpc-js (server and client on
+ * Node 20, same .proto, same payloads) and a raw length-prefixed echo on plain Deno sockets. Concurrency 1, 16
+ * and 64 calls in flight, payloads 64 B and 4 KiB; servers and clients are separate processes. Prints QPS,
+ * p50, p99 and the ratios.
+ *
+ *   deno task bench-rpc [--seconds 3]
+ */
+
+import { parseArgs } from "node:util";
+
+const { values } = parseArgs({ args: Deno.args, options: { seconds: { type: "string", default: "3" } } });
+const here = new URL(".", import.meta.url);
+const path = (name: string) => new URL(name, here).pathname;
+
+interface Result {
+  qps: number;
+  p50: number;
+  p99: number;
+}
+
+interface Stack {
+  name: string;
+  server: string[];
+  client: string[];
+}
+
+const deno = Deno.execPath();
+const stacks: Stack[] = [
+  {
+    name: "dwt",
+    server: [deno, "run", "-A", path("rpc_echo_server.ts"), "--stack", "dwt"],
+    client: [deno, "run", "-A", path("rpc_echo_client.ts"), "--stack", "dwt"],
+  },
+  { name: "grpc-js", server: ["node", path("grpc_echo_server.mjs")], client: ["node", path("grpc_echo_client.mjs")] },
+  {
+    name: "raw",
+    server: [deno, "run", "-A", path("rpc_echo_server.ts"), "--stack", "raw"],
+    client: [deno, "run", "-A", path("rpc_echo_client.ts"), "--stack", "raw"],
+  },
+];
+
+async function startServer(stack: Stack): Promise<{ port: number; stop(): Promise<void> }> {
+  const child = new Deno.Command(stack.server[0]!, { args: stack.server.slice(1), stdout: "piped", stderr: "inherit" })
+    .spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!/READY (\d+)/.test(text)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`${stack.name} server exited before READY`);
+    text += value;
+  }
+  reader.releaseLock();
+  return {
+    port: Number(/READY (\d+)/.exec(text)![1]),
+    async stop() {
+      child.kill("SIGKILL");
+      await child.status;
+      await child.stdout.cancel().catch(() => {});
+    },
+  };
+}
+
+async function runClient(stack: Stack, port: number, conc: number, size: number): Promise<Result> {
+  const args = [
+    ...stack.client.slice(1),
+    "--port",
+    String(port),
+    "--conc",
+    String(conc),
+    "--size",
+    String(size),
+    "--seconds",
+    values.seconds,
+  ];
+  const output = await new Deno.Command(stack.client[0]!, { args, stdout: "piped", stderr: "inherit" }).output();
+  const line = new TextDecoder().decode(output.stdout).trim().split("\n").pop()!;
+  return JSON.parse(line) as Result;
+}
+
+const points = [1, 16, 64].flatMap((conc) => [64, 4096].map((size) => ({ conc, size })));
+const results = new Map<string, Result>();
+for (const stack of stacks) {
+  const server = await startServer(stack);
+  try {
+    for (const { conc, size } of points) {
+      results.set(`${stack.name}/${conc}/${size}`, await runClient(stack, server.port, conc, size));
+    }
+  } finally {
+    await server.stop();
+  }
+}
+
+const f = (n: number) => n >= 100 ? n.toFixed(0) : n.toFixed(2);
+console.log(`unary echo, ${values.seconds} s per point; QPS and latency (ms) per stack; ratios are dwt / other`);
+console.log(
+  "| conc | size | dwt QPS | dwt p50 | dwt p99 | grpc-js QPS | grpc-js p50 | grpc-js p99 | raw QPS | dwt/grpc | dwt/raw |",
+);
+console.log("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+for (const { conc, size } of points) {
+  const d = results.get(`dwt/${conc}/${size}`)!;
+  const g = results.get(`grpc-js/${conc}/${size}`)!;
+  const r = results.get(`raw/${conc}/${size}`)!;
+  console.log(
+    `| ${conc} | ${size} | ${f(d.qps)} | ${f(d.p50)} | ${f(d.p99)} | ${f(g.qps)} | ${f(g.p50)} | ${f(g.p99)} | ${
+      f(r.qps)
+    } | ${(d.qps / g.qps).toFixed(1)} | ${(d.qps / r.qps).toFixed(2)} |`,
+  );
+}
+Deno.exit(0);
