@@ -12,7 +12,7 @@ import zookeeper from "node-zookeeper-client";
 import { EventLoop } from "../reactor/event_loop.ts";
 import { getLogger, LogLevel } from "../reactor/logger.ts";
 import { RegistryClient } from "../registry/registry_client.ts";
-import { startZooKeeper } from "./_zookeeper.ts";
+import { startZooKeeper } from "../registry/testdata/zookeeper_server.ts";
 
 const { values } = parseArgs({ args: Deno.args, options: { seconds: { type: "string", default: "3" } } });
 const durationMs = Number(values.seconds) * 1000;

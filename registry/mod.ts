@@ -17,3 +17,4 @@ export * from "./txn_log.ts";
 export * from "./watch_manager.ts";
 export { encodeHeartbeat, HEARTBEAT_BYTES, importHeartbeatKey, parseHeartbeat, verifyHeartbeat } from "./heartbeat.ts";
 export * from "./registry.ts";
+export * from "./zookeeper_registry.ts";

@@ -1,7 +1,7 @@
 /**
  * The registry as the RPC layer uses it: the operations publishing and discovery need. The built-in
- * {@linkcode RegistryClient} implements it; a ZooKeeper adapter can too, so Provider and Channel run unchanged
- * on either.
+ * {@linkcode RegistryClient} implements it, and so does {@linkcode ZooKeeperRegistry}, so Provider, Channel and
+ * the CLI run unchanged on either.
  *
  * @module
  */
@@ -19,7 +19,9 @@ export interface Registry {
   ): Promise<string>;
   /** A node's data and stat. */
   get(path: string, options?: { watch?: WatchCallback }): Promise<{ data: Uint8Array; stat: Stat }>;
-  /** Delete a node. */
+  /** Replace a node's data; with `version`, only at that version (else BAD_VERSION). */
+  set(path: string, data: Uint8Array | string, options?: { version?: number }): Promise<Stat>;
+  /** Delete a node; with `version`, only at that version. */
   delete(path: string, options?: { version?: number }): Promise<void>;
   /** A node's stat or undefined. */
   exists(path: string, options?: { watch?: WatchCallback }): Promise<Stat | undefined>;

@@ -25,6 +25,7 @@ import {
 } from "./_codec.ts";
 import { EventType, NodeType, type Stat } from "./data_tree.ts";
 import { encodeHeartbeat, importHeartbeatKey } from "./heartbeat.ts";
+import type { Registry } from "./registry.ts";
 import { RegistryError, RegistryErrorCode } from "./registry_error.ts";
 
 /** A watch notification. `type` is 0 for "the connection came back: re-read and re-watch". */
@@ -132,7 +133,7 @@ const toBytes = (data: Uint8Array | string | undefined) =>
  * await server.stop();
  * ```
  */
-export class RegistryClient {
+export class RegistryClient implements Registry {
   /** The server's address. */
   readonly serverAddress: InetAddress;
   readonly #loop: EventLoop;
@@ -511,6 +512,8 @@ export class RegistryClient {
     this.#emit({ type: "expired", sessionId: expired });
     if (!connection.connected || this.#closed) return;
     await this.#openSession(connection);
+    // The expired session's watches died with it on the server: every watcher re-reads and re-watches.
+    if (!this.#closed) this.#resyncWatches();
     if (!this.#options.recreateEphemerals || this.#closed) {
       this.#ephemerals.clear();
       return;

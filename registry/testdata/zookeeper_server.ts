@@ -1,13 +1,24 @@
 /**
- * Starts a real standalone ZooKeeper (Debian's `zookeeper` package) on 127.0.0.1 for benchmarks and tests:
+ * Starts a real standalone ZooKeeper (Debian's `zookeeper` package) on 127.0.0.1 for tests and benchmarks:
  * installs the package when missing and running as root, writes a config in a temp dir, waits for `ruok`.
+ * `kill()` stops it like a crash and `restart()` brings it back on the same port and data.
  */
 
 export interface ZooKeeperProcess {
   port: number;
   connectString: string;
   dataDir: string;
+  /** `kill -9` (the data stays for restart). */
+  kill(): Promise<void>;
+  /** Start again on the same port and data after kill(). */
+  restart(): Promise<void>;
   stop(): Promise<void>;
+}
+
+/** Options of {@linkcode startZooKeeper}. */
+export interface ZooKeeperStartOptions {
+  /** ZooKeeper's tick; sessions may last 2 to 20 ticks. Default 2000 ms; tests use less for quick expiry. */
+  tickTimeMs?: number;
 }
 
 const JARS = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar";
@@ -48,14 +59,14 @@ async function fourLetterWord(port: number, word: string): Promise<string> {
 }
 
 /** Start ZooKeeper with fsync on every write (`forceSync=yes`, its default) so it is compared with durability on. */
-export async function startZooKeeper(): Promise<ZooKeeperProcess> {
+export async function startZooKeeper(options: ZooKeeperStartOptions = {}): Promise<ZooKeeperProcess> {
   await ensureInstalled();
   const dir = await Deno.makeTempDir({ prefix: "zookeeper-" });
   const port = freePort();
   await Deno.writeTextFile(
     `${dir}/zoo.cfg`,
     [
-      "tickTime=2000",
+      `tickTime=${options.tickTimeMs ?? 2000}`,
       `dataDir=${dir}/data`,
       `clientPort=${port}`,
       "clientPortAddress=127.0.0.1",
@@ -65,39 +76,54 @@ export async function startZooKeeper(): Promise<ZooKeeperProcess> {
       "maxClientCnxns=0",
     ].join("\n"),
   );
-  const child = new Deno.Command("java", {
-    args: [
-      "-cp",
-      JARS,
-      "-Dzookeeper.log.dir=" + dir,
-      "org.apache.zookeeper.server.ZooKeeperServerMain",
-      `${dir}/zoo.cfg`,
-    ],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  const deadline = performance.now() + 30_000;
-  for (;;) {
-    if (performance.now() > deadline) {
-      child.kill("SIGKILL");
-      throw new Error("ZooKeeper did not answer ruok within 30 s");
+  const spawn = async () => {
+    const child = new Deno.Command("java", {
+      args: [
+        "-cp",
+        JARS,
+        "-Dzookeeper.log.dir=" + dir,
+        "org.apache.zookeeper.server.ZooKeeperServerMain",
+        `${dir}/zoo.cfg`,
+      ],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const deadline = performance.now() + 30_000;
+    for (;;) {
+      if (performance.now() > deadline) {
+        child.kill("SIGKILL");
+        throw new Error("ZooKeeper did not answer ruok within 30 s");
+      }
+      try {
+        if ((await fourLetterWord(port, "ruok")) === "imok") break;
+      } catch {
+        // not up yet
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    try {
-      if ((await fourLetterWord(port, "ruok")) === "imok") break;
-    } catch {
-      // not up yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+    return child;
+  };
+  let child: Deno.ChildProcess | undefined = await spawn();
   return {
     port,
     connectString: `127.0.0.1:${port}`,
     dataDir: `${dir}/data`,
+    async kill() {
+      child?.kill("SIGKILL");
+      await child?.status;
+      child = undefined;
+    },
+    async restart() {
+      if (child === undefined) child = await spawn();
+    },
     async stop() {
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
-      await child.status;
-      clearTimeout(timer);
+      if (child !== undefined) {
+        const running = child;
+        running.kill("SIGTERM");
+        const timer = setTimeout(() => running.kill("SIGKILL"), 5000);
+        await running.status;
+        clearTimeout(timer);
+      }
       await Deno.remove(dir, { recursive: true });
     },
   };

@@ -1,0 +1,187 @@
+import assert from "node:assert/strict";
+import { EventLoop } from "../reactor/event_loop.ts";
+import { EventType, NodeType } from "./data_tree.ts";
+import type { WatchedEvent } from "./registry_client.ts";
+import { RegistryError, RegistryErrorCode } from "./registry_error.ts";
+import { startZooKeeper } from "./testdata/zookeeper_server.ts";
+import { parseConnectString, ZooKeeperRegistry } from "./zookeeper_registry.ts";
+
+const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+
+async function rejectsWithCode(promise: Promise<unknown>, code: RegistryErrorCode): Promise<void> {
+  await assert.rejects(promise, (error: unknown) => {
+    assert.ok(error instanceof RegistryError, `a RegistryError, not ${error}`);
+    assert.equal(error.code, code, error.message);
+    return true;
+  });
+}
+
+async function until(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!(await condition())) {
+    if (performance.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+Deno.test("parseConnectString reads servers, default port and chroot", () => {
+  const parsed = parseConnectString("10.0.0.1:2181,10.0.0.2,10.0.0.3:2182/apps/rpc");
+  assert.deepEqual(parsed.servers.map(String), ["10.0.0.1:2181", "10.0.0.2:2181", "10.0.0.3:2182"]);
+  assert.equal(parsed.chroot, "/apps/rpc");
+  assert.equal(parseConnectString("127.0.0.1:2181/").chroot, "");
+  assert.throws(() => parseConnectString("/chroot-only"), /no server/);
+  assert.throws(() => parseConnectString("h:1/bad//chroot"), /bad chroot/);
+});
+
+Deno.test("ZooKeeperRegistry against a real ZooKeeper", async (t) => {
+  // tickTime 200 ms: sessions of 0.4-4 s, so expiry tests are quick.
+  const zk = await startZooKeeper({ tickTimeMs: 200 });
+  const loop = new EventLoop();
+  const open: ZooKeeperRegistry[] = [];
+  const connect = async (suffix = "", options: Parameters<typeof ZooKeeperRegistry.connect>[1] = {}) => {
+    const registry = await ZooKeeperRegistry.connect(zk.connectString + suffix, {
+      loop,
+      sessionTimeoutMs: 4000,
+      ...options,
+    });
+    open.push(registry);
+    return registry;
+  };
+  try {
+    await t.step("create, get, set, delete, exists, children with ZooKeeper's errors", async () => {
+      const zkc = await connect();
+      assert.equal(await zkc.create("/svc", "root"), "/svc");
+      await rejectsWithCode(zkc.create("/svc", ""), RegistryErrorCode.NODE_EXISTS);
+      await rejectsWithCode(zkc.create("/missing/child", ""), RegistryErrorCode.NO_NODE);
+      await zkc.create("/svc/a", "1");
+      await zkc.create("/svc/b", "2", { nodeType: NodeType.EPHEMERAL });
+      await rejectsWithCode(zkc.create("/svc/b/c", ""), RegistryErrorCode.NO_CHILDREN_FOR_EPHEMERALS);
+      assert.deepEqual(await zkc.children("/svc"), ["a", "b"]);
+      const { data, stat } = await zkc.get("/svc/b");
+      assert.equal(decode(data), "2");
+      assert.equal(stat.nodeType, NodeType.EPHEMERAL);
+      assert.equal(stat.ephemeralOwner, zkc.sessionId);
+      assert.equal(stat.dataLength, 1);
+      const set = await zkc.set("/svc/a", "11", { version: 0 });
+      assert.equal(set.version, 1);
+      await rejectsWithCode(zkc.set("/svc/a", "x", { version: 0 }), RegistryErrorCode.BAD_VERSION);
+      await rejectsWithCode(zkc.delete("/svc"), RegistryErrorCode.NOT_EMPTY);
+      await rejectsWithCode(zkc.delete("/svc/a", { version: 0 }), RegistryErrorCode.BAD_VERSION);
+      const svc = await zkc.exists("/svc");
+      assert.equal(svc?.numChildren, 2);
+      assert.equal(svc?.nodeType, NodeType.PERSISTENT);
+      assert.ok(svc!.ctime > Date.now() - 60_000 && svc!.ctime <= Date.now() + 1000);
+      assert.equal(await zkc.exists("/nope"), undefined);
+      const first = await zkc.create("/svc/seq-", "", { sequential: true });
+      const second = await zkc.create("/svc/seq-", "", { sequential: true });
+      assert.match(first, /^\/svc\/seq-\d{10}$/);
+      assert.ok(second > first);
+      await zkc.delete("/svc/a", { version: 1 });
+      await assert.rejects(zkc.get("bad-path"), /path/i);
+      await zkc.close();
+      // The session's ephemeral node went with it.
+      const other = await connect();
+      assert.equal(await other.exists("/svc/b"), undefined);
+    });
+
+    await t.step("a chroot is invisible to the client and visible to ZooKeeper", async () => {
+      const root = await connect();
+      await root.create("/apps", "");
+      const chrooted = await connect("/apps");
+      await chrooted.create("/Echo", "");
+      assert.equal(await chrooted.create("/Echo/n-", "", { sequential: true }), "/Echo/n-0000000000");
+      assert.deepEqual(await root.children("/apps/Echo"), ["n-0000000000"]);
+      assert.deepEqual(await chrooted.children("/"), ["Echo"]);
+      const events: WatchedEvent[] = [];
+      await chrooted.children("/Echo", { watch: (event) => events.push(event) });
+      await root.create("/apps/Echo/other", "");
+      await until("the chrooted watch", () => events.length === 1);
+      assert.deepEqual(events[0], { type: EventType.NODE_CHILDREN_CHANGED, path: "/Echo" });
+    });
+
+    await t.step("watches on data, children and a missing node fire once, in order", async () => {
+      const watcher = await connect();
+      const writer = await connect();
+      await writer.create("/w", "");
+      const events: string[] = [];
+      const record = (name: string) => (event: WatchedEvent) => events.push(`${name}:${event.type}:${event.path}`);
+      await watcher.get("/w", { watch: record("data") });
+      await watcher.children("/w", { watch: record("children") });
+      await watcher.exists("/w/later", { watch: record("exists") });
+      await writer.set("/w", "x");
+      await writer.create("/w/later", "");
+      await writer.set("/w", "y"); // the data watch was one-shot
+      await until("three events", () => events.length >= 3);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.deepEqual(events, [
+        `data:${EventType.NODE_DATA_CHANGED}:/w`,
+        `exists:${EventType.NODE_CREATED}:/w/later`,
+        `children:${EventType.NODE_CHILDREN_CHANGED}:/w`,
+      ]);
+    });
+
+    await t.step("a ZooKeeper restart within the session timeout resumes the session and its watches", async () => {
+      const client = await connect("", { recreateEphemerals: true });
+      await client.create("/restart", "");
+      await client.create("/restart/eph", "e", { nodeType: NodeType.EPHEMERAL });
+      const sessionEvents: string[] = [];
+      client.onSessionEvent((event) => sessionEvents.push(event.type));
+      const events: WatchedEvent[] = [];
+      await client.children("/restart", { watch: (event) => events.push(event) });
+      const sessionId = client.sessionId;
+      await zk.kill();
+      await until("the disconnect", () => sessionEvents.includes("disconnected"));
+      await zk.restart();
+      await until("the reconnect", () => sessionEvents.includes("connected"), 20_000);
+      assert.equal(client.sessionId, sessionId, "the same session");
+      assert.ok(!sessionEvents.includes("expired"));
+      assert.equal(decode((await client.get("/restart/eph")).data), "e");
+      const writer = await connect();
+      await writer.create("/restart/new", "");
+      await until("the re-registered watch", () => events.length === 1);
+      assert.equal(events[0]!.type, EventType.NODE_CHILDREN_CHANGED);
+    });
+
+    await t.step("after an expiry: a new session, ephemeral nodes re-created, watchers told to re-read", async () => {
+      const client = await connect("", { recreateEphemerals: true });
+      await client.create("/expiry", "");
+      await client.create("/expiry/provider", "127.0.0.1:1", { nodeType: NodeType.EPHEMERAL });
+      const events: WatchedEvent[] = [];
+      await client.children("/expiry", { watch: (event) => events.push(event) });
+      const sessionEvents: string[] = [];
+      client.onSessionEvent((event) => sessionEvents.push(event.type));
+      const oldSession = client.sessionId;
+      // The classic way to expire a session on purpose: resume it elsewhere and close it there.
+      const thief = await ZooKeeperRegistry.connect(zk.connectString, {
+        loop,
+        session: { id: client.sessionId, password: client.sessionPassword },
+      });
+      assert.equal(thief.sessionId, oldSession);
+      await thief.close();
+      await until("the expiry", () => sessionEvents.includes("expired"));
+      await until("the new session", () => client.sessionId !== 0n && client.sessionId !== oldSession);
+      await until("the type-0 watch event", () => events.some((event) => event.type === 0));
+      const observer = await connect();
+      await until(
+        "the re-created ephemeral node",
+        async () => (await observer.exists("/expiry/provider")) !== undefined,
+      );
+      const stat = await observer.exists("/expiry/provider");
+      assert.equal(stat?.ephemeralOwner, client.sessionId);
+    });
+
+    await t.step("requests fail with a clear error when ZooKeeper is gone; connect fails in time", async () => {
+      await assert.rejects(
+        ZooKeeperRegistry.connect("127.0.0.1:1", { loop, connectTimeoutMs: 500 }),
+        /Cannot open a ZooKeeper session on 127.0.0.1:1 within 500 ms/,
+      );
+      const client = await connect("", { requestTimeoutMs: 500 });
+      await zk.kill();
+      await rejectsWithCode(client.get("/"), RegistryErrorCode.OPERATION_TIMEOUT);
+      await zk.restart();
+    });
+  } finally {
+    await Promise.all(open.map((registry) => registry.close().catch(() => {})));
+    await zk.stop();
+  }
+});
