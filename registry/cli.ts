@@ -1,5 +1,6 @@
 /**
- * The registry CLI (the seed's client_cli): `deno task registry-cli [--server HOST:PORT] [command ...]`.
+ * The registry CLI (the seed's client_cli): `deno task registry-cli [--server HOST:PORT] [command ...]`, or with
+ * `--zookeeper HOST:PORT[/chroot]` the same commands against ZooKeeper.
  * With a command it runs it and exits (0 success, 1 failure, 2 usage; `exists` exits 1 when the node is missing);
  * without one it opens an interactive shell. Commands: create, get, set, delete, ls, stat, exists, watch, tree.
  *
@@ -13,8 +14,10 @@ import { EventLoop } from "../reactor/event_loop.ts";
 import { getLogger, LogLevel } from "../reactor/logger.ts";
 import { EventType, NodeType, type Stat } from "./data_tree.ts";
 import { joinPath } from "./path.ts";
+import type { Registry } from "./registry.ts";
 import { RegistryClient } from "./registry_client.ts";
-import { RegistryError } from "./registry_error.ts";
+import { RegistryError, RegistryErrorCode } from "./registry_error.ts";
+import { ZooKeeperRegistry } from "./zookeeper_registry.ts";
 
 const HELP = `Commands:
   create <path> [data] [type]   create a node; type 1 persistent (default), 2 ephemeral; add 's' for sequential (1s, 2s)
@@ -27,6 +30,8 @@ const HELP = `Commands:
   watch <path> [count]          print changes to a node and its children (count events, or until interrupted)
   tree [path]                   print the subtree
   help, history, !N, quit`;
+
+const decoder = new TextDecoder();
 
 const EVENT_NAMES: Record<number, string> = {
   0: "Reconnected",
@@ -83,7 +88,7 @@ function parseVersion(text: string | undefined): number | undefined {
  * `exists`); throws RegistryError for failures and UsageError for bad usage.
  */
 async function runCommand(
-  client: RegistryClient,
+  client: Registry,
   words: string[],
   out: (text: string) => void,
   signal: AbortSignal,
@@ -104,7 +109,7 @@ async function runCommand(
     }
     case "get":
       need(words, 1, "get <path>");
-      out(await client.getString(path!));
+      out(decoder.decode((await client.get(path!)).data));
       return 0;
     case "set": {
       need(words, 1, "set <path> [data] [version]");
@@ -121,10 +126,15 @@ async function runCommand(
       need(words, 1, "ls <path>");
       out(`[${(await client.children(path!)).join(", ")}]`);
       return 0;
-    case "stat":
+    case "stat": {
       need(words, 1, "stat <path>");
-      out(formatStat(await client.stat(path!)));
+      const stat = await client.exists(path!);
+      if (stat === undefined) {
+        throw new RegistryError(RegistryErrorCode.NO_NODE, `Cannot stat '${path}' as it does not exist`);
+      }
+      out(formatStat(stat));
       return 0;
+    }
     case "exists": {
       need(words, 1, "exists <path>");
       const stat = await client.exists(path!);
@@ -185,31 +195,43 @@ export async function main(args: string[], backend: NetBackend = defaultBackend(
       args,
       allowPositionals: true,
       options: {
-        server: { type: "string", short: "s", default: "127.0.0.1:10606" },
+        server: { type: "string", short: "s" },
+        zookeeper: { type: "string", short: "z" },
         auth: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
   } catch (error) {
-    writeError(`${(error as Error).message}\nusage: registry-cli [--server HOST:PORT] [--auth TOKEN] [command ...]`);
+    writeError(
+      `${
+        (error as Error).message
+      }\nusage: registry-cli [--server HOST:PORT | --zookeeper CONNECT_STRING] [--auth TOKEN] [command ...]`,
+    );
     return 2;
   }
   if (parsed.values.help) {
-    write(`usage: registry-cli [--server HOST:PORT] [--auth TOKEN] [command ...]\n${HELP}`);
+    write(
+      `usage: registry-cli [--server HOST:PORT | --zookeeper CONNECT_STRING] [--auth TOKEN] [command ...]\n${HELP}`,
+    );
     return 0;
   }
   // The library's INFO lines (reconnects) would clutter a CLI's output.
   getLogger().level = LogLevel.WARN;
   const loop = EventLoop.current();
-  let client: RegistryClient;
+  if (parsed.values.server !== undefined && parsed.values.zookeeper !== undefined) {
+    writeError("Error: give --server or --zookeeper, not both");
+    return 2;
+  }
+  // ZooKeeper connect strings are its own: host:port[,host:port...][/chroot].
+  const target = parsed.values.zookeeper ?? parsed.values.server ?? "127.0.0.1:10606";
+  const backendName = parsed.values.zookeeper !== undefined ? "ZooKeeper" : "the registry";
+  let client: Registry & { readonly sessionId: bigint };
   try {
-    client = await RegistryClient.connect(parsed.values.server, {
-      loop,
-      authToken: parsed.values.auth,
-      connectTimeoutMs: 5000,
-    });
+    client = parsed.values.zookeeper !== undefined
+      ? await ZooKeeperRegistry.connect(target, { loop, connectTimeoutMs: 5000 })
+      : await RegistryClient.connect(target, { loop, authToken: parsed.values.auth, connectTimeoutMs: 5000 });
   } catch (error) {
-    writeError(`Error: cannot connect to the registry at ${parsed.values.server}: ${(error as Error).message}`);
+    writeError(`Error: cannot connect to ${backendName} at ${target}: ${(error as Error).message}`);
     return 1;
   }
   const interrupted = new AbortController();
@@ -232,7 +254,7 @@ export async function main(args: string[], backend: NetBackend = defaultBackend(
     if (parsed.positionals.length > 0) {
       status = await run(parsed.positionals);
     } else {
-      write(`Connected to ${parsed.values.server}, session 0x${client.sessionId.toString(16)}. Type help.`);
+      write(`Connected to ${backendName} at ${target}, session 0x${client.sessionId.toString(16)}. Type help.`);
       const history: string[] = [];
       backend.process.writeStdout("dwt> ");
       for await (let line of backend.process.stdinLines()) {

@@ -170,6 +170,27 @@ Deno.test("ZooKeeperRegistry against a real ZooKeeper", async (t) => {
       assert.equal(stat?.ephemeralOwner, client.sessionId);
     });
 
+    await t.step("the registry CLI works against ZooKeeper with --zookeeper", async () => {
+      const cli = async (...words: string[]) => {
+        const output = await new Deno.Command(Deno.execPath(), {
+          args: ["run", "-A", new URL("./cli.ts", import.meta.url).pathname, "--zookeeper", zk.connectString, ...words],
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        return { code: output.code, out: decode(output.stdout).trim(), err: decode(output.stderr).trim() };
+      };
+      assert.deepEqual(await cli("create", "/cli", "hello"), { code: 0, out: "Created /cli", err: "" });
+      assert.equal((await cli("get", "/cli")).out, "hello");
+      assert.match((await cli("ls", "/")).out, /^\[.*\bcli\b.*\]$/);
+      assert.match((await cli("stat", "/cli")).out, /dataLength: 5/);
+      const missing = await cli("get", "/nope");
+      assert.equal(missing.code, 1);
+      assert.match(missing.err, /NO_NODE/);
+      assert.equal((await cli("exists", "/nope")).code, 1);
+      const both = await cli("--server", "127.0.0.1:1", "ls", "/");
+      assert.equal(both.code, 2);
+    });
+
     await t.step("requests fail with a clear error when ZooKeeper is gone; connect fails in time", async () => {
       await assert.rejects(
         ZooKeeperRegistry.connect("127.0.0.1:1", { loop, connectTimeoutMs: 500 }),

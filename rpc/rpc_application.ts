@@ -22,6 +22,7 @@ import {
 } from "../reactor/logger.ts";
 import type { Registry } from "../registry/registry.ts";
 import { RegistryClient } from "../registry/registry_client.ts";
+import { parseConnectString, ZooKeeperRegistry } from "../registry/zookeeper_registry.ts";
 import { RpcChannel, type RpcChannelOptions } from "./rpc_channel.ts";
 import { RpcProvider, type RpcProviderOptions } from "./rpc_provider.ts";
 
@@ -31,17 +32,32 @@ export interface RpcConfig {
   rpcserverIp?: string;
   /** The provider's listen port (`rpcserver_port`). */
   rpcserverPort?: number;
-  /** The registry's host (`dwt_src_ip`). */
-  registryHost: string;
-  /** The registry's port (`dwt_src_port`). */
-  registryPort: number;
+  /**
+   * Which registry: the built-in one (`dwt_src_ip`/`dwt_src_port`) or ZooKeeper (`zookeeper_ip`/`zookeeper_port`,
+   * or `zookeeper_connect` for several servers and a chroot). `registry` picks one when a file has both.
+   */
+  registry:
+    | { kind: "dwt_src"; host: string; port: number }
+    | { kind: "zookeeper"; connectString: string; sessionTimeoutMs: number };
   /** Directory of the daily log files (`log_path`), if any. */
   logPath?: string;
   /** Log level (`log_level`: a name or 0-5). */
   logLevel: LogLevel;
 }
 
-const KNOWN_KEYS = ["rpcserver_ip", "rpcserver_port", "dwt_src_ip", "dwt_src_port", "log_path", "log_level"];
+const KNOWN_KEYS = [
+  "rpcserver_ip",
+  "rpcserver_port",
+  "registry",
+  "dwt_src_ip",
+  "dwt_src_port",
+  "zookeeper_ip",
+  "zookeeper_port",
+  "zookeeper_connect",
+  "zookeeper_session_timeout_ms",
+  "log_path",
+  "log_level",
+];
 
 function fail(source: string, message: string): never {
   throw new TypeError(`Cannot load RPC config ${source}: ${message}`);
@@ -88,11 +104,39 @@ export function parseRpcConfig(raw: unknown, source: string): RpcConfig {
   } catch (error) {
     fail(source, `'log_level' ${(error as Error).message.replace(/^Cannot parse log level as /, "")}`);
   }
+  const hasZooKeeper = ["zookeeper_ip", "zookeeper_connect"].some((key) => values[key] !== undefined);
+  const hasDwtSrc = values["dwt_src_ip"] !== undefined;
+  const kind = text("registry", false) ?? (hasDwtSrc || !hasZooKeeper ? "dwt_src" : "zookeeper");
+  let registry: RpcConfig["registry"];
+  if (kind === "dwt_src") {
+    registry = { kind, host: text("dwt_src_ip", true)!, port: port("dwt_src_port", true)! };
+  } else if (kind === "zookeeper") {
+    const connect = text("zookeeper_connect", false);
+    if (connect !== undefined && values["zookeeper_ip"] !== undefined) {
+      fail(source, "give either 'zookeeper_connect' or 'zookeeper_ip' and 'zookeeper_port', not both");
+    }
+    const connectString = connect ?? `${text("zookeeper_ip", true)}:${port("zookeeper_port", false) ?? 2181}`;
+    try {
+      parseConnectString(connectString);
+    } catch (error) {
+      fail(source, `'${connect !== undefined ? "zookeeper_connect" : "zookeeper_ip"}': ${(error as Error).message}`);
+    }
+    const timeout = values["zookeeper_session_timeout_ms"] ?? 10_000;
+    const sessionTimeoutMs = typeof timeout === "string" && timeout.trim() !== "" ? Number(timeout) : timeout;
+    if (typeof sessionTimeoutMs !== "number" || !Number.isInteger(sessionTimeoutMs) || sessionTimeoutMs <= 0) {
+      fail(
+        source,
+        `'zookeeper_session_timeout_ms' must be a positive integer: current value is ${JSON.stringify(timeout)}`,
+      );
+    }
+    registry = { kind, connectString, sessionTimeoutMs };
+  } else {
+    fail(source, `'registry' must be "dwt_src" or "zookeeper": current value is ${JSON.stringify(kind)}`);
+  }
   return {
     rpcserverIp,
     rpcserverPort,
-    registryHost: text("dwt_src_ip", true)!,
-    registryPort: port("dwt_src_port", true)!,
+    registry,
     logPath: text("log_path", false),
     logLevel,
   };
@@ -176,10 +220,14 @@ export class RpcApplication {
 
   /** The registry session (opened on first use; its ephemeral nodes are re-created after an expiry). */
   registry(): Promise<Registry> {
-    this.#registry ??= RegistryClient.connect(`${this.config.registryHost}:${this.config.registryPort}`, {
-      loop: this.loop,
-      recreateEphemerals: true,
-    });
+    const config = this.config.registry;
+    this.#registry ??= config.kind === "zookeeper"
+      ? ZooKeeperRegistry.connect(config.connectString, {
+        loop: this.loop,
+        recreateEphemerals: true,
+        sessionTimeoutMs: config.sessionTimeoutMs,
+      })
+      : RegistryClient.connect(`${config.host}:${config.port}`, { loop: this.loop, recreateEphemerals: true });
     return this.#registry;
   }
 

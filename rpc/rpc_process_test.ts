@@ -2,7 +2,10 @@
 import assert from "node:assert/strict";
 import { newUserServiceRpcStub } from "../examples/rpc/user_pb.ts";
 import { EventLoop } from "../reactor/event_loop.ts";
+import type { Registry } from "../registry/registry.ts";
 import { RegistryClient } from "../registry/registry_client.ts";
+import { startZooKeeper } from "../registry/testdata/zookeeper_server.ts";
+import { parseConnectString, ZooKeeperRegistry } from "../registry/zookeeper_registry.ts";
 import { RpcChannel } from "./rpc_channel.ts";
 import type { RpcError } from "./rpc_error.ts";
 
@@ -79,19 +82,66 @@ Deno.test("two UserService providers: round robin reaches both; kill -9 of one m
   );
   const registry = await spawnReady([REGISTRY_MAIN, "--config", registryConfig]);
   const [registryHost, registryPort] = registry.line.split(":") as [string, string];
+  const loop = new EventLoop();
+  const registryClient = await RegistryClient.connect(registry.line, { loop });
+  try {
+    // The dead provider leaves the registry once its session expires (5 x 100 ms).
+    await roundRobinAndFailover(dir, { dwt_src_ip: registryHost, dwt_src_port: registryPort }, registryClient, 3000);
+  } finally {
+    await registryClient.close();
+    await registry.kill();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the same on ZooKeeper: providers publish, callers discover and fail over; zkCli.sh reads the layout", async () => {
+  const dir = await Deno.makeTempDir();
+  const zk = await startZooKeeper({ tickTimeMs: 200 });
+  const loop = new EventLoop();
+  const zookeeper = await ZooKeeperRegistry.connect(zk.connectString, { loop });
+  await zookeeper.create("/rpc", "");
+  const chrooted = await ZooKeeperRegistry.connect(`${zk.connectString}/rpc`, { loop });
+  try {
+    // The callees' sessions last 1 s, so the killed one's node goes within about that.
+    await roundRobinAndFailover(
+      dir,
+      { zookeeper_connect: `${zk.connectString}/rpc`, zookeeper_session_timeout_ms: 1000 },
+      chrooted,
+      4000,
+    );
+    // ZooKeeper's own CLI reads what providers publish: /<service>/<host:port> with JSON data.
+    const { servers } = parseConnectString(zk.connectString);
+    const cli = await new Deno.Command("/usr/share/zookeeper/bin/zkCli.sh", {
+      args: ["-server", servers[0]!.toString(), "ls", "/rpc"],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    assert.match(new TextDecoder().decode(cli.stdout), /\[dwt\.UserServiceRpc\]/);
+  } finally {
+    await chrooted.close();
+    await zookeeper.close();
+    await zk.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/**
+ * Two callee processes configured with `registryKeys`: calls alternate between them; one is killed with -9
+ * under load; calls keep succeeding, none outlives its deadline, and the dead one leaves the registry.
+ */
+async function roundRobinAndFailover(
+  dir: string,
+  registryKeys: Record<string, unknown>,
+  registryClient: Registry,
+  expiryBudgetMs: number,
+): Promise<void> {
   const calleeConfig = `${dir}/callee.json`;
   await Deno.writeTextFile(
     calleeConfig,
-    JSON.stringify({
-      rpcserver_ip: "127.0.0.1",
-      rpcserver_port: 0,
-      dwt_src_ip: registryHost,
-      dwt_src_port: registryPort,
-    }),
+    JSON.stringify({ rpcserver_ip: "127.0.0.1", rpcserver_port: 0, ...registryKeys }),
   );
   const providers = [await spawnReady([CALLEE, "-i", calleeConfig]), await spawnReady([CALLEE, "-i", calleeConfig])];
-  const loop = new EventLoop();
-  const registryClient = await RegistryClient.connect(registry.line, { loop });
+  const loop = EventLoop.current();
   const channel = new RpcChannel({ loop, registry: registryClient, timeoutMs: 1000 });
   try {
     const stub = newUserServiceRpcStub(channel);
@@ -132,18 +182,18 @@ Deno.test("two UserService providers: round robin reaches both; kill -9 of one m
     // Only calls already on the wire to the dead provider may fail: at most one per loop.
     assert.ok(failures.length <= 8, `${failures.length} calls failed: ${failures.join(", ")}`);
     assert.ok(slowestMs < 1000 + 300, `a call took ${slowestMs} ms, past its 1000 ms deadline`);
-    // The dead provider leaves the registry once its session expires (5 x 100 ms).
-    const deadline = performance.now() + 3000;
+    const deadline = performance.now() + expiryBudgetMs;
     while ((await channel.providersOf("dwt.UserServiceRpc")).length > 1 && performance.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     assert.deepEqual(await channel.providersOf("dwt.UserServiceRpc"), [providers[1]!.line]);
     assert.equal((await registryClient.children("/dwt.UserServiceRpc")).length, 1);
+    const published = JSON.parse(
+      new TextDecoder().decode((await registryClient.get(`/dwt.UserServiceRpc/${providers[1]!.line}`)).data),
+    );
+    assert.deepEqual(published, { address: providers[1]!.line, methods: ["Login", "Register"] });
   } finally {
     await channel.close();
-    await registryClient.close();
     for (const provider of providers) await provider.kill();
-    await registry.kill();
-    await Deno.remove(dir, { recursive: true });
   }
-});
+}
