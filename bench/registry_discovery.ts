@@ -1,0 +1,130 @@
+/**
+ * Discovery and call latency with the built-in registry versus ZooKeeper 3.8 (Debian's package, on 127.0.0.1),
+ * both durable, in one run, through the same RPC code (RpcProvider, RpcChannel) and the Registry interface:
+ *
+ * - lookup: a fresh channel's first provider list (one children read);
+ * - watch: from a provider publishing its node to a watching channel seeing it;
+ * - first call: a fresh channel's first call (lookup + TCP connect + call);
+ * - call: a call on a warm channel (the registry is not involved; for reference).
+ *
+ *   deno task bench-discovery [--rounds 200]
+ */
+
+import { parseArgs } from "node:util";
+import { EventLoop } from "../reactor/event_loop.ts";
+import { getLogger, LogLevel } from "../reactor/logger.ts";
+import { NodeType } from "../registry/data_tree.ts";
+import type { Registry } from "../registry/registry.ts";
+import { RegistryClient } from "../registry/registry_client.ts";
+import { startZooKeeper } from "../registry/testdata/zookeeper_server.ts";
+import { ZooKeeperRegistry } from "../registry/zookeeper_registry.ts";
+import { loadProtoFile, RpcChannel, RpcProvider, serviceDefinition, type StubMethod } from "../rpc/mod.ts";
+import { defaultBackend } from "../reactor/backend/mod.ts";
+
+const { values } = parseArgs({ args: Deno.args, options: { rounds: { type: "string", default: "200" } } });
+const rounds = Number(values.rounds);
+getLogger().level = LogLevel.WARN;
+const loop = EventLoop.current();
+const root = await loadProtoFile(defaultBackend(), new URL("./echo.proto", import.meta.url).pathname);
+const echo = serviceDefinition(root, "bench.Echo");
+const payload = new Uint8Array(64);
+
+async function startRegistry(): Promise<{ address: string; stop(): Promise<void> }> {
+  const dir = await Deno.makeTempDir({ prefix: "registry-" });
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("../registry/main.ts", import.meta.url).pathname, "--port", "0", "--data-dir", dir],
+    stdout: "piped",
+    stderr: "null",
+    env: { DWT_LOG_LEVEL: "WARN" },
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!/READY (\S+)/.test(text)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("registry exited before READY");
+    text += value;
+  }
+  reader.releaseLock();
+  return {
+    address: /READY (\S+)/.exec(text)![1]!,
+    async stop() {
+      child.kill("SIGTERM");
+      await child.status;
+      await child.stdout.cancel().catch(() => {});
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+const median = (samples: number[]) => samples.sort((a, b) => a - b)[Math.floor(samples.length / 2)]!;
+const p99 = (samples: number[]) => samples.sort((a, b) => a - b)[Math.floor(samples.length * 0.99)]!;
+
+interface Figures {
+  lookup: number[];
+  watch: number[];
+  firstCall: number[];
+  call: number[];
+}
+
+async function measure(open: () => Promise<Registry>): Promise<Figures> {
+  const figures: Figures = { lookup: [], watch: [], firstCall: [], call: [] };
+  const providerRegistry = await open();
+  const callerRegistry = await open();
+  const provider = new RpcProvider({ loop, registry: providerRegistry });
+  provider.registerService(echo, { Echo: (request: unknown) => request });
+  await provider.start();
+  const call = (channel: RpcChannel) => channel.stub<{ Echo: StubMethod }>(echo).Echo({ payload });
+  for (let i = 0; i < rounds; i++) {
+    const channel = new RpcChannel({ loop, registry: callerRegistry });
+    let t = performance.now();
+    await channel.providersOf("bench.Echo");
+    figures.lookup.push(performance.now() - t);
+    await channel.close();
+    const fresh = new RpcChannel({ loop, registry: callerRegistry });
+    t = performance.now();
+    await call(fresh);
+    figures.firstCall.push(performance.now() - t);
+    t = performance.now();
+    await call(fresh);
+    figures.call.push(performance.now() - t);
+    await fresh.close();
+  }
+  // Watch propagation, at the registry interface the channel uses: a watcher on the service's children and a
+  // provider creating its ephemeral node.
+  for (let i = 0; i < rounds; i++) {
+    const seen = Promise.withResolvers<void>();
+    await callerRegistry.children("/bench.Echo", { watch: () => seen.resolve() });
+    const t = performance.now();
+    await providerRegistry.create(`/bench.Echo/extra-${i}`, "", { nodeType: NodeType.EPHEMERAL });
+    await seen.promise;
+    figures.watch.push(performance.now() - t);
+    await providerRegistry.delete(`/bench.Echo/extra-${i}`);
+  }
+  await provider.stop();
+  await callerRegistry.close();
+  await providerRegistry.close();
+  return figures;
+}
+
+const ours = await startRegistry();
+const zk = await startZooKeeper();
+const results = {
+  "built-in": await measure(() => RegistryClient.connect(ours.address, { loop })),
+  zookeeper: await measure(() => ZooKeeperRegistry.connect(zk.connectString, { loop })),
+};
+await ours.stop();
+await zk.stop();
+
+console.log(`\nDiscovery and call latency, ${rounds} rounds each (ms; p50 / p99)\n`);
+console.log("| what | built-in p50 | built-in p99 | ZooKeeper p50 | ZooKeeper p99 | ZooKeeper/built-in (p50) |");
+console.log("|---|---|---|---|---|---|");
+for (const key of ["lookup", "watch", "firstCall", "call"] as const) {
+  const a = results["built-in"][key];
+  const b = results.zookeeper[key];
+  console.log(
+    `| ${key} | ${median(a).toFixed(3)} | ${p99(a).toFixed(3)} | ${median(b).toFixed(3)} | ${p99(b).toFixed(3)} | ${
+      (median(b) / median(a)).toFixed(2)
+    } |`,
+  );
+}
+Deno.exit(0);
