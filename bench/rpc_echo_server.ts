@@ -1,14 +1,17 @@
 /**
- * Echo server for bench/rpc_echo.ts. `--stack dwt`: an RpcProvider serving bench.Echo; `--stack raw`: plain
+ * Echo server for bench/rpc_echo.ts and bench/rpc_threads.ts. `--stack dwt [--threads N]`: an RpcProvider
+ * serving bench.Echo; `--stack raw`: plain
  * Deno sockets echoing length-prefixed frames. Prints `READY <port>`.
  */
 
 import { parseArgs } from "node:util";
 import { EventLoop } from "../reactor/mod.ts";
-import { loadProtoFile, RpcProvider, serviceDefinition } from "../rpc/mod.ts";
-import { defaultBackend } from "../reactor/backend/mod.ts";
+import { RpcProvider } from "../rpc/mod.ts";
 
-const { values } = parseArgs({ args: Deno.args, options: { stack: { type: "string", default: "dwt" } } });
+const { values } = parseArgs({
+  args: Deno.args,
+  options: { stack: { type: "string", default: "dwt" }, threads: { type: "string", default: "0" } },
+});
 
 if (values.stack === "raw") {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -32,9 +35,9 @@ if (values.stack === "raw") {
     })();
   }
 } else {
-  const root = await loadProtoFile(defaultBackend(), new URL("./echo.proto", import.meta.url).pathname);
-  const provider = new RpcProvider({ loop: EventLoop.current() });
-  provider.registerService(serviceDefinition(root, "bench.Echo"), { Echo: (request: unknown) => request });
+  // --threads N: N Workers, each with its own loop, on one port (SO_REUSEPORT); 0: the main loop serves.
+  const provider = new RpcProvider({ loop: EventLoop.current(), threads: Number(values.threads) });
+  await provider.registerModule(new URL("./rpc_echo_service.ts", import.meta.url).href);
   await provider.start();
   console.log(`READY ${provider.address.port}`);
   await EventLoop.current().loop();

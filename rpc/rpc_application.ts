@@ -32,6 +32,8 @@ export interface RpcConfig {
   rpcserverIp?: string;
   /** The provider's listen port (`rpcserver_port`). */
   rpcserverPort?: number;
+  /** Worker threads serving the provider's calls (`rpcserver_threads`, default 0: the main loop serves). */
+  rpcserverThreads: number;
   /**
    * Which registry: the built-in one (`dwt_src_ip`/`dwt_src_port`) or ZooKeeper (`zookeeper_ip`/`zookeeper_port`,
    * or `zookeeper_connect` for several servers and a chroot). `registry` picks one when a file has both.
@@ -48,6 +50,7 @@ export interface RpcConfig {
 const KNOWN_KEYS = [
   "rpcserver_ip",
   "rpcserver_port",
+  "rpcserver_threads",
   "registry",
   "dwt_src_ip",
   "dwt_src_port",
@@ -98,6 +101,16 @@ export function parseRpcConfig(raw: unknown, source: string): RpcConfig {
   };
   const rpcserverIp = text("rpcserver_ip", false);
   const rpcserverPort = port("rpcserver_port", rpcserverIp !== undefined);
+  const threadsValue = values["rpcserver_threads"] ?? 0;
+  const rpcserverThreads = typeof threadsValue === "string" && threadsValue.trim() !== ""
+    ? Number(threadsValue)
+    : threadsValue;
+  if (typeof rpcserverThreads !== "number" || !Number.isInteger(rpcserverThreads) || rpcserverThreads < 0) {
+    fail(
+      source,
+      `'rpcserver_threads' must be a non-negative integer: current value is ${JSON.stringify(threadsValue)}`,
+    );
+  }
   let logLevel: LogLevel;
   try {
     logLevel = parseLogLevel((values["log_level"] as string | number | undefined) ?? "INFO");
@@ -136,6 +149,7 @@ export function parseRpcConfig(raw: unknown, source: string): RpcConfig {
   return {
     rpcserverIp,
     rpcserverPort,
+    rpcserverThreads,
     registry,
     logPath: text("log_path", false),
     logLevel,
@@ -239,6 +253,7 @@ export class RpcApplication {
     return new RpcProvider({
       host: this.config.rpcserverIp,
       port: this.config.rpcserverPort,
+      threads: this.config.rpcserverThreads,
       ...options,
       registry: await this.registry(),
       loop: this.loop,

@@ -52,8 +52,22 @@ export type ServerHandler = (request: unknown, context: CallContext) => Promise<
 /** Wraps the handler chain: for auth, logging, metrics. */
 export type ServerInterceptor = (next: ServerHandler) => ServerHandler;
 
+/**
+ * A module's function that registers services on a provider, for {@linkcode RpcProvider.registerModule}: each
+ * Worker of a multi-threaded provider loads the module and calls it with its own provider.
+ */
+export type RegisterServices = (provider: RpcProvider) => void | Promise<void>;
+
 /** Options of {@linkcode RpcProvider}. */
 export interface RpcProviderOptions {
+  /**
+   * Serve on this many Worker threads, each with its own EventLoop and listening socket on the same port
+   * (SO_REUSEPORT; the kernel spreads connections). Needs the services as a module
+   * ({@linkcode RpcProvider.registerModule}). 0 serves on the provider's own loop. Where the runtime has no
+   * SO_REUSEPORT, one loop serves and a warning says why.
+   * @default {0}
+   */
+  threads?: number;
   /**
    * Listen address (the seed's `rpcserver_ip`).
    * @default {"127.0.0.1"}
@@ -100,6 +114,10 @@ interface InFlight {
   abort(reason: RpcError): void;
 }
 
+// Set by RpcProvider's static block: lets initProviderThread attach a provider to a Worker's server without
+// making that a public method.
+let attachToServer: (provider: RpcProvider, server: TcpServer) => void;
+
 /**
  * Serves registered services and publishes them.
  *
@@ -133,6 +151,11 @@ export class RpcProvider {
   #callsInFlight = 0;
   #drained: PromiseWithResolvers<void> | undefined;
   #callsServed = 0;
+  #module: { moduleUrl: string; exportName: string } | undefined;
+
+  static {
+    attachToServer = (provider, server) => provider.#attach(server);
+  }
 
   /** Configure a provider; nothing listens until {@linkcode RpcProvider.start}. */
   constructor(options: RpcProviderOptions = {}) {
@@ -195,6 +218,24 @@ export class RpcProvider {
     this.#services.set(definition.fullName, { definition, handlers });
   }
 
+  /**
+   * Register the services of a module: it exports a {@linkcode RegisterServices} function (default name
+   * `registerServices`) that calls `registerService` on the provider it is given. This is how services reach the
+   * Workers of a provider with `threads`; it works without threads too.
+   *
+   * @param moduleUrl The module's URL (for example `new URL("./user_service.ts", import.meta.url).href`).
+   * @param exportName The exported function's name.
+   */
+  async registerModule(moduleUrl: string, exportName = "registerServices"): Promise<void> {
+    const module = await import(moduleUrl);
+    const register = module[exportName];
+    if (typeof register !== "function") {
+      throw new TypeError(`Cannot register services from ${moduleUrl} as its '${exportName}' is not a function`);
+    }
+    await (register as RegisterServices)(this);
+    this.#module = { moduleUrl, exportName };
+  }
+
   /** The seed's name for {@linkcode RpcProvider.registerService}. */
   notifyService(service: ServiceDefinition | protobuf.Service, implementation: ServiceImplementation): void {
     this.registerService(service, implementation);
@@ -208,8 +249,22 @@ export class RpcProvider {
       new InetAddress(this.#options.host ?? "127.0.0.1", this.#options.port ?? 0),
       "RpcProvider",
     );
-    server.setConnectionCallback((connection) => this.#onConnection(connection));
-    server.setMessageCallback(this.#codec.onMessage);
+    const threads = this.#options.threads ?? 0;
+    if (threads > 0) {
+      if (this.#module === undefined) {
+        throw new TypeError(
+          `Cannot run a provider on ${threads} threads as its services were not given as a module (registerModule)`,
+        );
+      }
+      server.setThreadNum(threads);
+      const data: ProviderThreadData = {
+        ...this.#module,
+        maxFrameBytes: this.#options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+      };
+      server.setThreadInit(import.meta.url, "initProviderThread", data);
+    } else {
+      this.#attach(server);
+    }
     await server.start();
     this.#server = server;
     const registry = this.#options.registry;
@@ -284,6 +339,11 @@ export class RpcProvider {
       published.push(path);
     }
     this.#published = published;
+  }
+
+  #attach(server: TcpServer): void {
+    server.setConnectionCallback((connection) => this.#onConnection(connection));
+    server.setMessageCallback(this.#codec.onMessage);
   }
 
   #onConnection(connection: TcpConnection): void {
@@ -447,4 +507,22 @@ export class RpcProvider {
     }
     handled.then((result) => settle(result, undefined), (error) => settle(undefined, error ?? new Error("rejected")));
   }
+}
+
+/** What each Worker of a multi-threaded provider is given. */
+interface ProviderThreadData {
+  moduleUrl: string;
+  exportName: string;
+  maxFrameBytes: number;
+}
+
+/**
+ * Internal: the thread-init function of a provider with `threads` (TcpServer calls it in each Worker, or on the
+ * main loop where there are no threads): a provider on the Worker's loop, with the module's services, serving
+ * the Worker's server. Publishing stays with the main thread's provider.
+ */
+export async function initProviderThread(server: TcpServer, loop: EventLoop, data: ProviderThreadData): Promise<void> {
+  const provider = new RpcProvider({ loop, maxFrameBytes: data.maxFrameBytes });
+  await provider.registerModule(data.moduleUrl, data.exportName);
+  attachToServer(provider, server);
 }

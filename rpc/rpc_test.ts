@@ -345,3 +345,43 @@ Deno.test("Messages over the frame limit fail with RESOURCE_EXHAUSTED on either 
     await provider.stop();
   }
 });
+
+Deno.test("A provider with threads serves from several Workers on one port and publishes once", async () => {
+  const loop = new EventLoop();
+  const server = new RegistryServer({ port: 0, loop });
+  await server.start();
+  const registry = await RegistryClient.connect(server.address, { loop });
+  const provider = new RpcProvider({ loop, registry, threads: 2 });
+  await provider.registerModule(new URL("./testdata/threaded_echo.ts", import.meta.url).href);
+  const channels: RpcChannel[] = [];
+  try {
+    await assert.rejects(
+      (async () => {
+        const plain = new RpcProvider({ loop, threads: 2 });
+        plain.registerService(ECHO, echoImpl("plain"));
+        await plain.start();
+      })(),
+      /not given as a module/,
+    );
+    await provider.start();
+    assert.deepEqual(await registry.children("/test.Echo"), [provider.advertisedAddress]);
+    // The kernel spreads connections over the Workers' sockets: 16 channels (one connection each) reach both.
+    const servedBy = new Set<string>();
+    for (let i = 0; i < 16; i++) {
+      const channel = new RpcChannel({ loop, registry });
+      channels.push(channel);
+      const response = await channel.stub<{ Say: StubMethod }>(ECHO).Say({ text: `hello ${i}` }) as {
+        text: string;
+        servedBy: string;
+      };
+      assert.equal(response.text, `hello ${i}`);
+      servedBy.add(response.servedBy);
+    }
+    assert.equal(servedBy.size, 2, "both Workers served");
+  } finally {
+    for (const channel of channels) await channel.close();
+    await provider.stop({ graceMs: 100 });
+    await registry.close();
+    await server.stop();
+  }
+});

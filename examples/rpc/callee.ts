@@ -4,7 +4,7 @@
  * Prints `READY <address>` once published; stops gracefully on SIGINT/SIGTERM.
  */
 
-import { type CallContext, RpcApplication } from "../../rpc/mod.ts";
+import { type CallContext, RpcApplication, type RpcProvider } from "../../rpc/mod.ts";
 import {
   type LoginRequest,
   type LoginResponse,
@@ -36,10 +36,15 @@ export class UserService extends UserServiceRpcBase {
   }
 }
 
+/** Registers the service: on the provider here, and on each Worker's when the config sets `rpcserver_threads`. */
+export function registerServices(provider: RpcProvider): void {
+  provider.registerService(UserService.definition, new UserService());
+}
+
 if (import.meta.main) {
   const app = await RpcApplication.init(Deno.args, { name: "callee" });
   const provider = await app.provider();
-  provider.registerService(UserService.definition, new UserService());
+  await provider.registerModule(import.meta.url);
   await provider.start();
   console.log(`READY ${provider.advertisedAddress}`);
   const stop = async () => {

@@ -1,0 +1,115 @@
+/**
+ * Multi-core providers: the unary echo of bench/rpc_echo.ts against one provider process serving on its main
+ * loop (threads 0) and on 1 and 2 Workers (SO_REUSEPORT), in one run. Prints total QPS, p50 and p99 and the
+ * scaling ratio of 2 threads over 1.
+ *
+ *   deno task bench-threads [--client load|dwt] [--seconds 3] [--clients 1] [--connections 8] [--conc 512]
+ *
+ * `--client load` (the default) drives the provider with pre-encoded requests pipelined over several
+ * connections (like wrk for HTTP), so the server's capacity shows; `--client dwt` uses RpcChannels. The
+ * clients run on the same machine and take CPU from the server: on a 2-core machine the ratio shows how much of
+ * the second core the server gets, not the ceiling of the design. So it runs twice: a bare echo, and an echo
+ * whose handler spins `--work-us` microseconds of CPU per call (a service with real work), where the server's
+ * share of the CPU dominates and the second core shows.
+ */
+
+import { parseArgs } from "node:util";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    client: { type: "string", default: "load" },
+    seconds: { type: "string", default: "3" },
+    clients: { type: "string", default: "1" },
+    connections: { type: "string", default: "8" },
+    conc: { type: "string", default: "512" },
+    size: { type: "string", default: "64" },
+    "work-us": { type: "string", default: "20" },
+  },
+});
+const path = (name: string) => new URL(name, import.meta.url).pathname;
+const deno = Deno.execPath();
+
+interface Result {
+  qps: number;
+  p50: number;
+  p99: number;
+}
+
+async function run(threads: number, workUs: number): Promise<Result> {
+  const server = new Deno.Command(deno, {
+    args: ["run", "-A", path("rpc_echo_server.ts"), "--stack", "dwt", "--threads", String(threads)],
+    stdout: "piped",
+    stderr: "inherit",
+    env: { DWT_LOG_LEVEL: "WARN", DWT_BENCH_WORK_US: String(workUs) },
+  }).spawn();
+  const reader = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!/READY (\d+)/.test(text)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("the server exited before READY");
+    text += value;
+  }
+  reader.releaseLock();
+  const port = /READY (\d+)/.exec(text)![1]!;
+  try {
+    const results = await Promise.all(Array.from({ length: Number(values.clients) }, async () => {
+      const output = await new Deno.Command(deno, {
+        args: [
+          "run",
+          "-A",
+          path("rpc_echo_client.ts"),
+          "--stack",
+          values.client,
+          "--port",
+          port,
+          "--conc",
+          values.conc,
+          "--size",
+          values.size,
+          "--seconds",
+          values.seconds,
+          "--connections",
+          values.connections,
+        ],
+        stdout: "piped",
+        stderr: "inherit",
+      }).output();
+      return JSON.parse(new TextDecoder().decode(output.stdout).trim().split("\n").pop()!) as Result;
+    }));
+    return {
+      qps: results.reduce((sum, result) => sum + result.qps, 0),
+      p50: Math.max(...results.map((result) => result.p50)),
+      p99: Math.max(...results.map((result) => result.p99)),
+    };
+  } finally {
+    server.kill("SIGKILL");
+    await server.status;
+    await server.stdout.cancel().catch(() => {});
+  }
+}
+
+for (const workUs of [0, Number(values["work-us"])]) {
+  const rows: Array<[string, Result]> = [];
+  for (const threads of [0, 1, 2]) {
+    rows.push([threads === 0 ? "main loop" : `${threads} thread(s)`, await run(threads, workUs)]);
+  }
+  console.log(
+    `\nProvider threads, handler work ${workUs} us/call: ${values.clients} ${values.client} client process(es) x ` +
+      `${values.connections} connections, ${values.conc} calls in flight each, ${values.size} B, ${values.seconds} s, ` +
+      `${navigator.hardwareConcurrency} cores\n`,
+  );
+  console.log("| server | QPS | p50 ms (worst client) | p99 ms (worst client) |");
+  console.log("|---|---|---|---|");
+  for (const [name, result] of rows) {
+    console.log(`| ${name} | ${result.qps.toFixed(0)} | ${result.p50.toFixed(2)} | ${result.p99.toFixed(2)} |`);
+  }
+  const one = rows[1]![1].qps;
+  const two = rows[2]![1].qps;
+  console.log(
+    `\nscaling 2 threads / 1 thread: ${(two / one).toFixed(2)}x; 1 thread / main loop: ${
+      (one / rows[0]![1].qps).toFixed(2)
+    }x`,
+  );
+}
+Deno.exit(0);

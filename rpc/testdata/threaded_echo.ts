@@ -1,0 +1,24 @@
+/**
+ * A service module for multi-threaded provider tests: `registerServices` registers test.Echo, whose answers
+ * name the isolate (Worker) that served them.
+ */
+
+import type { CallContext, RpcProvider } from "../rpc_provider.ts";
+import { parseProto, serviceDefinition } from "../service_definition.ts";
+
+export const ECHO_PROTO = `
+  syntax = "proto3";
+  package test;
+  message EchoRequest { string text = 1; }
+  message EchoResponse { string text = 1; string served_by = 2; }
+  service Echo { rpc Say (EchoRequest) returns (EchoResponse); }
+`;
+
+// One value per isolate: each Worker loads this module afresh.
+const isolateId = crypto.randomUUID();
+
+export function registerServices(provider: RpcProvider): void {
+  provider.registerService(serviceDefinition(parseProto(ECHO_PROTO), "test.Echo"), {
+    Say: (request: { text: string }, _context: CallContext) => ({ text: request.text, servedBy: isolateId }),
+  });
+}
