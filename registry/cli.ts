@@ -281,7 +281,7 @@ export async function main(args: string[], backend: NetBackend = defaultBackend(
   return status;
 }
 
-if (import.meta.main) {
+if (defaultBackend().process.isMain(import.meta)) {
   const backend = defaultBackend();
   backend.process.exit(await main(backend.process.args(), backend));
 }

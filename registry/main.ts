@@ -82,7 +82,7 @@ export async function main(args: string[]): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) {
+if (defaultBackend().process.isMain(import.meta)) {
   const code = await main(defaultBackend().process.args());
   defaultBackend().process.exit(code);
 }

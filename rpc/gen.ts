@@ -38,4 +38,6 @@ export async function main(args: string[]): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) defaultBackend().process.exit(await main(defaultBackend().process.args()));
+if (defaultBackend().process.isMain(import.meta)) {
+  defaultBackend().process.exit(await main(defaultBackend().process.args()));
+}

@@ -1,57 +1,25 @@
 /**
- * The seed's callee: UserServiceRpc (Login, Register) implemented by extending the generated base class,
- * registered with a provider and published to the registry. `deno task callee -i examples/rpc/provider.json`.
- * Prints `READY <address>` once published; stops gracefully on SIGINT/SIGTERM.
+ * The seed's callee: the UserService (user_service.ts) registered with a provider and published to the
+ * registry. `deno task callee -i examples/rpc/provider.json`; `rpcserver_threads` in the config serves it on
+ * that many Workers. Prints `READY <address>` once published; stops gracefully on SIGINT/SIGTERM.
  */
 
-import { type CallContext, RpcApplication, type RpcProvider } from "../../rpc/mod.ts";
-import {
-  type LoginRequest,
-  type LoginResponse,
-  type RegisterRequest,
-  type RegisterResponse,
-  UserServiceRpcBase,
-} from "./user_pb.ts";
+import { RpcApplication } from "../../rpc/mod.ts";
+import { defaultBackend } from "../../reactor/backend/mod.ts";
 
-const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-const bytes = (value: string) => new TextEncoder().encode(value);
-
-/** The user service: local business logic behind an RPC face, as in the seed. */
-export class UserService extends UserServiceRpcBase {
-  Login(request: LoginRequest, _context: CallContext): Partial<LoginResponse> {
-    console.log("doLogin");
-    console.log(`name: ${text(request.name)}, password: ${text(request.password)}`);
-    const ok = request.name.length > 0 && request.password.length > 0;
-    return {
-      result: { errcode: ok ? 0 : 1, errmsg: bytes(ok ? "" : "login error: name and password are required") },
-      success: ok,
-    };
-  }
-
-  Register(request: RegisterRequest, _context: CallContext): Partial<RegisterResponse> {
-    console.log("do Register");
-    console.log(`name: ${text(request.name)}, password: ${text(request.password)}`);
-    const id = Math.floor(Math.random() * 500) + 1;
-    return { result: { errcode: 0, errmsg: bytes("success") }, success: id > 0, id };
-  }
-}
-
-/** Registers the service: on the provider here, and on each Worker's when the config sets `rpcserver_threads`. */
-export function registerServices(provider: RpcProvider): void {
-  provider.registerService(UserService.definition, new UserService());
-}
-
-if (import.meta.main) {
-  const app = await RpcApplication.init(Deno.args, { name: "callee" });
+if (defaultBackend().process.isMain(import.meta)) {
+  // Through the backend rather than Deno.*, so the example runs on Bun and Node too.
+  const { process } = defaultBackend();
+  const app = await RpcApplication.init(process.args(), { name: "callee" });
   const provider = await app.provider();
-  await provider.registerModule(import.meta.url);
+  await provider.registerModule(new URL("./user_service.ts", import.meta.url).href);
   await provider.start();
   console.log(`READY ${provider.advertisedAddress}`);
   const stop = async () => {
     await provider.stop();
     await app.close();
-    Deno.exit(0);
+    process.exit(0);
   };
-  Deno.addSignalListener("SIGINT", stop);
-  Deno.addSignalListener("SIGTERM", stop);
+  process.onSignal("SIGINT", stop);
+  process.onSignal("SIGTERM", stop);
 }

@@ -4,6 +4,7 @@
  */
 
 import { RpcApplication } from "../../rpc/mod.ts";
+import { defaultBackend } from "../../reactor/backend/mod.ts";
 import { type InfoRequest, type InfoResponse, InfoServiceRpc } from "./info_pb.ts";
 
 /** GetInfo(uid, type): five entries "uid__t", "uid__tt", ... as the seed returns. */
@@ -17,8 +18,10 @@ export const infoService = {
   },
 };
 
-if (import.meta.main) {
-  const app = await RpcApplication.init(Deno.args, { name: "callee2" });
+if (defaultBackend().process.isMain(import.meta)) {
+  // Through the backend rather than Deno.*, so the example runs on Bun and Node too.
+  const { process } = defaultBackend();
+  const app = await RpcApplication.init(process.args(), { name: "callee2" });
   const provider = await app.provider();
   provider.registerService(InfoServiceRpc, infoService);
   await provider.start();
@@ -26,8 +29,8 @@ if (import.meta.main) {
   const stop = async () => {
     await provider.stop();
     await app.close();
-    Deno.exit(0);
+    process.exit(0);
   };
-  Deno.addSignalListener("SIGINT", stop);
-  Deno.addSignalListener("SIGTERM", stop);
+  process.onSignal("SIGINT", stop);
+  process.onSignal("SIGTERM", stop);
 }

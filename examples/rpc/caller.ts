@@ -4,6 +4,7 @@
  */
 
 import { RpcApplication, RpcController } from "../../rpc/mod.ts";
+import { defaultBackend } from "../../reactor/backend/mod.ts";
 import { newInfoServiceRpcStub } from "./info_pb.ts";
 import { newUserServiceRpcStub } from "./user_pb.ts";
 
@@ -55,9 +56,10 @@ export async function runCaller(app: RpcApplication, print: (line: string) => vo
   return failures;
 }
 
-if (import.meta.main) {
-  const app = await RpcApplication.init(Deno.args, { name: "caller" });
+if (defaultBackend().process.isMain(import.meta)) {
+  const { process } = defaultBackend();
+  const app = await RpcApplication.init(process.args(), { name: "caller" });
   const failures = await runCaller(app, (line) => console.log(line));
   await app.close();
-  Deno.exit(failures === 0 ? 0 : 1);
+  process.exit(failures === 0 ? 0 : 1);
 }

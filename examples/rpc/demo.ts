@@ -4,44 +4,37 @@
  * every line each one writes, prefixed with its role; shuts everything down and exits with the caller's status.
  */
 
+import { defaultBackend } from "../../reactor/backend/mod.ts";
+import type { ChildProcessHandle } from "../../reactor/backend/net_backend.ts";
+
 const here = new URL(".", import.meta.url);
-const deno = Deno.execPath();
+// Every role runs on the runtime the demo runs on (Deno, Node through tsx, or Bun), through the backend.
+const { process } = defaultBackend();
 
 interface Role {
   name: string;
-  child: Deno.ChildProcess;
+  child: ChildProcessHandle;
   ready: Promise<void>;
-  done: Promise<Deno.CommandStatus>;
+  done: Promise<number>;
 }
 
-function start(name: string, args: string[], readyPattern: RegExp | undefined): Role {
-  const child = new Deno.Command(deno, {
-    args: ["run", "-A", ...args],
-    stdout: "piped",
-    stderr: "piped",
+function start(name: string, module: string, args: string[], readyPattern: RegExp | undefined): Role {
+  const child = process.spawn([...process.commandFor(new URL(module, here).href), ...args], {
     env: { NO_COLOR: "1" },
-  }).spawn();
+  });
   const ready = Promise.withResolvers<void>();
   if (readyPattern === undefined) ready.resolve();
-  const pump = async (stream: ReadableStream<Uint8Array>) => {
-    let pending = "";
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      pending += chunk;
-      let eol: number;
-      while ((eol = pending.indexOf("\n")) >= 0) {
-        const line = pending.slice(0, eol);
-        pending = pending.slice(eol + 1);
-        console.log(`[${name}] ${line}`);
-        if (readyPattern?.test(line)) ready.resolve();
-      }
+  const pump = async (lines: AsyncIterable<string>) => {
+    for await (const line of lines) {
+      console.log(`[${name}] ${line}`);
+      if (readyPattern?.test(line)) ready.resolve();
     }
-    if (pending !== "") console.log(`[${name}] ${pending}`);
   };
   const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
-  const done = child.status.then(async (status) => {
+  const done = child.exited.then(async (code) => {
     await pumps;
-    ready.reject(new Error(`${name} exited with status ${status.code} before it was ready`));
-    return status;
+    ready.reject(new Error(`${name} exited with status ${code} before it was ready`));
+    return code;
   });
   ready.promise.catch(() => {});
   return { name, child, ready: ready.promise, done };
@@ -62,49 +55,29 @@ async function within<T>(promise: Promise<T>, ms: number, what: string): Promise
 const roles: Role[] = [];
 let code = 1;
 try {
-  const registry = start("registry", [new URL("../../registry/main.ts", here).pathname], /^READY /);
+  const registry = start("registry", "../../registry/main.ts", [], /^READY /);
   roles.push(registry);
   await within(registry.ready, 15_000, "starting the registry");
-  const callee = start(
-    "callee",
-    [new URL("callee.ts", here).pathname, "-i", new URL("provider.json", here).pathname],
-    /^READY /,
-  );
-  const callee2 = start("callee2", [
-    new URL("callee2.ts", here).pathname,
-    "-i",
-    new URL("provider2.json", here).pathname,
-  ], /^READY /);
+  const config = (name: string) => new URL(name, here).pathname;
+  const callee = start("callee", "callee.ts", ["-i", config("provider.json")], /^READY /);
+  const callee2 = start("callee2", "callee2.ts", ["-i", config("provider2.json")], /^READY /);
   roles.push(callee, callee2);
   await within(Promise.all([callee.ready, callee2.ready]), 15_000, "starting the callees");
-  const caller = start(
-    "caller",
-    [new URL("caller.ts", here).pathname, "-i", new URL("caller.json", here).pathname],
-    undefined,
-  );
+  const caller = start("caller", "caller.ts", ["-i", config("caller.json")], undefined);
   roles.push(caller);
-  const status = await within(caller.done, 30_000, "the caller");
-  code = status.code;
+  code = await within(caller.done, 30_000, "the caller");
   console.log(code === 0 ? "demo ok: every call succeeded" : `demo FAILED: the caller exited with ${code}`);
 } catch (error) {
   console.error(`demo FAILED: ${(error as Error).message}`);
 } finally {
   // Callees first (they unpublish from the registry), then the registry.
   for (const role of roles.slice(1).reverse()) {
-    try {
-      role.child.kill("SIGTERM");
-    } catch {
-      // already exited
-    }
+    role.child.kill("SIGTERM");
     await within(role.done, 10_000, `stopping ${role.name}`).catch(() => role.child.kill("SIGKILL"));
   }
   if (roles[0] !== undefined) {
-    try {
-      roles[0].child.kill("SIGTERM");
-    } catch {
-      // already exited
-    }
+    roles[0].child.kill("SIGTERM");
     await within(roles[0].done, 10_000, "stopping the registry").catch(() => roles[0]!.child.kill("SIGKILL"));
   }
 }
-Deno.exit(code);
+process.exit(code);

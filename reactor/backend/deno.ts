@@ -8,6 +8,7 @@
 import type {
   AppendFile,
   BindUdpOptions,
+  ChildProcessHandle,
   ConnectOptions,
   DatagramHandler,
   FileSystemBackend,
@@ -381,7 +382,48 @@ function writeAllSync(stream: { writeSync(p: Uint8Array): number }, text: string
   while (offset < bytes.length) offset += stream.writeSync(bytes.subarray(offset));
 }
 
+async function* denoLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  let pending = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    pending += chunk;
+    let eol: number;
+    while ((eol = pending.indexOf("\n")) >= 0) {
+      yield pending.slice(0, eol).replace(/\r$/, "");
+      pending = pending.slice(eol + 1);
+    }
+  }
+  if (pending !== "") yield pending;
+}
+
+const SIGNAL_NUMBERS: Record<string, number> = { SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
+
 const denoProcess: ProcessBackend = {
+  isMain: (meta) => meta.main === true,
+  commandFor: (moduleUrl) => [Deno.execPath(), "run", "-A", new URL(moduleUrl).pathname],
+  spawn(argv, options = {}): ChildProcessHandle {
+    const child = new Deno.Command(argv[0]!, {
+      args: argv.slice(1),
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      env: options.env === undefined ? undefined : { ...options.env },
+    }).spawn();
+    return {
+      pid: child.pid,
+      stdout: denoLines(child.stdout),
+      stderr: denoLines(child.stderr),
+      exited: child.status.then((status) =>
+        status.signal !== null ? 128 + (SIGNAL_NUMBERS[status.signal] ?? 0) : status.code
+      ),
+      kill(signal = "SIGTERM") {
+        try {
+          child.kill(signal);
+        } catch {
+          // already gone
+        }
+      },
+    };
+  },
   args: () => [...Deno.args],
   env(name) {
     try {
@@ -397,18 +439,7 @@ const denoProcess: ProcessBackend = {
   },
   writeStderr: (text) => writeAllSync(Deno.stderr, text),
   writeStdout: (text) => writeAllSync(Deno.stdout, text),
-  async *stdinLines() {
-    let pending = "";
-    for await (const chunk of Deno.stdin.readable.pipeThrough(new TextDecoderStream())) {
-      pending += chunk;
-      let eol: number;
-      while ((eol = pending.indexOf("\n")) >= 0) {
-        yield pending.slice(0, eol).replace(/\r$/, "");
-        pending = pending.slice(eol + 1);
-      }
-    }
-    if (pending !== "") yield pending;
-  },
+  stdinLines: () => denoLines(Deno.stdin.readable),
   get pid() {
     return Deno.pid;
   },

@@ -210,8 +210,31 @@ export interface WorkerBackend {
   parentPort(): ParentPort | undefined;
 }
 
+/** A child process from {@linkcode ProcessBackend.spawn}. */
+export interface ChildProcessHandle {
+  /** Its process id. */
+  readonly pid: number;
+  /** Lines of its standard output (read them, or the child may block on a full pipe). */
+  readonly stdout: AsyncIterable<string>;
+  /** Lines of its standard error. */
+  readonly stderr: AsyncIterable<string>;
+  /** Resolves with its exit code (or 128 + signal number when a signal ended it). */
+  readonly exited: Promise<number>;
+  /** Send a signal. */
+  kill(signal?: "SIGTERM" | "SIGKILL" | "SIGINT"): void;
+}
+
 /** Process-level facilities for command-line programs (servers, CLIs, examples). */
 export interface ProcessBackend {
+  /**
+   * Whether the module whose `import.meta` is given is the program's entry point (`import.meta.main`, which
+   * Node 20 lacks).
+   */
+  isMain(meta: ImportMeta): boolean;
+  /** The command line that runs the module at `moduleUrl` on this same runtime, as a child process. */
+  commandFor(moduleUrl: string): string[];
+  /** Start a child process (`argv[0]` is the program); its output comes back line by line. */
+  spawn(argv: readonly string[], options?: { readonly env?: Readonly<Record<string, string>> }): ChildProcessHandle;
   /** Command-line arguments after the script. */
   args(): string[];
   /** An environment variable, or `undefined`. */

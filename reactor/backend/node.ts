@@ -6,16 +6,20 @@
  * @module
  */
 
+import * as childProcess from "node:child_process";
 import * as dgram from "node:dgram";
-import { writeSync, writeSync as fsWriteSync } from "node:fs";
+import { realpathSync, writeSync, writeSync as fsWriteSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as net from "node:net";
+import { constants as osConstants } from "node:os";
 import process from "node:process";
 import * as readline from "node:readline";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import * as workerThreads from "node:worker_threads";
 import type {
   AppendFile,
   BindUdpOptions,
+  ChildProcessHandle,
   ConnectOptions,
   DatagramHandler,
   FileSystemBackend,
@@ -32,6 +36,24 @@ import type {
   WorkerHandle,
 } from "./net_backend.ts";
 import { openDurableAppend } from "./_durable_file.ts";
+
+// Node 20 lacks Promise.withResolvers (Node 22 has it); the framework uses it throughout, so this backend, which
+// every Node program loads, supplies it.
+if (typeof (Promise as { withResolvers?: unknown }).withResolvers !== "function") {
+  Object.defineProperty(Promise, "withResolvers", {
+    configurable: true,
+    writable: true,
+    value: function withResolvers<T>(): PromiseWithResolvers<T> {
+      let resolve!: (value: T | PromiseLike<T>) => void;
+      let reject!: (reason?: unknown) => void;
+      const promise = new Promise<T>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      return { promise, resolve, reject };
+    },
+  });
+}
 
 const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
 const isDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
@@ -302,7 +324,48 @@ const nodeWorkers: WorkerBackend = {
   },
 };
 
+async function* nodeLines(stream: NodeJS.ReadableStream | null): AsyncGenerator<string> {
+  if (stream === null) return;
+  for await (const line of readline.createInterface({ input: stream, crlfDelay: Infinity })) yield line;
+}
+
 const nodeProcess: ProcessBackend = {
+  isMain(meta) {
+    const main = (meta as { main?: boolean }).main;
+    if (typeof main === "boolean") return main; // Bun, Node >= 24
+    const script = process.argv[1];
+    if (script === undefined) return false;
+    try {
+      return meta.url === pathToFileURL(realpathSync(script)).href;
+    } catch {
+      return false;
+    }
+  },
+  commandFor(moduleUrl) {
+    const script = fileURLToPath(moduleUrl);
+    if (isDeno) return [process.execPath, "run", "-A", script];
+    // Node keeps its loader flags (tsx's --import) so the child can load TypeScript too.
+    return isBun ? [process.execPath, script] : [process.execPath, ...process.execArgv, script];
+  },
+  spawn(argv, options = {}): ChildProcessHandle {
+    const child = childProcess.spawn(argv[0]!, argv.slice(1), {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ...options.env },
+    });
+    const exited = new Promise<number>((resolve) => {
+      child.on("exit", (code, signal) => resolve(code ?? 128 + (signal === null ? 0 : osConstants.signals[signal])));
+      child.on("error", () => resolve(127));
+    });
+    return {
+      pid: child.pid ?? 0,
+      stdout: nodeLines(child.stdout),
+      stderr: nodeLines(child.stderr),
+      exited,
+      kill(signal = "SIGTERM") {
+        child.kill(signal);
+      },
+    };
+  },
   args: () => process.argv.slice(2),
   env: (name) => process.env[name],
   exit: (code) => process.exit(code),
