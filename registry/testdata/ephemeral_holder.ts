@@ -2,13 +2,14 @@
  * Test program: holds an ephemeral node with `recreateEphemerals`, printing session events as lines
  * (`READY`, `connected resumed=...`, `expired`, `recreated`). Usage: ephemeral_holder.ts HOST:PORT PATH
  */
+import { defaultBackend } from "../../reactor/backend/default.ts";
 import { EventLoop } from "../../reactor/event_loop.ts";
 import { getLogger, LogLevel } from "../../reactor/logger.ts";
 import { NodeType } from "../data_tree.ts";
 import { RegistryClient } from "../registry_client.ts";
 
 getLogger().level = LogLevel.ERROR;
-const [address, path] = Deno.args as [string, string];
+const [address, path] = defaultBackend().process.args() as [string, string];
 const client = await RegistryClient.connect(address, {
   loop: EventLoop.current(),
   recreateEphemerals: true,

@@ -1,0 +1,434 @@
+/**
+ * End-to-end scenarios of the reactor, the registry and the RPC layer that run unchanged on Deno, Node (through
+ * tsx) and Bun: only the framework's own APIs and its backend, real sockets on 127.0.0.1, real child processes
+ * on the same runtime. `deno test` runs them through e2e_test.ts; on the other runtimes run this file:
+ *
+ *   npx tsx e2e/_e2e_suite.ts        npx bun e2e/_e2e_suite.ts
+ *
+ * It prints a line per scenario and ends with `N passed, M failed` (exit status 1 on any failure).
+ */
+
+import assert from "node:assert/strict";
+import { defaultBackend } from "../reactor/backend/default.ts";
+import type { ChildProcessHandle } from "../reactor/backend/net_backend.ts";
+import { EventLoop } from "../reactor/event_loop.ts";
+import { InetAddress } from "../reactor/inet_address.ts";
+import { LengthHeaderCodec } from "../reactor/length_header_codec.ts";
+import { getLogger, LogLevel } from "../reactor/logger.ts";
+import { TcpClient } from "../reactor/tcp_client.ts";
+import { TcpServer } from "../reactor/tcp_server.ts";
+import { UdpSocket } from "../reactor/udp_socket.ts";
+import { NodeType } from "../registry/data_tree.ts";
+import { RegistryClient } from "../registry/registry_client.ts";
+import { RegistryServer } from "../registry/registry_server.ts";
+import type { WatchedEvent } from "../registry/registry_client.ts";
+import { newUserServiceRpcStub } from "../examples/rpc/user_pb.ts";
+import { RpcChannel } from "../rpc/rpc_channel.ts";
+import { RpcCode, RpcError } from "../rpc/rpc_error.ts";
+import { RpcProvider } from "../rpc/rpc_provider.ts";
+import { parseProto, serviceDefinition } from "../rpc/service_definition.ts";
+
+const backend = defaultBackend();
+const here = new URL(".", import.meta.url);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** One scenario: a name and a body that throws on failure. */
+export interface Scenario {
+  name: string;
+  run(): Promise<void>;
+}
+
+async function until(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!(await condition())) {
+    if (performance.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+/** A fresh directory under the repo's tmp/ (ignored by git). */
+async function tempDir(name: string): Promise<{ path: string; remove(): Promise<void> }> {
+  const path = new URL(`../tmp/e2e-${name}-${backend.process.pid}-${Date.now()}`, here).pathname;
+  await backend.fs.mkdir(path);
+  return {
+    path,
+    async remove() {
+      for (const entry of await backend.fs.readDir(path)) await backend.fs.remove(`${path}/${entry}`);
+    },
+  };
+}
+
+/** A child process on this same runtime, with its output kept and a `READY <word>` line awaited. */
+interface Child {
+  handle: ChildProcessHandle;
+  ready: string;
+  output(): string;
+  kill(signal?: "SIGTERM" | "SIGKILL"): Promise<number>;
+}
+
+async function spawnReady(module: string, args: string[]): Promise<Child> {
+  const handle = backend.process.spawn([...backend.process.commandFor(new URL(module, here).href), ...args], {
+    env: { DWT_LOG_LEVEL: "WARN", NO_COLOR: "1" },
+  });
+  let text = "";
+  const ready = Promise.withResolvers<string>();
+  (async () => {
+    for await (const line of handle.stdout) {
+      text += `${line}\n`;
+      const match = /^READY ?(\S*)/.exec(line);
+      if (match !== null) ready.resolve(match[1]!);
+    }
+    ready.reject(new Error(`${module} ended before READY: ${text}`));
+  })();
+  (async () => {
+    for await (const line of handle.stderr) text += `${line}\n`;
+  })();
+  const timer = setTimeout(() => ready.reject(new Error(`no READY from ${module} within 20 s: ${text}`)), 20_000);
+  try {
+    const word = await ready.promise;
+    return {
+      handle,
+      ready: word,
+      output: () => text,
+      kill(signal = "SIGTERM") {
+        handle.kill(signal);
+        return handle.exited;
+      },
+    };
+  } catch (error) {
+    handle.kill("SIGKILL");
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const ECHO = serviceDefinition(
+  parseProto(`
+    syntax = "proto3";
+    package e2e;
+    message Msg { string text = 1; uint32 delay_ms = 2; }
+    service Echo { rpc Say (Msg) returns (Msg); rpc Slow (Msg) returns (Msg); }
+  `),
+  "e2e.Echo",
+);
+
+export const scenarios: Scenario[] = [
+  {
+    name: "reactor: timers fire in time order; runEvery stops when cancelled",
+    async run() {
+      const loop = new EventLoop();
+      const fired: number[] = [];
+      loop.runAfter(30, () => fired.push(30));
+      loop.runAfter(10, () => fired.push(10));
+      loop.runAfter(20, () => fired.push(20));
+      let ticks = 0;
+      const every = loop.runEvery(5, () => void ticks++);
+      await sleep(60);
+      loop.cancel(every);
+      const seen = ticks;
+      await sleep(30);
+      assert.deepEqual(fired, [10, 20, 30]);
+      assert.ok(seen >= 3, `runEvery ticked ${seen} times in 60 ms`);
+      assert.equal(ticks, seen);
+    },
+  },
+  {
+    name: "reactor: TcpServer and TcpClient exchange 100 framed messages up to 1 MiB",
+    async run() {
+      const loop = new EventLoop();
+      const server = new TcpServer(loop, new InetAddress("127.0.0.1", 0), "e2e-echo");
+      const serverCodec = new LengthHeaderCodec((connection, body) => serverCodec.send(connection, body));
+      server.setMessageCallback(serverCodec.onMessage);
+      await server.start();
+      const received: number[] = [];
+      const clientCodec = new LengthHeaderCodec((_connection, body) => received.push(body.length));
+      const client = new TcpClient(loop, server.address, "e2e-client");
+      client.setMessageCallback(clientCodec.onMessage);
+      const sizes = Array.from({ length: 100 }, (_, i) => (i === 99 ? 1024 * 1024 : i * 37));
+      client.setConnectionCallback((connection) => {
+        if (connection.connected) {
+          for (const size of sizes) clientCodec.send(connection, new Uint8Array(size).fill(7));
+        }
+      });
+      client.connect();
+      try {
+        await until("100 echoes", () => received.length === sizes.length);
+        assert.deepEqual(received, sizes);
+      } finally {
+        await client.close();
+        await server.stop();
+      }
+    },
+  },
+  {
+    name: "reactor: UDP datagrams go both ways",
+    async run() {
+      const loop = new EventLoop();
+      const a = await UdpSocket.bind(loop, new InetAddress("127.0.0.1", 0));
+      const b = await UdpSocket.bind(loop, new InetAddress("127.0.0.1", 0));
+      const got: string[] = [];
+      b.setMessageCallback((data, from) => {
+        got.push(new TextDecoder().decode(data));
+        b.send(data, from);
+      });
+      a.setMessageCallback((data) => got.push(`back:${new TextDecoder().decode(data)}`));
+      a.send(new TextEncoder().encode("ping"), b.address);
+      try {
+        await until("the datagram and its echo", () => got.length === 2);
+        assert.deepEqual(got, ["ping", "back:ping"]);
+      } finally {
+        await a.close();
+        await b.close();
+      }
+    },
+  },
+  {
+    name: "reactor: a server asked for 2 threads serves (Workers with SO_REUSEPORT, or one loop where missing)",
+    async run() {
+      const loop = new EventLoop();
+      const server = new TcpServer(loop, new InetAddress("127.0.0.1", 0), "e2e-threads");
+      server.setThreadNum(2);
+      server.setThreadInit(new URL("./_echo_thread_init.ts", here).href, "init");
+      await server.start();
+      const echoed = Promise.withResolvers<string>();
+      const client = new TcpClient(loop, server.address, "e2e-threads-client");
+      client.setConnectionCallback((connection) => connection.connected && connection.send("hello"));
+      client.setMessageCallback((_connection, buffer) => echoed.resolve(buffer.retrieveAllAsString()));
+      client.connect();
+      try {
+        assert.equal(await echoed.promise, "hello");
+        assert.equal(server.runningThreads, backend.supportsReusePort ? 2 : 0);
+      } finally {
+        await client.close();
+        await server.stop();
+      }
+    },
+  },
+  {
+    name: "registry: nodes, versions, watches and ephemerals; persistent nodes survive a restart",
+    async run() {
+      const loop = new EventLoop();
+      const dir = await tempDir("registry");
+      let server = new RegistryServer({ port: 0, loop, dataDir: dir.path, heartbeatTimeoutMs: 100 });
+      await server.start();
+      try {
+        const client = await RegistryClient.connect(server.address, { loop });
+        const other = await RegistryClient.connect(server.address, { loop });
+        await client.create("/svc", "root");
+        await client.create("/svc/eph", "e", { nodeType: NodeType.EPHEMERAL });
+        const events: WatchedEvent[] = [];
+        await client.children("/svc", { watch: (event) => events.push(event) });
+        await other.create("/svc/p", "1");
+        await until("the children watch", () => events.length === 1);
+        assert.equal((await other.set("/svc/p", "2", { version: 0 })).version, 1);
+        await assert.rejects(other.set("/svc/p", "3", { version: 0 }), /BAD_VERSION|version/i);
+        await client.close();
+        await until("the ephemeral node to go", async () => (await other.exists("/svc/eph")) === undefined);
+        await other.close();
+        await server.stop();
+        server = new RegistryServer({ port: 0, loop, dataDir: dir.path });
+        await server.start();
+        const after = await RegistryClient.connect(server.address, { loop });
+        assert.deepEqual(await after.children("/svc"), ["p"]);
+        assert.equal(new TextDecoder().decode((await after.get("/svc/p")).data), "2");
+        await after.close();
+      } finally {
+        await server.stop();
+        await dir.remove();
+      }
+    },
+  },
+  {
+    name: "registry: a kill -9'd client's ephemeral node expires (registry and client as processes)",
+    async run() {
+      const dir = await tempDir("expiry");
+      const config = `${dir.path}/registry.json`;
+      await backend.fs.writeFile(
+        config,
+        new TextEncoder().encode(
+          JSON.stringify({ ip: "127.0.0.1", port: 0, heartbeatTimeout: 100, heartbeatMaxCount: 5, dataDir: "" }),
+        ),
+      );
+      const registry = await spawnReady("../registry/main.ts", ["--config", config]);
+      const loop = new EventLoop();
+      const observer = await RegistryClient.connect(registry.ready, { loop });
+      try {
+        const holder = await spawnReady("../registry/testdata/ephemeral_holder.ts", [registry.ready, "/held"]);
+        assert.notEqual(await observer.exists("/held"), undefined);
+        const killedAt = performance.now();
+        await holder.kill("SIGKILL");
+        await until("the expiry", async () => (await observer.exists("/held")) === undefined, 5000);
+        const elapsed = performance.now() - killedAt;
+        assert.ok(elapsed >= 300, `expired after only ${elapsed} ms`);
+      } finally {
+        await observer.close();
+        await registry.kill();
+        await dir.remove();
+      }
+    },
+  },
+  {
+    name: "rpc: provider and channel through the registry: calls, errors, deadlines, 500 concurrent calls",
+    async run() {
+      const loop = new EventLoop();
+      const server = new RegistryServer({ port: 0, loop });
+      await server.start();
+      const providerRegistry = await RegistryClient.connect(server.address, { loop });
+      const callerRegistry = await RegistryClient.connect(server.address, { loop });
+      const provider = new RpcProvider({ loop, registry: providerRegistry });
+      provider.registerService(ECHO, {
+        Say: (request: { text: string }) => ({ text: `echo ${request.text}` }),
+        Slow: async (request: { delayMs: number }, context: { signal: AbortSignal }) => {
+          await new Promise((resolve) => {
+            const timer = setTimeout(resolve, request.delayMs);
+            context.signal.addEventListener("abort", () => (clearTimeout(timer), resolve(undefined)));
+          });
+          return {};
+        },
+      });
+      await provider.start();
+      const channel = new RpcChannel({ loop, registry: callerRegistry });
+      try {
+        const stub = channel.stub<{ Say: (r: object, o?: object) => Promise<{ text: string }>; Slow: typeof Object }>(
+          ECHO,
+        );
+        assert.equal((await stub.Say({ text: "hi" })).text, "echo hi");
+        await assert.rejects(channel.call("e2e.Echo", "Nope", new Uint8Array(0)), (error: unknown) => {
+          assert.ok(error instanceof RpcError);
+          assert.equal(error.code, RpcCode.UNIMPLEMENTED);
+          return true;
+        });
+        const start = performance.now();
+        await assert.rejects(
+          (stub as unknown as { Slow(r: object, o: object): Promise<unknown> }).Slow({ delayMs: 2000 }, {
+            timeoutMs: 100,
+          }),
+          (error: unknown) => error instanceof RpcError && error.code === RpcCode.DEADLINE_EXCEEDED,
+        );
+        assert.ok(performance.now() - start < 1000);
+        const results = await Promise.all(Array.from({ length: 500 }, (_, i) => stub.Say({ text: String(i) })));
+        results.forEach((result, i) => assert.equal(result.text, `echo ${i}`));
+      } finally {
+        await channel.close();
+        await provider.stop({ graceMs: 100 });
+        await providerRegistry.close();
+        await callerRegistry.close();
+        await server.stop();
+      }
+    },
+  },
+  {
+    name: "rpc: two provider processes share calls; kill -9 of one fails over to the other",
+    async run() {
+      const dir = await tempDir("failover");
+      const registryConfig = `${dir.path}/registry.json`;
+      const encode = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
+      await backend.fs.writeFile(
+        registryConfig,
+        encode({ ip: "127.0.0.1", port: 0, heartbeatTimeout: 100, heartbeatMaxCount: 5, dataDir: "" }),
+      );
+      const registry = await spawnReady("../registry/main.ts", ["--config", registryConfig]);
+      const [host, port] = registry.ready.split(":");
+      const calleeConfig = `${dir.path}/callee.json`;
+      await backend.fs.writeFile(
+        calleeConfig,
+        encode({ rpcserver_ip: "127.0.0.1", rpcserver_port: 0, dwt_src_ip: host, dwt_src_port: port }),
+      );
+      const providers: Child[] = [];
+      const loop = new EventLoop();
+      const registryClient = await RegistryClient.connect(registry.ready, { loop });
+      const channel = new RpcChannel({ loop, registry: registryClient, timeoutMs: 1000 });
+      try {
+        providers.push(await spawnReady("../examples/rpc/callee.ts", ["-i", calleeConfig]));
+        providers.push(await spawnReady("../examples/rpc/callee.ts", ["-i", calleeConfig]));
+        const stub = newUserServiceRpcStub(channel);
+        const bytes = (text: string) => new TextEncoder().encode(text);
+        await until(
+          "both providers listed",
+          async () => (await channel.providersOf("dwt.UserServiceRpc")).length === 2,
+        );
+        for (let i = 0; i < 6; i++) {
+          assert.equal((await stub.Login({ name: bytes("a"), password: bytes("b") })).success, true);
+        }
+        await until("both served", () => providers.every((p) => (p.output().match(/doLogin/g)?.length ?? 0) === 3));
+        let ok = 0;
+        let failed = 0;
+        const loadUntil = performance.now() + 1500;
+        const killer = sleep(500).then(() => providers[0]!.kill("SIGKILL"));
+        await Promise.all(Array.from({ length: 4 }, async () => {
+          while (performance.now() < loadUntil) {
+            try {
+              await stub.Register({ name: bytes("n"), password: bytes("p") });
+              ok++;
+            } catch {
+              failed++;
+            }
+          }
+        }));
+        await killer;
+        assert.ok(ok > 100, `only ${ok} calls succeeded`);
+        assert.ok(failed <= 4, `${failed} calls failed`);
+        await until(
+          "the dead provider to leave the registry",
+          async () => (await registryClient.children("/dwt.UserServiceRpc")).length === 1,
+          5000,
+        );
+      } finally {
+        await channel.close();
+        await registryClient.close();
+        for (const provider of providers) await provider.kill();
+        await registry.kill();
+        await dir.remove();
+      }
+    },
+  },
+  {
+    name: "the demo: registry, two callees and the caller; every call succeeds",
+    async run() {
+      const handle = backend.process.spawn(backend.process.commandFor(new URL("../examples/rpc/demo.ts", here).href));
+      let text = "";
+      const pump = async (lines: AsyncIterable<string>) => {
+        for await (const line of lines) text += `${line}\n`;
+      };
+      const pumps = Promise.all([pump(handle.stdout), pump(handle.stderr)]);
+      const timer = setTimeout(() => handle.kill("SIGKILL"), 60_000);
+      const code = await handle.exited;
+      clearTimeout(timer);
+      await pumps;
+      assert.equal(code, 0, text);
+      assert.match(text, /demo ok: every call succeeded/);
+      assert.match(text, /\[caller\] rpc call success: true/);
+    },
+  },
+];
+
+/** Run the scenarios in order; print a line each and the totals. Returns the number that failed. */
+export async function runScenarios(print: (line: string) => void): Promise<number> {
+  let passed = 0;
+  let failed = 0;
+  for (const scenario of scenarios) {
+    const start = performance.now();
+    try {
+      await scenario.run();
+      passed++;
+      print(`ok     ${scenario.name} (${Math.round(performance.now() - start)} ms)`);
+    } catch (error) {
+      failed++;
+      print(`FAILED ${scenario.name}: ${(error as Error)?.stack ?? error}`);
+    }
+  }
+  print(`${passed} passed, ${failed} failed`);
+  return failed;
+}
+
+if (backend.process.isMain(import.meta)) {
+  getLogger().level = LogLevel.ERROR;
+  print(`e2e on ${backend.name}`);
+  const failed = await runScenarios(print);
+  backend.process.exit(failed === 0 ? 0 : 1);
+}
+
+function print(line: string): void {
+  backend.process.writeStdout(`${line}\n`);
+}
