@@ -191,6 +191,18 @@ Deno.test("ZooKeeperRegistry against a real ZooKeeper", async (t) => {
       assert.equal(both.code, 2);
     });
 
+    await t.step("a connect string with a dead server first moves on to a live one", async () => {
+      const client = await connect("", {});
+      const multi = await ZooKeeperRegistry.connect(`127.0.0.1:1,${zk.connectString}`, {
+        loop,
+        connectTimeoutMs: 5000,
+      });
+      open.push(multi);
+      assert.equal(multi.server?.toString(), zk.connectString);
+      assert.ok((await multi.children("/")).includes("zookeeper"));
+      assert.notEqual(multi.sessionId, client.sessionId);
+    });
+
     await t.step("requests fail with a clear error when ZooKeeper is gone; connect fails in time", async () => {
       await assert.rejects(
         ZooKeeperRegistry.connect("127.0.0.1:1", { loop, connectTimeoutMs: 500 }),
