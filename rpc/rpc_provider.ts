@@ -18,6 +18,7 @@ import { NodeType } from "../registry/data_tree.ts";
 import type { Registry } from "../registry/registry.ts";
 import { RegistryError, RegistryErrorCode } from "../registry/registry_error.ts";
 import { decodeRpcFrame, encodeRpcFrame, type WireRequest, type WireResponse } from "./_rpc_codec.ts";
+import { copyBytes } from "./_byte_slab.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
 import { definitionOf, type MethodDefinition, type ServiceDefinition } from "./service_definition.ts";
 
@@ -113,6 +114,8 @@ interface RegisteredService {
 interface InFlight {
   abort(reason: RpcError): void;
 }
+
+const EMPTY_BYTES = new Uint8Array(0);
 
 // Set by RpcProvider's static block: lets initProviderThread attach a provider to a Worker's server without
 // making that a public method.
@@ -416,7 +419,7 @@ export class RpcProvider {
     let decoded: unknown;
     try {
       // A copy first: the frame is a view into the connection's buffer, and the handler may keep bytes fields.
-      decoded = entry.method.requestType.decode((request.payload ?? new Uint8Array(0)).slice());
+      decoded = entry.method.requestType.decode(copyBytes(request.payload ?? EMPTY_BYTES));
     } catch (error) {
       fail(
         new RpcError(RpcCode.INVALID_ARGUMENT, `The request for ${request.service}.${request.method} does not parse`, {
