@@ -20,6 +20,7 @@ import { startZooKeeper } from "../registry/testdata/zookeeper_server.ts";
 import { ZooKeeperRegistry } from "../registry/zookeeper_registry.ts";
 import { loadProtoFile, RpcChannel, RpcProvider, serviceDefinition, type StubMethod } from "../rpc/mod.ts";
 import { defaultBackend } from "../reactor/backend/mod.ts";
+import { startRegistry } from "./_spawn_ready.ts";
 
 const { values } = parseArgs({ args: Deno.args, options: { rounds: { type: "string", default: "200" } } });
 const rounds = Number(values.rounds);
@@ -28,33 +29,6 @@ const loop = EventLoop.current();
 const root = await loadProtoFile(defaultBackend(), new URL("./echo.proto", import.meta.url).pathname);
 const echo = serviceDefinition(root, "bench.Echo");
 const payload = new Uint8Array(64);
-
-async function startRegistry(): Promise<{ address: string; stop(): Promise<void> }> {
-  const dir = await Deno.makeTempDir({ prefix: "registry-" });
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("../registry/main.ts", import.meta.url).pathname, "--port", "0", "--data-dir", dir],
-    stdout: "piped",
-    stderr: "null",
-    env: { DWT_LOG_LEVEL: "WARN" },
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!/READY (\S+)/.test(text)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error("registry exited before READY");
-    text += value;
-  }
-  reader.releaseLock();
-  return {
-    address: /READY (\S+)/.exec(text)![1]!,
-    async stop() {
-      child.kill("SIGTERM");
-      await child.status;
-      await child.stdout.cancel().catch(() => {});
-      await Deno.remove(dir, { recursive: true });
-    },
-  };
-}
 
 const median = (samples: number[]) => samples.sort((a, b) => a - b)[Math.floor(samples.length / 2)]!;
 const p99 = (samples: number[]) => samples.sort((a, b) => a - b)[Math.floor(samples.length * 0.99)]!;

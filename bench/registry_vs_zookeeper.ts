@@ -13,6 +13,7 @@ import { EventLoop } from "../reactor/event_loop.ts";
 import { getLogger, LogLevel } from "../reactor/logger.ts";
 import { RegistryClient } from "../registry/registry_client.ts";
 import { startZooKeeper } from "../registry/testdata/zookeeper_server.ts";
+import { startRegistry } from "./_spawn_ready.ts";
 
 const { values } = parseArgs({ args: Deno.args, options: { seconds: { type: "string", default: "3" } } });
 const durationMs = Number(values.seconds) * 1000;
@@ -23,33 +24,6 @@ interface Store {
   get(path: string): Promise<unknown>;
   exists(path: string): Promise<unknown>;
   close(): Promise<void>;
-}
-
-async function startRegistry(): Promise<{ address: string; stop(): Promise<void> }> {
-  const dir = await Deno.makeTempDir({ prefix: "registry-" });
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("../registry/main.ts", import.meta.url).pathname, "--port", "0", "--data-dir", dir],
-    stdout: "piped",
-    stderr: "null",
-    env: { DWT_LOG_LEVEL: "WARN" },
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!/READY (\S+)/.test(text)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error("registry exited before READY");
-    text += value;
-  }
-  reader.releaseLock();
-  return {
-    address: /READY (\S+)/.exec(text)![1]!,
-    async stop() {
-      child.kill("SIGTERM");
-      await child.status;
-      await child.stdout.cancel().catch(() => {});
-      await Deno.remove(dir, { recursive: true });
-    },
-  };
 }
 
 async function ourStore(address: string): Promise<Store> {

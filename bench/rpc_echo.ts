@@ -8,6 +8,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { spawnReady } from "./_spawn_ready.ts";
 
 const { values } = parseArgs({ args: Deno.args, options: { seconds: { type: "string", default: "3" } } });
 const here = new URL(".", import.meta.url);
@@ -41,24 +42,8 @@ const stacks: Stack[] = [
 ];
 
 async function startServer(stack: Stack): Promise<{ port: number; stop(): Promise<void> }> {
-  const child = new Deno.Command(stack.server[0]!, { args: stack.server.slice(1), stdout: "piped", stderr: "inherit" })
-    .spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!/READY (\d+)/.test(text)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`${stack.name} server exited before READY`);
-    text += value;
-  }
-  reader.releaseLock();
-  return {
-    port: Number(/READY (\d+)/.exec(text)![1]),
-    async stop() {
-      child.kill("SIGKILL");
-      await child.status;
-      await child.stdout.cancel().catch(() => {});
-    },
-  };
+  const server = await spawnReady(stack.server);
+  return { port: Number(server.ready), stop: () => server.stop("SIGKILL") };
 }
 
 async function runClient(stack: Stack, port: number, conc: number, size: number): Promise<Result> {

@@ -14,6 +14,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { spawnReady } from "./_spawn_ready.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -37,21 +38,11 @@ interface Result {
 }
 
 async function run(threads: number, workUs: number): Promise<Result> {
-  const server = new Deno.Command(deno, {
-    args: ["run", "-A", path("rpc_echo_server.ts"), "--stack", "dwt", "--threads", String(threads)],
-    stdout: "piped",
-    stderr: "inherit",
-    env: { DWT_LOG_LEVEL: "WARN", DWT_BENCH_WORK_US: String(workUs) },
-  }).spawn();
-  const reader = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!/READY (\d+)/.test(text)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error("the server exited before READY");
-    text += value;
-  }
-  reader.releaseLock();
-  const port = /READY (\d+)/.exec(text)![1]!;
+  const server = await spawnReady(
+    [deno, "run", "-A", path("rpc_echo_server.ts"), "--stack", "dwt", "--threads", String(threads)],
+    { DWT_LOG_LEVEL: "WARN", DWT_BENCH_WORK_US: String(workUs) },
+  );
+  const port = server.ready;
   try {
     const results = await Promise.all(Array.from({ length: Number(values.clients) }, async () => {
       const output = await new Deno.Command(deno, {
@@ -83,9 +74,7 @@ async function run(threads: number, workUs: number): Promise<Result> {
       p99: Math.max(...results.map((result) => result.p99)),
     };
   } finally {
-    server.kill("SIGKILL");
-    await server.status;
-    await server.stdout.cancel().catch(() => {});
+    await server.stop("SIGKILL");
   }
 }
 
