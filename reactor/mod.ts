@@ -22,3 +22,4 @@ export * from "./tcp_server.ts";
 export * from "./timer_queue.ts";
 export * from "./timestamp.ts";
 export * from "./udp_socket.ts";
+export * from "./http_server.ts";

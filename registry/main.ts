@@ -9,6 +9,8 @@
 import { defaultBackend } from "../reactor/backend/default.ts";
 import { parseArgs } from "../reactor/backend/parse_args.ts";
 import { EventLoop } from "../reactor/event_loop.ts";
+import type { HttpServer } from "../reactor/http_server.ts";
+import { InetAddress } from "../reactor/inet_address.ts";
 import {
   DailyFileLogOutput,
   Logger,
@@ -23,6 +25,7 @@ import {
   type RegistryConfig,
   registryServerOptions,
 } from "./registry_config.ts";
+import { startRegistryStatus } from "./registry_status.ts";
 import { RegistryServer } from "./registry_server.ts";
 
 /** Run the registry server program with command-line `args`; resolves when it has stopped. */
@@ -41,7 +44,7 @@ export async function main(args: string[]): Promise<number> {
     backend.process.writeStdout(
       "usage: deno task registry [--config FILE] [--port N] [--data-dir DIR]\n" +
         "config keys: ip, port, heartbeatPort, heartbeatTimeout, heartbeatMaxCount, dataDir, snapshotEveryTxns,\n" +
-        "  maxFrameBytes, maxDataBytes, maxConnectionsPerIp, authToken, log_path, log_level\n",
+        "  maxFrameBytes, maxDataBytes, maxConnectionsPerIp, authToken, statusPort, statusIp, log_path, log_level\n",
     );
     return 0;
   }
@@ -68,10 +71,23 @@ export async function main(args: string[]): Promise<number> {
     await logger.close();
     return 1;
   }
+  let status: HttpServer | undefined;
+  if (config.statusPort !== undefined) {
+    try {
+      status = await startRegistryStatus(loop, server, new InetAddress(config.statusIp, config.statusPort));
+    } catch (error) {
+      logger.fatal(`Cannot start the status pages on ${config.statusIp}:${config.statusPort}`, { error });
+      await server.stop();
+      await logger.close();
+      return 1;
+    }
+    logger.info(`Status pages on http://${status.address}/ (/status, /metrics, /tree, /sessions, /ruok)`);
+    backend.process.writeStdout(`STATUS ${status.address}\n`);
+  }
   backend.process.writeStdout(`READY ${server.address}\n`);
   const stop = () => {
     logger.info("Registry stopping");
-    server.stop().then(() => loop.quit());
+    Promise.all([server.stop(), status?.stop()]).then(() => loop.quit());
   };
   const removeInt = backend.process.onSignal("SIGINT", stop);
   const removeTerm = backend.process.onSignal("SIGTERM", stop);

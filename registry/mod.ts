@@ -18,3 +18,4 @@ export * from "./watch_manager.ts";
 export { encodeHeartbeat, HEARTBEAT_BYTES, importHeartbeatKey, parseHeartbeat, verifyHeartbeat } from "./heartbeat.ts";
 export * from "./registry.ts";
 export * from "./zookeeper_registry.ts";
+export * from "./registry_status.ts";

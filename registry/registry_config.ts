@@ -33,6 +33,10 @@ export interface RegistryConfig {
   maxConnectionsPerIp: number;
   /** Shared token required for changes (`authToken`). Default none. */
   authToken?: string;
+  /** Port of the HTTP status pages (`statusPort`: /status, /metrics, /tree, /sessions, /ruok). Default off. */
+  statusPort?: number;
+  /** Address of the status pages (`statusIp`). Default 127.0.0.1 (loopback only). */
+  statusIp: string;
   /** Directory for daily log files (`log_path`). Default none (stderr only). */
   logPath?: string;
   /** Log level name or 0-5 (`log_level`). Default INFO. */
@@ -50,6 +54,7 @@ export const DEFAULT_REGISTRY_CONFIG: RegistryConfig = {
   maxFrameBytes: 4 * 1024 * 1024,
   maxDataBytes: 1024 * 1024,
   maxConnectionsPerIp: 1024,
+  statusIp: "127.0.0.1",
   logLevel: "INFO",
 };
 
@@ -62,8 +67,9 @@ const NUMBER_KEYS = [
   "maxFrameBytes",
   "maxDataBytes",
   "maxConnectionsPerIp",
+  "statusPort",
 ] as const;
-const STRING_KEYS = ["ip", "dataDir", "authToken", "logPath", "logLevel"] as const;
+const STRING_KEYS = ["ip", "dataDir", "authToken", "statusIp", "logPath", "logLevel"] as const;
 const ALIASES: Record<string, string> = { log_path: "logPath", log_level: "logLevel", data_dir: "dataDir" };
 const LIMITS: Record<string, [number, number]> = {
   port: [0, 65535],
@@ -74,6 +80,7 @@ const LIMITS: Record<string, [number, number]> = {
   maxFrameBytes: [1024, 2 ** 31],
   maxDataBytes: [0, 2 ** 30],
   maxConnectionsPerIp: [1, 1e6],
+  statusPort: [0, 65535],
 };
 
 /**

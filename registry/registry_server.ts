@@ -106,7 +106,28 @@ export interface RegistryServerStats {
   rejectedConnections: number;
   expiredSessions: number;
   syncs: number;
+  /** Milliseconds since start. */
+  uptimeMs: number;
+  /** Requests by operation (`create`, `get`, ...). */
+  requestsByOp: Record<string, number>;
+  /** Error answers by code name (`NO_NODE`, ...). */
+  errorsByCode: Record<string, number>;
 }
+
+/** One session as the status pages show it. */
+export interface SessionInfo {
+  id: bigint;
+  /** Whether a TCP connection is attached now. */
+  connected: boolean;
+  /** Heartbeat periods missed in a row. */
+  misses: number;
+  /** Its ephemeral nodes. */
+  ephemerals: string[];
+  /** The client's address, while connected. */
+  peer?: string;
+}
+
+const OPS = ["connect", "create", "set", "delete", "get", "exists", "children", "ping", "close"] as const;
 
 interface Session {
   readonly id: bigint;
@@ -173,6 +194,9 @@ export class RegistryServer {
     rejectedConnections: 0,
     expiredSessions: 0,
   };
+  readonly #requestsByOp = new Map<string, number>();
+  readonly #errorsByCode = new Map<string, number>();
+  #startedAt = 0;
 
   /** Configure a server; nothing listens until {@linkcode RegistryServer.start}. */
   constructor(options: RegistryServerOptions = {}) {
@@ -235,7 +259,21 @@ export class RegistryServer {
       zxid: this.#zxid,
       syncs: this.#log?.syncs ?? 0,
       ...this.#stats,
+      uptimeMs: this.#startedAt === 0 ? 0 : this.#loop.now() - this.#startedAt,
+      requestsByOp: Object.fromEntries(this.#requestsByOp),
+      errorsByCode: Object.fromEntries(this.#errorsByCode),
     };
+  }
+
+  /** The open sessions, for status pages. */
+  sessions(): SessionInfo[] {
+    return [...this.#sessions.values()].map((session) => ({
+      id: session.id,
+      connected: session.connection?.connected ?? false,
+      misses: this.#tracker.misses(session.id),
+      ephemerals: this.#tree.ephemeralsOf(session.id),
+      peer: session.connection?.connected ? session.connection.peerAddress.toString() : undefined,
+    }));
   }
 
   /** Load the data directory (if any), listen on TCP and UDP, and start serving. */
@@ -249,6 +287,7 @@ export class RegistryServer {
       this.#tree = tree;
       this.#zxid = tree.lastZxid;
     }
+    this.#startedAt = this.#loop.now();
     const server = new TcpServer(this.#loop, new InetAddress(this.#options.host, this.#options.port), "RegistryServer");
     server.setConnectionCallback((connection) => this.#onConnection(connection));
     server.setMessageCallback(this.#codec.onMessage);
@@ -354,6 +393,8 @@ export class RegistryServer {
 
   #handle(connection: TcpConnection, state: ConnectionState, frame: ClientFrame, slot: Slot): void {
     const xid = frame.xid;
+    const op = OPS.find((name) => (frame as unknown as Record<string, unknown>)[name]) ?? "unknown";
+    this.#requestsByOp.set(op, (this.#requestsByOp.get(op) ?? 0) + 1);
     if (frame.connect) {
       this.#connect(connection, state, frame, slot);
       return;
@@ -580,6 +621,7 @@ export class RegistryServer {
   }
 
   #errorFrame(xid: number, error: RegistryError): ServerFrame {
+    this.#errorsByCode.set(error.codeName, (this.#errorsByCode.get(error.codeName) ?? 0) + 1);
     return { xid, errorCode: error.code, errorMessage: error.message, zxid: this.#zxid.toString() };
   }
 
