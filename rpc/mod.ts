@@ -13,3 +13,4 @@ export * from "./rpc_provider.ts";
 export * from "./service_definition.ts";
 export * from "./codegen.ts";
 export * from "./rpc_application.ts";
+export * from "./provider_status.ts";

@@ -34,6 +34,8 @@ export interface RpcConfig {
   rpcserverPort?: number;
   /** Worker threads serving the provider's calls (`rpcserver_threads`, default 0: the main loop serves). */
   rpcserverThreads: number;
+  /** Port of the provider's status pages on 127.0.0.1 (`rpcserver_status_port`); off when absent. */
+  rpcserverStatusPort?: number;
   /**
    * Which registry: the built-in one (`dwt_src_ip`/`dwt_src_port`) or ZooKeeper (`zookeeper_ip`/`zookeeper_port`,
    * or `zookeeper_connect` for several servers and a chroot). `registry` picks one when a file has both.
@@ -51,6 +53,7 @@ const KNOWN_KEYS = [
   "rpcserver_ip",
   "rpcserver_port",
   "rpcserver_threads",
+  "rpcserver_status_port",
   "registry",
   "dwt_src_ip",
   "dwt_src_port",
@@ -150,6 +153,7 @@ export function parseRpcConfig(raw: unknown, source: string): RpcConfig {
     rpcserverIp,
     rpcserverPort,
     rpcserverThreads,
+    rpcserverStatusPort: port("rpcserver_status_port", false),
     registry,
     logPath: text("log_path", false),
     logLevel,
@@ -254,6 +258,7 @@ export class RpcApplication {
       host: this.config.rpcserverIp,
       port: this.config.rpcserverPort,
       threads: this.config.rpcserverThreads,
+      statusPort: this.config.rpcserverStatusPort,
       ...options,
       registry: await this.registry(),
       loop: this.loop,

@@ -11,6 +11,7 @@ import type protobuf from "protobufjs";
 import { EventLoop } from "../reactor/event_loop.ts";
 import { InetAddress } from "../reactor/inet_address.ts";
 import { DEFAULT_MAX_FRAME_BYTES, LengthHeaderCodec } from "../reactor/length_header_codec.ts";
+import { HttpServer } from "../reactor/http_server.ts";
 import { getLogger } from "../reactor/logger.ts";
 import type { TcpConnection } from "../reactor/tcp_connection.ts";
 import { TcpServer } from "../reactor/tcp_server.ts";
@@ -19,7 +20,8 @@ import type { Registry } from "../registry/registry.ts";
 import { RegistryError, RegistryErrorCode } from "../registry/registry_error.ts";
 import { decodeRpcFrame, encodeRpcFrame, type WireRequest, type WireResponse } from "./_rpc_codec.ts";
 import { copyBytes } from "./_byte_slab.ts";
-import { RpcCode, RpcError } from "./rpc_error.ts";
+import { RpcCode, rpcCodeName, RpcError } from "./rpc_error.ts";
+import { providerStatusHandler } from "./provider_status.ts";
 import { definitionOf, type MethodDefinition, type ServiceDefinition } from "./service_definition.ts";
 
 /** What a handler knows about its call. */
@@ -104,6 +106,29 @@ export interface RpcProviderOptions {
    * @default {[]}
    */
   interceptors?: ServerInterceptor[];
+  /**
+   * Serve the status pages (`/status`, `/metrics`, `/ruok`) over HTTP on this port (0: any free port); off when
+   * undefined. See {@linkcode RpcProvider.statusAddress}.
+   * @default {undefined}
+   */
+  statusPort?: number;
+  /**
+   * The status pages' listen address: loopback unless told otherwise.
+   * @default {"127.0.0.1"}
+   */
+  statusHost?: string;
+}
+
+/** A provider's counters (per isolate: with `threads`, each Worker counts its own calls). */
+export interface RpcProviderStats {
+  uptimeMs: number;
+  connections: number;
+  callsInFlight: number;
+  callsServed: number;
+  /** Answers by `service.method` (unknown ones as `unknown`), split by status name (`OK`, `UNKNOWN`, ...). */
+  calls: Record<string, Record<string, number>>;
+  /** Failed calls by status name. */
+  errorsByCode: Record<string, number>;
 }
 
 interface RegisteredService {
@@ -155,6 +180,10 @@ export class RpcProvider {
   #drained: PromiseWithResolvers<void> | undefined;
   #callsServed = 0;
   #module: { moduleUrl: string; exportName: string } | undefined;
+  #startedAt = 0;
+  readonly #calls = new Map<string, Map<string, number>>();
+  readonly #errorsByCode = new Map<string, number>();
+  #status: HttpServer | undefined;
 
   static {
     attachToServer = (provider, server) => provider.#attach(server);
@@ -190,6 +219,33 @@ export class RpcProvider {
   /** Calls being handled now. */
   get callsInFlight(): number {
     return this.#callsInFlight;
+  }
+
+  /** The status pages' address, when `statusPort` is set (after start). */
+  get statusAddress(): InetAddress | undefined {
+    return this.#status?.address;
+  }
+
+  /** Counters for status pages and metrics. */
+  stats(): RpcProviderStats {
+    return {
+      uptimeMs: this.#startedAt === 0 ? 0 : this.#loop.now() - this.#startedAt,
+      connections: this.#server?.connectionCount ?? 0,
+      callsInFlight: this.#callsInFlight,
+      callsServed: this.#callsServed,
+      calls: Object.fromEntries([...this.#calls].map(([name, byCode]) => [name, Object.fromEntries(byCode)])),
+      errorsByCode: Object.fromEntries(this.#errorsByCode),
+    };
+  }
+
+  #count(service: string, method: string, status: number): void {
+    // Only names this provider serves get their own row: callers cannot grow the table with made-up names.
+    const key = this.#services.get(service)?.handlers.has(method) ? `${service}.${method}` : "unknown";
+    let byCode = this.#calls.get(key);
+    if (byCode === undefined) this.#calls.set(key, byCode = new Map());
+    const name = status === 0 ? "OK" : rpcCodeName(status);
+    byCode.set(name, (byCode.get(name) ?? 0) + 1);
+    if (status !== 0) this.#errorsByCode.set(name, (this.#errorsByCode.get(name) ?? 0) + 1);
   }
 
   /**
@@ -270,6 +326,18 @@ export class RpcProvider {
     }
     await server.start();
     this.#server = server;
+    this.#startedAt = this.#loop.now();
+    if (this.#options.statusPort !== undefined) {
+      const status = new HttpServer(
+        this.#loop,
+        new InetAddress(this.#options.statusHost ?? "127.0.0.1", this.#options.statusPort),
+        "RpcProviderStatus",
+        providerStatusHandler(this),
+      );
+      await status.start();
+      this.#status = status;
+      getLogger().info(`RpcProvider status pages on http://${status.address}/ (/status, /metrics, /ruok)`);
+    }
     const registry = this.#options.registry;
     if (registry !== undefined) {
       await this.#publish(registry);
@@ -314,6 +382,7 @@ export class RpcProvider {
       }
     }
     await this.#server?.stop();
+    await this.#status?.stop();
   }
 
   /** Same as {@linkcode RpcProvider.stop}. */
@@ -383,6 +452,7 @@ export class RpcProvider {
   #serve(connection: TcpConnection, request: WireRequest): void {
     const callId = request.callId;
     const reply = (response: Omit<WireResponse, "callId">) => {
+      this.#count(request.service, request.method, response.status ?? 0);
       if (!connection.connected) return;
       const frame = encodeRpcFrame({ response: { callId, ...response } });
       if (frame.length > this.#codec.maxFrameBytes) {
@@ -483,6 +553,7 @@ export class RpcProvider {
         }
         // A cancelled call's caller is gone: nothing to answer.
         if (rpcError.code !== RpcCode.CANCELLED) fail(rpcError, rpcError.metadata as Record<string, string>);
+        else this.#count(request.service, request.method, RpcCode.CANCELLED);
         return;
       }
       let payload: Uint8Array;

@@ -385,3 +385,35 @@ Deno.test("A provider with threads serves from several Workers on one port and p
     await server.stop();
   }
 });
+
+Deno.test("A provider's status pages count calls by method and status; made-up names share one row", async () => {
+  const loop = new EventLoop();
+  const provider = new RpcProvider({ loop, statusPort: 0 });
+  provider.registerService(ECHO, echoImpl("p"));
+  await provider.start();
+  const channel = new RpcChannel({ loop, providers: { "test.Echo": [provider.advertisedAddress] } });
+  const base = `http://${provider.statusAddress}`;
+  const text = async (path: string, accept = "text/plain") =>
+    await (await fetch(`${base}${path}`, { headers: { accept } })).text();
+  try {
+    const stub = channel.stub<EchoStub>(ECHO);
+    for (let i = 0; i < 3; i++) await stub.Say({ text: "x" });
+    await stub.Say({ fail: true }).catch(() => {});
+    await channel.call("test.Echo", "Nope", new Uint8Array(0)).catch(() => {});
+    await channel.call("test.Echo", "Nope2", new Uint8Array(0)).catch(() => {});
+    assert.equal(await text("/ruok"), "imok");
+    const status = await text("/status");
+    assert.match(status, /^calls\.test\.Echo\.Say OK=3 UNKNOWN=1$/m);
+    assert.match(status, /^calls\.unknown UNIMPLEMENTED=2$/m);
+    assert.match(status, /^errors\.UNIMPLEMENTED 2$/m);
+    assert.match(status, /^connections 1$/m);
+    const metrics = await text("/metrics");
+    assert.match(metrics, /^dwt_rpc_calls_total\{method="test\.Echo\.Say",code="OK"\} 3$/m);
+    assert.match(metrics, /^dwt_rpc_calls_total\{method="unknown",code="UNIMPLEMENTED"\} 2$/m);
+    assert.match(await text("/status", "text/html"), /<td>test\.Echo\.Say<\/td><td>OK 3, UNKNOWN 1<\/td>/);
+    assert.equal(await fetch(`${base}/nope`).then(async (r) => (await r.body?.cancel(), r.status)), 404);
+  } finally {
+    await channel.close();
+    await provider.stop({ graceMs: 100 });
+  }
+});
