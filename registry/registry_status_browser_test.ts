@@ -1,0 +1,88 @@
+// The registry's live HTML page in a real headless Chromium (Debian's `chromium`, driven by playwright-core):
+// a node created through the CLI appears without a reload; a kill -9'd session's ephemeral node goes.
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+import { EventLoop } from "../reactor/event_loop.ts";
+import { InetAddress } from "../reactor/inet_address.ts";
+import { RegistryServer } from "./registry_server.ts";
+import { startRegistryStatus } from "./registry_status.ts";
+
+const CHROMIUM = "/usr/bin/chromium";
+const CLI = new URL("./cli.ts", import.meta.url).pathname;
+const HOLDER = new URL("./testdata/ephemeral_holder.ts", import.meta.url).pathname;
+
+/** Debian's chromium, installed when missing and running as root (as the ZooKeeper tests do). */
+async function ensureChromium(): Promise<void> {
+  try {
+    await Deno.stat(CHROMIUM);
+    return;
+  } catch {
+    // install below
+  }
+  if (Deno.uid() !== 0) throw new Error("Chromium is not installed and this is not root: apt-get install chromium");
+  for (const args of [["update", "-q"], ["install", "-y", "-q", "chromium"]]) {
+    const result = await new Deno.Command("apt-get", { args, env: { DEBIAN_FRONTEND: "noninteractive" } }).output();
+    if (!result.success) {
+      throw new Error(`apt-get ${args.join(" ")} failed: ${new TextDecoder().decode(result.stderr)}`);
+    }
+  }
+}
+
+Deno.test({
+  name: "The registry's HTML page in headless Chromium shows CLI changes and expiries without a reload",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await ensureChromium();
+    const loop = new EventLoop();
+    const server = new RegistryServer({ port: 0, loop, heartbeatTimeoutMs: 100, heartbeatMaxCount: 3 });
+    await server.start();
+    const http = await startRegistryStatus(loop, server, new InetAddress("127.0.0.1", 0));
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--headless=new"] });
+    let holder: Deno.ChildProcess | undefined;
+    try {
+      const page = await browser.newPage();
+      await page.goto(`http://${http.address}/`);
+      await page.locator('#tree tr[data-key="/"]').waitFor({ timeout: 10_000 });
+
+      const cli = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", CLI, "--server", server.address.toString(), "create", "/from-cli", "hello"],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(cli.code, 0, new TextDecoder().decode(cli.stderr));
+      const row = page.locator('#tree tr[data-key="/from-cli"]');
+      await row.waitFor({ timeout: 5000 });
+      assert.match(await row.innerText(), /persistent/);
+
+      holder = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", HOLDER, server.address.toString(), "/held"],
+        stdout: "piped",
+        stderr: "null",
+      }).spawn();
+      const held = page.locator('#tree tr[data-key="/held"]');
+      await held.waitFor({ timeout: 10_000 });
+      assert.match(await held.innerText(), /ephemeral/);
+      assert.equal(await page.locator("#sessions tbody tr").count(), 1);
+      holder.kill("SIGKILL");
+      await holder.status;
+      // Expiry after 3 x 100 ms without heartbeats; the page drops the node and the session on its own.
+      await held.waitFor({ state: "detached", timeout: 5000 });
+      await page.locator("#sessions tbody tr").first().waitFor({ state: "detached", timeout: 5000 });
+      assert.equal(await page.locator('#tree tr[data-key="/from-cli"]').count(), 1);
+    } finally {
+      if (holder !== undefined) {
+        try {
+          holder.kill("SIGKILL");
+        } catch {
+          // already gone
+        }
+        await holder.status;
+        await holder.stdout.cancel().catch(() => {});
+      }
+      await browser.close();
+      await http.stop();
+      await server.stop();
+    }
+  },
+});
