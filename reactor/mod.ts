@@ -23,3 +23,4 @@ export * from "./timer_queue.ts";
 export * from "./timestamp.ts";
 export * from "./udp_socket.ts";
 export * from "./http_server.ts";
+export * from "./flow_control.ts";

@@ -11,6 +11,7 @@ import { InetAddress } from "../reactor/inet_address.ts";
 import { LengthHeaderCodec } from "../reactor/length_header_codec.ts";
 import { getLogger } from "../reactor/logger.ts";
 import type { TcpConnection } from "../reactor/tcp_connection.ts";
+import { applyFlowControl, closeIfBacklogged } from "../reactor/flow_control.ts";
 import { TcpServer } from "../reactor/tcp_server.ts";
 import { UdpSocket } from "../reactor/udp_socket.ts";
 import {
@@ -291,6 +292,9 @@ export class RegistryServer {
     const server = new TcpServer(this.#loop, new InetAddress(this.#options.host, this.#options.port), "RegistryServer");
     server.setConnectionCallback((connection) => this.#onConnection(connection));
     server.setMessageCallback(this.#codec.onMessage);
+    // A client that never reads stops being read once its answers back up; one that still backs up (watch
+    // events it did not ask for this moment) past the hard limit is closed in #answer.
+    applyFlowControl(server);
     await server.start();
     this.#server = server;
     const udpPort = this.#options.heartbeatPort ?? server.address.port;
@@ -618,6 +622,7 @@ export class RegistryServer {
       const bytes = state.slots.shift()!.bytes!;
       if (connection.connected) this.#codec.send(connection, bytes);
     }
+    if (connection.connected) closeIfBacklogged(connection);
   }
 
   #errorFrame(xid: number, error: RegistryError): ServerFrame {

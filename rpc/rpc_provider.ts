@@ -11,6 +11,7 @@ import type protobuf from "protobufjs";
 import { EventLoop } from "../reactor/event_loop.ts";
 import { InetAddress } from "../reactor/inet_address.ts";
 import { DEFAULT_MAX_FRAME_BYTES, LengthHeaderCodec } from "../reactor/length_header_codec.ts";
+import { applyFlowControl } from "../reactor/flow_control.ts";
 import { HttpServer } from "../reactor/http_server.ts";
 import { getLogger } from "../reactor/logger.ts";
 import type { TcpConnection } from "../reactor/tcp_connection.ts";
@@ -416,6 +417,8 @@ export class RpcProvider {
   #attach(server: TcpServer): void {
     server.setConnectionCallback((connection) => this.#onConnection(connection));
     server.setMessageCallback(this.#codec.onMessage);
+    // A caller that sends and never reads stops being read once its replies back up.
+    applyFlowControl(server);
   }
 
   #onConnection(connection: TcpConnection): void {

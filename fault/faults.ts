@@ -1,0 +1,380 @@
+/**
+ * The fault suite (`deno task faults [--soak-seconds 60]`): real processes on 127.0.0.1, every loop bounded.
+ *
+ * - provider kill -9 under load: calls fail only if they were in flight to it;
+ * - heartbeats held back for less than the expiry window expire nothing; held back longer, the session expires;
+ * - a client that sends and never reads costs the provider and the registry bounded memory;
+ * - 1,000 connections held open at once on the registry and on the provider, which keep serving;
+ * - a soak at steady load with the heap measured after warm-up and at the end.
+ *
+ * Prints figures per scenario and a last line `N passed, M failed`, as CI reads.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { newUserServiceRpcStub } from "../examples/rpc/user_pb.ts";
+import { EventLoop } from "../reactor/event_loop.ts";
+import { getLogger, LogLevel } from "../reactor/logger.ts";
+import { encodeClientFrame } from "../registry/_codec.ts";
+import { NodeType } from "../registry/data_tree.ts";
+import { RegistryClient } from "../registry/registry_client.ts";
+import { RegistryServer } from "../registry/registry_server.ts";
+import { encodeRpcFrame } from "../rpc/_rpc_codec.ts";
+import { RpcChannel, type StubMethod } from "../rpc/rpc_channel.ts";
+import { RpcProvider } from "../rpc/rpc_provider.ts";
+import { parseProto, serviceDefinition } from "../rpc/service_definition.ts";
+
+const { values } = parseArgs({ args: Deno.args, options: { "soak-seconds": { type: "string", default: "60" } } });
+getLogger().level = LogLevel.ERROR;
+const loop = EventLoop.current();
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const here = (path: string) => new URL(path, import.meta.url).pathname;
+const encoder = new TextEncoder();
+
+interface Proc {
+  child: Deno.ChildProcess;
+  ready: string;
+  pid: number;
+  stop(signal?: Deno.Signal): Promise<void>;
+}
+
+async function spawnReady(args: string[]): Promise<Proc> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", ...args],
+    stdout: "piped",
+    stderr: "null",
+    env: { DWT_LOG_LEVEL: "ERROR" },
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!/READY ?(\S*)/.test(text)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`${args[0]} exited before READY`);
+    text += value;
+  }
+  (async () => {
+    while (!(await reader.read()).done) {
+      // drain
+    }
+  })();
+  let ended = false;
+  const status = child.status.then(() => void (ended = true));
+  return {
+    child,
+    ready: /READY ?(\S*)/.exec(text)![1]!,
+    pid: child.pid,
+    async stop(signal: Deno.Signal = "SIGTERM") {
+      if (!ended) child.kill(signal);
+      await status;
+    },
+  };
+}
+
+async function rssMiB(pid: number): Promise<number> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
+}
+
+async function startRegistry(dir: string, extra: Record<string, unknown> = {}): Promise<Proc> {
+  const config = `${dir}/registry-${Math.random().toString(36).slice(2)}.json`;
+  await Deno.writeTextFile(
+    config,
+    JSON.stringify({ ip: "127.0.0.1", port: 0, heartbeatTimeout: 200, heartbeatMaxCount: 5, dataDir: "", ...extra }),
+  );
+  return await spawnReady([here("../registry/main.ts"), "--config", config]);
+}
+
+async function startCallee(dir: string, registry: Proc): Promise<Proc> {
+  const [host, port] = registry.ready.split(":");
+  const config = `${dir}/callee-${Math.random().toString(36).slice(2)}.json`;
+  await Deno.writeTextFile(
+    config,
+    JSON.stringify({ rpcserver_ip: "127.0.0.1", rpcserver_port: 0, dwt_src_ip: host, dwt_src_port: port }),
+  );
+  return await spawnReady([here("../examples/rpc/callee.ts"), "-i", config]);
+}
+
+/** Write `bytes` to a peer that may stop reading: true if it all went, false if a write stalled for 2 s. */
+async function writeUntilStalled(conn: Deno.TcpConn, bytes: Uint8Array): Promise<boolean> {
+  for (let offset = 0; offset < bytes.length;) {
+    const n = await Promise.race([conn.write(bytes.subarray(offset, offset + 64 * 1024)), sleep(2000).then(() => -1)]);
+    if (n === -1) return false;
+    offset += n as number;
+  }
+  return true;
+}
+
+const framed = (body: Uint8Array) => {
+  const frame = new Uint8Array(4 + body.length);
+  new DataView(frame.buffer).setUint32(0, body.length);
+  frame.set(body, 4);
+  return frame;
+};
+
+const results: Array<{ name: string; ok: boolean; figures: Record<string, unknown>; error?: string }> = [];
+
+async function scenario(name: string, body: (figures: Record<string, unknown>) => Promise<void>): Promise<void> {
+  const figures: Record<string, unknown> = {};
+  const start = performance.now();
+  try {
+    await body(figures);
+    results.push({ name, ok: true, figures });
+  } catch (error) {
+    results.push({ name, ok: false, figures, error: (error as Error).stack ?? String(error) });
+  }
+  figures.ms = Math.round(performance.now() - start);
+  const last = results.at(-1)!;
+  console.log(
+    `${last.ok ? "ok    " : "FAILED"} ${name} ${JSON.stringify(figures)}${last.error ? `\n${last.error}` : ""}`,
+  );
+}
+
+function check(condition: boolean, message: string): void {
+  if (!condition) throw new Error(message);
+}
+
+const dir = await Deno.makeTempDir({ prefix: "faults-" });
+
+await scenario("provider kill -9 under load: only calls in flight to it fail", async (figures) => {
+  const registry = await startRegistry(dir);
+  const providers = [await startCallee(dir, registry), await startCallee(dir, registry)];
+  const client = await RegistryClient.connect(registry.ready, { loop });
+  const channel = new RpcChannel({ loop, registry: client, timeoutMs: 1000 });
+  try {
+    const users = newUserServiceRpcStub(channel);
+    let made = 0;
+    let failed = 0;
+    const loops = 8;
+    const until = performance.now() + 3000;
+    const killer = sleep(1000).then(() => providers[0]!.stop("SIGKILL"));
+    await Promise.all(Array.from({ length: loops }, async () => {
+      while (performance.now() < until) {
+        made++;
+        try {
+          await users.Register({ name: encoder.encode("n"), password: encoder.encode("p") });
+        } catch {
+          failed++;
+        }
+      }
+    }));
+    await killer;
+    Object.assign(figures, { callsMade: made, callsFailed: failed, inFlightBound: loops });
+    check(made > 1000, `only ${made} calls`);
+    // Each loop has one call in flight: at most that many can have been on the wire to the dead provider.
+    check(failed <= loops, `${failed} calls failed`);
+  } finally {
+    await channel.close();
+    await client.close();
+    for (const p of providers) await p.stop();
+    await registry.stop();
+  }
+});
+
+await scenario(
+  "heartbeats held back under the expiry window expire nothing; past it, the session expires",
+  async (figures) => {
+    const registry = await startRegistry(dir); // 200 ms x 5: expiry after 1.0-1.2 s of silence
+    const observer = await RegistryClient.connect(registry.ready, { loop });
+    const holder = await spawnReady([here("../registry/testdata/ephemeral_holder.ts"), registry.ready, "/held"]);
+    try {
+      // Freeze the holder (no heartbeats, no TCP) for 600 ms, three times.
+      for (let i = 0; i < 3; i++) {
+        Deno.kill(holder.pid, "SIGSTOP");
+        await sleep(600);
+        Deno.kill(holder.pid, "SIGCONT");
+        await sleep(400);
+        check((await observer.exists("/held")) !== undefined, `the node expired after a 600 ms pause (round ${i + 1})`);
+      }
+      // Now for longer than the window: the session must expire.
+      Deno.kill(holder.pid, "SIGSTOP");
+      const start = performance.now();
+      while ((await observer.exists("/held")) !== undefined && performance.now() - start < 5000) await sleep(20);
+      figures.expiredAfterMs = Math.round(performance.now() - start);
+      check((await observer.exists("/held")) === undefined, "the frozen session never expired");
+      Deno.kill(holder.pid, "SIGCONT");
+      figures.shortPausesSurvived = 3;
+    } finally {
+      await observer.close();
+      await holder.stop("SIGKILL");
+      await registry.stop();
+    }
+  },
+);
+
+await scenario("a client that never reads costs the provider bounded memory", async (figures) => {
+  const server = await spawnReady([here("../bench/rpc_echo_server.ts"), "--stack", "dwt"]);
+  try {
+    const root = parseProto(`syntax = "proto3"; package bench; message EchoMessage { bytes payload = 1; }`);
+    const request = root.lookupType("bench.EchoMessage").encode({ payload: new Uint8Array(4096) }).finish();
+    const frame = framed(
+      encodeRpcFrame({ request: { callId: 1, service: "bench.Echo", method: "Echo", timeoutMs: 0, payload: request } }),
+    );
+    const batch = new Uint8Array(frame.length * 1000);
+    for (let i = 0; i < 1000; i++) batch.set(frame, i * frame.length);
+    const before = await rssMiB(server.pid);
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: Number(server.ready) });
+    let sentMiB = 0;
+    // Up to 200 MiB of requests (each answered with 4 KiB); the provider must stop reading long before.
+    for (let i = 0; i < 50; i++) {
+      if (!(await writeUntilStalled(conn, batch))) break;
+      sentMiB += batch.length / 1024 / 1024;
+    }
+    await sleep(500);
+    const after = await rssMiB(server.pid);
+    Object.assign(figures, {
+      requestsSentMiB: Math.round(sentMiB),
+      rssBeforeMiB: Math.round(before),
+      rssAfterMiB: Math.round(after),
+    });
+    conn.close();
+    check(sentMiB < 150, `the provider kept reading: ${sentMiB} MiB accepted`);
+    check(after - before < 100, `the provider grew by ${Math.round(after - before)} MiB`);
+  } finally {
+    await server.stop("SIGKILL");
+  }
+});
+
+await scenario("a client that never reads costs the registry bounded memory", async (figures) => {
+  const registry = await startRegistry(dir);
+  const client = await RegistryClient.connect(registry.ready, { loop });
+  try {
+    await client.create("/big", new Uint8Array(512 * 1024));
+    const before = await rssMiB(registry.pid);
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: Number(registry.ready.split(":")[1]) });
+    // A session first, then get /big over and over without reading: 512 KiB per answer.
+    await conn.write(framed(encodeClientFrame({ xid: 1, connect: {} })));
+    check((await conn.read(new Uint8Array(4096))) !== null, "no answer to connect");
+    const get = framed(encodeClientFrame({ xid: 2, get: { path: "/big", watch: false } }));
+    const batch = new Uint8Array(get.length * 100);
+    for (let i = 0; i < 100; i++) batch.set(get, i * get.length);
+    let gets = 0;
+    for (let i = 0; i < 40 && (await writeUntilStalled(conn, batch)); i++) gets += 100;
+    await sleep(500);
+    const after = await rssMiB(registry.pid);
+    // Its answers would be 2 GiB if all were made at once: the registry stops reading at 8 MiB unsent (and would
+    // close past 64 MiB), so whether it closes depends on timing; what must hold is the bound on its memory.
+    const buf = new Uint8Array(1024 * 1024);
+    let received = 0;
+    let closed = false;
+    const readUntil = performance.now() + 3000;
+    while (performance.now() < readUntil) {
+      const n = await Promise.race([conn.read(buf).catch(() => null), sleep(500).then(() => -1)]);
+      if (n === null) {
+        closed = true;
+        break;
+      }
+      if (n === -1) break;
+      received += n as number;
+    }
+    Object.assign(figures, {
+      getsSent: gets,
+      answersReadMiB: Math.round(received / 1024 / 1024),
+      closedByServer: closed,
+      rssBeforeMiB: Math.round(before),
+      rssAfterMiB: Math.round(after),
+    });
+    conn.close();
+    check(after - before < 200, `the registry grew by ${Math.round(after - before)} MiB for ${gets} unread answers`);
+    check((await client.exists("/big")) !== undefined, "the registry stopped serving");
+  } finally {
+    await client.close();
+    await registry.stop();
+  }
+});
+
+await scenario("1,000 connections held open at once; the registry and a provider keep serving", async (figures) => {
+  const registry = await startRegistry(dir);
+  const provider = await startCallee(dir, registry);
+  const client = await RegistryClient.connect(registry.ready, { loop });
+  const channel = new RpcChannel({ loop, registry: client, timeoutMs: 2000 });
+  const conns: Deno.TcpConn[] = [];
+  try {
+    for (const address of [registry.ready, provider.ready]) {
+      const port = Number(address.split(":")[1]);
+      for (let i = 0; i < 500; i++) conns.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+    }
+    figures.connections = conns.length;
+    const users = newUserServiceRpcStub(channel);
+    for (let i = 0; i < 20; i++) await users.Login({ name: encoder.encode("a"), password: encoder.encode("b") });
+    await client.create("/still-serving", "");
+    check((await client.exists("/still-serving")) !== undefined, "the registry stopped serving");
+  } finally {
+    for (const conn of conns) conn.close();
+    await channel.close();
+    await client.close();
+    await provider.stop();
+    await registry.stop();
+  }
+});
+
+await scenario(
+  "soak: steady load through registry, channel and provider; the heap is flat after warm-up",
+  async (figures) => {
+    const soakMs = Number(values["soak-seconds"]) * 1000;
+    const server = new RegistryServer({ port: 0, loop });
+    await server.start();
+    const providerRegistry = await RegistryClient.connect(server.address, { loop });
+    const callerRegistry = await RegistryClient.connect(server.address, { loop });
+    const echo = serviceDefinition(
+      parseProto(`syntax = "proto3"; package soak; message M { bytes b = 1; } service S { rpc E (M) returns (M); }`),
+      "soak.S",
+    );
+    const provider = new RpcProvider({ loop, registry: providerRegistry });
+    provider.registerService(echo, { E: (request: unknown) => request });
+    await provider.start();
+    const channel = new RpcChannel({ loop, registry: callerRegistry });
+    const stub = channel.stub<{ E: StubMethod }>(echo);
+    try {
+      const payload = new Uint8Array(1024);
+      let calls = 0;
+      let nodes = 0;
+      let laneZeroCalls = 0;
+      const run = async (until: number) => {
+        await Promise.all(Array.from({ length: 16 }, async (_, lane) => {
+          while (performance.now() < until) {
+            await stub.E({ b: payload });
+            calls++;
+            if (lane === 0 && ++laneZeroCalls % 100 === 0) {
+              // Registry churn too: ephemeral nodes come and go.
+              const path = await callerRegistry.create("/soak-", "", {
+                nodeType: NodeType.EPHEMERAL,
+                sequential: true,
+              });
+              await callerRegistry.delete(path);
+              nodes++;
+            }
+          }
+        }));
+      };
+      const heap = () => Math.round(Deno.memoryUsage().heapUsed / 1024 / 1024 * 10) / 10;
+      await run(performance.now() + Math.min(10_000, soakMs / 6)); // warm-up
+      const gc = (globalThis as { gc?: () => void }).gc;
+      gc?.();
+      const start = heap();
+      const startCalls = calls;
+      await run(performance.now() + soakMs);
+      gc?.();
+      const end = heap();
+      Object.assign(figures, {
+        calls: calls - startCalls,
+        nodesChurned: nodes,
+        heapStartMiB: start,
+        heapEndMiB: end,
+        gcExposed: gc !== undefined,
+      });
+      check(end - start < Math.max(8, start * 0.25), `the heap grew from ${start} to ${end} MiB`);
+    } finally {
+      await channel.close();
+      await provider.stop({ graceMs: 100 });
+      await providerRegistry.close();
+      await callerRegistry.close();
+      await server.stop();
+    }
+  },
+);
+
+await Deno.remove(dir, { recursive: true });
+const passed = results.filter((result) => result.ok).length;
+console.log(`${passed} passed, ${results.length - passed} failed`);
+Deno.exit(passed === results.length ? 0 : 1);
