@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { RawListener, RawSocket } from "./backend/net_backend.ts";
+import type { RawListener, RawSocket, TlsServerOptions } from "./backend/net_backend.ts";
 import type { EventLoop } from "./event_loop.ts";
 import { InetAddress } from "./inet_address.ts";
 import { getLogger } from "./logger.ts";
@@ -20,6 +20,11 @@ export interface AcceptorOptions {
    * @default {false}
    */
   reusePort?: boolean;
+  /**
+   * Serve TLS with this PEM certificate and key.
+   * @default {undefined}
+   */
+  tls?: TlsServerOptions;
   /**
    * First back-off after an accept error, in milliseconds; doubles up to `maxBackoffMs`.
    * @default {10}
@@ -40,7 +45,7 @@ export class Acceptor {
   /** The loop the acceptor runs in. */
   readonly loop: EventLoop;
   #requested: InetAddress;
-  #options: Required<AcceptorOptions>;
+  #options: Required<Omit<AcceptorOptions, "tls">> & Pick<AcceptorOptions, "tls">;
   #listener: RawListener | undefined;
   #closed = false;
   #callback: NewConnectionCallback | undefined;
@@ -56,6 +61,7 @@ export class Acceptor {
       reusePort: options.reusePort ?? false,
       minBackoffMs: options.minBackoffMs ?? 10,
       maxBackoffMs: options.maxBackoffMs ?? 1000,
+      tls: options.tls,
     };
     if (this.#options.reusePort && !loop.backend.supportsReusePort) {
       throw new TypeError(`Cannot listen with 'reusePort' as the ${loop.backend.name} backend does not support it`);
@@ -90,6 +96,7 @@ export class Acceptor {
       hostname: this.#requested.hostname,
       port: this.#requested.port,
       reusePort: this.#options.reusePort,
+      tls: this.#options.tls,
     });
     this.#acceptLoopDone = this.#acceptLoop(this.#listener);
   }

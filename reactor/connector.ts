@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { TlsClientOptions } from "./backend/net_backend.ts";
 import type { RawSocket } from "./backend/net_backend.ts";
 import type { EventLoop } from "./event_loop.ts";
 import type { InetAddress } from "./inet_address.ts";
@@ -43,6 +44,11 @@ export interface ConnectorOptions {
    * @default {Infinity}
    */
   maxAttempts?: number;
+  /**
+   * Speak TLS to the server, verifying its certificate.
+   * @default {undefined}
+   */
+  tls?: TlsClientOptions;
 }
 
 function positive(name: string, value: number): number {
@@ -74,6 +80,7 @@ export class Connector {
   #callback: ((socket: RawSocket) => void) | undefined;
   #failedCallback: ((error: unknown) => void) | undefined;
   readonly #maxAttempts: number;
+  readonly #tls: TlsClientOptions | undefined;
   #failuresInARow = 0;
 
   /** Prepare a connector; nothing happens until `start`. */
@@ -85,6 +92,7 @@ export class Connector {
     this.#connectTimeoutMs = positive("connectTimeoutMs", options.connectTimeoutMs ?? 10_000);
     this.#retryDelayMs = this.#initialRetryDelayMs;
     this.#maxAttempts = options.maxAttempts ?? Infinity;
+    this.#tls = options.tls;
   }
 
   /** The current state. */
@@ -152,6 +160,7 @@ export class Connector {
       hostname: this.serverAddress.hostname,
       port: this.serverAddress.port,
       signal: attempt.signal,
+      tls: this.#tls,
     }).then(
       (socket) => {
         this.loop.cancel(timeout);

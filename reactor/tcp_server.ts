@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { TlsServerOptions } from "./backend/net_backend.ts";
 import type { RawSocket } from "./backend/net_backend.ts";
 import { Acceptor } from "./acceptor.ts";
 import type { ConnectionCallback, HighWaterMarkCallback, MessageCallback, WriteCompleteCallback } from "./callbacks.ts";
@@ -28,6 +29,11 @@ export interface TcpServerOptions {
    * @default {true}
    */
   noDelay?: boolean;
+  /**
+   * Serve TLS with this PEM certificate and key (on the main loop; Worker threads do not take TLS yet).
+   * @default {undefined}
+   */
+  tls?: TlsServerOptions;
 }
 
 /**
@@ -59,7 +65,7 @@ export class TcpServer {
   /** The server's name, the prefix of its connections' names. */
   readonly name: string;
   #listenAddress: InetAddress;
-  #options: Required<TcpServerOptions>;
+  #options: Required<Omit<TcpServerOptions, "tls">> & Pick<TcpServerOptions, "tls">;
   #acceptor: Acceptor | undefined;
   #connections = new Map<string, TcpConnection>();
   #nextConnectionId = 1;
@@ -81,7 +87,7 @@ export class TcpServer {
     this.loop = loop;
     this.#listenAddress = listenAddress;
     this.name = name;
-    this.#options = { reusePort: options.reusePort ?? false, noDelay: options.noDelay ?? true };
+    this.#options = { reusePort: options.reusePort ?? false, noDelay: options.noDelay ?? true, tls: options.tls };
   }
 
   /** The bound address, with the real port when 0 was asked for. Throws before `start` resolves. */
@@ -182,7 +188,10 @@ export class TcpServer {
       }
       await init(this, this.loop, this.#threadInit.data);
     }
-    this.#acceptor = new Acceptor(this.loop, this.#listenAddress, { reusePort: this.#options.reusePort });
+    this.#acceptor = new Acceptor(this.loop, this.#listenAddress, {
+      reusePort: this.#options.reusePort,
+      tls: this.#options.tls,
+    });
     this.#acceptor.setNewConnectionCallback((socket) => this.#newConnection(socket));
     await this.#acceptor.listen();
     this.#boundAddress = this.#acceptor.address;

@@ -41,7 +41,7 @@ function asError(error: unknown): Error {
 class DenoTcpSocket implements RawSocket {
   readonly localAddress: SocketAddress;
   readonly remoteAddress: SocketAddress;
-  readonly #conn: Deno.TcpConn;
+  readonly #conn: Deno.TcpConn | Deno.TlsConn;
   // One buffer per socket, reused for every read: the receiver copies what it keeps (the contract says so).
   readonly #readBuffer = new Uint8Array(READ_BUFFER_BYTES);
   #handlers: RawSocketHandlers | undefined;
@@ -55,7 +55,7 @@ class DenoTcpSocket implements RawSocket {
   #shutdownPending = false;
   #closeReported = false;
 
-  constructor(conn: Deno.TcpConn) {
+  constructor(conn: Deno.TcpConn | Deno.TlsConn) {
     this.#conn = conn;
     this.localAddress = toSocketAddress(conn.localAddr);
     this.remoteAddress = toSocketAddress(conn.remoteAddr);
@@ -191,7 +191,7 @@ class DenoTcpSocket implements RawSocket {
 
   setNoDelay(enabled: boolean): void {
     try {
-      this.#conn.setNoDelay(enabled);
+      (this.#conn as Deno.TcpConn).setNoDelay?.(enabled);
     } catch {
       // The socket may already be closed.
     }
@@ -199,7 +199,7 @@ class DenoTcpSocket implements RawSocket {
 
   setKeepAlive(enabled: boolean): void {
     try {
-      this.#conn.setKeepAlive(enabled);
+      (this.#conn as Deno.TcpConn).setKeepAlive?.(enabled);
     } catch {
       // The socket may already be closed.
     }
@@ -208,10 +208,10 @@ class DenoTcpSocket implements RawSocket {
 
 class DenoListener implements RawListener {
   readonly address: SocketAddress;
-  readonly #listener: Deno.TcpListener;
+  readonly #listener: Deno.TcpListener | Deno.TlsListener;
   #closed = false;
 
-  constructor(listener: Deno.TcpListener) {
+  constructor(listener: Deno.TcpListener | Deno.TlsListener) {
     this.#listener = listener;
     this.address = toSocketAddress(listener.addr);
   }
@@ -454,6 +454,17 @@ export const denoBackend: NetBackend = {
     if (options.reusePort && !denoBackend.supportsReusePort) {
       throw new TypeError("Cannot listen with 'reusePort' as this platform does not balance SO_REUSEPORT");
     }
+    if (options.tls !== undefined) {
+      if (options.reusePort) throw new TypeError("Cannot listen with both 'tls' and 'reusePort' on the Deno backend");
+      const listener = Deno.listenTls({
+        transport: "tcp",
+        hostname: options.hostname,
+        port: options.port,
+        cert: options.tls.cert,
+        key: options.tls.key,
+      });
+      return await Promise.resolve(new DenoListener(listener));
+    }
     const listener = Deno.listen({
       transport: "tcp",
       hostname: options.hostname,
@@ -463,6 +474,22 @@ export const denoBackend: NetBackend = {
     return await Promise.resolve(new DenoListener(listener));
   },
   async connect(options: ConnectOptions): Promise<RawSocket> {
+    if (options.tls !== undefined) {
+      const tcp = await Deno.connect({
+        transport: "tcp",
+        hostname: options.hostname,
+        port: options.port,
+        signal: options.signal,
+      });
+      tcp.setNoDelay(true);
+      // Upgrade and finish the handshake here, so a bad certificate fails the connect, not a later read.
+      const tls = await Deno.startTls(tcp, {
+        hostname: options.tls.serverName ?? options.hostname,
+        caCerts: options.tls.caCerts === undefined ? undefined : [...options.tls.caCerts],
+      });
+      await tls.handshake();
+      return new DenoTcpSocket(tls);
+    }
     const conn = await Deno.connect({
       transport: "tcp",
       hostname: options.hostname,

@@ -77,6 +77,20 @@ export interface RawSocket {
 }
 
 /** Options of {@linkcode NetBackend.listen}. */
+/** TLS for a listening socket: a PEM certificate chain and its PEM private key. */
+export interface TlsServerOptions {
+  readonly cert: string;
+  readonly key: string;
+}
+
+/** TLS for an outgoing connection. */
+export interface TlsClientOptions {
+  /** PEM certificates to trust in addition to the system's (a self-signed server certificate, a private CA). */
+  readonly caCerts?: readonly string[];
+  /** The name the server certificate must carry; default the host connected to. */
+  readonly serverName?: string;
+}
+
 export interface ListenOptions {
   /** Address to bind. */
   readonly hostname: string;
@@ -88,6 +102,8 @@ export interface ListenOptions {
    * @default {false}
    */
   readonly reusePort?: boolean;
+  /** Serve TLS with this certificate and key. */
+  readonly tls?: TlsServerOptions;
 }
 
 /** A listening TCP socket. */
@@ -112,6 +128,8 @@ export interface ConnectOptions {
   readonly port: number;
   /** Abort the attempt. */
   readonly signal?: AbortSignal;
+  /** Speak TLS, verifying the server's certificate. */
+  readonly tls?: TlsClientOptions;
 }
 
 /** A received UDP datagram callback. `data` is only valid during the call. */

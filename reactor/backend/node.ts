@@ -11,6 +11,7 @@ import * as dgram from "node:dgram";
 import { realpathSync, writeSync, writeSync as fsWriteSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as net from "node:net";
+import * as tls from "node:tls";
 import { constants as osConstants } from "node:os";
 import process from "node:process";
 import * as readline from "node:readline";
@@ -152,11 +153,12 @@ class NodeListener implements RawListener {
   #waiting: { resolve: (socket: RawSocket) => void; reject: (error: Error) => void } | undefined;
   #closed = false;
 
-  constructor(server: net.Server) {
+  constructor(server: net.Server, tlsServer = false) {
     this.#server = server;
     const address = server.address() as net.AddressInfo;
     this.address = { hostname: bareHost(address.address), port: address.port };
-    server.on("connection", (socket: net.Socket) => {
+    // A TLS server hands over connections once their handshake is done; a failed handshake never reaches us.
+    server.on(tlsServer ? "secureConnection" : "connection", (socket: net.Socket) => {
       if (this.#waiting !== undefined) {
         const waiting = this.#waiting;
         this.#waiting = undefined;
@@ -395,7 +397,9 @@ export const nodeBackend: NetBackend = {
       );
     }
     return new Promise((resolve, reject) => {
-      const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
+      const server = options.tls === undefined
+        ? net.createServer({ allowHalfOpen: true, pauseOnConnect: true })
+        : tls.createServer({ allowHalfOpen: true, cert: options.tls.cert, key: options.tls.key });
       server.once("error", reject);
       const listenOptions: net.ListenOptions & { reusePort?: boolean } = {
         host: options.hostname,
@@ -407,13 +411,21 @@ export const nodeBackend: NetBackend = {
         server.on("error", () => {
           // Accept errors after listening: Node retries by itself.
         });
-        resolve(new NodeListener(server));
+        resolve(new NodeListener(server, options.tls !== undefined));
       });
     });
   },
   connect(options: ConnectOptions): Promise<RawSocket> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: options.hostname, port: options.port, allowHalfOpen: true });
+      const socket = options.tls === undefined
+        ? net.connect({ host: options.hostname, port: options.port, allowHalfOpen: true })
+        : tls.connect({
+          host: options.hostname,
+          port: options.port,
+          servername: net.isIP(options.tls.serverName ?? options.hostname) ? undefined : options.tls.serverName ??
+            options.hostname,
+          ca: options.tls.caCerts === undefined ? undefined : [...tls.rootCertificates, ...options.tls.caCerts],
+        });
       const onAbort = () => {
         socket.destroy();
         reject(options.signal?.reason ?? new Error("Connect aborted"));
@@ -423,7 +435,7 @@ export const nodeBackend: NetBackend = {
         options.signal?.removeEventListener("abort", onAbort);
         reject(error);
       });
-      socket.once("connect", () => {
+      socket.once(options.tls === undefined ? "connect" : "secureConnect", () => {
         options.signal?.removeEventListener("abort", onAbort);
         socket.removeAllListeners("error");
         socket.pause();
