@@ -1,10 +1,10 @@
 /**
  * Architecture check run by CI: only `reactor/backend/` may name the runtime (`Deno.`, `Bun.`, `node:`).
- * Tests, test fixtures, benchmarks, examples and tools are exempt. Comment lines are not code and are skipped.
+ * Tests, test fixtures, benchmarks, the fault and fuzz harnesses, examples and tools are exempt. Comment lines are not code and are skipped.
  */
 
 const ROOT = new URL("..", import.meta.url).pathname;
-const EXEMPT_DIRS = ["node_modules", ".git", "reactor/backend", "bench", "examples", "tools", "testdata"];
+const EXEMPT_DIRS = ["node_modules", ".git", "reactor/backend", "bench", "fault", "examples", "tools", "testdata"];
 const FORBIDDEN = /\bDeno\.|\bBun\.|["']node:/;
 
 async function* walk(dir: string, relative: string): AsyncGenerator<string> {
