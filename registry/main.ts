@@ -7,6 +7,7 @@
  */
 
 import { defaultBackend } from "../reactor/backend/default.ts";
+import type { TlsServerOptions } from "../reactor/backend/net_backend.ts";
 import { parseArgs } from "../reactor/backend/parse_args.ts";
 import { EventLoop } from "../reactor/event_loop.ts";
 import type { HttpServer } from "../reactor/http_server.ts";
@@ -44,7 +45,8 @@ export async function main(args: string[]): Promise<number> {
     backend.process.writeStdout(
       "usage: deno task registry [--config FILE] [--port N] [--data-dir DIR]\n" +
         "config keys: ip, port, heartbeatPort, heartbeatTimeout, heartbeatMaxCount, dataDir, snapshotEveryTxns,\n" +
-        "  maxFrameBytes, maxDataBytes, maxConnectionsPerIp, authToken, statusPort, statusIp, log_path, log_level\n",
+        "  maxFrameBytes, maxDataBytes, maxConnectionsPerIp, authToken, tlsCertFile, tlsKeyFile, statusPort,\n" +
+        "  statusIp, log_path, log_level\n",
     );
     return 0;
   }
@@ -63,7 +65,18 @@ export async function main(args: string[]): Promise<number> {
   setLogger(logger);
 
   const loop = EventLoop.current();
-  const server = new RegistryServer({ ...registryServerOptions(config), loop });
+  let tls: TlsServerOptions | undefined;
+  if (config.tlsCertFile !== undefined && config.tlsKeyFile !== undefined) {
+    try {
+      const text = async (path: string) => new TextDecoder().decode(await backend.fs.readFile(path));
+      tls = { cert: await text(config.tlsCertFile), key: await text(config.tlsKeyFile) };
+    } catch (error) {
+      logger.fatal(`Cannot read the TLS certificate or key (${config.tlsCertFile}, ${config.tlsKeyFile})`, { error });
+      await logger.close();
+      return 2;
+    }
+  }
+  const server = new RegistryServer({ ...registryServerOptions(config), loop, tls });
   try {
     await server.start();
   } catch (error) {

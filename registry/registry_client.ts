@@ -7,6 +7,7 @@
  * @module
  */
 
+import type { TlsClientOptions } from "../reactor/backend/net_backend.ts";
 import { EventLoop } from "../reactor/event_loop.ts";
 import { InetAddress } from "../reactor/inet_address.ts";
 import { LengthHeaderCodec } from "../reactor/length_header_codec.ts";
@@ -84,6 +85,11 @@ export interface RegistryClientOptions {
    * @default {8388608}
    */
   maxFrameBytes?: number;
+  /**
+   * Speak TLS, trusting these certificates in addition to the system's.
+   * @default {undefined}
+   */
+  tls?: TlsClientOptions;
 }
 
 /** Options of create. */
@@ -137,7 +143,10 @@ export class RegistryClient implements Registry {
   /** The server's address. */
   readonly serverAddress: InetAddress;
   readonly #loop: EventLoop;
-  readonly #options: Required<Omit<RegistryClientOptions, "loop" | "authToken">> & { authToken?: string };
+  readonly #options: Required<Omit<RegistryClientOptions, "loop" | "authToken" | "tls">> & {
+    authToken?: string;
+    tls?: TlsClientOptions;
+  };
   readonly #tcp: TcpClient;
   readonly #codec: LengthHeaderCodec;
   #connection: TcpConnection | undefined;
@@ -168,6 +177,7 @@ export class RegistryClient implements Registry {
       recreateEphemerals: options.recreateEphemerals ?? false,
       reconnectDelayMs: options.reconnectDelayMs ?? 100,
       maxFrameBytes: options.maxFrameBytes ?? 8 * 1024 * 1024,
+      tls: options.tls,
     };
     this.#codec = new LengthHeaderCodec((_connection, body) => this.#onFrame(body), {
       maxFrameBytes: this.#options.maxFrameBytes,
@@ -176,6 +186,7 @@ export class RegistryClient implements Registry {
       retry: true,
       initialRetryDelayMs: this.#options.reconnectDelayMs,
       maxRetryDelayMs: 2000,
+      tls: this.#options.tls,
     });
     this.#tcp.setConnectionCallback((connection) => this.#onConnection(connection));
     this.#tcp.setMessageCallback(this.#codec.onMessage);

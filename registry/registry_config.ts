@@ -33,6 +33,10 @@ export interface RegistryConfig {
   maxConnectionsPerIp: number;
   /** Shared token required for changes (`authToken`). Default none. */
   authToken?: string;
+  /** PEM certificate file for TLS on the client port (`tlsCertFile`, with `tlsKeyFile`). Default none (plain TCP). */
+  tlsCertFile?: string;
+  /** PEM private key file for TLS (`tlsKeyFile`). */
+  tlsKeyFile?: string;
   /** Port of the HTTP status pages (`statusPort`: /status, /metrics, /tree, /sessions, /ruok). Default off. */
   statusPort?: number;
   /** Address of the status pages (`statusIp`). Default 127.0.0.1 (loopback only). */
@@ -69,7 +73,16 @@ const NUMBER_KEYS = [
   "maxConnectionsPerIp",
   "statusPort",
 ] as const;
-const STRING_KEYS = ["ip", "dataDir", "authToken", "statusIp", "logPath", "logLevel"] as const;
+const STRING_KEYS = [
+  "ip",
+  "dataDir",
+  "authToken",
+  "tlsCertFile",
+  "tlsKeyFile",
+  "statusIp",
+  "logPath",
+  "logLevel",
+] as const;
 const ALIASES: Record<string, string> = { log_path: "logPath", log_level: "logLevel", data_dir: "dataDir" };
 const LIMITS: Record<string, [number, number]> = {
   port: [0, 65535],
@@ -120,6 +133,9 @@ export function parseRegistryConfig(raw: unknown, source: string): RegistryConfi
         })`,
       );
     }
+  }
+  if ((config.tlsCertFile === undefined) !== (config.tlsKeyFile === undefined)) {
+    throw new TypeError(`Cannot load registry config ${source} as 'tlsCertFile' and 'tlsKeyFile' go together`);
   }
   return config as unknown as RegistryConfig;
 }

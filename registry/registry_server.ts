@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { TlsServerOptions } from "../reactor/backend/net_backend.ts";
 import { EventLoop } from "../reactor/event_loop.ts";
 import { InetAddress } from "../reactor/inet_address.ts";
 import { LengthHeaderCodec } from "../reactor/length_header_codec.ts";
@@ -91,6 +92,11 @@ export interface RegistryServerOptions {
    * @default {EventLoop.current()}
    */
   loop?: EventLoop;
+  /**
+   * Serve TLS with this PEM certificate and key.
+   * @default {undefined}
+   */
+  tls?: TlsServerOptions;
 }
 
 /** Counters for the status endpoint and tests. */
@@ -170,11 +176,14 @@ const EMPTY = new Uint8Array(0);
  * ```
  */
 export class RegistryServer {
-  readonly #options: Required<Omit<RegistryServerOptions, "dataDir" | "authToken" | "heartbeatPort" | "loop">> & {
-    dataDir?: string;
-    authToken?: string;
-    heartbeatPort?: number;
-  };
+  readonly #options:
+    & Required<Omit<RegistryServerOptions, "dataDir" | "authToken" | "heartbeatPort" | "loop" | "tls">>
+    & {
+      tls?: TlsServerOptions;
+      dataDir?: string;
+      authToken?: string;
+      heartbeatPort?: number;
+    };
   readonly #loop: EventLoop;
   #tree: DataTree;
   #log: TxnLog | undefined;
@@ -213,6 +222,7 @@ export class RegistryServer {
       maxDataBytes: options.maxDataBytes ?? 1024 * 1024,
       maxConnectionsPerIp: options.maxConnectionsPerIp ?? 1024,
       authToken: options.authToken,
+      tls: options.tls,
     };
     this.#loop = options.loop ?? EventLoop.current();
     this.#tree = new DataTree({ maxDataBytes: this.#options.maxDataBytes });
@@ -289,7 +299,14 @@ export class RegistryServer {
       this.#zxid = tree.lastZxid;
     }
     this.#startedAt = this.#loop.now();
-    const server = new TcpServer(this.#loop, new InetAddress(this.#options.host, this.#options.port), "RegistryServer");
+    const server = new TcpServer(
+      this.#loop,
+      new InetAddress(this.#options.host, this.#options.port),
+      "RegistryServer",
+      {
+        tls: this.#options.tls,
+      },
+    );
     server.setConnectionCallback((connection) => this.#onConnection(connection));
     server.setMessageCallback(this.#codec.onMessage);
     // A client that never reads stops being read once its answers back up; one that still backs up (watch

@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { TlsClientOptions } from "../reactor/backend/net_backend.ts";
 import type { EventLoop } from "../reactor/event_loop.ts";
 import { InetAddress } from "../reactor/inet_address.ts";
 import { LengthHeaderCodec } from "../reactor/length_header_codec.ts";
@@ -45,13 +46,20 @@ export class ProviderConnection {
   #onIdle: (() => void) | undefined;
 
   /** Start connecting to `address` at once. */
-  constructor(loop: EventLoop, address: string, maxFrameBytes: number, connectTimeoutMs: number) {
+  constructor(
+    loop: EventLoop,
+    address: string,
+    maxFrameBytes: number,
+    connectTimeoutMs: number,
+    tls?: TlsClientOptions,
+  ) {
     this.address = address;
     this.#loop = loop;
     this.#codec = new LengthHeaderCodec((_connection, body) => this.#onFrame(body), { maxFrameBytes });
     this.#client = new TcpClient(loop, InetAddress.parse(address), `RpcChannel->${address}`, {
       maxAttempts: 1,
       connectTimeoutMs,
+      tls,
     });
     this.#client.setConnectionCallback((connection) => this.#onConnection(connection));
     this.#client.setMessageCallback(this.#codec.onMessage);

@@ -43,6 +43,13 @@ export interface RpcConfig {
   registry:
     | { kind: "dwt_src"; host: string; port: number }
     | { kind: "zookeeper"; connectString: string; sessionTimeoutMs: number };
+  /** The provider's TLS certificate and key files (`tls_cert_file`, `tls_key_file`); plain TCP when absent. */
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+  /** A PEM file of certificates a caller trusts for providers over TLS (`tls_ca_file`): calls then use TLS. */
+  tlsCaFile?: string;
+  /** The same for the built-in registry's connection (`dwt_src_tls_ca_file`): the session then uses TLS. */
+  registryTlsCaFile?: string;
   /** Directory of the daily log files (`log_path`), if any. */
   logPath?: string;
   /** Log level (`log_level`: a name or 0-5). */
@@ -61,6 +68,10 @@ const KNOWN_KEYS = [
   "zookeeper_port",
   "zookeeper_connect",
   "zookeeper_session_timeout_ms",
+  "tls_cert_file",
+  "tls_key_file",
+  "tls_ca_file",
+  "dwt_src_tls_ca_file",
   "log_path",
   "log_level",
 ];
@@ -155,6 +166,10 @@ export function parseRpcConfig(raw: unknown, source: string): RpcConfig {
     rpcserverThreads,
     rpcserverStatusPort: port("rpcserver_status_port", false),
     registry,
+    tlsCertFile: text("tls_cert_file", false),
+    tlsKeyFile: text("tls_key_file", values["tls_cert_file"] !== undefined),
+    tlsCaFile: text("tls_ca_file", false),
+    registryTlsCaFile: text("dwt_src_tls_ca_file", false),
     logPath: text("log_path", false),
     logLevel,
   };
@@ -198,7 +213,10 @@ export class RpcApplication {
   readonly #logger: Logger;
   #registry: Promise<Registry> | undefined;
 
-  private constructor(config: RpcConfig, loop: EventLoop, logger: Logger) {
+  readonly #backend: NetBackend;
+
+  private constructor(config: RpcConfig, loop: EventLoop, logger: Logger, backend: NetBackend) {
+    this.#backend = backend;
     this.config = config;
     this.loop = loop;
     this.#logger = logger;
@@ -233,19 +251,25 @@ export class RpcApplication {
     if (config.logPath !== undefined) outputs.push(new DailyFileLogOutput({ dir: config.logPath, backend }));
     const logger = new Logger({ level: config.logLevel, outputs, name: options.name ?? "rpc" });
     setLogger(logger);
-    return new RpcApplication(config, options.loop ?? EventLoop.current(), logger);
+    return new RpcApplication(config, options.loop ?? EventLoop.current(), logger, backend);
   }
 
   /** The registry session (opened on first use; its ephemeral nodes are re-created after an expiry). */
   registry(): Promise<Registry> {
     const config = this.config.registry;
+    const caFile = this.config.registryTlsCaFile;
     this.#registry ??= config.kind === "zookeeper"
       ? ZooKeeperRegistry.connect(config.connectString, {
         loop: this.loop,
         recreateEphemerals: true,
         sessionTimeoutMs: config.sessionTimeoutMs,
       })
-      : RegistryClient.connect(`${config.host}:${config.port}`, { loop: this.loop, recreateEphemerals: true });
+      : (async () =>
+        RegistryClient.connect(`${config.host}:${config.port}`, {
+          loop: this.loop,
+          recreateEphemerals: true,
+          tls: caFile === undefined ? undefined : { caCerts: [await this.#readText(caFile)] },
+        }))();
     return this.#registry;
   }
 
@@ -258,6 +282,10 @@ export class RpcApplication {
       host: this.config.rpcserverIp,
       port: this.config.rpcserverPort,
       threads: this.config.rpcserverThreads,
+      tls: this.config.tlsCertFile === undefined ? undefined : {
+        cert: await this.#readText(this.config.tlsCertFile),
+        key: await this.#readText(this.config.tlsKeyFile!),
+      },
       statusPort: this.config.rpcserverStatusPort,
       ...options,
       registry: await this.registry(),
@@ -267,7 +295,21 @@ export class RpcApplication {
 
   /** A channel discovering providers through the registry. */
   async channel(options: Omit<RpcChannelOptions, "registry" | "loop"> = {}): Promise<RpcChannel> {
-    return new RpcChannel({ ...options, registry: await this.registry(), loop: this.loop });
+    const caFile = this.config.tlsCaFile;
+    return new RpcChannel({
+      tls: caFile === undefined ? undefined : { caCerts: [await this.#readText(caFile)] },
+      ...options,
+      registry: await this.registry(),
+      loop: this.loop,
+    });
+  }
+
+  async #readText(path: string): Promise<string> {
+    try {
+      return new TextDecoder().decode(await this.#backend.fs.readFile(path));
+    } catch (error) {
+      throw new TypeError(`Cannot read ${path} named in the RPC config: ${(error as Error).message}`, { cause: error });
+    }
   }
 
   /** Close the registry session and flush the logs. */

@@ -7,6 +7,7 @@
  * @module
  */
 
+import type { TlsClientOptions } from "../reactor/backend/net_backend.ts";
 import type protobuf from "protobufjs";
 import { EventLoop } from "../reactor/event_loop.ts";
 import { DEFAULT_MAX_FRAME_BYTES } from "../reactor/length_header_codec.ts";
@@ -106,6 +107,11 @@ export interface RpcChannelOptions {
    * @default {[]}
    */
   interceptors?: ClientInterceptor[];
+  /**
+   * Call providers over TLS, trusting these certificates in addition to the system's.
+   * @default {undefined}
+   */
+  tls?: TlsClientOptions;
 }
 
 /** One method of a stub: takes a request message (or plain object), resolves with the response message. */
@@ -331,6 +337,7 @@ export class RpcChannel {
         address,
         this.#options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
         this.#options.connectTimeoutMs ?? 3000,
+        this.#options.tls,
       );
       this.#connections.set(address, connection);
     }

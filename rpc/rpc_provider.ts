@@ -7,6 +7,7 @@
  * @module
  */
 
+import type { TlsServerOptions } from "../reactor/backend/net_backend.ts";
 import type protobuf from "protobufjs";
 import { EventLoop } from "../reactor/event_loop.ts";
 import { InetAddress } from "../reactor/inet_address.ts";
@@ -107,6 +108,11 @@ export interface RpcProviderOptions {
    * @default {[]}
    */
   interceptors?: ServerInterceptor[];
+  /**
+   * Serve calls over TLS with this PEM certificate and key (on the main loop; not with `threads`).
+   * @default {undefined}
+   */
+  tls?: TlsServerOptions;
   /**
    * Serve the status pages (`/status`, `/metrics`, `/ruok`) over HTTP on this port (0: any free port); off when
    * undefined. See {@linkcode RpcProvider.statusAddress}.
@@ -308,8 +314,12 @@ export class RpcProvider {
       this.#loop,
       new InetAddress(this.#options.host ?? "127.0.0.1", this.#options.port ?? 0),
       "RpcProvider",
+      { tls: this.#options.tls },
     );
     const threads = this.#options.threads ?? 0;
+    if (threads > 0 && this.#options.tls !== undefined) {
+      throw new TypeError("Cannot run a provider with both 'threads' and 'tls' (TLS is served on the main loop only)");
+    }
     if (threads > 0) {
       if (this.#module === undefined) {
         throw new TypeError(
