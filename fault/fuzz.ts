@@ -180,7 +180,7 @@ const provider = await spawnReady([
   "-i",
   `${dir}/provider.json`,
 ]);
-const [providerHost, providerPort] = provider.ready.split(":") as [string, string];
+const providerPort = provider.ready.split(":")[1]!;
 
 const loop = EventLoop.current();
 const honest = await RegistryClient.connect(registry.ready, { loop });
