@@ -34,6 +34,11 @@ export function providerMetrics(provider: RpcProvider): string {
       out.push(`dwt_rpc_calls_total{method="${escapeLabel(method)}",code="${code}"} ${count}`);
     }
   }
+  out.push("# HELP dwt_rpc_limit_hits_total Times a configured limit was hit, by limit.");
+  out.push("# TYPE dwt_rpc_limit_hits_total counter");
+  for (const [limit, count] of Object.entries(stats.limitsHit)) {
+    out.push(`dwt_rpc_limit_hits_total{limit="${limit}"} ${count}`);
+  }
   return `${out.join("\n")}\n`;
 }
 
@@ -49,6 +54,7 @@ function statusText(provider: RpcProvider): string {
     lines.push(`calls.${method} ${Object.entries(byCode).map(([code, count]) => `${code}=${count}`).join(" ")}`);
   }
   for (const [code, count] of Object.entries(stats.errorsByCode)) lines.push(`errors.${code} ${count}`);
+  for (const [limit, count] of Object.entries(stats.limitsHit)) lines.push(`limits.${limit} ${count}`);
   return `${lines.join("\n")}\n`;
 }
 

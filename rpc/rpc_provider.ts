@@ -17,6 +17,7 @@ import { HttpServer } from "../reactor/http_server.ts";
 import { getLogger } from "../reactor/logger.ts";
 import type { TcpConnection } from "../reactor/tcp_connection.ts";
 import { TcpServer } from "../reactor/tcp_server.ts";
+import type { TimerId } from "../reactor/timer_queue.ts";
 import { NodeType } from "../registry/data_tree.ts";
 import type { Registry } from "../registry/registry.ts";
 import { RegistryError, RegistryErrorCode } from "../registry/registry_error.ts";
@@ -109,6 +110,21 @@ export interface RpcProviderOptions {
    */
   interceptors?: ServerInterceptor[];
   /**
+   * Connections served at once; more are closed on arrival (counted as limit `connections`).
+   * @default {10000}
+   */
+  maxConnections?: number;
+  /**
+   * Calls in flight on one connection; more are answered RESOURCE_EXHAUSTED, safe to retry (limit `calls`).
+   * @default {1000}
+   */
+  maxCallsPerConnection?: number;
+  /**
+   * Close a connection with no traffic and no call in flight for this long, in milliseconds (limit `idle`); 0 never.
+   * @default {300000}
+   */
+  idleTimeoutMs?: number;
+  /**
    * Serve calls over TLS with this PEM certificate and key (on the main loop; not with `threads`).
    * @default {undefined}
    */
@@ -136,6 +152,8 @@ export interface RpcProviderStats {
   calls: Record<string, Record<string, number>>;
   /** Failed calls by status name. */
   errorsByCode: Record<string, number>;
+  /** Times a limit was hit, by limit: `connections`, `calls`, `idle`, `frame`. */
+  limitsHit: Record<string, number>;
 }
 
 interface RegisteredService {
@@ -191,6 +209,9 @@ export class RpcProvider {
   readonly #calls = new Map<string, Map<string, number>>();
   readonly #errorsByCode = new Map<string, number>();
   #status: HttpServer | undefined;
+  readonly #limitsHit = new Map<string, number>();
+  readonly #lastActivity = new Map<TcpConnection, number>();
+  #idleTimer: TimerId | undefined;
 
   static {
     attachToServer = (provider, server) => provider.#attach(server);
@@ -202,6 +223,10 @@ export class RpcProvider {
     this.#loop = options.loop ?? EventLoop.current();
     this.#codec = new LengthHeaderCodec((connection, body) => this.#onFrame(connection, body), {
       maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+      onFrameError: (connection, reason) => {
+        this.#limitHit("frame");
+        getLogger().warn(`RpcProvider closing ${connection.name}: ${reason}`);
+      },
     });
   }
 
@@ -242,7 +267,12 @@ export class RpcProvider {
       callsServed: this.#callsServed,
       calls: Object.fromEntries([...this.#calls].map(([name, byCode]) => [name, Object.fromEntries(byCode)])),
       errorsByCode: Object.fromEntries(this.#errorsByCode),
+      limitsHit: Object.fromEntries(this.#limitsHit),
     };
+  }
+
+  #limitHit(limit: string): void {
+    this.#limitsHit.set(limit, (this.#limitsHit.get(limit) ?? 0) + 1);
   }
 
   #count(service: string, method: string, status: number): void {
@@ -392,6 +422,8 @@ export class RpcProvider {
         call.abort(new RpcError(RpcCode.UNAVAILABLE, "The provider stopped"));
       }
     }
+    if (this.#idleTimer !== undefined) this.#loop.cancel(this.#idleTimer);
+    this.#idleTimer = undefined;
     await this.#server?.stop();
     await this.#status?.stop();
   }
@@ -433,9 +465,19 @@ export class RpcProvider {
 
   #onConnection(connection: TcpConnection): void {
     if (connection.connected) {
+      const maxConnections = this.#options.maxConnections ?? 10_000;
+      if (this.#inFlight.size >= maxConnections) {
+        this.#limitHit("connections");
+        getLogger().warn(`RpcProvider refusing ${connection.name}: ${maxConnections} connections already`);
+        connection.forceClose();
+        return;
+      }
       this.#inFlight.set(connection, new Map());
+      this.#lastActivity.set(connection, this.#loop.now());
+      this.#armIdleSweep();
       return;
     }
+    this.#lastActivity.delete(connection);
     // Nobody waits for these calls any more.
     const calls = this.#inFlight.get(connection);
     this.#inFlight.delete(connection);
@@ -445,6 +487,7 @@ export class RpcProvider {
   }
 
   #onFrame(connection: TcpConnection, body: Uint8Array): void {
+    this.#lastActivity.set(connection, this.#loop.now());
     let frame;
     try {
       frame = decodeRpcFrame(body);
@@ -454,12 +497,56 @@ export class RpcProvider {
       return;
     }
     if (frame.request) {
+      const calls = this.#inFlight.get(connection);
+      const maxCalls = this.#options.maxCallsPerConnection ?? 1000;
+      if (calls !== undefined && calls.size >= maxCalls) {
+        this.#limitHit("calls");
+        this.#refuse(connection, frame.request, `${maxCalls} calls are already in flight on this connection`);
+        return;
+      }
       this.#serve(connection, frame.request);
     } else if (frame.cancel) {
       this.#inFlight.get(connection)?.get(frame.cancel.callId)?.abort(
         new RpcError(RpcCode.CANCELLED, "The caller cancelled the call"),
       );
     }
+  }
+
+  // Answers a call that was not run: RESOURCE_EXHAUSTED, marked safe for the caller to retry elsewhere.
+  #refuse(connection: TcpConnection, request: WireRequest, why: string): void {
+    this.#count(request.service, request.method, RpcCode.RESOURCE_EXHAUSTED);
+    this.#codec.send(
+      connection,
+      encodeRpcFrame({
+        response: {
+          callId: request.callId,
+          status: RpcCode.RESOURCE_EXHAUSTED,
+          errorMessage: `The provider refused the call: ${why}`,
+          metadata: { "dwt-retry-safe": "1" },
+        },
+      }),
+    );
+  }
+
+  // One sweep timer for all connections (not one per connection): closes those idle past idleTimeoutMs.
+  #armIdleSweep(): void {
+    const idleTimeoutMs = this.#options.idleTimeoutMs ?? 300_000;
+    if (idleTimeoutMs <= 0 || this.#idleTimer !== undefined) return;
+    this.#idleTimer = this.#loop.runEvery(Math.max(10, idleTimeoutMs / 4), () => {
+      const now = this.#loop.now();
+      for (const [connection, last] of this.#lastActivity) {
+        if (now - last >= idleTimeoutMs && (this.#inFlight.get(connection)?.size ?? 0) === 0) {
+          this.#limitHit("idle");
+          getLogger().debug(`RpcProvider closing ${connection.name}: idle for ${Math.round(now - last)} ms`);
+          this.#lastActivity.delete(connection);
+          connection.forceClose();
+        }
+      }
+      if (this.#lastActivity.size === 0 && this.#idleTimer !== undefined) {
+        this.#loop.cancel(this.#idleTimer);
+        this.#idleTimer = undefined;
+      }
+    });
   }
 
   #serve(connection: TcpConnection, request: WireRequest): void {

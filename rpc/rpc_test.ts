@@ -417,3 +417,39 @@ Deno.test("A provider's status pages count calls by method and status; made-up n
     await provider.stop({ graceMs: 100 });
   }
 });
+
+Deno.test("Provider limits: connections, calls per connection and idle time; each hit is counted", async () => {
+  const loop = new EventLoop();
+  const provider = new RpcProvider({ loop, maxConnections: 2, maxCallsPerConnection: 2, idleTimeoutMs: 200 });
+  provider.registerService(ECHO, echoImpl("limited"));
+  await provider.start();
+  const address = provider.advertisedAddress;
+  const channel = new RpcChannel({ loop, providers: { "test.Echo": [address] }, maxRetries: 0 });
+  const raw: Deno.TcpConn[] = [];
+  try {
+    const stub = channel.stub<EchoStub>(ECHO);
+    const results = await Promise.allSettled(
+      Array.from({ length: 4 }, () => stub.Slow({ text: "x", delayMs: 200 })),
+    );
+    assert.deepEqual(results.map((r) => r.status), ["fulfilled", "fulfilled", "rejected", "rejected"]);
+    const refused = (results[2] as PromiseRejectedResult).reason as RpcError;
+    assert.equal(refused.code, RpcCode.RESOURCE_EXHAUSTED);
+    assert.match(refused.message, /2 calls are already in flight/);
+    // The channel holds one connection; one more is allowed, the next is closed on arrival.
+    raw.push(await Deno.connect({ hostname: "127.0.0.1", port: provider.address.port }));
+    raw.push(await Deno.connect({ hostname: "127.0.0.1", port: provider.address.port }));
+    const closed = await raw[1]!.read(new Uint8Array(16)).catch(() => null);
+    assert.equal(closed, null, "the third connection is closed");
+    // Idle connections go after 200 ms; the channel reconnects on its next call.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal((await stub.Say({ text: "back" })).text, "back");
+    const stats = provider.stats();
+    assert.equal(stats.limitsHit.calls, 2);
+    assert.equal(stats.limitsHit.connections, 1);
+    assert.ok((stats.limitsHit.idle ?? 0) >= 2, `idle closes: ${stats.limitsHit.idle}`);
+  } finally {
+    for (const conn of raw) conn.close();
+    await channel.close();
+    await provider.stop({ graceMs: 100 });
+  }
+});
