@@ -36,6 +36,9 @@ export interface RpcConfig {
   rpcserverThreads: number;
   /** Port of the provider's status pages on 127.0.0.1 (`rpcserver_status_port`); off when absent. */
   rpcserverStatusPort?: number;
+  /** The provider's limits (`rpcserver_max_connections`, `rpcserver_max_calls_per_connection`,
+   * `rpcserver_idle_timeout_ms`); RpcProvider's defaults when absent. */
+  rpcserverLimits: { maxConnections?: number; maxCallsPerConnection?: number; idleTimeoutMs?: number };
   /**
    * Which registry: the built-in one (`dwt_src_ip`/`dwt_src_port`) or ZooKeeper (`zookeeper_ip`/`zookeeper_port`,
    * or `zookeeper_connect` for several servers and a chroot). `registry` picks one when a file has both.
@@ -61,6 +64,9 @@ const KNOWN_KEYS = [
   "rpcserver_port",
   "rpcserver_threads",
   "rpcserver_status_port",
+  "rpcserver_max_connections",
+  "rpcserver_max_calls_per_connection",
+  "rpcserver_idle_timeout_ms",
   "registry",
   "dwt_src_ip",
   "dwt_src_port",
@@ -110,6 +116,15 @@ export function parseRpcConfig(raw: unknown, source: string): RpcConfig {
     const n = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
     if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n > 65535) {
       fail(source, `'${key}' must be an integer in [0, 65535]: current value is ${JSON.stringify(value)}`);
+    }
+    return n;
+  };
+  const count = (key: string, min: number): number | undefined => {
+    const value = values[key];
+    if (value === undefined) return undefined;
+    const n = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
+    if (typeof n !== "number" || !Number.isInteger(n) || n < min) {
+      fail(source, `'${key}' must be an integer >= ${min}: current value is ${JSON.stringify(value)}`);
     }
     return n;
   };
@@ -165,6 +180,11 @@ export function parseRpcConfig(raw: unknown, source: string): RpcConfig {
     rpcserverPort,
     rpcserverThreads,
     rpcserverStatusPort: port("rpcserver_status_port", false),
+    rpcserverLimits: {
+      maxConnections: count("rpcserver_max_connections", 1),
+      maxCallsPerConnection: count("rpcserver_max_calls_per_connection", 1),
+      idleTimeoutMs: count("rpcserver_idle_timeout_ms", 0),
+    },
     registry,
     tlsCertFile: text("tls_cert_file", false),
     tlsKeyFile: text("tls_key_file", values["tls_cert_file"] !== undefined),
@@ -287,6 +307,7 @@ export class RpcApplication {
         key: await this.#readText(this.config.tlsKeyFile!),
       },
       statusPort: this.config.rpcserverStatusPort,
+      ...this.config.rpcserverLimits,
       ...options,
       registry: await this.registry(),
       loop: this.loop,
