@@ -29,7 +29,37 @@ const HELP = `Commands:
   exists <path>                 print exists / not exists
   watch <path> [count]          print changes to a node and its children (count events, or until interrupted)
   tree [path]                   print the subtree
-  help, history, !N, quit`;
+  help [command], history, !N, quit         (every command also takes --help)`;
+
+/** Each command's own help: `registry-cli help ls`, `registry-cli ls --help`, or `help ls` in the shell. */
+const COMMAND_HELP: Record<string, string> = {
+  create: `create <path> [data] [type]
+  Create a node with data (default empty). type: 1 persistent (default), 2 ephemeral (goes with this session),
+  1s or 2s for sequential (a 10-digit counter is appended). Fails with NODE_EXISTS, NO_NODE (missing parent) or
+  NO_CHILDREN_FOR_EPHEMERALS. Prints the created path.`,
+  get: `get <path>
+  Print a node's data as text. NO_NODE if it does not exist.`,
+  set: `set <path> [data] [version]
+  Replace a node's data. With a version, only if the node is at that version (else BAD_VERSION). Prints the new
+  version.`,
+  delete: `delete <path> [version]
+  Delete a node without children (else NOT_EMPTY); with a version, only at that version.`,
+  ls: `ls <path>
+  List the children as [a, b, c].`,
+  stat: `stat <path>
+  Print the stat: nodeType, dataLength, numChildren, ephemeralOwner, version, cversion, zxids, ctime, mtime.`,
+  exists: `exists <path>
+  Print exists / not exists; the exit status is 1 when it does not exist (for scripts).`,
+  watch: `watch <path> [count]
+  Print each change to the node and its children as it happens, until count events (default: until interrupted
+  with Ctrl-C). Watches are re-armed after each event and after a reconnect.`,
+  tree: `tree [path]
+  Print the subtree under path (default /), one node per line, indented.`,
+};
+
+function commandHelp(command: string): string | undefined {
+  return COMMAND_HELP[command];
+}
 
 const decoder = new TextDecoder();
 
@@ -94,6 +124,16 @@ async function runCommand(
   signal: AbortSignal,
 ): Promise<number> {
   const [command, path, ...rest] = words;
+  if (command !== undefined && (words.includes("--help") || words.includes("-h"))) {
+    const help = commandHelp(command);
+    if (help === undefined) throw new UsageError(`unknown command '${command}'; type help`);
+    out(help);
+    return 0;
+  }
+  if (command === "help") {
+    out(path === undefined ? HELP : commandHelp(path) ?? `unknown command '${path}'`);
+    return 0;
+  }
   switch (command) {
     case "create": {
       need(words, 1, "create <path> [data] [type]");
@@ -209,7 +249,19 @@ export async function main(args: string[], backend: NetBackend = defaultBackend(
     );
     return 2;
   }
-  if (parsed.values.help) {
+  // Help needs no server: `--help`, `help`, `help ls`, `ls --help`.
+  const [first, second] = parsed.positionals;
+  if (parsed.values.help || first === "help") {
+    const command = first === "help" ? second : first;
+    if (command !== undefined) {
+      const help = commandHelp(command);
+      if (help === undefined) {
+        writeError(`Error: unknown command '${command}'; see registry-cli --help`);
+        return 2;
+      }
+      write(help);
+      return 0;
+    }
     write(
       `usage: registry-cli [--server HOST:PORT | --zookeeper CONNECT_STRING] [--auth TOKEN] [command ...]\n${HELP}`,
     );
@@ -267,8 +319,7 @@ export async function main(args: string[], backend: NetBackend = defaultBackend(
         if (words.length > 0) {
           if (words[0] === "quit" || words[0] === "exit") break;
           history.push(line);
-          if (words[0] === "help") write(HELP);
-          else if (words[0] === "history") history.forEach((entry, i) => write(`${i + 1}  ${entry}`));
+          if (words[0] === "history") history.forEach((entry, i) => write(`${i + 1}  ${entry}`));
           else status = await run(words);
         }
         backend.process.writeStdout("dwt> ");
