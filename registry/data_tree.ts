@@ -110,7 +110,16 @@ interface TreeNode {
 
 const EMPTY = new Uint8Array(0);
 const SNAPSHOT_MAGIC = 0x44545331; // "DTS1"
-const SNAPSHOT_VERSION = 1;
+// Version 2 adds ephemeral nodes and the open sessions, so sessions survive a restart; version 1 still loads.
+const SNAPSHOT_VERSION = 2;
+
+/** What the tree keeps of an open session so it survives a restart (the server keeps the rest). */
+export interface SessionRecord {
+  /** The session's secret (the heartbeat and resume key). */
+  readonly secret: Uint8Array;
+  /** Whether it may change the tree (auth token given). */
+  readonly authorized: boolean;
+}
 
 function newNode(data: Uint8Array, zxid: bigint, nowMs: number, owner: bigint): TreeNode {
   return {
@@ -167,6 +176,7 @@ function statOf(node: TreeNode): Stat {
 export class DataTree {
   readonly #root: TreeNode = newNode(EMPTY, 0n, 0, 0n);
   readonly #ephemerals = new Map<bigint, Set<string>>();
+  readonly #sessions = new Map<bigint, SessionRecord>();
   readonly #maxDataBytes: number;
   readonly #maxPathLength: number;
   #nodeCount = 1;
@@ -318,6 +328,17 @@ export class DataTree {
     return node === undefined ? undefined : statOf(node);
   }
 
+  /** Record an open session (logged as a transaction, so it survives a restart). */
+  createSession(sessionId: bigint, record: SessionRecord, zxid: bigint): void {
+    this.#sessions.set(sessionId, record);
+    this.#advance(zxid);
+  }
+
+  /** The open sessions, as recorded by createSession and not yet killed. */
+  get sessions(): ReadonlyMap<bigint, SessionRecord> {
+    return this.#sessions;
+  }
+
   /** The paths of a session's ephemeral nodes. */
   ephemeralsOf(sessionId: bigint): string[] {
     return [...(this.#ephemerals.get(sessionId) ?? [])].sort();
@@ -337,26 +358,29 @@ export class DataTree {
       });
     }
     this.#ephemerals.delete(sessionId);
-    if (paths.length > 0) this.#advance(zxid);
+    const recorded = this.#sessions.delete(sessionId);
+    if (paths.length > 0 || recorded) this.#advance(zxid);
     return { deleted: paths, events };
   }
 
   /**
-   * The persistent part of the tree as bytes, for snapshots (ephemeral nodes live only as long as their session
-   * and are never persisted). Layout, integers big-endian:
+   * The tree and its open sessions as bytes, for snapshots: ephemeral nodes are kept with their sessions, so a
+   * session that resumes after a restart still has them. Layout, integers big-endian:
    *
    * ```text
-   * magic u32 "DTS1" | version u8 = 1 | lastZxid u64 | nodeCount u32 | node * nodeCount
+   * magic u32 "DTS1" | version u8 = 2 | lastZxid u64 | nodeCount u32 | node * nodeCount
+   *   | sessionCount u32 | session * sessionCount
    * node: pathLength u32 | path UTF-8 | dataLength u32 | data | czxid u64 | mzxid u64 | pzxid u64
-   *       | ctime i64 | mtime i64 | version i32 | cversion i32
+   *       | ctime i64 | mtime i64 | version i32 | cversion i32 | ephemeralOwner u64
+   * session: id u64 | secretLength u32 | secret | authorized u8
    * ```
-   * Nodes come parents first, so loading can create each under an existing parent.
+   * Nodes come parents first, so loading can create each under an existing parent. Version 1 (no ephemeral
+   * nodes, no owner field, no sessions) still loads.
    */
   serialize(): Uint8Array {
     const buffer = new Buffer(64 * 1024);
     const nodes: Array<[string, TreeNode]> = [];
     const visit = (path: string, node: TreeNode) => {
-      if (node.ephemeralOwner !== 0n) return;
       nodes.push([path, node]);
       for (const [name, child] of node.children) visit(joinPath(path, name), child);
     };
@@ -379,6 +403,14 @@ export class DataTree {
       buffer.appendBigInt64(BigInt(node.mtime));
       buffer.appendInt32(node.version);
       buffer.appendInt32(node.cversion);
+      buffer.appendBigUint64(node.ephemeralOwner);
+    }
+    buffer.appendUint32(this.#sessions.size);
+    for (const [id, record] of this.#sessions) {
+      buffer.appendBigUint64(id);
+      buffer.appendUint32(record.secret.length);
+      buffer.append(record.secret);
+      buffer.appendUint8(record.authorized ? 1 : 0);
     }
     return buffer.retrieveAsBytes(buffer.readableBytes);
   }
@@ -392,7 +424,7 @@ export class DataTree {
     try {
       if (buffer.readUint32() !== SNAPSHOT_MAGIC) throw new Error("bad magic");
       const version = buffer.readUint8();
-      if (version !== SNAPSHOT_VERSION) throw new Error(`unknown version ${version}`);
+      if (version !== 1 && version !== 2) throw new Error(`unknown version ${version}`);
       tree.#lastZxid = buffer.readBigUint64();
       const count = buffer.readUint32();
       for (let i = 0; i < count; i++) {
@@ -407,7 +439,7 @@ export class DataTree {
           mtime: Number(buffer.readBigInt64()),
           version: buffer.readInt32(),
           cversion: buffer.readInt32(),
-          ephemeralOwner: 0n,
+          ephemeralOwner: version >= 2 ? buffer.readBigUint64() : 0n,
           children: new Map(),
         };
         if (path === "/") {
@@ -418,6 +450,18 @@ export class DataTree {
         if (parent === undefined) throw new Error(`node '${path}' comes before its parent`);
         parent.children.set(basename(path), node);
         tree.#nodeCount++;
+        if (node.ephemeralOwner !== 0n) {
+          let paths = tree.#ephemerals.get(node.ephemeralOwner);
+          if (paths === undefined) tree.#ephemerals.set(node.ephemeralOwner, paths = new Set());
+          paths.add(path);
+        }
+      }
+      if (version >= 2) {
+        for (let i = 0, n = buffer.readUint32(); i < n; i++) {
+          const id = buffer.readBigUint64();
+          const secret = buffer.retrieveAsBytes(buffer.readUint32());
+          tree.#sessions.set(id, { secret, authorized: buffer.readUint8() === 1 });
+        }
       }
       if (buffer.readableBytes !== 0) throw new Error(`${buffer.readableBytes} trailing bytes`);
     } catch (error) {

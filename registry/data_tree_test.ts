@@ -108,20 +108,53 @@ Deno.test("DataTree sequential nodes count up from the parent's cversion", () =>
   assert.deepEqual(tree.getChildren("/q").children, ["job-0000000000", "job-0000000002", "other"]);
 });
 
-Deno.test("DataTree snapshots keep persistent nodes and stats and drop ephemerals", () => {
+Deno.test("DataTree snapshots keep nodes, stats, ephemeral nodes and open sessions", () => {
   const tree = new DataTree();
   tree.create("/a", bytes("alpha"), {}, 1n, NOW);
   tree.create("/a/b", bytes(""), {}, 2n, NOW);
-  tree.create("/eph", bytes(""), { nodeType: NodeType.EPHEMERAL, sessionId: 9n }, 3n, NOW);
-  tree.setData("/a", bytes("beta"), -1, 4n, NOW + 5);
+  tree.createSession(9n, { secret: bytes("secret-of-nine!!"), authorized: true }, 3n);
+  tree.create("/eph", bytes(""), { nodeType: NodeType.EPHEMERAL, sessionId: 9n }, 4n, NOW);
+  tree.setData("/a", bytes("beta"), -1, 5n, NOW + 5);
   const loaded = DataTree.deserialize(tree.serialize());
-  assert.deepEqual(loaded.paths(), ["/", "/a", "/a/b"]);
+  assert.deepEqual(loaded.paths(), ["/", "/a", "/a/b", "/eph"]);
   assert.deepEqual(loaded.getData("/a").stat, tree.getData("/a").stat);
   assert.equal(new TextDecoder().decode(loaded.getData("/a").data), "beta");
-  assert.equal(loaded.lastZxid, 4n);
-  assert.equal(loaded.nodeCount, 3);
+  assert.equal(loaded.lastZxid, 5n);
+  assert.equal(loaded.nodeCount, 4);
+  assert.deepEqual(loaded.ephemeralsOf(9n), ["/eph"]);
+  assert.equal(new TextDecoder().decode(loaded.sessions.get(9n)?.secret), "secret-of-nine!!");
+  assert.equal(loaded.sessions.get(9n)?.authorized, true);
+  // Killing the session removes its nodes and its record.
+  assert.deepEqual(loaded.killSession(9n, 6n).deleted, ["/eph"]);
+  assert.equal(loaded.sessions.size, 0);
   const corrupt = tree.serialize().slice(0, 20);
   assert.equal(codeOf(() => DataTree.deserialize(corrupt)), RegistryErrorCode.DATA_INCONSISTENCY);
+});
+
+Deno.test("DataTree still loads version-1 snapshots (no ephemeral nodes, no sessions)", () => {
+  // magic "DTS1" | version 1 | lastZxid 2 | 2 nodes: "/" and "/a" with data "x"
+  const node = (path: string, data: string) => {
+    const p = bytes(path);
+    const d = bytes(data);
+    const out = new Uint8Array(4 + p.length + 4 + d.length + 8 * 5 + 8);
+    const view = new DataView(out.buffer);
+    view.setUint32(0, p.length);
+    out.set(p, 4);
+    view.setUint32(4 + p.length, d.length);
+    out.set(d, 8 + p.length);
+    return out;
+  };
+  const header = new Uint8Array(17);
+  const view = new DataView(header.buffer);
+  view.setUint32(0, 0x44545331);
+  view.setUint8(4, 1);
+  view.setBigUint64(5, 2n);
+  view.setUint32(13, 2);
+  const v1 = new Uint8Array([...header, ...node("/", ""), ...node("/a", "x")]);
+  const loaded = DataTree.deserialize(v1);
+  assert.deepEqual(loaded.paths(), ["/", "/a"]);
+  assert.equal(new TextDecoder().decode(loaded.getData("/a").data), "x");
+  assert.equal(loaded.sessions.size, 0);
 });
 
 Deno.test("DataTree handles 100,000 nodes quickly", () => {

@@ -212,3 +212,42 @@ Deno.test("RegistryServer refuses connections over the per-IP limit and keeps se
   await b.close();
   await server.stop();
 });
+
+Deno.test("Sessions survive a registry restart: the client resumes and keeps its ephemeral nodes and watches", async () => {
+  const loop = new EventLoop();
+  const dir = await Deno.makeTempDir();
+  let server = new RegistryServer({ port: 0, loop, dataDir: dir, heartbeatTimeoutMs: 200, heartbeatMaxCount: 5 });
+  await server.start();
+  const port = server.address.port;
+  const client = await RegistryClient.connect(server.address, { loop, reconnectDelayMs: 20 });
+  const events: string[] = [];
+  client.onSessionEvent((event) => events.push(event.type === "connected" ? `connected:${event.resumed}` : event.type));
+  try {
+    await client.create("/svc", "");
+    await client.create("/svc/eph", "e", { nodeType: NodeType.EPHEMERAL });
+    const watched: WatchedEvent[] = [];
+    await client.children("/svc", { watch: (event) => watched.push(event) });
+    const sessionId = client.sessionId;
+    await server.stop();
+    server = new RegistryServer({ port, loop, dataDir: dir, heartbeatTimeoutMs: 200, heartbeatMaxCount: 5 });
+    await server.start();
+    const deadline = performance.now() + 5000;
+    while (!events.includes("connected:true") && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.ok(events.includes("connected:true"), `events: ${events.join(", ")}`);
+    assert.ok(!events.includes("expired"));
+    assert.equal(client.sessionId, sessionId);
+    assert.equal(new TextDecoder().decode((await client.get("/svc/eph")).data), "e");
+    assert.equal((await client.exists("/svc/eph"))?.ephemeralOwner, sessionId);
+    // Well past the session timeout: heartbeats keep the restored session alive.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.notEqual(await client.exists("/svc/eph"), undefined);
+    // The watch was re-armed (type 0 told the watcher to re-read).
+    assert.ok(watched.length >= 1);
+  } finally {
+    await client.close();
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -322,7 +322,8 @@ export class RegistryServer {
       throw error;
     }
     this.#udp.setMessageCallback((data) => this.#onHeartbeat(data));
-    // Sessions do not survive a restart: close the ones the log left behind, through the log.
+    await this.#restoreSessions();
+    // Ephemeral nodes whose session left no record cannot be resumed: close those sessions, through the log.
     for (const owner of this.#danglingSessions()) {
       const zxid = ++this.#zxid;
       this.#tree.killSession(owner, zxid);
@@ -356,13 +357,35 @@ export class RegistryServer {
     return this.stop();
   }
 
+  // Owners of ephemeral nodes with no session record (logs written before sessions were logged).
   #danglingSessions(): bigint[] {
     const owners = new Set<bigint>();
     for (const path of this.#tree.paths()) {
       const owner = this.#tree.exists(path)?.ephemeralOwner ?? 0n;
-      if (owner !== 0n) owners.add(owner);
+      if (owner !== 0n && !this.#tree.sessions.has(owner)) owners.add(owner);
     }
     return [...owners];
+  }
+
+  /**
+   * Sessions open when the server stopped come back (ZooKeeper does the same): each gets a full timeout from now
+   * to resume its connection and heartbeats, and expires as usual if it does not.
+   */
+  async #restoreSessions(): Promise<void> {
+    for (const [id, record] of this.#tree.sessions) {
+      const key = await importHeartbeatKey(record.secret);
+      const session: Session = {
+        id,
+        secret: record.secret,
+        key,
+        authorized: record.authorized,
+        lastCounter: 0n,
+        connection: undefined,
+      };
+      this.#sessions.set(id, session);
+      this.#tracker.add(id);
+    }
+    if (this.#sessions.size > 0) getLogger().info(`RegistryServer: ${this.#sessions.size} sessions restored`);
   }
 
   // --- connections ---
@@ -560,7 +583,14 @@ export class RegistryServer {
       state.session = session;
       this.#tracker.add(id);
       getLogger().debug(`RegistryServer: session ${id.toString(16)} opened by ${connection.peerAddress}`);
-      this.#answer(connection, slot, this.#connectFrame(frame.xid, session, false));
+      // Logged like any write, so the session survives a restart; answered once durable.
+      const zxid = ++this.#zxid;
+      this.#tree.createSession(id, { secret, authorized }, zxid);
+      this.#commit(
+        { type: "createSession", zxid, timeMs: Date.now(), sessionId: id, secret, authorized },
+        () => this.#answer(connection, slot, this.#connectFrame(frame.xid, session, false)),
+        (error) => this.#answer(connection, slot, this.#errorFrame(frame.xid, RegistryError.from(error))),
+      );
     }, (error) => this.#answer(connection, slot, this.#errorFrame(frame.xid, RegistryError.from(error))));
   }
 

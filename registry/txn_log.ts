@@ -12,6 +12,7 @@
  * | length u32 | crc32 u32 (of body) | body: type u8 | zxid u64 | timeMs i64 | fields of the type |
  * create (1): path | data | nodeType u8 | sessionId u64      set (2): path | data
  * delete (3): path                                             closeSession (4): sessionId u64
+ * createSession (5): sessionId u64 | secret | authorized u8
  * (path and data are u32 length + bytes)
  * ```
  *
@@ -39,9 +40,17 @@ export type TxnRecord =
   }
   | { type: "set"; zxid: bigint; timeMs: number; path: string; data: Uint8Array }
   | { type: "delete"; zxid: bigint; timeMs: number; path: string }
-  | { type: "closeSession"; zxid: bigint; timeMs: number; sessionId: bigint };
+  | { type: "closeSession"; zxid: bigint; timeMs: number; sessionId: bigint }
+  | {
+    type: "createSession";
+    zxid: bigint;
+    timeMs: number;
+    sessionId: bigint;
+    secret: Uint8Array;
+    authorized: boolean;
+  };
 
-const TYPE_CODES = { create: 1, set: 2, delete: 3, closeSession: 4 } as const;
+const TYPE_CODES = { create: 1, set: 2, delete: 3, closeSession: 4, createSession: 5 } as const;
 
 const CRC_TABLE = (() => {
   const table = new Uint32Array(256);
@@ -91,6 +100,11 @@ export function encodeRecord(record: TxnRecord): Uint8Array {
     case "closeSession":
       body.appendBigUint64(record.sessionId);
       break;
+    case "createSession":
+      body.appendBigUint64(record.sessionId);
+      appendBytes(body, record.secret);
+      body.appendUint8(record.authorized ? 1 : 0);
+      break;
   }
   const crc = crc32(body.peek());
   body.prependUint32(crc);
@@ -125,6 +139,11 @@ function decodeBody(body: Buffer): TxnRecord {
       return { type: "delete", zxid, timeMs, path: decoder.decode(readBytes()) };
     case 4:
       return { type: "closeSession", zxid, timeMs, sessionId: body.readBigUint64() };
+    case 5: {
+      const sessionId = body.readBigUint64();
+      const secret = readBytes();
+      return { type: "createSession", zxid, timeMs, sessionId, secret, authorized: body.readUint8() === 1 };
+    }
     default:
       throw new Error(`unknown record type ${type}`);
   }
@@ -175,6 +194,9 @@ export function applyRecord(tree: DataTree, record: TxnRecord): void {
       break;
     case "closeSession":
       tree.killSession(record.sessionId, record.zxid);
+      break;
+    case "createSession":
+      tree.createSession(record.sessionId, { secret: record.secret, authorized: record.authorized }, record.zxid);
       break;
   }
 }
