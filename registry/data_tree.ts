@@ -119,6 +119,8 @@ export interface SessionRecord {
   readonly secret: Uint8Array;
   /** Whether it may change the tree (auth token given). */
   readonly authorized: boolean;
+  /** The token it connected with ("" for none), for per-path ACLs. */
+  readonly token: string;
 }
 
 function newNode(data: Uint8Array, zxid: bigint, nowMs: number, owner: bigint): TreeNode {
@@ -372,7 +374,7 @@ export class DataTree {
    *   | sessionCount u32 | session * sessionCount
    * node: pathLength u32 | path UTF-8 | dataLength u32 | data | czxid u64 | mzxid u64 | pzxid u64
    *       | ctime i64 | mtime i64 | version i32 | cversion i32 | ephemeralOwner u64
-   * session: id u64 | secretLength u32 | secret | authorized u8
+   * session: id u64 | secretLength u32 | secret | authorized u8 | tokenLength u32 | token UTF-8
    * ```
    * Nodes come parents first, so loading can create each under an existing parent. Version 1 (no ephemeral
    * nodes, no owner field, no sessions) still loads.
@@ -411,6 +413,9 @@ export class DataTree {
       buffer.appendUint32(record.secret.length);
       buffer.append(record.secret);
       buffer.appendUint8(record.authorized ? 1 : 0);
+      const token = encoder.encode(record.token);
+      buffer.appendUint32(token.length);
+      buffer.append(token);
     }
     return buffer.retrieveAsBytes(buffer.readableBytes);
   }
@@ -460,7 +465,9 @@ export class DataTree {
         for (let i = 0, n = buffer.readUint32(); i < n; i++) {
           const id = buffer.readBigUint64();
           const secret = buffer.retrieveAsBytes(buffer.readUint32());
-          tree.#sessions.set(id, { secret, authorized: buffer.readUint8() === 1 });
+          const authorized = buffer.readUint8() === 1;
+          const token = decoder.decode(buffer.retrieveAsBytes(buffer.readUint32()));
+          tree.#sessions.set(id, { secret, authorized, token });
         }
       }
       if (buffer.readableBytes !== 0) throw new Error(`${buffer.readableBytes} trailing bytes`);

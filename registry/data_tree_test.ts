@@ -112,7 +112,7 @@ Deno.test("DataTree snapshots keep nodes, stats, ephemeral nodes and open sessio
   const tree = new DataTree();
   tree.create("/a", bytes("alpha"), {}, 1n, NOW);
   tree.create("/a/b", bytes(""), {}, 2n, NOW);
-  tree.createSession(9n, { secret: bytes("secret-of-nine!!"), authorized: true }, 3n);
+  tree.createSession(9n, { secret: bytes("secret-of-nine!!"), authorized: true, token: "t9" }, 3n);
   tree.create("/eph", bytes(""), { nodeType: NodeType.EPHEMERAL, sessionId: 9n }, 4n, NOW);
   tree.setData("/a", bytes("beta"), -1, 5n, NOW + 5);
   const loaded = DataTree.deserialize(tree.serialize());
@@ -124,6 +124,7 @@ Deno.test("DataTree snapshots keep nodes, stats, ephemeral nodes and open sessio
   assert.deepEqual(loaded.ephemeralsOf(9n), ["/eph"]);
   assert.equal(new TextDecoder().decode(loaded.sessions.get(9n)?.secret), "secret-of-nine!!");
   assert.equal(loaded.sessions.get(9n)?.authorized, true);
+  assert.equal(loaded.sessions.get(9n)?.token, "t9");
   // Killing the session removes its nodes and its record.
   assert.deepEqual(loaded.killSession(9n, 6n).deleted, ["/eph"]);
   assert.equal(loaded.sessions.size, 0);

@@ -13,11 +13,14 @@ async function until(condition: () => boolean | Promise<boolean>, timeoutMs: num
   }
 }
 
-async function rejectsWith(promise: Promise<unknown>, code: number): Promise<void> {
+async function rejectsWith(promise: Promise<unknown>, code: number): Promise<RegistryError> {
+  let caught: RegistryError | undefined;
   await assert.rejects(promise, (error: RegistryError) => {
     assert.equal(error.code, code, `${error.codeName}: ${error.message}`);
+    caught = error;
     return true;
   });
+  return caught!;
 }
 
 Deno.test("RegistryClient runs every operation against a RegistryServer", async () => {
@@ -196,6 +199,60 @@ Deno.test("RegistryServer requires the auth token for changes when configured", 
   await anonymous.close();
   await admin.close();
   await server.stop();
+});
+
+Deno.test("Per-path ACLs: changes under a prefix need one of its tokens; the longest prefix decides", async () => {
+  const loop = new EventLoop();
+  const dir = await Deno.makeTempDir();
+  const acl = { "/svc": ["provider"], "/svc/open": ["provider", "guest"] };
+  let server = new RegistryServer({ port: 0, loop, acl, dataDir: dir });
+  await server.start();
+  const provider = await RegistryClient.connect(server.address, { loop, authToken: "provider" });
+  const guest = await RegistryClient.connect(server.address, { loop, authToken: "guest" });
+  const anonymous = await RegistryClient.connect(server.address, { loop });
+  try {
+    await provider.create("/svc", "");
+    await provider.create("/svc/a", "", { nodeType: NodeType.EPHEMERAL });
+    const denied = await rejectsWith(guest.create("/svc/b", ""), RegistryErrorCode.NO_AUTH);
+    assert.match(denied.message, /ACL of '\/svc'/);
+    await rejectsWith(anonymous.delete("/svc/a"), RegistryErrorCode.NO_AUTH);
+    await rejectsWith(guest.set("/svc", "x"), RegistryErrorCode.NO_AUTH);
+    await provider.create("/svc/open", "");
+    await guest.create("/svc/open/g", ""); // the longer prefix admits guests
+    await anonymous.create("/svcx", ""); // "/svc" does not cover "/svcx"
+    assert.deepEqual(await anonymous.children("/svc"), ["a", "open"]); // reads stay open
+    // The token is part of the session: after a restart the provider still passes and the guest still does not.
+    const port = server.address.port;
+    await server.stop();
+    // The old UDP socket may take a moment to let go of the port.
+    for (let attempt = 0;; attempt++) {
+      server = new RegistryServer({ port, loop, acl, dataDir: dir });
+      try {
+        await server.start();
+        break;
+      } catch (error) {
+        if (attempt >= 40) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+    const deadline = performance.now() + 5000;
+    while (performance.now() < deadline) {
+      try {
+        await provider.create("/svc/after", "");
+        break;
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+    assert.notEqual(await provider.exists("/svc/after"), undefined);
+    await rejectsWith(guest.create("/svc/after2", ""), RegistryErrorCode.NO_AUTH);
+  } finally {
+    await provider.close();
+    await guest.close();
+    await anonymous.close();
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("RegistryServer refuses connections over the per-IP limit and keeps serving the others", async () => {

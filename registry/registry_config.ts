@@ -33,6 +33,8 @@ export interface RegistryConfig {
   maxConnectionsPerIp: number;
   /** Shared token required for changes (`authToken`). Default none. */
   authToken?: string;
+  /** Per-path ACLs (`acl`): `{ "/prefix": ["token", ...] }`; changes under a prefix need one of its tokens. */
+  acl?: Record<string, string[]>;
   /** PEM certificate file for TLS on the client port (`tlsCertFile`, with `tlsKeyFile`). Default none (plain TCP). */
   tlsCertFile?: string;
   /** PEM private key file for TLS (`tlsKeyFile`). */
@@ -107,7 +109,19 @@ export function parseRegistryConfig(raw: unknown, source: string): RegistryConfi
   const config: Record<string, unknown> = { ...DEFAULT_REGISTRY_CONFIG };
   for (const [rawKey, value] of Object.entries(raw)) {
     const key = ALIASES[rawKey] ?? rawKey;
-    if ((NUMBER_KEYS as readonly string[]).includes(key)) {
+    if (key === "acl") {
+      const valid = typeof value === "object" && value !== null && !Array.isArray(value) &&
+        Object.entries(value).every(([prefix, tokens]) =>
+          prefix.startsWith("/") && Array.isArray(tokens) && tokens.every((t) => typeof t === "string")
+        );
+      if (!valid) {
+        throw new TypeError(
+          `Cannot load registry config ${source} as 'acl' must map path prefixes to lists of tokens, like ` +
+            `{"/dwt.UserServiceRpc": ["provider-token"]}: current value is ${JSON.stringify(value)}`,
+        );
+      }
+      config.acl = value;
+    } else if ((NUMBER_KEYS as readonly string[]).includes(key)) {
       const n = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
       const [min, max] = LIMITS[key]!;
       if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) {
@@ -129,7 +143,7 @@ export function parseRegistryConfig(raw: unknown, source: string): RegistryConfi
     } else {
       throw new TypeError(
         `Cannot load registry config ${source} as key '${rawKey}' is unknown (known: ${
-          [...STRING_KEYS, ...NUMBER_KEYS].join(", ")
+          [...STRING_KEYS, ...NUMBER_KEYS, "acl"].join(", ")
         })`,
       );
     }
@@ -175,5 +189,6 @@ export function registryServerOptions(config: RegistryConfig): RegistryServerOpt
     maxDataBytes: config.maxDataBytes,
     maxConnectionsPerIp: config.maxConnectionsPerIp,
     authToken: config.authToken,
+    acl: config.acl,
   };
 }

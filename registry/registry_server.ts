@@ -88,6 +88,12 @@ export interface RegistryServerOptions {
    */
   authToken?: string;
   /**
+   * Per-path ACLs: changes (create, set, delete) at or under a prefix need a session that connected with one of
+   * its tokens; the longest matching prefix decides. Reads stay open. Example: `{ "/dwt.UserServiceRpc": ["t1"] }`.
+   * @default {{}}
+   */
+  acl?: Record<string, string[]>;
+  /**
    * The loop to run on.
    * @default {EventLoop.current()}
    */
@@ -141,6 +147,7 @@ interface Session {
   readonly secret: Uint8Array;
   readonly key: CryptoKey;
   readonly authorized: boolean;
+  readonly token: string;
   lastCounter: bigint;
   connection: TcpConnection | undefined;
 }
@@ -222,6 +229,7 @@ export class RegistryServer {
       maxDataBytes: options.maxDataBytes ?? 1024 * 1024,
       maxConnectionsPerIp: options.maxConnectionsPerIp ?? 1024,
       authToken: options.authToken,
+      acl: options.acl ?? {},
       tls: options.tls,
     };
     this.#loop = options.loop ?? EventLoop.current();
@@ -319,6 +327,8 @@ export class RegistryServer {
       this.#udp = await UdpSocket.bind(this.#loop, new InetAddress(this.#options.host, udpPort));
     } catch (error) {
       await server.stop();
+      await this.#log?.close();
+      this.#log = undefined;
       throw error;
     }
     this.#udp.setMessageCallback((data) => this.#onHeartbeat(data));
@@ -357,6 +367,16 @@ export class RegistryServer {
     return this.stop();
   }
 
+  // The ACL rule with the longest prefix that covers `path` ("/a" covers "/a" and "/a/b", not "/ab").
+  #aclFor(path: string): { prefix: string; tokens: string[] } | undefined {
+    let best: { prefix: string; tokens: string[] } | undefined;
+    for (const [prefix, tokens] of Object.entries(this.#options.acl)) {
+      const covers = prefix === "/" || path === prefix || path.startsWith(`${prefix}/`);
+      if (covers && (best === undefined || prefix.length > best.prefix.length)) best = { prefix, tokens };
+    }
+    return best;
+  }
+
   // Owners of ephemeral nodes with no session record (logs written before sessions were logged).
   #danglingSessions(): bigint[] {
     const owners = new Set<bigint>();
@@ -379,6 +399,7 @@ export class RegistryServer {
         secret: record.secret,
         key,
         authorized: record.authorized,
+        token: record.token,
         lastCounter: 0n,
         connection: undefined,
       };
@@ -461,6 +482,17 @@ export class RegistryServer {
     const mutation = Boolean(frame.create || frame.set || frame.delete);
     if (mutation && !session.authorized) {
       throw new RegistryError(RegistryErrorCode.NO_AUTH, "Cannot change the tree as this session is not authorized");
+    }
+    if (mutation) {
+      const path = frame.create?.path ?? frame.set?.path ?? frame.delete?.path ?? "";
+      const rule = this.#aclFor(path);
+      if (rule !== undefined && !rule.tokens.includes(session.token)) {
+        const what = frame.create ? "create" : frame.set ? "set" : "delete";
+        throw new RegistryError(
+          RegistryErrorCode.NO_AUTH,
+          `Cannot ${what} '${path}' as the ACL of '${rule.prefix}' does not admit this session's token`,
+        );
+      }
     }
     if (frame.create) {
       const { path = "", nodeType = NodeType.PERSISTENT, sequential = false } = frame.create;
@@ -578,16 +610,17 @@ export class RegistryServer {
       while (id === 0n || this.#sessions.has(id)) {
         id = new DataView(crypto.getRandomValues(new Uint8Array(8)).buffer).getBigUint64(0);
       }
-      const session: Session = { id, secret, key, authorized, lastCounter: 0n, connection };
+      const token = request.authToken ?? "";
+      const session: Session = { id, secret, key, authorized, token, lastCounter: 0n, connection };
       this.#sessions.set(id, session);
       state.session = session;
       this.#tracker.add(id);
       getLogger().debug(`RegistryServer: session ${id.toString(16)} opened by ${connection.peerAddress}`);
       // Logged like any write, so the session survives a restart; answered once durable.
       const zxid = ++this.#zxid;
-      this.#tree.createSession(id, { secret, authorized }, zxid);
+      this.#tree.createSession(id, { secret, authorized, token }, zxid);
       this.#commit(
-        { type: "createSession", zxid, timeMs: Date.now(), sessionId: id, secret, authorized },
+        { type: "createSession", zxid, timeMs: Date.now(), sessionId: id, secret, authorized, token },
         () => this.#answer(connection, slot, this.#connectFrame(frame.xid, session, false)),
         (error) => this.#answer(connection, slot, this.#errorFrame(frame.xid, RegistryError.from(error))),
       );

@@ -12,7 +12,7 @@
  * | length u32 | crc32 u32 (of body) | body: type u8 | zxid u64 | timeMs i64 | fields of the type |
  * create (1): path | data | nodeType u8 | sessionId u64      set (2): path | data
  * delete (3): path                                             closeSession (4): sessionId u64
- * createSession (5): sessionId u64 | secret | authorized u8
+ * createSession (5): sessionId u64 | secret | authorized u8 | token
  * (path and data are u32 length + bytes)
  * ```
  *
@@ -48,6 +48,7 @@ export type TxnRecord =
     sessionId: bigint;
     secret: Uint8Array;
     authorized: boolean;
+    token: string;
   };
 
 const TYPE_CODES = { create: 1, set: 2, delete: 3, closeSession: 4, createSession: 5 } as const;
@@ -104,6 +105,7 @@ export function encodeRecord(record: TxnRecord): Uint8Array {
       body.appendBigUint64(record.sessionId);
       appendBytes(body, record.secret);
       body.appendUint8(record.authorized ? 1 : 0);
+      appendBytes(body, encoder.encode(record.token));
       break;
   }
   const crc = crc32(body.peek());
@@ -142,7 +144,8 @@ function decodeBody(body: Buffer): TxnRecord {
     case 5: {
       const sessionId = body.readBigUint64();
       const secret = readBytes();
-      return { type: "createSession", zxid, timeMs, sessionId, secret, authorized: body.readUint8() === 1 };
+      const authorized = body.readUint8() === 1;
+      return { type: "createSession", zxid, timeMs, sessionId, secret, authorized, token: decoder.decode(readBytes()) };
     }
     default:
       throw new Error(`unknown record type ${type}`);
@@ -196,7 +199,11 @@ export function applyRecord(tree: DataTree, record: TxnRecord): void {
       tree.killSession(record.sessionId, record.zxid);
       break;
     case "createSession":
-      tree.createSession(record.sessionId, { secret: record.secret, authorized: record.authorized }, record.zxid);
+      tree.createSession(
+        record.sessionId,
+        { secret: record.secret, authorized: record.authorized, token: record.token },
+        record.zxid,
+      );
       break;
   }
 }
