@@ -14,6 +14,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { framed, type Proc, spawnReady } from "./_harness.ts";
 import { newUserServiceRpcStub } from "../examples/rpc/user_pb.ts";
 import { EventLoop } from "../reactor/event_loop.ts";
 import { getLogger, LogLevel } from "../reactor/logger.ts";
@@ -32,45 +33,6 @@ const loop = EventLoop.current();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const here = (path: string) => new URL(path, import.meta.url).pathname;
 const encoder = new TextEncoder();
-
-interface Proc {
-  child: Deno.ChildProcess;
-  ready: string;
-  pid: number;
-  stop(signal?: Deno.Signal): Promise<void>;
-}
-
-async function spawnReady(args: string[]): Promise<Proc> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ...args],
-    stdout: "piped",
-    stderr: "null",
-    env: { DWT_LOG_LEVEL: "ERROR" },
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!/READY ?(\S*)/.test(text)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`${args[0]} exited before READY`);
-    text += value;
-  }
-  (async () => {
-    while (!(await reader.read()).done) {
-      // drain
-    }
-  })();
-  let ended = false;
-  const status = child.status.then(() => void (ended = true));
-  return {
-    child,
-    ready: /READY ?(\S*)/.exec(text)![1]!,
-    pid: child.pid,
-    async stop(signal: Deno.Signal = "SIGTERM") {
-      if (!ended) child.kill(signal);
-      await status;
-    },
-  };
-}
 
 async function rssMiB(pid: number): Promise<number> {
   const status = await Deno.readTextFile(`/proc/${pid}/status`);
@@ -105,13 +67,6 @@ async function writeUntilStalled(conn: Deno.TcpConn, bytes: Uint8Array): Promise
   }
   return true;
 }
-
-const framed = (body: Uint8Array) => {
-  const frame = new Uint8Array(4 + body.length);
-  new DataView(frame.buffer).setUint32(0, body.length);
-  frame.set(body, 4);
-  return frame;
-};
 
 const results: Array<{ name: string; ok: boolean; figures: Record<string, unknown>; error?: string }> = [];
 

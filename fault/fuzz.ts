@@ -15,6 +15,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { framed, spawnReady } from "./_harness.ts";
 import { newUserServiceRpcStub } from "../examples/rpc/user_pb.ts";
 import { EventLoop } from "../reactor/event_loop.ts";
 import { getLogger, LogLevel } from "../reactor/logger.ts";
@@ -72,13 +73,6 @@ function mutate(bytes: Uint8Array): Uint8Array {
   return out;
 }
 
-const framed = (body: Uint8Array) => {
-  const frame = new Uint8Array(4 + body.length);
-  new DataView(frame.buffer).setUint32(0, body.length);
-  frame.set(body, 4);
-  return frame;
-};
-
 const deadline = performance.now() + seconds * 1000;
 const figures = {
   seed,
@@ -130,30 +124,6 @@ while (performance.now() < decodeUntil) {
 }
 
 // --- 2. the servers, as processes ---
-
-async function spawnReady(args: string[]): Promise<{ child: Deno.ChildProcess; ready: string; alive(): boolean }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ...args],
-    stdout: "piped",
-    stderr: "null",
-    env: { DWT_LOG_LEVEL: "ERROR" },
-  }).spawn();
-  let exited = false;
-  child.status.then(() => void (exited = true));
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!/READY (\S+)/.test(text)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`${args[0]} exited before READY`);
-    text += value;
-  }
-  (async () => {
-    while (!(await reader.read()).done) {
-      // drain
-    }
-  })();
-  return { child, ready: /READY (\S+)/.exec(text)![1]!, alive: () => !exited };
-}
 
 const dir = await Deno.makeTempDir({ prefix: "fuzz-" });
 await Deno.writeTextFile(
@@ -273,14 +243,7 @@ const checks: Array<[string, boolean]> = [
 ];
 await channel.close();
 await honest.close();
-for (const p of [provider, registry]) {
-  try {
-    p.child.kill("SIGTERM");
-  } catch {
-    // gone
-  }
-  await p.child.status;
-}
+for (const p of [provider, registry]) await p.stop();
 await Deno.remove(dir, { recursive: true });
 
 console.log(JSON.stringify(figures));
