@@ -6,34 +6,18 @@ import { EventLoop } from "../reactor/event_loop.ts";
 import { InetAddress } from "../reactor/inet_address.ts";
 import { RegistryServer } from "./registry_server.ts";
 import { startRegistryStatus } from "./registry_status.ts";
+import { ensureDebianPackage } from "./testdata/debian_package.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const CLI = new URL("./cli.ts", import.meta.url).pathname;
 const HOLDER = new URL("./testdata/ephemeral_holder.ts", import.meta.url).pathname;
-
-/** Debian's chromium, installed when missing and running as root (as the ZooKeeper tests do). */
-async function ensureChromium(): Promise<void> {
-  try {
-    await Deno.stat(CHROMIUM);
-    return;
-  } catch {
-    // install below
-  }
-  if (Deno.uid() !== 0) throw new Error("Chromium is not installed and this is not root: apt-get install chromium");
-  for (const args of [["update", "-q"], ["install", "-y", "-q", "chromium"]]) {
-    const result = await new Deno.Command("apt-get", { args, env: { DEBIAN_FRONTEND: "noninteractive" } }).output();
-    if (!result.success) {
-      throw new Error(`apt-get ${args.join(" ")} failed: ${new TextDecoder().decode(result.stderr)}`);
-    }
-  }
-}
 
 Deno.test({
   name: "The registry's HTML page in headless Chromium shows CLI changes and expiries without a reload",
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    await ensureChromium();
+    await ensureDebianPackage("chromium", CHROMIUM);
     const loop = new EventLoop();
     const server = new RegistryServer({ port: 0, loop, heartbeatTimeoutMs: 100, heartbeatMaxCount: 3 });
     await server.start();

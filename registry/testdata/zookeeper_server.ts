@@ -4,6 +4,8 @@
  * `kill()` stops it like a crash and `restart()` brings it back on the same port and data.
  */
 
+import { ensureDebianPackage } from "./debian_package.ts";
+
 export interface ZooKeeperProcess {
   port: number;
   connectString: string;
@@ -22,22 +24,6 @@ export interface ZooKeeperStartOptions {
 }
 
 const JARS = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar";
-
-async function ensureInstalled(): Promise<void> {
-  try {
-    await Deno.stat("/usr/share/java/zookeeper.jar");
-    return;
-  } catch {
-    // install below
-  }
-  if (Deno.uid() !== 0) throw new Error("ZooKeeper is not installed and this is not root: apt-get install zookeeper");
-  for (const args of [["update", "-q"], ["install", "-y", "-q", "zookeeper"]]) {
-    const result = await new Deno.Command("apt-get", { args, env: { DEBIAN_FRONTEND: "noninteractive" } }).output();
-    if (!result.success) {
-      throw new Error(`apt-get ${args.join(" ")} failed: ${new TextDecoder().decode(result.stderr)}`);
-    }
-  }
-}
 
 function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -60,7 +46,7 @@ async function fourLetterWord(port: number, word: string): Promise<string> {
 
 /** Start ZooKeeper with fsync on every write (`forceSync=yes`, its default) so it is compared with durability on. */
 export async function startZooKeeper(options: ZooKeeperStartOptions = {}): Promise<ZooKeeperProcess> {
-  await ensureInstalled();
+  await ensureDebianPackage("zookeeper", "/usr/share/java/zookeeper.jar");
   const dir = await Deno.makeTempDir({ prefix: "zookeeper-" });
   const port = freePort();
   await Deno.writeTextFile(
