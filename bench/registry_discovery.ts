@@ -40,7 +40,8 @@ interface Figures {
   call: number[];
 }
 
-async function measure(open: () => Promise<Registry>): Promise<Figures> {
+async function measure(open: () => Promise<Registry>, name: string): Promise<Figures> {
+  console.error(`measuring ${name}: ${rounds} rounds of lookup, first call and call, then ${rounds} watches`);
   const figures: Figures = { lookup: [], watch: [], firstCall: [], call: [] };
   const providerRegistry = await open();
   const callerRegistry = await open();
@@ -83,8 +84,8 @@ async function measure(open: () => Promise<Registry>): Promise<Figures> {
 const ours = await startRegistry();
 const zk = await startZooKeeper();
 const results = {
-  "built-in": await measure(() => RegistryClient.connect(ours.address, { loop })),
-  zookeeper: await measure(() => ZooKeeperRegistry.connect(zk.connectString, { loop })),
+  "built-in": await measure(() => RegistryClient.connect(ours.address, { loop }), "built-in"),
+  zookeeper: await measure(() => ZooKeeperRegistry.connect(zk.connectString, { loop }), "ZooKeeper"),
 };
 await ours.stop();
 await zk.stop();

@@ -90,6 +90,10 @@ try {
       const row = { op, inFlight, zookeeper: 0, dwt: 0 };
       for (const [name, store] of Object.entries(stores)) {
         row[name as "zookeeper" | "dwt"] = await measure(store, op, inFlight, `/bench${inFlight}`);
+        // Progress on stderr: the table comes at the end on stdout.
+        console.error(
+          `${op} with ${inFlight} in flight on ${name}: ${row[name as "zookeeper" | "dwt"].toFixed(0)} ops/s`,
+        );
       }
       results.push(row);
     }

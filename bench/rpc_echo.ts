@@ -69,7 +69,12 @@ for (const stack of stacks) {
   const server = await startServer(stack);
   try {
     for (const { conc, size } of points) {
-      results.set(`${stack.name}/${conc}/${size}`, await runClient(stack, server.port, conc, size));
+      // Progress on stderr: the table comes at the end on stdout.
+      const done = results.size + 1;
+      const total = points.length * stacks.length;
+      const result = await runClient(stack, server.port, conc, size);
+      results.set(`${stack.name}/${conc}/${size}`, result);
+      console.error(`[${done}/${total}] ${stack.name} conc ${conc} ${size} B: ${result.qps.toFixed(0)} QPS`);
     }
   } finally {
     await server.stop();

@@ -82,6 +82,7 @@ for (const workUs of [0, Number(values["work-us"])]) {
   const rows: Array<[string, Result]> = [];
   for (const threads of [0, 1, 2]) {
     rows.push([threads === 0 ? "main loop" : `${threads} thread(s)`, await run(threads, workUs)]);
+    console.error(`work ${workUs} us, threads ${threads}: ${rows.at(-1)![1].qps.toFixed(0)} QPS`); // progress
   }
   console.log(
     `\nProvider threads, handler work ${workUs} us/call: ${values.clients} ${values.client} client process(es) x ` +
