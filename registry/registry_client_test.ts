@@ -23,6 +23,20 @@ async function rejectsWith(promise: Promise<unknown>, code: number): Promise<Reg
   return caught!;
 }
 
+/** Start a server on a port just freed by another: the old UDP socket may take a moment to let go of it. */
+async function startAgain(options: ConstructorParameters<typeof RegistryServer>[0]): Promise<RegistryServer> {
+  for (let attempt = 0;; attempt++) {
+    const server = new RegistryServer(options);
+    try {
+      await server.start();
+      return server;
+    } catch (error) {
+      if (attempt >= 40) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+}
+
 Deno.test("RegistryClient runs every operation against a RegistryServer", async () => {
   const loop = new EventLoop();
   const server = new RegistryServer({ port: 0, loop });
@@ -224,17 +238,7 @@ Deno.test("Per-path ACLs: changes under a prefix need one of its tokens; the lon
     // The token is part of the session: after a restart the provider still passes and the guest still does not.
     const port = server.address.port;
     await server.stop();
-    // The old UDP socket may take a moment to let go of the port.
-    for (let attempt = 0;; attempt++) {
-      server = new RegistryServer({ port, loop, acl, dataDir: dir });
-      try {
-        await server.start();
-        break;
-      } catch (error) {
-        if (attempt >= 40) throw error;
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    }
+    server = await startAgain({ port, loop, acl, dataDir: dir });
     const deadline = performance.now() + 5000;
     while (performance.now() < deadline) {
       try {
@@ -252,6 +256,26 @@ Deno.test("Per-path ACLs: changes under a prefix need one of its tokens; the lon
     await anonymous.close();
     await server.stop();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("A connection that opens no session in time is closed; sessions are not", async () => {
+  const loop = new EventLoop();
+  const server = new RegistryServer({ port: 0, loop, handshakeTimeoutMs: 100 });
+  await server.start();
+  const client = await RegistryClient.connect(server.address, { loop });
+  const silent = await Deno.connect({ hostname: "127.0.0.1", port: server.address.port });
+  try {
+    const start = performance.now();
+    assert.equal(await silent.read(new Uint8Array(16)).catch(() => null), null);
+    assert.ok(performance.now() - start < 1000);
+    assert.equal(server.stats().handshakeTimeouts, 1);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await client.create("/still-here", "");
+  } finally {
+    silent.close();
+    await client.close();
+    await server.stop();
   }
 });
 
@@ -286,8 +310,7 @@ Deno.test("Sessions survive a registry restart: the client resumes and keeps its
     await client.children("/svc", { watch: (event) => watched.push(event) });
     const sessionId = client.sessionId;
     await server.stop();
-    server = new RegistryServer({ port, loop, dataDir: dir, heartbeatTimeoutMs: 200, heartbeatMaxCount: 5 });
-    await server.start();
+    server = await startAgain({ port, loop, dataDir: dir, heartbeatTimeoutMs: 200, heartbeatMaxCount: 5 });
     const deadline = performance.now() + 5000;
     while (!events.includes("connected:true") && performance.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 20));

@@ -33,6 +33,8 @@ export interface RegistryConfig {
   maxConnectionsPerIp: number;
   /** Shared token required for changes (`authToken`). Default none. */
   authToken?: string;
+  /** Milliseconds a connection may go without opening a session (`handshakeTimeoutMs`). Default 10000. */
+  handshakeTimeoutMs: number;
   /** Per-path ACLs (`acl`): `{ "/prefix": ["token", ...] }`; changes under a prefix need one of its tokens. */
   acl?: Record<string, string[]>;
   /** PEM certificate file for TLS on the client port (`tlsCertFile`, with `tlsKeyFile`). Default none (plain TCP). */
@@ -60,6 +62,7 @@ export const DEFAULT_REGISTRY_CONFIG: RegistryConfig = {
   maxFrameBytes: 4 * 1024 * 1024,
   maxDataBytes: 1024 * 1024,
   maxConnectionsPerIp: 1024,
+  handshakeTimeoutMs: 10_000,
   statusIp: "127.0.0.1",
   logLevel: "INFO",
 };
@@ -74,6 +77,7 @@ const NUMBER_KEYS = [
   "maxDataBytes",
   "maxConnectionsPerIp",
   "statusPort",
+  "handshakeTimeoutMs",
 ] as const;
 const STRING_KEYS = [
   "ip",
@@ -96,6 +100,7 @@ const LIMITS: Record<string, [number, number]> = {
   maxDataBytes: [0, 2 ** 30],
   maxConnectionsPerIp: [1, 1e6],
   statusPort: [0, 65535],
+  handshakeTimeoutMs: [1, 3_600_000],
 };
 
 /**
@@ -190,5 +195,6 @@ export function registryServerOptions(config: RegistryConfig): RegistryServerOpt
     maxConnectionsPerIp: config.maxConnectionsPerIp,
     authToken: config.authToken,
     acl: config.acl,
+    handshakeTimeoutMs: config.handshakeTimeoutMs,
   };
 }

@@ -88,6 +88,12 @@ export interface RegistryServerOptions {
    */
   authToken?: string;
   /**
+   * Close a connection that has not opened or resumed a session this long after it came, in milliseconds (it
+   * holds a slot of the per-IP limit for nothing). Connections with a session are kept alive by heartbeats.
+   * @default {10000}
+   */
+  handshakeTimeoutMs?: number;
+  /**
    * Per-path ACLs: changes (create, set, delete) at or under a prefix need a session that connected with one of
    * its tokens; the longest matching prefix decides. Reads stay open. Example: `{ "/dwt.UserServiceRpc": ["t1"] }`.
    * @default {{}}
@@ -118,6 +124,8 @@ export interface RegistryServerStats {
   badFrames: number;
   rejectedConnections: number;
   expiredSessions: number;
+  /** Connections closed for opening no session in time. */
+  handshakeTimeouts: number;
   syncs: number;
   /** Milliseconds since start. */
   uptimeMs: number;
@@ -210,6 +218,7 @@ export class RegistryServer {
     badFrames: 0,
     rejectedConnections: 0,
     expiredSessions: 0,
+    handshakeTimeouts: 0,
   };
   readonly #requestsByOp = new Map<string, number>();
   readonly #errorsByCode = new Map<string, number>();
@@ -230,6 +239,7 @@ export class RegistryServer {
       maxConnectionsPerIp: options.maxConnectionsPerIp ?? 1024,
       authToken: options.authToken,
       acl: options.acl ?? {},
+      handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
       tls: options.tls,
     };
     this.#loop = options.loop ?? EventLoop.current();
@@ -424,7 +434,15 @@ export class RegistryServer {
           `RegistryServer refusing ${connection.name}: ${count} connections from ${ip} exceed the limit`,
         );
         connection.forceClose();
+        return;
       }
+      this.#loop.runAfter(this.#options.handshakeTimeoutMs, () => {
+        if (state.session === undefined && !state.connecting && connection.connected) {
+          this.#stats.handshakeTimeouts++;
+          getLogger().debug(`RegistryServer closing ${connection.name}: no session after the handshake timeout`);
+          connection.forceClose();
+        }
+      });
       return;
     }
     const count = (this.#connectionsPerIp.get(ip) ?? 1) - 1;

@@ -66,6 +66,7 @@ function statusText(server: RegistryServer): string {
     `sessions.expired ${stats.expiredSessions}`,
     `frames.bad ${stats.badFrames}`,
     `connections.rejected ${stats.rejectedConnections}`,
+    `connections.handshake_timeouts ${stats.handshakeTimeouts}`,
     `fsyncs ${stats.syncs}`,
   ];
   return `${lines.join("\n")}\n`;
@@ -112,6 +113,10 @@ export function registryMetrics(server: RegistryServer): string {
   metric("dwt_registry_rejected_connections_total", "counter", "Connections refused by the per-IP limit.", [[
     "",
     stats.rejectedConnections,
+  ]]);
+  metric("dwt_registry_handshake_timeouts_total", "counter", "Connections closed for opening no session in time.", [[
+    "",
+    stats.handshakeTimeouts,
   ]]);
   metric("dwt_registry_fsyncs_total", "counter", "Log syncs (group commits).", [["", stats.syncs]]);
   return `${out.join("\n")}\n`;
