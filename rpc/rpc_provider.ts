@@ -156,9 +156,16 @@ export interface RpcProviderStats {
   limitsHit: Record<string, number>;
 }
 
+interface HandlerEntry {
+  method: MethodDefinition;
+  handler: ServerHandler;
+  /** Answers by status code (shared with the provider's table; made on first use). */
+  counts: Map<number, number> | undefined;
+}
+
 interface RegisteredService {
   definition: ServiceDefinition;
-  handlers: Map<string, { method: MethodDefinition; handler: ServerHandler }>;
+  handlers: Map<string, HandlerEntry>;
 }
 
 interface InFlight {
@@ -206,7 +213,8 @@ export class RpcProvider {
   #callsServed = 0;
   #module: { moduleUrl: string; exportName: string } | undefined;
   #startedAt = 0;
-  readonly #calls = new Map<string, Map<string, number>>();
+  // Answers by status code, per `service.method` (made-up names share "unknown"); codes are named when read.
+  readonly #calls = new Map<string, Map<number, number>>();
   readonly #errorsByCode = new Map<string, number>();
   #status: HttpServer | undefined;
   readonly #limitsHit = new Map<string, number>();
@@ -265,7 +273,11 @@ export class RpcProvider {
       connections: this.#server?.connectionCount ?? 0,
       callsInFlight: this.#callsInFlight,
       callsServed: this.#callsServed,
-      calls: Object.fromEntries([...this.#calls].map(([name, byCode]) => [name, Object.fromEntries(byCode)])),
+      calls: Object.fromEntries(
+        [...this.#calls].map((
+          [name, byCode],
+        ) => [name, Object.fromEntries([...byCode].map(([code, n]) => [code === 0 ? "OK" : rpcCodeName(code), n]))]),
+      ),
       errorsByCode: Object.fromEntries(this.#errorsByCode),
       limitsHit: Object.fromEntries(this.#limitsHit),
     };
@@ -276,13 +288,21 @@ export class RpcProvider {
   }
 
   #count(service: string, method: string, status: number): void {
-    // Only names this provider serves get their own row: callers cannot grow the table with made-up names.
-    const key = this.#services.get(service)?.handlers.has(method) ? `${service}.${method}` : "unknown";
-    let byCode = this.#calls.get(key);
-    if (byCode === undefined) this.#calls.set(key, byCode = new Map());
-    const name = status === 0 ? "OK" : rpcCodeName(status);
-    byCode.set(name, (byCode.get(name) ?? 0) + 1);
-    if (status !== 0) this.#errorsByCode.set(name, (this.#errorsByCode.get(name) ?? 0) + 1);
+    // Only names this provider serves get their own row: callers cannot grow the table with made-up names. A
+    // served method keeps its counters on its handler entry, so the hot path builds no key string.
+    const entry = this.#services.get(service)?.handlers.get(method);
+    let byCode = entry?.counts;
+    if (byCode === undefined) {
+      const key = entry === undefined ? "unknown" : `${service}.${method}`;
+      byCode = this.#calls.get(key);
+      if (byCode === undefined) this.#calls.set(key, byCode = new Map());
+      if (entry !== undefined) entry.counts = byCode;
+    }
+    byCode.set(status, (byCode.get(status) ?? 0) + 1);
+    if (status !== 0) {
+      const name = rpcCodeName(status);
+      this.#errorsByCode.set(name, (this.#errorsByCode.get(name) ?? 0) + 1);
+    }
   }
 
   /**
@@ -296,7 +316,7 @@ export class RpcProvider {
     if (this.#server !== undefined) {
       throw new TypeError(`Cannot register service '${definition.fullName}' after the provider started`);
     }
-    const handlers = new Map<string, { method: MethodDefinition; handler: ServerHandler }>();
+    const handlers = new Map<string, HandlerEntry>();
     const impl = implementation as Record<string, unknown>;
     for (const method of definition.methods.values()) {
       const lower = method.name[0]!.toLowerCase() + method.name.slice(1);
@@ -309,7 +329,7 @@ export class RpcProvider {
       const base: ServerHandler = async (request, context) =>
         await (fn as MethodHandler).call(implementation, request, context);
       const handler = (this.#options.interceptors ?? []).reduceRight((next, interceptor) => interceptor(next), base);
-      handlers.set(method.name, { method, handler });
+      handlers.set(method.name, { method, handler, counts: undefined });
     }
     this.#services.set(definition.fullName, { definition, handlers });
   }
