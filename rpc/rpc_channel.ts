@@ -361,19 +361,20 @@ export class RpcChannel {
     this.#retryTokens = Math.min(10, this.#retryTokens + (this.#options.retryBudgetRatio ?? 0.2));
     const discovery = this.#discover(call.service);
     if (!discovery.isReady) await discovery.ready;
-    const excluded = new Set<string>();
+    // Providers tried by this call; made on the first failure (most calls never need it).
+    let excluded: Set<string> | undefined;
     const maxRetries = this.#options.maxRetries ?? 2;
     let backoffMs = this.#options.retryBackoffMs ?? 10;
     for (let attempt = 0;; attempt++) {
       const now = this.#loop.now();
       // The common case, nothing excluded or ejected, takes the list as it is.
-      let candidates = excluded.size === 0 && this.#ejected.size === 0
+      let candidates = excluded === undefined && this.#ejected.size === 0
         ? discovery.addresses
         : discovery.addresses.filter((address) =>
-          !excluded.has(address) && !((this.#ejected.get(address)?.untilMs ?? 0) > now)
+          !excluded?.has(address) && !((this.#ejected.get(address)?.untilMs ?? 0) > now)
         );
       // All ejected: try them anyway rather than fail without trying.
-      if (candidates.length === 0) candidates = discovery.addresses.filter((address) => !excluded.has(address));
+      if (candidates.length === 0) candidates = discovery.addresses.filter((address) => !excluded?.has(address));
       let failure: { error: RpcError; retrySafe: boolean };
       if (candidates.length === 0) {
         failure = {
@@ -386,7 +387,8 @@ export class RpcChannel {
           retrySafe: true,
         };
       } else {
-        const picked = this.#balancer.pick(
+        // One candidate needs no balancing (and no candidate objects).
+        const picked = candidates.length === 1 ? { address: candidates[0]! } : this.#balancer.pick(
           candidates.map((address) => ({ address, outstanding: this.#connections.get(address)?.outstanding ?? 0 })),
           call.options.hashKey,
         );
@@ -397,7 +399,7 @@ export class RpcChannel {
           return outcome.result;
         }
         failure = outcome;
-        excluded.add(picked.address);
+        (excluded ??= new Set()).add(picked.address);
         if (!connection.usable) this.#eject(picked.address);
       }
       const remainingMs = deadline - this.#loop.now();
@@ -408,7 +410,7 @@ export class RpcChannel {
       await sleep(this.#loop, backoffMs);
       backoffMs *= 2;
       // Every provider may have been tried: give them another chance after the back-off.
-      if (excluded.size >= discovery.addresses.length) excluded.clear();
+      if (excluded !== undefined && excluded.size >= discovery.addresses.length) excluded.clear();
     }
   }
 
