@@ -2,5 +2,5 @@
 import { scenarios } from "./_e2e_suite.ts";
 
 for (const scenario of scenarios) {
-  Deno.test({ name: `e2e: ${scenario.name}`, sanitizeOps: false, sanitizeResources: false, fn: scenario.run });
+  Deno.test({ name: `e2e: ${scenario.name}`, fn: scenario.run });
 }

@@ -12,8 +12,6 @@ const certificate = await selfSignedCertificate();
 for (const backend of [denoBackend, nodeBackend]) {
   Deno.test({
     name: `${backend.name} backend: TLS echo with a self-signed certificate; untrusted and plain clients are refused`,
-    sanitizeOps: false,
-    sanitizeResources: false,
     async fn() {
       const loop = new EventLoop({ backend });
       const server = new TcpServer(loop, new InetAddress("127.0.0.1", 0), "tls-echo", { tls: certificate });

@@ -23,6 +23,7 @@ export function validatePath(path: string, maxLength = DEFAULT_MAX_PATH_LENGTH):
   if (path[0] !== "/") fail("it must start with '/'");
   if (path === "/") return path;
   if (path.endsWith("/")) fail("it must not end with '/'");
+  // Matching control characters is the point of this regex.
   // deno-lint-ignore no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(path)) fail("it contains a control character");
   for (const segment of path.slice(1).split("/")) {

@@ -14,8 +14,6 @@ const HOLDER = new URL("./testdata/ephemeral_holder.ts", import.meta.url).pathna
 
 Deno.test({
   name: "The registry's HTML page in headless Chromium shows CLI changes and expiries without a reload",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     await ensureDebianPackage("chromium", CHROMIUM);
     const loop = new EventLoop();

@@ -115,6 +115,8 @@ export interface RpcChannelOptions {
 }
 
 /** One method of a stub: takes a request message (or plain object), resolves with the response message. */
+// `any` defaults on purpose: an untyped stub (`channel.stub(service)`) takes and returns whatever the .proto says,
+// which only generated code knows; generated stubs pass the real types.
 // deno-lint-ignore no-explicit-any
 export type StubMethod<Req = any, Res = any> = (request?: Req, options?: CallOptions) => Promise<Res>;
 

@@ -46,6 +46,8 @@ export interface CallContext {
 }
 
 /** A method implementation: takes the decoded request, returns the response (a message or a plain object). */
+// `any` on purpose: handlers declare their own request types (generated from the .proto), which a parameter of
+// `unknown` would not accept without a cast in every handler.
 // deno-lint-ignore no-explicit-any
 export type MethodHandler = (request: any, context: CallContext) => unknown;
 

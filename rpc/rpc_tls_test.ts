@@ -19,8 +19,6 @@ const ECHO = serviceDefinition(
 
 Deno.test({
   name: "Registry and RPC over TLS: a trusted caller calls; an untrusting one is refused",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     const certificate = await selfSignedCertificate();
     const trust = { caCerts: [certificate.cert] };
@@ -58,8 +56,6 @@ Deno.test({
 
 Deno.test({
   name: "RpcApplication configs name the TLS files: provider and caller talk over TLS to a TLS registry",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     const certificate = await selfSignedCertificate();
     const dir = await Deno.makeTempDir();
