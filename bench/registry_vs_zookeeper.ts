@@ -1,17 +1,18 @@
 /**
  * The registry against ZooKeeper 3.8, side by side in one run, both durable (our transaction log fsyncs before
  * answering; ZooKeeper runs with forceSync=yes): create, get and exists ops/s with 1 and 32 requests in flight.
- * Both servers are separate processes on 127.0.0.1; both clients run in this process (ours: RegistryClient;
- * ZooKeeper's: the pure-JS node-zookeeper-client).
+ * Both servers are separate processes on 127.0.0.1; both clients run in this process on the same reactor (ours:
+ * RegistryClient; ZooKeeper's: ZooKeeperRegistry).
  *
  *   deno task bench-registry [--seconds 3]
  */
 
 import { parseArgs } from "node:util";
-import zookeeper from "node-zookeeper-client";
 import { EventLoop } from "../reactor/event_loop.ts";
 import { getLogger, LogLevel } from "../reactor/logger.ts";
+import type { Registry } from "../registry/registry.ts";
 import { RegistryClient } from "../registry/registry_client.ts";
+import { ZooKeeperRegistry } from "../registry/zookeeper_registry.ts";
 import { startZooKeeper } from "../registry/testdata/zookeeper_server.ts";
 import { startRegistry } from "./_spawn_ready.ts";
 
@@ -19,6 +20,8 @@ const { values } = parseArgs({ args: Deno.args, options: { seconds: { type: "str
 const durationMs = Number(values.seconds) * 1000;
 getLogger().level = LogLevel.WARN;
 
+// Both servers through the same Registry interface (ours: RegistryClient; ZooKeeper: ZooKeeperRegistry, its client
+// protocol on the same reactor), so the clients cost the same and the servers are what differs.
 interface Store {
   create(path: string): Promise<unknown>;
   get(path: string): Promise<unknown>;
@@ -26,31 +29,12 @@ interface Store {
   close(): Promise<void>;
 }
 
-async function ourStore(address: string): Promise<Store> {
-  const client = await RegistryClient.connect(address, { loop: EventLoop.current() });
+function store(registry: Registry): Store {
   return {
-    create: (path) => client.create(path, "x"),
-    get: (path) => client.get(path),
-    exists: (path) => client.exists(path),
-    close: () => client.close(),
-  };
-}
-
-async function zooKeeperStore(connectString: string): Promise<Store> {
-  const client = zookeeper.createClient(connectString, { sessionTimeout: 10_000 });
-  await new Promise<void>((resolve) => {
-    client.once("connected", () => resolve());
-    client.connect();
-  });
-  const data = new TextEncoder().encode("x");
-  const call = (fn: (cb: (error: unknown, result?: unknown) => void) => void) =>
-    new Promise((resolve, reject) => fn((error, result) => error ? reject(error) : resolve(result)));
-  return {
-    // deno-lint-ignore no-explicit-any
-    create: (path) => call((cb) => client.create(path, data as any, zookeeper.CreateMode.PERSISTENT, cb)),
-    get: (path) => call((cb) => client.getData(path, cb)),
-    exists: (path) => call((cb) => client.exists(path, cb)),
-    close: () => Promise.resolve(client.close()),
+    create: (path) => registry.create(path, "x"),
+    get: (path) => registry.get(path),
+    exists: (path) => registry.exists(path),
+    close: () => registry.close(),
   };
 }
 
@@ -77,8 +61,8 @@ async function measure(
 const zk = await startZooKeeper();
 const registry = await startRegistry();
 const stores: Record<string, Store> = {
-  zookeeper: await zooKeeperStore(zk.connectString),
-  dwt: await ourStore(registry.address),
+  zookeeper: store(await ZooKeeperRegistry.connect(zk.connectString, { loop: EventLoop.current() })),
+  dwt: store(await RegistryClient.connect(registry.address, { loop: EventLoop.current() })),
 };
 const results: Array<{ op: string; inFlight: number; zookeeper: number; dwt: number }> = [];
 try {
