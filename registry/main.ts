@@ -45,8 +45,8 @@ export async function main(args: string[]): Promise<number> {
     backend.process.writeStdout(
       "usage: deno task registry [--config FILE] [--port N] [--data-dir DIR]\n" +
         "config keys: ip, port, heartbeatPort, heartbeatTimeout, heartbeatMaxCount, dataDir, snapshotEveryTxns,\n" +
-        "  maxFrameBytes, maxDataBytes, maxConnectionsPerIp, authToken, tlsCertFile, tlsKeyFile, statusPort,\n" +
-        "  statusIp, log_path, log_level\n",
+        "  maxFrameBytes, maxDataBytes, maxConnectionsPerIp, handshakeTimeoutMs, authToken, acl, tlsCertFile,\n" +
+        "  tlsKeyFile, statusPort, statusIp, log_path, log_level (see README.md, section The registry)\n",
     );
     return 0;
   }
