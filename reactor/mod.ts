@@ -24,3 +24,4 @@ export * from "./timestamp.ts";
 export * from "./udp_socket.ts";
 export * from "./http_server.ts";
 export * from "./flow_control.ts";
+export * from "./prometheus_text.ts";

@@ -17,6 +17,7 @@
 import type { EventLoop } from "../reactor/event_loop.ts";
 import { type HttpRequest, type HttpResponse, HttpServer } from "../reactor/http_server.ts";
 import type { InetAddress } from "../reactor/inet_address.ts";
+import { PrometheusText } from "../reactor/prometheus_text.ts";
 import { NodeType } from "./data_tree.ts";
 import type { RegistryServer } from "./registry_server.ts";
 
@@ -75,51 +76,55 @@ function statusText(server: RegistryServer): string {
 /** The registry's counters in Prometheus text exposition format. */
 export function registryMetrics(server: RegistryServer): string {
   const stats = server.stats();
-  const out: string[] = [];
-  const metric = (name: string, type: "gauge" | "counter", help: string, samples: Array<[string, number]>) => {
-    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-    for (const [labels, value] of samples) out.push(`${name}${labels} ${value}`);
-  };
-  metric("dwt_registry_uptime_seconds", "gauge", "Seconds since the server started.", [["", stats.uptimeMs / 1000]]);
-  metric("dwt_registry_connections", "gauge", "Open client connections.", [["", stats.connections]]);
-  metric("dwt_registry_sessions", "gauge", "Open sessions.", [["", stats.sessions]]);
-  metric("dwt_registry_nodes", "gauge", "Nodes in the tree.", [["", stats.nodes]]);
-  metric("dwt_registry_watches", "gauge", "Registered watches.", [["", stats.watches]]);
-  metric("dwt_registry_zxid", "gauge", "The last transaction id.", [["", Number(stats.zxid)]]);
-  metric(
-    "dwt_registry_requests_total",
-    "counter",
-    "Requests by operation.",
-    Object.entries(stats.requestsByOp).map(([op, count]) => [`{op="${op}"}`, count]),
-  );
-  metric(
-    "dwt_registry_errors_total",
-    "counter",
-    "Error answers by code.",
-    Object.entries(stats.errorsByCode).map(([code, count]) => [`{code="${code}"}`, count]),
-  );
-  metric("dwt_registry_heartbeats_total", "counter", "Heartbeat datagrams by result.", [
-    ['{result="accepted"}', stats.heartbeatsAccepted],
-    ['{result="rejected"}', stats.heartbeatsRejected],
-  ]);
-  metric("dwt_registry_expired_sessions_total", "counter", "Sessions expired for missed heartbeats.", [[
-    "",
-    stats.expiredSessions,
-  ]]);
-  metric("dwt_registry_bad_frames_total", "counter", "Frames that did not parse or were over the limit.", [[
-    "",
-    stats.badFrames,
-  ]]);
-  metric("dwt_registry_rejected_connections_total", "counter", "Connections refused by the per-IP limit.", [[
-    "",
-    stats.rejectedConnections,
-  ]]);
-  metric("dwt_registry_handshake_timeouts_total", "counter", "Connections closed for opening no session in time.", [[
-    "",
-    stats.handshakeTimeouts,
-  ]]);
-  metric("dwt_registry_fsyncs_total", "counter", "Log syncs (group commits).", [["", stats.syncs]]);
-  return `${out.join("\n")}\n`;
+  return new PrometheusText()
+    .family("dwt_registry_uptime_seconds", "gauge", "Seconds since the server started.", stats.uptimeMs / 1000)
+    .family("dwt_registry_connections", "gauge", "Open client connections.", stats.connections)
+    .family("dwt_registry_sessions", "gauge", "Open sessions.", stats.sessions)
+    .family("dwt_registry_nodes", "gauge", "Nodes in the tree.", stats.nodes)
+    .family("dwt_registry_watches", "gauge", "Registered watches.", stats.watches)
+    .family("dwt_registry_zxid", "gauge", "The last transaction id.", Number(stats.zxid))
+    .family(
+      "dwt_registry_requests_total",
+      "counter",
+      "Requests by operation.",
+      Object.entries(stats.requestsByOp).map(([op, count]) => [{ op }, count]),
+    )
+    .family(
+      "dwt_registry_errors_total",
+      "counter",
+      "Error answers by code.",
+      Object.entries(stats.errorsByCode).map(([code, count]) => [{ code }, count]),
+    )
+    .family("dwt_registry_heartbeats_total", "counter", "Heartbeat datagrams by result.", [
+      [{ result: "accepted" }, stats.heartbeatsAccepted],
+      [{ result: "rejected" }, stats.heartbeatsRejected],
+    ])
+    .family(
+      "dwt_registry_expired_sessions_total",
+      "counter",
+      "Sessions expired for missed heartbeats.",
+      stats.expiredSessions,
+    )
+    .family(
+      "dwt_registry_bad_frames_total",
+      "counter",
+      "Frames that did not parse or were over the limit.",
+      stats.badFrames,
+    )
+    .family(
+      "dwt_registry_rejected_connections_total",
+      "counter",
+      "Connections refused by the per-IP limit.",
+      stats.rejectedConnections,
+    )
+    .family(
+      "dwt_registry_handshake_timeouts_total",
+      "counter",
+      "Connections closed for opening no session in time.",
+      stats.handshakeTimeouts,
+    )
+    .family("dwt_registry_fsyncs_total", "counter", "Log syncs (group commits).", stats.syncs)
+    .render();
 }
 
 const PAGE = `<!doctype html>

@@ -7,39 +7,30 @@
  */
 
 import type { HttpRequest, HttpResponse } from "../reactor/http_server.ts";
+import { type MetricLabels, PrometheusText } from "../reactor/prometheus_text.ts";
 import type { RpcProvider } from "./rpc_provider.ts";
 
-const escapeLabel = (value: string) => value.replace(/\\/g, "\\\\").replace(/"/g, '\\"');
 const escapeHtml = (value: string) =>
   value.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 
 /** The provider's counters in Prometheus text exposition format. */
 export function providerMetrics(provider: RpcProvider): string {
   const stats = provider.stats();
-  const out = [
-    "# HELP dwt_rpc_uptime_seconds Seconds since the provider started.",
-    "# TYPE dwt_rpc_uptime_seconds gauge",
-    `dwt_rpc_uptime_seconds ${stats.uptimeMs / 1000}`,
-    "# HELP dwt_rpc_connections Open caller connections.",
-    "# TYPE dwt_rpc_connections gauge",
-    `dwt_rpc_connections ${stats.connections}`,
-    "# HELP dwt_rpc_calls_in_flight Calls being handled.",
-    "# TYPE dwt_rpc_calls_in_flight gauge",
-    `dwt_rpc_calls_in_flight ${stats.callsInFlight}`,
-    "# HELP dwt_rpc_calls_total Calls answered, by method and status.",
-    "# TYPE dwt_rpc_calls_total counter",
-  ];
-  for (const [method, byCode] of Object.entries(stats.calls)) {
-    for (const [code, count] of Object.entries(byCode)) {
-      out.push(`dwt_rpc_calls_total{method="${escapeLabel(method)}",code="${code}"} ${count}`);
-    }
-  }
-  out.push("# HELP dwt_rpc_limit_hits_total Times a configured limit was hit, by limit.");
-  out.push("# TYPE dwt_rpc_limit_hits_total counter");
-  for (const [limit, count] of Object.entries(stats.limitsHit)) {
-    out.push(`dwt_rpc_limit_hits_total{limit="${limit}"} ${count}`);
-  }
-  return `${out.join("\n")}\n`;
+  const calls = Object.entries(stats.calls).flatMap(([method, byCode]) =>
+    Object.entries(byCode).map(([code, count]): [MetricLabels, number] => [{ method, code }, count])
+  );
+  return new PrometheusText()
+    .family("dwt_rpc_uptime_seconds", "gauge", "Seconds since the provider started.", stats.uptimeMs / 1000)
+    .family("dwt_rpc_connections", "gauge", "Open caller connections.", stats.connections)
+    .family("dwt_rpc_calls_in_flight", "gauge", "Calls being handled.", stats.callsInFlight)
+    .family("dwt_rpc_calls_total", "counter", "Calls answered, by method and status.", calls)
+    .family(
+      "dwt_rpc_limit_hits_total",
+      "counter",
+      "Times a configured limit was hit, by limit.",
+      Object.entries(stats.limitsHit).map(([limit, count]) => [{ limit }, count]),
+    )
+    .render();
 }
 
 function statusText(provider: RpcProvider): string {
