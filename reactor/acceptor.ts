@@ -9,6 +9,7 @@ import type { RawListener, RawSocket, TlsServerOptions } from "./backend/net_bac
 import type { EventLoop } from "./event_loop.ts";
 import { InetAddress } from "./inet_address.ts";
 import { getLogger } from "./logger.ts";
+import type { TimerId } from "./timer_queue.ts";
 
 /** Called for each accepted socket; the callee owns it from then on. */
 export type NewConnectionCallback = (socket: RawSocket) => void;
@@ -50,7 +51,7 @@ export class Acceptor {
   #closed = false;
   #callback: NewConnectionCallback | undefined;
   #acceptLoopDone: Promise<void> | undefined;
-  #backoffTimer: number | undefined;
+  #backoffTimer: TimerId | undefined;
   #wakeBackoff: (() => void) | undefined;
 
   /** Prepare to listen on `listenAddress`; nothing is bound until {@linkcode Acceptor.listen}. */

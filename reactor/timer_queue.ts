@@ -2,11 +2,20 @@
  * The timer queue: muduo's timerfd-backed TimerQueue, carried over as a min-heap of timers armed with ONE host
  * timer for the earliest expiry, so 100k timers (sessions, call deadlines) cost one `setTimeout`.
  *
+ * A timer's handle is the timer itself (as muduo's TimerId holds the Timer), not a number looked up in a Map:
+ * call deadlines add and cancel a timer per call, and churning a Map that holds young objects gets every one of
+ * them promoted to the old generation (a Map's retired hash tables keep the entries they held reachable from
+ * old space), which made minor GCs copy the whole in-flight working set.
+ *
  * @module
  */
 
-/** Identifies a timer for {@linkcode TimerQueue.cancel}. Ids are never reused within a queue. */
-export type TimerId = number;
+/** Identifies a timer for {@linkcode TimerQueue.cancel}: an opaque handle, valid for the queue that made it. */
+export interface TimerId {
+  readonly [timerBrand]: true;
+}
+
+declare const timerBrand: unique symbol;
 
 /** A function run when a timer expires. */
 export type TimerCallback = () => void;
@@ -47,14 +56,29 @@ export interface TimerQueueOptions {
   onError?: (error: unknown) => void;
 }
 
-interface Timer {
-  readonly id: TimerId;
+const NO_CALLBACK: TimerCallback = () => {};
+
+// The handle users hold is this object; they see only the TimerId brand.
+class Timer {
+  declare readonly [timerBrand]: true;
+  readonly queue: TimerQueue;
   readonly sequence: number;
   when: number;
   readonly intervalMs: number;
-  readonly callback: TimerCallback;
-  /** Position in the heap array, or -1 when not queued (cancelled, or running as a one-shot). */
-  heapIndex: number;
+  // Dropped once the timer is done, so a handle kept by its owner does not keep the callback's closure alive.
+  callback: TimerCallback;
+  /** Position in the heap array, or -1 when not queued (done, cancelled, or taken out to run). */
+  heapIndex = -1;
+  /** Pending: not yet run (one-shot) or not cancelled (repeating). */
+  active = true;
+
+  constructor(queue: TimerQueue, sequence: number, when: number, intervalMs: number, callback: TimerCallback) {
+    this.queue = queue;
+    this.sequence = sequence;
+    this.when = when;
+    this.intervalMs = intervalMs;
+    this.callback = callback;
+  }
 }
 
 /**
@@ -75,8 +99,6 @@ interface Timer {
  */
 export class TimerQueue {
   #heap: Timer[] = [];
-  #byId = new Map<TimerId, Timer>();
-  #nextId = 1;
   #nextSequence = 0;
   #hostTimer: HostTimer;
   #nowMs: () => number;
@@ -123,30 +145,23 @@ export class TimerQueue {
         `Cannot add timer as 'intervalMs' must be a finite number >= 0: current value is ${intervalMs}`,
       );
     }
-    const timer: Timer = {
-      id: this.#nextId++,
-      sequence: this.#nextSequence++,
-      when: this.#nowMs() + Math.max(0, delayMs),
-      intervalMs,
-      callback,
-      heapIndex: -1,
-    };
-    this.#byId.set(timer.id, timer);
+    const timer = new Timer(this, this.#nextSequence++, this.#nowMs() + Math.max(0, delayMs), intervalMs, callback);
     this.#push(timer);
     this.#arm();
-    return timer.id;
+    return timer;
   }
 
   /**
-   * Cancel a timer. Cancelling an expired, already-cancelled or unknown id does nothing; a repeating timer may
-   * cancel itself from its own callback.
+   * Cancel a timer. Cancelling an expired, already-cancelled or another queue's timer does nothing; a repeating
+   * timer may cancel itself from its own callback.
    *
    * @returns Whether a pending timer was cancelled.
    */
   cancel(id: TimerId): boolean {
-    const timer = this.#byId.get(id);
-    if (timer === undefined) return false;
-    this.#byId.delete(id);
+    const timer = id as Timer;
+    if (!(timer instanceof Timer) || timer.queue !== this || !timer.active) return false;
+    timer.active = false;
+    timer.callback = NO_CALLBACK;
     if (timer === this.#running) {
       this.#runningCancelled = true;
       return true;
@@ -160,10 +175,16 @@ export class TimerQueue {
 
   /** Cancel every timer and disarm the host timer. The queue stays usable. */
   clear(): void {
-    for (const timer of this.#heap) timer.heapIndex = -1;
+    for (const timer of this.#heap) {
+      timer.heapIndex = -1;
+      timer.active = false;
+      timer.callback = NO_CALLBACK;
+    }
     this.#heap = [];
-    this.#byId.clear();
-    if (this.#running !== undefined) this.#runningCancelled = true;
+    if (this.#running !== undefined) {
+      this.#running.active = false;
+      this.#runningCancelled = true;
+    }
     this.#disarm();
   }
 
@@ -198,7 +219,7 @@ export class TimerQueue {
       due.push(this.#removeAt(0));
     }
     for (const timer of due) {
-      if (!this.#byId.has(timer.id)) continue; // cancelled by an earlier callback of this round
+      if (!timer.active) continue; // cancelled by an earlier callback of this round
       this.#running = timer;
       this.#runningCancelled = false;
       try {
@@ -211,7 +232,8 @@ export class TimerQueue {
         timer.when = now + timer.intervalMs;
         this.#push(timer);
       } else if (!this.#runningCancelled) {
-        this.#byId.delete(timer.id);
+        timer.active = false;
+        timer.callback = NO_CALLBACK;
       }
     }
     this.#arm();

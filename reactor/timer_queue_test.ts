@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type HostTimer, TimerQueue } from "./timer_queue.ts";
+import { type HostTimer, type TimerId, TimerQueue } from "./timer_queue.ts";
 
 /** A host timer that records how many host timers are armed at once, over the real setTimeout. */
 function countingHostTimer(): HostTimer & { readonly maxArmed: number; readonly armed: number; readonly sets: number } {
@@ -78,7 +78,11 @@ Deno.test("TimerQueue cancel stops a pending timer and leaves no host timer arme
   const id = queue.add(() => fired = true, 10);
   assert.equal(queue.cancel(id), true);
   assert.equal(queue.cancel(id), false);
-  assert.equal(queue.cancel(12345), false);
+  // Another queue's timer is not this queue's to cancel.
+  const other = new TimerQueue({ hostTimer: countingHostTimer() });
+  const foreign = other.add(() => {}, 10);
+  assert.equal(queue.cancel(foreign), false);
+  assert.equal(other.cancel(foreign), true);
   assert.equal(queue.size, 0);
   assert.equal(host.armed, 0);
   await new Promise((resolve) => setTimeout(resolve, 25));
@@ -150,7 +154,7 @@ Deno.test("TimerQueue runs 10,000 timers with one host timer armed at a time", a
 
 Deno.test("TimerQueue cancel of 100,000 timers is fast (indexed heap)", () => {
   const queue = new TimerQueue();
-  const ids: number[] = [];
+  const ids: TimerId[] = [];
   const start = performance.now();
   for (let i = 0; i < 100_000; i++) ids.push(queue.add(() => {}, 60_000 + (i % 1000)));
   for (let i = ids.length - 1; i >= 0; i -= 2) queue.cancel(ids[i]!);

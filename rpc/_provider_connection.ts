@@ -13,22 +13,27 @@ import { LengthHeaderCodec } from "../reactor/length_header_codec.ts";
 import { getLogger } from "../reactor/logger.ts";
 import { TcpClient } from "../reactor/tcp_client.ts";
 import type { TcpConnection } from "../reactor/tcp_connection.ts";
-import { decodeRpcFrame, encodeRpcFrame, type WireResponse } from "./_rpc_codec.ts";
+import { type DecodedFrame, decodeRpcFrame, FrameKind, sendCancel, sendRequest } from "./_rpc_codec.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
 
 /** A call as the connection carries it. */
 export interface OutgoingCall {
+  /** Set by the connection when the call is written: unique among this connection's calls in flight. */
+  callId: number;
   readonly service: string;
   readonly method: string;
   readonly payload: Uint8Array;
-  readonly metadata: Record<string, string>;
+  readonly metadata: Record<string, string> | undefined;
   /** Milliseconds left when sent (0: none). */
   timeoutMs(): number;
-  /** The response arrived. `payload` is a view valid only during the call. */
-  onResponse(response: WireResponse): void;
+  /** The response arrived. `frame.payload` is a view valid only during the call. */
+  onResponse(frame: DecodedFrame): void;
   /** The call failed; `retrySafe` when the provider never got it (or refused it unprocessed). */
   onError(error: RpcError, retrySafe: boolean): void;
 }
+
+const FIRST_SLOTS = 64;
+const MAX_CALL_ID = 0x7fff_ffff;
 
 /** Multiplexes calls to one provider address. */
 export class ProviderConnection {
@@ -38,8 +43,13 @@ export class ProviderConnection {
   readonly #client: TcpClient;
   readonly #codec: LengthHeaderCodec;
   #connection: TcpConnection | undefined;
-  #queue: Array<{ id: number; call: OutgoingCall }> = [];
-  #calls = new Map<number, OutgoingCall>();
+  #queue: OutgoingCall[] = [];
+  // Calls in flight by id: slot `id & mask` of an open-addressed table kept at most half full. Ids are chosen so
+  // their slot is free, so a lookup is one array read and no Map is churned per call (a Map's retired tables
+  // keep the young call objects they held reachable, and minor GCs then promote every call).
+  #slots: Array<OutgoingCall | undefined> = new Array(FIRST_SLOTS).fill(undefined);
+  #mask = FIRST_SLOTS - 1;
+  #inFlight = 0;
   #nextId = 1;
   #closed = false;
   #failed = false;
@@ -69,7 +79,7 @@ export class ProviderConnection {
 
   /** Calls sent or queued and not yet answered (for least-loaded balancing). */
   get outstanding(): number {
-    return this.#calls.size + this.#queue.length;
+    return this.#inFlight + this.#queue.length;
   }
 
   /** Whether the connection is up or coming up (a failed or closed one is replaced by the channel). */
@@ -77,26 +87,23 @@ export class ProviderConnection {
     return !this.#closed && !this.#failed;
   }
 
-  /** Send a call (now, or once connected). Returns its id, for cancel. */
-  send(call: OutgoingCall): number {
-    const id = this.#nextId;
-    this.#nextId = this.#nextId >= 0x7fff_ffff ? 1 : this.#nextId + 1;
+  /** Send a call (now, or once connected). */
+  send(call: OutgoingCall): void {
     if (!this.usable) {
       call.onError(new RpcError(RpcCode.UNAVAILABLE, `The connection to ${this.address} is down`), true);
-      return id;
+      return;
     }
-    if (this.#connection === undefined) this.#queue.push({ id, call });
-    else this.#write(id, call);
-    return id;
+    if (this.#connection === undefined) this.#queue.push(call);
+    else this.#write(call);
   }
 
   /** Forget a call the caller gave up on and tell the provider to stop working on it. */
-  cancel(id: number): void {
-    const queued = this.#queue.findIndex((entry) => entry.id === id);
+  cancel(call: OutgoingCall): void {
+    const queued = this.#queue.indexOf(call);
     if (queued >= 0) {
       this.#queue.splice(queued, 1);
-    } else if (this.#calls.delete(id) && this.#connection?.connected) {
-      this.#codec.send(this.#connection, encodeRpcFrame({ cancel: { callId: id } }));
+    } else if (this.#take(call.callId) === call && this.#connection?.connected) {
+      sendCancel(this.#connection, call.callId);
     }
     this.#checkIdle();
   }
@@ -115,33 +122,69 @@ export class ProviderConnection {
     await this.#client.close();
   }
 
-  #write(id: number, call: OutgoingCall): void {
-    if (call.payload.length > this.#codec.maxFrameBytes - 1024) {
-      // Checked here, before anything is written; the codec's own check would throw mid-send.
+  #write(call: OutgoingCall): void {
+    this.#register(call);
+    const maxFrameBytes = this.#codec.maxFrameBytes;
+    const size = sendRequest(
+      this.#connection!,
+      maxFrameBytes,
+      call.callId,
+      call.service,
+      call.method,
+      Math.ceil(call.timeoutMs()),
+      call.metadata,
+      call.payload,
+    );
+    if (size > maxFrameBytes) {
+      // Nothing was written.
+      this.#take(call.callId);
       call.onError(
         new RpcError(
           RpcCode.RESOURCE_EXHAUSTED,
-          `The request to ${call.service}.${call.method} of ${call.payload.length} bytes exceeds the limit of ` +
-            `${this.#codec.maxFrameBytes} bytes per frame`,
+          `The request to ${call.service}.${call.method} of ${size} bytes exceeds the limit of ${maxFrameBytes} ` +
+            `bytes per frame`,
         ),
         false,
       );
-      return;
     }
-    this.#calls.set(id, call);
-    this.#codec.send(
-      this.#connection!,
-      encodeRpcFrame({
-        request: {
-          callId: id,
-          service: call.service,
-          method: call.method,
-          timeoutMs: Math.max(0, Math.ceil(call.timeoutMs())),
-          metadata: call.metadata,
-          payload: call.payload,
-        },
-      }),
-    );
+  }
+
+  // Give the call an id whose slot is free, and put it there.
+  #register(call: OutgoingCall): void {
+    if ((this.#inFlight + 1) * 2 > this.#slots.length) this.#grow();
+    let id = this.#nextId;
+    while (this.#slots[id & this.#mask] !== undefined) id = id >= MAX_CALL_ID ? 1 : id + 1;
+    this.#nextId = id >= MAX_CALL_ID ? 1 : id + 1;
+    call.callId = id;
+    this.#slots[id & this.#mask] = call;
+    this.#inFlight++;
+  }
+
+  // The call in flight with this id, removed from the table; undefined if none (answered, cancelled, unknown).
+  #take(callId: number): OutgoingCall | undefined {
+    const slot = callId & this.#mask;
+    const call = this.#slots[slot];
+    if (call === undefined || call.callId !== callId) return undefined;
+    this.#slots[slot] = undefined;
+    this.#inFlight--;
+    return call;
+  }
+
+  // Twice the slots: live ids that differed in their low bits still do with one bit more, so none collide.
+  #grow(): void {
+    const slots: Array<OutgoingCall | undefined> = new Array(this.#slots.length * 2).fill(undefined);
+    const mask = slots.length - 1;
+    for (const call of this.#slots) if (call !== undefined) slots[call.callId & mask] = call;
+    this.#slots = slots;
+    this.#mask = mask;
+  }
+
+  // Empties the table; returns the calls that were in it.
+  #takeAll(): OutgoingCall[] {
+    const calls = this.#slots.filter((call): call is OutgoingCall => call !== undefined);
+    this.#slots.fill(undefined);
+    this.#inFlight = 0;
+    return calls;
   }
 
   #onConnection(connection: TcpConnection): void {
@@ -149,16 +192,14 @@ export class ProviderConnection {
       this.#connection = connection;
       const queue = this.#queue;
       this.#queue = [];
-      for (const { id, call } of queue) this.#write(id, call);
+      for (const call of queue) this.#write(call);
       return;
     }
     this.#connection = undefined;
     this.#failed = true;
     // Requests already written may have run: not safe to retry. Queued ones never left.
     const error = new RpcError(RpcCode.UNAVAILABLE, `The connection to ${this.address} was lost`);
-    const calls = this.#calls;
-    this.#calls = new Map();
-    for (const call of calls.values()) call.onError(error, false);
+    for (const call of this.#takeAll()) call.onError(error, false);
     this.#failQueue(error);
   }
 
@@ -171,19 +212,17 @@ export class ProviderConnection {
   #failQueue(error: RpcError): void {
     const queue = this.#queue;
     this.#queue = [];
-    for (const { call } of queue) call.onError(error, true);
+    for (const call of queue) call.onError(error, true);
     this.#checkIdle();
   }
 
   #failAll(error: RpcError): void {
-    const calls = this.#calls;
-    this.#calls = new Map();
-    for (const call of calls.values()) call.onError(error, false);
+    for (const call of this.#takeAll()) call.onError(error, false);
     this.#failQueue(error);
   }
 
   #onFrame(body: Uint8Array): void {
-    let frame;
+    let frame: DecodedFrame;
     try {
       frame = decodeRpcFrame(body);
     } catch (error) {
@@ -191,12 +230,10 @@ export class ProviderConnection {
       this.#connection?.forceClose();
       return;
     }
-    const response = frame.response;
-    if (!response) return;
-    const call = this.#calls.get(response.callId);
+    if (frame.kind !== FrameKind.RESPONSE) return;
+    const call = this.#take(frame.callId);
     if (call === undefined) return; // cancelled or timed out
-    this.#calls.delete(response.callId);
-    call.onResponse(response);
+    call.onResponse(frame);
     this.#checkIdle();
   }
 

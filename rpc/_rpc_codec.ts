@@ -1,20 +1,24 @@
 /**
- * Encoding of the RPC envelope (proto/rpc.proto) with protobufjs. The frame layout is LengthHeaderCodec's.
+ * The RPC envelope of proto/rpc.proto, encoded and decoded by hand: the same protobuf bytes any protobuf library
+ * writes and reads (rpc_codec_test.ts checks both directions against protobufjs), without a message object, a
+ * Writer or a copy per frame. The envelope is on every call's path twice per side; done by protobufjs it cost
+ * more than the rest of a small call's framing.
+ *
+ * Frames go straight into the connection's output buffer: a small header (length prefix and envelope fields)
+ * from a reused scratch array, then the payload bytes. Decoding reads fields in place; the payload comes back as
+ * a view into the frame.
  *
  * @module
  */
 
-import protobuf from "protobufjs";
-import { RPC_PROTO } from "../proto/rpc_proto.ts";
-
-const root = protobuf.parse(RPC_PROTO).root;
-const FrameType = root.lookupType("dwt.rpc.RpcFrame");
+import type { TcpConnection } from "../reactor/tcp_connection.ts";
 
 /** A request as it travels. */
 export interface WireRequest {
   callId: number;
   service: string;
   method: string;
+  /** Milliseconds the caller still waits; 0 or absent: no deadline. */
   timeoutMs?: number;
   metadata?: Record<string, string>;
   payload?: Uint8Array;
@@ -23,25 +27,636 @@ export interface WireRequest {
 /** A response as it travels. */
 export interface WireResponse {
   callId: number;
+  /** 0 or absent: OK; else a gRPC status code. */
   status?: number;
   errorMessage?: string;
   metadata?: Record<string, string>;
   payload?: Uint8Array;
 }
 
-/** One frame body: exactly one field is set (unset ones decode as null). */
+/** One frame body: exactly one field is set. */
 export interface WireFrame {
   request?: WireRequest | null;
   response?: WireResponse | null;
   cancel?: { callId: number } | null;
 }
 
-/** Encode a frame body. */
-export function encodeRpcFrame(frame: WireFrame): Uint8Array {
-  return FrameType.encode(frame as unknown as protobuf.Message).finish();
+/** What a frame carries: RpcFrame's `kind` field numbers. */
+export const FrameKind = { REQUEST: 1, RESPONSE: 2, CANCEL: 3 } as const;
+
+/** One of {@linkcode FrameKind}. */
+export type FrameKind = typeof FrameKind[keyof typeof FrameKind];
+
+/**
+ * A decoded frame: the fields of whichever message it carries (the others keep their defaults). `payload` is a
+ * view into the frame body, valid while the body is.
+ */
+export class DecodedFrame {
+  kind: FrameKind | 0 = 0;
+  callId = 0;
+  service = "";
+  method = "";
+  timeoutMs = 0;
+  status = 0;
+  errorMessage = "";
+  metadata: Record<string, string> | undefined = undefined;
+  payload: Uint8Array = EMPTY_BYTES;
 }
 
-/** Decode a frame body; throws on bytes that do not parse. Bytes fields are views into `body`. */
-export function decodeRpcFrame(body: Uint8Array): WireFrame {
-  return FrameType.decode(body) as unknown as WireFrame;
+/** The bytes of a frame body do not parse as an RpcFrame. */
+export class WireFormatError extends Error {
+  /** Create the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "WireFormatError";
+  }
+}
+
+const EMPTY_BYTES: Uint8Array = new Uint8Array(0);
+
+// Wire types.
+const VARINT = 0;
+const FIXED64 = 1;
+const LEN = 2;
+const FIXED32 = 5;
+
+// Tags (field number << 3 | wire type) of the envelope's fields.
+const TAG_FRAME_REQUEST = 0x0a;
+const TAG_FRAME_RESPONSE = 0x12;
+const TAG_FRAME_CANCEL = 0x1a;
+const TAG_REQUEST_CALL_ID = 0x08;
+const TAG_REQUEST_SERVICE = 0x12;
+const TAG_REQUEST_METHOD = 0x1a;
+const TAG_REQUEST_TIMEOUT = 0x20;
+const TAG_REQUEST_METADATA = 0x2a;
+const TAG_REQUEST_PAYLOAD = 0x32;
+const TAG_RESPONSE_CALL_ID = 0x08;
+const TAG_RESPONSE_STATUS = 0x10;
+const TAG_RESPONSE_ERROR = 0x1a;
+const TAG_RESPONSE_METADATA = 0x22;
+const TAG_RESPONSE_PAYLOAD = 0x2a;
+const TAG_CANCEL_CALL_ID = 0x08;
+const TAG_ENTRY_KEY = 0x0a;
+const TAG_ENTRY_VALUE = 0x12;
+
+// --- encoding ---
+
+const textEncoder = new TextEncoder();
+
+function varintSize(value: number): number {
+  return value < 0x80 ? 1 : value < 0x4000 ? 2 : value < 0x20_0000 ? 3 : value < 0x1000_0000 ? 4 : 5;
+}
+
+/** UTF-8 length of a string (what `TextEncoder` would produce; lone surrogates count as U+FFFD, 3 bytes). */
+function utf8Length(text: string): number {
+  let length = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) continue;
+    if (code < 0x800) {
+      length += 1;
+    } else if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length) {
+      const next = text.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        length += 2; // a pair: 2 UTF-16 units, 4 bytes
+        i++;
+      } else {
+        length += 2;
+      }
+    } else {
+      length += 2;
+    }
+  }
+  return length;
+}
+
+// Strings that repeat on every call (service and method names) are encoded once.
+const nameBytes = new Map<string, Uint8Array>();
+const MAX_CACHED_NAMES = 1024;
+
+function encodedName(name: string): Uint8Array {
+  let bytes = nameBytes.get(name);
+  if (bytes === undefined) {
+    bytes = textEncoder.encode(name);
+    if (nameBytes.size >= MAX_CACHED_NAMES) nameBytes.clear();
+    nameBytes.set(name, bytes);
+  }
+  return bytes;
+}
+
+/** Writes the envelope part of frames into one reused, growing array. */
+class ScratchWriter {
+  bytes = new Uint8Array(512);
+  view = new DataView(this.bytes.buffer);
+  pos = 0;
+
+  reset(capacity: number): void {
+    if (capacity > this.bytes.length) {
+      this.bytes = new Uint8Array(Math.max(capacity, this.bytes.length * 2));
+      this.view = new DataView(this.bytes.buffer);
+    }
+    this.pos = 0;
+  }
+
+  uint32BE(value: number): void {
+    this.view.setUint32(this.pos, value);
+    this.pos += 4;
+  }
+
+  byte(value: number): void {
+    this.bytes[this.pos++] = value;
+  }
+
+  varint(value: number): void {
+    const bytes = this.bytes;
+    while (value >= 0x80) {
+      bytes[this.pos++] = (value & 0x7f) | 0x80;
+      value >>>= 7;
+    }
+    bytes[this.pos++] = value;
+  }
+
+  raw(data: Uint8Array): void {
+    this.bytes.set(data, this.pos);
+    this.pos += data.length;
+  }
+
+  string(text: string, length: number): void {
+    if (length === text.length) {
+      // ASCII: one byte per unit.
+      const bytes = this.bytes;
+      for (let i = 0; i < length; i++) bytes[this.pos + i] = text.charCodeAt(i);
+    } else {
+      textEncoder.encodeInto(text, this.bytes.subarray(this.pos, this.pos + length));
+    }
+    this.pos += length;
+  }
+}
+
+const scratch = new ScratchWriter();
+
+// Size of map<string, string> entries as fields with `tag`; lengths of keys and values go to `lengths`.
+function metadataSize(metadata: Record<string, string> | undefined, lengths: number[]): number {
+  if (metadata === undefined) return 0;
+  let size = 0;
+  for (const key in metadata) {
+    const value = metadata[key];
+    if (typeof value !== "string") continue;
+    const keyLength = utf8Length(key);
+    const valueLength = utf8Length(value);
+    lengths.push(keyLength, valueLength);
+    const entry = (keyLength > 0 ? 1 + varintSize(keyLength) + keyLength : 0) +
+      (valueLength > 0 ? 1 + varintSize(valueLength) + valueLength : 0);
+    size += 1 + varintSize(entry) + entry;
+  }
+  return size;
+}
+
+function writeMetadata(tag: number, metadata: Record<string, string> | undefined, lengths: number[]): void {
+  if (metadata === undefined) return;
+  let i = 0;
+  for (const key in metadata) {
+    const value = metadata[key];
+    if (typeof value !== "string") continue;
+    const keyLength = lengths[i++]!;
+    const valueLength = lengths[i++]!;
+    const entry = (keyLength > 0 ? 1 + varintSize(keyLength) + keyLength : 0) +
+      (valueLength > 0 ? 1 + varintSize(valueLength) + valueLength : 0);
+    scratch.byte(tag);
+    scratch.varint(entry);
+    if (keyLength > 0) {
+      scratch.byte(TAG_ENTRY_KEY);
+      scratch.varint(keyLength);
+      scratch.string(key, keyLength);
+    }
+    if (valueLength > 0) {
+      scratch.byte(TAG_ENTRY_VALUE);
+      scratch.varint(valueLength);
+      scratch.string(value, valueLength);
+    }
+  }
+}
+
+// Lengths of the metadata strings being written (filled by metadataSize, read by writeMetadata).
+const lengths: number[] = [];
+
+function clampUint32(value: number): number {
+  return value >= 0xffff_ffff ? 0xffff_ffff : value > 0 ? value >>> 0 : 0;
+}
+
+// The request frame up to the payload bytes into the scratch; returns the body size (without the length prefix).
+function writeRequestHead(
+  callId: number,
+  serviceName: string,
+  methodName: string,
+  timeoutMs: number,
+  metadata: Record<string, string> | undefined,
+  payloadLength: number,
+): number {
+  const service = encodedName(serviceName);
+  const method = encodedName(methodName);
+  const timeout = clampUint32(timeoutMs);
+  lengths.length = 0;
+  const headSize = (callId !== 0 ? 1 + varintSize(callId) : 0) +
+    (service.length > 0 ? 1 + varintSize(service.length) + service.length : 0) +
+    (method.length > 0 ? 1 + varintSize(method.length) + method.length : 0) +
+    (timeout > 0 ? 1 + varintSize(timeout) : 0) +
+    metadataSize(metadata, lengths) +
+    (payloadLength > 0 ? 1 + varintSize(payloadLength) : 0);
+  const inner = headSize + payloadLength;
+  const body = 1 + varintSize(inner) + inner;
+  scratch.reset(4 + body - payloadLength);
+  scratch.uint32BE(body);
+  scratch.byte(TAG_FRAME_REQUEST);
+  scratch.varint(inner);
+  if (callId !== 0) {
+    scratch.byte(TAG_REQUEST_CALL_ID);
+    scratch.varint(callId);
+  }
+  if (service.length > 0) {
+    scratch.byte(TAG_REQUEST_SERVICE);
+    scratch.varint(service.length);
+    scratch.raw(service);
+  }
+  if (method.length > 0) {
+    scratch.byte(TAG_REQUEST_METHOD);
+    scratch.varint(method.length);
+    scratch.raw(method);
+  }
+  if (timeout > 0) {
+    scratch.byte(TAG_REQUEST_TIMEOUT);
+    scratch.varint(timeout);
+  }
+  writeMetadata(TAG_REQUEST_METADATA, metadata, lengths);
+  if (payloadLength > 0) {
+    scratch.byte(TAG_REQUEST_PAYLOAD);
+    scratch.varint(payloadLength);
+  }
+  return body;
+}
+
+// The response frame up to the payload bytes into the scratch; returns the body size.
+function writeResponseHead(
+  callId: number,
+  status: number,
+  errorMessage: string,
+  metadata: Record<string, string> | undefined,
+  payloadLength: number,
+): number {
+  const errorLength = utf8Length(errorMessage);
+  lengths.length = 0;
+  const headSize = (callId !== 0 ? 1 + varintSize(callId) : 0) +
+    (status !== 0 ? 1 + varintSize(status) : 0) +
+    (errorLength > 0 ? 1 + varintSize(errorLength) + errorLength : 0) +
+    metadataSize(metadata, lengths) +
+    (payloadLength > 0 ? 1 + varintSize(payloadLength) : 0);
+  const inner = headSize + payloadLength;
+  const body = 1 + varintSize(inner) + inner;
+  scratch.reset(4 + body - payloadLength);
+  scratch.uint32BE(body);
+  scratch.byte(TAG_FRAME_RESPONSE);
+  scratch.varint(inner);
+  if (callId !== 0) {
+    scratch.byte(TAG_RESPONSE_CALL_ID);
+    scratch.varint(callId);
+  }
+  if (status !== 0) {
+    scratch.byte(TAG_RESPONSE_STATUS);
+    scratch.varint(status);
+  }
+  if (errorLength > 0) {
+    scratch.byte(TAG_RESPONSE_ERROR);
+    scratch.varint(errorLength);
+    scratch.string(errorMessage, errorLength);
+  }
+  writeMetadata(TAG_RESPONSE_METADATA, metadata, lengths);
+  if (payloadLength > 0) {
+    scratch.byte(TAG_RESPONSE_PAYLOAD);
+    scratch.varint(payloadLength);
+  }
+  return body;
+}
+
+function writeCancel(callId: number): number {
+  const inner = callId !== 0 ? 1 + varintSize(callId) : 0;
+  const body = 1 + varintSize(inner) + inner;
+  scratch.reset(4 + body);
+  scratch.uint32BE(body);
+  scratch.byte(TAG_FRAME_CANCEL);
+  scratch.varint(inner);
+  if (callId !== 0) {
+    scratch.byte(TAG_CANCEL_CALL_ID);
+    scratch.varint(callId);
+  }
+  return body;
+}
+
+// The scratch's bytes and then the payload, as one frame (TcpConnection coalesces them into one write).
+function sendScratch(connection: TcpConnection, payload: Uint8Array): void {
+  connection.send(scratch.bytes.subarray(0, scratch.pos));
+  if (payload.length > 0) connection.send(payload);
+}
+
+/**
+ * Send a request frame (length prefix included) unless its body would exceed `maxBodyBytes`. Returns the body's
+ * size: compare it with `maxBodyBytes` to learn whether it was sent.
+ */
+export function sendRequest(
+  connection: TcpConnection,
+  maxBodyBytes: number,
+  callId: number,
+  service: string,
+  method: string,
+  timeoutMs: number,
+  metadata: Record<string, string> | undefined,
+  payload: Uint8Array,
+): number {
+  const body = writeRequestHead(callId, service, method, timeoutMs, metadata, payload.length);
+  if (body <= maxBodyBytes) sendScratch(connection, payload);
+  return body;
+}
+
+/**
+ * Send a response frame (length prefix included) unless its body would exceed `maxBodyBytes`. Returns the body's
+ * size: compare it with `maxBodyBytes` to learn whether it was sent.
+ */
+export function sendResponse(
+  connection: TcpConnection,
+  maxBodyBytes: number,
+  callId: number,
+  status: number,
+  errorMessage: string,
+  metadata: Record<string, string> | undefined,
+  payload: Uint8Array,
+): number {
+  const body = writeResponseHead(callId, status, errorMessage, metadata, payload.length);
+  if (body <= maxBodyBytes) sendScratch(connection, payload);
+  return body;
+}
+
+/** Send a cancel frame for `callId`. */
+export function sendCancel(connection: TcpConnection, callId: number): void {
+  writeCancel(callId);
+  sendScratch(connection, EMPTY_BYTES);
+}
+
+/** Encode a frame body (no length prefix) into a new array: for tests, tools and load generators. */
+export function encodeRpcFrame(frame: WireFrame): Uint8Array {
+  let payload: Uint8Array = EMPTY_BYTES;
+  let body: number;
+  if (frame.request) {
+    const r = frame.request;
+    payload = r.payload ?? EMPTY_BYTES;
+    body = writeRequestHead(r.callId, r.service, r.method, r.timeoutMs ?? 0, r.metadata, payload.length);
+  } else if (frame.response) {
+    const r = frame.response;
+    payload = r.payload ?? EMPTY_BYTES;
+    body = writeResponseHead(r.callId, r.status ?? 0, r.errorMessage ?? "", r.metadata, payload.length);
+  } else if (frame.cancel) {
+    body = writeCancel(frame.cancel.callId);
+  } else {
+    return new Uint8Array(0);
+  }
+  const bytes = new Uint8Array(body);
+  bytes.set(scratch.bytes.subarray(4, scratch.pos));
+  bytes.set(payload, scratch.pos - 4);
+  return bytes;
+}
+
+// --- decoding ---
+
+const textDecoder = new TextDecoder();
+
+// The reader's state: one frame is decoded at a time (decoding never yields).
+let input: Uint8Array = EMPTY_BYTES;
+let pos = 0;
+
+function fail(what: string): never {
+  throw new WireFormatError(`Cannot decode RpcFrame: ${what} at byte ${pos}`);
+}
+
+function readVarint(end: number): number {
+  if (pos < end && input[pos]! < 0x80) return input[pos++]!;
+  let result = 0;
+  for (let shift = 0; shift < 70; shift += 7) {
+    if (pos >= end) fail("truncated varint");
+    const byte = input[pos++]!;
+    // uint32 fields keep the low 32 bits of longer varints, as protobuf specifies.
+    if (shift < 32) result |= (byte & 0x7f) << shift;
+    if (byte < 0x80) return result >>> 0;
+  }
+  return fail("varint longer than 10 bytes");
+}
+
+function readLength(end: number): number {
+  const length = readVarint(end);
+  if (length > end - pos) fail(`length ${length} past the end`);
+  return length;
+}
+
+function skipField(wireType: number, end: number): void {
+  switch (wireType) {
+    case VARINT:
+      readVarint(end);
+      return;
+    case FIXED64:
+      if (end - pos < 8) fail("truncated fixed64");
+      pos += 8;
+      return;
+    case LEN: {
+      const length = readLength(end); // not `pos += readLength(end)`: that adds to pos as it was before the read
+      pos += length;
+      return;
+    }
+    case FIXED32:
+      if (end - pos < 4) fail("truncated fixed32");
+      pos += 4;
+      return;
+    default:
+      fail(`unsupported wire type ${wireType}`);
+  }
+}
+
+function expectWireType(tag: number, wireType: number): void {
+  if ((tag & 7) !== wireType) fail(`field ${tag >>> 3} has wire type ${tag & 7}, expected ${wireType}`);
+}
+
+// Service and method names repeat on every call: a small direct-mapped cache turns their bytes back into the
+// same strings without decoding (and keeps the hash the service lookup needs).
+const NAME_SLOTS = 64;
+const cachedNameBytes: Array<Uint8Array | undefined> = new Array(NAME_SLOTS).fill(undefined);
+const cachedNames: string[] = new Array(NAME_SLOTS).fill("");
+
+function readName(length: number): string {
+  if (length === 0) return "";
+  if (length > 128) return readString(length);
+  const start = pos;
+  const slot = (length * 31 + input[start]! + input[start + length - 1]! * 7) & (NAME_SLOTS - 1);
+  const cached = cachedNameBytes[slot];
+  if (cached !== undefined && cached.length === length) {
+    let same = true;
+    for (let i = 0; i < length; i++) {
+      if (cached[i] !== input[start + i]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) {
+      pos += length;
+      return cachedNames[slot]!;
+    }
+  }
+  const name = readString(length);
+  cachedNameBytes[slot] = input.slice(start, start + length);
+  cachedNames[slot] = name;
+  return name;
+}
+
+function readString(length: number): string {
+  const start = pos;
+  pos += length;
+  if (length <= 32) {
+    let text = "";
+    for (let i = start; i < start + length; i++) {
+      const byte = input[i]!;
+      if (byte >= 0x80) return textDecoder.decode(input.subarray(start, start + length));
+      text += String.fromCharCode(byte);
+    }
+    return text;
+  }
+  return textDecoder.decode(input.subarray(start, start + length));
+}
+
+function setEntry(metadata: Record<string, string>, key: string, value: string): void {
+  // A key named __proto__ is data here, not the object's prototype.
+  if (key === "__proto__") Object.defineProperty(metadata, key, { value, enumerable: true, writable: true });
+  else metadata[key] = value;
+}
+
+function readMetadataEntry(frame: DecodedFrame, end: number): void {
+  let key = "";
+  let value = "";
+  while (pos < end) {
+    const tag = readVarint(end);
+    if (tag === TAG_ENTRY_KEY) key = readString(readLength(end));
+    else if (tag === TAG_ENTRY_VALUE) value = readString(readLength(end));
+    else if ((tag >>> 3) === 1 || (tag >>> 3) === 2) expectWireType(tag, LEN);
+    else skipField(tag & 7, end);
+  }
+  setEntry(frame.metadata ??= {}, key, value);
+}
+
+function readRequest(frame: DecodedFrame, end: number): void {
+  while (pos < end) {
+    const tag = readVarint(end);
+    switch (tag) {
+      case TAG_REQUEST_CALL_ID:
+        frame.callId = readVarint(end);
+        break;
+      case TAG_REQUEST_SERVICE:
+        frame.service = readName(readLength(end));
+        break;
+      case TAG_REQUEST_METHOD:
+        frame.method = readName(readLength(end));
+        break;
+      case TAG_REQUEST_TIMEOUT:
+        frame.timeoutMs = readVarint(end);
+        break;
+      case TAG_REQUEST_METADATA: {
+        const length = readLength(end);
+        readMetadataEntry(frame, pos + length);
+        break;
+      }
+      case TAG_REQUEST_PAYLOAD: {
+        const length = readLength(end);
+        frame.payload = input.subarray(pos, pos + length);
+        pos += length;
+        break;
+      }
+      default:
+        skipKnownOrUnknown(tag, 6, end);
+    }
+  }
+}
+
+function readResponse(frame: DecodedFrame, end: number): void {
+  while (pos < end) {
+    const tag = readVarint(end);
+    switch (tag) {
+      case TAG_RESPONSE_CALL_ID:
+        frame.callId = readVarint(end);
+        break;
+      case TAG_RESPONSE_STATUS:
+        frame.status = readVarint(end);
+        break;
+      case TAG_RESPONSE_ERROR:
+        frame.errorMessage = readString(readLength(end));
+        break;
+      case TAG_RESPONSE_METADATA: {
+        const length = readLength(end);
+        readMetadataEntry(frame, pos + length);
+        break;
+      }
+      case TAG_RESPONSE_PAYLOAD: {
+        const length = readLength(end);
+        frame.payload = input.subarray(pos, pos + length);
+        pos += length;
+        break;
+      }
+      default:
+        skipKnownOrUnknown(tag, 5, end);
+    }
+  }
+}
+
+function readCancel(frame: DecodedFrame, end: number): void {
+  while (pos < end) {
+    const tag = readVarint(end);
+    if (tag === TAG_CANCEL_CALL_ID) frame.callId = readVarint(end);
+    else skipKnownOrUnknown(tag, 1, end);
+  }
+}
+
+// A tag none of the cases took: a known field (1..lastField) with the wrong wire type does not parse; an unknown
+// field is skipped, as protobuf requires.
+function skipKnownOrUnknown(tag: number, lastField: number, end: number): void {
+  const field = tag >>> 3;
+  if (field === 0) fail("field number 0");
+  if (field <= lastField) fail(`field ${field} has the wrong wire type ${tag & 7}`);
+  skipField(tag & 7, end);
+}
+
+/**
+ * Decode a frame body (without its length prefix). Throws a {@linkcode WireFormatError} on bytes that do not
+ * parse. `kind` is 0 for a frame that carries none of the known messages (a newer peer's; ignore it).
+ */
+export function decodeRpcFrame(body: Uint8Array): DecodedFrame {
+  input = body;
+  pos = 0;
+  const frame = new DecodedFrame();
+  try {
+    const end = body.length;
+    while (pos < end) {
+      const tag = readVarint(end);
+      const field = tag >>> 3;
+      if (field >= 1 && field <= 3) {
+        expectWireType(tag, LEN);
+        const length = readLength(end);
+        const messageEnd = pos + length;
+        // A later member of the oneof replaces an earlier one.
+        if (frame.kind !== 0) Object.assign(frame, new DecodedFrame());
+        frame.kind = field as FrameKind;
+        if (field === 1) readRequest(frame, messageEnd);
+        else if (field === 2) readResponse(frame, messageEnd);
+        else readCancel(frame, messageEnd);
+      } else if (field === 0) {
+        fail("field number 0");
+      } else {
+        skipField(tag & 7, end);
+      }
+    }
+    return frame;
+  } finally {
+    input = EMPTY_BYTES; // do not keep the connection's buffer alive
+  }
 }

@@ -15,9 +15,9 @@ import { getLogger } from "../reactor/logger.ts";
 import type { Registry } from "../registry/registry.ts";
 import { RegistryError, RegistryErrorCode } from "../registry/registry_error.ts";
 import { ProviderConnection } from "./_provider_connection.ts";
+import { type CallRouter, type ClientResult, PendingCall, type ResponseDecoder } from "./_pending_call.ts";
 import { createLoadBalancer, type LoadBalancer, type LoadBalancerName } from "./load_balancer.ts";
 import type { RpcController } from "./rpc_controller.ts";
-import { copyBytes } from "./_byte_slab.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
 import { definitionOf, type ServiceDefinition } from "./service_definition.ts";
 
@@ -44,11 +44,7 @@ export interface ClientCall {
   readonly options: CallOptions;
 }
 
-/** A call's answer: the serialized response and the provider's metadata. */
-export interface ClientResult {
-  payload: Uint8Array;
-  metadata: Record<string, string>;
-}
+export type { ClientResult } from "./_pending_call.ts";
 
 /** Sends a call. */
 export type ClientHandler = (call: ClientCall) => Promise<ClientResult>;
@@ -131,11 +127,6 @@ interface Discovery {
   watching: boolean;
 }
 
-const NO_SIGNALS: AbortSignal[] = [];
-const EMPTY_BYTES = new Uint8Array(0);
-
-const sleep = (loop: EventLoop, ms: number) => new Promise<void>((resolve) => loop.runAfter(ms, resolve));
-
 /**
  * Calls services by name.
  *
@@ -168,7 +159,10 @@ export class RpcChannel {
   readonly #balancer: LoadBalancer;
   readonly #discoveries = new Map<string, Discovery>();
   readonly #connections = new Map<string, ProviderConnection>();
-  readonly #send: ClientHandler;
+  // Undefined without interceptors: calls then skip building a ClientCall and the promise layers around it.
+  readonly #send: ClientHandler | undefined;
+  readonly #router: CallRouter;
+  readonly #timeoutMs: number;
   #retryTokens = 10;
   #closed = false;
   // Providers whose connection failed are not picked until their back-off ends (outlier ejection), so calls
@@ -189,8 +183,38 @@ export class RpcChannel {
     this.#balancer = typeof options.loadBalancer === "object"
       ? options.loadBalancer
       : createLoadBalancer(options.loadBalancer ?? "round_robin");
-    const base: ClientHandler = (call) => this.#callWithRetries(call);
-    this.#send = (options.interceptors ?? []).reduceRight((next, interceptor) => interceptor(next), base);
+    this.#timeoutMs = timeoutMs;
+    const base: ClientHandler = (call) =>
+      this.#invoke(call.service, call.method, call.payload, call.metadata, call.options) as Promise<ClientResult>;
+    const interceptors = options.interceptors ?? [];
+    this.#send = interceptors.length === 0
+      ? undefined
+      : interceptors.reduceRight((next, interceptor) => interceptor(next), base);
+    this.#router = {
+      loop: this.#loop,
+      maxRetries: options.maxRetries ?? 2,
+      retryBackoffMs: options.retryBackoffMs ?? 10,
+      closed: () => this.#closed,
+      discovered: (service) => {
+        const discovery = this.#discover(service);
+        return discovery.isReady ? undefined : discovery.ready;
+      },
+      providerCount: (service) => this.#discover(service).addresses.length,
+      pick: (service, hashKey, excluded) => this.#pick(service, hashKey, excluded),
+      connection: (address) => this.#connection(address),
+      attempted: (address, connection, ok) => {
+        if (ok) {
+          if (this.#ejected.size > 0) this.#ejected.delete(address);
+        } else if (!connection.usable) {
+          this.#eject(address);
+        }
+      },
+      takeRetryToken: () => {
+        if (this.#retryTokens < 1) return false;
+        this.#retryTokens -= 1;
+        return true;
+      },
+    };
   }
 
   /** The providers currently known for `service` (discovering them if needed). */
@@ -202,8 +226,9 @@ export class RpcChannel {
 
   /** Call `service.method` with a serialized request; resolves with the serialized response. */
   call(service: string, method: string, payload: Uint8Array, options: CallOptions = {}): Promise<ClientResult> {
-    // Promise chains rather than async functions here and in stubs: each async layer costs a call a promise
-    // and microtask hops, a visible share of a small call.
+    if (this.#send === undefined) {
+      return this.#invoke(service, method, payload, options.metadata, options) as Promise<ClientResult>;
+    }
     let sent: Promise<ClientResult>;
     try {
       sent = this.#send({ service, method, payload, metadata: { ...options.metadata }, options });
@@ -228,6 +253,8 @@ export class RpcChannel {
       : definitionOf(service as protobuf.Service);
     const stub: Stub = {};
     for (const method of definition.methods.values()) {
+      const responseType = method.responseType;
+      const decode: ResponseDecoder = (payload) => responseType.decode(payload);
       const call = (request: unknown = {}, options: CallOptions = {}): Promise<unknown> => {
         const type = method.requestType;
         let payload: Uint8Array;
@@ -239,9 +266,12 @@ export class RpcChannel {
             new RpcError(RpcCode.INVALID_ARGUMENT, `Cannot encode the request of ${method.name}`, { cause: error }),
           );
         }
+        if (this.#send === undefined) {
+          return this.#invoke(definition.fullName, method.name, payload, options.metadata, options, decode);
+        }
         return this.call(definition.fullName, method.name, payload, options).then((result) => {
           try {
-            return method.responseType.decode(result.payload);
+            return responseType.decode(result.payload);
           } catch (error) {
             throw new RpcError(RpcCode.INTERNAL, `The response of ${method.name} does not parse`, { cause: error });
           }
@@ -288,7 +318,14 @@ export class RpcChannel {
       discovery = { addresses: [...(fixed ?? [])], ready: Promise.resolve(), isReady: true, watching: false };
     } else {
       const watched: Discovery = { addresses: [], ready: Promise.resolve(), isReady: false, watching: true };
-      watched.ready = this.#refresh(service, watched).then(() => void (watched.isReady = true));
+      watched.ready = this.#refresh(service, watched).then(
+        () => void (watched.isReady = true),
+        (error) => {
+          // Not cached: the next call asks the registry again.
+          this.#discoveries.delete(service);
+          throw error;
+        },
+      );
       discovery = watched;
     }
     this.#discoveries.set(service, discovery);
@@ -348,131 +385,59 @@ export class RpcChannel {
 
   // --- calls ---
 
-  async #callWithRetries(call: ClientCall): Promise<ClientResult> {
-    if (this.#closed) throw new RpcError(RpcCode.UNAVAILABLE, "The channel is closed");
-    const timeoutMs = call.options.timeoutMs ?? this.#options.timeoutMs ?? 5000;
-    const deadline = this.#loop.now() + timeoutMs;
-    const signals = call.options.signal === undefined && call.options.controller === undefined
-      ? NO_SIGNALS
-      : [call.options.signal, call.options.controller?.signal].filter((s): s is AbortSignal => !!s);
-    for (const signal of signals) {
-      if (signal.aborted) {
-        throw new RpcError(RpcCode.CANCELLED, `The call to ${call.service}.${call.method} was cancelled`);
-      }
-    }
+  // One call: a PendingCall does the rest (attempts, deadline, cancel, retries) and settles the promise.
+  #invoke(
+    service: string,
+    method: string,
+    payload: Uint8Array,
+    metadata: Record<string, string> | undefined,
+    options: CallOptions,
+    decode?: ResponseDecoder,
+  ): Promise<unknown> {
     this.#retryTokens = Math.min(10, this.#retryTokens + (this.#options.retryBudgetRatio ?? 0.2));
-    const discovery = this.#discover(call.service);
-    if (!discovery.isReady) await discovery.ready;
-    // Providers tried by this call; made on the first failure (most calls never need it).
-    let excluded: Set<string> | undefined;
-    const maxRetries = this.#options.maxRetries ?? 2;
-    let backoffMs = this.#options.retryBackoffMs ?? 10;
-    for (let attempt = 0;; attempt++) {
+    return new Promise((resolve, reject) => {
+      new PendingCall(
+        this.#router,
+        service,
+        method,
+        payload,
+        metadata,
+        {
+          timeoutMs: options.timeoutMs ?? this.#timeoutMs,
+          signal: options.signal,
+          controller: options.controller,
+          hashKey: options.hashKey,
+        },
+        resolve,
+        reject,
+        decode,
+      ).start();
+    });
+  }
+
+  // A provider for a call's next attempt: not excluded (tried by this call) and not ejected (its connection
+  // failed lately), unless all are ejected; undefined when none is left.
+  #pick(service: string, hashKey: string | undefined, excluded: Set<string> | undefined): string | undefined {
+    const addresses = this.#discover(service).addresses;
+    let candidates = addresses;
+    if (excluded !== undefined || this.#ejected.size > 0) {
       const now = this.#loop.now();
-      // The common case, nothing excluded or ejected, takes the list as it is.
-      let candidates = excluded === undefined && this.#ejected.size === 0
-        ? discovery.addresses
-        : discovery.addresses.filter((address) =>
-          !excluded?.has(address) && !((this.#ejected.get(address)?.untilMs ?? 0) > now)
-        );
+      candidates = addresses.filter((address) =>
+        !excluded?.has(address) && !((this.#ejected.get(address)?.untilMs ?? 0) > now)
+      );
       // All ejected: try them anyway rather than fail without trying.
-      if (candidates.length === 0) candidates = discovery.addresses.filter((address) => !excluded?.has(address));
-      let failure: { error: RpcError; retrySafe: boolean };
-      if (candidates.length === 0) {
-        failure = {
-          error: new RpcError(
-            RpcCode.UNAVAILABLE,
-            discovery.addresses.length === 0
-              ? `No provider of ${call.service} is registered`
-              : `No provider of ${call.service} could take the call`,
-          ),
-          retrySafe: true,
-        };
-      } else {
-        // One candidate needs no balancing (and no candidate objects).
-        const picked = candidates.length === 1 ? { address: candidates[0]! } : this.#balancer.pick(
-          candidates.map((address) => ({ address, outstanding: this.#connections.get(address)?.outstanding ?? 0 })),
-          call.options.hashKey,
-        );
-        const connection = this.#connection(picked.address);
-        const outcome = await this.#attempt(connection, call, deadline, signals);
-        if ("result" in outcome) {
-          this.#ejected.delete(picked.address);
-          return outcome.result;
-        }
-        failure = outcome;
-        (excluded ??= new Set()).add(picked.address);
-        if (!connection.usable) this.#eject(picked.address);
-      }
-      const remainingMs = deadline - this.#loop.now();
-      if (!failure.retrySafe || attempt >= maxRetries || this.#retryTokens < 1 || remainingMs <= backoffMs) {
-        throw failure.error;
-      }
-      this.#retryTokens -= 1;
-      await sleep(this.#loop, backoffMs);
-      backoffMs *= 2;
-      // Every provider may have been tried: give them another chance after the back-off.
-      if (excluded !== undefined && excluded.size >= discovery.addresses.length) excluded.clear();
+      if (candidates.length === 0) candidates = addresses.filter((address) => !excluded?.has(address));
     }
+    if (candidates.length <= 1) return candidates[0];
+    return this.#balancer.pick(
+      candidates.map((address) => ({ address, outstanding: this.#connections.get(address)?.outstanding ?? 0 })),
+      hashKey,
+    ).address;
   }
 
   #eject(address: string): void {
     const previous = this.#ejected.get(address);
     const backoffMs = previous === undefined ? 100 : Math.min(previous.backoffMs * 2, 5000);
     this.#ejected.set(address, { untilMs: this.#loop.now() + backoffMs, backoffMs });
-  }
-
-  #attempt(
-    connection: ProviderConnection,
-    call: ClientCall,
-    deadline: number,
-    signals: AbortSignal[],
-  ): Promise<{ result: ClientResult } | { error: RpcError; retrySafe: boolean }> {
-    return new Promise((resolve) => {
-      let done = false;
-      let id = 0;
-      const finish = (outcome: { result: ClientResult } | { error: RpcError; retrySafe: boolean }) => {
-        if (done) return;
-        done = true;
-        this.#loop.cancel(timer);
-        for (const signal of signals) signal.removeEventListener("abort", onAbort);
-        resolve(outcome);
-      };
-      const giveUp = (error: RpcError) => {
-        if (done) return;
-        connection.cancel(id);
-        finish({ error, retrySafe: false });
-      };
-      const onAbort = () =>
-        giveUp(new RpcError(RpcCode.CANCELLED, `The call to ${call.service}.${call.method} was cancelled`));
-      const timer = this.#loop.runAt(deadline, () =>
-        giveUp(
-          new RpcError(
-            RpcCode.DEADLINE_EXCEEDED,
-            `The call to ${call.service}.${call.method} on ${connection.address} missed its deadline`,
-          ),
-        ));
-      for (const signal of signals) signal.addEventListener("abort", onAbort, { once: true });
-      id = connection.send({
-        service: call.service,
-        method: call.method,
-        payload: call.payload,
-        metadata: call.metadata,
-        timeoutMs: () => deadline - this.#loop.now(),
-        onResponse: (response) => {
-          const metadata = response.metadata ?? {};
-          if (response.status) {
-            finish({
-              error: new RpcError(response.status as RpcCode, response.errorMessage ?? "", { metadata }),
-              retrySafe: metadata["dwt-retry-safe"] === "1",
-            });
-          } else {
-            // A copy: the payload is a view into the connection's input buffer.
-            finish({ result: { payload: copyBytes(response.payload ?? EMPTY_BYTES), metadata } });
-          }
-        },
-        onError: (error, retrySafe) => finish({ error, retrySafe }),
-      });
-    });
   }
 }

@@ -21,29 +21,21 @@ import type { TimerId } from "../reactor/timer_queue.ts";
 import { NodeType } from "../registry/data_tree.ts";
 import type { Registry } from "../registry/registry.ts";
 import { RegistryError, RegistryErrorCode } from "../registry/registry_error.ts";
-import { decodeRpcFrame, encodeRpcFrame, type WireRequest, type WireResponse } from "./_rpc_codec.ts";
+import { type DecodedFrame, decodeRpcFrame, FrameKind, sendResponse } from "./_rpc_codec.ts";
 import { copyBytes } from "./_byte_slab.ts";
+import {
+  type CallContext,
+  type CallHost,
+  type HandlerEntry,
+  ServedConnection,
+  ServerCall,
+  type ServerHandler,
+} from "./_server_call.ts";
 import { RpcCode, rpcCodeName, RpcError } from "./rpc_error.ts";
 import { providerStatusHandler } from "./provider_status.ts";
-import { definitionOf, type MethodDefinition, type ServiceDefinition } from "./service_definition.ts";
+import { definitionOf, type ServiceDefinition } from "./service_definition.ts";
 
-/** What a handler knows about its call. */
-export interface CallContext {
-  /** Full service name. */
-  readonly service: string;
-  /** Method name. */
-  readonly method: string;
-  /** Fires when the caller gives up (deadline, cancel, connection lost) or the provider stops. */
-  readonly signal: AbortSignal;
-  /** Metadata the caller sent. */
-  readonly metadata: Readonly<Record<string, string>>;
-  /** Metadata to send back with the response (set entries on it). */
-  readonly responseMetadata: Record<string, string>;
-  /** The caller's address. */
-  readonly peer: string;
-  /** Milliseconds the caller still waits (Infinity without a deadline). */
-  readonly timeRemainingMs: () => number;
-}
+export type { CallContext, ServerHandler } from "./_server_call.ts";
 
 /** A method implementation: takes the decoded request, returns the response (a message or a plain object). */
 // `any` on purpose: handlers declare their own request types (generated from the .proto), which a parameter of
@@ -53,9 +45,6 @@ export type MethodHandler = (request: any, context: CallContext) => unknown;
 
 /** A service implementation: handlers by method name (`Login` or `login`); a class instance works too. */
 export type ServiceImplementation = object;
-
-/** A decoded call on its way to the handler. */
-export type ServerHandler = (request: unknown, context: CallContext) => Promise<unknown>;
 
 /** Wraps the handler chain: for auth, logging, metrics. */
 export type ServerInterceptor = (next: ServerHandler) => ServerHandler;
@@ -158,23 +147,13 @@ export interface RpcProviderStats {
   limitsHit: Record<string, number>;
 }
 
-interface HandlerEntry {
-  method: MethodDefinition;
-  handler: ServerHandler;
-  /** Answers by status code (shared with the provider's table; made on first use). */
-  counts: Map<number, number> | undefined;
-}
-
 interface RegisteredService {
   definition: ServiceDefinition;
   handlers: Map<string, HandlerEntry>;
 }
 
-interface InFlight {
-  abort(reason: RpcError): void;
-}
-
 const EMPTY_BYTES = new Uint8Array(0);
+const RETRY_SAFE: Record<string, string> = Object.freeze({ "dwt-retry-safe": "1" }) as Record<string, string>;
 
 // Set by RpcProvider's static block: lets initProviderThread attach a provider to a Worker's server without
 // making that a public method.
@@ -205,7 +184,9 @@ export class RpcProvider {
   readonly #loop: EventLoop;
   readonly #services = new Map<string, RegisteredService>();
   readonly #codec: LengthHeaderCodec;
-  readonly #inFlight = new Map<TcpConnection, Map<number, InFlight>>();
+  // The connections being served (also each connection's `context`).
+  readonly #served = new Set<ServedConnection>();
+  readonly #callHost: CallHost;
   #server: TcpServer | undefined;
   #published: string[] = [];
   #stopping = false;
@@ -220,7 +201,6 @@ export class RpcProvider {
   readonly #errorsByCode = new Map<string, number>();
   #status: HttpServer | undefined;
   readonly #limitsHit = new Map<string, number>();
-  readonly #lastActivity = new Map<TcpConnection, number>();
   #idleTimer: TimerId | undefined;
 
   static {
@@ -231,13 +211,37 @@ export class RpcProvider {
   constructor(options: RpcProviderOptions = {}) {
     this.#options = options;
     this.#loop = options.loop ?? EventLoop.current();
-    this.#codec = new LengthHeaderCodec((connection, body) => this.#onFrame(connection, body), {
-      maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
-      onFrameError: (connection, reason) => {
-        this.#limitHit("frame");
-        getLogger().warn(`RpcProvider closing ${connection.name}: ${reason}`);
+    this.#callHost = {
+      loop: this.#loop,
+      answer: (call, status, errorMessage, metadata, payload) =>
+        this.#answer(
+          call.served.connection,
+          call.callId,
+          call.service,
+          call.method,
+          status,
+          errorMessage,
+          metadata,
+          payload,
+        ),
+      settled: (call) => {
+        call.served.remove(call);
+        this.#callsInFlight--;
+        this.#callsServed++;
+        if (this.#callsInFlight === 0) this.#drained?.resolve();
       },
-    });
+      countCancelled: (call) => this.#count(call.service, call.method, RpcCode.CANCELLED),
+    };
+    this.#codec = new LengthHeaderCodec(
+      (connection, body, receiveTimeMs) => this.#onFrame(connection, body, receiveTimeMs),
+      {
+        maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+        onFrameError: (connection, reason) => {
+          this.#limitHit("frame");
+          getLogger().warn(`RpcProvider closing ${connection.name}: ${reason}`);
+        },
+      },
+    );
   }
 
   /** The listen address (after start). */
@@ -439,10 +443,8 @@ export class RpcProvider {
       await this.#drained.promise;
       this.#loop.cancel(timer);
     }
-    for (const calls of this.#inFlight.values()) {
-      for (const call of calls.values()) {
-        call.abort(new RpcError(RpcCode.UNAVAILABLE, "The provider stopped"));
-      }
+    for (const served of this.#served) {
+      for (const call of served.calls()) call.abort(new RpcError(RpcCode.UNAVAILABLE, "The provider stopped"));
     }
     if (this.#idleTimer !== undefined) this.#loop.cancel(this.#idleTimer);
     this.#idleTimer = undefined;
@@ -488,29 +490,30 @@ export class RpcProvider {
   #onConnection(connection: TcpConnection): void {
     if (connection.connected) {
       const maxConnections = this.#options.maxConnections ?? 10_000;
-      if (this.#inFlight.size >= maxConnections) {
+      if (this.#served.size >= maxConnections) {
         this.#limitHit("connections");
         getLogger().warn(`RpcProvider refusing ${connection.name}: ${maxConnections} connections already`);
         connection.forceClose();
         return;
       }
-      this.#inFlight.set(connection, new Map());
-      this.#lastActivity.set(connection, this.#loop.now());
+      const served = new ServedConnection(connection, this.#loop.now());
+      connection.context = served;
+      this.#served.add(served);
       this.#armIdleSweep();
       return;
     }
-    this.#lastActivity.delete(connection);
+    const served = connection.context as ServedConnection | undefined;
+    if (served === undefined) return; // refused
+    this.#served.delete(served);
     // Nobody waits for these calls any more.
-    const calls = this.#inFlight.get(connection);
-    this.#inFlight.delete(connection);
-    for (const call of calls?.values() ?? []) {
-      call.abort(new RpcError(RpcCode.CANCELLED, "The caller went away"));
-    }
+    for (const call of served.calls()) call.abort(new RpcError(RpcCode.CANCELLED, "The caller went away"));
   }
 
-  #onFrame(connection: TcpConnection, body: Uint8Array): void {
-    this.#lastActivity.set(connection, this.#loop.now());
-    let frame;
+  #onFrame(connection: TcpConnection, body: Uint8Array, receiveTimeMs: number): void {
+    const served = connection.context as ServedConnection | undefined;
+    if (served === undefined) return; // refused, closing
+    served.lastActivityMs = receiveTimeMs;
+    let frame: DecodedFrame;
     try {
       frame = decodeRpcFrame(body);
     } catch (error) {
@@ -518,36 +521,26 @@ export class RpcProvider {
       connection.forceClose();
       return;
     }
-    if (frame.request) {
-      const calls = this.#inFlight.get(connection);
+    if (frame.kind === FrameKind.REQUEST) {
       const maxCalls = this.#options.maxCallsPerConnection ?? 1000;
-      if (calls !== undefined && calls.size >= maxCalls) {
+      if (served.count >= maxCalls) {
+        // Not run: RESOURCE_EXHAUSTED, marked safe for the caller to retry elsewhere.
         this.#limitHit("calls");
-        this.#refuse(connection, frame.request, `${maxCalls} calls are already in flight on this connection`);
+        this.#answerError(
+          served,
+          frame,
+          new RpcError(
+            RpcCode.RESOURCE_EXHAUSTED,
+            `The provider refused the call: ${maxCalls} calls are already in flight on this connection`,
+          ),
+          RETRY_SAFE,
+        );
         return;
       }
-      this.#serve(connection, frame.request);
-    } else if (frame.cancel) {
-      this.#inFlight.get(connection)?.get(frame.cancel.callId)?.abort(
-        new RpcError(RpcCode.CANCELLED, "The caller cancelled the call"),
-      );
+      this.#serve(served, frame);
+    } else if (frame.kind === FrameKind.CANCEL) {
+      served.find(frame.callId)?.abort(new RpcError(RpcCode.CANCELLED, "The caller cancelled the call"));
     }
-  }
-
-  // Answers a call that was not run: RESOURCE_EXHAUSTED, marked safe for the caller to retry elsewhere.
-  #refuse(connection: TcpConnection, request: WireRequest, why: string): void {
-    this.#count(request.service, request.method, RpcCode.RESOURCE_EXHAUSTED);
-    this.#codec.send(
-      connection,
-      encodeRpcFrame({
-        response: {
-          callId: request.callId,
-          status: RpcCode.RESOURCE_EXHAUSTED,
-          errorMessage: `The provider refused the call: ${why}`,
-          metadata: { "dwt-retry-safe": "1" },
-        },
-      }),
-    );
   }
 
   // One sweep timer for all connections (not one per connection): closes those idle past idleTimeoutMs.
@@ -556,152 +549,86 @@ export class RpcProvider {
     if (idleTimeoutMs <= 0 || this.#idleTimer !== undefined) return;
     this.#idleTimer = this.#loop.runEvery(Math.max(10, idleTimeoutMs / 4), () => {
       const now = this.#loop.now();
-      for (const [connection, last] of this.#lastActivity) {
-        if (now - last >= idleTimeoutMs && (this.#inFlight.get(connection)?.size ?? 0) === 0) {
+      for (const served of this.#served) {
+        if (now - served.lastActivityMs >= idleTimeoutMs && served.count === 0) {
           this.#limitHit("idle");
-          getLogger().debug(`RpcProvider closing ${connection.name}: idle for ${Math.round(now - last)} ms`);
-          this.#lastActivity.delete(connection);
-          connection.forceClose();
+          getLogger().debug(
+            `RpcProvider closing ${served.connection.name}: idle for ${Math.round(now - served.lastActivityMs)} ms`,
+          );
+          this.#served.delete(served);
+          served.connection.forceClose();
         }
       }
-      if (this.#lastActivity.size === 0 && this.#idleTimer !== undefined) {
+      if (this.#served.size === 0 && this.#idleTimer !== undefined) {
         this.#loop.cancel(this.#idleTimer);
         this.#idleTimer = undefined;
       }
     });
   }
 
-  #serve(connection: TcpConnection, request: WireRequest): void {
-    const callId = request.callId;
-    const reply = (response: Omit<WireResponse, "callId">) => {
-      this.#count(request.service, request.method, response.status ?? 0);
-      if (!connection.connected) return;
-      const frame = encodeRpcFrame({ response: { callId, ...response } });
-      if (frame.length > this.#codec.maxFrameBytes) {
-        const error = `The response of ${request.service}.${request.method} of ${frame.length} bytes exceeds the ` +
-          `limit of ${this.#codec.maxFrameBytes} bytes per frame`;
-        getLogger().warn(`RpcProvider: ${error}`);
-        this.#codec.send(
-          connection,
-          encodeRpcFrame({ response: { callId, status: RpcCode.RESOURCE_EXHAUSTED, errorMessage: error } }),
-        );
-        return;
-      }
-      this.#codec.send(connection, frame);
-    };
-    const fail = (error: RpcError, metadata?: Record<string, string>) =>
-      reply({ status: error.code, errorMessage: error.rawMessage, metadata });
+  #serve(served: ServedConnection, frame: DecodedFrame): void {
     if (this.#stopping) {
-      fail(new RpcError(RpcCode.UNAVAILABLE, "The provider is shutting down"), { "dwt-retry-safe": "1" });
+      this.#answerError(served, frame, new RpcError(RpcCode.UNAVAILABLE, "The provider is shutting down"), RETRY_SAFE);
       return;
     }
-    const service = this.#services.get(request.service);
-    const entry = service?.handlers.get(request.method);
+    const service = this.#services.get(frame.service);
+    const entry = service?.handlers.get(frame.method);
     if (entry === undefined) {
-      fail(
-        new RpcError(
-          RpcCode.UNIMPLEMENTED,
-          service === undefined
-            ? `Service '${request.service}' is not served here`
-            : `Method '${request.method}' is not in service '${request.service}'`,
-        ),
-      );
+      const why = service === undefined
+        ? `Service '${frame.service}' is not served here`
+        : `Method '${frame.method}' is not in service '${frame.service}'`;
+      this.#answerError(served, frame, new RpcError(RpcCode.UNIMPLEMENTED, why));
       return;
     }
-    let decoded: unknown;
+    let request: unknown;
     try {
       // A copy first: the frame is a view into the connection's buffer, and the handler may keep bytes fields.
-      decoded = entry.method.requestType.decode(copyBytes(request.payload ?? EMPTY_BYTES));
+      request = entry.method.requestType.decode(copyBytes(frame.payload));
     } catch (error) {
-      fail(
-        new RpcError(RpcCode.INVALID_ARGUMENT, `The request for ${request.service}.${request.method} does not parse`, {
-          cause: error,
-        }),
-      );
+      const why = `The request for ${frame.service}.${frame.method} does not parse`;
+      this.#answerError(served, frame, new RpcError(RpcCode.INVALID_ARGUMENT, why, { cause: error }));
       return;
     }
-    // The abort machinery is made only if the handler looks at context.signal: most calls never do, and an
-    // AbortController plus listeners per call is a measurable share of a small call's cost.
-    let controller: AbortController | undefined;
-    let settled = false;
-    let abortReason: RpcError | undefined;
-    const abort = (reason: RpcError) => {
-      if (settled) return;
-      abortReason = reason;
-      controller?.abort(reason);
-      settle(undefined, reason);
-    };
-    const calls = this.#inFlight.get(connection);
-    calls?.set(callId, { abort });
-    const timeoutMs = request.timeoutMs ?? 0;
-    const deadline = timeoutMs > 0 ? this.#loop.now() + timeoutMs : Infinity;
-    const timer = timeoutMs > 0
-      ? this.#loop.runAfter(
-        timeoutMs,
-        () => abort(new RpcError(RpcCode.DEADLINE_EXCEEDED, `The deadline of ${timeoutMs} ms passed`)),
-      )
-      : undefined;
-    const responseMetadata: Record<string, string> = {};
-    const loop = this.#loop;
-    const context: CallContext = {
-      service: request.service,
-      method: request.method,
-      get signal(): AbortSignal {
-        if (controller === undefined) {
-          controller = new AbortController();
-          if (abortReason !== undefined) controller.abort(abortReason);
-        }
-        return controller.signal;
-      },
-      metadata: request.metadata ?? {},
-      responseMetadata,
-      peer: connection.peerAddress.toString(),
-      timeRemainingMs: () => deadline - loop.now(),
-    };
+    const call = new ServerCall(this.#callHost, served, frame, entry);
+    served.add(call);
     this.#callsInFlight++;
-    // Whichever comes first settles the call: the handler's answer, or the abort (deadline, cancel, stop).
-    const settle = (result: unknown, error: unknown) => {
-      if (settled) return;
-      settled = true;
-      if (timer !== undefined) this.#loop.cancel(timer);
-      calls?.delete(callId);
-      this.#callsInFlight--;
-      this.#callsServed++;
-      if (this.#callsInFlight === 0) this.#drained?.resolve();
-      if (error !== undefined) {
-        const rpcError = RpcError.from(error);
-        if (rpcError.code === RpcCode.UNKNOWN) {
-          getLogger().warn(`RpcProvider: ${request.service}.${request.method} threw`, { error });
-        }
-        // A cancelled call's caller is gone: nothing to answer.
-        if (rpcError.code !== RpcCode.CANCELLED) fail(rpcError, rpcError.metadata as Record<string, string>);
-        else this.#count(request.service, request.method, RpcCode.CANCELLED);
-        return;
-      }
-      let payload: Uint8Array;
-      try {
-        const type = entry.method.responseType;
-        const message = result instanceof type.ctor
-          ? result
-          : type.fromObject((result ?? {}) as Record<string, unknown>);
-        payload = type.encode(message).finish();
-      } catch (encodeError) {
-        fail(
-          new RpcError(RpcCode.INTERNAL, `The response of ${request.service}.${request.method} does not encode`, {
-            cause: encodeError,
-          }),
-        );
-        return;
-      }
-      reply({ status: 0, payload, metadata: responseMetadata });
-    };
-    let handled: Promise<unknown>;
-    try {
-      handled = entry.handler(decoded, context);
-    } catch (error) {
-      handled = Promise.reject(error); // an interceptor that throws before returning a promise
+    call.run(request);
+  }
+
+  // Answers a call that was not run.
+  #answerError(served: ServedConnection, frame: DecodedFrame, error: RpcError, metadata?: Record<string, string>) {
+    this.#answer(
+      served.connection,
+      frame.callId,
+      frame.service,
+      frame.method,
+      error.code,
+      error.rawMessage,
+      metadata,
+      EMPTY_BYTES,
+    );
+  }
+
+  #answer(
+    connection: TcpConnection,
+    callId: number,
+    service: string,
+    method: string,
+    status: number,
+    errorMessage: string,
+    metadata: Record<string, string> | undefined,
+    payload: Uint8Array,
+  ): void {
+    this.#count(service, method, status);
+    if (!connection.connected) return;
+    const maxFrameBytes = this.#codec.maxFrameBytes;
+    const size = sendResponse(connection, maxFrameBytes, callId, status, errorMessage, metadata, payload);
+    if (size > maxFrameBytes) {
+      const error = `The response of ${service}.${method} of ${size} bytes exceeds the limit of ${maxFrameBytes} ` +
+        `bytes per frame`;
+      getLogger().warn(`RpcProvider: ${error}`);
+      sendResponse(connection, maxFrameBytes, callId, RpcCode.RESOURCE_EXHAUSTED, error, undefined, EMPTY_BYTES);
     }
-    handled.then((result) => settle(result, undefined), (error) => settle(undefined, error ?? new Error("rejected")));
   }
 }
 
