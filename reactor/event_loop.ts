@@ -150,7 +150,7 @@ export class EventLoop {
 
   /** Run `callback` at monotonic time `timeMs` (see {@linkcode EventLoop.now}). */
   runAt(timeMs: number, callback: TimerCallback): TimerId {
-    return this.#timers.add(callback, timeMs - this.now());
+    return this.#timers.addAt(callback, timeMs);
   }
 
   /** Run `callback` once after `delayMs` milliseconds. */

@@ -152,6 +152,22 @@ export class TimerQueue {
   }
 
   /**
+   * Run `callback` once at `whenMs` on the queue's clock (a time already past runs at the next expiry). Saves
+   * reading the clock when the caller has the time at hand, as a call's deadline does.
+   *
+   * @returns The timer's id, for {@linkcode TimerQueue.cancel}.
+   */
+  addAt(callback: TimerCallback, whenMs: number): TimerId {
+    if (!Number.isFinite(whenMs)) {
+      throw new RangeError(`Cannot add timer as 'whenMs' must be a finite number: current value is ${whenMs}`);
+    }
+    const timer = new Timer(this, this.#nextSequence++, whenMs, 0, callback);
+    this.#push(timer);
+    this.#arm();
+    return timer;
+  }
+
+  /**
    * Cancel a timer. Cancelling an expired, already-cancelled or another queue's timer does nothing; a repeating
    * timer may cancel itself from its own callback.
    *

@@ -79,6 +79,7 @@ export class PendingCall implements OutgoingCall {
   #address: string | undefined;
   #connection: ProviderConnection | undefined;
   #done = false;
+  #starting = false;
 
   /**
    * @param resolve Settles the caller's promise with the decoded answer.
@@ -126,7 +127,9 @@ export class PendingCall implements OutgoingCall {
     controller?.signal.addEventListener("abort", this);
     const discovered = router.discovered(this.service);
     if (discovered === undefined) {
+      this.#starting = true;
       this.#attempt();
+      this.#starting = false;
     } else {
       discovered.then(() => this.#attempt(), (error) => this.#fail(RpcError.from(error, RpcCode.UNAVAILABLE)));
     }
@@ -134,6 +137,8 @@ export class PendingCall implements OutgoingCall {
 
   /** Milliseconds left, sent with the request (at least 1: 0 would mean no deadline). */
   timeoutMs(): number {
+    // Sent from start(): all of it is left (and the clock need not be read again).
+    if (this.#starting) return Math.max(1, this.#options.timeoutMs);
     return Math.max(1, this.#deadline - this.#router.loop.now());
   }
 

@@ -42,9 +42,10 @@ export type ServerHandler = (request: unknown, context: CallContext) => Promise<
 /** A registered method: its types, its handler chain and its answer counters. */
 export interface HandlerEntry {
   method: MethodDefinition;
-  handler: ServerHandler;
+  /** The interceptor chain (which returns a promise), or without interceptors the method's own handler. */
+  handler: (request: unknown, context: CallContext) => unknown;
   /** Answers by status code (shared with the provider's table; made on first use). */
-  counts: Map<number, number> | undefined;
+  counts: number[] | undefined;
 }
 
 /** The provider's side of a call: where answers go and what is counted. */
@@ -65,6 +66,10 @@ export interface CallHost {
 }
 
 const NO_METADATA: Readonly<Record<string, string>> = Object.freeze({});
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && typeof value === "object" && typeof (value as { then?: unknown }).then === "function";
+}
 const EMPTY_BYTES = new Uint8Array(0);
 
 /** A connection being served: its calls in flight, as a list, and when it last had traffic. */
@@ -125,13 +130,21 @@ export class ServerCall implements CallContext {
   next: ServerCall | undefined;
   readonly #host: CallHost;
   readonly #deadline: number;
+  readonly #timeoutMs: number;
   #timer: TimerId | undefined;
   #controller: AbortController | undefined;
   #abortReason: RpcError | undefined;
   #responseMetadata: Record<string, string> | undefined;
   #settled = false;
 
-  constructor(host: CallHost, served: ServedConnection, frame: DecodedFrame, entry: HandlerEntry) {
+  /** `receiveTimeMs`: when the request arrived; its deadline counts from then. */
+  constructor(
+    host: CallHost,
+    served: ServedConnection,
+    frame: DecodedFrame,
+    entry: HandlerEntry,
+    receiveTimeMs: number,
+  ) {
     this.#host = host;
     this.served = served;
     this.entry = entry;
@@ -139,14 +152,8 @@ export class ServerCall implements CallContext {
     this.service = frame.service;
     this.method = frame.method;
     this.metadata = frame.metadata ?? NO_METADATA;
-    const timeoutMs = frame.timeoutMs;
-    this.#deadline = timeoutMs > 0 ? host.loop.now() + timeoutMs : Infinity;
-    if (timeoutMs > 0) {
-      this.#timer = host.loop.runAfter(
-        timeoutMs,
-        () => this.abort(new RpcError(RpcCode.DEADLINE_EXCEEDED, `The deadline of ${timeoutMs} ms passed`)),
-      );
-    }
+    this.#timeoutMs = frame.timeoutMs;
+    this.#deadline = frame.timeoutMs > 0 ? receiveTimeMs + frame.timeoutMs : Infinity;
   }
 
   // The abort machinery is made only if the handler looks at the signal: most calls never do, and an
@@ -173,14 +180,27 @@ export class ServerCall implements CallContext {
 
   /** Run the handler on the decoded request; the call settles with its answer unless aborted first. */
   run(request: unknown): void {
-    let handled: Promise<unknown>;
+    let result: unknown;
     try {
-      handled = this.entry.handler(request, this);
+      result = this.entry.handler(request, this);
     } catch (error) {
-      handled = Promise.reject(error); // an interceptor that throws before returning a promise
+      this.#onError(error ?? new Error("thrown"));
+      return;
     }
-    handled.then(
-      (result) => this.#onResult(result),
+    if (!isThenable(result)) {
+      // Answered at once: no deadline to watch.
+      this.#onResult(result);
+      return;
+    }
+    if (this.#deadline !== Infinity) {
+      const timeoutMs = this.#timeoutMs;
+      this.#timer = this.#host.loop.runAt(
+        this.#deadline,
+        () => this.abort(new RpcError(RpcCode.DEADLINE_EXCEEDED, `The deadline of ${timeoutMs} ms passed`)),
+      );
+    }
+    result.then(
+      (value) => this.#onResult(value),
       (error) => this.#onError(error ?? new Error("rejected")),
     );
   }

@@ -197,7 +197,7 @@ export class RpcProvider {
   #module: { moduleUrl: string; exportName: string } | undefined;
   #startedAt = 0;
   // Answers by status code, per `service.method` (made-up names share "unknown"); codes are named when read.
-  readonly #calls = new Map<string, Map<number, number>>();
+  readonly #calls = new Map<string, number[]>();
   readonly #errorsByCode = new Map<string, number>();
   #status: HttpServer | undefined;
   readonly #limitsHit = new Map<string, number>();
@@ -219,6 +219,7 @@ export class RpcProvider {
           call.callId,
           call.service,
           call.method,
+          call.entry,
           status,
           errorMessage,
           metadata,
@@ -230,7 +231,7 @@ export class RpcProvider {
         this.#callsServed++;
         if (this.#callsInFlight === 0) this.#drained?.resolve();
       },
-      countCancelled: (call) => this.#count(call.service, call.method, RpcCode.CANCELLED),
+      countCancelled: (call) => this.#count(call.service, call.method, call.entry, RpcCode.CANCELLED),
     };
     this.#codec = new LengthHeaderCodec(
       (connection, body, receiveTimeMs) => this.#onFrame(connection, body, receiveTimeMs),
@@ -280,9 +281,12 @@ export class RpcProvider {
       callsInFlight: this.#callsInFlight,
       callsServed: this.#callsServed,
       calls: Object.fromEntries(
-        [...this.#calls].map((
-          [name, byCode],
-        ) => [name, Object.fromEntries([...byCode].map(([code, n]) => [code === 0 ? "OK" : rpcCodeName(code), n]))]),
+        [...this.#calls].map(([name, byCode]) => [
+          name,
+          Object.fromEntries(
+            byCode.flatMap((n, code) => n === undefined ? [] : [[code === 0 ? "OK" : rpcCodeName(code), n]]),
+          ),
+        ]),
       ),
       errorsByCode: Object.fromEntries(this.#errorsByCode),
       limitsHit: Object.fromEntries(this.#limitsHit),
@@ -293,18 +297,17 @@ export class RpcProvider {
     this.#limitsHit.set(limit, (this.#limitsHit.get(limit) ?? 0) + 1);
   }
 
-  #count(service: string, method: string, status: number): void {
+  #count(service: string, method: string, entry: HandlerEntry | undefined, status: number): void {
     // Only names this provider serves get their own row: callers cannot grow the table with made-up names. A
     // served method keeps its counters on its handler entry, so the hot path builds no key string.
-    const entry = this.#services.get(service)?.handlers.get(method);
     let byCode = entry?.counts;
     if (byCode === undefined) {
       const key = entry === undefined ? "unknown" : `${service}.${method}`;
       byCode = this.#calls.get(key);
-      if (byCode === undefined) this.#calls.set(key, byCode = new Map());
+      if (byCode === undefined) this.#calls.set(key, byCode = []);
       if (entry !== undefined) entry.counts = byCode;
     }
-    byCode.set(status, (byCode.get(status) ?? 0) + 1);
+    byCode[status] = (byCode[status] ?? 0) + 1;
     if (status !== 0) {
       const name = rpcCodeName(status);
       this.#errorsByCode.set(name, (this.#errorsByCode.get(name) ?? 0) + 1);
@@ -332,9 +335,21 @@ export class RpcProvider {
           `Cannot register service '${definition.fullName}' as it has no handler for method '${method.name}'`,
         );
       }
-      const base: ServerHandler = async (request, context) =>
-        await (fn as MethodHandler).call(implementation, request, context);
-      const handler = (this.#options.interceptors ?? []).reduceRight((next, interceptor) => interceptor(next), base);
+      const interceptors = this.#options.interceptors ?? [];
+      // Without interceptors the handler is called as it is: a synchronous answer settles the call at once, with
+      // no promise. Interceptors are promised a handler that returns a promise.
+      const direct = (request: unknown, context: CallContext) =>
+        (fn as MethodHandler).call(implementation, request, context);
+      const base: ServerHandler = (request, context) => {
+        try {
+          return Promise.resolve(direct(request, context));
+        } catch (error) {
+          return Promise.reject(error);
+        }
+      };
+      const handler = interceptors.length === 0
+        ? direct
+        : interceptors.reduceRight((next, interceptor) => interceptor(next), base);
       handlers.set(method.name, { method, handler, counts: undefined });
     }
     this.#services.set(definition.fullName, { definition, handlers });
@@ -537,7 +552,7 @@ export class RpcProvider {
         );
         return;
       }
-      this.#serve(served, frame);
+      this.#serve(served, frame, receiveTimeMs);
     } else if (frame.kind === FrameKind.CANCEL) {
       served.find(frame.callId)?.abort(new RpcError(RpcCode.CANCELLED, "The caller cancelled the call"));
     }
@@ -566,7 +581,7 @@ export class RpcProvider {
     });
   }
 
-  #serve(served: ServedConnection, frame: DecodedFrame): void {
+  #serve(served: ServedConnection, frame: DecodedFrame, receiveTimeMs: number): void {
     if (this.#stopping) {
       this.#answerError(served, frame, new RpcError(RpcCode.UNAVAILABLE, "The provider is shutting down"), RETRY_SAFE);
       return;
@@ -589,7 +604,7 @@ export class RpcProvider {
       this.#answerError(served, frame, new RpcError(RpcCode.INVALID_ARGUMENT, why, { cause: error }));
       return;
     }
-    const call = new ServerCall(this.#callHost, served, frame, entry);
+    const call = new ServerCall(this.#callHost, served, frame, entry, receiveTimeMs);
     served.add(call);
     this.#callsInFlight++;
     call.run(request);
@@ -602,6 +617,7 @@ export class RpcProvider {
       frame.callId,
       frame.service,
       frame.method,
+      this.#services.get(frame.service)?.handlers.get(frame.method),
       error.code,
       error.rawMessage,
       metadata,
@@ -614,12 +630,13 @@ export class RpcProvider {
     callId: number,
     service: string,
     method: string,
+    entry: HandlerEntry | undefined,
     status: number,
     errorMessage: string,
     metadata: Record<string, string> | undefined,
     payload: Uint8Array,
   ): void {
-    this.#count(service, method, status);
+    this.#count(service, method, entry, status);
     if (!connection.connected) return;
     const maxFrameBytes = this.#codec.maxFrameBytes;
     const size = sendResponse(connection, maxFrameBytes, callId, status, errorMessage, metadata, payload);
