@@ -171,3 +171,52 @@ Deno.test("TimerQueue rejects non-finite delays with a RangeError naming the opt
   assert.throws(() => queue.add(() => {}, NaN), { name: "RangeError", message: /'delayMs'.*NaN/ });
   assert.throws(() => queue.add(() => {}, 1, -5), { name: "RangeError", message: /'intervalMs'.*-5/ });
 });
+
+Deno.test("TimerQueue keeps its host timer, unreferenced, while empty, instead of clearing and re-making it", () => {
+  const host = countingHostTimer();
+  let referenced = true;
+  const queue = new TimerQueue({
+    hostTimer: {
+      set: (callback, delayMs) => {
+        referenced = true; // a new host timer keeps the process alive
+        return host.set(callback, delayMs);
+      },
+      clear: (handle) => host.clear(handle),
+      setReferenced: (_handle, value) => {
+        referenced = value;
+        return true;
+      },
+    },
+  });
+  // A call's deadline, answered in time, over and over: one host timer for all of them.
+  for (let i = 0; i < 100; i++) {
+    const id = queue.add(() => {}, 30_000 + i);
+    assert.equal(referenced, true);
+    queue.cancel(id);
+    assert.equal(referenced, false);
+    assert.equal(queue.armed, false);
+  }
+  assert.equal(host.sets, 1);
+  assert.equal(host.armed, 1);
+  // An earlier timer than the armed one needs a new host timer.
+  const early = queue.add(() => {}, 10);
+  assert.equal(host.sets, 2);
+  assert.equal(referenced, true);
+  assert.equal(queue.cancel(early), true);
+  queue.clear();
+  assert.equal(host.armed, 0);
+});
+
+Deno.test("TimerQueue with nothing pending does not keep the process alive (real setTimeout)", async () => {
+  // A process that adds and cancels a long timer must exit at once, not when the host timer would fire.
+  const code = `
+    import { TimerQueue } from ${JSON.stringify(new URL("./timer_queue.ts", import.meta.url).href)};
+    const queue = new TimerQueue();
+    queue.cancel(queue.add(() => {}, 60_000));
+    console.log("done");
+  `;
+  const started = performance.now();
+  const output = await new Deno.Command(Deno.execPath(), { args: ["eval", code], stdout: "piped" }).output();
+  assert.equal(new TextDecoder().decode(output.stdout).trim(), "done");
+  assert.ok(performance.now() - started < 20_000, `exited after ${performance.now() - started} ms`);
+});
