@@ -15,6 +15,7 @@ import { getLogger } from "../reactor/logger.ts";
 import type { TcpConnection } from "../reactor/tcp_connection.ts";
 import type { TimerId } from "../reactor/timer_queue.ts";
 import type { DecodedFrame } from "./_rpc_codec.ts";
+import { encodeTransient } from "./_byte_slab.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
 import type { MethodDefinition } from "./service_definition.ts";
 
@@ -227,7 +228,8 @@ export class ServerCall implements CallContext {
     try {
       const type = this.entry.method.responseType;
       const message = result instanceof type.ctor ? result : type.fromObject((result ?? {}) as Record<string, unknown>);
-      payload = type.encode(message).finish();
+      // Copied into the connection's output at once (host.answer), so a reused array will do.
+      payload = encodeTransient(type, message);
     } catch (error) {
       const message = `The response of ${this.service}.${this.method} does not encode`;
       getLogger().warn(`RpcProvider: ${message}`, { error });

@@ -18,6 +18,7 @@ import { ProviderConnection } from "./_provider_connection.ts";
 import { type CallRouter, type ClientResult, PendingCall, type ResponseDecoder } from "./_pending_call.ts";
 import { createLoadBalancer, type LoadBalancer, type LoadBalancerName } from "./load_balancer.ts";
 import type { RpcController } from "./rpc_controller.ts";
+import { encodeMessage } from "./_byte_slab.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
 import { definitionOf, type ServiceDefinition } from "./service_definition.ts";
 
@@ -260,7 +261,7 @@ export class RpcChannel {
         let payload: Uint8Array;
         try {
           const message = request instanceof type.ctor ? request : type.fromObject(request as Record<string, unknown>);
-          payload = type.encode(message).finish();
+          payload = encodeMessage(type, message);
         } catch (error) {
           return Promise.reject(
             new RpcError(RpcCode.INVALID_ARGUMENT, `Cannot encode the request of ${method.name}`, { cause: error }),
