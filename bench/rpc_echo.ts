@@ -1,6 +1,8 @@
 /**
  * Unary echo, side by side in one run: dwt-rpc (RpcChannel -> RpcProvider), grpc-js (server and client on
- * Node 20, same .proto, same payloads) and a raw length-prefixed echo on plain Deno sockets. Concurrency 1, 16
+ * Node 20, same .proto, same payloads), the raw length-prefixed echo of the same protobuf message on plain Deno
+ * sockets (protobufjs encodes and decodes it on both ends, as DESIGN.md's baseline does), and a byte echo that
+ * decodes nothing (the floor of what sockets do here). Concurrency 1, 16
  * and 64 calls in flight, payloads 64 B and 4 KiB; servers and clients are separate processes. Each point runs
  * `--runs` times (a fresh client process each) and reports the run with the median QPS: on a small VM two runs
  * of the same point can differ by half, and one unlucky run should not decide a ratio. Prints QPS, p50, p99,
@@ -47,6 +49,11 @@ const stacks: Stack[] = [
     name: "raw",
     server: [deno, "run", "-A", path("rpc_echo_server.ts"), "--stack", "raw"],
     client: [deno, "run", "-A", path("rpc_echo_client.ts"), "--stack", "raw"],
+  },
+  {
+    name: "bytes",
+    server: [deno, "run", "-A", path("rpc_echo_server.ts"), "--stack", "bytes"],
+    client: [deno, "run", "-A", path("rpc_echo_client.ts"), "--stack", "bytes"],
   },
 ];
 
@@ -97,23 +104,26 @@ for (const stack of stacks) {
 }
 
 const f = (n: number) => n >= 100 ? n.toFixed(0) : n.toFixed(2);
+const spread = (r: Result) => `${((r.minQps ?? r.qps) / 1000).toFixed(0)}-${((r.maxQps ?? r.qps) / 1000).toFixed(0)}k`;
 console.log(
-  `unary echo, ${values.seconds} s per run, median of ${runs} run(s) per point; QPS and latency (ms) per stack; ` +
-    `ratios are dwt / other; "runs" is the lowest-highest QPS of the runs (k = 1000)`,
+  `unary echo, ${values.seconds} s per run, median of ${runs} run(s) per point; QPS and latency (ms); ratios are ` +
+    `dwt / other; "runs" is the lowest-highest QPS of the runs (k = 1000). raw: protobuf messages in ` +
+    `length-prefixed frames on plain sockets (the DESIGN's baseline); bytes: a byte echo, nothing decoded.`,
 );
 console.log(
   "| conc | size | dwt QPS | dwt runs | dwt p50 | dwt p99 | grpc-js QPS | grpc-js p50 | grpc-js p99 | raw QPS | raw runs " +
-    "| dwt/grpc | dwt/raw |",
+    "| raw p99 | bytes QPS | dwt/grpc | dwt/raw | dwt/bytes |",
 );
-console.log("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-const spread = (r: Result) => `${((r.minQps ?? r.qps) / 1000).toFixed(0)}-${((r.maxQps ?? r.qps) / 1000).toFixed(0)}k`;
+console.log(`|${" ---: |".repeat(16)}`);
 for (const { conc, size } of points) {
   const d = results.get(`dwt/${conc}/${size}`)!;
   const g = results.get(`grpc-js/${conc}/${size}`)!;
   const r = results.get(`raw/${conc}/${size}`)!;
+  const b = results.get(`bytes/${conc}/${size}`)!;
   console.log(
     `| ${conc} | ${size} | ${f(d.qps)} | ${spread(d)} | ${f(d.p50)} | ${f(d.p99)} | ${f(g.qps)} | ${f(g.p50)} | ` +
-      `${f(g.p99)} | ${f(r.qps)} | ${spread(r)} | ${(d.qps / g.qps).toFixed(1)} | ${(d.qps / r.qps).toFixed(2)} |`,
+      `${f(g.p99)} | ${f(r.qps)} | ${spread(r)} | ${f(r.p99)} | ${f(b.qps)} | ${(d.qps / g.qps).toFixed(1)} | ` +
+      `${(d.qps / r.qps).toFixed(2)} | ${(d.qps / b.qps).toFixed(2)} |`,
   );
 }
 Deno.exit(0);

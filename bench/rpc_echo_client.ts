@@ -1,7 +1,7 @@
 /**
- * Echo client for bench/rpc_echo.ts and bench/rpc_threads.ts: `--stack dwt|raw --port N --conc C --size B
- * --seconds S [--connections K]`; C calls in flight over K connections (dwt; raw uses one); prints one JSON line
- * with QPS, p50 and p99 (ms).
+ * Echo client for bench/rpc_echo.ts and bench/rpc_threads.ts: `--stack dwt|raw|bytes|load --port N --conc C
+ * --size B --seconds S [--connections K]`; C calls in flight over K connections (dwt and load; raw and bytes use
+ * one); prints one JSON line with QPS, p50 and p99 (ms).
  */
 
 import { parseArgs } from "node:util";
@@ -24,24 +24,35 @@ const { values } = parseArgs({
 const payload = new Uint8Array(Number(values.size)).fill(0x61);
 let call: () => Promise<unknown>;
 
-/** Length-prefixed `frame`s pipelined on one connection, replies counted by their headers (in order). */
-async function pipelined(frame: Uint8Array): Promise<() => Promise<void>> {
+/**
+ * Length-prefixed frames pipelined on one connection: each call queues `encode()`'s frame body and resolves with
+ * the body of the reply that comes back in its turn (replies arrive in order). Everything queued in one tick goes
+ * out in one write, as everything read in one read is answered at once.
+ */
+async function pipelined(encode: () => Uint8Array): Promise<() => Promise<Uint8Array>> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port: Number(values.port) });
   conn.setNoDelay(true);
-  const waiting: Array<() => void> = [];
+  const waiting: Array<(body: Uint8Array) => void> = [];
   (async () => {
     // Replies may differ in size from requests (RPC responses): walk their length headers.
-    const buf = new Uint8Array(256 * 1024);
-    const view = new DataView(buf.buffer);
+    let buf = new Uint8Array(256 * 1024);
+    let view = new DataView(buf.buffer);
     let filled = 0;
     for (;;) {
+      if (filled === buf.length) {
+        const bigger = new Uint8Array(buf.length * 2);
+        bigger.set(buf);
+        buf = bigger;
+        view = new DataView(buf.buffer);
+      }
       const n = await conn.read(buf.subarray(filled)).catch(() => null);
       if (n === null) break;
       filled += n;
       let offset = 0;
       while (filled - offset >= 4 && filled - offset >= 4 + view.getUint32(offset)) {
-        offset += 4 + view.getUint32(offset);
-        waiting.shift()?.();
+        const length = view.getUint32(offset);
+        waiting.shift()?.(buf.subarray(offset + 4, offset + 4 + length));
+        offset += 4 + length;
       }
       buf.copyWithin(0, offset, filled);
       filled -= offset;
@@ -54,40 +65,47 @@ async function pipelined(frame: Uint8Array): Promise<() => Promise<void>> {
     while (queued.length > 0) {
       const batch = queued;
       queued = [];
-      const bytes = new Uint8Array(batch.length * frame.length);
-      batch.forEach((queuedFrame, i) => bytes.set(queuedFrame, i * frame.length));
+      const bytes = new Uint8Array(batch.reduce((sum, body) => sum + 4 + body.length, 0));
+      const view = new DataView(bytes.buffer);
+      let at = 0;
+      for (const body of batch) {
+        view.setUint32(at, body.length);
+        bytes.set(body, at + 4);
+        at += 4 + body.length;
+      }
       let off = 0;
       while (off < bytes.length) off += await conn.write(bytes.subarray(off));
     }
     writing = false;
   };
   return () =>
-    new Promise<void>((resolve) => {
+    new Promise<Uint8Array>((resolve) => {
       waiting.push(resolve);
-      queued.push(frame);
+      queued.push(encode());
       if (!writing) queueMicrotask(flush);
     });
 }
 
+const root = await loadProtoFile(defaultBackend(), new URL("./echo.proto", import.meta.url).pathname);
+const EchoMessage = root.lookupType("bench.EchoMessage");
+
 if (values.stack === "raw") {
-  const frame = new Uint8Array(4 + payload.length);
-  new DataView(frame.buffer).setUint32(0, payload.length);
-  frame.set(payload, 4);
-  call = await pipelined(frame);
+  // The DESIGN's raw baseline: the same protobuf message as the RPC stacks, encoded and decoded with protobufjs
+  // per call, in length-prefixed frames; no envelope, multiplexing, deadlines or discovery.
+  const send = await pipelined(() => EchoMessage.encode({ payload }).finish());
+  call = () => send().then((body) => EchoMessage.decode(body));
+} else if (values.stack === "bytes") {
+  // Bytes only: a fixed frame out, the echoed frame back, nothing encoded or decoded.
+  call = await pipelined(() => payload);
 } else if (values.stack === "load") {
   // A load generator for the provider (like wrk for HTTP): pre-encoded RPC request frames pipelined over K
   // connections, replies counted, not decoded. It costs the client little, so the server's capacity shows.
-  const root = await loadProtoFile(defaultBackend(), new URL("./echo.proto", import.meta.url).pathname);
-  const request = root.lookupType("bench.EchoMessage").encode({ payload }).finish();
+  const request = EchoMessage.encode({ payload }).finish();
   const body = encodeRpcFrame({ request: { callId: 1, service: "bench.Echo", method: "Echo", payload: request } });
-  const frame = new Uint8Array(4 + body.length);
-  new DataView(frame.buffer).setUint32(0, body.length);
-  frame.set(body, 4);
-  const calls = await Promise.all(Array.from({ length: Number(values.connections) }, () => pipelined(frame)));
+  const calls = await Promise.all(Array.from({ length: Number(values.connections) }, () => pipelined(() => body)));
   let next = 0;
   call = () => calls[next++ % calls.length]!();
 } else {
-  const root = await loadProtoFile(defaultBackend(), new URL("./echo.proto", import.meta.url).pathname);
   // One channel per connection (a channel keeps one connection per provider); calls take them in turn.
   const stubs = Array.from({ length: Number(values.connections) }, () => {
     const channel = new RpcChannel({

@@ -1,19 +1,26 @@
 /**
  * Echo server for bench/rpc_echo.ts and bench/rpc_threads.ts. `--stack dwt [--threads N]`: an RpcProvider
- * serving bench.Echo; `--stack raw`: plain
- * Deno sockets echoing length-prefixed frames. Prints `READY <port>`.
+ * serving bench.Echo; `--stack raw`: plain Deno sockets answering each length-prefixed bench.EchoMessage with the
+ * message decoded and encoded again by protobufjs (the DESIGN's raw baseline); `--stack bytes`: plain Deno
+ * sockets echoing bytes as they come. Prints `READY <port>`.
  */
 
 import { parseArgs } from "node:util";
 import { EventLoop } from "../reactor/mod.ts";
-import { RpcProvider } from "../rpc/mod.ts";
+import { defaultBackend } from "../reactor/backend/mod.ts";
+import { loadProtoFile, RpcProvider } from "../rpc/mod.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
   options: { stack: { type: "string", default: "dwt" }, threads: { type: "string", default: "0" } },
 });
 
-if (values.stack === "raw") {
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < bytes.length) off += await conn.write(bytes.subarray(off));
+}
+
+if (values.stack === "bytes") {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   console.log(`READY ${(listener.addr as Deno.NetAddr).port}`);
   for await (const conn of listener) {
@@ -25,8 +32,60 @@ if (values.stack === "raw") {
         for (;;) {
           const n = await conn.read(buf);
           if (n === null) break;
-          let off = 0;
-          while (off < n) off += await conn.write(buf.subarray(off, n));
+          await writeAll(conn, buf.subarray(0, n));
+        }
+      } catch {
+        // peer gone
+      }
+      conn.close();
+    })();
+  }
+} else if (values.stack === "raw") {
+  const root = await loadProtoFile(defaultBackend(), new URL("./echo.proto", import.meta.url).pathname);
+  const EchoMessage = root.lookupType("bench.EchoMessage");
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  console.log(`READY ${(listener.addr as Deno.NetAddr).port}`);
+  for await (const conn of listener) {
+    conn.setNoDelay(true);
+    // Every whole frame of a read is decoded and answered; the answers to one read go back in one write.
+    (async () => {
+      let buf = new Uint8Array(256 * 1024);
+      let view = new DataView(buf.buffer);
+      let filled = 0;
+      try {
+        for (;;) {
+          if (filled === buf.length) {
+            const bigger = new Uint8Array(buf.length * 2);
+            bigger.set(buf);
+            buf = bigger;
+            view = new DataView(buf.buffer);
+          }
+          const n = await conn.read(buf.subarray(filled));
+          if (n === null) break;
+          filled += n;
+          const replies: Uint8Array[] = [];
+          let size = 0;
+          let offset = 0;
+          while (filled - offset >= 4 && filled - offset >= 4 + view.getUint32(offset)) {
+            const length = view.getUint32(offset);
+            const message = EchoMessage.decode(buf.subarray(offset + 4, offset + 4 + length));
+            const reply = EchoMessage.encode(message).finish();
+            replies.push(reply);
+            size += 4 + reply.length;
+            offset += 4 + length;
+          }
+          buf.copyWithin(0, offset, filled);
+          filled -= offset;
+          if (replies.length === 0) continue;
+          const out = new Uint8Array(size);
+          const outView = new DataView(out.buffer);
+          let at = 0;
+          for (const reply of replies) {
+            outView.setUint32(at, reply.length);
+            out.set(reply, at + 4);
+            at += 4 + reply.length;
+          }
+          await writeAll(conn, out);
         }
       } catch {
         // peer gone
