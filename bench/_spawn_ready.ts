@@ -4,6 +4,8 @@
 export interface ReadyProcess {
   /** The word after READY (an address or a port). */
   ready: string;
+  /** Its process id. */
+  pid: number;
   /** Kill it (SIGTERM by default) and wait for it to exit. */
   stop(signal?: Deno.Signal): Promise<void>;
 }
@@ -21,6 +23,7 @@ export async function spawnReady(argv: string[], env: Record<string, string> = {
   reader.releaseLock();
   return {
     ready: /READY (\S+)/.exec(text)![1]!,
+    pid: child.pid,
     async stop(signal: Deno.Signal = "SIGTERM") {
       child.kill(signal);
       await child.status;
@@ -43,4 +46,24 @@ export async function startRegistry(): Promise<{ address: string; stop(): Promis
       await Deno.remove(dir, { recursive: true });
     },
   };
+}
+
+/**
+ * Pin the main thread of process `pid` to `cpu` (Linux `taskset`), leaving its other threads (I/O, GC) free. With
+ * a client and a server ping-ponging on a 2-core machine the scheduler otherwise often puts both main threads on
+ * one core (wake-affine), and the same run then measures half as fast. Returns false where pinning is not
+ * possible (no taskset, one core); the benchmark runs unpinned then.
+ */
+export async function pinMainThread(pid: number, cpu: number): Promise<boolean> {
+  if (navigator.hardwareConcurrency < 2) return false;
+  try {
+    const { success } = await new Deno.Command("taskset", {
+      args: ["-p", "-c", String(cpu), String(pid)],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return success;
+  } catch {
+    return false; // no taskset
+  }
 }

@@ -2,17 +2,17 @@
  * Unary echo, side by side in one run: dwt-rpc (RpcChannel -> RpcProvider), grpc-js (server and client on
  * Node 20, same .proto, same payloads), the raw length-prefixed echo of the same protobuf message on plain Deno
  * sockets (protobufjs encodes and decodes it on both ends, as DESIGN.md's baseline does), and a byte echo that
- * decodes nothing (the floor of what sockets do here). Concurrency 1, 16
- * and 64 calls in flight, payloads 64 B and 4 KiB; servers and clients are separate processes. Each point runs
- * `--runs` times (a fresh client process each) and reports the run with the median QPS: on a small VM two runs
- * of the same point can differ by half, and one unlucky run should not decide a ratio. Prints QPS, p50, p99,
- * the spread of the runs and the ratios.
+ * decodes nothing (the floor of what sockets do here). Concurrency 1, 16 and 64 calls in flight, payloads 64 B
+ * and 4 KiB; servers and clients are separate processes, their main threads pinned apart. Each point runs
+ * `--runs` times (a fresh client process each) and reports the run with the median QPS: on a small VM two runs of
+ * the same point can differ by half, and one unlucky run should not decide a ratio. Prints QPS, p50, p99, the
+ * spread of the runs and the ratios.
  *
  *   deno task bench-rpc [--seconds 3] [--runs 3]
  */
 
 import { parseArgs } from "node:util";
-import { spawnReady } from "./_spawn_ready.ts";
+import { pinMainThread, spawnReady } from "./_spawn_ready.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -57,8 +57,12 @@ const stacks: Stack[] = [
   },
 ];
 
+// Every stack's server main thread on core 1 and client main thread on core 0 (see pinMainThread).
+let pinned = true;
+
 async function startServer(stack: Stack): Promise<{ port: number; stop(): Promise<void> }> {
   const server = await spawnReady(stack.server);
+  pinned &&= await pinMainThread(server.pid, 1);
   return { port: Number(server.ready), stop: () => server.stop("SIGKILL") };
 }
 
@@ -74,7 +78,9 @@ async function runClient(stack: Stack, port: number, conc: number, size: number)
     "--seconds",
     values.seconds,
   ];
-  const output = await new Deno.Command(stack.client[0]!, { args, stdout: "piped", stderr: "inherit" }).output();
+  const child = new Deno.Command(stack.client[0]!, { args, stdout: "piped", stderr: "inherit" }).spawn();
+  pinned &&= await pinMainThread(child.pid, 0);
+  const output = await child.output();
   const line = new TextDecoder().decode(output.stdout).trim().split("\n").pop()!;
   return JSON.parse(line) as Result;
 }
@@ -108,7 +114,8 @@ const spread = (r: Result) => `${((r.minQps ?? r.qps) / 1000).toFixed(0)}-${((r.
 console.log(
   `unary echo, ${values.seconds} s per run, median of ${runs} run(s) per point; QPS and latency (ms); ratios are ` +
     `dwt / other; "runs" is the lowest-highest QPS of the runs (k = 1000). raw: protobuf messages in ` +
-    `length-prefixed frames on plain sockets (the DESIGN's baseline); bytes: a byte echo, nothing decoded.`,
+    `length-prefixed frames on plain sockets (the DESIGN's baseline); bytes: a byte echo, nothing decoded. ` +
+    (pinned ? "Main threads pinned: servers on core 1, clients on core 0." : "Not pinned (no taskset or one core)."),
 );
 console.log(
   "| conc | size | dwt QPS | dwt runs | dwt p50 | dwt p99 | grpc-js QPS | grpc-js p50 | grpc-js p99 | raw QPS | raw runs " +

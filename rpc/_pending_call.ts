@@ -46,12 +46,11 @@ export interface ClientResult {
 /** Turns the response bytes into what the caller's promise resolves with (a stub decodes its message). */
 export type ResponseDecoder = (payload: Uint8Array, metadata: Record<string, string>) => unknown;
 
-/** What a call needs besides its request. */
+/** What a call needs besides its request (the channel's CallOptions). */
 export interface PendingCallOptions {
-  timeoutMs: number;
-  signal: AbortSignal | undefined;
-  controller: RpcController | undefined;
-  hashKey: string | undefined;
+  readonly signal?: AbortSignal;
+  readonly controller?: RpcController;
+  readonly hashKey?: string;
 }
 
 const NO_METADATA: Record<string, string> = Object.freeze({}) as Record<string, string>;
@@ -71,6 +70,7 @@ export class PendingCall implements OutgoingCall {
   readonly #resolve: (value: unknown) => void;
   readonly #reject: (error: RpcError) => void;
   readonly #deadline: number;
+  readonly #timeoutMs: number;
   #deadlineTimer: TimerId | undefined;
   #backoffTimer: TimerId | undefined;
   #backoffMs: number;
@@ -93,6 +93,7 @@ export class PendingCall implements OutgoingCall {
     payload: Uint8Array,
     metadata: Record<string, string> | undefined,
     options: PendingCallOptions,
+    timeoutMs: number,
     resolve: (value: unknown) => void,
     reject: (error: RpcError) => void,
     decode: ResponseDecoder = asResult,
@@ -106,7 +107,8 @@ export class PendingCall implements OutgoingCall {
     this.#resolve = resolve;
     this.#reject = reject;
     this.#decode = decode;
-    this.#deadline = router.loop.now() + options.timeoutMs;
+    this.#timeoutMs = timeoutMs;
+    this.#deadline = router.loop.now() + timeoutMs;
     this.#backoffMs = router.retryBackoffMs;
   }
 
@@ -138,7 +140,7 @@ export class PendingCall implements OutgoingCall {
   /** Milliseconds left, sent with the request (at least 1: 0 would mean no deadline). */
   timeoutMs(): number {
     // Sent from start(): all of it is left (and the clock need not be read again).
-    if (this.#starting) return Math.max(1, this.#options.timeoutMs);
+    if (this.#starting) return Math.max(1, this.#timeoutMs);
     return Math.max(1, this.#deadline - this.#router.loop.now());
   }
 

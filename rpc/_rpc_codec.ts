@@ -151,6 +151,7 @@ class ScratchWriter {
   pos = 0;
 
   reset(capacity: number): void {
+    capacity += COPY_PAYLOAD_BYTES; // room for a small payload behind the envelope
     if (capacity > this.bytes.length) {
       this.bytes = new Uint8Array(Math.max(capacity, this.bytes.length * 2));
       this.view = new DataView(this.bytes.buffer);
@@ -351,10 +352,18 @@ function writeCancel(callId: number): number {
   return body;
 }
 
+// Payloads up to this size are copied behind the envelope in the scratch, so the frame is one send.
+const COPY_PAYLOAD_BYTES = 1024;
+
 // The scratch's bytes and then the payload, as one frame (TcpConnection coalesces them into one write).
 function sendScratch(connection: TcpConnection, payload: Uint8Array): void {
+  if (payload.length <= COPY_PAYLOAD_BYTES) {
+    scratch.raw(payload);
+    connection.send(scratch.bytes.subarray(0, scratch.pos));
+    return;
+  }
   connection.send(scratch.bytes.subarray(0, scratch.pos));
-  if (payload.length > 0) connection.send(payload);
+  connection.send(payload);
 }
 
 /**
