@@ -56,6 +56,23 @@ export async function startRegistry(): Promise<{ address: string; stop(): Promis
  */
 export async function pinMainThread(pid: number, cpu: number): Promise<boolean> {
   if (navigator.hardwareConcurrency < 2) return false;
+  // Threads made after the pin inherit it: wait until the runtime has started its helper threads (their number
+  // stops growing), so only the main thread is pinned.
+  const threads = async () => {
+    try {
+      return (await Array.fromAsync(Deno.readDir(`/proc/${pid}/task`))).length;
+    } catch {
+      return 0;
+    }
+  };
+  let last = -1;
+  let stable = 0;
+  for (let i = 0; i < 50 && stable < 3; i++) {
+    const count = await threads();
+    stable = count === last && count > 1 ? stable + 1 : 0;
+    last = count;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
   try {
     const { success } = await new Deno.Command("taskset", {
       args: ["-p", "-c", String(cpu), String(pid)],

@@ -3,12 +3,12 @@
  * Node 20, same .proto, same payloads), the raw length-prefixed echo of the same protobuf message on plain Deno
  * sockets (protobufjs encodes and decodes it on both ends, as DESIGN.md's baseline does), and a byte echo that
  * decodes nothing (the floor of what sockets do here). Concurrency 1, 16 and 64 calls in flight, payloads 64 B
- * and 4 KiB; servers and clients are separate processes, their main threads pinned apart. Each point runs
- * `--runs` times (a fresh client process each) and reports the run with the median QPS: on a small VM two runs of
- * the same point can differ by half, and one unlucky run should not decide a ratio. Prints QPS, p50, p99, the
- * spread of the runs and the ratios.
+ * and 4 KiB; servers and clients are separate processes (`--pin` puts their main threads on separate cores).
+ * Each point runs `--runs` times (a fresh client process each) and reports the run with the median QPS: on a
+ * small VM two runs of the same point can differ by half, and one unlucky run should not decide a ratio. Prints
+ * QPS, p50, p99, the spread of the runs and the ratios.
  *
- *   deno task bench-rpc [--seconds 3] [--runs 3]
+ *   deno task bench-rpc [--seconds 3] [--runs 3] [--pin]
  */
 
 import { parseArgs } from "node:util";
@@ -16,7 +16,11 @@ import { pinMainThread, spawnReady } from "./_spawn_ready.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
-  options: { seconds: { type: "string", default: "3" }, runs: { type: "string", default: "3" } },
+  options: {
+    seconds: { type: "string", default: "3" },
+    runs: { type: "string", default: "3" },
+    pin: { type: "boolean", default: false },
+  },
 });
 const runs = Math.max(1, Number(values.runs));
 const here = new URL(".", import.meta.url);
@@ -57,8 +61,10 @@ const stacks: Stack[] = [
   },
 ];
 
-// Every stack's server main thread on core 1 and client main thread on core 0 (see pinMainThread).
-let pinned = true;
+// With --pin, every stack's server main thread on core 1 and client main thread on core 0 (see pinMainThread).
+// Off by default: pinning helps dwt and grpc-js but costs the raw and byte echoes a quarter to a third of their
+// QPS here, so each stack runs as the scheduler places it.
+let pinned = values.pin;
 
 async function startServer(stack: Stack): Promise<{ port: number; stop(): Promise<void> }> {
   const server = await spawnReady(stack.server);
@@ -115,7 +121,7 @@ console.log(
   `unary echo, ${values.seconds} s per run, median of ${runs} run(s) per point; QPS and latency (ms); ratios are ` +
     `dwt / other; "runs" is the lowest-highest QPS of the runs (k = 1000). raw: protobuf messages in ` +
     `length-prefixed frames on plain sockets (the DESIGN's baseline); bytes: a byte echo, nothing decoded. ` +
-    (pinned ? "Main threads pinned: servers on core 1, clients on core 0." : "Not pinned (no taskset or one core)."),
+    (pinned ? "Main threads pinned: servers on core 1, clients on core 0." : "Not pinned."),
 );
 console.log(
   "| conc | size | dwt QPS | dwt runs | dwt p50 | dwt p99 | grpc-js QPS | grpc-js p50 | grpc-js p99 | raw QPS | raw runs " +
