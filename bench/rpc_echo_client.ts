@@ -9,6 +9,7 @@ import { EventLoop } from "../reactor/mod.ts";
 import { loadProtoFile, RpcChannel, serviceDefinition, type StubMethod } from "../rpc/mod.ts";
 import { defaultBackend } from "../reactor/backend/mod.ts";
 import { encodeRpcFrame } from "../rpc/_rpc_codec.ts";
+import { frameAll, FrameReader } from "./_length_prefixed.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -35,27 +36,11 @@ async function pipelined(encode: () => Uint8Array): Promise<() => Promise<Uint8A
   const waiting: Array<(body: Uint8Array) => void> = [];
   (async () => {
     // Replies may differ in size from requests (RPC responses): walk their length headers.
-    let buf = new Uint8Array(256 * 1024);
-    let view = new DataView(buf.buffer);
-    let filled = 0;
+    const reader = new FrameReader();
     for (;;) {
-      if (filled === buf.length) {
-        const bigger = new Uint8Array(buf.length * 2);
-        bigger.set(buf);
-        buf = bigger;
-        view = new DataView(buf.buffer);
-      }
-      const n = await conn.read(buf.subarray(filled)).catch(() => null);
+      const n = await conn.read(reader.space()).catch(() => null);
       if (n === null) break;
-      filled += n;
-      let offset = 0;
-      while (filled - offset >= 4 && filled - offset >= 4 + view.getUint32(offset)) {
-        const length = view.getUint32(offset);
-        waiting.shift()?.(buf.subarray(offset + 4, offset + 4 + length));
-        offset += 4 + length;
-      }
-      buf.copyWithin(0, offset, filled);
-      filled -= offset;
+      reader.added(n, (body) => waiting.shift()?.(body));
     }
   })();
   let queued: Uint8Array[] = [];
@@ -65,14 +50,7 @@ async function pipelined(encode: () => Uint8Array): Promise<() => Promise<Uint8A
     while (queued.length > 0) {
       const batch = queued;
       queued = [];
-      const bytes = new Uint8Array(batch.reduce((sum, body) => sum + 4 + body.length, 0));
-      const view = new DataView(bytes.buffer);
-      let at = 0;
-      for (const body of batch) {
-        view.setUint32(at, body.length);
-        bytes.set(body, at + 4);
-        at += 4 + body.length;
-      }
+      const bytes = frameAll(batch);
       let off = 0;
       while (off < bytes.length) off += await conn.write(bytes.subarray(off));
     }

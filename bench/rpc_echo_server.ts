@@ -9,6 +9,7 @@ import { parseArgs } from "node:util";
 import { EventLoop } from "../reactor/mod.ts";
 import { defaultBackend } from "../reactor/backend/mod.ts";
 import { loadProtoFile, RpcProvider } from "../rpc/mod.ts";
+import { frameAll, FrameReader } from "./_length_prefixed.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -49,43 +50,14 @@ if (values.stack === "bytes") {
     conn.setNoDelay(true);
     // Every whole frame of a read is decoded and answered; the answers to one read go back in one write.
     (async () => {
-      let buf = new Uint8Array(256 * 1024);
-      let view = new DataView(buf.buffer);
-      let filled = 0;
+      const reader = new FrameReader();
       try {
         for (;;) {
-          if (filled === buf.length) {
-            const bigger = new Uint8Array(buf.length * 2);
-            bigger.set(buf);
-            buf = bigger;
-            view = new DataView(buf.buffer);
-          }
-          const n = await conn.read(buf.subarray(filled));
+          const n = await conn.read(reader.space());
           if (n === null) break;
-          filled += n;
           const replies: Uint8Array[] = [];
-          let size = 0;
-          let offset = 0;
-          while (filled - offset >= 4 && filled - offset >= 4 + view.getUint32(offset)) {
-            const length = view.getUint32(offset);
-            const message = EchoMessage.decode(buf.subarray(offset + 4, offset + 4 + length));
-            const reply = EchoMessage.encode(message).finish();
-            replies.push(reply);
-            size += 4 + reply.length;
-            offset += 4 + length;
-          }
-          buf.copyWithin(0, offset, filled);
-          filled -= offset;
-          if (replies.length === 0) continue;
-          const out = new Uint8Array(size);
-          const outView = new DataView(out.buffer);
-          let at = 0;
-          for (const reply of replies) {
-            outView.setUint32(at, reply.length);
-            out.set(reply, at + 4);
-            at += 4 + reply.length;
-          }
-          await writeAll(conn, out);
+          reader.added(n, (body) => replies.push(EchoMessage.encode(EchoMessage.decode(body)).finish()));
+          if (replies.length > 0) await writeAll(conn, frameAll(replies));
         }
       } catch {
         // peer gone

@@ -542,7 +542,18 @@ function setEntry(metadata: Record<string, string>, key: string, value: string):
   else metadata[key] = value;
 }
 
-function readMetadataEntry(frame: DecodedFrame, end: number): void {
+// A view of the length-delimited bytes at `pos`.
+function readBytes(end: number): Uint8Array {
+  const length = readLength(end);
+  const bytes = input.subarray(pos, pos + length);
+  pos += length;
+  return bytes;
+}
+
+// One map<string, string> entry (a length-delimited message) into frame.metadata.
+function readMetadataEntry(frame: DecodedFrame, outerEnd: number): void {
+  const length = readLength(outerEnd); // first: the entry starts where the length ends
+  const end = pos + length;
   let key = "";
   let value = "";
   while (pos < end) {
@@ -571,17 +582,12 @@ function readRequest(frame: DecodedFrame, end: number): void {
       case TAG_REQUEST_TIMEOUT:
         frame.timeoutMs = readVarint(end);
         break;
-      case TAG_REQUEST_METADATA: {
-        const length = readLength(end);
-        readMetadataEntry(frame, pos + length);
+      case TAG_REQUEST_METADATA:
+        readMetadataEntry(frame, end);
         break;
-      }
-      case TAG_REQUEST_PAYLOAD: {
-        const length = readLength(end);
-        frame.payload = input.subarray(pos, pos + length);
-        pos += length;
+      case TAG_REQUEST_PAYLOAD:
+        frame.payload = readBytes(end);
         break;
-      }
       default:
         skipKnownOrUnknown(tag, 6, end);
     }
@@ -601,17 +607,12 @@ function readResponse(frame: DecodedFrame, end: number): void {
       case TAG_RESPONSE_ERROR:
         frame.errorMessage = readString(readLength(end));
         break;
-      case TAG_RESPONSE_METADATA: {
-        const length = readLength(end);
-        readMetadataEntry(frame, pos + length);
+      case TAG_RESPONSE_METADATA:
+        readMetadataEntry(frame, end);
         break;
-      }
-      case TAG_RESPONSE_PAYLOAD: {
-        const length = readLength(end);
-        frame.payload = input.subarray(pos, pos + length);
-        pos += length;
+      case TAG_RESPONSE_PAYLOAD:
+        frame.payload = readBytes(end);
         break;
-      }
       default:
         skipKnownOrUnknown(tag, 5, end);
     }
