@@ -214,6 +214,28 @@ Deno.test("1,000 concurrent calls on one channel all complete", async () => {
   }
 });
 
+Deno.test("Calls stay matched to their answers while a slow call holds its id through thousands of others", async () => {
+  // The channel's call table is open-addressed by id: a long call keeps its slot while later ids skip it, and the
+  // table grows under many calls in flight. Every answer must still reach its own caller.
+  const w = await world(1);
+  try {
+    const stub = w.channel.stub<EchoStub>(ECHO);
+    const slow = stub.Slow({ text: "slow", delayMs: 300 });
+    for (let round = 0; round < 20; round++) {
+      const results = await Promise.all(
+        Array.from({ length: 250 }, (_, i) => stub.Say({ text: `r${round}c${i}`, blob: new Uint8Array([round, i]) })),
+      );
+      results.forEach((result, i) => {
+        assert.equal(result.text, `r${round}c${i}`);
+        assert.deepEqual([...result.blob], [round, i]);
+      });
+    }
+    assert.equal((await slow).text, "slow");
+  } finally {
+    await w.close();
+  }
+});
+
 Deno.test("Providers that appear or vanish in the registry are added or dropped at once", async () => {
   const w = await world(1);
   try {
