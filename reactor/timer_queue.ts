@@ -164,10 +164,7 @@ export class TimerQueue {
         `Cannot add timer as 'intervalMs' must be a finite number >= 0: current value is ${intervalMs}`,
       );
     }
-    const timer = new Timer(this, this.#nextSequence++, this.#nowMs() + Math.max(0, delayMs), intervalMs, callback);
-    this.#push(timer);
-    this.#arm();
-    return timer;
+    return this.#insert(this.#nowMs() + Math.max(0, delayMs), intervalMs, callback);
   }
 
   /**
@@ -180,7 +177,11 @@ export class TimerQueue {
     if (!Number.isFinite(whenMs)) {
       throw new RangeError(`Cannot add timer as 'whenMs' must be a finite number: current value is ${whenMs}`);
     }
-    const timer = new Timer(this, this.#nextSequence++, whenMs, 0, callback);
+    return this.#insert(whenMs, 0, callback);
+  }
+
+  #insert(whenMs: number, intervalMs: number, callback: TimerCallback): Timer {
+    const timer = new Timer(this, this.#nextSequence++, whenMs, intervalMs, callback);
     this.#push(timer);
     this.#arm();
     return timer;

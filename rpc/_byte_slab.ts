@@ -15,7 +15,7 @@ const MAX_SLAB_PIECE = 8 * 1024;
 let slab = new Uint8Array(SLAB_BYTES);
 let used = 0;
 
-/** `length` bytes of fresh memory (from a slab when small); the contents are not zeroed when from a slab. */
+/** `length` bytes of fresh, zeroed memory: a piece of a slab when small (slabs are never reused), else its own. */
 export function allocateBytes(length: number): Uint8Array {
   if (length > MAX_SLAB_PIECE) return new Uint8Array(length);
   if (used + length > SLAB_BYTES) {

@@ -55,7 +55,11 @@ export interface PendingCallOptions {
 
 const NO_METADATA: Record<string, string> = Object.freeze({}) as Record<string, string>;
 
-const asResult: ResponseDecoder = (payload, metadata): ClientResult => ({ payload, metadata });
+// The caller owns a ClientResult's metadata: never hand out the shared frozen empty object.
+const asResult: ResponseDecoder = (payload, metadata): ClientResult => ({
+  payload,
+  metadata: metadata === NO_METADATA ? {} : metadata,
+});
 
 /** A call in progress. Start it with {@linkcode PendingCall.start}; its promise settles once. */
 export class PendingCall implements OutgoingCall {

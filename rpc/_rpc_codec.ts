@@ -196,8 +196,13 @@ class ScratchWriter {
 
 const scratch = new ScratchWriter();
 
-// Size of map<string, string> entries as fields with `tag`; lengths of keys and values go to `lengths`.
-function metadataSize(metadata: Record<string, string> | undefined, lengths: number[]): number {
+// Lengths of the metadata being written, per entry: key, value and the entry message (filled by metadataSize,
+// read by writeMetadata, so nothing is measured twice).
+const lengths: number[] = [];
+
+// Size of the metadata map's entries as fields of the message being written.
+function metadataSize(metadata: Record<string, string> | undefined): number {
+  lengths.length = 0;
   if (metadata === undefined) return 0;
   let size = 0;
   for (const key in metadata) {
@@ -205,15 +210,16 @@ function metadataSize(metadata: Record<string, string> | undefined, lengths: num
     if (typeof value !== "string") continue;
     const keyLength = utf8Length(key);
     const valueLength = utf8Length(value);
-    lengths.push(keyLength, valueLength);
     const entry = (keyLength > 0 ? 1 + varintSize(keyLength) + keyLength : 0) +
       (valueLength > 0 ? 1 + varintSize(valueLength) + valueLength : 0);
+    lengths.push(keyLength, valueLength, entry);
     size += 1 + varintSize(entry) + entry;
   }
   return size;
 }
 
-function writeMetadata(tag: number, metadata: Record<string, string> | undefined, lengths: number[]): void {
+// The entries metadataSize measured, each as field `tag` (a map entry message: key = 1, value = 2).
+function writeMetadata(tag: number, metadata: Record<string, string> | undefined): void {
   if (metadata === undefined) return;
   let i = 0;
   for (const key in metadata) {
@@ -221,10 +227,8 @@ function writeMetadata(tag: number, metadata: Record<string, string> | undefined
     if (typeof value !== "string") continue;
     const keyLength = lengths[i++]!;
     const valueLength = lengths[i++]!;
-    const entry = (keyLength > 0 ? 1 + varintSize(keyLength) + keyLength : 0) +
-      (valueLength > 0 ? 1 + varintSize(valueLength) + valueLength : 0);
     scratch.byte(tag);
-    scratch.varint(entry);
+    scratch.varint(lengths[i++]!);
     if (keyLength > 0) {
       scratch.byte(TAG_ENTRY_KEY);
       scratch.varint(keyLength);
@@ -237,9 +241,6 @@ function writeMetadata(tag: number, metadata: Record<string, string> | undefined
     }
   }
 }
-
-// Lengths of the metadata strings being written (filled by metadataSize, read by writeMetadata).
-const lengths: number[] = [];
 
 function clampUint32(value: number): number {
   return value >= 0xffff_ffff ? 0xffff_ffff : value > 0 ? value >>> 0 : 0;
@@ -257,12 +258,11 @@ function writeRequestHead(
   const service = encodedName(serviceName);
   const method = encodedName(methodName);
   const timeout = clampUint32(timeoutMs);
-  lengths.length = 0;
   const headSize = (callId !== 0 ? 1 + varintSize(callId) : 0) +
     (service.length > 0 ? 1 + varintSize(service.length) + service.length : 0) +
     (method.length > 0 ? 1 + varintSize(method.length) + method.length : 0) +
     (timeout > 0 ? 1 + varintSize(timeout) : 0) +
-    metadataSize(metadata, lengths) +
+    metadataSize(metadata) +
     (payloadLength > 0 ? 1 + varintSize(payloadLength) : 0);
   const inner = headSize + payloadLength;
   const body = 1 + varintSize(inner) + inner;
@@ -288,7 +288,7 @@ function writeRequestHead(
     scratch.byte(TAG_REQUEST_TIMEOUT);
     scratch.varint(timeout);
   }
-  writeMetadata(TAG_REQUEST_METADATA, metadata, lengths);
+  writeMetadata(TAG_REQUEST_METADATA, metadata);
   if (payloadLength > 0) {
     scratch.byte(TAG_REQUEST_PAYLOAD);
     scratch.varint(payloadLength);
@@ -305,11 +305,10 @@ function writeResponseHead(
   payloadLength: number,
 ): number {
   const errorLength = utf8Length(errorMessage);
-  lengths.length = 0;
   const headSize = (callId !== 0 ? 1 + varintSize(callId) : 0) +
     (status !== 0 ? 1 + varintSize(status) : 0) +
     (errorLength > 0 ? 1 + varintSize(errorLength) + errorLength : 0) +
-    metadataSize(metadata, lengths) +
+    metadataSize(metadata) +
     (payloadLength > 0 ? 1 + varintSize(payloadLength) : 0);
   const inner = headSize + payloadLength;
   const body = 1 + varintSize(inner) + inner;
@@ -330,7 +329,7 @@ function writeResponseHead(
     scratch.varint(errorLength);
     scratch.string(errorMessage, errorLength);
   }
-  writeMetadata(TAG_RESPONSE_METADATA, metadata, lengths);
+  writeMetadata(TAG_RESPONSE_METADATA, metadata);
   if (payloadLength > 0) {
     scratch.byte(TAG_RESPONSE_PAYLOAD);
     scratch.varint(payloadLength);
