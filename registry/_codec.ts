@@ -106,6 +106,7 @@ export interface ServerFrame {
     heartbeatIntervalMs?: number;
     heartbeatPort?: number;
     resumed?: boolean;
+    heartbeatCounterFloor?: WireLong;
   };
   create?: { path?: string; stat?: WireStat };
   get?: { data?: Uint8Array; stat?: WireStat };

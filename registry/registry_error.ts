@@ -28,10 +28,17 @@ export const RegistryErrorCode = {
   INVALID_ACL: -114,
   AUTH_FAILED: -115,
   SESSION_MOVED: -118,
+  /** A change sent to a server that is read-only (its log cannot be written or repaired); reads still work. */
+  NOT_READ_ONLY: -119,
   /** Not in ZooKeeper: a configured limit (connections per IP, frame size, ...) was hit. */
   LIMIT_EXCEEDED: -1001,
   /** Not in ZooKeeper: the client was closed by the application. */
   CLOSED: -1002,
+  /**
+   * Not in ZooKeeper: the change could not be made durable (disk full, I/O error). Nothing changed; the same
+   * request may succeed once the disk does.
+   */
+  STORAGE_FAILED: -1003,
 } as const;
 
 /** One of the {@linkcode RegistryErrorCode} numbers. */
