@@ -7,7 +7,7 @@
  * offset size field
  * 0      2    magic 0x6468 ("dh")
  * 2      1    version = 1
- * 3      1    flags = 0
+ * 3      1    flags: 0 for a heartbeat (client to server), 1 for an expiry notice (server to client)
  * 4      8    session id, uint64 big-endian
  * 12     8    counter, uint64 big-endian
  * 20     20   proof: first 20 bytes of HMAC-SHA256(session secret, bytes 0..19)
@@ -18,6 +18,10 @@
 
 /** Bytes in a heartbeat datagram. */
 export const HEARTBEAT_BYTES = 40;
+/** Flags of a heartbeat (client to server). */
+export const HEARTBEAT_FLAG_NONE = 0;
+/** Flags of an expiry notice (server to client): the session is gone; signed with its secret. */
+export const HEARTBEAT_FLAG_EXPIRED = 1;
 const MAGIC = 0x6468;
 const VERSION = 1;
 const SIGNED_BYTES = 20;
@@ -29,13 +33,18 @@ export function importHeartbeatKey(secret: Uint8Array): Promise<CryptoKey> {
   ]);
 }
 
-/** Build a heartbeat for `sessionId` with `counter`, signed by `key`. */
-export async function encodeHeartbeat(sessionId: bigint, counter: bigint, key: CryptoKey): Promise<Uint8Array> {
+/** Build a heartbeat (or, with `flags` 1, an expiry notice) for `sessionId` with `counter`, signed by `key`. */
+export async function encodeHeartbeat(
+  sessionId: bigint,
+  counter: bigint,
+  key: CryptoKey,
+  flags: number = HEARTBEAT_FLAG_NONE,
+): Promise<Uint8Array> {
   const datagram = new Uint8Array(HEARTBEAT_BYTES);
   const view = new DataView(datagram.buffer);
   view.setUint16(0, MAGIC);
   view.setUint8(2, VERSION);
-  view.setUint8(3, 0);
+  view.setUint8(3, flags);
   view.setBigUint64(4, sessionId);
   view.setBigUint64(12, counter);
   const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, datagram.subarray(0, SIGNED_BYTES)));
@@ -46,11 +55,12 @@ export async function encodeHeartbeat(sessionId: bigint, counter: bigint, key: C
 /** The parts of a datagram that looks like a heartbeat, or undefined for anything else. Not yet verified. */
 export function parseHeartbeat(
   datagram: Uint8Array,
-): { sessionId: bigint; counter: bigint; signed: Uint8Array; proof: Uint8Array } | undefined {
+): { flags: number; sessionId: bigint; counter: bigint; signed: Uint8Array; proof: Uint8Array } | undefined {
   if (datagram.length !== HEARTBEAT_BYTES) return undefined;
   const view = new DataView(datagram.buffer, datagram.byteOffset, datagram.byteLength);
   if (view.getUint16(0) !== MAGIC || view.getUint8(2) !== VERSION) return undefined;
   return {
+    flags: view.getUint8(3),
     sessionId: view.getBigUint64(4),
     counter: view.getBigUint64(12),
     // Copies: the datagram's memory is only valid during the receive callback, and verification is async.
