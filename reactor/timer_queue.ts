@@ -73,6 +73,13 @@ export interface TimerQueueOptions {
 
 const NO_CALLBACK: TimerCallback = () => {};
 
+/**
+ * The longest delay a host timer takes as given: 2^31 - 1 ms (about 24.8 days). Browsers, Node, Deno and Bun store
+ * the delay in a signed 32-bit integer and treat anything longer as 1 ms, so a far timer armed as it is would wake
+ * the queue every millisecond. The queue arms at most this long and re-arms on waking until the timer is due.
+ */
+export const MAX_HOST_TIMER_DELAY_MS = 2 ** 31 - 1;
+
 // The handle users hold is this object; they see only the TimerId brand.
 class Timer {
   declare readonly [timerBrand]: true;
@@ -237,8 +244,10 @@ export class TimerQueue {
       return;
     }
     this.#disarm();
-    this.#armedWhen = root.when;
-    const delayMs = Math.max(0, root.when - this.#nowMs());
+    const now = this.#nowMs();
+    const delayMs = Math.min(Math.max(0, root.when - now), MAX_HOST_TIMER_DELAY_MS);
+    // A clamped host timer wakes before the root is due: #handleExpiry then finds nothing due and arms again.
+    this.#armedWhen = Math.min(root.when, now + delayMs);
     this.#armedHandle = this.#hostTimer.set(() => this.#handleExpiry(), delayMs);
   }
 

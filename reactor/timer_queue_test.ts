@@ -220,3 +220,49 @@ Deno.test("TimerQueue with nothing pending does not keep the process alive (real
   assert.equal(new TextDecoder().decode(output.stdout).trim(), "done");
   assert.ok(performance.now() - started < 20_000, `exited after ${performance.now() - started} ms`);
 });
+
+Deno.test("TimerQueue with a timer 2^40 ms away arms one clamped host timer instead of waking every millisecond", async () => {
+  const host = countingHostTimer();
+  const queue = new TimerQueue({ hostTimer: host });
+  let fired = false;
+  const id = queue.add(() => fired = true, 2 ** 40);
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  // Before the clamp the host timer, given 2^40 ms, fired after 1 ms and was re-armed ~200 times here.
+  assert.equal(host.sets, 1);
+  assert.equal(fired, false);
+  assert.equal(queue.size, 1);
+  assert.ok(queue.cancel(id));
+  queue.clear();
+  assert.equal(host.armed, 0);
+});
+
+Deno.test("TimerQueue re-arms a clamped host timer on waking and fires the far timer only when due", () => {
+  let now = 0;
+  const armed: { callback: () => void; delayMs: number }[] = [];
+  const host: HostTimer = {
+    set: (callback, delayMs) => {
+      armed.push({ callback, delayMs });
+      return armed.length;
+    },
+    clear: () => {},
+  };
+  const queue = new TimerQueue({ hostTimer: host, nowMs: () => now });
+  const max = 2 ** 31 - 1;
+  let fired = 0;
+  queue.add(() => fired++, 3 * max + 5);
+  assert.equal(armed.at(-1)!.delayMs, max);
+  for (let wake = 1; wake <= 3; wake++) {
+    now += max;
+    armed.at(-1)!.callback();
+    assert.equal(fired, 0, `The far timer fired early at wake-up ${wake}`);
+  }
+  assert.equal(armed.length, 4);
+  assert.equal(armed.at(-1)!.delayMs, 5);
+  // A nearer timer added while clamped re-arms for itself.
+  queue.add(() => fired += 10, 1);
+  assert.equal(armed.at(-1)!.delayMs, 1);
+  now += 5;
+  armed.at(-1)!.callback();
+  assert.equal(fired, 11);
+  assert.equal(queue.size, 0);
+});
