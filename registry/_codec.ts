@@ -9,6 +9,7 @@
 import protobuf from "protobufjs";
 import { REGISTRY_PROTO } from "../proto/registry_proto.ts";
 import type { NodeType, Stat } from "./data_tree.ts";
+import { RegistryError, RegistryErrorCode } from "./registry_error.ts";
 
 const root = protobuf.parse(REGISTRY_PROTO, { keepCase: false }).root;
 const ClientFrameType = root.lookupType("dwt.registry.ClientFrame");
@@ -124,9 +125,14 @@ export function encodeClientFrame(frame: ClientFrame): Uint8Array {
   return ClientFrameType.encode(frame as unknown as protobuf.Message).finish();
 }
 
-/** Decode a client frame body; throws on bytes that do not parse. */
+/**
+ * Decode a client frame body. Throws on bytes that do not parse, and throws a BAD_ARGUMENTS RegistryError naming
+ * the field when a string is not valid UTF-8 (a lossy decode would turn distinct bad paths into one U+FFFD path
+ * after a restart); {@linkcode invalidFrameXid} gives that error's request xid, so a server can answer it and keep
+ * the connection.
+ */
 export function decodeClientFrame(body: Uint8Array): ClientFrame {
-  return ClientFrameType.decode(body) as unknown as ClientFrame;
+  return decodeStrict(ClientFrameType, body) as unknown as ClientFrame;
 }
 
 /** Encode a server frame body. */
@@ -134,7 +140,85 @@ export function encodeServerFrame(frame: ServerFrame): Uint8Array {
   return ServerFrameType.encode(frame as unknown as protobuf.Message).finish();
 }
 
-/** Decode a server frame body; throws on bytes that do not parse. */
+/** Decode a server frame body; throws on bytes that do not parse or a string that is not valid UTF-8. */
 export function decodeServerFrame(body: Uint8Array): ServerFrame {
-  return ServerFrameType.decode(body) as unknown as ServerFrame;
+  return decodeStrict(ServerFrameType, body) as unknown as ServerFrame;
+}
+
+/**
+ * The xid of the request whose string field was not valid UTF-8, when `error` was thrown by
+ * {@linkcode decodeClientFrame} for that reason; else undefined (the frame did not parse at all).
+ */
+export function invalidFrameXid(error: unknown): number | undefined {
+  return error instanceof RegistryError ? invalidXids.get(error) : undefined;
+}
+
+const invalidXids = new WeakMap<RegistryError, number>();
+const fatalDecoder = new TextDecoder("utf-8", { fatal: true });
+
+/** The first string of a frame that is not valid UTF-8: its lossy text (to find its field) and the decoder's error. */
+interface BadString {
+  lossy: string;
+  cause: unknown;
+}
+
+/**
+ * protobufjs's Reader with strict strings, for the registry codec only (the RPC layer shares protobufjs and keeps
+ * its lenient decoding). protobufjs's own `utf8.read` replaces invalid sequences silently. ASCII, the usual case
+ * for paths, takes the original fast path; anything else goes through a fatal TextDecoder. A bad string does not
+ * stop the decode, so the frame's xid and the field's name are known when the error is raised.
+ */
+class StrictReader extends protobuf.Reader {
+  bad: BadString | undefined;
+
+  override string(): string {
+    const start = this.pos;
+    const bytes = this.bytes();
+    let ascii = true;
+    for (let i = 0; i < bytes.length; i++) {
+      if (bytes[i]! >= 0x80) {
+        ascii = false;
+        break;
+      }
+    }
+    if (ascii) {
+      this.pos = start;
+      return super.string();
+    }
+    try {
+      return fatalDecoder.decode(bytes);
+    } catch (cause) {
+      const lossy = new TextDecoder().decode(bytes);
+      this.bad ??= { lossy, cause };
+      return lossy;
+    }
+  }
+}
+
+function decodeStrict(type: protobuf.Type, body: Uint8Array): protobuf.Message {
+  const reader = new StrictReader(body);
+  const message = type.decode(reader);
+  const bad = reader.bad;
+  if (bad === undefined) return message;
+  const field = findField(message, bad.lossy, "") ?? "a string field";
+  const xid = (message as unknown as { xid?: number }).xid ?? 0;
+  const error = new RegistryError(
+    RegistryErrorCode.BAD_ARGUMENTS,
+    `Cannot decode request ${xid} as ${field} must be valid UTF-8: current value has invalid bytes, ` +
+      `shown here as U+FFFD: ${JSON.stringify(bad.lossy.length > 200 ? `${bad.lossy.slice(0, 200)}...` : bad.lossy)}`,
+    { cause: bad.cause },
+  );
+  invalidXids.set(error, xid);
+  throw error;
+}
+
+// The dotted name of the field holding `value` (such as 'create.path'), searched through the decoded message.
+function findField(value: unknown, lossy: string, name: string): string | undefined {
+  if (value === lossy) return `'${name}'`;
+  if (typeof value !== "object" || value === null || value instanceof Uint8Array) return undefined;
+  for (const [key, child] of Object.entries(value)) {
+    const found = findField(child, lossy, Array.isArray(value) ? `${name}[${key}]` : name ? `${name}.${key}` : key);
+    if (found !== undefined) return found;
+  }
+  return undefined;
 }
