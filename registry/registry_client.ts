@@ -1,8 +1,9 @@
 /**
  * The registry client library (the seed's SRCClient, grown up): one long-lived framed connection with pipelined
- * requests, a background UDP heartbeat signed with the session secret, watches as callbacks, session resumption
- * after a dropped connection, and an `expired` event (with optional re-creation of ephemeral nodes) after an
- * expiry. Promise APIs for every operation.
+ * requests, a background UDP heartbeat signed with the session secret, a TCP keepalive (ping when idle, a read
+ * timeout when the server falls silent), watches as callbacks, session resumption after a dropped connection, and
+ * recovery after an expiry however it is learnt (an `expired` event, a new session, re-armed watches, optionally
+ * re-created ephemeral nodes). Promise APIs for every operation.
  *
  * @module
  */
@@ -25,7 +26,13 @@ import {
   toBigInt,
 } from "./_codec.ts";
 import { EventType, NodeType, type Stat } from "./data_tree.ts";
-import { encodeHeartbeat, importHeartbeatKey } from "./heartbeat.ts";
+import {
+  encodeHeartbeat,
+  HEARTBEAT_FLAG_EXPIRED,
+  importHeartbeatKey,
+  parseHeartbeat,
+  verifyHeartbeat,
+} from "./heartbeat.ts";
 import type { Registry } from "./registry.ts";
 import { RegistryError, RegistryErrorCode } from "./registry_error.ts";
 
@@ -90,6 +97,27 @@ export interface RegistryClientOptions {
    * @default {undefined}
    */
   tls?: TlsClientOptions;
+  /**
+   * Treat the connection as lost when nothing at all has arrived from the server for this long, in milliseconds
+   * (the connection is closed, and the client reconnects and resumes its session). It catches a connection that a
+   * partition or a dead peer left open without a close. Before the first session, when the timeout the server
+   * grants is not known yet, only `requestTimeoutMs` and `connectTimeoutMs` apply.
+   * @default {two thirds of the session timeout the server grants}
+   */
+  readTimeoutMs?: number;
+  /**
+   * Send a ping when no request has been sent for this long, in milliseconds, so an idle connection still
+   * hears from the server within the read timeout (and the server counts the ping as a sign of life).
+   * @default {half the read timeout: a third of the session timeout}
+   */
+  pingIntervalMs?: number;
+  /**
+   * Where UDP heartbeats go (`host:port` or an InetAddress), when the server cannot be reached there directly:
+   * through a NAT, a UDP proxy, or a port mapping. The server answers a heartbeat of an expired session with an
+   * expiry notice to the heartbeat's source address, so the path must carry datagrams both ways.
+   * @default {the server's host and the heartbeat port it announces}
+   */
+  heartbeatAddress?: InetAddress | string;
 }
 
 /** Options of create. */
@@ -111,14 +139,52 @@ interface PendingRequest {
   reject: (error: RegistryError) => void;
   timer: TimerId;
   what: string;
+  /** Whether it opens or resumes a session (its SESSION_EXPIRED answer reopens on the same connection). */
+  connect: boolean;
+}
+
+/** An ephemeral node this client created, as it asked for it: what re-creates it after an expiry. */
+interface EphemeralNode {
+  data: Uint8Array;
+  sequential: boolean;
+  requested: string;
 }
 
 const encoder = new TextEncoder();
 const toBytes = (data: Uint8Array | string | undefined) =>
   data === undefined ? new Uint8Array(0) : typeof data === "string" ? encoder.encode(data) : data;
 
+function optionalPositive(name: string, value: number | undefined): number | undefined {
+  if (value !== undefined && (!Number.isFinite(value) || value <= 0)) {
+    throw new RangeError(`Cannot connect as '${name}' must be a positive number: current value is ${value}`);
+  }
+  return value;
+}
+
 /**
  * A registry session.
+ *
+ * Liveness: UDP heartbeats (signed with the session secret) keep the session alive on the server, also while the
+ * TCP connection is down. On the connection, a ping goes out when no request has been sent for
+ * `pingIntervalMs`, and the connection is closed (then re-made, and the session resumed) when nothing has arrived
+ * for `readTimeoutMs`; the defaults are a third and two thirds of the session timeout, as in ZooKeeper.
+ *
+ * Expiry. The client learns that the server expired its session from whichever of these comes first: a signed
+ * UDP expiry notice (the server's answer to a heartbeat of an expired session; anything unsigned or signed with
+ * another key is ignored), a SESSION_EXPIRED frame with xid 0, or a SESSION_EXPIRED answer to any request or to
+ * the resumption after a reconnect. Every one of them runs the same recovery, once per session, in this order:
+ *
+ * 1. Heartbeats for the old session stop; requests in flight fail with SESSION_EXPIRED; new requests fail with
+ *    CONNECTION_LOSS until step 3.
+ * 2. `{ type: "expired", sessionId }` is emitted with the old id.
+ * 3. A new session is opened: on the same connection when the resumption was refused, otherwise the connection
+ *    of the old session is closed and the next one (made at once, then with back-off) opens it.
+ * 4. `{ type: "connected", resumed: false, sessionId }` is emitted with the new id. This is the hook for
+ *    re-publishing: the RPC provider (rpc/rpc_provider.ts) publishes its services again here.
+ * 5. Every watcher is called with type 0 ("re-read and re-watch"): the old session's watches died with it.
+ * 6. With `recreateEphemerals`, the ephemeral nodes this client created are created again, one at a time, in the
+ *    order they were first created; a node that already exists and is owned by the new session (re-published by
+ *    a listener of step 4) counts as re-created. Without it they are forgotten.
  *
  * @example
  * ```ts
@@ -143,9 +209,14 @@ export class RegistryClient implements Registry {
   /** The server's address. */
   readonly serverAddress: InetAddress;
   readonly #loop: EventLoop;
-  readonly #options: Required<Omit<RegistryClientOptions, "loop" | "authToken" | "tls">> & {
+  readonly #options: Required<
+    Omit<RegistryClientOptions, "loop" | "authToken" | "tls" | "readTimeoutMs" | "pingIntervalMs" | "heartbeatAddress">
+  > & {
     authToken?: string;
     tls?: TlsClientOptions;
+    readTimeoutMs?: number;
+    pingIntervalMs?: number;
+    heartbeatAddress?: InetAddress;
   };
   readonly #tcp: TcpClient;
   readonly #codec: LengthHeaderCodec;
@@ -158,18 +229,28 @@ export class RegistryClient implements Registry {
   #heartbeats: Promise<void> = Promise.resolve();
   #udp: UdpSocket | undefined;
   #heartbeatTarget: InetAddress | undefined;
+  #noticeInFlight = false;
   #nextXid = 1;
   #pending = new Map<number, PendingRequest>();
   #watches = new Map<string, Set<WatchCallback>>();
   #listeners = new Set<(event: SessionEvent) => void>();
-  #ephemerals = new Map<string, { data: Uint8Array; sequential: boolean; requested: string }>();
+  #ephemerals = new Map<string, EphemeralNode>();
   #ready: PromiseWithResolvers<void> | undefined;
   #closed = false;
   #sessionTimeoutMs = 0;
+  // Set by an expiry, taken by the next session that opens: that session runs the recovery.
+  #recovering = false;
+  // Bumped by every expiry, so a recovery still re-creating nodes stops when its own session expires too.
+  #expiries = 0;
+  // Keepalive: one timer per client; sends and receives only write these times, the timer reads them.
+  #livenessTimer: TimerId | undefined;
+  #lastSentMs = 0;
+  #lastReceivedMs = 0;
 
   private constructor(serverAddress: InetAddress, options: RegistryClientOptions) {
     this.serverAddress = serverAddress;
     this.#loop = options.loop ?? EventLoop.current();
+    const heartbeatAddress = options.heartbeatAddress;
     this.#options = {
       requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
       connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
@@ -178,8 +259,11 @@ export class RegistryClient implements Registry {
       reconnectDelayMs: options.reconnectDelayMs ?? 100,
       maxFrameBytes: options.maxFrameBytes ?? 8 * 1024 * 1024,
       tls: options.tls,
+      readTimeoutMs: optionalPositive("readTimeoutMs", options.readTimeoutMs),
+      pingIntervalMs: optionalPositive("pingIntervalMs", options.pingIntervalMs),
+      heartbeatAddress: typeof heartbeatAddress === "string" ? InetAddress.parse(heartbeatAddress) : heartbeatAddress,
     };
-    this.#codec = new LengthHeaderCodec((_connection, body) => this.#onFrame(body), {
+    this.#codec = new LengthHeaderCodec((connection, body) => this.#onFrame(connection, body), {
       maxFrameBytes: this.#options.maxFrameBytes,
     });
     this.#tcp = new TcpClient(this.#loop, serverAddress, "RegistryClient", {
@@ -189,7 +273,11 @@ export class RegistryClient implements Registry {
       tls: this.#options.tls,
     });
     this.#tcp.setConnectionCallback((connection) => this.#onConnection(connection));
-    this.#tcp.setMessageCallback(this.#codec.onMessage);
+    this.#tcp.setMessageCallback((connection, buffer, receiveTimeMs) => {
+      // Any bytes count as hearing from the server, a partial frame too.
+      this.#lastReceivedMs = receiveTimeMs;
+      this.#codec.onMessage(connection, buffer, receiveTimeMs);
+    });
   }
 
   /** Connect to a server (`host:port` or an InetAddress) and open a session. */
@@ -197,6 +285,7 @@ export class RegistryClient implements Registry {
     const address = typeof server === "string" ? InetAddress.parse(server) : server;
     const client = new RegistryClient(address, options);
     client.#udp = await UdpSocket.bind(client.#loop, new InetAddress(address.family === 6 ? "::" : "0.0.0.0", 0));
+    client.#udp.setMessageCallback((data) => client.#onDatagram(data));
     client.#ready = Promise.withResolvers<void>();
     const timeout = client.#loop.runAfter(client.#options.connectTimeoutMs, () => {
       client.#ready?.reject(
@@ -218,7 +307,7 @@ export class RegistryClient implements Registry {
     return client;
   }
 
-  /** The session id (0n before the first session). */
+  /** The session id (0n before the first session and between an expiry and the next session). */
   get sessionId(): bigint {
     return this.#sessionId;
   }
@@ -329,6 +418,7 @@ export class RegistryClient implements Registry {
   async #shutdown(): Promise<void> {
     this.#closed = true;
     this.#stopHeartbeats();
+    this.#stopLiveness();
     this.#failPending(RegistryErrorCode.CLOSED, "the client was closed");
     await this.#heartbeats;
     await this.#tcp.close();
@@ -342,7 +432,8 @@ export class RegistryClient implements Registry {
       return Promise.reject(new RegistryError(RegistryErrorCode.CLOSED, `Cannot ${what} as the client is closed`));
     }
     const connection = this.#connection;
-    if (connection === undefined || (this.#ready !== undefined && body.connect === undefined)) {
+    const connect = body.connect !== undefined;
+    if (connection === undefined || (this.#ready !== undefined && !connect)) {
       return Promise.reject(
         new RegistryError(
           RegistryErrorCode.CONNECTION_LOSS,
@@ -352,6 +443,7 @@ export class RegistryClient implements Registry {
     }
     const xid = this.#nextXid;
     this.#nextXid = this.#nextXid >= 0x7fff_ffff ? 1 : this.#nextXid + 1;
+    this.#lastSentMs = this.#loop.now();
     return new Promise<ServerFrame>((resolve, reject) => {
       const timer = this.#loop.runAfter(this.#options.requestTimeoutMs, () => {
         this.#pending.delete(xid);
@@ -362,7 +454,7 @@ export class RegistryClient implements Registry {
           ),
         );
       });
-      this.#pending.set(xid, { resolve, reject, timer, what });
+      this.#pending.set(xid, { resolve, reject, timer, what, connect });
       this.#codec.send(connection, encodeClientFrame({ xid, ...body } as ClientFrame));
     });
   }
@@ -376,17 +468,23 @@ export class RegistryClient implements Registry {
     }
   }
 
-  #onFrame(body: Uint8Array): void {
+  #onFrame(connection: TcpConnection, body: Uint8Array): void {
     let frame: ServerFrame;
     try {
       frame = decodeServerFrame(body);
     } catch (error) {
       getLogger().error(`RegistryClient: a frame from ${this.serverAddress} does not parse; reconnecting`, { error });
-      this.#connection?.forceClose();
+      connection.forceClose();
       return;
     }
     if (frame.event) {
       this.#fireWatches(frame.event.type as EventType, frame.event.path ?? "");
+      return;
+    }
+    const expired = frame.errorCode === RegistryErrorCode.SESSION_EXPIRED;
+    if (frame.xid === 0) {
+      // The server expired the session this connection carries and is about to close it.
+      if (expired) this.#sessionExpired(this.#sessionId, "the server said so on the connection");
       return;
     }
     const request = this.#pending.get(frame.xid);
@@ -395,6 +493,10 @@ export class RegistryClient implements Registry {
     this.#loop.cancel(request.timer);
     if (frame.errorCode) {
       request.reject(new RegistryError(frame.errorCode as RegistryErrorCode, frame.errorMessage ?? "registry error"));
+      // A refused resumption is handled where it was asked for (#openSession), on its connection.
+      if (expired && !request.connect) {
+        this.#sessionExpired(this.#sessionId, `the server answered '${request.what}' with SESSION_EXPIRED`);
+      }
     } else {
       request.resolve(frame);
     }
@@ -454,7 +556,10 @@ export class RegistryClient implements Registry {
 
   #onConnection(connection: TcpConnection): void {
     if (!connection.connected) {
-      if (this.#connection === connection) this.#connection = undefined;
+      if (this.#connection === connection) {
+        this.#connection = undefined;
+        this.#stopLiveness();
+      }
       this.#failPending(RegistryErrorCode.CONNECTION_LOSS, `the connection to ${this.serverAddress} was lost`);
       if (!this.#closed) {
         this.#ready ??= Promise.withResolvers<void>();
@@ -464,24 +569,26 @@ export class RegistryClient implements Registry {
       return;
     }
     this.#connection = connection;
+    this.#lastReceivedMs = this.#lastSentMs = this.#loop.now();
     this.#openSession(connection);
+    this.#armLiveness();
   }
 
   async #openSession(connection: TcpConnection): Promise<void> {
-    const resuming = this.#sessionId !== 0n;
+    const sessionId = this.#sessionId;
     try {
-      const frame = await this.#request(resuming ? "resume the session" : "open a session", {
+      const frame = await this.#request(sessionId !== 0n ? "resume the session" : "open a session", {
         connect: {
-          sessionId: this.#sessionId.toString(),
+          sessionId: sessionId.toString(),
           sessionSecret: this.#secret,
           authToken: this.#options.authToken ?? "",
         },
       });
-      await this.#sessionOpened(frame, resuming);
+      await this.#sessionOpened(frame, sessionId !== 0n);
     } catch (error) {
       const registryError = RegistryError.from(error);
-      if (registryError.code === RegistryErrorCode.SESSION_EXPIRED && resuming && connection.connected) {
-        await this.#handleExpiry(connection);
+      if (registryError.code === RegistryErrorCode.SESSION_EXPIRED && sessionId !== 0n) {
+        this.#sessionExpired(sessionId, "the server refused to resume it", connection);
         return;
       }
       getLogger().warn(`RegistryClient: cannot open a session on ${this.serverAddress}`, { error: registryError });
@@ -494,53 +601,165 @@ export class RegistryClient implements Registry {
     const connect = frame.connect ?? {};
     const sessionId = toBigInt(connect.sessionId);
     if (sessionId !== this.#sessionId) {
+      const secret = connect.sessionSecret?.slice() ?? new Uint8Array(0);
+      const key = await importHeartbeatKey(secret);
+      if (this.#closed) return;
       this.#sessionId = sessionId;
-      this.#secret = connect.sessionSecret?.slice() ?? new Uint8Array(0);
-      this.#key = await importHeartbeatKey(this.#secret);
+      this.#secret = secret;
+      this.#key = key;
       this.#counter = 0n;
     }
+    // Counters continue across reconnects of a session, and never fall below the server's floor (it raises the
+    // floor at every start, so heartbeats recorded before a restart are worthless after it).
+    const floor = toBigInt(connect.heartbeatCounterFloor);
+    if (floor - 1n > this.#counter) this.#counter = floor - 1n;
     this.#sessionTimeoutMs = connect.sessionTimeoutMs ?? 0;
-    this.#heartbeatTarget = new InetAddress(
-      this.serverAddress.hostname,
-      connect.heartbeatPort || this.serverAddress.port,
-    );
+    this.#heartbeatTarget = this.#options.heartbeatAddress ??
+      new InetAddress(this.serverAddress.hostname, connect.heartbeatPort || this.serverAddress.port);
     this.#startHeartbeats(connect.heartbeatIntervalMs || 1000);
     const ready = this.#ready;
     this.#ready = undefined;
     ready?.resolve();
+    // The session timeout is known now: the keepalive may need an earlier wake-up than the one armed at connect.
+    this.#armLiveness();
     const resumed = connect.resumed ?? false;
+    const recovering = this.#recovering && !resumed;
+    if (recovering) this.#recovering = false;
     getLogger().debug(`RegistryClient: session ${sessionId.toString(16)} ${resumed ? "resumed" : "opened"}`);
     this.#emit({ type: "connected", sessionId, resumed });
-    if (resuming) this.#resyncWatches();
+    if (this.#closed) return;
+    if (resuming || recovering) this.#resyncWatches();
+    if (recovering && this.#options.recreateEphemerals) await this.#recreateEphemerals(this.#expiries);
   }
 
-  async #handleExpiry(connection: TcpConnection): Promise<void> {
-    const expired = this.#sessionId;
-    getLogger().warn(`RegistryClient: session ${expired.toString(16)} expired`);
+  /**
+   * The one expiry path, whichever signal brought the news (see the class doc for the order of what follows).
+   * Runs once per session: later signals for a session already handled find another (or no) session id.
+   * `connection`, when given, is a connection with no session yet (its resumption was refused): the new session
+   * opens on it.
+   */
+  #sessionExpired(sessionId: bigint, why: string, connection?: TcpConnection): void {
+    if (this.#closed || sessionId === 0n || sessionId !== this.#sessionId) return;
+    getLogger().warn(`RegistryClient: session ${sessionId.toString(16)} expired (${why})`);
     this.#stopHeartbeats();
     this.#sessionId = 0n;
     this.#secret = new Uint8Array(0);
-    this.#emit({ type: "expired", sessionId: expired });
-    if (!connection.connected || this.#closed) return;
-    await this.#openSession(connection);
-    // The expired session's watches died with it on the server: every watcher re-reads and re-watches.
-    if (!this.#closed) this.#resyncWatches();
-    if (!this.#options.recreateEphemerals || this.#closed) {
-      this.#ephemerals.clear();
-      return;
+    this.#key = undefined;
+    this.#counter = 0n;
+    this.#expiries++;
+    this.#recovering = true;
+    if (!this.#options.recreateEphemerals) this.#ephemerals.clear();
+    if (this.#ready === undefined) {
+      this.#ready = Promise.withResolvers<void>();
+      this.#ready.promise.catch(() => {});
     }
-    const ephemerals = [...this.#ephemerals.values()];
-    this.#ephemerals.clear();
-    for (const node of ephemerals) {
+    this.#failPending(RegistryErrorCode.SESSION_EXPIRED, `session ${sessionId.toString(16)} expired`);
+    this.#emit({ type: "expired", sessionId });
+    if (this.#closed) return;
+    if (connection !== undefined && connection === this.#connection && connection.connected) {
+      this.#openSession(connection);
+    } else {
+      // The connection belongs to the dead session (the server refuses a second connect on it), and may be stuck.
+      this.#connection?.forceClose();
+    }
+  }
+
+  /** Re-create this client's ephemeral nodes on the new session (step 6 of the class doc). */
+  async #recreateEphemerals(expiry: number): Promise<void> {
+    for (const [path, node] of [...this.#ephemerals]) {
+      // Another expiry came: that session's recovery takes over the nodes still in the table.
+      if (this.#closed || expiry !== this.#expiries) return;
+      this.#ephemerals.delete(path);
+      const options = { nodeType: NodeType.EPHEMERAL, sequential: node.sequential };
       try {
-        await this.create(node.requested, node.data, { nodeType: NodeType.EPHEMERAL, sequential: node.sequential });
+        await this.create(node.requested, node.data, options);
       } catch (error) {
-        getLogger().error(`RegistryClient: cannot re-create ephemeral node '${node.requested}' after expiry`, {
-          error,
-        });
+        const code = RegistryError.from(error).code;
+        if (code === RegistryErrorCode.NODE_EXISTS && !node.sequential && await this.#ownedByThisSession(path)) {
+          this.#ephemerals.set(path, node);
+        } else if (
+          code === RegistryErrorCode.SESSION_EXPIRED || code === RegistryErrorCode.CONNECTION_LOSS ||
+          code === RegistryErrorCode.OPERATION_TIMEOUT
+        ) {
+          // Lost with this session or this connection: the next recovery tries again.
+          if (!this.#ephemerals.has(path)) this.#ephemerals.set(path, node);
+          if (code !== RegistryErrorCode.OPERATION_TIMEOUT) return;
+        } else if (code !== RegistryErrorCode.CLOSED) {
+          getLogger().error(`RegistryClient: cannot re-create ephemeral node '${node.requested}' after expiry`, {
+            error,
+          });
+        }
       }
     }
   }
+
+  async #ownedByThisSession(path: string): Promise<boolean> {
+    try {
+      const stat = await this.exists(path);
+      return stat !== undefined && stat.ephemeralOwner === this.#sessionId;
+    } catch {
+      return false;
+    }
+  }
+
+  // --- keepalive ---
+
+  /** The read timeout in force: the option, else two thirds of the granted session timeout, else none yet. */
+  #readTimeoutMs(): number | undefined {
+    if (this.#options.readTimeoutMs !== undefined) return this.#options.readTimeoutMs;
+    return this.#sessionTimeoutMs > 0 ? Math.max(1, Math.floor(this.#sessionTimeoutMs * 2 / 3)) : undefined;
+  }
+
+  #pingIntervalMs(): number | undefined {
+    if (this.#options.pingIntervalMs !== undefined) return this.#options.pingIntervalMs;
+    const readTimeoutMs = this.#readTimeoutMs();
+    return readTimeoutMs === undefined ? undefined : Math.max(1, Math.floor(readTimeoutMs / 2));
+  }
+
+  /** (Re)schedule the keepalive timer for the earlier of the next ping and the read deadline. */
+  #armLiveness(): void {
+    this.#stopLiveness();
+    if (this.#closed || this.#connection === undefined) return;
+    const readTimeoutMs = this.#readTimeoutMs();
+    const pingIntervalMs = this.#pingIntervalMs();
+    let dueMs = Infinity;
+    if (readTimeoutMs !== undefined) dueMs = this.#lastReceivedMs + readTimeoutMs;
+    // No pings before the session is open: the server answers anything but connect with an error there.
+    if (pingIntervalMs !== undefined && this.#ready === undefined) {
+      dueMs = Math.min(dueMs, this.#lastSentMs + pingIntervalMs);
+    }
+    if (dueMs === Infinity) return;
+    this.#livenessTimer = this.#loop.runAfter(Math.max(1, dueMs - this.#loop.now()), () => this.#checkLiveness());
+  }
+
+  #stopLiveness(): void {
+    if (this.#livenessTimer !== undefined) this.#loop.cancel(this.#livenessTimer);
+    this.#livenessTimer = undefined;
+  }
+
+  #checkLiveness(): void {
+    this.#livenessTimer = undefined;
+    const connection = this.#connection;
+    if (this.#closed || connection === undefined || !connection.connected) return;
+    const now = this.#loop.now();
+    const readTimeoutMs = this.#readTimeoutMs();
+    if (readTimeoutMs !== undefined && now - this.#lastReceivedMs >= readTimeoutMs) {
+      getLogger().warn(
+        `RegistryClient: nothing from ${this.serverAddress} for ${Math.round(now - this.#lastReceivedMs)} ms ` +
+          `(read timeout ${readTimeoutMs} ms); reconnecting`,
+      );
+      connection.forceClose();
+      return;
+    }
+    const pingIntervalMs = this.#pingIntervalMs();
+    if (pingIntervalMs !== undefined && this.#ready === undefined && now - this.#lastSentMs >= pingIntervalMs) {
+      // Its failures are the read timeout's business (or the expiry path's, for SESSION_EXPIRED).
+      this.ping().catch(() => {});
+    }
+    this.#armLiveness();
+  }
+
+  // --- heartbeats ---
 
   #startHeartbeats(intervalMs: number): void {
     this.#stopHeartbeats();
@@ -564,6 +783,32 @@ export class RegistryClient implements Registry {
     this.#heartbeats = this.#heartbeats.then(async () => {
       const datagram = await encodeHeartbeat(sessionId, counter, key);
       if (!this.#closed) udp.send(datagram, target);
+    });
+  }
+
+  /**
+   * A datagram on the heartbeat socket: believed only as an expiry notice for the current session, for a counter
+   * this client has sent, with a proof made with the session's key. One verification at a time, so a flood of
+   * datagrams costs one HMAC per round trip of the crypto, not one each; a real notice comes with every
+   * heartbeat, and the read timeout backs it up.
+   */
+  #onDatagram(data: Uint8Array): void {
+    const notice = parseHeartbeat(data);
+    const key = this.#key;
+    const sessionId = this.#sessionId;
+    if (
+      notice === undefined || notice.flags !== HEARTBEAT_FLAG_EXPIRED || key === undefined || sessionId === 0n ||
+      notice.sessionId !== sessionId || notice.counter < 1n || notice.counter > this.#counter || this.#noticeInFlight
+    ) {
+      return;
+    }
+    this.#noticeInFlight = true;
+    verifyHeartbeat(notice.signed, notice.proof, key).then((valid) => {
+      this.#noticeInFlight = false;
+      if (valid) this.#sessionExpired(sessionId, "the server's signed expiry notice");
+      else getLogger().debug("RegistryClient: ignored an expiry notice with a wrong proof");
+    }, () => {
+      this.#noticeInFlight = false;
     });
   }
 }

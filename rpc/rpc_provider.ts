@@ -423,13 +423,14 @@ export class RpcProvider {
     const registry = this.#options.registry;
     if (registry !== undefined) {
       await this.#publish(registry);
-      // After a session expiry the nodes are gone: publish again on the new session.
+      // After a session expiry the nodes are gone: publish again on the new session (the registry's own
+      // recreateEphemerals may be doing the same at once; #publish takes a node the new session owns as done).
       let expired = false;
       this.#removeSessionListener = registry.onSessionEvent((event) => {
         if (event.type === "expired") expired = true;
         if (event.type === "connected" && expired && !this.#stopping) {
           expired = false;
-          this.#publish(registry).catch((error) =>
+          this.#publish(registry, event.sessionId).catch((error) =>
             getLogger().error("RpcProvider: cannot re-publish after a session expiry", { error })
           );
         }
@@ -472,7 +473,8 @@ export class RpcProvider {
     return this.stop();
   }
 
-  async #publish(registry: Registry): Promise<void> {
+  /** Publish every service; `sessionId`, when known, is the session whose nodes count as already published. */
+  async #publish(registry: Registry, sessionId?: bigint): Promise<void> {
     const address = this.advertisedAddress;
     const published: string[] = [];
     for (const { definition } of this.#services.values()) {
@@ -486,6 +488,10 @@ export class RpcProvider {
         await registry.create(path, data, { nodeType: NodeType.EPHEMERAL });
       } catch (error) {
         if (!(error instanceof RegistryError && error.code === RegistryErrorCode.NODE_EXISTS)) throw error;
+        if (sessionId !== undefined && (await registry.exists(path))?.ephemeralOwner === sessionId) {
+          published.push(path);
+          continue;
+        }
         // A node left by an earlier run on this address whose session has not expired yet: it is ours now.
         await registry.delete(path).catch(() => {});
         await registry.create(path, data, { nodeType: NodeType.EPHEMERAL });
