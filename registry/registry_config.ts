@@ -7,6 +7,7 @@
  */
 
 import type { NetBackend } from "../reactor/backend/net_backend.ts";
+import { validatePath } from "./path.ts";
 import type { RegistryServerOptions } from "./registry_server.ts";
 
 /** The config of `deno task registry`, as it looks once loaded. */
@@ -31,11 +32,17 @@ export interface RegistryConfig {
   maxDataBytes: number;
   /** Connections per client IP (`maxConnectionsPerIp`). Default 1024. */
   maxConnectionsPerIp: number;
-  /** Shared token required for changes (`authToken`). Default none. */
+  /** Shared token required for changes (`authToken`): a non-empty string. Default none (no token needed). */
   authToken?: string;
   /** Milliseconds a connection may go without opening a session (`handshakeTimeoutMs`). Default 10000. */
   handshakeTimeoutMs: number;
-  /** Per-path ACLs (`acl`): `{ "/prefix": ["token", ...] }`; changes under a prefix need one of its tokens. */
+  /**
+   * Per-path ACLs (`acl`): `{ "/prefix": ["token", ...] }`; changes to the prefix node and everything under it
+   * need one of its tokens (the longest matching prefix decides). A prefix is a valid node path, so it has no
+   * trailing slash (`/a/` is refused rather than guessed at: write `/a`); `/` covers the whole tree. Tokens are
+   * non-empty strings; an empty list makes the subtree read-only. Errors name the prefix and the token's position,
+   * never a token.
+   */
   acl?: Record<string, string[]>;
   /** PEM certificate file for TLS on the client port (`tlsCertFile`, with `tlsKeyFile`). Default none (plain TCP). */
   tlsCertFile?: string;
@@ -115,17 +122,7 @@ export function parseRegistryConfig(raw: unknown, source: string): RegistryConfi
   for (const [rawKey, value] of Object.entries(raw)) {
     const key = ALIASES[rawKey] ?? rawKey;
     if (key === "acl") {
-      const valid = typeof value === "object" && value !== null && !Array.isArray(value) &&
-        Object.entries(value).every(([prefix, tokens]) =>
-          prefix.startsWith("/") && Array.isArray(tokens) && tokens.every((t) => typeof t === "string")
-        );
-      if (!valid) {
-        throw new TypeError(
-          `Cannot load registry config ${source} as 'acl' must map path prefixes to lists of tokens, like ` +
-            `{"/dwt.UserServiceRpc": ["provider-token"]}: current value is ${JSON.stringify(value)}`,
-        );
-      }
-      config.acl = value;
+      config.acl = parseAcl(value, source);
     } else if ((NUMBER_KEYS as readonly string[]).includes(key)) {
       const n = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
       const [min, max] = LIMITS[key]!;
@@ -138,10 +135,15 @@ export function parseRegistryConfig(raw: unknown, source: string): RegistryConfi
       config[key] = n;
     } else if ((STRING_KEYS as readonly string[]).includes(key)) {
       if (typeof value !== "string") {
+        const shown = SECRET_KEYS.has(key) ? `of type ${typeName(value)}` : JSON.stringify(value);
         throw new TypeError(
-          `Cannot load registry config ${source} as '${rawKey}' must be a string: current value is ${
-            JSON.stringify(value)
-          }`,
+          `Cannot load registry config ${source} as '${rawKey}' must be a string: current value is ${shown}`,
+        );
+      }
+      if (SECRET_KEYS.has(key) && value === "") {
+        throw new TypeError(
+          `Cannot load registry config ${source} as '${rawKey}' must be a non-empty token (an empty one would ` +
+            `admit every client; leave the key out to require no token): current value is an empty string`,
         );
       }
       config[key] = value;
@@ -157,6 +159,50 @@ export function parseRegistryConfig(raw: unknown, source: string): RegistryConfi
     throw new TypeError(`Cannot load registry config ${source} as 'tlsCertFile' and 'tlsKeyFile' go together`);
   }
   return config as unknown as RegistryConfig;
+}
+
+// Values never shown in errors.
+const SECRET_KEYS: ReadonlySet<string> = new Set(["authToken"]);
+
+function typeName(value: unknown): string {
+  return value === null ? "null" : Array.isArray(value) ? "array" : typeof value;
+}
+
+function parseAcl(value: unknown, source: string): Record<string, string[]> {
+  const fail = (why: string): never => {
+    throw new TypeError(
+      `Cannot load registry config ${source} as 'acl' must map path prefixes to lists of tokens, like ` +
+        `{"/dwt.UserServiceRpc": ["provider-token"]}: ${why}`,
+    );
+  };
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return fail(`current value is of type ${typeName(value)}`);
+  }
+  const acl: Record<string, string[]> = {};
+  let position = 0;
+  for (const [prefix, tokens] of Object.entries(value)) {
+    position++;
+    try {
+      validatePath(prefix);
+    } catch (error) {
+      fail(`prefix #${position} is not a valid path (${(error as Error).message})`);
+    }
+    if (!Array.isArray(tokens)) {
+      fail(
+        `the tokens of prefix #${position} '${prefix}' must be an array: current value is of type ${typeName(tokens)}`,
+      );
+    }
+    (tokens as unknown[]).forEach((token, index) => {
+      if (typeof token !== "string" || token === "") {
+        fail(
+          `token #${index + 1} of prefix #${position} '${prefix}' must be a non-empty string (an empty one would ` +
+            `admit every client): current value is ${token === "" ? "an empty string" : `of type ${typeName(token)}`}`,
+        );
+      }
+    });
+    acl[prefix] = [...(tokens as string[])];
+  }
+  return acl;
 }
 
 /** Read and check a config file. */
