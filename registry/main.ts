@@ -64,6 +64,10 @@ export async function main(args: string[]): Promise<number> {
   const logger = new Logger({ level: parseLogLevel(config.logLevel), outputs, name: "registry" });
   setLogger(logger);
 
+  // Whatever escapes one connection's code is logged; the server keeps serving everyone else.
+  const removeGuard = backend.process.onUncaughtError((error) => {
+    logger.error("Registry: an error escaped its handler; still serving", { error });
+  });
   const loop = EventLoop.current();
   let tls: TlsServerOptions | undefined;
   if (config.tlsCertFile !== undefined && config.tlsKeyFile !== undefined) {
@@ -107,6 +111,7 @@ export async function main(args: string[]): Promise<number> {
   await loop.loop();
   removeInt();
   removeTerm();
+  removeGuard();
   await logger.close();
   return 0;
 }

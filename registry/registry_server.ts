@@ -6,29 +6,35 @@
  * @module
  */
 
-import type { TlsServerOptions } from "../reactor/backend/net_backend.ts";
+import type { NetBackend, TlsServerOptions } from "../reactor/backend/net_backend.ts";
 import { EventLoop } from "../reactor/event_loop.ts";
+import { applyFlowControl, closeIfBacklogged } from "../reactor/flow_control.ts";
 import { InetAddress } from "../reactor/inet_address.ts";
 import { LengthHeaderCodec } from "../reactor/length_header_codec.ts";
 import { getLogger } from "../reactor/logger.ts";
 import type { TcpConnection } from "../reactor/tcp_connection.ts";
-import { applyFlowControl, closeIfBacklogged } from "../reactor/flow_control.ts";
 import { TcpServer } from "../reactor/tcp_server.ts";
+import type { TimerId } from "../reactor/timer_queue.ts";
 import { UdpSocket } from "../reactor/udp_socket.ts";
+import { type ClientFrame, decodeClientFrame, encodeServerFrame, type ServerFrame, toBigInt } from "./_codec.ts";
+import { RegistryConnection, type ReplySlot } from "./_registry_connection.ts";
 import {
-  type ClientFrame,
-  decodeClientFrame,
-  encodeServerFrame,
-  type ServerFrame,
-  statToWire,
-  toBigInt,
-} from "./_codec.ts";
-import { DataTree, NodeType, type TreeEvent } from "./data_tree.ts";
-import { importHeartbeatKey, parseHeartbeat, verifyHeartbeat } from "./heartbeat.ts";
+  operationOf,
+  READ_HANDLERS,
+  type ReadScope,
+  WRITE_HANDLERS,
+  type WriteHandler,
+} from "./_request_handlers.ts";
+import { AccessControl } from "./access_control.ts";
+import { DataTree, type TreeEvent } from "./data_tree.ts";
+import { importHeartbeatKey } from "./heartbeat.ts";
 import { RegistryError, RegistryErrorCode } from "./registry_error.ts";
-import { SessionTracker } from "./session_tracker.ts";
+import { type Session, SessionTable } from "./session_table.ts";
 import { TxnLog, type TxnRecord } from "./txn_log.ts";
-import { WatchKind, WatchManager } from "./watch_manager.ts";
+import { WatchManager } from "./watch_manager.ts";
+import { WritePipeline } from "./write_pipeline.ts";
+
+const EMPTY = new Uint8Array(0);
 
 /** Options of {@linkcode RegistryServer}; the seed's config keys map onto them. */
 export interface RegistryServerOptions {
@@ -83,6 +89,41 @@ export interface RegistryServerOptions {
    */
   maxConnectionsPerIp?: number;
   /**
+   * The largest reply frame body, in bytes; a larger answer (a huge children list) is answered LIMIT_EXCEEDED.
+   * @default {4194304}
+   */
+  maxReplyBytes?: number;
+  /**
+   * Sessions open at once, in total; more are refused with LIMIT_EXCEEDED.
+   * @default {100000}
+   */
+  maxSessions?: number;
+  /**
+   * Sessions opened from one IP address and open at once.
+   * @default {1024}
+   */
+  maxSessionsPerIp?: number;
+  /**
+   * The longest auth token a client may present, in bytes.
+   * @default {1024}
+   */
+  maxAuthTokenBytes?: number;
+  /**
+   * Watches one session may hold; one more is answered LIMIT_EXCEEDED.
+   * @default {10000}
+   */
+  maxWatchesPerSession?: number;
+  /**
+   * Close a connection that holds part of a frame for longer than this, in milliseconds (a slow or stalled peer).
+   * @default {30000}
+   */
+  frameTimeoutMs?: number;
+  /**
+   * Bytes of partial frames held across all connections; a connection that would pass it is closed.
+   * @default {268435456}
+   */
+  maxBufferedBytes?: number;
+  /**
    * When set, create/set/delete need a session that connected with this token.
    * @default {undefined}
    */
@@ -121,6 +162,22 @@ export interface RegistryServerStats {
   requests: number;
   heartbeatsAccepted: number;
   heartbeatsRejected: number;
+  /** Expiry notices sent for heartbeats of expired sessions. */
+  expiryNotices: number;
+  /** Sessions refused by the session limits. */
+  refusedSessions: number;
+  /** Replies over maxReplyBytes, answered LIMIT_EXCEEDED instead. */
+  oversizedReplies: number;
+  /** Sends that failed (the connection was closed). */
+  sendFailures: number;
+  /** Writes that could not be made durable (STORAGE_FAILED). */
+  writeFailures: number;
+  /** Whether the server is read-only (its log cannot be written). */
+  readOnly: boolean;
+  /** Connections closed for holding a partial frame past frameTimeoutMs. */
+  framesTimedOut: number;
+  /** Connections closed because partial frames passed maxBufferedBytes. */
+  closedForBufferedBytes: number;
   badFrames: number;
   rejectedConnections: number;
   expiredSessions: number;
@@ -148,34 +205,39 @@ export interface SessionInfo {
   peer?: string;
 }
 
-const OPS = ["connect", "create", "set", "delete", "get", "exists", "children", "ping", "close"] as const;
+// One source of defaults for the server's options.
+const DEFAULTS = {
+  host: "127.0.0.1",
+  port: 10606,
+  heartbeatTimeoutMs: 2000,
+  heartbeatMaxCount: 5,
+  snapshotEveryTxns: 10_000,
+  maxFrameBytes: 4 * 1024 * 1024,
+  maxReplyBytes: 4 * 1024 * 1024,
+  maxDataBytes: 1024 * 1024,
+  maxConnectionsPerIp: 1024,
+  maxSessions: 100_000,
+  maxSessionsPerIp: 1024,
+  maxAuthTokenBytes: 1024,
+  maxWatchesPerSession: 10_000,
+  handshakeTimeoutMs: 10_000,
+  frameTimeoutMs: 30_000,
+  maxBufferedBytes: 256 * 1024 * 1024,
+} as const;
 
-interface Session {
-  readonly id: bigint;
-  readonly secret: Uint8Array;
-  readonly key: CryptoKey;
-  readonly authorized: boolean;
-  readonly token: string;
-  lastCounter: bigint;
-  connection: TcpConnection | undefined;
-}
+type ResolvedOptions =
+  & { -readonly [K in keyof typeof DEFAULTS]: (typeof DEFAULTS)[K] extends string ? string : number }
+  & Pick<RegistryServerOptions, "heartbeatPort" | "dataDir" | "authToken" | "acl" | "tls">;
 
-/** One answer or event waiting for its turn on a connection: responses leave in request order. */
-interface Slot {
-  bytes: Uint8Array | undefined;
-}
-
-interface ConnectionState {
-  session: Session | undefined;
-  slots: Slot[];
-  ip: string;
-  connecting: boolean;
-}
-
-const EMPTY = new Uint8Array(0);
+// Retry closing a session whose closeSession record could not be logged (disk full): its nodes must go.
+const CLOSE_RETRY_MS = 1000;
 
 /**
  * A registry server.
+ *
+ * Writes follow ZooKeeper's order: validated against the tree plus the writes in flight, logged and fsynced,
+ * applied, and only then visible to reads, watches and replies (write_pipeline.ts). Sessions, access rules and
+ * the reply order of a connection live in their own modules; this class wires them to the sockets.
  *
  * @example
  * ```ts
@@ -191,72 +253,74 @@ const EMPTY = new Uint8Array(0);
  * ```
  */
 export class RegistryServer {
-  readonly #options:
-    & Required<Omit<RegistryServerOptions, "dataDir" | "authToken" | "heartbeatPort" | "loop" | "tls">>
-    & {
-      tls?: TlsServerOptions;
-      dataDir?: string;
-      authToken?: string;
-      heartbeatPort?: number;
-    };
+  readonly #options: ResolvedOptions;
   readonly #loop: EventLoop;
-  #tree: DataTree;
+  #pipeline: WritePipeline;
   #log: TxnLog | undefined;
   #server: TcpServer | undefined;
   #udp: UdpSocket | undefined;
   readonly #codec: LengthHeaderCodec;
+  readonly #replyCodec: LengthHeaderCodec;
+  readonly #access: AccessControl;
   readonly #watches = new WatchManager<Session>();
-  readonly #sessions = new Map<bigint, Session>();
-  readonly #tracker: SessionTracker;
+  #sessions: SessionTable;
   readonly #connectionsPerIp = new Map<string, number>();
-  #zxid = 0n;
+  readonly #retryClose = new Set<bigint>();
+  #retryTimer: TimerId | undefined;
   #stopped = false;
   #stats = {
     requests: 0,
-    heartbeatsAccepted: 0,
-    heartbeatsRejected: 0,
     badFrames: 0,
     rejectedConnections: 0,
     expiredSessions: 0,
     handshakeTimeouts: 0,
+    oversizedReplies: 0,
+    sendFailures: 0,
   };
   readonly #requestsByOp = new Map<string, number>();
   readonly #errorsByCode = new Map<string, number>();
   #startedAt = 0;
+  readonly #readScope: ReadScope;
 
   /** Configure a server; nothing listens until {@linkcode RegistryServer.start}. */
   constructor(options: RegistryServerOptions = {}) {
-    this.#options = {
-      host: options.host ?? "127.0.0.1",
-      port: options.port ?? 10606,
-      heartbeatPort: options.heartbeatPort,
-      heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 2000,
-      heartbeatMaxCount: options.heartbeatMaxCount ?? 5,
-      dataDir: options.dataDir,
-      snapshotEveryTxns: options.snapshotEveryTxns ?? 10_000,
-      maxFrameBytes: options.maxFrameBytes ?? 4 * 1024 * 1024,
-      maxDataBytes: options.maxDataBytes ?? 1024 * 1024,
-      maxConnectionsPerIp: options.maxConnectionsPerIp ?? 1024,
-      authToken: options.authToken,
-      acl: options.acl ?? {},
-      handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
-      tls: options.tls,
-    };
+    const defined = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined));
+    this.#options = { ...DEFAULTS, ...defined } as ResolvedOptions;
     this.#loop = options.loop ?? EventLoop.current();
-    this.#tree = new DataTree({ maxDataBytes: this.#options.maxDataBytes });
-    this.#tracker = new SessionTracker(this.#loop, {
-      heartbeatTimeoutMs: this.#options.heartbeatTimeoutMs,
-      heartbeatMaxCount: this.#options.heartbeatMaxCount,
-      graceMs: this.#heartbeatIntervalMs(),
-      onExpire: (id) => this.#expire(id),
+    this.#access = new AccessControl({
+      authToken: this.#options.authToken,
+      acl: this.#options.acl,
+      maxAuthTokenBytes: this.#options.maxAuthTokenBytes,
     });
+    this.#pipeline = new WritePipeline(new DataTree({ maxDataBytes: this.#options.maxDataBytes }), undefined);
+    this.#sessions = this.#newSessionTable(1n);
     this.#codec = new LengthHeaderCodec((connection, body) => this.#onFrame(connection, body), {
       maxFrameBytes: this.#options.maxFrameBytes,
+      frameTimeoutMs: this.#options.frameTimeoutMs,
+      maxBufferedBytes: this.#options.maxBufferedBytes,
       onFrameError: (connection, reason) => {
         this.#stats.badFrames++;
         getLogger().warn(`RegistryServer closing ${connection.name}: ${reason}`);
       },
     });
+    this.#replyCodec = new LengthHeaderCodec(() => {}, { maxFrameBytes: this.#options.maxReplyBytes });
+    const watches = this.#watches;
+    const maxWatches = this.#options.maxWatchesPerSession;
+    const pipeline = () => this.#pipeline;
+    this.#readScope = {
+      get tree() {
+        return pipeline().committed;
+      },
+      watch(session, path, kind) {
+        if (watches.countOf(session) >= maxWatches && !watches.has(path, kind, session)) {
+          throw new RegistryError(
+            RegistryErrorCode.LIMIT_EXCEEDED,
+            `Cannot watch '${path}' as this session holds its limit of ${maxWatches} watches`,
+          );
+        }
+        watches.add(path, kind, session);
+      },
+    };
   }
 
   /** The TCP address (real port after start). */
@@ -273,21 +337,35 @@ export class RegistryServer {
     return this.#udp.address;
   }
 
-  /** The tree (read it; do not change it from outside). */
+  /** The tree as reads see it: durable, applied changes only (read it; do not change it from outside). */
   get tree(): DataTree {
-    return this.#tree;
+    return this.#pipeline.committed;
+  }
+
+  /** Whether the server refuses changes because its log cannot be written (reads still work). */
+  get readOnly(): boolean {
+    return this.#pipeline.readOnly;
   }
 
   /** Counters. */
   stats(): RegistryServerStats {
+    const sessions = this.#sessions.stats;
     return {
       connections: this.#server?.connectionCount ?? 0,
       sessions: this.#sessions.size,
-      nodes: this.#tree.nodeCount,
+      nodes: this.tree.nodeCount,
       watches: this.#watches.size,
-      zxid: this.#zxid,
+      zxid: this.#pipeline.lastZxid,
       syncs: this.#log?.syncs ?? 0,
       ...this.#stats,
+      heartbeatsAccepted: sessions.heartbeatsAccepted,
+      heartbeatsRejected: sessions.heartbeatsRejected,
+      expiryNotices: sessions.expiryNotices,
+      refusedSessions: sessions.refusedSessions,
+      writeFailures: this.#pipeline.failures,
+      readOnly: this.#pipeline.readOnly,
+      framesTimedOut: this.#codec.stats.framesTimedOut,
+      closedForBufferedBytes: this.#codec.stats.closedForBufferedBytes,
       uptimeMs: this.#startedAt === 0 ? 0 : this.#loop.now() - this.#startedAt,
       requestsByOp: Object.fromEntries(this.#requestsByOp),
       errorsByCode: Object.fromEntries(this.#errorsByCode),
@@ -299,36 +377,36 @@ export class RegistryServer {
     return [...this.#sessions.values()].map((session) => ({
       id: session.id,
       connected: session.connection?.connected ?? false,
-      misses: this.#tracker.misses(session.id),
-      ephemerals: this.#tree.ephemeralsOf(session.id),
-      peer: session.connection?.connected ? session.connection.peerAddress.toString() : undefined,
+      misses: this.#sessions.misses(session.id),
+      ephemerals: this.tree.ephemeralsOf(session.id),
+      peer: session.connection?.connected ? (session.connection as RegistryConnection).ip : undefined,
     }));
   }
 
   /** Load the data directory (if any), listen on TCP and UDP, and start serving. */
   async start(): Promise<void> {
+    let counterFloor = 1n;
     if (this.#options.dataDir !== undefined) {
       const { log, tree } = await TxnLog.open(this.#loop.backend, this.#options.dataDir, {
         maxDataBytes: this.#options.maxDataBytes,
         snapshotEveryTxns: this.#options.snapshotEveryTxns,
       });
       this.#log = log;
-      this.#tree = tree;
-      this.#zxid = tree.lastZxid;
+      this.#pipeline = new WritePipeline(tree, log);
+      counterFloor = await nextBootEpoch(this.#loop.backend, this.#options.dataDir) << 32n;
     }
+    this.#sessions = this.#newSessionTable(counterFloor);
     this.#startedAt = this.#loop.now();
     const server = new TcpServer(
       this.#loop,
       new InetAddress(this.#options.host, this.#options.port),
       "RegistryServer",
-      {
-        tls: this.#options.tls,
-      },
+      { tls: this.#options.tls },
     );
     server.setConnectionCallback((connection) => this.#onConnection(connection));
     server.setMessageCallback(this.#codec.onMessage);
     // A client that never reads stops being read once its answers back up; one that still backs up (watch
-    // events it did not ask for this moment) past the hard limit is closed in #answer.
+    // events it did not ask for this moment) past the hard limit is closed in #write.
     applyFlowControl(server);
     await server.start();
     this.#server = server;
@@ -341,17 +419,11 @@ export class RegistryServer {
       this.#log = undefined;
       throw error;
     }
-    this.#udp.setMessageCallback((data) => this.#onHeartbeat(data));
+    this.#udp.setMessageCallback((data, from) => this.#sessions.onDatagram(data, from));
     await this.#restoreSessions();
-    // Ephemeral nodes whose session left no record cannot be resumed: close those sessions, through the log.
-    for (const owner of this.#danglingSessions()) {
-      const zxid = ++this.#zxid;
-      this.#tree.killSession(owner, zxid);
-      this.#commit({ type: "closeSession", zxid, timeMs: Date.now(), sessionId: owner }, undefined);
-    }
     getLogger().info(
       `RegistryServer listening on ${server.address} (heartbeats on udp ${this.#udp.address.port}), ` +
-        `${this.#tree.nodeCount} nodes, zxid ${this.#zxid}`,
+        `${this.tree.nodeCount} nodes, zxid ${this.#pipeline.lastZxid}`,
     );
   }
 
@@ -359,7 +431,8 @@ export class RegistryServer {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    this.#tracker.clear();
+    this.#sessions.clear();
+    if (this.#retryTimer !== undefined) this.#loop.cancel(this.#retryTimer);
     await this.#server?.stop();
     await this.#udp?.close();
     await this.#log?.close();
@@ -367,9 +440,7 @@ export class RegistryServer {
 
   /** Close every client connection (sessions stay until they expire). For tests of resumption. */
   async dropConnectionsForTesting(): Promise<void> {
-    const server = this.#server;
-    if (server === undefined) return;
-    await server.closeConnections();
+    await this.#server?.closeConnections();
   }
 
   /** Same as {@linkcode RegistryServer.stop}. */
@@ -377,84 +448,82 @@ export class RegistryServer {
     return this.stop();
   }
 
-  // The ACL rule with the longest prefix that covers `path` ("/a" covers "/a" and "/a/b", not "/ab").
-  #aclFor(path: string): { prefix: string; tokens: string[] } | undefined {
-    let best: { prefix: string; tokens: string[] } | undefined;
-    for (const [prefix, tokens] of Object.entries(this.#options.acl)) {
-      const covers = prefix === "/" || path === prefix || path.startsWith(`${prefix}/`);
-      if (covers && (best === undefined || prefix.length > best.prefix.length)) best = { prefix, tokens };
-    }
-    return best;
-  }
-
-  // Owners of ephemeral nodes with no session record (logs written before sessions were logged).
-  #danglingSessions(): bigint[] {
-    const owners = new Set<bigint>();
-    for (const path of this.#tree.paths()) {
-      const owner = this.#tree.exists(path)?.ephemeralOwner ?? 0n;
-      if (owner !== 0n && !this.#tree.sessions.has(owner)) owners.add(owner);
-    }
-    return [...owners];
+  #newSessionTable(counterFloor: bigint): SessionTable {
+    return new SessionTable(this.#loop, {
+      heartbeatTimeoutMs: this.#options.heartbeatTimeoutMs,
+      heartbeatMaxCount: this.#options.heartbeatMaxCount,
+      graceMs: this.#heartbeatIntervalMs(),
+      maxSessions: this.#options.maxSessions,
+      maxSessionsPerIp: this.#options.maxSessionsPerIp,
+      counterFloor,
+      onExpire: (session) => this.#expire(session),
+      sendDatagram: (datagram, to) => this.#udp?.send(datagram, to),
+    });
   }
 
   /**
    * Sessions open when the server stopped come back (ZooKeeper does the same): each gets a full timeout from now
-   * to resume its connection and heartbeats, and expires as usual if it does not.
+   * to resume its connection and heartbeats, and expires as usual if it does not. Ephemeral nodes whose session
+   * left no record cannot be resumed: those sessions are closed, through the log.
    */
   async #restoreSessions(): Promise<void> {
-    for (const [id, record] of this.#tree.sessions) {
+    for (const [id, record] of this.tree.sessions) {
       const key = await importHeartbeatKey(record.secret);
-      const session: Session = {
-        id,
-        secret: record.secret,
-        key,
-        authorized: record.authorized,
-        token: record.token,
-        lastCounter: 0n,
-        connection: undefined,
-      };
-      this.#sessions.set(id, session);
-      this.#tracker.add(id);
+      this.#sessions.add({ id, ...record, key, ip: "", lastCounter: 0n, connection: undefined });
     }
     if (this.#sessions.size > 0) getLogger().info(`RegistryServer: ${this.#sessions.size} sessions restored`);
+    const owners = new Set<bigint>();
+    for (const path of this.tree.paths()) {
+      const owner = this.tree.exists(path)?.ephemeralOwner ?? 0n;
+      if (owner !== 0n && !this.tree.sessions.has(owner)) owners.add(owner);
+    }
+    for (const owner of owners) this.#logCloseSession(owner, undefined);
   }
 
   // --- connections ---
 
   #onConnection(connection: TcpConnection): void {
-    const ip = connection.peerAddress.hostname;
-    if (connection.connected) {
-      const count = (this.#connectionsPerIp.get(ip) ?? 0) + 1;
-      this.#connectionsPerIp.set(ip, count);
-      const state: ConnectionState = { session: undefined, slots: [], ip, connecting: false };
-      connection.context = state;
-      if (count > this.#options.maxConnectionsPerIp) {
-        this.#stats.rejectedConnections++;
-        getLogger().warn(
-          `RegistryServer refusing ${connection.name}: ${count} connections from ${ip} exceed the limit`,
-        );
-        connection.forceClose();
-        return;
-      }
-      this.#loop.runAfter(this.#options.handshakeTimeoutMs, () => {
-        if (state.session === undefined && !state.connecting && connection.connected) {
-          this.#stats.handshakeTimeouts++;
-          getLogger().debug(`RegistryServer closing ${connection.name}: no session after the handshake timeout`);
-          connection.forceClose();
-        }
-      });
+    if (!connection.connected) {
+      this.#onDisconnected(connection);
       return;
     }
-    const count = (this.#connectionsPerIp.get(ip) ?? 1) - 1;
-    if (count <= 0) this.#connectionsPerIp.delete(ip);
-    else this.#connectionsPerIp.set(ip, count);
-    const state = connection.context as ConnectionState | undefined;
+    const ip = connection.peerAddress.hostname;
+    const count = (this.#connectionsPerIp.get(ip) ?? 0) + 1;
+    this.#connectionsPerIp.set(ip, count);
+    const state = new RegistryConnection(connection, ip, (c, frame) => this.#send(c, frame));
+    connection.context = state;
+    if (count > this.#options.maxConnectionsPerIp) {
+      this.#stats.rejectedConnections++;
+      getLogger().warn(`RegistryServer refusing ${connection.name}: ${count} connections from ${ip} exceed the limit`);
+      connection.forceClose();
+      return;
+    }
+    state.handshakeTimer = this.#loop.runAfter(this.#options.handshakeTimeoutMs, () => {
+      state.handshakeTimer = undefined;
+      if (state.session === undefined && state.waiting === undefined && connection.connected) {
+        this.#stats.handshakeTimeouts++;
+        getLogger().debug(`RegistryServer closing ${connection.name}: no session after the handshake timeout`);
+        connection.forceClose();
+      }
+    });
+  }
+
+  #onDisconnected(connection: TcpConnection): void {
+    const state = connection.context as RegistryConnection | undefined;
+    if (state === undefined) return;
+    const count = (this.#connectionsPerIp.get(state.ip) ?? 1) - 1;
+    if (count <= 0) this.#connectionsPerIp.delete(state.ip);
+    else this.#connectionsPerIp.set(state.ip, count);
+    // Nothing of a closed connection may stay reachable from a timer.
+    if (state.handshakeTimer !== undefined) this.#loop.cancel(state.handshakeTimer);
+    state.handshakeTimer = undefined;
+    state.waiting = undefined;
     // The session outlives its connection until it expires, so the client can resume it elsewhere.
-    if (state?.session !== undefined && state.session.connection === connection) state.session.connection = undefined;
+    if (state.session !== undefined && state.session.connection === state) state.session.connection = undefined;
   }
 
   #onFrame(connection: TcpConnection, body: Uint8Array): void {
-    const state = connection.context as ConnectionState;
+    const state = connection.context as RegistryConnection;
     let frame: ClientFrame;
     try {
       frame = decodeClientFrame(body);
@@ -465,184 +534,216 @@ export class RegistryServer {
       return;
     }
     this.#stats.requests++;
-    const slot: Slot = { bytes: undefined };
-    state.slots.push(slot);
+    if (state.waiting !== undefined) {
+      // The session is being opened: serve this once it is.
+      state.waiting.push(frame);
+      return;
+    }
+    this.#serve(state, frame);
+  }
+
+  #serve(state: RegistryConnection, frame: ClientFrame): void {
+    const op = operationOf(frame) ?? "unknown";
+    this.#requestsByOp.set(op, (this.#requestsByOp.get(op) ?? 0) + 1);
     try {
-      this.#handle(connection, state, frame, slot);
+      this.#dispatch(state, frame, op);
     } catch (error) {
-      this.#answer(connection, slot, this.#errorFrame(frame.xid, RegistryError.from(error)));
+      state.reply(this.#errorFrame(frame.xid, RegistryError.from(error)));
     }
   }
 
-  #handle(connection: TcpConnection, state: ConnectionState, frame: ClientFrame, slot: Slot): void {
-    const xid = frame.xid;
-    const op = OPS.find((name) => (frame as unknown as Record<string, unknown>)[name]) ?? "unknown";
-    this.#requestsByOp.set(op, (this.#requestsByOp.get(op) ?? 0) + 1);
-    if (frame.connect) {
-      this.#connect(connection, state, frame, slot);
+  #dispatch(state: RegistryConnection, frame: ClientFrame, op: string): void {
+    if (op === "connect") return this.#connect(state, frame);
+    const session = state.session;
+    if (session === undefined) {
+      state.reply(
+        this.#errorFrame(
+          frame.xid,
+          new RegistryError(RegistryErrorCode.API_ERROR, "Cannot serve the request as the first request must be connect"),
+        ),
+      );
+      state.connection.shutdown();
       return;
     }
-    const session = state.session;
-    if (session === undefined || this.#sessions.get(session.id) !== session) {
-      const code = session === undefined ? RegistryErrorCode.API_ERROR : RegistryErrorCode.SESSION_EXPIRED;
-      const why = session === undefined ? "the first request must be connect" : `session ${session.id} has expired`;
-      this.#answer(
-        connection,
-        slot,
-        this.#errorFrame(xid, new RegistryError(code, `Cannot serve the request as ${why}`)),
-      );
-      if (session === undefined) connection.shutdown();
-      return;
+    if (this.#sessions.get(session.id) !== session) {
+      throw new RegistryError(RegistryErrorCode.SESSION_EXPIRED, `Cannot serve the request as session ${session.id} has expired`);
     }
     // Any request is a sign of life too.
-    this.#tracker.touch(session.id);
-    // Unset message fields decode as null, not undefined.
-    const mutation = Boolean(frame.create || frame.set || frame.delete);
-    if (mutation && !session.authorized) {
-      throw new RegistryError(RegistryErrorCode.NO_AUTH, "Cannot change the tree as this session is not authorized");
+    this.#sessions.touch(session.id);
+    if (op === "create" || op === "set" || op === "delete") {
+      return this.#change(state, session, frame, WRITE_HANDLERS[op]);
     }
-    if (mutation) {
-      const path = frame.create?.path ?? frame.set?.path ?? frame.delete?.path ?? "";
-      const rule = this.#aclFor(path);
-      if (rule !== undefined && !rule.tokens.includes(session.token)) {
-        const what = frame.create ? "create" : frame.set ? "set" : "delete";
-        throw new RegistryError(
-          RegistryErrorCode.NO_AUTH,
-          `Cannot ${what} '${path}' as the ACL of '${rule.prefix}' does not admit this session's token`,
-        );
-      }
+    if (op === "get" || op === "exists" || op === "children" || op === "ping") {
+      const read = READ_HANDLERS[op];
+      const xid = frame.xid;
+      // Behind an unanswered request of this connection (its own write, say), a read waits for its turn.
+      state.defer(() => {
+        try {
+          return { xid, zxid: this.#pipeline.lastZxid.toString(), ...read(this.#readScope, session, frame) };
+        } catch (error) {
+          return this.#errorFrame(xid, RegistryError.from(error));
+        }
+      });
+      return;
     }
-    if (frame.create) {
-      const { path = "", nodeType = NodeType.PERSISTENT, sequential = false } = frame.create;
-      // Decoded bytes are views into the connection's input buffer: the tree keeps a copy.
-      const data = frame.create.data?.slice() ?? EMPTY;
-      const zxid = this.#zxid + 1n;
-      const now = Date.now();
-      const result = this.#tree.create(
-        path,
-        data,
-        { nodeType: nodeType as NodeType, sequential, sessionId: session.id },
-        zxid,
-        now,
-      );
-      this.#zxid = zxid;
-      const record: TxnRecord = {
-        type: "create",
-        zxid,
-        timeMs: now,
-        path: result.path,
-        data,
-        nodeType: nodeType as NodeType,
-        sessionId: result.stat.ephemeralOwner,
-      };
-      this.#commitAndAnswer(record, result.events, connection, slot, {
-        xid,
-        zxid: zxid.toString(),
-        create: { path: result.path, stat: statToWire(result.stat) },
-      });
-    } else if (frame.set) {
-      const { path = "", expectedVersion = -1 } = frame.set;
-      const data = frame.set.data?.slice() ?? EMPTY;
-      const zxid = this.#zxid + 1n;
-      const now = Date.now();
-      const result = this.#tree.setData(path, data, expectedVersion, zxid, now);
-      this.#zxid = zxid;
-      this.#commitAndAnswer({ type: "set", zxid, timeMs: now, path, data }, result.events, connection, slot, {
-        xid,
-        zxid: zxid.toString(),
-        set: { stat: statToWire(result.stat) },
-      });
-    } else if (frame.delete) {
-      const { path = "", expectedVersion = -1 } = frame.delete;
-      const zxid = this.#zxid + 1n;
-      const result = this.#tree.delete(path, expectedVersion, zxid);
-      this.#zxid = zxid;
-      this.#commitAndAnswer({ type: "delete", zxid, timeMs: Date.now(), path }, result.events, connection, slot, {
-        xid,
-        zxid: zxid.toString(),
-        delete: {},
-      });
-    } else if (frame.get) {
-      const { path = "", watch = false } = frame.get;
-      const { data, stat } = this.#tree.getData(path);
-      if (watch) this.#watches.add(path, WatchKind.DATA, session);
-      this.#answer(connection, slot, { xid, zxid: this.#zxid.toString(), get: { data, stat: statToWire(stat) } });
-    } else if (frame.exists) {
-      const { path = "", watch = false } = frame.exists;
-      const stat = this.#tree.exists(path);
-      // An exists watch on a missing node fires when it is created (ZooKeeper's semantics).
-      if (watch) this.#watches.add(path, WatchKind.DATA, session);
-      this.#answer(connection, slot, {
-        xid,
-        zxid: this.#zxid.toString(),
-        exists: { stat: stat === undefined ? null : statToWire(stat) },
-      });
-    } else if (frame.children) {
-      const { path = "", watch = false } = frame.children;
-      const { children, stat } = this.#tree.getChildren(path);
-      if (watch) this.#watches.add(path, WatchKind.CHILDREN, session);
-      this.#answer(connection, slot, {
-        xid,
-        zxid: this.#zxid.toString(),
-        children: { children, stat: statToWire(stat) },
-      });
-    } else if (frame.ping) {
-      this.#answer(connection, slot, { xid, zxid: this.#zxid.toString(), ping: {} });
-    } else if (frame.close) {
-      this.#closeSession(session, { connection, slot, xid });
-    } else {
-      throw new RegistryError(RegistryErrorCode.UNIMPLEMENTED, "Cannot serve the request as its operation is unknown");
-    }
+    if (op === "close") return this.#close(state, session, frame.xid);
+    throw new RegistryError(RegistryErrorCode.UNIMPLEMENTED, "Cannot serve the request as its operation is unknown");
   }
 
-  #connect(connection: TcpConnection, state: ConnectionState, frame: ClientFrame, slot: Slot): void {
+  #change(state: RegistryConnection, session: Session, frame: ClientFrame, handler: WriteHandler): void {
+    const { path, ephemeral } = handler.target(frame);
+    this.#access.checkChange(session, operationOf(frame)!, path, ephemeral);
+    const xid = frame.xid;
+    let slot: ReplySlot | undefined;
+    let settled = false;
+    this.#pipeline.propose(
+      (tree, zxid) => handler.build(frame, session, tree, zxid, Date.now()),
+      (error, proposal) => {
+        settled = true;
+        const reply = error !== undefined
+          ? this.#errorFrame(xid, error)
+          : { xid, zxid: proposal.record.zxid.toString(), ...handler.reply(proposal) };
+        if (slot === undefined) state.reply(reply);
+        else state.fill(slot, reply);
+        if (error === undefined) this.#deliverEvents(proposal.events, proposal.record.zxid);
+      },
+    );
+    // Still on its way to disk (memory only settles at once): the reply keeps its place.
+    if (!settled) slot = state.reserve();
+  }
+
+  // --- sessions ---
+
+  #connect(state: RegistryConnection, frame: ClientFrame): void {
     const request = frame.connect!;
-    if (state.session !== undefined || state.connecting) {
+    if (state.session !== undefined || state.waiting !== undefined) {
       throw new RegistryError(RegistryErrorCode.API_ERROR, "Cannot connect twice on one connection");
     }
     const requestedId = toBigInt(request.sessionId);
-    const authorized = this.#options.authToken === undefined || request.authToken === this.#options.authToken;
     if (requestedId !== 0n) {
       const session = this.#sessions.get(requestedId);
       if (session === undefined || !sameBytes(session.secret, request.sessionSecret ?? EMPTY)) {
         // An unknown id and a wrong secret look alike, so a stranger learns nothing from the answer.
-        throw new RegistryError(
-          RegistryErrorCode.SESSION_EXPIRED,
-          `Cannot resume session ${requestedId}: it has expired`,
-        );
+        throw new RegistryError(RegistryErrorCode.SESSION_EXPIRED, `Cannot resume session ${requestedId}: it has expired`);
       }
       const previous = session.connection;
-      session.connection = connection;
-      state.session = session;
-      if (previous !== undefined && previous !== connection) previous.forceClose();
-      this.#tracker.touch(session.id);
-      this.#answer(connection, slot, this.#connectFrame(frame.xid, session, true));
+      session.connection = state;
+      this.#attach(state, session);
+      if (previous !== undefined && previous !== state) previous.forceClose();
+      this.#sessions.touch(session.id);
+      state.reply(this.#connectFrame(frame.xid, session, true));
       return;
     }
-    state.connecting = true;
+    const credentials = this.#access.credentials(request.authToken ?? "");
+    this.#sessions.admit(state.ip);
+    state.waiting = [];
+    const slot = state.reserve();
     const secret = crypto.getRandomValues(new Uint8Array(16));
+    const fail = (error: unknown) => {
+      this.#sessions.release(state.ip);
+      state.fill(slot, this.#errorFrame(frame.xid, RegistryError.from(error)));
+      this.#serveWaiting(state);
+    };
     importHeartbeatKey(secret).then((key) => {
-      state.connecting = false;
-      if (!connection.connected) return;
+      if (!state.connected) {
+        this.#sessions.release(state.ip);
+        state.waiting = undefined;
+        return;
+      }
       let id = 0n;
-      while (id === 0n || this.#sessions.has(id)) {
+      while (id === 0n || this.#sessions.get(id) !== undefined || this.tree.sessions.has(id)) {
         id = new DataView(crypto.getRandomValues(new Uint8Array(8)).buffer).getBigUint64(0);
       }
-      const token = request.authToken ?? "";
-      const session: Session = { id, secret, key, authorized, token, lastCounter: 0n, connection };
-      this.#sessions.set(id, session);
-      state.session = session;
-      this.#tracker.add(id);
-      getLogger().debug(`RegistryServer: session ${id.toString(16)} opened by ${connection.peerAddress}`);
-      // Logged like any write, so the session survives a restart; answered once durable.
-      const zxid = ++this.#zxid;
-      this.#tree.createSession(id, { secret, authorized, token }, zxid);
-      this.#commit(
-        { type: "createSession", zxid, timeMs: Date.now(), sessionId: id, secret, authorized, token },
-        () => this.#answer(connection, slot, this.#connectFrame(frame.xid, session, false)),
-        (error) => this.#answer(connection, slot, this.#errorFrame(frame.xid, RegistryError.from(error))),
-      );
-    }, (error) => this.#answer(connection, slot, this.#errorFrame(frame.xid, RegistryError.from(error))));
+      const session: Session = { id, secret, key, ...credentials, ip: state.ip, lastCounter: 0n, connection: state };
+      try {
+        // Logged like any write, so the session survives a restart; answered once durable.
+        this.#pipeline.propose((tree, zxid) => {
+          tree.createSession(id, { secret, ...credentials }, zxid);
+          const record: TxnRecord = { type: "createSession", zxid, timeMs: Date.now(), sessionId: id, secret, ...credentials };
+          return { record, events: [], result: undefined };
+        }, (error) => {
+          if (error !== undefined) return fail(error);
+          this.#sessions.add(session, true);
+          if (!state.connected) {
+            // Gone while its session was being logged: the session waits for a resume like any other.
+            session.connection = undefined;
+            return;
+          }
+          this.#attach(state, session);
+          getLogger().debug(`RegistryServer: session ${id.toString(16)} opened by ${state.ip}`);
+          state.fill(slot, this.#connectFrame(frame.xid, session, false));
+          this.#serveWaiting(state);
+        });
+      } catch (error) {
+        fail(error);
+      }
+    }, fail);
+  }
+
+  #attach(state: RegistryConnection, session: Session): void {
+    state.session = session;
+    if (state.handshakeTimer !== undefined) this.#loop.cancel(state.handshakeTimer);
+    state.handshakeTimer = undefined;
+  }
+
+  #serveWaiting(state: RegistryConnection): void {
+    const waiting = state.waiting ?? [];
+    state.waiting = undefined;
+    for (const frame of waiting) {
+      if (!state.connected) return;
+      this.#serve(state, frame);
+    }
+  }
+
+  #close(state: RegistryConnection, session: Session, xid: number): void {
+    this.#sessions.remove(session, false);
+    this.#watches.removeWatcher(session);
+    const slot = state.reserve();
+    this.#logCloseSession(session.id, (error) => {
+      state.fill(slot, error === undefined ? { xid, zxid: this.#pipeline.lastZxid.toString(), close: {} } : this.#errorFrame(xid, error));
+      state.connection.shutdown();
+    });
+  }
+
+  #expire(session: Session): void {
+    this.#stats.expiredSessions++;
+    getLogger().info(`RegistryServer: session ${session.id.toString(16)} expired; deleting its ephemeral nodes`);
+    this.#watches.removeWatcher(session);
+    this.#logCloseSession(session.id, undefined);
+    // Tell a still-connected client plainly, ahead of anything queued, then close.
+    const connection = session.connection as RegistryConnection | undefined;
+    session.connection = undefined;
+    if (connection?.connected) {
+      const error = new RegistryError(RegistryErrorCode.SESSION_EXPIRED, `Session ${session.id} has expired`);
+      this.#send(connection.connection, this.#errorFrame(0, error));
+      connection.connection.shutdown();
+    }
+  }
+
+  /** Log a closeSession; its ephemeral nodes go once it is durable. A failed one is retried: the nodes must go. */
+  #logCloseSession(sessionId: bigint, done: ((error: RegistryError | undefined) => void) | undefined): void {
+    const retry = (error: RegistryError) => {
+      done?.(error);
+      this.#retryClose.add(sessionId);
+      this.#retryTimer ??= this.#loop.runAfter(CLOSE_RETRY_MS, () => {
+        this.#retryTimer = undefined;
+        const ids = [...this.#retryClose];
+        this.#retryClose.clear();
+        if (!this.#stopped) for (const id of ids) this.#logCloseSession(id, undefined);
+      });
+    };
+    try {
+      this.#pipeline.propose((tree, zxid) => {
+        const { events } = tree.killSession(sessionId, zxid);
+        return { record: { type: "closeSession", zxid, timeMs: Date.now(), sessionId }, events, result: undefined };
+      }, (error, proposal) => {
+        if (error !== undefined) return retry(error);
+        done?.(undefined);
+        this.#deliverEvents(proposal.events, proposal.record.zxid);
+      });
+    } catch (error) {
+      retry(RegistryError.from(error));
+    }
   }
 
   /** A third of the miss period: two lost datagrams in a row still do not count a miss. */
@@ -651,129 +752,75 @@ export class RegistryServer {
   }
 
   #connectFrame(xid: number, session: Session, resumed: boolean): ServerFrame {
-    const timeoutMs = this.#options.heartbeatTimeoutMs * this.#options.heartbeatMaxCount;
     return {
       xid,
-      zxid: this.#zxid.toString(),
+      zxid: this.#pipeline.lastZxid.toString(),
       connect: {
         sessionId: session.id.toString(),
         sessionSecret: session.secret,
-        sessionTimeoutMs: timeoutMs,
+        sessionTimeoutMs: this.#options.heartbeatTimeoutMs * this.#options.heartbeatMaxCount,
         heartbeatIntervalMs: this.#heartbeatIntervalMs(),
         heartbeatPort: this.#udp?.address.port ?? 0,
         resumed,
+        heartbeatCounterFloor: this.#sessions.counterFloor.toString(),
       },
     };
   }
 
-  // --- writes: durable before they are answered; their watch events follow their answers ---
+  // --- replies ---
 
-  #commitAndAnswer(
-    record: TxnRecord,
-    events: TreeEvent[],
-    connection: TcpConnection,
-    slot: Slot,
-    response: ServerFrame,
-  ): void {
-    const eventSlots = this.#reserveEvents(events, record.zxid);
-    this.#commit(record, () => {
-      this.#answer(connection, slot, response);
-      this.#fillEvents(eventSlots);
-    }, (error) => this.#answer(connection, slot, this.#errorFrame(response.xid, RegistryError.from(error))));
-  }
-
-  #commit(record: TxnRecord, onDurable: (() => void) | undefined, onError?: (error: unknown) => void): void {
-    if (this.#log === undefined) {
-      onDurable?.();
-      return;
-    }
-    this.#log.append(record).then(() => onDurable?.(), (error) => onError?.(error));
-  }
-
-  #reserveEvents(
-    events: TreeEvent[],
-    zxid: bigint,
-  ): Array<{ connection: TcpConnection; slot: Slot; frame: ServerFrame }> {
-    const reserved: Array<{ connection: TcpConnection; slot: Slot; frame: ServerFrame }> = [];
+  #deliverEvents(events: readonly TreeEvent[], zxid: bigint): void {
+    if (events.length === 0) return;
+    const zxidText = zxid.toString();
     for (const { watcher, event } of this.#watches.trigger(events)) {
-      const connection = watcher.connection;
+      const connection = watcher.connection as RegistryConnection | undefined;
       if (connection === undefined || !connection.connected) continue;
-      const slot: Slot = { bytes: undefined };
-      (connection.context as ConnectionState).slots.push(slot);
-      reserved.push({
-        connection,
-        slot,
-        frame: { xid: 0, zxid: zxid.toString(), event: { ...event, zxid: zxid.toString() } },
-      });
+      connection.reply({ xid: 0, zxid: zxidText, event: { ...event, zxid: zxidText } });
     }
-    return reserved;
   }
 
-  #fillEvents(reserved: Array<{ connection: TcpConnection; slot: Slot; frame: ServerFrame }>): void {
-    for (const { connection, slot, frame } of reserved) this.#answer(connection, slot, frame);
-  }
-
-  #answer(connection: TcpConnection, slot: Slot, frame: ServerFrame): void {
-    slot.bytes = encodeServerFrame(frame);
-    const state = connection.context as ConnectionState;
-    while (state.slots.length > 0 && state.slots[0]!.bytes !== undefined) {
-      const bytes = state.slots.shift()!.bytes!;
-      if (connection.connected) this.#codec.send(connection, bytes);
+  /** Encode and send one frame. Never throws: a reply too big for a frame becomes an error answer. */
+  #send(connection: TcpConnection, frame: ServerFrame): void {
+    try {
+      let bytes = encodeServerFrame(frame);
+      if (bytes.length > this.#options.maxReplyBytes) {
+        this.#stats.oversizedReplies++;
+        const error = new RegistryError(
+          RegistryErrorCode.LIMIT_EXCEEDED,
+          `Cannot answer request ${frame.xid} as its reply of ${bytes.length} bytes exceeds the limit of ` +
+            `${this.#options.maxReplyBytes} bytes (maxReplyBytes)`,
+        );
+        bytes = encodeServerFrame(this.#errorFrame(frame.xid, error));
+      }
+      this.#replyCodec.send(connection, bytes);
+      closeIfBacklogged(connection);
+    } catch (error) {
+      this.#stats.sendFailures++;
+      getLogger().error(`RegistryServer: cannot send to ${connection.name}; closing it`, { error });
+      connection.forceClose();
     }
-    if (connection.connected) closeIfBacklogged(connection);
   }
 
   #errorFrame(xid: number, error: RegistryError): ServerFrame {
     this.#errorsByCode.set(error.codeName, (this.#errorsByCode.get(error.codeName) ?? 0) + 1);
-    return { xid, errorCode: error.code, errorMessage: error.message, zxid: this.#zxid.toString() };
+    return { xid, errorCode: error.code, errorMessage: error.message, zxid: this.#pipeline.lastZxid.toString() };
   }
+}
 
-  // --- sessions ---
-
-  #closeSession(session: Session, reply?: { connection: TcpConnection; slot: Slot; xid: number }): void {
-    this.#sessions.delete(session.id);
-    this.#tracker.remove(session.id);
-    this.#watches.removeWatcher(session);
-    const zxid = ++this.#zxid;
-    const { events } = this.#tree.killSession(session.id, zxid);
-    const eventSlots = this.#reserveEvents(events, zxid);
-    this.#commit({ type: "closeSession", zxid, timeMs: Date.now(), sessionId: session.id }, () => {
-      if (reply !== undefined) {
-        this.#answer(reply.connection, reply.slot, { xid: reply.xid, zxid: zxid.toString(), close: {} });
-        reply.connection.shutdown();
-      }
-      this.#fillEvents(eventSlots);
-    });
+/** Read, raise and persist the boot epoch of a data directory (the heartbeat counter floor's high half). */
+async function nextBootEpoch(backend: NetBackend, dir: string): Promise<bigint> {
+  let epoch = 0n;
+  try {
+    const text = new TextDecoder().decode(await backend.fs.readFile(`${dir}/epoch`)).trim();
+    if (/^[0-9]{1,9}$/.test(text)) epoch = BigInt(text);
+  } catch {
+    // First start: epoch 0.
   }
-
-  #expire(sessionId: bigint): void {
-    const session = this.#sessions.get(sessionId);
-    if (session === undefined) return;
-    this.#stats.expiredSessions++;
-    getLogger().info(`RegistryServer: session ${sessionId.toString(16)} expired; deleting its ephemeral nodes`);
-    this.#closeSession(session);
-    // Tell a still-connected client plainly, then drop it.
-    session.connection?.forceClose();
-  }
-
-  #onHeartbeat(datagram: Uint8Array): void {
-    const heartbeat = parseHeartbeat(datagram);
-    const session = heartbeat === undefined ? undefined : this.#sessions.get(heartbeat.sessionId);
-    if (heartbeat === undefined || session === undefined || heartbeat.counter <= session.lastCounter) {
-      this.#stats.heartbeatsRejected++;
-      return;
-    }
-    verifyHeartbeat(heartbeat.signed, heartbeat.proof, session.key).then((valid) => {
-      // Re-check after the await: the session may have ended or a newer heartbeat counted meanwhile.
-      if (!valid || this.#sessions.get(session.id) !== session || heartbeat.counter <= session.lastCounter) {
-        this.#stats.heartbeatsRejected++;
-        return;
-      }
-      session.lastCounter = heartbeat.counter;
-      this.#stats.heartbeatsAccepted++;
-      this.#tracker.touch(session.id);
-    });
-  }
+  epoch++;
+  await backend.fs.writeFile(`${dir}/epoch.tmp`, new TextEncoder().encode(`${epoch}\n`), { mode: 0o600 });
+  await backend.fs.rename(`${dir}/epoch.tmp`, `${dir}/epoch`);
+  await backend.fs.fsyncDir(dir);
+  return epoch;
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

@@ -69,6 +69,14 @@ function statusText(server: RegistryServer): string {
     `connections.rejected ${stats.rejectedConnections}`,
     `connections.handshake_timeouts ${stats.handshakeTimeouts}`,
     `fsyncs ${stats.syncs}`,
+    `read_only ${stats.readOnly ? 1 : 0}`,
+    `writes.failed ${stats.writeFailures}`,
+    `sessions.refused ${stats.refusedSessions}`,
+    `sessions.expiry_notices ${stats.expiryNotices}`,
+    `replies.oversized ${stats.oversizedReplies}`,
+    `replies.send_failures ${stats.sendFailures}`,
+    `frames.timed_out ${stats.framesTimedOut}`,
+    `connections.closed_buffered_bytes ${stats.closedForBufferedBytes}`,
   ];
   return `${lines.join("\n")}\n`;
 }
@@ -124,6 +132,28 @@ export function registryMetrics(server: RegistryServer): string {
       stats.handshakeTimeouts,
     )
     .family("dwt_registry_fsyncs_total", "counter", "Log syncs (group commits).", stats.syncs)
+    .family("dwt_registry_read_only", "gauge", "1 when the log cannot be written and changes are refused.", [
+      [{}, stats.readOnly ? 1 : 0],
+    ])
+    .family(
+      "dwt_registry_write_failures_total",
+      "counter",
+      "Writes that could not be made durable (STORAGE_FAILED).",
+      stats.writeFailures,
+    )
+    .family("dwt_registry_refused_sessions_total", "counter", "Sessions refused by a limit.", stats.refusedSessions)
+    .family(
+      "dwt_registry_expiry_notices_total",
+      "counter",
+      "Signed expiry notices sent for heartbeats of expired sessions.",
+      stats.expiryNotices,
+    )
+    .family("dwt_registry_limited_total", "counter", "Inputs refused or connections closed by a limit.", [
+      [{ limit: "reply_bytes" }, stats.oversizedReplies],
+      [{ limit: "frame_timeout" }, stats.framesTimedOut],
+      [{ limit: "buffered_bytes" }, stats.closedForBufferedBytes],
+    ])
+    .family("dwt_registry_send_failures_total", "counter", "Sends that failed (connection closed).", stats.sendFailures)
     .render();
 }
 

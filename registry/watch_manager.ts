@@ -67,6 +67,16 @@ export class WatchManager<W> {
     keys.add(`${kind}${path}`);
   }
 
+  /** Watches a watcher holds. */
+  countOf(watcher: W): number {
+    return this.#byWatcher.get(watcher)?.size ?? 0;
+  }
+
+  /** Whether a watcher holds this watch. */
+  has(path: string, kind: WatchKind, watcher: W): boolean {
+    return (kind === WatchKind.DATA ? this.#data : this.#children).get(path)?.has(watcher) ?? false;
+  }
+
   /** Turn events into deliveries (removing the watches that fire), in the order of the events. */
   trigger(events: readonly TreeEvent[]): WatchDelivery<W>[] {
     const deliveries: WatchDelivery<W>[] = [];
