@@ -209,15 +209,20 @@ export class RegistryClient implements Registry {
   /** The server's address. */
   readonly serverAddress: InetAddress;
   readonly #loop: EventLoop;
-  readonly #options: Required<
-    Omit<RegistryClientOptions, "loop" | "authToken" | "tls" | "readTimeoutMs" | "pingIntervalMs" | "heartbeatAddress">
-  > & {
-    authToken?: string;
-    tls?: TlsClientOptions;
-    readTimeoutMs?: number;
-    pingIntervalMs?: number;
-    heartbeatAddress?: InetAddress;
-  };
+  readonly #options:
+    & Required<
+      Omit<
+        RegistryClientOptions,
+        "loop" | "authToken" | "tls" | "readTimeoutMs" | "pingIntervalMs" | "heartbeatAddress"
+      >
+    >
+    & {
+      authToken?: string;
+      tls?: TlsClientOptions;
+      readTimeoutMs?: number;
+      pingIntervalMs?: number;
+      heartbeatAddress?: InetAddress;
+    };
   readonly #tcp: TcpClient;
   readonly #codec: LengthHeaderCodec;
   #connection: TcpConnection | undefined;

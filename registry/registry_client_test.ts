@@ -4,14 +4,7 @@ import { EventType, NodeType } from "./data_tree.ts";
 import { RegistryClient, type WatchedEvent } from "./registry_client.ts";
 import { type RegistryError, RegistryErrorCode } from "./registry_error.ts";
 import { RegistryServer } from "./registry_server.ts";
-
-async function until(condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!(await condition())) {
-    if (performance.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+import { until } from "./testdata/until.ts";
 
 async function rejectsWith(promise: Promise<unknown>, code: number): Promise<RegistryError> {
   let caught: RegistryError | undefined;
