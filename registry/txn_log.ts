@@ -1,214 +1,55 @@
 /**
- * Durability for the registry: an append-only transaction log, fsynced before a write is acknowledged (one fsync
- * per batch of concurrent writes: group commit), and periodic snapshots of the tree, replayed at start. What was
- * acknowledged survives a restart and a `kill -9`.
+ * Durability for the registry: an append-only transaction log written before a change is applied (group commit:
+ * one O_DSYNC write per batch of records appended while the previous write was in flight), and periodic snapshots
+ * of the tree. Damaged storage is refused, never half-loaded; a failed write loses nothing and stalls nothing.
  *
- * Files in the data directory (`ZXID` is 16 hex digits):
- * - `snapshot.ZXID`: `DataTree.serialize()` of the tree after transaction ZXID (written to `.tmp`, synced,
- *   renamed, so a snapshot is either whole or absent).
- * - `log.ZXID`: records of transactions from ZXID on. Each record, integers big-endian:
+ * Files in the data directory (mode 0700; files 0600, as they hold session secrets; `ZXID` is 16 hex digits):
  *
- * ```text
- * | length u32 | crc32 u32 (of body) | body: type u8 | zxid u64 | timeMs i64 | fields of the type |
- * create (1): path | data | nodeType u8 | sessionId u64      set (2): path | data
- * delete (3): path                                             closeSession (4): sessionId u64
- * createSession (5): sessionId u64 | secret | authorized u8 | token
- * (path and data are u32 length + bytes)
- * ```
+ * | name                | content                                                                    |
+ * | ------------------- | -------------------------------------------------------------------------- |
+ * | `log.ZXID`          | a file header, then records from zxid ZXID on, consecutive (`txn_record.ts`) |
+ * | `snapshot.ZXID`     | a checked header, then the tree after transaction ZXID (`snapshot_file.ts`) |
+ * | `snapshot.ZXID.tmp` | a snapshot being written; removed at start                                 |
+ * | `damaged-TIME/`     | what `registry-repair --apply` moved aside; never read                     |
  *
- * A torn record at the end of a log (a crash mid-write) fails its length or CRC check; replay stops reading that
- * file there, and new records go to a new file, so nothing acknowledged is lost and nothing torn is applied.
+ * Recovery at {@linkcode TxnLog.open}, strict:
+ * - The newest snapshot is loaded; if it fails its check (header CRC, length, body CRC, content) the start is
+ *   refused. There is no silent fall-back to an older one: that is the repair command's decision.
+ * - Records after the snapshot's zxid are replayed from the log that holds zxid + 1 onwards. Zxids must be
+ *   consecutive (snapshot zxid + 1, + 2, ...) within and across files; a gap refuses the start, including "the
+ *   snapshot is missing and the logs before it were already purged" (the first needed record is in no file).
+ * - A bad record is a torn tail (a crash mid-write) only in the newest log and only when it runs to the end of the
+ *   file: a header or body cut short by the end, a last record whose CRC fails and which ends at the end (or is
+ *   followed only by zero bytes), or zero bytes after the last whole record. The file is then cut at the end of the
+ *   last whole record, fsynced, a WARN names the file, offset and bytes cut, and appends go on in that file.
+ *   No log file is ever deleted at start. Any other bad record refuses the start.
+ * - A refusal throws a {@linkcode StorageError} (code `DATA_INCONSISTENCY`) naming the file, the byte offset and
+ *   the last good zxid, and pointing to `deno task registry-repair --data DIR`. That command (`repair.ts`) prints
+ *   what it would drop and drops nothing; with `--apply` it moves damaged files to `DIR/damaged-TIME/` and cuts a
+ *   log at its bad record (saving the cut bytes there too).
+ *
+ * Snapshots are written to `.tmp`, fsynced, renamed, then the directory is fsynced; the log then continues in a new
+ * file. The newest two snapshots are kept, and the logs holding records after the older of them, so the repair
+ * command can fall back to it when the newest is damaged. A snapshot that cannot be written is logged and removed;
+ * nothing is lost, since the log still holds every change.
  *
  * @module
  */
 
 import type { DurableAppendFile, NetBackend } from "../reactor/backend/net_backend.ts";
-import { Buffer } from "../reactor/buffer.ts";
 import { getLogger } from "../reactor/logger.ts";
-import { DataTree, type DataTreeOptions, type NodeType } from "./data_tree.ts";
+import { type Damage, hex, LOG_NAME, scanDataDir, SNAPSHOT_NAME, zxidOfName } from "./_data_dir.ts";
+import type { DataTree, DataTreeOptions } from "./data_tree.ts";
+import { RegistryError, RegistryErrorCode } from "./registry_error.ts";
+import { encodeSnapshot } from "./snapshot_file.ts";
+import { StorageError } from "./storage_error.ts";
+import { encodeLogHeader, encodeRecord, LOG_HEADER_BYTES, type TxnRecord } from "./txn_record.ts";
 
-/** One logged transaction. Sequential names are already resolved in `path`. */
-export type TxnRecord =
-  | {
-    type: "create";
-    zxid: bigint;
-    timeMs: number;
-    path: string;
-    data: Uint8Array;
-    nodeType: NodeType;
-    sessionId: bigint;
-  }
-  | { type: "set"; zxid: bigint; timeMs: number; path: string; data: Uint8Array }
-  | { type: "delete"; zxid: bigint; timeMs: number; path: string }
-  | { type: "closeSession"; zxid: bigint; timeMs: number; sessionId: bigint }
-  | {
-    type: "createSession";
-    zxid: bigint;
-    timeMs: number;
-    sessionId: bigint;
-    secret: Uint8Array;
-    authorized: boolean;
-    token: string;
-  };
+export { applyRecord, type TxnRecord } from "./txn_record.ts";
+export { StorageError } from "./storage_error.ts";
 
-const TYPE_CODES = { create: 1, set: 2, delete: 3, closeSession: 4, createSession: 5 } as const;
-
-const CRC_TABLE = (() => {
-  const table = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    table[n] = c >>> 0;
-  }
-  return table;
-})();
-
-/** CRC-32 (IEEE), to detect torn or corrupt records. */
-export function crc32(bytes: Uint8Array): number {
-  let c = 0xffffffff;
-  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
-function appendBytes(buffer: Buffer, bytes: Uint8Array): void {
-  buffer.appendUint32(bytes.length);
-  buffer.append(bytes);
-}
-
-/** Encode a record with its length and CRC header. */
-export function encodeRecord(record: TxnRecord): Uint8Array {
-  const body = new Buffer(64 + ("data" in record ? record.data.length : 0));
-  body.appendUint8(TYPE_CODES[record.type]);
-  body.appendBigUint64(record.zxid);
-  body.appendBigInt64(BigInt(record.timeMs));
-  switch (record.type) {
-    case "create":
-      appendBytes(body, encoder.encode(record.path));
-      appendBytes(body, record.data);
-      body.appendUint8(record.nodeType);
-      body.appendBigUint64(record.sessionId);
-      break;
-    case "set":
-      appendBytes(body, encoder.encode(record.path));
-      appendBytes(body, record.data);
-      break;
-    case "delete":
-      appendBytes(body, encoder.encode(record.path));
-      break;
-    case "closeSession":
-      body.appendBigUint64(record.sessionId);
-      break;
-    case "createSession":
-      body.appendBigUint64(record.sessionId);
-      appendBytes(body, record.secret);
-      body.appendUint8(record.authorized ? 1 : 0);
-      appendBytes(body, encoder.encode(record.token));
-      break;
-  }
-  const crc = crc32(body.peek());
-  body.prependUint32(crc);
-  body.prependUint32(body.readableBytes - 4);
-  return body.retrieveAsBytes(body.readableBytes);
-}
-
-function decodeBody(body: Buffer): TxnRecord {
-  const type = body.readUint8();
-  const zxid = body.readBigUint64();
-  const timeMs = Number(body.readBigInt64());
-  const readBytes = () => body.retrieveAsBytes(body.readUint32());
-  switch (type) {
-    case 1: {
-      const path = decoder.decode(readBytes());
-      const data = readBytes();
-      return {
-        type: "create",
-        zxid,
-        timeMs,
-        path,
-        data,
-        nodeType: body.readUint8() as NodeType,
-        sessionId: body.readBigUint64(),
-      };
-    }
-    case 2: {
-      const path = decoder.decode(readBytes());
-      return { type: "set", zxid, timeMs, path, data: readBytes() };
-    }
-    case 3:
-      return { type: "delete", zxid, timeMs, path: decoder.decode(readBytes()) };
-    case 4:
-      return { type: "closeSession", zxid, timeMs, sessionId: body.readBigUint64() };
-    case 5: {
-      const sessionId = body.readBigUint64();
-      const secret = readBytes();
-      const authorized = body.readUint8() === 1;
-      return { type: "createSession", zxid, timeMs, sessionId, secret, authorized, token: decoder.decode(readBytes()) };
-    }
-    default:
-      throw new Error(`unknown record type ${type}`);
-  }
-}
-
-/** Decode the records of one log file, stopping at the first torn or corrupt one. */
-export function decodeRecords(bytes: Uint8Array): { records: TxnRecord[]; torn: boolean } {
-  const buffer = new Buffer(0);
-  buffer.append(bytes);
-  const records: TxnRecord[] = [];
-  while (buffer.readableBytes > 0) {
-    if (buffer.readableBytes < 8) return { records, torn: true };
-    const length = buffer.peekUint32();
-    if (length < 17 || buffer.readableBytes < 8 + length) return { records, torn: true };
-    buffer.retrieve(4);
-    const crc = buffer.readUint32();
-    const body = buffer.peek().subarray(0, length);
-    if (crc32(body) !== crc) return { records, torn: true };
-    const bodyBuffer = new Buffer(0);
-    bodyBuffer.append(body);
-    buffer.retrieve(length);
-    try {
-      records.push(decodeBody(bodyBuffer));
-    } catch {
-      return { records, torn: true };
-    }
-  }
-  return { records, torn: false };
-}
-
-/** Apply a record to a tree (during replay, and to keep code paths single). */
-export function applyRecord(tree: DataTree, record: TxnRecord): void {
-  switch (record.type) {
-    case "create":
-      tree.create(
-        record.path,
-        record.data,
-        { nodeType: record.nodeType, sessionId: record.sessionId },
-        record.zxid,
-        record.timeMs,
-      );
-      break;
-    case "set":
-      tree.setData(record.path, record.data, -1, record.zxid, record.timeMs);
-      break;
-    case "delete":
-      tree.delete(record.path, -1, record.zxid);
-      break;
-    case "closeSession":
-      tree.killSession(record.sessionId, record.zxid);
-      break;
-    case "createSession":
-      tree.createSession(
-        record.sessionId,
-        { secret: record.secret, authorized: record.authorized, token: record.token },
-        record.zxid,
-      );
-      break;
-  }
-}
-
-const hex = (zxid: bigint) => zxid.toString(16).padStart(16, "0");
+/** Called once per appended record: `undefined` once it is durable, else why it will never be. */
+export type AppendCallback = (error: RegistryError | undefined) => void;
 
 /** Options of {@linkcode TxnLog.open}. */
 export interface TxnLogOptions extends DataTreeOptions {
@@ -219,142 +60,280 @@ export interface TxnLogOptions extends DataTreeOptions {
   snapshotEveryTxns?: number;
 }
 
-/** The log of one data directory. */
+const FILE_MODE = 0o600;
+const DIR_MODE = 0o700;
+const TMP_SNAPSHOT_NAME = /^snapshot\.[0-9a-f]{16}\.tmp$/;
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** The refusal for `damage` found in `dir`. */
+export function storageErrorFor(dir: string, damage: Damage): StorageError {
+  const file = `${dir}/${damage.file}`;
+  const good = damage.kind === "snapshot"
+    ? "no state loads without it (older snapshots are not used silently)"
+    : `the last good zxid is ${damage.zxid}`;
+  return new StorageError(
+    `Cannot load the registry data in ${dir}: ${file} is damaged at byte offset ${damage.offset}: ${damage.reason}; ` +
+      `${good}. Nothing was changed. Run \`deno task registry-repair --data ${dir}\` to see what a repair would drop`,
+    { file, offset: damage.offset, zxid: damage.zxid },
+  );
+}
+
+/**
+ * The transaction log of one data directory. The server owns it: it appends each change, applies the change to
+ * the tree in the append's callback (the change is durable by then), and answers the client after that.
+ *
+ * @example
+ * ```ts
+ * import { defaultBackend } from "../reactor/backend/default.ts";
+ * import { applyRecord, TxnLog } from "./txn_log.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const backend = defaultBackend();
+ * const dir = await Deno.makeTempDir();
+ * const { log, tree } = await TxnLog.open(backend, dir);
+ * const record = { type: "create", zxid: log.nextZxid, timeMs: 0, path: "/a", data: new Uint8Array(), nodeType: 1, sessionId: 0n } as const;
+ * const durable = Promise.withResolvers<void>();
+ * log.append(record, (error) => {
+ *   if (error === undefined) applyRecord(tree, record);
+ *   durable.resolve();
+ * });
+ * await durable.promise;
+ * await log.close();
+ * assert.deepEqual((await TxnLog.open(backend, dir)).tree.paths(), ["/", "/a"]);
+ * ```
+ */
 export class TxnLog {
   readonly #backend: NetBackend;
   readonly #dir: string;
+  readonly #tree: DataTree;
   readonly #snapshotEveryTxns: number;
   #file: DurableAppendFile;
   #fileName: string;
+  /** End of the last durable record in the current file: where a failed write is cut back to. */
+  #fileSize: number;
   #pending: Uint8Array[] = [];
-  #waiters: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
+  #pendingDone: AppendCallback[] = [];
+  #pendingBytes = 0;
+  #durableZxid: bigint;
+  #nextZxid: bigint;
   #flushing: Promise<void> | undefined;
+  #snapshotting: Promise<void> | undefined;
   #sinceSnapshot = 0;
-  #tree: DataTree;
+  #readOnlyReason: string | undefined;
   #closed = false;
   #syncs = 0;
+  #writeFailures = 0;
 
   private constructor(
     backend: NetBackend,
     dir: string,
     tree: DataTree,
-    file: DurableAppendFile,
-    fileName: string,
+    file: { handle: DurableAppendFile; name: string; size: number },
+    lastZxid: bigint,
     every: number,
   ) {
     this.#backend = backend;
     this.#dir = dir;
     this.#tree = tree;
-    this.#file = file;
-    this.#fileName = fileName;
+    this.#file = file.handle;
+    this.#fileName = file.name;
+    this.#fileSize = file.size;
+    this.#durableZxid = lastZxid;
+    this.#nextZxid = lastZxid + 1n;
     this.#snapshotEveryTxns = every;
   }
 
   /**
-   * Load the newest snapshot, replay the logs after it, and open a new log for appends. Returns the log and the
-   * rebuilt tree (ephemeral nodes included, so the caller can close their sessions through the log).
+   * Load the newest snapshot, replay the logs after it (strictly checked, see the module doc), and open the log
+   * for appends. Returns the log and the rebuilt tree, which the server then applies records to. Throws a
+   * {@linkcode StorageError} on damage, changing nothing but a torn tail.
    */
   static async open(
     backend: NetBackend,
     dir: string,
     options: TxnLogOptions = {},
   ): Promise<{ log: TxnLog; tree: DataTree }> {
-    await backend.fs.mkdir(dir);
-    const names = await backend.fs.readDir(dir);
-    const snapshots = names.filter((n) => /^snapshot\.[0-9a-f]{16}$/.test(n)).sort().reverse();
-    let tree = new DataTree(options);
-    for (const name of snapshots) {
+    const fs = backend.fs;
+    const logger = getLogger();
+    await fs.mkdir(dir, { mode: DIR_MODE });
+    await fs.chmod(dir, DIR_MODE);
+    let names = await fs.readDir(dir);
+    const stale = names.filter((n) => TMP_SNAPSHOT_NAME.test(n));
+    for (const name of stale) {
+      logger.info(`TxnLog: removing ${dir}/${name}, a snapshot whose writing was interrupted`);
+      await fs.remove(`${dir}/${name}`);
+    }
+    if (stale.length > 0) {
+      await fs.fsyncDir(dir);
+      names = names.filter((n) => !stale.includes(n));
+    }
+    const scan = await scanDataDir({ names, read: (name) => fs.readFile(`${dir}/${name}`) }, options);
+    if (scan.damage !== undefined) throw storageErrorFor(dir, scan.damage);
+    if (scan.snapshot?.legacy) {
+      logger.info(`TxnLog: ${dir}/${scan.snapshot.name} has no checked header (written by an older version); loaded`);
+    }
+    for (const name of names) {
+      if (SNAPSHOT_NAME.test(name) || LOG_NAME.test(name)) await fs.chmod(`${dir}/${name}`, FILE_MODE);
+    }
+    if (scan.tornTail !== undefined) {
+      const { file, offset, bytesCut } = scan.tornTail;
+      const handle = await fs.openDurableAppend(`${dir}/${file}`, { mode: FILE_MODE });
       try {
-        tree = DataTree.deserialize(await backend.fs.readFile(`${dir}/${name}`), options);
-        break;
+        await handle.truncate(offset);
+      } finally {
+        handle.close();
+      }
+      logger.warn(
+        `TxnLog: ${dir}/${file} ends in a torn record (a crash mid-write): cut ${bytesCut} bytes at offset ${offset}; ` +
+          `the last whole record is zxid ${scan.lastZxid}`,
+      );
+    }
+    const next = scan.lastZxid + 1n;
+    const newest = scan.newest;
+    let file: { handle: DurableAppendFile; name: string; size: number };
+    if (newest !== undefined && newest.formatted && newest.nextZxid === next) {
+      const handle = await fs.openDurableAppend(`${dir}/${newest.name}`, { mode: FILE_MODE });
+      file = { handle, name: newest.name, size: newest.goodLength };
+    } else {
+      // A file of this name can only be the newest one holding no whole record (else lastZxid would be higher).
+      const name = `log.${hex(next)}`;
+      const handle = await fs.openDurableAppend(`${dir}/${name}`, { mode: FILE_MODE });
+      try {
+        if (newest?.name === name) await handle.truncate(0);
+        await handle.append(encodeLogHeader(next));
+        await fs.fsyncDir(dir);
       } catch (error) {
-        getLogger().warn(`TxnLog: skipping unreadable snapshot ${dir}/${name}`, { error });
+        handle.close();
+        throw error;
       }
+      file = { handle, name, size: LOG_HEADER_BYTES };
     }
-    const logs = names.filter((n) => /^log\.[0-9a-f]{16}$/.test(n)).sort();
-    let replayed = 0;
-    for (const name of logs) {
-      const { records, torn } = decodeRecords(await backend.fs.readFile(`${dir}/${name}`));
-      for (const record of records) {
-        if (record.zxid <= tree.lastZxid) continue;
-        try {
-          applyRecord(tree, record);
-          replayed++;
-        } catch (error) {
-          // Ephemeral nodes are not in snapshots, so a logged change to one may find nothing: expected.
-          const expected = (error as { code?: number }).code === -101;
-          getLogger()[expected ? "debug" : "error"](
-            `TxnLog: record ${record.zxid} of ${name} does not apply; skipped`,
-            {
-              error,
-            },
-          );
-        }
-      }
-      if (torn) getLogger().warn(`TxnLog: ${dir}/${name} ends in a torn record (crash mid-write); ignored its tail`);
-    }
-    const fileName = `log.${hex(tree.lastZxid + 1n)}`;
-    // A file of this name can exist only if it holds nothing we applied (all its records were torn): start over.
-    await backend.fs.remove(`${dir}/${fileName}`);
-    const file = await backend.fs.openDurableAppend(`${dir}/${fileName}`);
-    getLogger().info(
-      `TxnLog: loaded ${dir}: ${tree.nodeCount} nodes, ${replayed} transactions replayed, zxid ${tree.lastZxid}`,
+    logger.info(
+      `TxnLog: loaded ${dir}: ${scan.snapshot?.name ?? "no snapshot"}, ${scan.replayed} transactions replayed, ` +
+        `${scan.tree.nodeCount} nodes, zxid ${scan.lastZxid}`,
     );
-    const log = new TxnLog(backend, dir, tree, file, fileName, options.snapshotEveryTxns ?? 10_000);
-    log.#sinceSnapshot = replayed;
-    return { log, tree };
+    const log = new TxnLog(backend, dir, scan.tree, file, scan.lastZxid, options.snapshotEveryTxns ?? 10_000);
+    log.#sinceSnapshot = scan.replayed;
+    return { log, tree: scan.tree };
   }
 
-  /** fsyncs made so far (a batch of concurrent appends shares one). */
+  /** Durable writes made so far: batches (a batch of concurrent appends shares one) and snapshots. */
   get syncs(): number {
     return this.#syncs;
   }
 
-  /** Append a record; resolves once it is on disk. */
-  append(record: TxnRecord): Promise<void> {
-    if (this.#closed) return Promise.reject(new Error("Cannot append to a closed transaction log"));
-    this.#pending.push(encodeRecord(record));
-    const done = Promise.withResolvers<void>();
-    this.#waiters.push(done);
-    this.#flushing ??= this.#flushLoop();
-    return done.promise;
+  /** Batch writes that failed so far (for `/metrics`). */
+  get writeFailures(): number {
+    return this.#writeFailures;
   }
 
-  /** Flush what is pending, then close the file. */
+  /** Whether appends fail at once, because a failed write could not be cut back. */
+  get readOnly(): boolean {
+    return this.#readOnlyReason !== undefined;
+  }
+
+  /** Why the log is read-only, or `undefined`. */
+  get readOnlyReason(): string | undefined {
+    return this.#readOnlyReason;
+  }
+
+  /** The zxid of the last durable record (of the loaded state before any append). */
+  get lastZxid(): bigint {
+    return this.#durableZxid;
+  }
+
+  /**
+   * The zxid the next {@linkcode TxnLog.append} must carry: one past the last record appended. After a failed
+   * write it falls back to {@linkcode TxnLog.lastZxid} + 1 before the first failure callback runs, so the server
+   * takes its next zxid from here.
+   */
+  get nextZxid(): bigint {
+    return this.#nextZxid;
+  }
+
+  /**
+   * Queue `record` for the log. `done(undefined)` is called synchronously, in append order, right after the write
+   * holding the record is durable (the server applies the record inside `done`). If the write fails, the file is
+   * cut back to its last whole record and `done` gets a `STORAGE_FAILED` error for every record of the failed batch
+   * and every record appended after it that is not yet durable, in order; the next append tries the disk again.
+   * When the log is read-only (or closed), `done` gets `NOT_READ_ONLY` (or `CLOSED`) on a later microtask.
+   * Throws a `RangeError` when `record.zxid` is not {@linkcode TxnLog.nextZxid} (zxids on disk are consecutive).
+   * Call from the event loop only.
+   */
+  append(record: TxnRecord, done: AppendCallback): void {
+    if (this.#closed || this.#readOnlyReason !== undefined) {
+      const error = this.#closed
+        ? new RegistryError(RegistryErrorCode.CLOSED, "Cannot append to a closed transaction log")
+        : new RegistryError(
+          RegistryErrorCode.NOT_READ_ONLY,
+          `Cannot change the registry as its log is read-only: ${this.#readOnlyReason}`,
+        );
+      queueMicrotask(() => done(error));
+      return;
+    }
+    if (record.zxid !== this.#nextZxid) {
+      throw new RangeError(
+        `Cannot append a record as its zxid must be ${this.#nextZxid} (the log's nextZxid): current value is ` +
+          `${record.zxid}`,
+      );
+    }
+    const bytes = encodeRecord(record);
+    this.#pending.push(bytes);
+    this.#pendingDone.push(done);
+    this.#pendingBytes += bytes.length;
+    this.#nextZxid++;
+    this.#flushing ??= this.#flushLoop();
+  }
+
+  /** Write what is queued (and a snapshot being written), then close. Appends after this call fail. */
   async close(): Promise<void> {
-    await this.#flushing;
     this.#closed = true;
+    await this.#flushing;
+    await this.#snapshotting;
     this.#file.close();
+  }
+
+  /** Same as {@linkcode TxnLog.close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   async #flushLoop(): Promise<void> {
     try {
       while (this.#pending.length > 0) {
         const batch = this.#pending;
-        const waiters = this.#waiters;
+        const dones = this.#pendingDone;
+        const size = this.#pendingBytes;
         this.#pending = [];
-        this.#waiters = [];
-        try {
-          if (this.#sinceSnapshot + batch.length >= this.#snapshotEveryTxns) {
-            // The tree already holds every record of the batch, so the snapshot makes them durable.
-            await this.#snapshot();
-          } else {
-            const bytes = new Uint8Array(batch.reduce((sum, b) => sum + b.length, 0));
-            let offset = 0;
-            for (const b of batch) {
-              bytes.set(b, offset);
-              offset += b.length;
-            }
-            // One O_DSYNC write: durable when it resolves, one thread-pool round trip.
-            await this.#file.append(bytes);
-            this.#syncs++;
-            this.#sinceSnapshot += batch.length;
+        this.#pendingDone = [];
+        this.#pendingBytes = 0;
+        let bytes = batch[0]!;
+        if (batch.length > 1) {
+          bytes = new Uint8Array(size);
+          let offset = 0;
+          for (const b of batch) {
+            bytes.set(b, offset);
+            offset += b.length;
           }
-          for (const waiter of waiters) waiter.resolve();
-        } catch (error) {
-          // FIXME: the tree already holds these changes; a failing disk should stop the server from serving.
-          getLogger().error(`TxnLog: cannot write ${this.#dir}/${this.#fileName}`, { error });
-          for (const waiter of waiters) waiter.reject(error);
+        }
+        try {
+          // One O_DSYNC write: durable when it resolves, one thread-pool round trip.
+          await this.#file.append(bytes);
+        } catch (cause) {
+          await this.#failBatch(dones, cause);
+          continue;
+        }
+        this.#fileSize += bytes.length;
+        this.#durableZxid += BigInt(batch.length);
+        this.#syncs++;
+        this.#sinceSnapshot += batch.length;
+        for (const done of dones) this.#call(done, undefined);
+        // The tree now holds exactly the durable records: the one moment a snapshot may serialize it.
+        if (this.#sinceSnapshot >= this.#snapshotEveryTxns && this.#snapshotting === undefined) {
+          await this.#startSnapshot();
         }
       }
     } finally {
@@ -362,22 +341,126 @@ export class TxnLog {
     }
   }
 
-  async #snapshot(): Promise<void> {
-    const zxid = this.#tree.lastZxid;
-    const name = `snapshot.${hex(zxid)}`;
-    await this.#backend.fs.writeFile(`${this.#dir}/${name}.tmp`, this.#tree.serialize());
-    await this.#backend.fs.rename(`${this.#dir}/${name}.tmp`, `${this.#dir}/${name}`);
-    this.#syncs++;
-    this.#file.close();
-    this.#fileName = `log.${hex(zxid + 1n)}`;
-    await this.#backend.fs.remove(`${this.#dir}/${this.#fileName}`);
-    this.#file = await this.#backend.fs.openDurableAppend(`${this.#dir}/${this.#fileName}`);
-    this.#sinceSnapshot = 0;
-    for (const old of await this.#backend.fs.readDir(this.#dir)) {
-      if ((/^log\./.test(old) && old !== this.#fileName) || (/^snapshot\./.test(old) && old !== name)) {
-        await this.#backend.fs.remove(`${this.#dir}/${old}`);
+  #call(done: AppendCallback, error: RegistryError | undefined): void {
+    try {
+      done(error);
+    } catch (thrown) {
+      getLogger().error("TxnLog: an append callback threw", { error: thrown });
+    }
+  }
+
+  async #failBatch(dones: AppendCallback[], cause: unknown): Promise<void> {
+    this.#writeFailures++;
+    const path = `${this.#dir}/${this.#fileName}`;
+    try {
+      await this.#file.truncate(this.#fileSize);
+    } catch {
+      try {
+        this.#file.close();
+        this.#file = await this.#backend.fs.openDurableAppend(path, { mode: FILE_MODE });
+        await this.#file.truncate(this.#fileSize);
+      } catch (error) {
+        this.#readOnlyReason = `after a failed write (${messageOf(cause)}) ${path} cannot be cut back to its last ` +
+          `whole record at offset ${this.#fileSize}: ${messageOf(error)}`;
       }
     }
-    getLogger().info(`TxnLog: snapshot ${name} (${this.#tree.nodeCount} nodes)`);
+    // Records appended while the write was in flight were validated against a state that included the failed ones.
+    const failed = dones.concat(this.#pendingDone);
+    this.#pending = [];
+    this.#pendingDone = [];
+    this.#pendingBytes = 0;
+    this.#nextZxid = this.#durableZxid + 1n;
+    const error = new RegistryError(
+      RegistryErrorCode.STORAGE_FAILED,
+      `Cannot make ${failed.length} change(s) durable as writing ${path} failed: ${messageOf(cause)}; ` +
+        (this.#readOnlyReason === undefined
+          ? `nothing of them was applied and the log was cut back to zxid ${this.#durableZxid}`
+          : `nothing of them was applied and the log is now read-only`),
+      { cause },
+    );
+    getLogger().error(`TxnLog: ${error.message}`, {
+      error: cause,
+      ...(this.#readOnlyReason === undefined ? {} : { readOnlyReason: this.#readOnlyReason }),
+    });
+    for (const done of failed) this.#call(done, error);
+  }
+
+  async #startSnapshot(): Promise<void> {
+    const zxid = this.#durableZxid;
+    const nodes = this.#tree.nodeCount;
+    const bytes = encodeSnapshot(zxid, this.#tree.serialize());
+    this.#sinceSnapshot = 0;
+    await this.#roll(zxid + 1n);
+    this.#snapshotting = this.#writeSnapshot(zxid, nodes, bytes).finally(() => this.#snapshotting = undefined);
+  }
+
+  /** Continue the log in `log.START`, so older files can be purged once snapshots cover them. */
+  async #roll(start: bigint): Promise<void> {
+    const fs = this.#backend.fs;
+    const name = `log.${hex(start)}`;
+    if (name === this.#fileName) return;
+    const path = `${this.#dir}/${name}`;
+    let file: DurableAppendFile | undefined;
+    let ours = false;
+    try {
+      file = await fs.openDurableAppend(path, { mode: FILE_MODE });
+      const size = await file.size();
+      if (size !== 0) throw new Error(`${path} exists and holds ${size} bytes`);
+      ours = true;
+      await file.append(encodeLogHeader(start));
+      await fs.fsyncDir(this.#dir);
+    } catch (error) {
+      file?.close();
+      // A header cut short by a full disk would read as damage after the records that go on in the old file.
+      if (ours) await fs.remove(path).then(() => fs.fsyncDir(this.#dir)).catch(() => {});
+      getLogger().error(`TxnLog: cannot start ${path}; the log goes on in ${this.#fileName}`, { error });
+      return;
+    }
+    this.#file.close();
+    this.#file = file;
+    this.#fileName = name;
+    this.#fileSize = LOG_HEADER_BYTES;
+  }
+
+  async #writeSnapshot(zxid: bigint, nodes: number, bytes: Uint8Array): Promise<void> {
+    const fs = this.#backend.fs;
+    const path = `${this.#dir}/snapshot.${hex(zxid)}`;
+    try {
+      await fs.writeFile(`${path}.tmp`, bytes, { mode: FILE_MODE });
+      await fs.rename(`${path}.tmp`, path);
+      await fs.fsyncDir(this.#dir);
+      this.#syncs++;
+    } catch (error) {
+      getLogger().error(
+        `TxnLog: cannot write snapshot ${path} (${messageOf(error)}); nothing is lost, the log holds every change`,
+        { error },
+      );
+      await fs.remove(`${path}.tmp`).catch(() => {});
+      await fs.fsyncDir(this.#dir).catch(() => {});
+      return;
+    }
+    getLogger().info(`TxnLog: snapshot ${path} (${nodes} nodes, zxid ${zxid})`);
+    try {
+      await this.#purge();
+    } catch (error) {
+      getLogger().warn(`TxnLog: cannot purge old files of ${this.#dir}`, { error });
+    }
+  }
+
+  /** Keep the newest two snapshots and the logs holding records after the older of them. */
+  async #purge(): Promise<void> {
+    const fs = this.#backend.fs;
+    const names = await fs.readDir(this.#dir);
+    const snapshots = names.filter((n) => SNAPSHOT_NAME.test(n)).sort();
+    if (snapshots.length < 2) return;
+    const kept = zxidOfName(snapshots.at(-2)!);
+    const doomed = snapshots.slice(0, -2);
+    const logs = names.filter((n) => LOG_NAME.test(n)).sort();
+    for (let i = 0; i + 1 < logs.length && logs[i] !== this.#fileName; i++) {
+      // Every record of logs[i] precedes the next file's first, so it is covered by the kept snapshot.
+      if (zxidOfName(logs[i + 1]!) <= kept + 1n) doomed.push(logs[i]!);
+    }
+    for (const name of doomed) await fs.remove(`${this.#dir}/${name}`);
+    if (doomed.length > 0) await fs.fsyncDir(this.#dir);
   }
 }

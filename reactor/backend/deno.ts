@@ -24,7 +24,7 @@ import type {
   WorkerBackend,
   WorkerHandle,
 } from "./net_backend.ts";
-import { openDurableAppend } from "./_durable_file.ts";
+import { fsyncDir, openDurableAppend } from "./_durable_file.ts";
 
 const READ_BUFFER_BYTES = 64 * 1024;
 
@@ -309,8 +309,8 @@ const denoFileSystem: FileSystemBackend = {
   readFile(path) {
     return Deno.readFile(path);
   },
-  async writeFile(path, data) {
-    const file = await Deno.open(path, { write: true, create: true, truncate: true });
+  async writeFile(path, data, options = {}) {
+    const file = await Deno.open(path, { write: true, create: true, truncate: true, mode: options.mode ?? 0o644 });
     try {
       let offset = 0;
       while (offset < data.length) offset += await file.write(data.subarray(offset));
@@ -329,8 +329,8 @@ const denoFileSystem: FileSystemBackend = {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     }
   },
-  async mkdir(path) {
-    await Deno.mkdir(path, { recursive: true });
+  async mkdir(path, options = {}) {
+    await Deno.mkdir(path, { recursive: true, mode: options.mode ?? 0o777 });
   },
   async readDir(path) {
     const names: string[] = [];
@@ -342,6 +342,23 @@ const denoFileSystem: FileSystemBackend = {
     }
     return names;
   },
+  chmod(path, mode) {
+    return Deno.chmod(path, mode);
+  },
+  async stat(path) {
+    try {
+      const info = await Deno.stat(path);
+      return { mode: (info.mode ?? 0) & 0o7777, size: info.size, isDirectory: info.isDirectory };
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) {
+        const notFound = new Error(`No such file: ${path}`, { cause: error });
+        notFound.name = "NotFound";
+        throw notFound;
+      }
+      throw error;
+    }
+  },
+  fsyncDir,
 };
 
 interface WorkerScope {
@@ -436,6 +453,22 @@ const denoProcess: ProcessBackend = {
   onSignal(signal, handler) {
     Deno.addSignalListener(signal, handler);
     return () => Deno.removeSignalListener(signal, handler);
+  },
+  onUncaughtError(handler) {
+    const onRejection = (event: PromiseRejectionEvent) => {
+      event.preventDefault();
+      handler(event.reason);
+    };
+    const onError = (event: ErrorEvent) => {
+      event.preventDefault();
+      handler(event.error);
+    };
+    globalThis.addEventListener("unhandledrejection", onRejection);
+    globalThis.addEventListener("error", onError);
+    return () => {
+      globalThis.removeEventListener("unhandledrejection", onRejection);
+      globalThis.removeEventListener("error", onError);
+    };
   },
   writeStderr: (text) => writeAllSync(Deno.stderr, text),
   writeStdout: (text) => writeAllSync(Deno.stdout, text),

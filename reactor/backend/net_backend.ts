@@ -172,30 +172,53 @@ export interface AppendFile {
 
 /** An append-only file whose writes are durable when they resolve (O_DSYNC), for write-ahead logs. */
 export interface DurableAppendFile {
-  /** Append all of `data`; resolves once it is on stable storage. */
+  /**
+   * Append all of `data`; resolves once it is on stable storage. When it rejects (ENOSPC, EIO, ...), part of
+   * `data` may have reached the file: the owner cuts it back with {@linkcode DurableAppendFile.truncate}.
+   */
   append(data: Uint8Array): Promise<void>;
+  /** Cut the file to `length` bytes (ftruncate), then fsync, so the new length is durable when it resolves. */
+  truncate(length: number): Promise<void>;
+  /** The file's current size in bytes (fstat). */
+  size(): Promise<number>;
   /** Close the handle. Idempotent. */
   close(): void;
+}
+
+/** Permissions for a file or directory the backend creates. */
+export interface FileModeOptions {
+  /**
+   * Permission bits for a newly created file or directory (the process umask still applies); an existing one keeps
+   * its mode (use {@linkcode FileSystemBackend.chmod}).
+   * @default {0o644 for files, 0o777 for directories}
+   */
+  readonly mode?: number;
 }
 
 /** The file-system facilities the framework needs (logs, registry durability). Paths are plain strings. */
 export interface FileSystemBackend {
   /** Open `path` for durable appends (every append is synced), creating it if missing. */
-  openDurableAppend(path: string): Promise<DurableAppendFile>;
+  openDurableAppend(path: string, options?: FileModeOptions): Promise<DurableAppendFile>;
   /** Open `path` for appending, creating it if missing. */
   openAppend(path: string): Promise<AppendFile>;
   /** Read a whole file; rejects with an error whose `name` is `"NotFound"` when it is missing. */
   readFile(path: string): Promise<Uint8Array>;
-  /** Write a whole file (create or truncate), then sync it. */
-  writeFile(path: string, data: Uint8Array): Promise<void>;
-  /** Atomically rename. */
+  /** Write a whole file (create or truncate), then sync it. Sync the directory too when the file is new. */
+  writeFile(path: string, data: Uint8Array, options?: FileModeOptions): Promise<void>;
+  /** Atomically rename. Durable once the directory is synced ({@linkcode FileSystemBackend.fsyncDir}). */
   rename(from: string, to: string): Promise<void>;
   /** Remove a file; no error when it is missing. */
   remove(path: string): Promise<void>;
   /** Create a directory and its parents; no error when it exists. */
-  mkdir(path: string): Promise<void>;
+  mkdir(path: string, options?: FileModeOptions): Promise<void>;
   /** Names of the entries of a directory; an empty list when it is missing. */
   readDir(path: string): Promise<string[]>;
+  /** Set the permission bits of a file or directory. */
+  chmod(path: string, mode: number): Promise<void>;
+  /** The permission bits (`mode & 0o7777`) and size of a file or directory; rejects `"NotFound"` when missing. */
+  stat(path: string): Promise<{ readonly mode: number; readonly size: number; readonly isDirectory: boolean }>;
+  /** fsync a directory, so the entries created, renamed or removed in it survive a crash. */
+  fsyncDir(path: string): Promise<void>;
 }
 
 /** The parent's side of a worker started by {@linkcode WorkerBackend.spawn}. */
@@ -261,6 +284,12 @@ export interface ProcessBackend {
   exit(code: number): never;
   /** Run `handler` on SIGINT/SIGTERM; returns a function that removes it. */
   onSignal(signal: "SIGINT" | "SIGTERM", handler: () => void): () => void;
+  /**
+   * Keep serving after a promise rejection nobody handled or an exception nobody caught: `handler` is told (to log
+   * it) instead of the process exiting. For servers, whose one bad connection must not take down the rest. Returns
+   * a function that restores the default.
+   */
+  onUncaughtError(handler: (error: unknown) => void): () => void;
   /** Write text to stderr synchronously (used by the Logger's default output). */
   writeStderr(text: string): void;
   /** Write text to stdout synchronously. */

@@ -36,7 +36,7 @@ import type {
   WorkerBackend,
   WorkerHandle,
 } from "./net_backend.ts";
-import { openDurableAppend } from "./_durable_file.ts";
+import { fsyncDir, openDurableAppend } from "./_durable_file.ts";
 
 // Node 20 lacks Promise.withResolvers (Node 22 has it); the framework uses it throughout, so this backend, which
 // every Node program loads, supplies it.
@@ -277,8 +277,8 @@ const nodeFileSystem: FileSystemBackend = {
       throw error;
     }
   },
-  async writeFile(path, data) {
-    const handle = await fsp.open(path, "w");
+  async writeFile(path, data, options = {}) {
+    const handle = await fsp.open(path, "w", options.mode ?? 0o644);
     try {
       let offset = 0;
       while (offset < data.length) {
@@ -292,8 +292,8 @@ const nodeFileSystem: FileSystemBackend = {
   },
   rename: (from, to) => fsp.rename(from, to),
   remove: (path) => fsp.rm(path, { force: true }),
-  async mkdir(path) {
-    await fsp.mkdir(path, { recursive: true });
+  async mkdir(path, options = {}) {
+    await fsp.mkdir(path, { recursive: true, mode: options.mode ?? 0o777 });
   },
   async readDir(path) {
     try {
@@ -303,6 +303,21 @@ const nodeFileSystem: FileSystemBackend = {
       throw error;
     }
   },
+  chmod: (path, mode) => fsp.chmod(path, mode),
+  async stat(path) {
+    try {
+      const info = await fsp.stat(path);
+      return { mode: info.mode & 0o7777, size: info.size, isDirectory: info.isDirectory() };
+    } catch (error) {
+      if (isNotFound(error)) {
+        const notFound = new Error(`No such file: ${path}`, { cause: error });
+        notFound.name = "NotFound";
+        throw notFound;
+      }
+      throw error;
+    }
+  },
+  fsyncDir,
 };
 
 const nodeWorkers: WorkerBackend = {
@@ -374,6 +389,14 @@ const nodeProcess: ProcessBackend = {
   onSignal(signal, handler) {
     process.on(signal, handler);
     return () => void process.off(signal, handler);
+  },
+  onUncaughtError(handler) {
+    process.on("unhandledRejection", handler);
+    process.on("uncaughtException", handler);
+    return () => {
+      process.off("unhandledRejection", handler);
+      process.off("uncaughtException", handler);
+    };
   },
   writeStderr: (text) => void writeSync(2, text),
   writeStdout: (text) => void writeSync(1, text),

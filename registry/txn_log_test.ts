@@ -1,0 +1,259 @@
+import assert from "node:assert/strict";
+import { RegistryError, RegistryErrorCode } from "./registry_error.ts";
+import { encodeSnapshot } from "./snapshot_file.ts";
+import { applyRecord, StorageError, TxnLog } from "./txn_log.ts";
+import { encodeLogHeader, encodeRecord, LOG_HEADER_BYTES } from "./txn_record.ts";
+import { DataTree } from "./data_tree.ts";
+import {
+  appendRange,
+  assertPaths,
+  backend,
+  dirContents,
+  flipByte,
+  listDir,
+  recordAt,
+  recordOffsets,
+  withLogLines,
+  writeHistory,
+} from "./testdata/storage_fixture.ts";
+
+const LOG1 = "log.0000000000000001";
+
+async function refusal(dir: string): Promise<StorageError> {
+  const before = await dirContents(dir);
+  let caught: unknown;
+  try {
+    const { log } = await TxnLog.open(backend, dir);
+    await log.close();
+  } catch (error) {
+    caught = error;
+  }
+  assert.ok(caught instanceof StorageError, `expected a StorageError, got ${caught}`);
+  assert.equal(caught.code, RegistryErrorCode.DATA_INCONSISTENCY);
+  assert.match(caught.message, /registry-repair --data/);
+  assert.deepEqual(await dirContents(dir), before, "a refused open changes nothing");
+  return caught;
+}
+
+async function reopen(dir: string) {
+  return await TxnLog.open(backend, dir);
+}
+
+Deno.test("TxnLog reopens with every durable record, zxids continuing", async () => {
+  const dir = await writeHistory(30);
+  const { log, tree } = await reopen(dir);
+  assertPaths(tree, 30);
+  assert.equal(log.lastZxid, 30n);
+  assert.equal(log.nextZxid, 31n);
+  await appendRange(log, tree, 5);
+  await log.close();
+  const again = await reopen(dir);
+  assertPaths(again.tree, 35);
+  await again.log.close();
+});
+
+Deno.test("TxnLog.append groups concurrent appends into one write and calls done in order", async () => {
+  const dir = `${await Deno.makeTempDir()}/d`;
+  const { log, tree } = await TxnLog.open(backend, dir);
+  const order: bigint[] = [];
+  const results = await Promise.all(Array.from({ length: 50 }, () => {
+    const record = recordAt(log.nextZxid);
+    return new Promise<RegistryError | undefined>((resolve) =>
+      log.append(record, (error) => {
+        order.push(record.zxid);
+        applyRecord(tree, record);
+        resolve(error);
+      })
+    );
+  }));
+  assert.ok(results.every((r) => r === undefined));
+  assert.deepEqual(order, Array.from({ length: 50 }, (_, i) => BigInt(i + 1)));
+  assert.ok(log.syncs <= 2, `50 concurrent appends took ${log.syncs} writes`);
+  await log.close();
+});
+
+Deno.test("TxnLog.append throws a RangeError for a zxid that is not nextZxid", async () => {
+  const dir = `${await Deno.makeTempDir()}/d`;
+  const { log } = await TxnLog.open(backend, dir);
+  assert.throws(() => log.append(recordAt(2n), () => {}), RangeError);
+  await log.close();
+  const closed = await new Promise<RegistryError | undefined>((resolve) => log.append(recordAt(1n), resolve));
+  assert.equal(closed?.code, RegistryErrorCode.CLOSED);
+});
+
+Deno.test("TxnLog.open refuses a flipped byte in a middle record, naming file, offset and zxid, deleting nothing", async () => {
+  const dir = await writeHistory(20);
+  const offsets = recordOffsets(await Deno.readFile(`${dir}/${LOG1}`));
+  assert.equal(offsets.length, 20);
+  await flipByte(`${dir}/${LOG1}`, offsets[9]! + 20);
+  const error = await refusal(dir);
+  assert.equal(error.file, `${dir}/${LOG1}`);
+  assert.equal(error.offset, offsets[9]);
+  assert.equal(error.zxid, 9n);
+  assert.match(error.message, new RegExp(`${LOG1} is damaged at byte offset ${offsets[9]}`));
+  assert.match(error.message, /last good zxid is 9/);
+});
+
+Deno.test("TxnLog.open refuses a flipped length byte in a middle record of the newest log", async () => {
+  const dir = await writeHistory(20);
+  const offsets = recordOffsets(await Deno.readFile(`${dir}/${LOG1}`));
+  // The length grows past the end of the file: without the header CRC this would pass for a torn tail.
+  await flipByte(`${dir}/${LOG1}`, offsets[12]! + 1, 0x10);
+  const error = await refusal(dir);
+  assert.equal(error.offset, offsets[12]);
+  assert.equal(error.zxid, 12n);
+});
+
+Deno.test("TxnLog.open refuses a bad first record of the newest log that is not at its end", async () => {
+  const dir = await writeHistory(5);
+  await flipByte(`${dir}/${LOG1}`, LOG_HEADER_BYTES + 14);
+  const error = await refusal(dir);
+  assert.equal(error.offset, LOG_HEADER_BYTES);
+  assert.equal(error.zxid, 0n);
+});
+
+Deno.test("TxnLog.open cuts a torn tail, warns, and appends go on in the same file", async () => {
+  const dir = await writeHistory(10);
+  const path = `${dir}/${LOG1}`;
+  const good = (await Deno.stat(path)).size;
+  const torn = encodeRecord(recordAt(11n));
+  await Deno.writeFile(path, torn.subarray(0, torn.length - 3), { append: true });
+  await withLogLines(async (lines) => {
+    const { log, tree } = await reopen(dir);
+    assertPaths(tree, 10);
+    assert.equal((await Deno.stat(path)).size, good);
+    const warn = lines.find((l) => l.includes("torn record"));
+    assert.ok(warn?.includes(path) && warn.includes(`offset ${good}`) && warn.includes(`cut ${torn.length - 3} bytes`));
+    await appendRange(log, tree, 4);
+    await log.close();
+  });
+  assert.deepEqual(await listDir(dir), [LOG1]);
+  const { log, tree } = await reopen(dir);
+  assertPaths(tree, 14);
+  await log.close();
+});
+
+Deno.test("TxnLog.open treats trailing zero bytes and a bad last record at the end as a torn tail", async () => {
+  const zeros = await writeHistory(8);
+  await Deno.writeFile(`${zeros}/${LOG1}`, new Uint8Array(4096), { append: true });
+  const a = await reopen(zeros);
+  assertPaths(a.tree, 8);
+  await a.log.close();
+
+  const badLast = await writeHistory(8);
+  const bytes = await Deno.readFile(`${badLast}/${LOG1}`);
+  const offsets = recordOffsets(bytes);
+  await flipByte(`${badLast}/${LOG1}`, bytes.length - 2);
+  const b = await reopen(badLast);
+  assertPaths(b.tree, 7);
+  assert.equal((await Deno.stat(`${badLast}/${LOG1}`)).size, offsets[7]);
+  await b.log.close();
+
+  // A header cut short by the end of the file.
+  const shortHeader = await writeHistory(3);
+  await Deno.writeFile(`${shortHeader}/${LOG1}`, encodeRecord(recordAt(4n)).subarray(0, 5), { append: true });
+  const c = await reopen(shortHeader);
+  assertPaths(c.tree, 3);
+  await c.log.close();
+});
+
+Deno.test("TxnLog.open refuses a gap in the zxids, within a file and across files", async () => {
+  const within = `${await Deno.makeTempDir()}/d`;
+  await Deno.mkdir(within);
+  const parts = [encodeLogHeader(1n), ...[1n, 2n, 3n, 5n, 6n].map((z) => encodeRecord(recordAt(z)))];
+  await Deno.writeFile(`${within}/${LOG1}`, concat(parts));
+  const error = await refusal(within);
+  assert.equal(error.zxid, 3n);
+  assert.match(error.message, /zxid 5 where zxid 4 comes next/);
+
+  const across = `${await Deno.makeTempDir()}/d`;
+  await Deno.mkdir(across);
+  await Deno.writeFile(`${across}/${LOG1}`, concat([encodeLogHeader(1n), encodeRecord(recordAt(1n))]));
+  await Deno.writeFile(
+    `${across}/log.0000000000000003`,
+    concat([encodeLogHeader(3n), encodeRecord(recordAt(3n))]),
+  );
+  const gap = await refusal(across);
+  assert.equal(gap.file, `${across}/log.0000000000000003`);
+  assert.equal(gap.zxid, 1n);
+  assert.match(gap.message, /zxids 2 to 2 are missing/);
+});
+
+Deno.test("TxnLog snapshots: the newest two kept with the logs after the older, a reopen holds everything", async () => {
+  const dir = await writeHistory(47, { snapshotEveryTxns: 10 });
+  const names = await listDir(dir);
+  const snapshots = names.filter((n) => n.startsWith("snapshot."));
+  assert.equal(snapshots.length, 2, names.join(" "));
+  assert.ok(names.every((n) => !n.endsWith(".tmp")));
+  const { log, tree } = await TxnLog.open(backend, dir, { snapshotEveryTxns: 10 });
+  assertPaths(tree, 47);
+  await log.close();
+});
+
+Deno.test("TxnLog.open refuses a flipped data byte or length byte in the newest snapshot, without falling back", async () => {
+  for (const where of ["data", "length", "tail"] as const) {
+    const dir = await writeHistory(25, { snapshotEveryTxns: 10 });
+    const snapshot = (await listDir(dir)).filter((n) => n.startsWith("snapshot.")).at(-1)!;
+    const path = `${dir}/${snapshot}`;
+    const size = (await Deno.stat(path)).size;
+    if (where === "data") await flipByte(path, size - 10);
+    if (where === "length") await flipByte(path, 22, 0x01);
+    if (where === "tail") await Deno.truncate(path, size - 1);
+    const error = await refusal(dir);
+    assert.equal(error.file, path);
+    assert.match(error.message, new RegExp(snapshot));
+  }
+});
+
+Deno.test("TxnLog.open refuses when the snapshot is deleted and the logs before it were purged", async () => {
+  const dir = await writeHistory(45, { snapshotEveryTxns: 10 });
+  for (const name of await listDir(dir)) if (name.startsWith("snapshot.")) await Deno.remove(`${dir}/${name}`);
+  const error = await refusal(dir);
+  assert.match(error.message, /first record needed is zxid 1 .*snapshot that covered zxids up to \d+ is missing/);
+});
+
+Deno.test("TxnLog loads a snapshot written before the checked header (upgrade), saying so", async () => {
+  const dir = `${await Deno.makeTempDir()}/d`;
+  await Deno.mkdir(dir);
+  const tree = new DataTree();
+  for (let z = 1n; z <= 6n; z++) applyRecord(tree, recordAt(z));
+  await Deno.writeFile(`${dir}/snapshot.0000000000000006`, tree.serialize());
+  await withLogLines(async (lines) => {
+    const { log, tree: loaded } = await reopen(dir);
+    assertPaths(loaded, 6);
+    assert.ok(lines.some((l) => l.includes("no checked header")));
+    await appendRange(log, loaded, 2);
+    await log.close();
+  });
+  const { log, tree: again } = await reopen(dir);
+  assertPaths(again, 8);
+  await log.close();
+  // The new format refuses what the old one would have served.
+  const damaged = encodeSnapshot(6n, tree.serialize());
+  damaged[damaged.length - 1]! ^= 1;
+  await Deno.writeFile(`${dir}/snapshot.0000000000000006`, damaged);
+  await refusal(dir);
+});
+
+Deno.test("TxnLog makes its directory 0700 and its files 0600, tightening an existing directory", async () => {
+  const dir = `${await Deno.makeTempDir()}/d`;
+  await Deno.mkdir(dir, { mode: 0o755 });
+  await Deno.chmod(dir, 0o755);
+  const { log, tree } = await TxnLog.open(backend, dir, { snapshotEveryTxns: 5 });
+  await appendRange(log, tree, 12, { oneByOne: true });
+  await log.close();
+  assert.equal((await Deno.stat(dir)).mode! & 0o777, 0o700);
+  for (const name of await listDir(dir)) {
+    assert.equal((await Deno.stat(`${dir}/${name}`)).mode! & 0o777, 0o600, name);
+  }
+});
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
