@@ -66,9 +66,11 @@ export const WRITE_HANDLERS: Readonly<Record<"create" | "set" | "delete", WriteH
   create: {
     target: (frame) => ({ path: frame.create!.path ?? "", ephemeral: frame.create!.nodeType === NodeType.EPHEMERAL }),
     build(frame, session, tree, zxid, nowMs) {
-      const { path = "", nodeType = NodeType.PERSISTENT, sequential = false } = frame.create!;
+      const { path = "", sequential = false } = frame.create!;
+      // NODE_TYPE_UNSPECIFIED (0, what an encoder sends for an unset field) means persistent.
+      const nodeType = (frame.create!.nodeType || NodeType.PERSISTENT) as NodeType;
       const data = frame.create!.data?.slice() ?? EMPTY;
-      const mode = { nodeType: nodeType as NodeType, sequential, sessionId: session.id };
+      const mode = { nodeType, sequential, sessionId: session.id };
       const result = tree.create(path, data, mode, zxid, nowMs);
       return {
         record: {
@@ -77,7 +79,7 @@ export const WRITE_HANDLERS: Readonly<Record<"create" | "set" | "delete", WriteH
           timeMs: nowMs,
           path: result.path,
           data,
-          nodeType: nodeType as NodeType,
+          nodeType,
           sessionId: result.stat.ephemeralOwner,
         },
         events: result.events,

@@ -16,7 +16,14 @@ import type { TcpConnection } from "../reactor/tcp_connection.ts";
 import { TcpServer } from "../reactor/tcp_server.ts";
 import type { TimerId } from "../reactor/timer_queue.ts";
 import { UdpSocket } from "../reactor/udp_socket.ts";
-import { type ClientFrame, decodeClientFrame, encodeServerFrame, type ServerFrame, toBigInt } from "./_codec.ts";
+import {
+  type ClientFrame,
+  decodeClientFrame,
+  encodeServerFrame,
+  invalidFrameXid,
+  type ServerFrame,
+  toBigInt,
+} from "./_codec.ts";
 import { RegistryConnection, type ReplySlot } from "./_registry_connection.ts";
 import {
   operationOf,
@@ -365,7 +372,7 @@ export class RegistryServer {
       writeFailures: this.#pipeline.failures,
       readOnly: this.#pipeline.readOnly,
       framesTimedOut: this.#codec.stats.framesTimedOut,
-      closedForBufferedBytes: this.#codec.stats.closedForBufferedBytes,
+      closedForBufferedBytes: this.#codec.stats.closedForBufferCap,
       uptimeMs: this.#startedAt === 0 ? 0 : this.#loop.now() - this.#startedAt,
       requestsByOp: Object.fromEntries(this.#requestsByOp),
       errorsByCode: Object.fromEntries(this.#errorsByCode),
@@ -528,6 +535,13 @@ export class RegistryServer {
     try {
       frame = decodeClientFrame(body);
     } catch (error) {
+      const xid = invalidFrameXid(error);
+      if (xid !== undefined) {
+        // Well framed, but a string is not UTF-8: answer that request (in its turn) and keep the connection.
+        this.#stats.requests++;
+        state.reply(this.#errorFrame(xid, RegistryError.from(error)));
+        return;
+      }
       this.#stats.badFrames++;
       getLogger().warn(`RegistryServer closing ${connection.name}: a frame does not parse`, { error });
       connection.forceClose();
