@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
+import type { NetBackend } from "../reactor/backend/net_backend.ts";
 import { RegistryError, RegistryErrorCode } from "./registry_error.ts";
 import { encodeSnapshot } from "./snapshot_file.ts";
 import { applyRecord, StorageError, TxnLog } from "./txn_log.ts";
-import { encodeLogHeader, encodeRecord, LOG_HEADER_BYTES } from "./txn_record.ts";
+import { encodeLogHeader, encodeRecord, LOG_HEADER_BYTES, readRecord } from "./txn_record.ts";
 import { DataTree } from "./data_tree.ts";
 import {
   appendRange,
@@ -256,4 +257,167 @@ function concat(parts: Uint8Array[]): Uint8Array {
     at += p.length;
   }
   return out;
+}
+
+interface Faults {
+  /** Write this many bytes of the next appends, then fail them with EIO. */
+  appendFailsAfter?: number;
+  truncateFails?: boolean;
+  writeFileFails?: boolean;
+}
+
+/** The real backend with faults injected into its file writes (for what a tmpfs cannot show). */
+function faultyBackend(faults: Faults): NetBackend {
+  const fs = backend.fs;
+  return {
+    ...backend,
+    fs: {
+      ...fs,
+      async openDurableAppend(path, options) {
+        const file = await fs.openDurableAppend(path, options);
+        const eio = (what: string) => Object.assign(new Error(`EIO: i/o error, ${what}`), { code: "EIO" });
+        return {
+          append: async (data) => {
+            if (faults.appendFailsAfter === undefined) return await file.append(data);
+            await file.append(data.subarray(0, Math.min(faults.appendFailsAfter, data.length)));
+            throw eio("write");
+          },
+          truncate: (length) => faults.truncateFails ? Promise.reject(eio("ftruncate")) : file.truncate(length),
+          size: () => file.size(),
+          close: () => file.close(),
+        };
+      },
+      async writeFile(path, data, options) {
+        if (!faults.writeFileFails) return await fs.writeFile(path, data, options);
+        await fs.writeFile(path, data.subarray(0, 10), options);
+        throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
+      },
+    },
+  };
+}
+
+Deno.test("TxnLog write failure: the batch and later appends fail, the file is cut back, the next append works", async () => {
+  const dir = `${await Deno.makeTempDir()}/d`;
+  const faults: Faults = {};
+  const { log, tree } = await TxnLog.open(faultyBackend(faults), dir);
+  assert.deepEqual(await appendRange(log, tree, 5), Array(5).fill(undefined));
+  const size = (await Deno.stat(`${dir}/${LOG1}`)).size;
+  faults.appendFailsAfter = 7;
+  const failed = await appendRange(log, tree, 3);
+  assert.ok(failed.every((e) => e?.code === RegistryErrorCode.STORAGE_FAILED), String(failed));
+  assert.match(failed[0]!.message, /EIO: i\/o error, write/);
+  assert.equal((await Deno.stat(`${dir}/${LOG1}`)).size, size, "cut back to the last whole record");
+  assert.equal(log.writeFailures, 1);
+  assert.equal(log.nextZxid, 6n);
+  assert.equal(log.readOnly, false);
+  faults.appendFailsAfter = undefined;
+  assert.deepEqual(await appendRange(log, tree, 4), Array(4).fill(undefined));
+  await log.close();
+  const again = await reopen(dir);
+  assertPaths(again.tree, 9);
+  await again.log.close();
+});
+
+Deno.test("TxnLog becomes read-only when a failed write cannot be cut back; later appends fail at once", async () => {
+  const dir = `${await Deno.makeTempDir()}/d`;
+  const faults: Faults = {};
+  const { log, tree } = await TxnLog.open(faultyBackend(faults), dir);
+  await appendRange(log, tree, 4);
+  Object.assign(faults, { appendFailsAfter: 9, truncateFails: true });
+  const [failed] = await appendRange(log, tree, 1);
+  assert.equal(failed?.code, RegistryErrorCode.STORAGE_FAILED);
+  assert.equal(log.readOnly, true);
+  assert.match(log.readOnlyReason ?? "", /cannot be cut back to its last whole record at offset \d+/);
+  let sync = true;
+  const later = new Promise<RegistryError | undefined>((resolve) => log.append(recordAt(log.nextZxid), resolve));
+  later.then(() => assert.equal(sync, false, "done comes on a later microtask"));
+  sync = false;
+  assert.equal((await later)?.code, RegistryErrorCode.NOT_READ_ONLY);
+  await log.close();
+  // The partial record left behind is a torn tail at the next start: every durable record is there.
+  const again = await reopen(dir);
+  assertPaths(again.tree, 4);
+  await again.log.close();
+});
+
+Deno.test("TxnLog: a snapshot that cannot be written is removed and nothing is lost", async () => {
+  const dir = `${await Deno.makeTempDir()}/d`;
+  const { log, tree } = await TxnLog.open(faultyBackend({ writeFileFails: true }), dir, { snapshotEveryTxns: 5 });
+  await appendRange(log, tree, 17, { oneByOne: true });
+  await log.close();
+  assert.ok((await listDir(dir)).every((n) => !n.startsWith("snapshot.")), (await listDir(dir)).join(" "));
+  const again = await reopen(dir);
+  assertPaths(again.tree, 17);
+  await again.log.close();
+});
+
+Deno.test("TxnLog on a full disk (1 MiB tmpfs): ENOSPC fails the batch, keeps whole records, recovers when space frees", async () => {
+  if (Deno.uid() !== 0) {
+    console.log("skipped: mounting a tmpfs needs root");
+    return;
+  }
+  const mountPoint = await Deno.makeTempDir({ prefix: "txnlog-tmpfs-" });
+  const mount = await new Deno.Command("mount", { args: ["-t", "tmpfs", "-o", "size=1m", "tmpfs", mountPoint] })
+    .output();
+  if (!mount.success) {
+    console.log(`skipped: cannot mount a tmpfs: ${new TextDecoder().decode(mount.stderr).trim()}`);
+    return;
+  }
+  try {
+    const dir = `${mountPoint}/data`;
+    const { log, tree } = await TxnLog.open(backend, dir, { snapshotEveryTxns: 1_000_000 });
+    await Deno.writeFile(`${mountPoint}/ballast`, new Uint8Array(160 * 1024));
+    const big = (zxid: bigint) =>
+      ({
+        type: "create",
+        zxid,
+        timeMs: 0,
+        path: `/big${zxid}`,
+        data: new Uint8Array(20_000).fill(Number(zxid % 251n)),
+        nodeType: 1,
+        sessionId: 0n,
+      }) as const;
+    const durable = new Set<string>();
+    const appendBig = (count: number) =>
+      Promise.all(Array.from({ length: count }, () => {
+        const record = big(log.nextZxid);
+        return new Promise<RegistryError | undefined>((resolve) =>
+          log.append(record, (error) => {
+            if (error === undefined) {
+              applyRecord(tree, record);
+              durable.add(record.path);
+            }
+            resolve(error);
+          })
+        );
+      }));
+    let failure: RegistryError | undefined;
+    for (let round = 0; round < 100 && failure === undefined; round++) {
+      failure = (await appendBig(3)).find((e) => e !== undefined);
+    }
+    assert.ok(failure !== undefined, "the disk never filled");
+    assert.equal(failure.code, RegistryErrorCode.STORAGE_FAILED);
+    assert.match(failure.message, /ENOSPC|No space/i);
+    const bytes = await Deno.readFile(`${dir}/${LOG1}`);
+    const offsets = recordOffsets(bytes);
+    assert.equal(offsets.length, durable.size, "the file holds exactly the durable records");
+    const end = offsets.length === 0 ? LOG_HEADER_BYTES : readEnd(bytes, offsets.at(-1)!);
+    assert.equal(bytes.length, end, "and nothing after them");
+    await Deno.remove(`${mountPoint}/ballast`);
+    const after = await appendBig(3);
+    assert.deepEqual(after, [undefined, undefined, undefined]);
+    await log.close();
+    const again = await reopen(dir);
+    assert.deepEqual(again.tree.paths().filter((p) => p !== "/").sort(), [...durable].sort());
+    await again.log.close();
+  } finally {
+    await new Deno.Command("umount", { args: [mountPoint] }).output();
+    await Deno.remove(mountPoint);
+  }
+});
+
+function readEnd(bytes: Uint8Array, offset: number): number {
+  const read = readRecord(bytes, offset);
+  assert.equal(read.kind, "record");
+  return (read as { end: number }).end;
 }
