@@ -177,8 +177,9 @@ function optionalPositive(name: string, value: number | undefined): number | und
  * 1. Heartbeats for the old session stop; requests in flight fail with SESSION_EXPIRED; new requests fail with
  *    CONNECTION_LOSS until step 3.
  * 2. `{ type: "expired", sessionId }` is emitted with the old id.
- * 3. A new session is opened: on the same connection when the resumption was refused, otherwise the connection
- *    of the old session is closed and the next one (made at once, then with back-off) opens it.
+ * 3. A new session is opened: on the same connection when the resumption was refused; otherwise the connection
+ *    of the old session is closed (a `disconnected` event) and the next one (made at once, then with back-off)
+ *    opens it.
  * 4. `{ type: "connected", resumed: false, sessionId }` is emitted with the new id. This is the hook for
  *    re-publishing: the RPC provider (rpc/rpc_provider.ts) publishes its services again here.
  * 5. Every watcher is called with type 0 ("re-read and re-watch"): the old session's watches died with it.

@@ -1,6 +1,20 @@
 import assert from "node:assert/strict";
 import { EventLoop } from "../reactor/event_loop.ts";
+import { InetAddress } from "../reactor/inet_address.ts";
+import { LengthHeaderCodec } from "../reactor/length_header_codec.ts";
+import type { TcpConnection } from "../reactor/tcp_connection.ts";
+import { TcpServer } from "../reactor/tcp_server.ts";
+import { UdpSocket } from "../reactor/udp_socket.ts";
+import { type ClientFrame, decodeClientFrame, encodeServerFrame, type ServerFrame, toBigInt } from "./_codec.ts";
 import { EventType, NodeType } from "./data_tree.ts";
+import {
+  encodeHeartbeat,
+  HEARTBEAT_FLAG_EXPIRED,
+  HEARTBEAT_FLAG_NONE,
+  importHeartbeatKey,
+  parseHeartbeat,
+  verifyHeartbeat,
+} from "./heartbeat.ts";
 import { RegistryClient, type WatchedEvent } from "./registry_client.ts";
 import { type RegistryError, RegistryErrorCode } from "./registry_error.ts";
 import { RegistryServer } from "./registry_server.ts";
@@ -322,5 +336,159 @@ Deno.test("Sessions survive a registry restart: the client resumes and keeps its
     await client.close();
     await server.stop();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/**
+ * A registry server played by the test, frame by frame: `onRequest` answers (or holds) each request, and every
+ * heartbeat whose proof checks out with a known session's secret is recorded.
+ */
+class ScriptedServer {
+  readonly tcp: TcpServer;
+  readonly udp: UdpSocket;
+  readonly codec: LengthHeaderCodec;
+  readonly secrets = new Map<bigint, Uint8Array>();
+  readonly heartbeats: Array<{ sessionId: bigint; counter: bigint; from: InetAddress }> = [];
+  readonly connections: TcpConnection[] = [];
+  onRequest: (connection: TcpConnection, frame: ClientFrame) => void = () => {};
+
+  private constructor(tcp: TcpServer, udp: UdpSocket) {
+    this.tcp = tcp;
+    this.udp = udp;
+    this.codec = new LengthHeaderCodec((connection, body) => {
+      const frame = decodeClientFrame(body);
+      if (frame.close) this.send(connection, { xid: frame.xid, close: {} });
+      else this.onRequest(connection, frame);
+    });
+    tcp.setConnectionCallback((connection) => connection.connected && this.connections.push(connection));
+    tcp.setMessageCallback(this.codec.onMessage);
+    udp.setMessageCallback((data, from) => {
+      const heartbeat = parseHeartbeat(data);
+      const secret = heartbeat && this.secrets.get(heartbeat.sessionId);
+      if (heartbeat === undefined || secret === undefined || heartbeat.flags !== HEARTBEAT_FLAG_NONE) return;
+      importHeartbeatKey(secret).then((key) => verifyHeartbeat(heartbeat.signed, heartbeat.proof, key)).then(
+        (valid) => valid && this.heartbeats.push({ sessionId: heartbeat.sessionId, counter: heartbeat.counter, from }),
+      );
+    });
+  }
+
+  static async start(loop: EventLoop): Promise<ScriptedServer> {
+    const tcp = new TcpServer(loop, new InetAddress("127.0.0.1", 0), "ScriptedServer");
+    await tcp.start();
+    return new ScriptedServer(tcp, await UdpSocket.bind(loop, new InetAddress("127.0.0.1", 0)));
+  }
+
+  send(connection: TcpConnection, frame: ServerFrame): void {
+    this.codec.send(connection, encodeServerFrame(frame));
+  }
+
+  /** Answer a connect: a new session `sessionId` (with a fresh secret), or the resumption of it. */
+  session(connection: TcpConnection, xid: number, sessionId: bigint, floor: bigint, resumed: boolean): void {
+    if (!this.secrets.has(sessionId)) this.secrets.set(sessionId, crypto.getRandomValues(new Uint8Array(16)));
+    this.send(connection, {
+      xid,
+      connect: {
+        sessionId: sessionId.toString(),
+        sessionSecret: this.secrets.get(sessionId),
+        // Long enough that the client neither pings nor times out during a test; heartbeats only at each open.
+        sessionTimeoutMs: 60_000,
+        heartbeatIntervalMs: 60_000,
+        heartbeatPort: this.udp.address.port,
+        resumed,
+        heartbeatCounterFloor: floor === 0n ? undefined : floor.toString(),
+      },
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.tcp.stop();
+    await this.udp.close();
+  }
+}
+
+Deno.test("RegistryClient continues its heartbeat counter from max(own + 1, floor) on every connect answer", async () => {
+  const loop = new EventLoop();
+  const server = await ScriptedServer.start(loop);
+  // Answers to the connects in order: [session id asked for, answer]. The fifth refuses the resumption.
+  const floors = [0n, 1000n, 5n, 1n << 40n];
+  let connects = 0;
+  server.onRequest = (connection, frame) => {
+    if (!frame.connect) return;
+    const asked = toBigInt(frame.connect.sessionId);
+    const index = connects++;
+    if (index < floors.length) {
+      assert.equal(asked, index === 0 ? 0n : 42n);
+      server.session(connection, frame.xid, 42n, floors[index]!, index > 0);
+    } else if (asked === 42n) {
+      server.send(connection, { xid: frame.xid, errorCode: RegistryErrorCode.SESSION_EXPIRED, errorMessage: "gone" });
+    } else {
+      server.session(connection, frame.xid, 43n, 0n, false);
+    }
+  };
+  const client = await RegistryClient.connect(server.tcp.address, { loop, reconnectDelayMs: 10 });
+  try {
+    for (let opened = 1; opened <= floors.length + 1; opened++) {
+      await until(() => server.heartbeats.length >= opened, 3000, `heartbeat ${opened}`);
+      // Drop the connection: the client reconnects and resumes (the last time, the resumption is refused).
+      if (opened <= floors.length) server.connections.at(-1)!.forceClose();
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const counters = (id: bigint) => server.heartbeats.filter((h) => h.sessionId === id).map((h) => h.counter);
+    // A floor above the counter lifts it; one below it (5) does not pull it back; the counter goes on across
+    // reconnects of the session and starts again at 1 for a new session.
+    assert.deepEqual(counters(42n), [1n, 1000n, 1001n, 1n << 40n]);
+    assert.deepEqual(counters(43n), [1n]);
+    assert.equal(client.sessionId, 43n);
+  } finally {
+    await client.close();
+    await server.close();
+  }
+});
+
+Deno.test("Expiry signals arriving together (xid-0 frame, refused request, signed UDP notice) run the recovery once", async () => {
+  const loop = new EventLoop();
+  const server = await ScriptedServer.start(loop);
+  const newSessions: number[] = [];
+  const held: Array<{ connection: TcpConnection; xid: number }> = [];
+  server.onRequest = (connection, frame) => {
+    if (frame.connect) {
+      const asked = toBigInt(frame.connect.sessionId);
+      if (asked === 0n) newSessions.push(server.connections.indexOf(connection));
+      server.session(connection, frame.xid, asked === 0n ? BigInt(100 + newSessions.length) : asked, 0n, asked !== 0n);
+    } else if (frame.exists) {
+      held.push({ connection, xid: frame.xid }); // no answer yet
+    } else if (frame.ping) {
+      server.send(connection, { xid: frame.xid, ping: {} });
+    }
+  };
+  const client = await RegistryClient.connect(server.tcp.address, { loop, reconnectDelayMs: 10 });
+  const events: string[] = [];
+  client.onSessionEvent((event) => events.push(event.type === "connected" ? `connected:${event.resumed}` : event.type));
+  try {
+    assert.equal(client.sessionId, 101n);
+    const watched: WatchedEvent[] = [];
+    const pending = client.exists("/x", { watch: (event) => watched.push(event) });
+    await until(() => held.length === 1 && server.heartbeats.length >= 1, 2000, "the request and a heartbeat");
+    const { connection, xid } = held[0]!;
+    const heartbeat = server.heartbeats[0]!;
+    const key = await importHeartbeatKey(server.secrets.get(101n)!);
+    const notice = await encodeHeartbeat(101n, heartbeat.counter, key, HEARTBEAT_FLAG_EXPIRED);
+    // All at once, twice over.
+    for (let i = 0; i < 2; i++) {
+      server.udp.send(notice, heartbeat.from);
+      server.send(connection, { xid: 0, errorCode: RegistryErrorCode.SESSION_EXPIRED, errorMessage: "expired" });
+      server.send(connection, { xid, errorCode: RegistryErrorCode.SESSION_EXPIRED, errorMessage: "expired" });
+    }
+    await rejectsWith(pending, RegistryErrorCode.SESSION_EXPIRED);
+    await until(() => client.connected && client.sessionId === 102n, 3000, "the new session");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // The old session's connection is closed (the server would refuse a second connect on it): a new one opens.
+    assert.deepEqual(events, ["expired", "disconnected", "connected:false"]);
+    assert.equal(newSessions.length, 2, "one new session after the first");
+    assert.deepEqual(watched.map((event) => event.type), [0]);
+    await client.ping();
+  } finally {
+    await client.close();
+    await server.close();
   }
 });
