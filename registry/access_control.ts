@@ -2,7 +2,8 @@
  * Who may change what: the server-wide `authToken` and per-path ACLs. Tokens are checked once, when a session
  * opens: a token the server does not know is refused (AUTH_FAILED) and never stored; a session without a token
  * may read. A change at or under an ACL prefix needs a session holding one of that prefix's tokens (the longest
- * matching prefix decides), and an ephemeral node may not be created where it would block a protected prefix
+ * matching prefix decides, whatever `authToken` says); a change elsewhere needs `authToken` when it is set. An
+ * ephemeral node may not be created where it would block a protected prefix
  * below it (an ephemeral node can have no children).
  *
  * @module
@@ -97,15 +98,17 @@ export class AccessControl {
 
   /** Throw NO_AUTH unless `credentials` may `what` (create, set, delete) the node at `path`. */
   checkChange(credentials: Credentials, what: string, path: string, ephemeral: boolean): void {
-    if (!credentials.authorized) {
-      throw new RegistryError(RegistryErrorCode.NO_AUTH, `Cannot ${what} '${path}' as this session is not authorized`);
-    }
+    // Under an ACL prefix its rule alone decides; elsewhere the server-wide token does.
     const rule = this.#ruleFor(path);
-    if (rule !== undefined && !rule.tokens.has(credentials.token)) {
-      throw new RegistryError(
-        RegistryErrorCode.NO_AUTH,
-        `Cannot ${what} '${path}' as the ACL of '${rule.prefix}' does not admit this session's token`,
-      );
+    if (rule !== undefined) {
+      if (!rule.tokens.has(credentials.token)) {
+        throw new RegistryError(
+          RegistryErrorCode.NO_AUTH,
+          `Cannot ${what} '${path}' as the ACL of '${rule.prefix}' does not admit this session's token`,
+        );
+      }
+    } else if (!credentials.authorized) {
+      throw new RegistryError(RegistryErrorCode.NO_AUTH, `Cannot ${what} '${path}' as this session is not authorized`);
     }
     if (!ephemeral) return;
     // An ephemeral node above a protected prefix would stop its owners from creating anything under it.
