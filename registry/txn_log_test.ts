@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { NetBackend } from "../reactor/backend/net_backend.ts";
-import { RegistryError, RegistryErrorCode } from "./registry_error.ts";
+import { type RegistryError, RegistryErrorCode } from "./registry_error.ts";
 import { encodeSnapshot } from "./snapshot_file.ts";
 import { applyRecord, StorageError, TxnLog } from "./txn_log.ts";
 import { encodeLogHeader, encodeRecord, LOG_HEADER_BYTES, readRecord } from "./txn_record.ts";

@@ -1,0 +1,267 @@
+/**
+ * The registry's recovery command, for a data directory the server refuses to load:
+ *
+ * ```text
+ * deno task registry-repair --data DIR            # print what a repair would drop; drop nothing (exit 0 clean, 1 damaged)
+ * deno task registry-repair --data DIR --apply    # do it (exit 0 repaired, 1 damage remains); 2: usage
+ * ```
+ *
+ * It reads the directory exactly as `TxnLog.open` does and, for each damage found, plans the smallest cut that lets
+ * a start succeed, then reads again with that cut, until nothing is refused:
+ *
+ * | damage                                   | repair                                                          |
+ * | ---------------------------------------- | --------------------------------------------------------------- |
+ * | the newest snapshot fails its check      | move it aside; the older snapshot and the logs after it are used |
+ * | a bad record (or zxid gap) inside a log  | cut the log at that record; move every later log aside          |
+ * | a bad log header, or a log starting past a gap | move that log and every later log aside                  |
+ *
+ * Nothing is deleted: moved files and the bytes cut from a log go to `DIR/damaged-TIME/` (cut bytes as
+ * `NAME.cut-at-OFFSET`). Stop the server before `--apply`. A torn tail needs no repair: the server cuts it at start.
+ *
+ * @module
+ */
+
+import { defaultBackend } from "../reactor/backend/default.ts";
+import type { NetBackend } from "../reactor/backend/net_backend.ts";
+import { parseArgs } from "../reactor/backend/parse_args.ts";
+import { type Damage, LOG_NAME, scanDataDir, type ScanResult, SNAPSHOT_NAME, type TornTail } from "./_data_dir.ts";
+import { checkLogHeader, LOG_HEADER_BYTES, readRecord } from "./txn_record.ts";
+
+/** One thing the repair does (or would do) to one file. */
+export interface RepairStep {
+  /** Move the whole file into the damaged directory, or cut it at `offset` (saving the cut bytes there). */
+  readonly action: "moveAside" | "truncate";
+  /** The file's name in the data directory. */
+  readonly file: string;
+  /** Where a cut starts (0 for a move). */
+  readonly offset: number;
+  /** Bytes taken out of the data directory. */
+  readonly bytes: number;
+  /** Whole records that still check among them (a moved log; 0 for a snapshot or a cut at damage). */
+  readonly records: number;
+  /** Their zxid range, when there are any. */
+  readonly zxids?: readonly [bigint, bigint];
+  /** Why. */
+  readonly reason: string;
+}
+
+/** What {@linkcode repairDataDir} found and did. */
+export interface RepairReport {
+  /** The damage found, in the order a start would meet it. */
+  readonly damage: readonly Damage[];
+  /** The steps that make the directory load. */
+  readonly steps: readonly RepairStep[];
+  /** The snapshot a start loads after the steps (undefined: none). */
+  readonly snapshot?: string;
+  /** The last zxid a start loads after the steps. */
+  readonly lastZxid: bigint;
+  /** A torn tail the server will cut at start. */
+  readonly tornTail?: TornTail;
+  /** Whether the steps were performed. */
+  readonly applied: boolean;
+  /** Where moved files and cut bytes went, when applied. */
+  readonly damagedDir?: string;
+}
+
+/** Options of {@linkcode repairDataDir}. */
+export interface RepairOptions {
+  /**
+   * Perform the steps; otherwise only report them.
+   * @default {false}
+   */
+  apply?: boolean;
+  /**
+   * The clock for the damaged directory's name.
+   * @default {Date.now}
+   */
+  nowMs?: () => number;
+}
+
+function recordsIn(name: string, bytes: Uint8Array): { records: number; zxids?: [bigint, bigint] } {
+  const header = checkLogHeader(bytes, BigInt(`0x${name.slice(4)}`));
+  if (header !== "ok" && header !== "legacy") return { records: 0 };
+  const legacy = header === "legacy";
+  let at = legacy ? 0 : LOG_HEADER_BYTES;
+  let records = 0;
+  let first: bigint | undefined;
+  let last = 0n;
+  for (;;) {
+    const read = readRecord(bytes, at, legacy);
+    if (read.kind !== "record") break;
+    records++;
+    first ??= read.record.zxid;
+    last = read.record.zxid;
+    at = read.end;
+  }
+  return first === undefined ? { records } : { records, zxids: [first, last] };
+}
+
+/**
+ * Find the damage in data directory `dir` and the steps that make it load; with `apply`, perform them. Changes
+ * nothing without `apply`.
+ *
+ * @example
+ * ```ts
+ * import { defaultBackend } from "../reactor/backend/default.ts";
+ * import { repairDataDir } from "./repair.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const report = await repairDataDir(defaultBackend(), await Deno.makeTempDir());
+ * assert.equal(report.damage.length, 0);
+ * ```
+ */
+export async function repairDataDir(
+  backend: NetBackend,
+  dir: string,
+  options: RepairOptions = {},
+): Promise<RepairReport> {
+  const fs = backend.fs;
+  const live = new Set((await fs.readDir(dir)).filter((n) => SNAPSHOT_NAME.test(n) || LOG_NAME.test(n)));
+  const cut = new Map<string, Uint8Array>();
+  const read = async (name: string) => cut.get(name) ?? await fs.readFile(`${dir}/${name}`);
+  const damage: Damage[] = [];
+  const steps: RepairStep[] = [];
+  const moveAside = async (name: string, reason: string) => {
+    const bytes = await read(name);
+    const counted = LOG_NAME.test(name) ? recordsIn(name, bytes) : { records: 0 };
+    steps.push({ action: "moveAside", file: name, offset: 0, bytes: bytes.length, ...counted, reason });
+    live.delete(name);
+  };
+  let scan: ScanResult;
+  for (;;) {
+    scan = await scanDataDir({ names: [...live], read });
+    const found = scan.damage;
+    if (found === undefined) break;
+    damage.push(found);
+    const where = `${found.file} is damaged at byte offset ${found.offset}: ${found.reason}`;
+    if (found.kind === "snapshot") {
+      await moveAside(found.file, where);
+      continue;
+    }
+    const later = [...live].filter((n) => LOG_NAME.test(n) && n > found.file).sort();
+    if (found.offset === 0 || found.kind === "header") {
+      await moveAside(found.file, where);
+    } else {
+      const bytes = await read(found.file);
+      steps.push({
+        action: "truncate",
+        file: found.file,
+        offset: found.offset,
+        bytes: bytes.length - found.offset,
+        records: 0,
+        reason: where,
+      });
+      cut.set(found.file, bytes.subarray(0, found.offset));
+    }
+    for (const name of later) await moveAside(name, `it follows the damage in ${found.file}`);
+  }
+  const result = {
+    damage,
+    steps,
+    snapshot: scan.snapshot?.name,
+    lastZxid: scan.lastZxid,
+    tornTail: scan.tornTail,
+  };
+  if (!options.apply || steps.length === 0) return { ...result, applied: false };
+  const stamp = new Date((options.nowMs ?? Date.now)()).toISOString().replace(/[-:]|\.\d+/g, "");
+  const damagedDir = `${dir}/damaged-${stamp}`;
+  await fs.mkdir(damagedDir, { mode: 0o700 });
+  for (const step of steps) {
+    const path = `${dir}/${step.file}`;
+    if (step.action === "moveAside") {
+      await fs.rename(path, `${damagedDir}/${step.file}`);
+      continue;
+    }
+    const bytes = await fs.readFile(path);
+    await fs.writeFile(`${damagedDir}/${step.file}.cut-at-${step.offset}`, bytes.subarray(step.offset), {
+      mode: 0o600,
+    });
+    const handle = await fs.openDurableAppend(path, { mode: 0o600 });
+    try {
+      await handle.truncate(step.offset);
+    } finally {
+      handle.close();
+    }
+  }
+  await fs.fsyncDir(damagedDir);
+  await fs.fsyncDir(dir);
+  return { ...result, applied: true, damagedDir };
+}
+
+/** The report as the command prints it. */
+export function formatRepairReport(dir: string, report: RepairReport): string {
+  const lines: string[] = [];
+  for (const d of report.damage) {
+    lines.push(`damage: ${dir}/${d.file} at byte offset ${d.offset}: ${d.reason} (last good zxid ${d.zxid})`);
+  }
+  const verb = report.applied ? { move: "moved", cut: "cut" } : { move: "would move", cut: "would cut" };
+  const aside = report.damagedDir ?? `${dir}/damaged-TIME`;
+  for (const step of report.steps) {
+    const zxids = step.zxids === undefined ? "" : `, zxids ${step.zxids[0]}..${step.zxids[1]}`;
+    lines.push(
+      step.action === "moveAside"
+        ? `${verb.move} ${dir}/${step.file} to ${aside}/: ${step.bytes} bytes, ${step.records} whole records` +
+          `${zxids} (${step.reason})`
+        : `${verb.cut} ${dir}/${step.file} at offset ${step.offset}: drops ${step.bytes} bytes, the damaged record ` +
+          `and all after it in the file (saved as ${aside}/${step.file}.cut-at-${step.offset})`,
+    );
+  }
+  if (report.tornTail !== undefined) {
+    const t = report.tornTail;
+    lines.push(`torn tail: the server will cut ${dir}/${t.file} at offset ${t.offset} (${t.bytesCut} bytes) at start`);
+  }
+  const state = `${report.snapshot ?? "no snapshot"} and the records up to zxid ${report.lastZxid}`;
+  if (report.damage.length === 0) {
+    lines.push(`clean: ${dir} loads ${state}`);
+  } else if (report.applied) {
+    lines.push(`repaired: ${dir} now loads ${state}`);
+  } else {
+    lines.push(`after the repair ${dir} would load ${state}`);
+    lines.push("nothing was changed; run again with --apply to do it (stop the server first)");
+  }
+  return lines.join("\n") + "\n";
+}
+
+const USAGE = "usage: deno task registry-repair --data DIR [--apply]\n" +
+  "  prints what a repair of the registry data directory DIR would drop; --apply does it, moving what it drops\n" +
+  "  into DIR/damaged-TIME/. Exit 0: clean or repaired, 1: damage remains, 2: usage\n";
+
+/** Run the command with `args`; resolves with its exit code. */
+export async function main(args: string[], backend: NetBackend = defaultBackend()): Promise<number> {
+  let values: { data?: string; apply?: boolean; help?: boolean };
+  try {
+    values = parseArgs({
+      args,
+      options: { data: { type: "string" }, apply: { type: "boolean" }, help: { type: "boolean", short: "h" } },
+    }).values;
+  } catch (error) {
+    backend.process.writeStderr(`${error instanceof Error ? error.message : error}\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    backend.process.writeStdout(USAGE);
+    return 0;
+  }
+  if (values.data === undefined) {
+    backend.process.writeStderr(USAGE);
+    return 2;
+  }
+  const dir = values.data.replace(/\/+$/, "") || "/";
+  try {
+    const report = await repairDataDir(backend, dir, { apply: values.apply ?? false });
+    backend.process.writeStdout(formatRepairReport(dir, report));
+    if (report.damage.length === 0) return 0;
+    if (!report.applied) return 1;
+    const after = await repairDataDir(backend, dir);
+    if (after.damage.length === 0) return 0;
+    backend.process.writeStdout(formatRepairReport(dir, after));
+    return 1;
+  } catch (error) {
+    backend.process.writeStderr(`Cannot repair ${dir}: ${error instanceof Error ? error.message : error}\n`);
+    return 1;
+  }
+}
+
+if (defaultBackend().process.isMain(import.meta)) {
+  defaultBackend().process.exit(await main(defaultBackend().process.args()));
+}
