@@ -110,6 +110,33 @@ for (const tcp of ["hold", "drop"] as const) {
   });
 }
 
+Deno.test("A client whose TCP stays cut learns the expiry from the server's signed UDP notice alone", async () => {
+  const n = await net(SHORT_SESSIONS, { recreateEphemerals: true });
+  try {
+    await n.client.create("/eph", "", { nodeType: NodeType.EPHEMERAL });
+    const oldSession = n.client.sessionId;
+    n.proxy.partition();
+    await until(() => n.server.stats().expiredSessions >= 1, 5000, "the server to expire the session");
+    await sleep(300);
+    const udpHealedAt = performance.now();
+    n.proxy.healUdp();
+    // The next heartbeat of the dead session is answered with a notice; nothing crosses TCP meanwhile.
+    await until(() => n.events.includes("expired"), 3000, "the expiry notice");
+    console.log(`expiry notice believed ${(performance.now() - udpHealedAt).toFixed(0)} ms after UDP came back`);
+    assert.ok(n.proxy.partitioned);
+    assert.ok(!n.client.connected);
+    assert.equal(n.client.sessionId, 0n);
+    const healedAt = performance.now();
+    n.proxy.heal();
+    await until(() => ownedBy(n.observer, "/eph", n.client), 5000, "the ephemeral node on the new session");
+    console.log(`notice path: ephemeral node back ${(performance.now() - healedAt).toFixed(0)} ms after the heal`);
+    assert.notEqual(n.client.sessionId, oldSession);
+    assert.equal(n.events.filter((event) => event === "expired").length, 1);
+  } finally {
+    await n.close();
+  }
+});
+
 Deno.test("A provider's node is published again after a partition expired its session, with no restart", async () => {
   const root = parseProto(`
     syntax = "proto3";

@@ -18,6 +18,7 @@ import {
 import { RegistryClient, type WatchedEvent } from "./registry_client.ts";
 import { type RegistryError, RegistryErrorCode } from "./registry_error.ts";
 import { RegistryServer } from "./registry_server.ts";
+import { PartitionProxy } from "./testdata/partition_proxy.ts";
 import { until } from "./testdata/until.ts";
 
 async function rejectsWith(promise: Promise<unknown>, code: number): Promise<RegistryError> {
@@ -490,5 +491,53 @@ Deno.test("Expiry signals arriving together (xid-0 frame, refused request, signe
   } finally {
     await client.close();
     await server.close();
+  }
+});
+
+Deno.test("After a registry restart the client's heartbeats start above the raised floor and count again", async () => {
+  const loop = new EventLoop();
+  const dir = await Deno.makeTempDir();
+  const options = { loop, dataDir: dir, heartbeatTimeoutMs: 200, heartbeatMaxCount: 5 };
+  let server = new RegistryServer({ port: 0, ...options });
+  await server.start();
+  const port = server.address.port;
+  const proxy = await PartitionProxy.start(loop, server.address, server.heartbeatAddress);
+  const counters: bigint[] = [];
+  proxy.setDatagramTap((direction, data) => {
+    const heartbeat = parseHeartbeat(data);
+    if (direction === "toServer" && heartbeat !== undefined) counters.push(heartbeat.counter);
+  });
+  const client = await RegistryClient.connect(server.address, {
+    loop,
+    heartbeatAddress: proxy.udpAddress,
+    reconnectDelayMs: 20,
+  });
+  const events: string[] = [];
+  client.onSessionEvent((event) => events.push(event.type === "connected" ? `connected:${event.resumed}` : event.type));
+  try {
+    await until(() => counters.length >= 2, 2000, "heartbeats before the restart");
+    const before = counters.at(-1)!;
+    await server.stop();
+    server = await startAgain({ port, ...options });
+    await until(() => events.includes("connected:true"), 5000, "the resumption");
+    const resumedAt = counters.length;
+    const accepted = server.stats().heartbeatsAccepted;
+    await until(
+      () => server.stats().heartbeatsAccepted >= accepted + 3 && counters.length >= resumedAt + 4,
+      3000,
+      "heartbeats accepted again",
+    );
+    // The restart raised the floor (its boot epoch is the high half): every heartbeat after the resumption is
+    // above all before it, so none recorded before the restart could be replayed after it.
+    const after = counters.slice(resumedAt + 1);
+    assert.ok(after.length >= 3);
+    assert.ok(after.every((counter) => counter > before && counter >= 1n << 32n), `${before} then ${after}`);
+    assert.ok(after.every((counter, i) => i === 0 || counter > after[i - 1]!));
+    assert.ok(!events.includes("expired"));
+  } finally {
+    await client.close();
+    await proxy.close();
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
   }
 });

@@ -94,6 +94,7 @@ export class PartitionProxy {
   readonly #connections = new Set<ProxiedConnection>();
   readonly #udpClients = new Map<string, { from: InetAddress; socket: Promise<UdpSocket> }>();
   #partitioned = false;
+  #udpCut = false;
   #dropTcp = false;
   #closed = false;
   #accepted = 0;
@@ -150,7 +151,7 @@ export class PartitionProxy {
     return this.#accepted;
   }
 
-  /** Whether the proxy is partitioned now. */
+  /** Whether TCP is cut now. */
   get partitioned(): boolean {
     return this.#partitioned;
   }
@@ -169,12 +170,14 @@ export class PartitionProxy {
   /** Cut the network (see the module doc). */
   partition(options: PartitionOptions = {}): void {
     this.#partitioned = true;
+    this.#udpCut = true;
     this.#dropTcp = (options.tcp ?? "hold") === "drop";
   }
 
   /** Mend the network: held bytes and closes are delivered, deferred connections reach the server. */
   heal(): void {
     this.#partitioned = false;
+    this.#udpCut = false;
     for (const proxied of [...this.#connections]) {
       if (proxied.upstream === undefined && !proxied.toServer.closed) this.#connectUpstream(proxied);
       if (proxied.upstreamConnection?.connected) {
@@ -187,6 +190,11 @@ export class PartitionProxy {
       }
       this.#forgetIfDone(proxied);
     }
+  }
+
+  /** Mend the network for datagrams only: TCP stays cut (a path where only UDP gets through). */
+  healUdp(): void {
+    this.#udpCut = false;
   }
 
   /** Reset every TCP connection now, both sides (datagram routes stay). */
@@ -284,14 +292,14 @@ export class PartitionProxy {
   // --- UDP ---
 
   #onClientDatagram(data: Uint8Array, from: InetAddress): void {
-    if (this.#partitioned || this.#closed) return;
+    if (this.#udpCut || this.#closed) return;
     const key = from.toString();
     let client = this.#udpClients.get(key);
     if (client === undefined) {
       if (this.#udpClients.size >= MAX_UDP_CLIENTS) return;
       const socket = UdpSocket.bind(this.#loop, new InetAddress("127.0.0.1", 0)).then((socket) => {
         socket.setMessageCallback((answer) => {
-          if (this.#partitioned || this.#closed) return;
+          if (this.#udpCut || this.#closed) return;
           this.#tap?.("toClient", answer);
           this.#udp.send(answer, from);
         });
@@ -302,7 +310,7 @@ export class PartitionProxy {
     const copy = data.slice();
     this.#tap?.("toServer", copy);
     client.socket.then((socket) => {
-      if (!this.#partitioned && !this.#closed) socket.send(copy, this.#udpTarget);
+      if (!this.#udpCut && !this.#closed) socket.send(copy, this.#udpTarget);
     });
   }
 }
