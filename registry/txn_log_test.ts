@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { NetBackend } from "../reactor/backend/net_backend.ts";
 import { type RegistryError, RegistryErrorCode } from "./registry_error.ts";
+import { repairDataDir } from "./repair.ts";
 import { encodeSnapshot } from "./snapshot_file.ts";
 import { applyRecord, StorageError, TxnLog } from "./txn_log.ts";
 import { encodeLogHeader, encodeRecord, LOG_HEADER_BYTES, readRecord } from "./txn_record.ts";
@@ -468,6 +469,13 @@ Deno.test("TxnLog.open after random flips and truncations loads an exact prefix 
       assert.match(error.message, /damaged at byte offset \d+/, what);
       assert.deepEqual(await dirContents(dir), before, `${what}: a refusal changes nothing`);
       refused++;
+      // The repair then makes it load an exact prefix.
+      const report = await repairDataDir(backend, dir, { apply: true });
+      assert.ok(report.applied, what);
+      const repaired = await reopen(dir);
+      await repaired.log.close();
+      assert.equal(repaired.log.lastZxid, report.lastZxid, what);
+      assert.deepEqual(repaired.tree.serialize(), treeAfter(Number(report.lastZxid)), `${what}: repaired to a prefix`);
       continue;
     }
     const loaded = opened.log.lastZxid;
