@@ -69,7 +69,11 @@ Deno.test("registry-repair dry run names the damage and drops nothing; --apply l
 });
 
 Deno.test("repairDataDir falls back from a damaged snapshot to the older one, dropping no record", async () => {
-  const dir = await writeHistory(33, { snapshotEveryTxns: 10 });
+  // Two sessions of 12 and 21 records, each taking exactly one snapshot (close waits for it).
+  const dir = await writeHistory(12, { snapshotEveryTxns: 10 });
+  const session = await TxnLog.open(backend, dir, { snapshotEveryTxns: 20 });
+  await appendRange(session.log, session.tree, 21, { oneByOne: true });
+  await session.log.close();
   const snapshots = (await listDir(dir)).filter((n) => n.startsWith("snapshot."));
   assert.equal(snapshots.length, 2);
   await flipByte(`${dir}/${snapshots[1]}`, 40);

@@ -69,7 +69,7 @@ function messageOf(error: unknown): string {
 }
 
 /** The refusal for `damage` found in `dir`. */
-export function storageErrorFor(dir: string, damage: Damage): StorageError {
+function storageErrorFor(dir: string, damage: Damage): StorageError {
   const file = `${dir}/${damage.file}`;
   const good = damage.kind === "snapshot"
     ? "no state loads without it (older snapshots are not used silently)"

@@ -103,8 +103,8 @@ export function checkLogHeader(bytes: Uint8Array, startZxid: bigint): "ok" | "le
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, LOG_HEADER_BYTES);
   if (view.getUint32(0) !== LOG_MAGIC) {
-    // Before format 1 a log began with a record: its first u32 is a body length, far below the magic's value.
-    return view.getUint32(0) < 0x01000000 ? "legacy" : "the file header has a bad magic number";
+    // Before format 1 a log began with a record. Only a whole one counts: damage to a header must not pass for it.
+    return readRecord(bytes, 0, true).kind === "record" ? "legacy" : "the file header has a bad magic number";
   }
   if (view.getUint32(16) !== crc32(bytes, 0, 16)) return "the file header fails its CRC";
   if (view.getUint8(4) !== LOG_VERSION) return `the file header has unknown format version ${view.getUint8(4)}`;
