@@ -2,6 +2,8 @@
 
 /** A `deno run -A` child process that printed `READY [word]`. */
 export interface Proc {
+  /** What it wrote to stderr so far (only with `captureStderr`). */
+  stderr(): string;
   child: Deno.ChildProcess;
   /** The word after READY (an address, a port, or ""). */
   ready: string;
@@ -12,21 +14,46 @@ export interface Proc {
   stop(signal?: Deno.Signal): Promise<void>;
 }
 
-/** Start `deno run -A ...args` (logs at ERROR) and wait for its READY line; its output is drained after. */
-export async function spawnReady(args: string[]): Promise<Proc> {
+/** Options of {@linkcode spawnReady}. */
+export interface SpawnOptions {
+  /** Keep what the child writes to stderr (see {@linkcode Proc.stderr}); else it is discarded. */
+  captureStderr?: boolean;
+}
+
+/**
+ * Start `deno run -A ...args` (logs at ERROR) and wait for its READY line; its output is drained after. When it
+ * exits first, the error says so (with its stderr when captured) and carries its exit code as `code`.
+ */
+export async function spawnReady(args: string[], options: SpawnOptions = {}): Promise<Proc> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", ...args],
     stdout: "piped",
-    stderr: "null",
+    stderr: options.captureStderr ? "piped" : "null",
     env: { DWT_LOG_LEVEL: "ERROR" },
   }).spawn();
   let ended = false;
-  const status = child.status.then(() => void (ended = true));
+  let stderrText = "";
+  const stderrDone = options.captureStderr
+    ? (async () => {
+      for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) stderrText += chunk;
+    })()
+    : Promise.resolve();
+  const status = child.status.then((status) => {
+    ended = true;
+    return status;
+  });
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let text = "";
   while (!/READY ?(\S*)/.test(text)) {
     const { value, done } = await reader.read();
-    if (done) throw new Error(`${args[0]} exited before READY`);
+    if (done) {
+      const { code } = await status;
+      await stderrDone;
+      throw Object.assign(new Error(`${args[0]} exited with code ${code} before READY\n${stderrText}`), {
+        code,
+        stderr: stderrText,
+      });
+    }
     text += value;
   }
   (async () => {
@@ -37,6 +64,7 @@ export async function spawnReady(args: string[]): Promise<Proc> {
   return {
     child,
     ready: /READY ?(\S*)/.exec(text)![1]!,
+    stderr: () => stderrText,
     pid: child.pid,
     alive: () => !ended,
     async stop(signal: Deno.Signal = "SIGTERM") {

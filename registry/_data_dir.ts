@@ -185,8 +185,10 @@ export async function scanDataDir(view: DirView, options: DataTreeOptions = {}):
         offset = read.end;
         continue;
       }
-      const torn = isNewest && (read.kind === "shortHeader" || read.kind === "shortBody" ||
-        (read.kind === "badCrc" && allZero(bytes, read.end)) || allZero(bytes, offset));
+      // Torn: the end of the newest log cut short (its header CRC vouches for the length) or zero-filled. A whole
+      // record whose body fails its CRC is damage even at the very end: a crash mid-write leaves a short file on a
+      // journaling file system, and cutting such a record could drop an acknowledged write.
+      const torn = isNewest && (read.kind === "shortHeader" || read.kind === "shortBody" || allZero(bytes, offset));
       if (torn) {
         tornTail = { file: name, offset, bytesCut: bytes.length - offset };
         break;
@@ -194,7 +196,7 @@ export async function scanDataDir(view: DirView, options: DataTreeOptions = {}):
       const reason = read.kind === "shortHeader" || read.kind === "shortBody"
         ? "the record there is cut short by the end of a log that is not the newest"
         : read.kind === "badCrc"
-        ? "the record there fails its CRC and more data follows it"
+        ? "the record there fails its CRC"
         : `the record there is damaged: ${read.reason}`;
       return result({ damage: { kind: "record", file: name, offset, zxid: next - 1n, reason } });
     }

@@ -135,20 +135,27 @@ Deno.test("TxnLog.open cuts a torn tail, warns, and appends go on in the same fi
   await log.close();
 });
 
-Deno.test("TxnLog.open treats trailing zero bytes and a bad last record at the end as a torn tail", async () => {
+Deno.test("TxnLog.open treats trailing zero bytes and a cut-short last record as a torn tail, a bad whole last record as damage", async () => {
   const zeros = await writeHistory(8);
   await Deno.writeFile(`${zeros}/${LOG1}`, new Uint8Array(4096), { append: true });
   const a = await reopen(zeros);
   assertPaths(a.tree, 8);
   await a.log.close();
 
+  // A whole last record with a flipped body byte was written in full, so it may have been acknowledged: refused.
   const badLast = await writeHistory(8);
   const bytes = await Deno.readFile(`${badLast}/${LOG1}`);
-  const offsets = recordOffsets(bytes);
   await flipByte(`${badLast}/${LOG1}`, bytes.length - 2);
-  const b = await reopen(badLast);
+  await assert.rejects(TxnLog.open(backend, badLast), /fails its CRC/);
+  assert.equal((await Deno.stat(`${badLast}/${LOG1}`)).size, bytes.length, "nothing cut");
+
+  // The same record cut short by the end of the file is a crash mid-write: cut away.
+  const cut = await writeHistory(8);
+  const offsets = recordOffsets(bytes);
+  await Deno.truncate(`${cut}/${LOG1}`, bytes.length - 3);
+  const b = await reopen(cut);
   assertPaths(b.tree, 7);
-  assert.equal((await Deno.stat(`${badLast}/${LOG1}`)).size, offsets[7]);
+  assert.equal((await Deno.stat(`${cut}/${LOG1}`)).size, offsets[7]);
   await b.log.close();
 
   // A header cut short by the end of the file.

@@ -61,7 +61,8 @@ export class WritePipeline {
     this.#committed = committed;
     this.#log = log;
     this.#proposed = log === undefined ? committed : committed.clone();
-    this.#nextZxid = committed.lastZxid + 1n;
+    // The log owns the sequence on disk: zxids follow its last durable record with no gap.
+    this.#nextZxid = log?.nextZxid ?? committed.lastZxid + 1n;
   }
 
   /** The tree reads see: only durable, applied records. */
@@ -143,6 +144,6 @@ export class WritePipeline {
   #rewind(): void {
     this.#generation++;
     this.#proposed = this.#committed.clone();
-    this.#nextZxid = this.#committed.lastZxid + 1n;
+    this.#nextZxid = this.#log?.nextZxid ?? this.#committed.lastZxid + 1n;
   }
 }
