@@ -43,6 +43,7 @@ export class Buffer {
   /** The default initial writable size. */
   static readonly INITIAL_SIZE = 1024;
 
+  readonly #initialSize: number;
   #bytes: Uint8Array;
   #view: DataView;
   #readerIndex: number;
@@ -55,6 +56,7 @@ export class Buffer {
         `Cannot create buffer as 'initialSize' must be a non-negative integer: current value is ${initialSize}`,
       );
     }
+    this.#initialSize = initialSize;
     this.#bytes = new Uint8Array(Buffer.CHEAP_PREPEND + initialSize);
     this.#view = new DataView(this.#bytes.buffer);
     this.#readerIndex = Buffer.CHEAP_PREPEND;
@@ -401,6 +403,39 @@ export class Buffer {
     this.#view = new DataView(bytes.buffer);
     this.#readerIndex = Buffer.CHEAP_PREPEND;
     this.#writerIndex = Buffer.CHEAP_PREPEND + content.length;
+  }
+
+  /**
+   * Give memory back after a burst: when nothing is readable and the capacity is above `thresholdBytes`, replace
+   * the backing store with a fresh one of the initial size. O(1) when it does nothing, so a codec can call it after
+   * every message: without it a connection that once received a 4 MiB frame keeps 4 MiB while idle.
+   *
+   * Do not call it while a read into `beginWrite()`'s view is in flight (TcpConnection reads into its input buffer
+   * between message callbacks, so calling it from a message callback is safe).
+   *
+   * @returns Whether the store was replaced.
+   *
+   * @example
+   * ```ts
+   * import { Buffer } from "./buffer.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const buffer = new Buffer();
+   * buffer.append(new Uint8Array(4 * 1024 * 1024));
+   * buffer.retrieveAll();
+   * assert.ok(buffer.shrinkIfEmpty(256 * 1024));
+   * assert.equal(buffer.capacity, Buffer.CHEAP_PREPEND + Buffer.INITIAL_SIZE);
+   * ```
+   */
+  shrinkIfEmpty(thresholdBytes: number): boolean {
+    const length = this.#bytes.length;
+    if (this.#writerIndex !== this.#readerIndex || length <= thresholdBytes) return false;
+    if (length <= Buffer.CHEAP_PREPEND + this.#initialSize) return false;
+    this.#bytes = new Uint8Array(Buffer.CHEAP_PREPEND + this.#initialSize);
+    this.#view = new DataView(this.#bytes.buffer);
+    this.#readerIndex = Buffer.CHEAP_PREPEND;
+    this.#writerIndex = Buffer.CHEAP_PREPEND;
+    return true;
   }
 
   /** Exchange contents with another buffer in O(1). */

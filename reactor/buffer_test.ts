@@ -137,3 +137,22 @@ Deno.test("Buffer swap exchanges contents; shrink keeps the content", () => {
   assert.ok(b.capacity < 1000);
   assert.equal(b.readableBytes, 5);
 });
+
+Deno.test("Buffer shrinkIfEmpty gives back a grown store only when empty and above the threshold", () => {
+  const buffer = new Buffer();
+  buffer.append(new Uint8Array(4 * 1024 * 1024));
+  assert.equal(buffer.shrinkIfEmpty(256 * 1024), false, "it must not drop readable bytes");
+  buffer.retrieve(4 * 1024 * 1024 - 1);
+  assert.equal(buffer.shrinkIfEmpty(256 * 1024), false);
+  buffer.retrieveAll();
+  assert.ok(buffer.capacity > 4 * 1024 * 1024);
+  assert.equal(buffer.shrinkIfEmpty(256 * 1024), true);
+  assert.equal(buffer.capacity, Buffer.CHEAP_PREPEND + Buffer.INITIAL_SIZE);
+  assert.equal(buffer.shrinkIfEmpty(0), false, "at its initial size it has nothing to give back");
+  buffer.append("still works");
+  assert.equal(buffer.retrieveAllAsString(), "still works");
+  const small = new Buffer(16);
+  small.append(new Uint8Array(100));
+  small.retrieveAll();
+  assert.equal(small.shrinkIfEmpty(1024), false, "below the threshold it keeps its store");
+});
