@@ -33,6 +33,10 @@ export interface CallRouter {
   connection(address: string): ProviderConnection;
   /** An attempt on `address` succeeded (it is healthy again) or failed. */
   attempted(address: string, connection: ProviderConnection, ok: boolean): void;
+  /** A call on `address` missed its deadline (outlier ejection counts these). */
+  missedDeadline(address: string): void;
+  /** How long to wait before looking for a provider again when none can take a call; undefined: do not wait. */
+  waitForProviderMs(service: string): number | undefined;
   /** Take a retry token; false when the budget is spent. */
   takeRetryToken(): boolean;
 }
@@ -51,6 +55,26 @@ export interface PendingCallOptions {
   readonly signal?: AbortSignal;
   readonly controller?: RpcController;
   readonly hashKey?: string;
+  /** The incoming call this one is made for: its cancellation cancels this call. */
+  readonly parent?: { readonly signal: AbortSignal };
+}
+
+/** Everything a {@linkcode PendingCall} is made of. */
+export interface PendingCallInit {
+  router: CallRouter;
+  service: string;
+  method: string;
+  payload: Uint8Array;
+  metadata: Record<string, string> | undefined;
+  options: PendingCallOptions;
+  /** The call's deadline, in milliseconds from now. */
+  timeoutMs: number;
+  /** Settles the caller's promise with the decoded answer. */
+  resolve: (value: unknown) => void;
+  /** Settles it with the call's error. */
+  reject: (error: RpcError) => void;
+  /** Makes the answer from the response; by default a {@linkcode ClientResult}. */
+  decode?: ResponseDecoder;
 }
 
 const NO_METADATA: Record<string, string> = Object.freeze({}) as Record<string, string>;
@@ -85,32 +109,18 @@ export class PendingCall implements OutgoingCall {
   #done = false;
   #starting = false;
 
-  /**
-   * @param resolve Settles the caller's promise with the decoded answer.
-   * @param reject Settles it with the call's error.
-   * @param decode Makes the answer from the response; by default a {@linkcode ClientResult}.
-   */
-  constructor(
-    router: CallRouter,
-    service: string,
-    method: string,
-    payload: Uint8Array,
-    metadata: Record<string, string> | undefined,
-    options: PendingCallOptions,
-    timeoutMs: number,
-    resolve: (value: unknown) => void,
-    reject: (error: RpcError) => void,
-    decode: ResponseDecoder = asResult,
-  ) {
+  /** A call, not started yet. */
+  constructor(init: PendingCallInit) {
+    const { router, timeoutMs } = init;
     this.#router = router;
-    this.service = service;
-    this.method = method;
-    this.payload = payload;
-    this.metadata = metadata;
-    this.#options = options;
-    this.#resolve = resolve;
-    this.#reject = reject;
-    this.#decode = decode;
+    this.service = init.service;
+    this.method = init.method;
+    this.payload = init.payload;
+    this.metadata = init.metadata;
+    this.#options = init.options;
+    this.#resolve = init.resolve;
+    this.#reject = init.reject;
+    this.#decode = init.decode ?? asResult;
     this.#timeoutMs = timeoutMs;
     this.#deadline = router.loop.now() + timeoutMs;
     this.#backoffMs = router.retryBackoffMs;
@@ -123,14 +133,19 @@ export class PendingCall implements OutgoingCall {
       this.#fail(new RpcError(RpcCode.UNAVAILABLE, "The channel is closed"));
       return;
     }
-    const { signal, controller } = this.#options;
+    const { signal, controller, parent } = this.#options;
     if (signal?.aborted || controller?.signal.aborted) {
       this.#fail(this.#cancelledError());
+      return;
+    }
+    if (parent?.signal.aborted) {
+      this.#fail(this.#parentError());
       return;
     }
     this.#deadlineTimer = router.loop.runAt(this.#deadline, () => this.#expire());
     signal?.addEventListener("abort", this);
     controller?.signal.addEventListener("abort", this);
+    parent?.signal.addEventListener("abort", this);
     const discovered = router.discovered(this.service);
     if (discovered === undefined) {
       this.#starting = true;
@@ -172,22 +187,44 @@ export class PendingCall implements OutgoingCall {
     this.#resolve(answer);
   }
 
-  /** From the connection: the call failed; `retrySafe` when the provider never got it. */
-  onError(error: RpcError, retrySafe: boolean): void {
+  /**
+   * From the connection: the call failed; `retrySafe` when the provider never got it; `drained` when a drain
+   * handed it back (then it goes to another provider at once, outside the retry budget).
+   */
+  onError(error: RpcError, retrySafe: boolean, drained = false): void {
+    if (drained) {
+      this.#connection = undefined;
+      if (this.#done) return;
+      (this.#excluded ??= new Set()).add(this.#address!);
+      this.#router.loop.queueInLoop(() => this.#attempt());
+      return;
+    }
     this.#attemptFailed(error, retrySafe);
   }
 
-  /** From the signals: the caller cancelled. */
-  handleEvent(): void {
-    this.#giveUp(this.#cancelledError());
+  /** From the signals: the caller (or the parent call) cancelled. */
+  handleEvent(event: Event): void {
+    const parent = this.#options.parent;
+    this.#giveUp(parent !== undefined && event.target === parent.signal ? this.#parentError() : this.#cancelledError());
   }
 
   #cancelledError(): RpcError {
     return new RpcError(RpcCode.CANCELLED, `The call to ${this.service}.${this.method} was cancelled`);
   }
 
+  // The parent's deadline passing reads as this call's deadline; anything else as a cancel.
+  #parentError(): RpcError {
+    const reason = this.#options.parent?.signal.reason;
+    const code = reason instanceof RpcError && reason.code === RpcCode.DEADLINE_EXCEEDED
+      ? RpcCode.DEADLINE_EXCEEDED
+      : RpcCode.CANCELLED;
+    const why = reason instanceof Error ? reason.message : String(reason);
+    return new RpcError(code, `The call to ${this.service}.${this.method} was cancelled with its parent call: ${why}`);
+  }
+
   #expire(): void {
     this.#deadlineTimer = undefined;
+    if (this.#connection !== undefined && this.#address !== undefined) this.#router.missedDeadline(this.#address);
     const where = this.#address === undefined ? "" : ` on ${this.#address}`;
     this.#giveUp(
       new RpcError(RpcCode.DEADLINE_EXCEEDED, `The call to ${this.service}.${this.method}${where} missed its deadline`),
@@ -212,6 +249,17 @@ export class PendingCall implements OutgoingCall {
     }
     const address = router.pick(this.service, this.#options.hashKey, this.#excluded);
     if (address === undefined) {
+      // Lately a provider drained: another one is probably coming (a rolling restart); wait for it.
+      const waitMs = router.waitForProviderMs(this.service);
+      if (waitMs !== undefined && this.#deadline - router.loop.now() > waitMs) {
+        this.#address = undefined;
+        this.#backoffTimer = router.loop.runAfter(waitMs, () => {
+          this.#backoffTimer = undefined;
+          this.#excluded?.clear();
+          this.#attempt();
+        });
+        return;
+      }
       const message = router.providerCount(this.service) === 0
         ? `No provider of ${this.service} is registered`
         : `No provider of ${this.service} could take the call`;
@@ -263,6 +311,7 @@ export class PendingCall implements OutgoingCall {
     if (this.#backoffTimer !== undefined) loop.cancel(this.#backoffTimer);
     this.#options.signal?.removeEventListener("abort", this);
     this.#options.controller?.signal.removeEventListener("abort", this);
+    this.#options.parent?.signal.removeEventListener("abort", this);
   }
 
   #fail(error: RpcError): void {

@@ -1,7 +1,12 @@
 /**
  * One long-lived, multiplexed connection from a channel to one provider: calls get ids, wait in a queue while
  * the connection comes up, and are matched to responses in any order. A call that fails before its request
- * was written is marked safe to retry elsewhere.
+ * was written is marked safe to retry elsewhere. It answers the provider's keepalive pings and pings a provider
+ * that sent nothing for a while (closing it when the ping goes unanswered), and obeys a drain frame: no new calls,
+ * calls above the drain's last call id handed back to be retried elsewhere, closed once the rest are answered.
+ *
+ * Call ids only grow on a connection (ids whose table slot is taken are skipped); when they would wrap, the
+ * connection stops taking calls and a new one is made, so "every call above the drain's id" is exact.
  *
  * @module
  */
@@ -13,7 +18,7 @@ import { LengthHeaderCodec } from "../reactor/length_header_codec.ts";
 import { getLogger } from "../reactor/logger.ts";
 import { TcpClient } from "../reactor/tcp_client.ts";
 import type { TcpConnection } from "../reactor/tcp_connection.ts";
-import { type DecodedFrame, decodeRpcFrame, FrameKind, sendCancel, sendRequest } from "./_rpc_codec.ts";
+import { type DecodedFrame, decodeRpcFrame, FrameKind, sendCancel, sendPing, sendRequest } from "./_rpc_codec.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
 
 /** A call as the connection carries it. */
@@ -28,8 +33,25 @@ export interface OutgoingCall {
   timeoutMs(): number;
   /** The response arrived. `frame.payload` is a view valid only during the call. */
   onResponse(frame: DecodedFrame): void;
-  /** The call failed; `retrySafe` when the provider never got it (or refused it unprocessed). */
-  onError(error: RpcError, retrySafe: boolean): void;
+  /**
+   * The call failed; `retrySafe` when the provider never got it (or refused it unprocessed); `drained` when it
+   * was handed back by a drain (retried at once, outside the retry budget).
+   */
+  onError(error: RpcError, retrySafe: boolean, drained?: boolean): void;
+}
+
+/** Options of {@linkcode ProviderConnection}. */
+export interface ProviderConnectionOptions {
+  loop: EventLoop;
+  maxFrameBytes: number;
+  connectTimeoutMs: number;
+  tls?: TlsClientOptions;
+  /** Told when the provider sends a drain frame (the channel stops picking it). */
+  onDrain?: (connection: ProviderConnection, graceMs: number) => void;
+  /** Told when a keepalive ping went unanswered and the connection was closed (the channel ejects it). */
+  onPingTimeout?: (connection: ProviderConnection) => void;
+  /** The largest call id before a new connection is needed (tests lower it). */
+  maxCallId?: number;
 }
 
 const FIRST_SLOTS = 64;
@@ -53,19 +75,26 @@ export class ProviderConnection {
   #nextId = 1;
   #closed = false;
   #failed = false;
+  // No new calls: the provider drained this connection, or the call ids ran out.
+  #draining = false;
   #onIdle: (() => void) | undefined;
+  readonly #options: ProviderConnectionOptions;
+  readonly #maxCallId: number;
+  // Keepalive: when a frame last arrived, and when the unanswered ping went out (0: none).
+  #lastReceivedMs: number;
+  #pingSentMs = 0;
 
   /** Start connecting to `address` at once. */
-  constructor(
-    loop: EventLoop,
-    address: string,
-    maxFrameBytes: number,
-    connectTimeoutMs: number,
-    tls?: TlsClientOptions,
-  ) {
+  constructor(address: string, options: ProviderConnectionOptions) {
+    const { loop, maxFrameBytes, connectTimeoutMs, tls } = options;
     this.address = address;
     this.#loop = loop;
-    this.#codec = new LengthHeaderCodec((_connection, body) => this.#onFrame(body), { maxFrameBytes });
+    this.#options = options;
+    this.#maxCallId = options.maxCallId ?? MAX_CALL_ID;
+    this.#lastReceivedMs = loop.now();
+    this.#codec = new LengthHeaderCodec((_connection, body, receiveTimeMs) => this.#onFrame(body, receiveTimeMs), {
+      maxFrameBytes,
+    });
     this.#client = new TcpClient(loop, InetAddress.parse(address), `RpcChannel->${address}`, {
       maxAttempts: 1,
       connectTimeoutMs,
@@ -82,15 +111,21 @@ export class ProviderConnection {
     return this.#inFlight + this.#queue.length;
   }
 
-  /** Whether the connection is up or coming up (a failed or closed one is replaced by the channel). */
+  /** Whether the connection takes new calls (a failed, closed or draining one is replaced by the channel). */
   get usable(): boolean {
-    return !this.#closed && !this.#failed;
+    return !this.#closed && !this.#failed && !this.#draining;
+  }
+
+  /** Whether the provider sent a drain frame on this connection. */
+  get draining(): boolean {
+    return this.#draining;
   }
 
   /** Send a call (now, or once connected). */
   send(call: OutgoingCall): void {
     if (!this.usable) {
-      call.onError(new RpcError(RpcCode.UNAVAILABLE, `The connection to ${this.address} is down`), true);
+      const why = this.#draining ? "is draining" : "is down";
+      call.onError(new RpcError(RpcCode.UNAVAILABLE, `The connection to ${this.address} ${why}`), true, this.#draining);
       return;
     }
     if (this.#connection === undefined) this.#queue.push(call);
@@ -149,12 +184,17 @@ export class ProviderConnection {
     }
   }
 
-  // Give the call an id whose slot is free, and put it there.
+  // Give the call the next id whose slot is free, and put it there. Ids only grow: past the last one the
+  // connection takes no more calls (the channel opens a new one).
   #register(call: OutgoingCall): void {
     if ((this.#inFlight + 1) * 2 > this.#slots.length) this.#grow();
     let id = this.#nextId;
-    while (this.#slots[id & this.#mask] !== undefined) id = id >= MAX_CALL_ID ? 1 : id + 1;
-    this.#nextId = id >= MAX_CALL_ID ? 1 : id + 1;
+    while (this.#slots[id & this.#mask] !== undefined) id++;
+    this.#nextId = id + 1;
+    if (this.#nextId > this.#maxCallId) {
+      this.#draining = true;
+      this.closeWhenIdle();
+    }
     call.callId = id;
     this.#slots[id & this.#mask] = call;
     this.#inFlight++;
@@ -221,7 +261,37 @@ export class ProviderConnection {
     this.#failQueue(error);
   }
 
-  #onFrame(body: Uint8Array): void {
+  /**
+   * Keepalive, from the channel's sweep timer: ping a provider that sent nothing for `intervalMs`; close one whose
+   * ping went unanswered for `timeoutMs` (its calls fail UNAVAILABLE: written ones not safe to retry, queued ones
+   * safe). Returns false when it closed the connection.
+   */
+  checkKeepalive(nowMs: number, intervalMs: number, timeoutMs: number): boolean {
+    const connection = this.#connection;
+    if (connection === undefined || !connection.connected || this.#closed) return true;
+    if (this.#pingSentMs > 0) {
+      if (nowMs - this.#pingSentMs < timeoutMs) return true;
+      getLogger().warn(`RpcChannel: ${this.address} did not answer a keepalive ping in ${timeoutMs} ms; closing`);
+      this.#failed = true;
+      const error = new RpcError(
+        RpcCode.UNAVAILABLE,
+        `The provider ${this.address} stopped answering (no answer to a keepalive ping in ${timeoutMs} ms)`,
+      );
+      this.#failAll(error);
+      connection.forceClose();
+      this.#options.onPingTimeout?.(this);
+      return false;
+    }
+    if (nowMs - this.#lastReceivedMs >= intervalMs) {
+      this.#pingSentMs = nowMs;
+      sendPing(connection, 0, false);
+    }
+    return true;
+  }
+
+  #onFrame(body: Uint8Array, receiveTimeMs: number): void {
+    this.#lastReceivedMs = receiveTimeMs;
+    this.#pingSentMs = 0; // anything from the provider proves it alive
     let frame: DecodedFrame;
     try {
       frame = decodeRpcFrame(body);
@@ -230,11 +300,37 @@ export class ProviderConnection {
       this.#connection?.forceClose();
       return;
     }
-    if (frame.kind !== FrameKind.RESPONSE) return;
-    const call = this.#take(frame.callId);
-    if (call === undefined) return; // cancelled or timed out
-    call.onResponse(frame);
-    this.#checkIdle();
+    if (frame.kind === FrameKind.RESPONSE) {
+      const call = this.#take(frame.callId);
+      if (call === undefined) return; // cancelled or timed out
+      call.onResponse(frame);
+      this.#checkIdle();
+    } else if (frame.kind === FrameKind.PING) {
+      if (!frame.ack && this.#connection?.connected) sendPing(this.#connection, frame.pingData, true);
+    } else if (frame.kind === FrameKind.DRAIN) {
+      this.#onDrain(frame);
+    }
+  }
+
+  // The provider will answer calls up to frame.lastCallId and refuse the rest: hand those back at once (they
+  // never ran), take no new calls, and close once the rest are answered.
+  #onDrain(frame: DecodedFrame): void {
+    if (frame.status !== 0) {
+      getLogger().warn(`RpcChannel: ${this.address} closes the connection: ${frame.errorMessage}`);
+    } else {
+      getLogger().debug(`RpcChannel: ${this.address} drains (${frame.errorMessage}); last call ${frame.lastCallId}`);
+    }
+    this.#draining = true;
+    const error = new RpcError(
+      RpcCode.UNAVAILABLE,
+      `The provider ${this.address} is draining (${frame.errorMessage || "no reason given"})`,
+    );
+    const handedBack: OutgoingCall[] = [];
+    for (const call of this.#slots) if (call !== undefined && call.callId > frame.lastCallId) handedBack.push(call);
+    for (const call of handedBack) this.#take(call.callId);
+    this.#options.onDrain?.(this, frame.graceMs);
+    for (const call of handedBack) call.onError(error, true, true);
+    this.closeWhenIdle();
   }
 
   #checkIdle(): void {

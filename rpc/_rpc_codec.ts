@@ -34,15 +34,35 @@ export interface WireResponse {
   payload?: Uint8Array;
 }
 
+/** A drain (GOAWAY) as it travels. */
+export interface WireDrain {
+  /** The highest call id the sender received (and will still answer); 0: none. */
+  lastCallId?: number;
+  /** 0: a graceful drain; else the gRPC status of a protocol error, and the connection closes. */
+  status?: number;
+  reason?: string;
+  /** How long calls in flight may still take, in milliseconds; 0: unknown. */
+  graceMs?: number;
+}
+
+/** A keepalive ping (or its answer) as it travels. */
+export interface WirePing {
+  /** Opaque: echoed in the ack. */
+  data?: number;
+  ack?: boolean;
+}
+
 /** One frame body: exactly one field is set. */
 export interface WireFrame {
   request?: WireRequest | null;
   response?: WireResponse | null;
   cancel?: { callId: number } | null;
+  drain?: WireDrain | null;
+  ping?: WirePing | null;
 }
 
 /** What a frame carries: RpcFrame's `kind` field numbers. */
-export const FrameKind = { REQUEST: 1, RESPONSE: 2, CANCEL: 3 } as const;
+export const FrameKind = { REQUEST: 1, RESPONSE: 2, CANCEL: 3, DRAIN: 4, PING: 5 } as const;
 
 /** One of {@linkcode FrameKind}. */
 export type FrameKind = typeof FrameKind[keyof typeof FrameKind];
@@ -60,7 +80,18 @@ export class DecodedFrame {
   status = 0;
   errorMessage = "";
   metadata: Record<string, string> | undefined = undefined;
+  /** Bytes of metadata as counted against the limit (key + value + 32 per entry, HTTP/2's measure). */
+  metadataBytes = 0;
+  /** Entries past the decoder's `maxMetadataBytes` were skipped, not decoded. */
+  metadataOverLimit = false;
   payload: Uint8Array = EMPTY_BYTES;
+  /** Drain: the highest call id the peer will still answer. */
+  lastCallId = 0;
+  /** Drain: how long the peer gives calls in flight, in milliseconds. */
+  graceMs = 0;
+  /** Ping: the opaque data, and whether this is the answer. */
+  pingData = 0;
+  ack = false;
 }
 
 /** The bytes of a frame body do not parse as an RpcFrame. */
@@ -84,6 +115,8 @@ const FIXED32 = 5;
 const TAG_FRAME_REQUEST = 0x0a;
 const TAG_FRAME_RESPONSE = 0x12;
 const TAG_FRAME_CANCEL = 0x1a;
+const TAG_FRAME_DRAIN = 0x22;
+const TAG_FRAME_PING = 0x2a;
 const TAG_REQUEST_CALL_ID = 0x08;
 const TAG_REQUEST_SERVICE = 0x12;
 const TAG_REQUEST_METHOD = 0x1a;
@@ -96,6 +129,12 @@ const TAG_RESPONSE_ERROR = 0x1a;
 const TAG_RESPONSE_METADATA = 0x22;
 const TAG_RESPONSE_PAYLOAD = 0x2a;
 const TAG_CANCEL_CALL_ID = 0x08;
+const TAG_DRAIN_LAST_CALL_ID = 0x08;
+const TAG_DRAIN_STATUS = 0x10;
+const TAG_DRAIN_REASON = 0x1a;
+const TAG_DRAIN_GRACE = 0x20;
+const TAG_PING_DATA = 0x08;
+const TAG_PING_ACK = 0x10;
 const TAG_ENTRY_KEY = 0x0a;
 const TAG_ENTRY_VALUE = 0x12;
 
@@ -351,6 +390,57 @@ function writeCancel(callId: number): number {
   return body;
 }
 
+function writeDrain(drain: WireDrain): number {
+  const lastCallId = drain.lastCallId ?? 0;
+  const status = drain.status ?? 0;
+  const reason = drain.reason ?? "";
+  const graceMs = clampUint32(drain.graceMs ?? 0);
+  const reasonLength = utf8Length(reason);
+  const inner = (lastCallId !== 0 ? 1 + varintSize(lastCallId) : 0) + (status !== 0 ? 1 + varintSize(status) : 0) +
+    (reasonLength > 0 ? 1 + varintSize(reasonLength) + reasonLength : 0) + (graceMs !== 0 ? 1 + varintSize(graceMs) : 0);
+  const body = 1 + varintSize(inner) + inner;
+  scratch.reset(4 + body);
+  scratch.uint32BE(body);
+  scratch.byte(TAG_FRAME_DRAIN);
+  scratch.varint(inner);
+  if (lastCallId !== 0) {
+    scratch.byte(TAG_DRAIN_LAST_CALL_ID);
+    scratch.varint(lastCallId);
+  }
+  if (status !== 0) {
+    scratch.byte(TAG_DRAIN_STATUS);
+    scratch.varint(status);
+  }
+  if (reasonLength > 0) {
+    scratch.byte(TAG_DRAIN_REASON);
+    scratch.varint(reasonLength);
+    scratch.string(reason, reasonLength);
+  }
+  if (graceMs !== 0) {
+    scratch.byte(TAG_DRAIN_GRACE);
+    scratch.varint(graceMs);
+  }
+  return body;
+}
+
+function writePing(data: number, ack: boolean): number {
+  const inner = (data !== 0 ? 1 + varintSize(data) : 0) + (ack ? 2 : 0);
+  const body = 1 + varintSize(inner) + inner;
+  scratch.reset(4 + body);
+  scratch.uint32BE(body);
+  scratch.byte(TAG_FRAME_PING);
+  scratch.varint(inner);
+  if (data !== 0) {
+    scratch.byte(TAG_PING_DATA);
+    scratch.varint(data);
+  }
+  if (ack) {
+    scratch.byte(TAG_PING_ACK);
+    scratch.byte(1);
+  }
+  return body;
+}
+
 // Payloads up to this size are copied behind the envelope in the scratch, so the frame is one send.
 const COPY_PAYLOAD_BYTES = 1024;
 
@@ -408,6 +498,18 @@ export function sendCancel(connection: TcpConnection, callId: number): void {
   sendScratch(connection, EMPTY_BYTES);
 }
 
+/** Send a drain frame (gRPC's GOAWAY): see RpcDrain in proto/rpc.proto. */
+export function sendDrain(connection: TcpConnection, drain: WireDrain): void {
+  writeDrain(drain);
+  sendScratch(connection, EMPTY_BYTES);
+}
+
+/** Send a keepalive ping, or with `ack` the answer to one (echoing its `data`). */
+export function sendPing(connection: TcpConnection, data: number, ack: boolean): void {
+  writePing(data >>> 0, ack);
+  sendScratch(connection, EMPTY_BYTES);
+}
+
 /** Encode a frame body (no length prefix) into a new array: for tests, tools and load generators. */
 export function encodeRpcFrame(frame: WireFrame): Uint8Array {
   let payload: Uint8Array = EMPTY_BYTES;
@@ -422,6 +524,10 @@ export function encodeRpcFrame(frame: WireFrame): Uint8Array {
     body = writeResponseHead(r.callId, r.status ?? 0, r.errorMessage ?? "", r.metadata, payload.length);
   } else if (frame.cancel) {
     body = writeCancel(frame.cancel.callId);
+  } else if (frame.drain) {
+    body = writeDrain(frame.drain);
+  } else if (frame.ping) {
+    body = writePing((frame.ping.data ?? 0) >>> 0, frame.ping.ack ?? false);
   } else {
     return new Uint8Array(0);
   }
@@ -438,6 +544,7 @@ const textDecoder = new TextDecoder();
 // The reader's state: one frame is decoded at a time (decoding never yields).
 let input: Uint8Array = EMPTY_BYTES;
 let pos = 0;
+let metadataLimit = Infinity;
 
 function fail(what: string): never {
   throw new WireFormatError(`Cannot decode RpcFrame: ${what} at byte ${pos}`);
@@ -553,6 +660,14 @@ function readBytes(end: number): Uint8Array {
 function readMetadataEntry(frame: DecodedFrame, outerEnd: number): void {
   const length = readLength(outerEnd); // first: the entry starts where the length ends
   const end = pos + length;
+  // Counted before anything is decoded: an entry past the limit is skipped whole, so a million of them cost a
+  // million jumps, not a million strings.
+  frame.metadataBytes += length + 32;
+  if (frame.metadataBytes > metadataLimit) {
+    frame.metadataOverLimit = true;
+    pos = end;
+    return;
+  }
   let key = "";
   let value = "";
   while (pos < end) {
@@ -626,6 +741,26 @@ function readCancel(frame: DecodedFrame, end: number): void {
   }
 }
 
+function readDrain(frame: DecodedFrame, end: number): void {
+  while (pos < end) {
+    const tag = readVarint(end);
+    if (tag === TAG_DRAIN_LAST_CALL_ID) frame.lastCallId = readVarint(end);
+    else if (tag === TAG_DRAIN_STATUS) frame.status = readVarint(end);
+    else if (tag === TAG_DRAIN_REASON) frame.errorMessage = readString(readLength(end));
+    else if (tag === TAG_DRAIN_GRACE) frame.graceMs = readVarint(end);
+    else skipKnownOrUnknown(tag, 4, end);
+  }
+}
+
+function readPing(frame: DecodedFrame, end: number): void {
+  while (pos < end) {
+    const tag = readVarint(end);
+    if (tag === TAG_PING_DATA) frame.pingData = readVarint(end);
+    else if (tag === TAG_PING_ACK) frame.ack = readVarint(end) !== 0;
+    else skipKnownOrUnknown(tag, 2, end);
+  }
+}
+
 // A tag none of the cases took: a known field (1..lastField) with the wrong wire type does not parse; an unknown
 // field is skipped, as protobuf requires.
 function skipKnownOrUnknown(tag: number, lastField: number, end: number): void {
@@ -637,18 +772,21 @@ function skipKnownOrUnknown(tag: number, lastField: number, end: number): void {
 
 /**
  * Decode a frame body (without its length prefix). Throws a {@linkcode WireFormatError} on bytes that do not
- * parse. `kind` is 0 for a frame that carries none of the known messages (a newer peer's; ignore it).
+ * parse. `kind` is 0 for a frame that carries none of the known messages (a newer peer's; ignore it). Metadata
+ * entries past `maxMetadataBytes` (counted as key + value + 32 bytes per entry) are skipped undecoded and
+ * `metadataOverLimit` is set.
  */
-export function decodeRpcFrame(body: Uint8Array): DecodedFrame {
+export function decodeRpcFrame(body: Uint8Array, maxMetadataBytes: number = Infinity): DecodedFrame {
   input = body;
   pos = 0;
+  metadataLimit = maxMetadataBytes;
   const frame = new DecodedFrame();
   try {
     const end = body.length;
     while (pos < end) {
       const tag = readVarint(end);
       const field = tag >>> 3;
-      if (field >= 1 && field <= 3) {
+      if (field >= 1 && field <= 5) {
         expectWireType(tag, LEN);
         const length = readLength(end);
         const messageEnd = pos + length;
@@ -657,7 +795,9 @@ export function decodeRpcFrame(body: Uint8Array): DecodedFrame {
         frame.kind = field as FrameKind;
         if (field === 1) readRequest(frame, messageEnd);
         else if (field === 2) readResponse(frame, messageEnd);
-        else readCancel(frame, messageEnd);
+        else if (field === 3) readCancel(frame, messageEnd);
+        else if (field === 4) readDrain(frame, messageEnd);
+        else readPing(frame, messageEnd);
       } else if (field === 0) {
         fail("field number 0");
       } else {

@@ -18,6 +18,7 @@ import type { DecodedFrame } from "./_rpc_codec.ts";
 import { encodeTransient } from "./_byte_slab.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
 import type { MethodDefinition } from "./service_definition.ts";
+import type protobuf from "protobufjs";
 
 /** What a handler knows about its call. */
 export interface CallContext {
@@ -43,6 +44,10 @@ export type ServerHandler = (request: unknown, context: CallContext) => Promise<
 /** A registered method: its types, its handler chain and its answer counters. */
 export interface HandlerEntry {
   method: MethodDefinition;
+  /** The request bytes as a message with typed proto3 defaults. */
+  decodeRequest: (bytes: Uint8Array) => unknown;
+  /** The handler's answer (a message or a plain object) as a message ready to encode. */
+  encodableResponse: (value: unknown) => protobuf.Message;
   /** The interceptor chain (which returns a promise), or without interceptors the method's own handler. */
   handler: (request: unknown, context: CallContext) => unknown;
   /** Answers by status code (shared with the provider's table; made on first use). */
@@ -73,17 +78,56 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 }
 const EMPTY_BYTES = new Uint8Array(0);
 
-/** A connection being served: its calls in flight, as a list, and when it last had traffic. */
+/**
+ * Metadata keys starting with this belong to the transport of one hop (`dwt-retry-safe`): a handler's error or a
+ * downstream answer cannot carry them to the caller.
+ */
+export const TRANSPORT_METADATA_PREFIX = "dwt-";
+
+/** `metadata` without the transport's keys (the same object when it has none). */
+export function withoutTransportKeys(
+  metadata: Readonly<Record<string, string>> | undefined,
+): Record<string, string> | undefined {
+  if (metadata === undefined) return undefined;
+  let copy: Record<string, string> | undefined;
+  for (const key in metadata) {
+    if (key.startsWith(TRANSPORT_METADATA_PREFIX)) {
+      copy ??= { ...metadata };
+      delete copy[key];
+    }
+  }
+  return copy ?? metadata as Record<string, string>;
+}
+
+/**
+ * A connection being served: its calls in flight, as a list, when it last had traffic and calls, and its
+ * keepalive and drain state.
+ */
 export class ServedConnection {
   readonly connection: TcpConnection;
+  /** The peer's host, for the per-address connection limit. */
+  readonly peerHost: string;
+  /** When a frame last arrived (any frame: a ping answer proves the peer alive). */
   lastActivityMs: number;
+  /** When a request or cancel last arrived (pings do not keep a connection from being idle). */
+  lastCallMs: number;
+  /** When the unanswered keepalive ping was sent; 0 when none is outstanding. */
+  pingSentMs = 0;
+  /** The highest call id received: ids above it cannot be in flight (no walk to find duplicates). */
+  maxCallId = 0;
+  /** Set once the drain frame went out: requests from then on are refused, safe to retry. */
+  draining = false;
+  /** Told when the connection closes (a draining provider waits for it). */
+  onClosed: () => void = () => {};
   /** Calls in flight. */
   count = 0;
   #head: ServerCall | undefined;
 
   constructor(connection: TcpConnection, nowMs: number) {
     this.connection = connection;
+    this.peerHost = connection.peerAddress.hostname;
     this.lastActivityMs = nowMs;
+    this.lastCallMs = nowMs;
   }
 
   add(call: ServerCall): void {
@@ -226,10 +270,9 @@ export class ServerCall implements CallContext {
     if (!this.#settle()) return;
     let payload: Uint8Array;
     try {
-      const type = this.entry.method.responseType;
-      const message = result instanceof type.ctor ? result : type.fromObject((result ?? {}) as Record<string, unknown>);
+      const message = this.entry.encodableResponse(result);
       // Copied into the connection's output at once (host.answer), so a reused array will do.
-      payload = encodeTransient(type, message);
+      payload = encodeTransient(this.entry.method.responseType, message);
     } catch (error) {
       const message = `The response of ${this.service}.${this.method} does not encode`;
       getLogger().warn(`RpcProvider: ${message}`, { error });
@@ -250,7 +293,9 @@ export class ServerCall implements CallContext {
       this.#host.countCancelled(this);
       return;
     }
-    const metadata = rpcError.metadata as Record<string, string>;
+    // At most once: the handler ran, so whatever its error says (a downstream call's "safe to retry" included),
+    // this hop's answer is not safe to retry. The transport's keys are this hop's to set, never a handler's.
+    const metadata = withoutTransportKeys(rpcError.metadata);
     this.#host.answer(this, rpcError.code, rpcError.rawMessage, metadata, EMPTY_BYTES);
   }
 }

@@ -1,8 +1,10 @@
 /**
  * The channel (the seed's DwtRpcChannel, grown up): finds a service's providers in the registry and keeps them
  * current through watches, balances calls over one multiplexed connection per provider, enforces a deadline on
- * every call, cancels by AbortSignal, and retries only what is safe (requests that never reached a provider)
- * with back-off and a budget. Stubs turn it into typed method calls.
+ * every call (inherited from a parent call's context), cancels by AbortSignal, and retries only what is safe
+ * (requests that never reached a handler) with back-off and a budget. It obeys providers' drain frames, pings
+ * idle connections, and ejects outliers (a provider whose calls keep missing their deadline, or that stops
+ * answering pings, is skipped for a back-off period, then probed). Stubs turn it into typed method calls.
  *
  * @module
  */
@@ -10,11 +12,14 @@
 import type { TlsClientOptions } from "../reactor/backend/net_backend.ts";
 import type protobuf from "protobufjs";
 import { EventLoop } from "../reactor/event_loop.ts";
+import type { TimerId } from "../reactor/timer_queue.ts";
 import { DEFAULT_MAX_FRAME_BYTES } from "../reactor/length_header_codec.ts";
 import { getLogger } from "../reactor/logger.ts";
 import type { Registry } from "../registry/registry.ts";
 import { RegistryError, RegistryErrorCode } from "../registry/registry_error.ts";
 import { ProviderConnection } from "./_provider_connection.ts";
+import { decodeMessage, encodableMessage, prepareType } from "./_proto3_defaults.ts";
+import type { CallContext } from "./_server_call.ts";
 import { type CallRouter, type ClientResult, PendingCall, type ResponseDecoder } from "./_pending_call.ts";
 import { createLoadBalancer, type LoadBalancer, type LoadBalancerName } from "./load_balancer.ts";
 import type { RpcController } from "./rpc_controller.ts";
@@ -34,7 +39,16 @@ export interface CallOptions {
   hashKey?: string;
   /** A seed-style controller: told of failure, and its `startCancel` cancels the call. */
   controller?: RpcController;
+  /**
+   * The incoming call this call is made for (a handler's `context`): the call gets at most the parent's remaining
+   * deadline, and is cancelled when the parent is (its caller cancelled, its deadline passed, the provider
+   * stopped).
+   */
+  parent?: CallContext;
 }
+
+/** The longest deadline a call can have: longer ones are clamped (the host timers' range, about 24.8 days). */
+export const MAX_CALL_TIMEOUT_MS = 0x7fff_ffff;
 
 /** A call on its way out, as client interceptors see it. */
 export interface ClientCall {
@@ -109,7 +123,48 @@ export interface RpcChannelOptions {
    * @default {undefined}
    */
   tls?: TlsClientOptions;
+  /**
+   * Ping a provider connection that received nothing for this long, in milliseconds; 0 turns keepalive off.
+   * @default {10000}
+   */
+  keepaliveIntervalMs?: number;
+  /**
+   * Close a connection whose ping went unanswered this long, in milliseconds: its calls fail UNAVAILABLE (safe to
+   * retry only if never written) and the provider is ejected.
+   * @default {5000}
+   */
+  keepaliveTimeoutMs?: number;
+  /**
+   * Outlier ejection: a provider whose calls miss their deadline this many times in a row is skipped.
+   * @default {5}
+   */
+  ejectAfterFailures?: number;
+  /**
+   * How long the first ejection of a provider lasts, in milliseconds; each ejection in a row doubles it, up to
+   * `maxEjectionMs`. After it the provider is probed with calls again; one success clears its record.
+   * @default {1000}
+   */
+  ejectionBackoffMs?: number;
+  /**
+   * The longest ejection, in milliseconds.
+   * @default {30000}
+   */
+  maxEjectionMs?: number;
 }
+
+/** What the channel remembers of a provider that failed lately. */
+interface ProviderHealth {
+  /** Deadline misses and ping timeouts in a row. */
+  failures: number;
+  /** Skipped until then (loop time); 0 when not ejected. */
+  untilMs: number;
+  backoffMs: number;
+}
+
+/** After a drain, calls that find no provider wait for one (up to their deadline) for this long. */
+const WAIT_AFTER_DRAIN_MS = 30_000;
+/** How often a call waiting for a provider looks again. */
+const PROVIDER_POLL_MS = 20;
 
 /** One method of a stub: takes a request message (or plain object), resolves with the response message. */
 // `any` defaults on purpose: an untyped stub (`channel.stub(service)`) takes and returns whatever the .proto says,
@@ -166,9 +221,14 @@ export class RpcChannel {
   readonly #timeoutMs: number;
   #retryTokens = 10;
   #closed = false;
-  // Providers whose connection failed are not picked until their back-off ends (outlier ejection), so calls
-  // stop going to a dead provider before the registry notices it is gone.
-  readonly #ejected = new Map<string, { untilMs: number; backoffMs: number }>();
+  // Providers whose connection failed, whose calls keep missing their deadline or who stopped answering pings are
+  // not picked until their back-off ends (outlier ejection), so calls stop going to a dead or frozen provider
+  // before the registry notices it is gone.
+  readonly #ejected = new Map<string, ProviderHealth>();
+  // Providers that sent a drain frame, until when they are skipped.
+  readonly #draining = new Map<string, number>();
+  #lastDrainMs = -Infinity;
+  #keepaliveTimer: TimerId | undefined;
 
   /** Create a channel; connections open on first use. */
   constructor(options: RpcChannelOptions) {
@@ -206,16 +266,28 @@ export class RpcChannel {
       attempted: (address, connection, ok) => {
         if (ok) {
           if (this.#ejected.size > 0) this.#ejected.delete(address);
-        } else if (!connection.usable) {
+        } else if (!connection.usable && !connection.draining) {
           this.#eject(address);
         }
       },
+      missedDeadline: (address) => this.#failed(address, false),
+      waitForProviderMs: () =>
+        this.#loop.now() - this.#lastDrainMs < WAIT_AFTER_DRAIN_MS ? PROVIDER_POLL_MS : undefined,
       takeRetryToken: () => {
         if (this.#retryTokens < 1) return false;
         this.#retryTokens -= 1;
         return true;
       },
     };
+  }
+
+  /** The providers skipped now by outlier ejection (after failures) or because they are draining. */
+  ejectedProviders(): string[] {
+    const now = this.#loop.now();
+    return [
+      ...[...this.#ejected].filter(([, health]) => health.untilMs > now).map(([address]) => address),
+      ...[...this.#draining].filter(([, untilMs]) => untilMs > now).map(([address]) => address),
+    ];
   }
 
   /** The providers currently known for `service` (discovering them if needed). */
@@ -255,13 +327,14 @@ export class RpcChannel {
     const stub: Stub = {};
     for (const method of definition.methods.values()) {
       const responseType = method.responseType;
-      const decode: ResponseDecoder = (payload) => responseType.decode(payload);
+      const type = method.requestType;
+      prepareType(type);
+      prepareType(responseType);
+      const decode: ResponseDecoder = (payload) => decodeMessage(responseType, payload);
       const call = (request: unknown = {}, options: CallOptions = {}): Promise<unknown> => {
-        const type = method.requestType;
         let payload: Uint8Array;
         try {
-          const message = request instanceof type.ctor ? request : type.fromObject(request as Record<string, unknown>);
-          payload = encodeMessage(type, message);
+          payload = encodeMessage(type, encodableMessage(type, request));
         } catch (error) {
           return Promise.reject(
             new RpcError(RpcCode.INVALID_ARGUMENT, `Cannot encode the request of ${method.name}`, { cause: error }),
@@ -272,7 +345,7 @@ export class RpcChannel {
         }
         return this.call(definition.fullName, method.name, payload, options).then((result) => {
           try {
-            return responseType.decode(result.payload);
+            return decodeMessage(responseType, result.payload);
           } catch (error) {
             throw new RpcError(RpcCode.INTERNAL, `The response of ${method.name} does not parse`, { cause: error });
           }
@@ -300,6 +373,8 @@ export class RpcChannel {
   /** Close every connection and stop watching. Calls in flight fail with UNAVAILABLE. */
   async close(): Promise<void> {
     this.#closed = true;
+    if (this.#keepaliveTimer !== undefined) this.#loop.cancel(this.#keepaliveTimer);
+    this.#keepaliveTimer = undefined;
     await Promise.all([...this.#connections.values()].map((connection) => connection.close()));
     this.#connections.clear();
   }
@@ -360,6 +435,8 @@ export class RpcChannel {
         connection.closeWhenIdle();
       }
     }
+    // A drained provider that left the registry is a new one if it comes back.
+    for (const address of this.#draining.keys()) if (!this.#isListed(address)) this.#draining.delete(address);
     getLogger().debug(`RpcChannel: providers of ${service}: ${discovery.addresses.join(", ") || "none"}`);
   }
 
@@ -371,17 +448,39 @@ export class RpcChannel {
   #connection(address: string): ProviderConnection {
     let connection = this.#connections.get(address);
     if (connection === undefined || !connection.usable) {
-      connection?.close();
-      connection = new ProviderConnection(
-        this.#loop,
-        address,
-        this.#options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
-        this.#options.connectTimeoutMs ?? 3000,
-        this.#options.tls,
-      );
+      // A draining one still answers its calls; a failed one has none left.
+      if (connection?.draining) connection.closeWhenIdle();
+      else connection?.close();
+      connection = new ProviderConnection(address, {
+        loop: this.#loop,
+        maxFrameBytes: this.#options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+        connectTimeoutMs: this.#options.connectTimeoutMs ?? 3000,
+        tls: this.#options.tls,
+        onDrain: (drained, graceMs) => this.#onDrain(drained, graceMs),
+        onPingTimeout: (dead) => this.#failed(dead.address, true),
+      });
       this.#connections.set(address, connection);
+      this.#armKeepalive();
     }
     return connection;
+  }
+
+  #onDrain(connection: ProviderConnection, graceMs: number): void {
+    const now = this.#loop.now();
+    this.#lastDrainMs = now;
+    this.#draining.set(connection.address, now + Math.max(graceMs, 1000) + 1000);
+    if (this.#connections.get(connection.address) === connection) this.#connections.delete(connection.address);
+  }
+
+  // One timer for all connections: pings the idle ones, closes those whose ping went unanswered.
+  #armKeepalive(): void {
+    const intervalMs = this.#options.keepaliveIntervalMs ?? 10_000;
+    const timeoutMs = this.#options.keepaliveTimeoutMs ?? 5_000;
+    if (this.#keepaliveTimer !== undefined || intervalMs <= 0 || this.#closed) return;
+    this.#keepaliveTimer = this.#loop.runEvery(Math.max(10, Math.min(intervalMs, timeoutMs) / 4), () => {
+      const now = this.#loop.now();
+      for (const connection of this.#connections.values()) connection.checkKeepalive(now, intervalMs, timeoutMs);
+    });
   }
 
   // --- calls ---
@@ -396,19 +495,34 @@ export class RpcChannel {
     decode?: ResponseDecoder,
   ): Promise<unknown> {
     this.#retryTokens = Math.min(10, this.#retryTokens + (this.#options.retryBudgetRatio ?? 0.2));
+    let timeoutMs = Math.min(options.timeoutMs ?? this.#timeoutMs, MAX_CALL_TIMEOUT_MS);
+    const parent = options.parent;
+    if (parent !== undefined) {
+      const parentLeftMs = parent.timeRemainingMs();
+      if (parentLeftMs <= 0) {
+        const error = new RpcError(
+          RpcCode.DEADLINE_EXCEEDED,
+          `The call to ${service}.${method} was not sent: the deadline of its parent call ${parent.service}.` +
+            `${parent.method} has passed`,
+        );
+        options.controller?.setFailed(error.rawMessage, error.code);
+        return Promise.reject(error);
+      }
+      timeoutMs = Math.min(timeoutMs, parentLeftMs);
+    }
     return new Promise((resolve, reject) => {
-      new PendingCall(
-        this.#router,
+      new PendingCall({
+        router: this.#router,
         service,
         method,
         payload,
         metadata,
         options,
-        options.timeoutMs ?? this.#timeoutMs,
+        timeoutMs,
         resolve,
         reject,
         decode,
-      ).start();
+      }).start();
     });
   }
 
@@ -417,13 +531,18 @@ export class RpcChannel {
   #pick(service: string, hashKey: string | undefined, excluded: Set<string> | undefined): string | undefined {
     const addresses = this.#discover(service).addresses;
     let candidates = addresses;
-    if (excluded !== undefined || this.#ejected.size > 0) {
+    if (excluded !== undefined || this.#ejected.size > 0 || this.#draining.size > 0) {
       const now = this.#loop.now();
       candidates = addresses.filter((address) =>
-        !excluded?.has(address) && !((this.#ejected.get(address)?.untilMs ?? 0) > now)
+        !excluded?.has(address) && !((this.#ejected.get(address)?.untilMs ?? 0) > now) &&
+        !((this.#draining.get(address) ?? 0) > now)
       );
-      // All ejected: try them anyway rather than fail without trying.
-      if (candidates.length === 0) candidates = addresses.filter((address) => !excluded?.has(address));
+      // All ejected: try them anyway rather than fail without trying (but never one that is draining).
+      if (candidates.length === 0) {
+        candidates = addresses.filter((address) =>
+          !excluded?.has(address) && !((this.#draining.get(address) ?? 0) > now)
+        );
+      }
     }
     if (candidates.length <= 1) return candidates[0];
     return this.#balancer.pick(
@@ -432,9 +551,30 @@ export class RpcChannel {
     ).address;
   }
 
+  // Its connection failed: skipped at once, for 100 ms doubling to 5 s while it keeps failing.
   #eject(address: string): void {
     const previous = this.#ejected.get(address);
-    const backoffMs = previous === undefined ? 100 : Math.min(previous.backoffMs * 2, 5000);
-    this.#ejected.set(address, { untilMs: this.#loop.now() + backoffMs, backoffMs });
+    const backoffMs = previous === undefined || previous.backoffMs === 0 ? 100 : Math.min(previous.backoffMs * 2, 5000);
+    this.#ejected.set(address, { failures: previous?.failures ?? 0, untilMs: this.#loop.now() + backoffMs, backoffMs });
+  }
+
+  // A deadline missed on it (or, with `now`, a ping unanswered): ejected after `ejectAfterFailures` in a row, for
+  // ejectionBackoffMs doubling per ejection up to maxEjectionMs. Past its back-off it gets calls again (a probe):
+  // one more failure ejects it again at once, one success clears its record.
+  #failed(address: string, now: boolean): void {
+    const threshold = this.#options.ejectAfterFailures ?? 5;
+    let health = this.#ejected.get(address);
+    if (health === undefined) this.#ejected.set(address, health = { failures: 0, untilMs: 0, backoffMs: 0 });
+    health.failures = now ? Math.max(health.failures + 1, threshold) : health.failures + 1;
+    const nowMs = this.#loop.now();
+    if (health.failures < threshold || health.untilMs > nowMs) return;
+    const first = this.#options.ejectionBackoffMs ?? 1000;
+    health.backoffMs = health.backoffMs === 0
+      ? first
+      : Math.min(health.backoffMs * 2, this.#options.maxEjectionMs ?? 30_000);
+    health.untilMs = nowMs + health.backoffMs;
+    getLogger().warn(
+      `RpcChannel: ejecting ${address} for ${health.backoffMs} ms after ${health.failures} failures in a row`,
+    );
   }
 }

@@ -11,8 +11,17 @@ import type { TlsServerOptions } from "../reactor/backend/net_backend.ts";
 import type protobuf from "protobufjs";
 import { EventLoop } from "../reactor/event_loop.ts";
 import { InetAddress } from "../reactor/inet_address.ts";
-import { DEFAULT_MAX_FRAME_BYTES, LengthHeaderCodec } from "../reactor/length_header_codec.ts";
-import { applyFlowControl } from "../reactor/flow_control.ts";
+import {
+  DEFAULT_MAX_FRAME_BYTES,
+  LengthHeaderCodec,
+  RECOMMENDED_FRAME_TIMEOUT_MS,
+} from "../reactor/length_header_codec.ts";
+import {
+  applyFlowControl,
+  closeIfBacklogged,
+  DEFAULT_CLOSE_AT_BYTES,
+  DEFAULT_PAUSE_AT_BYTES,
+} from "../reactor/flow_control.ts";
 import { HttpServer } from "../reactor/http_server.ts";
 import { getLogger } from "../reactor/logger.ts";
 import type { TcpConnection } from "../reactor/tcp_connection.ts";
@@ -21,7 +30,8 @@ import type { TimerId } from "../reactor/timer_queue.ts";
 import { NodeType } from "../registry/data_tree.ts";
 import type { Registry } from "../registry/registry.ts";
 import { RegistryError, RegistryErrorCode } from "../registry/registry_error.ts";
-import { type DecodedFrame, decodeRpcFrame, FrameKind, sendResponse } from "./_rpc_codec.ts";
+import { type DecodedFrame, decodeRpcFrame, FrameKind, sendDrain, sendPing, sendResponse } from "./_rpc_codec.ts";
+import { decodeMessage, encodableMessage, prepareType } from "./_proto3_defaults.ts";
 import { copyBytes } from "./_byte_slab.ts";
 import {
   type CallContext,
@@ -111,10 +121,61 @@ export interface RpcProviderOptions {
    */
   maxCallsPerConnection?: number;
   /**
-   * Close a connection with no traffic and no call in flight for this long, in milliseconds (limit `idle`); 0 never.
+   * Close a connection with no call in flight and no request for this long, in milliseconds (limit `idle`); 0
+   * never. Keepalive pings do not count as traffic here.
    * @default {300000}
    */
   idleTimeoutMs?: number;
+  /**
+   * Connections from one peer address served at once; more are closed on arrival (limit
+   * `connections_per_address`), so one host cannot take every slot of `maxConnections`.
+   * @default {1000}
+   */
+  maxConnectionsPerAddress?: number;
+  /**
+   * Read deadline of a partial frame, in milliseconds: a connection that holds part of a frame for longer is closed
+   * (limit `frame_timeout`).
+   * @default {30000}
+   */
+  frameTimeoutMs?: number;
+  /**
+   * Partial-frame bytes held for all connections together; a connection whose partial frame would pass it is
+   * closed (limit `partial_frame_bytes`). One connection's partial frame is bounded by `maxFrameBytes`.
+   * @default {2 × maxFrameBytes (128 MiB)}
+   */
+  maxBufferedFrameBytes?: number;
+  /**
+   * Unsent reply bytes at which a connection stops being read (its caller is not reading its answers).
+   * @default {8 MiB}
+   */
+  pauseReadingAtBytes?: number;
+  /**
+   * Unsent reply bytes past which a connection is closed (limit `unsent_bytes`).
+   * @default {64 MiB}
+   */
+  maxUnsentBytes?: number;
+  /**
+   * Metadata bytes per request (key + value + 32 per entry, as HTTP/2 counts headers); a request over it is
+   * answered RESOURCE_EXHAUSTED without running (limit `metadata`).
+   * @default {8192}
+   */
+  maxMetadataBytes?: number;
+  /**
+   * Ping a connection that sent nothing for this long, in milliseconds; 0 turns keepalive off.
+   * @default {10000}
+   */
+  keepaliveIntervalMs?: number;
+  /**
+   * Close a connection whose ping has gone unanswered this long, in milliseconds (limit `keepalive`); its calls
+   * are cancelled.
+   * @default {5000}
+   */
+  keepaliveTimeoutMs?: number;
+  /**
+   * How long {@linkcode RpcProvider.stop} lets calls in flight finish after the drain frame, in milliseconds.
+   * @default {5000}
+   */
+  drainGraceMs?: number;
   /**
    * Serve calls over TLS with this PEM certificate and key (on the main loop; not with `threads`).
    * @default {undefined}
@@ -143,9 +204,17 @@ export interface RpcProviderStats {
   calls: Record<string, Record<string, number>>;
   /** Failed calls by status name. */
   errorsByCode: Record<string, number>;
-  /** Times a limit was hit, by limit: `connections`, `calls`, `idle`, `frame`. */
+  /**
+   * Times a limit was hit, by limit: `connections`, `connections_per_address`, `calls`, `idle`, `frame` (every
+   * frame rejected: too large, too slow or over the partial-frame cap), `frame_timeout`, `partial_frame_bytes`,
+   * `unsent_bytes`, `metadata`, `duplicate_call_id`, `deadline_clamped`, `keepalive`, `drain_refused` (requests
+   * refused while draining) and `drain_grace_expired` (calls cut off after the grace period).
+   */
   limitsHit: Record<string, number>;
 }
+
+/** The longest deadline a provider keeps: longer ones are clamped to it (the host timers' range, about 24.8 days). */
+export const MAX_DEADLINE_MS = 0x7fff_ffff;
 
 interface RegisteredService {
   definition: ServiceDefinition;
@@ -153,11 +222,16 @@ interface RegisteredService {
 }
 
 const EMPTY_BYTES = new Uint8Array(0);
+/**
+ * The one place "safe to retry" is set: the provider's transport, on answers to calls no handler saw. Handlers'
+ * errors never carry it (ServerCall strips the transport's keys).
+ */
 const RETRY_SAFE: Record<string, string> = Object.freeze({ "dwt-retry-safe": "1" }) as Record<string, string>;
 
 // Set by RpcProvider's static block: lets initProviderThread attach a provider to a Worker's server without
 // making that a public method.
 let attachToServer: (provider: RpcProvider, server: TcpServer) => void;
+let listenForDrain: (provider: RpcProvider, channelName: string) => void;
 
 /**
  * Serves registered services and publishes them.
@@ -201,10 +275,18 @@ export class RpcProvider {
   readonly #errorsByCode = new Map<string, number>();
   #status: HttpServer | undefined;
   readonly #limitsHit = new Map<string, number>();
-  #idleTimer: TimerId | undefined;
+  #housekeepingTimer: TimerId | undefined;
+  // Connections per peer host.
+  readonly #byAddress = new Map<string, number>();
+  #pingData = 0;
+  #stopped: Promise<void> | undefined;
+  // Threads: the Workers' providers hear "drain" on this channel and answer "drained".
+  #threadChannel: BroadcastChannel | undefined;
+  readonly #maxMetadataBytes: number;
 
   static {
     attachToServer = (provider, server) => provider.#attach(server);
+    listenForDrain = (provider, channelName) => provider.#listenForDrain(channelName);
   }
 
   /** Configure a provider; nothing listens until {@linkcode RpcProvider.start}. */
@@ -233,10 +315,14 @@ export class RpcProvider {
       },
       countCancelled: (call) => this.#count(call.service, call.method, call.entry, RpcCode.CANCELLED),
     };
+    const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    this.#maxMetadataBytes = options.maxMetadataBytes ?? 8192;
     this.#codec = new LengthHeaderCodec(
       (connection, body, receiveTimeMs) => this.#onFrame(connection, body, receiveTimeMs),
       {
-        maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+        maxFrameBytes,
+        frameTimeoutMs: options.frameTimeoutMs ?? RECOMMENDED_FRAME_TIMEOUT_MS,
+        maxBufferedBytes: options.maxBufferedFrameBytes ?? Math.max(2 * maxFrameBytes, 1024 * 1024),
         onFrameError: (connection, reason) => {
           this.#limitHit("frame");
           getLogger().warn(`RpcProvider closing ${connection.name}: ${reason}`);
@@ -289,8 +375,16 @@ export class RpcProvider {
         ]),
       ),
       errorsByCode: Object.fromEntries(this.#errorsByCode),
-      limitsHit: Object.fromEntries(this.#limitsHit),
+      limitsHit: this.#limitsHitWithCodec(),
     };
+  }
+
+  #limitsHitWithCodec(): Record<string, number> {
+    const limits = Object.fromEntries(this.#limitsHit);
+    const codec = this.#codec.stats;
+    if (codec.framesTimedOut > 0) limits.frame_timeout = codec.framesTimedOut;
+    if (codec.closedForBufferCap > 0) limits.partial_frame_bytes = codec.closedForBufferCap;
+    return limits;
   }
 
   #limitHit(limit: string): void {
@@ -350,7 +444,17 @@ export class RpcProvider {
       const handler = interceptors.length === 0
         ? direct
         : interceptors.reduceRight((next, interceptor) => interceptor(next), base);
-      handlers.set(method.name, { method, handler, counts: undefined });
+      const requestType = method.requestType;
+      const responseType = method.responseType;
+      prepareType(requestType);
+      prepareType(responseType);
+      handlers.set(method.name, {
+        method,
+        handler,
+        counts: undefined,
+        decodeRequest: (bytes) => decodeMessage(requestType, bytes),
+        encodableResponse: (value) => encodableMessage(responseType, value),
+      });
     }
     this.#services.set(definition.fullName, { definition, handlers });
   }
@@ -398,10 +502,10 @@ export class RpcProvider {
         );
       }
       server.setThreadNum(threads);
-      const data: ProviderThreadData = {
-        ...this.#module,
-        maxFrameBytes: this.#options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
-      };
+      const channelName = `dwt-rpc-provider-${crypto.randomUUID()}`;
+      this.#threadChannel = new BroadcastChannel(channelName);
+      const { threads: _, loop: _loop, registry: _r, interceptors: _i, tls: _t, ...limits } = this.#options;
+      const data: ProviderThreadData = { ...this.#module, limits, channelName };
       server.setThreadInit(import.meta.url, "initProviderThread", data);
     } else {
       this.#attach(server);
@@ -440,11 +544,17 @@ export class RpcProvider {
   }
 
   /**
-   * Stop gracefully: unpublish, refuse new calls (UNAVAILABLE, safe for callers to retry elsewhere), wait up to
-   * `graceMs` for calls in flight, then cancel the rest and close.
+   * Stop gracefully (drain): unpublish every service, then send a drain frame on every connection (with the last
+   * call id this provider will answer there, so callers send new calls elsewhere and retry later ones safely), let
+   * calls in flight finish for up to `graceMs`, cancel what is left (answered UNAVAILABLE with the reason), and
+   * close. A provider with threads drains every Worker the same way. Calling it again returns the same promise.
    */
-  async stop(options: { graceMs?: number } = {}): Promise<void> {
-    if (this.#stopping) return;
+  stop(options: { graceMs?: number } = {}): Promise<void> {
+    this.#stopped ??= this.#stop(options.graceMs ?? this.#options.drainGraceMs ?? 5000);
+    return this.#stopped;
+  }
+
+  async #stop(graceMs: number): Promise<void> {
     this.#stopping = true;
     this.#removeSessionListener?.();
     const registry = this.#options.registry;
@@ -453,19 +563,83 @@ export class RpcProvider {
         await registry.delete(path).catch(() => {});
       }
     }
+    const threadChannel = this.#threadChannel;
+    if (threadChannel !== undefined) {
+      await this.#drainThreads(threadChannel, graceMs);
+      threadChannel.close();
+    }
+    await this.#drain(graceMs);
+    if (this.#housekeepingTimer !== undefined) this.#loop.cancel(this.#housekeepingTimer);
+    this.#housekeepingTimer = undefined;
+    await this.#server?.stop();
+    await this.#status?.stop();
+  }
+
+  // Drain the connections this provider serves (on its own loop): the drain frame, the grace period, the cut-off,
+  // then each connection closed after its last answer is written.
+  async #drain(graceMs: number): Promise<void> {
+    this.#stopping = true;
+    for (const served of this.#served) this.#sendDrain(served, graceMs);
     if (this.#callsInFlight > 0) {
       this.#drained = Promise.withResolvers<void>();
-      const timer = this.#loop.runAfter(options.graceMs ?? 5000, () => this.#drained?.resolve());
+      const timer = this.#loop.runAfter(graceMs, () => this.#drained?.resolve());
       await this.#drained.promise;
       this.#loop.cancel(timer);
     }
     for (const served of this.#served) {
-      for (const call of served.calls()) call.abort(new RpcError(RpcCode.UNAVAILABLE, "The provider stopped"));
+      for (const call of served.calls()) {
+        this.#limitHit("drain_grace_expired");
+        call.abort(
+          new RpcError(
+            RpcCode.UNAVAILABLE,
+            `The provider stopped: the call was still running when the drain grace period of ${graceMs} ms ended`,
+          ),
+        );
+      }
     }
-    if (this.#idleTimer !== undefined) this.#loop.cancel(this.#idleTimer);
-    this.#idleTimer = undefined;
-    await this.#server?.stop();
-    await this.#status?.stop();
+    // Half-close after the last answer; callers close their side once their calls are answered.
+    const closed: Promise<void>[] = [];
+    for (const served of this.#served) {
+      const connection = served.connection;
+      if (!connection.connected) continue;
+      const done = Promise.withResolvers<void>();
+      served.onClosed = done.resolve;
+      closed.push(done.promise);
+      connection.shutdown();
+    }
+    if (closed.length > 0) {
+      let timer: TimerId | undefined;
+      await Promise.race([
+        Promise.all(closed),
+        new Promise<void>((resolve) => timer = this.#loop.runAfter(1000, resolve)),
+      ]);
+      if (timer !== undefined) this.#loop.cancel(timer);
+    }
+  }
+
+  #sendDrain(served: ServedConnection, graceMs: number): void {
+    if (served.draining || !served.connection.connected) return;
+    served.draining = true;
+    sendDrain(served.connection, {
+      lastCallId: served.maxCallId,
+      reason: "The provider is shutting down",
+      graceMs,
+    });
+  }
+
+  // Tell every Worker's provider to drain, and wait until all have (or the grace period and a margin passed).
+  async #drainThreads(channel: BroadcastChannel, graceMs: number): Promise<void> {
+    const threads = this.#options.threads ?? 0;
+    let drained = 0;
+    const all = Promise.withResolvers<void>();
+    channel.onmessage = (event: MessageEvent) => {
+      if ((event.data as { type?: string })?.type === "drained" && ++drained >= threads) all.resolve();
+    };
+    channel.postMessage({ type: "drain", graceMs });
+    let timer: TimerId | undefined;
+    await Promise.race([all.promise, new Promise<void>((resolve) => timer = this.#loop.runAfter(graceMs + 2000, resolve))]);
+    if (timer !== undefined) this.#loop.cancel(timer);
+    if (drained < threads) getLogger().warn(`RpcProvider: ${threads - drained} of ${threads} Workers did not drain in time`);
   }
 
   /** Same as {@linkcode RpcProvider.stop}. */
@@ -502,10 +676,27 @@ export class RpcProvider {
   }
 
   #attach(server: TcpServer): void {
-    server.setConnectionCallback((connection) => this.#onConnection(connection));
+    server.setConnectionCallback((connection) => {
+      this.#codec.onConnection(connection);
+      this.#onConnection(connection);
+    });
     server.setMessageCallback(this.#codec.onMessage);
-    // A caller that sends and never reads stops being read once its replies back up.
-    applyFlowControl(server);
+    // A caller that sends and never reads stops being read once its replies back up (and is closed past
+    // maxUnsentBytes, checked after each answer).
+    applyFlowControl(server, { pauseAtBytes: this.#options.pauseReadingAtBytes ?? DEFAULT_PAUSE_AT_BYTES });
+  }
+
+  // Called in a Worker: drain on the main provider's word.
+  #listenForDrain(channelName: string): void {
+    const channel = new BroadcastChannel(channelName);
+    channel.onmessage = (event: MessageEvent) => {
+      const message = event.data as { type?: string; graceMs?: number };
+      if (message?.type !== "drain") return;
+      this.#drain(message.graceMs ?? 5000).finally(() => {
+        channel.postMessage({ type: "drained" });
+        channel.close();
+      });
+    };
   }
 
   #onConnection(connection: TcpConnection): void {
@@ -517,32 +708,86 @@ export class RpcProvider {
         connection.forceClose();
         return;
       }
+      const host = connection.peerAddress.hostname;
+      const fromHost = this.#byAddress.get(host) ?? 0;
+      const perAddress = this.#options.maxConnectionsPerAddress ?? 1000;
+      if (fromHost >= perAddress) {
+        this.#limitHit("connections_per_address");
+        getLogger().warn(`RpcProvider refusing ${connection.name}: ${perAddress} connections from ${host} already`);
+        connection.forceClose();
+        return;
+      }
+      this.#byAddress.set(host, fromHost + 1);
       const served = new ServedConnection(connection, this.#loop.now());
       connection.context = served;
       this.#served.add(served);
-      this.#armIdleSweep();
+      this.#armHousekeeping();
+      // A caller that connects while the provider drains learns it at once.
+      if (this.#stopping) this.#sendDrain(served, 0);
       return;
     }
     const served = connection.context as ServedConnection | undefined;
     if (served === undefined) return; // refused
-    this.#served.delete(served);
+    this.#forget(served);
+    served.onClosed();
     // Nobody waits for these calls any more.
     for (const call of served.calls()) call.abort(new RpcError(RpcCode.CANCELLED, "The caller went away"));
+  }
+
+  #forget(served: ServedConnection): void {
+    if (!this.#served.delete(served)) return;
+    const left = (this.#byAddress.get(served.peerHost) ?? 1) - 1;
+    if (left <= 0) this.#byAddress.delete(served.peerHost);
+    else this.#byAddress.set(served.peerHost, left);
   }
 
   #onFrame(connection: TcpConnection, body: Uint8Array, receiveTimeMs: number): void {
     const served = connection.context as ServedConnection | undefined;
     if (served === undefined) return; // refused, closing
     served.lastActivityMs = receiveTimeMs;
+    served.pingSentMs = 0; // anything from the peer proves it alive
     let frame: DecodedFrame;
     try {
-      frame = decodeRpcFrame(body);
+      frame = decodeRpcFrame(body, this.#maxMetadataBytes);
     } catch (error) {
       getLogger().warn(`RpcProvider closing ${connection.name}: a frame does not parse`, { error });
       connection.forceClose();
       return;
     }
     if (frame.kind === FrameKind.REQUEST) {
+      served.lastCallMs = receiveTimeMs;
+      const callId = frame.callId;
+      if (callId > served.maxCallId) {
+        served.maxCallId = callId;
+      } else if (served.find(callId) !== undefined) {
+        this.#protocolError(served, `call id ${callId} is already in flight on this connection`, "duplicate_call_id");
+        return;
+      }
+      if (served.draining) {
+        // Sent before the caller saw the drain frame: not run, safe to retry elsewhere.
+        this.#limitHit("drain_refused");
+        this.#answerError(
+          served,
+          frame,
+          new RpcError(RpcCode.UNAVAILABLE, "The provider is draining: send the call to another provider"),
+          RETRY_SAFE,
+        );
+        return;
+      }
+      if (frame.metadataOverLimit) {
+        // Not run, and not safe to retry: another provider would refuse it too.
+        this.#limitHit("metadata");
+        this.#answerError(
+          served,
+          frame,
+          new RpcError(
+            RpcCode.RESOURCE_EXHAUSTED,
+            `The provider refused the call: its metadata of ${frame.metadataBytes} bytes (key + value + 32 per ` +
+              `entry) exceeds the limit of ${this.#maxMetadataBytes} bytes`,
+          ),
+        );
+        return;
+      }
       const maxCalls = this.#options.maxCallsPerConnection ?? 1000;
       if (served.count >= maxCalls) {
         // Not run: RESOURCE_EXHAUSTED, marked safe for the caller to retry elsewhere.
@@ -560,29 +805,65 @@ export class RpcProvider {
       }
       this.#serve(served, frame, receiveTimeMs);
     } else if (frame.kind === FrameKind.CANCEL) {
+      served.lastCallMs = receiveTimeMs;
       served.find(frame.callId)?.abort(new RpcError(RpcCode.CANCELLED, "The caller cancelled the call"));
+    } else if (frame.kind === FrameKind.PING) {
+      if (!frame.ack) sendPing(connection, frame.pingData, true);
     }
   }
 
-  // One sweep timer for all connections (not one per connection): closes those idle past idleTimeoutMs.
-  #armIdleSweep(): void {
+  // A caller broke the protocol: tell it why in a drain frame with a status, then close the connection.
+  #protocolError(served: ServedConnection, reason: string, limit: string): void {
+    this.#limitHit(limit);
+    getLogger().warn(`RpcProvider closing ${served.connection.name}: ${reason}`);
+    served.draining = true;
+    sendDrain(served.connection, { lastCallId: served.maxCallId, status: RpcCode.INVALID_ARGUMENT, reason });
+    served.connection.shutdown();
+    served.connection.forceCloseWithDelay(1000);
+    for (const call of served.calls()) call.abort(new RpcError(RpcCode.CANCELLED, `Protocol error: ${reason}`));
+  }
+
+  // One sweep timer for all connections (not one per connection): closes those idle past idleTimeoutMs, pings
+  // those that sent nothing for keepaliveIntervalMs and closes those whose ping went unanswered.
+  #armHousekeeping(): void {
     const idleTimeoutMs = this.#options.idleTimeoutMs ?? 300_000;
-    if (idleTimeoutMs <= 0 || this.#idleTimer !== undefined) return;
-    this.#idleTimer = this.#loop.runEvery(Math.max(10, idleTimeoutMs / 4), () => {
+    const keepaliveIntervalMs = this.#options.keepaliveIntervalMs ?? 10_000;
+    const keepaliveTimeoutMs = this.#options.keepaliveTimeoutMs ?? 5_000;
+    if (this.#housekeepingTimer !== undefined) return;
+    const periods = [idleTimeoutMs / 4, keepaliveIntervalMs / 4, keepaliveTimeoutMs / 4].filter((ms) => ms > 0);
+    if (periods.length === 0 || keepaliveIntervalMs <= 0 && idleTimeoutMs <= 0) return;
+    this.#housekeepingTimer = this.#loop.runEvery(Math.max(10, Math.min(...periods)), () => {
       const now = this.#loop.now();
       for (const served of this.#served) {
-        if (now - served.lastActivityMs >= idleTimeoutMs && served.count === 0) {
+        const connection = served.connection;
+        if (idleTimeoutMs > 0 && now - served.lastCallMs >= idleTimeoutMs && served.count === 0) {
           this.#limitHit("idle");
           getLogger().debug(
-            `RpcProvider closing ${served.connection.name}: idle for ${Math.round(now - served.lastActivityMs)} ms`,
+            `RpcProvider closing ${connection.name}: idle for ${Math.round(now - served.lastCallMs)} ms`,
           );
-          this.#served.delete(served);
-          served.connection.forceClose();
+          this.#forget(served);
+          connection.forceClose();
+        } else if (keepaliveIntervalMs > 0 && connection.connected) {
+          if (served.pingSentMs > 0 && now - served.pingSentMs >= keepaliveTimeoutMs) {
+            this.#limitHit("keepalive");
+            getLogger().warn(
+              `RpcProvider closing ${connection.name}: no answer to a keepalive ping in ${keepaliveTimeoutMs} ms`,
+            );
+            for (const call of served.calls()) {
+              call.abort(new RpcError(RpcCode.CANCELLED, "The caller stopped answering keepalive pings"));
+            }
+            this.#forget(served);
+            connection.forceClose();
+          } else if (served.pingSentMs === 0 && now - served.lastActivityMs >= keepaliveIntervalMs) {
+            served.pingSentMs = now;
+            this.#pingData = (this.#pingData + 1) >>> 0;
+            sendPing(connection, this.#pingData, false);
+          }
         }
       }
-      if (this.#served.size === 0 && this.#idleTimer !== undefined) {
-        this.#loop.cancel(this.#idleTimer);
-        this.#idleTimer = undefined;
+      if (this.#served.size === 0 && this.#housekeepingTimer !== undefined) {
+        this.#loop.cancel(this.#housekeepingTimer);
+        this.#housekeepingTimer = undefined;
       }
     });
   }
@@ -592,19 +873,24 @@ export class RpcProvider {
       this.#answerError(served, frame, new RpcError(RpcCode.UNAVAILABLE, "The provider is shutting down"), RETRY_SAFE);
       return;
     }
+    if (frame.timeoutMs > MAX_DEADLINE_MS) {
+      this.#limitHit("deadline_clamped");
+      frame.timeoutMs = MAX_DEADLINE_MS;
+    }
     const service = this.#services.get(frame.service);
     const entry = service?.handlers.get(frame.method);
     if (entry === undefined) {
       const why = service === undefined
         ? `Service '${frame.service}' is not served here`
         : `Method '${frame.method}' is not in service '${frame.service}'`;
-      this.#answerError(served, frame, new RpcError(RpcCode.UNIMPLEMENTED, why));
+      // Not run: another provider (a newer version during a rolling upgrade) may serve it.
+      this.#answerError(served, frame, new RpcError(RpcCode.UNIMPLEMENTED, why), RETRY_SAFE);
       return;
     }
     let request: unknown;
     try {
       // A copy first: the frame is a view into the connection's buffer, and the handler may keep bytes fields.
-      request = entry.method.requestType.decode(copyBytes(frame.payload));
+      request = entry.decodeRequest(copyBytes(frame.payload));
     } catch (error) {
       const why = `The request for ${frame.service}.${frame.method} does not parse`;
       this.#answerError(served, frame, new RpcError(RpcCode.INVALID_ARGUMENT, why, { cause: error }));
@@ -652,6 +938,11 @@ export class RpcProvider {
       getLogger().warn(`RpcProvider: ${error}`);
       sendResponse(connection, maxFrameBytes, callId, RpcCode.RESOURCE_EXHAUSTED, error, undefined, EMPTY_BYTES);
     }
+    // A caller that does not read its answers: closed once they back up past the hard limit.
+    if (connection.pendingBytes > (this.#options.maxUnsentBytes ?? DEFAULT_CLOSE_AT_BYTES)) {
+      this.#limitHit("unsent_bytes");
+      closeIfBacklogged(connection, this.#options.maxUnsentBytes ?? DEFAULT_CLOSE_AT_BYTES);
+    }
   }
 }
 
@@ -659,7 +950,10 @@ export class RpcProvider {
 interface ProviderThreadData {
   moduleUrl: string;
   exportName: string;
-  maxFrameBytes: number;
+  /** The main provider's limits and timings (the options that are plain data). */
+  limits: RpcProviderOptions;
+  /** The BroadcastChannel on which the main provider says "drain". */
+  channelName: string;
 }
 
 /**
@@ -668,7 +962,8 @@ interface ProviderThreadData {
  * the Worker's server. Publishing stays with the main thread's provider.
  */
 export async function initProviderThread(server: TcpServer, loop: EventLoop, data: ProviderThreadData): Promise<void> {
-  const provider = new RpcProvider({ loop, maxFrameBytes: data.maxFrameBytes });
+  const provider = new RpcProvider({ ...data.limits, loop });
   await provider.registerModule(data.moduleUrl, data.exportName);
   attachToServer(provider, server);
+  listenForDrain(provider, data.channelName);
 }

@@ -413,7 +413,8 @@ Deno.test("A provider's status pages count calls by method and status; made-up n
   const provider = new RpcProvider({ loop, statusPort: 0 });
   provider.registerService(ECHO, echoImpl("p"));
   await provider.start();
-  const channel = new RpcChannel({ loop, providers: { "test.Echo": [provider.advertisedAddress] } });
+  // No retries: the provider's counts are the calls made (an unknown method is refused safe to retry).
+  const channel = new RpcChannel({ loop, providers: { "test.Echo": [provider.advertisedAddress] }, maxRetries: 0 });
   const base = `http://${provider.statusAddress}`;
   const text = async (path: string, accept = "text/plain") =>
     await (await fetch(`${base}${path}`, { headers: { accept } })).text();
