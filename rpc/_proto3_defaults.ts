@@ -171,5 +171,7 @@ export function decodeMessage(type: protobuf.Type, bytes: Uint8Array): protobuf.
 export function encodableMessage(type: protobuf.Type, value: unknown): protobuf.Message {
   const plan = prepareType(type);
   if (plan.has64) return type.fromObject(convertForEncode(type, (value ?? {}) as Record<string, unknown>));
-  return value instanceof type.ctor ? value as protobuf.Message : type.fromObject((value ?? {}) as Record<string, unknown>);
+  return value instanceof type.ctor
+    ? value as protobuf.Message
+    : type.fromObject((value ?? {}) as Record<string, unknown>);
 }

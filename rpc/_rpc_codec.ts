@@ -397,7 +397,8 @@ function writeDrain(drain: WireDrain): number {
   const graceMs = clampUint32(drain.graceMs ?? 0);
   const reasonLength = utf8Length(reason);
   const inner = (lastCallId !== 0 ? 1 + varintSize(lastCallId) : 0) + (status !== 0 ? 1 + varintSize(status) : 0) +
-    (reasonLength > 0 ? 1 + varintSize(reasonLength) + reasonLength : 0) + (graceMs !== 0 ? 1 + varintSize(graceMs) : 0);
+    (reasonLength > 0 ? 1 + varintSize(reasonLength) + reasonLength : 0) +
+    (graceMs !== 0 ? 1 + varintSize(graceMs) : 0);
   const body = 1 + varintSize(inner) + inner;
   scratch.reset(4 + body);
   scratch.uint32BE(body);

@@ -637,9 +637,14 @@ export class RpcProvider {
     };
     channel.postMessage({ type: "drain", graceMs });
     let timer: TimerId | undefined;
-    await Promise.race([all.promise, new Promise<void>((resolve) => timer = this.#loop.runAfter(graceMs + 2000, resolve))]);
+    await Promise.race([
+      all.promise,
+      new Promise<void>((resolve) => timer = this.#loop.runAfter(graceMs + 2000, resolve)),
+    ]);
     if (timer !== undefined) this.#loop.cancel(timer);
-    if (drained < threads) getLogger().warn(`RpcProvider: ${threads - drained} of ${threads} Workers did not drain in time`);
+    if (drained < threads) {
+      getLogger().warn(`RpcProvider: ${threads - drained} of ${threads} Workers did not drain in time`);
+    }
   }
 
   /** Same as {@linkcode RpcProvider.stop}. */
