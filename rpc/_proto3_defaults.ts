@@ -161,17 +161,32 @@ function convertForEncode(type: protobuf.Type, value: Record<string, unknown>): 
 
 /** Decode `bytes` as `type` with every proto3 default typed (see the table above). */
 export function decodeMessage(type: protobuf.Type, bytes: Uint8Array): protobuf.Message {
-  const plan = prepareType(type);
-  const message = type.decode(bytes);
-  if (plan.has64) convertDecoded(type, message as unknown as Record<string, unknown>);
-  return message;
+  return messageDecoder(type)(bytes);
 }
 
 /** A message of `type` ready for `type.encode`, from a message or a plain object (64-bit values may be bigint). */
 export function encodableMessage(type: protobuf.Type, value: unknown): protobuf.Message {
+  return messageEncoder(type)(value);
+}
+
+/** {@linkcode decodeMessage} for one type, with the type's preparation done once, up front. */
+export function messageDecoder(type: protobuf.Type): (bytes: Uint8Array) => protobuf.Message {
   const plan = prepareType(type);
-  if (plan.has64) return type.fromObject(convertForEncode(type, (value ?? {}) as Record<string, unknown>));
-  return value instanceof type.ctor
-    ? value as protobuf.Message
-    : type.fromObject((value ?? {}) as Record<string, unknown>);
+  return (bytes) => {
+    const message = type.decode(bytes);
+    if (plan.has64) convertDecoded(type, message as unknown as Record<string, unknown>);
+    return message;
+  };
+}
+
+/** {@linkcode encodableMessage} for one type, with the type's preparation done once, up front. */
+export function messageEncoder(type: protobuf.Type): (value: unknown) => protobuf.Message {
+  const plan = prepareType(type);
+  const ctor = type.ctor;
+  return (value) => {
+    if (plan.has64) return type.fromObject(convertForEncode(type, (value ?? {}) as Record<string, unknown>));
+    return value instanceof ctor
+      ? value as protobuf.Message
+      : type.fromObject((value ?? {}) as Record<string, unknown>);
+  };
 }

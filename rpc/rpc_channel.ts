@@ -18,7 +18,7 @@ import { getLogger } from "../reactor/logger.ts";
 import type { Registry } from "../registry/registry.ts";
 import { RegistryError, RegistryErrorCode } from "../registry/registry_error.ts";
 import { ProviderConnection } from "./_provider_connection.ts";
-import { decodeMessage, encodableMessage, prepareType } from "./_proto3_defaults.ts";
+import { messageDecoder, messageEncoder } from "./_proto3_defaults.ts";
 import type { CallContext } from "./_server_call.ts";
 import { type CallRouter, type ClientResult, PendingCall, type ResponseDecoder } from "./_pending_call.ts";
 import { createLoadBalancer, type LoadBalancer, type LoadBalancerName } from "./load_balancer.ts";
@@ -326,15 +326,14 @@ export class RpcChannel {
       : definitionOf(service as protobuf.Service);
     const stub: Stub = {};
     for (const method of definition.methods.values()) {
-      const responseType = method.responseType;
       const type = method.requestType;
-      prepareType(type);
-      prepareType(responseType);
-      const decode: ResponseDecoder = (payload) => decodeMessage(responseType, payload);
+      const decodeResponse = messageDecoder(method.responseType);
+      const encodable = messageEncoder(type);
+      const decode: ResponseDecoder = (payload) => decodeResponse(payload);
       const call = (request: unknown = {}, options: CallOptions = {}): Promise<unknown> => {
         let payload: Uint8Array;
         try {
-          payload = encodeMessage(type, encodableMessage(type, request));
+          payload = encodeMessage(type, encodable(request));
         } catch (error) {
           return Promise.reject(
             new RpcError(RpcCode.INVALID_ARGUMENT, `Cannot encode the request of ${method.name}`, { cause: error }),
@@ -345,7 +344,7 @@ export class RpcChannel {
         }
         return this.call(definition.fullName, method.name, payload, options).then((result) => {
           try {
-            return decodeMessage(responseType, result.payload);
+            return decodeResponse(result.payload);
           } catch (error) {
             throw new RpcError(RpcCode.INTERNAL, `The response of ${method.name} does not parse`, { cause: error });
           }

@@ -33,7 +33,7 @@ function randomFrame(next: () => number): WireFrame {
     for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(next() * 256);
     return bytes;
   };
-  switch (Math.floor(next() * 3)) {
+  switch (Math.floor(next() * 5)) {
     case 0:
       return {
         request: {
@@ -55,6 +55,12 @@ function randomFrame(next: () => number): WireFrame {
           payload: payload(),
         },
       };
+    case 2:
+      return {
+        drain: { lastCallId: uint32(), status: pick([0, 3]), reason: pick(SAMPLES), graceMs: uint32() },
+      };
+    case 3:
+      return { ping: { data: uint32(), ack: pick([false, true]) } };
     default:
       return { cancel: { callId: uint32() } };
   }
@@ -66,18 +72,32 @@ function viaProtobufjs(bytes: Uint8Array) {
     request?: Record<string, unknown>;
     response?: Record<string, unknown>;
     cancel?: Record<string, unknown>;
+    drain?: Record<string, unknown>;
+    ping?: Record<string, unknown>;
   };
-  const message = frame.request ?? frame.response ?? frame.cancel ?? {};
+  const message = frame.request ?? frame.response ?? frame.cancel ?? frame.drain ?? frame.ping ?? {};
   return {
-    kind: frame.request ? FrameKind.REQUEST : frame.response ? FrameKind.RESPONSE : FrameKind.CANCEL,
-    callId: message.callId,
+    kind: frame.request
+      ? FrameKind.REQUEST
+      : frame.response
+      ? FrameKind.RESPONSE
+      : frame.drain
+      ? FrameKind.DRAIN
+      : frame.ping
+      ? FrameKind.PING
+      : FrameKind.CANCEL,
+    callId: message.callId ?? 0,
     service: message.service ?? "",
     method: message.method ?? "",
     timeoutMs: message.timeoutMs ?? 0,
     status: message.status ?? 0,
-    errorMessage: message.errorMessage ?? "",
+    errorMessage: message.errorMessage ?? message.reason ?? "",
     metadata: message.metadata ?? {},
     payload: message.payload ?? [],
+    lastCallId: message.lastCallId ?? 0,
+    graceMs: message.graceMs ?? 0,
+    pingData: message.data ?? 0,
+    ack: message.ack ?? false,
   };
 }
 
@@ -93,6 +113,10 @@ function viaOurs(bytes: Uint8Array) {
     errorMessage: frame.errorMessage,
     metadata: { ...frame.metadata },
     payload: [...frame.payload],
+    lastCallId: frame.lastCallId,
+    graceMs: frame.graceMs,
+    pingData: frame.pingData,
+    ack: frame.ack,
   };
 }
 

@@ -31,7 +31,7 @@ import { NodeType } from "../registry/data_tree.ts";
 import type { Registry } from "../registry/registry.ts";
 import { RegistryError, RegistryErrorCode } from "../registry/registry_error.ts";
 import { type DecodedFrame, decodeRpcFrame, FrameKind, sendDrain, sendPing, sendResponse } from "./_rpc_codec.ts";
-import { decodeMessage, encodableMessage, prepareType } from "./_proto3_defaults.ts";
+import { messageDecoder, messageEncoder } from "./_proto3_defaults.ts";
 import { copyBytes } from "./_byte_slab.ts";
 import {
   type CallContext,
@@ -444,16 +444,12 @@ export class RpcProvider {
       const handler = interceptors.length === 0
         ? direct
         : interceptors.reduceRight((next, interceptor) => interceptor(next), base);
-      const requestType = method.requestType;
-      const responseType = method.responseType;
-      prepareType(requestType);
-      prepareType(responseType);
       handlers.set(method.name, {
         method,
         handler,
         counts: undefined,
-        decodeRequest: (bytes) => decodeMessage(requestType, bytes),
-        encodableResponse: (value) => encodableMessage(responseType, value),
+        decodeRequest: messageDecoder(method.requestType),
+        encodableResponse: messageEncoder(method.responseType),
       });
     }
     this.#services.set(definition.fullName, { definition, handlers });
