@@ -36,9 +36,15 @@ export interface RpcConfig {
   rpcserverThreads: number;
   /** Port of the provider's status pages on 127.0.0.1 (`rpcserver_status_port`); off when absent. */
   rpcserverStatusPort?: number;
-  /** The provider's limits (`rpcserver_max_connections`, `rpcserver_max_calls_per_connection`,
-   * `rpcserver_idle_timeout_ms`); RpcProvider's defaults when absent. */
-  rpcserverLimits: { maxConnections?: number; maxCallsPerConnection?: number; idleTimeoutMs?: number };
+  /**
+   * The provider's limits and timings, each from its `rpcserver_` key (RpcProvider's defaults when absent):
+   * `rpcserver_max_connections`, `rpcserver_max_connections_per_address`, `rpcserver_max_calls_per_connection`,
+   * `rpcserver_idle_timeout_ms`, `rpcserver_max_frame_bytes`, `rpcserver_frame_timeout_ms`,
+   * `rpcserver_max_buffered_frame_bytes`, `rpcserver_pause_reading_at_bytes`, `rpcserver_max_unsent_bytes`,
+   * `rpcserver_max_metadata_bytes`, `rpcserver_keepalive_interval_ms`, `rpcserver_keepalive_timeout_ms`,
+   * `rpcserver_drain_grace_ms`.
+   */
+  rpcserverLimits: RpcServerLimits;
   /**
    * Which registry: the built-in one (`dwt_src_ip`/`dwt_src_port`) or ZooKeeper (`zookeeper_ip`/`zookeeper_port`,
    * or `zookeeper_connect` for several servers and a chroot). `registry` picks one when a file has both.
@@ -59,14 +65,46 @@ export interface RpcConfig {
   logLevel: LogLevel;
 }
 
+/** The provider options that come from `rpcserver_` keys. */
+export interface RpcServerLimits {
+  maxConnections?: number;
+  maxConnectionsPerAddress?: number;
+  maxCallsPerConnection?: number;
+  idleTimeoutMs?: number;
+  maxFrameBytes?: number;
+  frameTimeoutMs?: number;
+  maxBufferedFrameBytes?: number;
+  pauseReadingAtBytes?: number;
+  maxUnsentBytes?: number;
+  maxMetadataBytes?: number;
+  keepaliveIntervalMs?: number;
+  keepaliveTimeoutMs?: number;
+  drainGraceMs?: number;
+}
+
+// Each limit's key, its option and its least value.
+const LIMIT_KEYS: Array<[string, keyof RpcServerLimits, number]> = [
+  ["rpcserver_max_connections", "maxConnections", 1],
+  ["rpcserver_max_connections_per_address", "maxConnectionsPerAddress", 1],
+  ["rpcserver_max_calls_per_connection", "maxCallsPerConnection", 1],
+  ["rpcserver_idle_timeout_ms", "idleTimeoutMs", 0],
+  ["rpcserver_max_frame_bytes", "maxFrameBytes", 1024],
+  ["rpcserver_frame_timeout_ms", "frameTimeoutMs", 1],
+  ["rpcserver_max_buffered_frame_bytes", "maxBufferedFrameBytes", 1],
+  ["rpcserver_pause_reading_at_bytes", "pauseReadingAtBytes", 1],
+  ["rpcserver_max_unsent_bytes", "maxUnsentBytes", 1],
+  ["rpcserver_max_metadata_bytes", "maxMetadataBytes", 0],
+  ["rpcserver_keepalive_interval_ms", "keepaliveIntervalMs", 0],
+  ["rpcserver_keepalive_timeout_ms", "keepaliveTimeoutMs", 1],
+  ["rpcserver_drain_grace_ms", "drainGraceMs", 0],
+];
+
 const KNOWN_KEYS = [
   "rpcserver_ip",
   "rpcserver_port",
   "rpcserver_threads",
   "rpcserver_status_port",
-  "rpcserver_max_connections",
-  "rpcserver_max_calls_per_connection",
-  "rpcserver_idle_timeout_ms",
+  ...LIMIT_KEYS.map(([key]) => key),
   "registry",
   "dwt_src_ip",
   "dwt_src_port",
@@ -180,11 +218,12 @@ export function parseRpcConfig(raw: unknown, source: string): RpcConfig {
     rpcserverPort,
     rpcserverThreads,
     rpcserverStatusPort: port("rpcserver_status_port", false),
-    rpcserverLimits: {
-      maxConnections: count("rpcserver_max_connections", 1),
-      maxCallsPerConnection: count("rpcserver_max_calls_per_connection", 1),
-      idleTimeoutMs: count("rpcserver_idle_timeout_ms", 0),
-    },
+    rpcserverLimits: Object.fromEntries(
+      LIMIT_KEYS.flatMap(([key, option, min]) => {
+        const value = count(key, min);
+        return value === undefined ? [] : [[option, value]];
+      }),
+    ) as RpcServerLimits,
     registry,
     tlsCertFile: text("tls_cert_file", false),
     tlsKeyFile: text("tls_key_file", values["tls_cert_file"] !== undefined),

@@ -846,3 +846,38 @@ Deno.test("Propagation: a nested call made with the handler's context inherits i
     await back.stop({ graceMs: 100 });
   }
 });
+
+Deno.test("Config: every provider limit has an rpcserver_ key; a bad value names the key", async () => {
+  const { parseRpcConfig } = await import("./rpc_application.ts");
+  const config = parseRpcConfig({
+    rpcserver_ip: "127.0.0.1",
+    rpcserver_port: 0,
+    dwt_src_ip: "127.0.0.1",
+    dwt_src_port: 1,
+    rpcserver_max_connections_per_address: "50",
+    rpcserver_frame_timeout_ms: 1000,
+    rpcserver_max_buffered_frame_bytes: 1048576,
+    rpcserver_max_unsent_bytes: 4194304,
+    rpcserver_pause_reading_at_bytes: 1048576,
+    rpcserver_max_metadata_bytes: 4096,
+    rpcserver_keepalive_interval_ms: 2000,
+    rpcserver_keepalive_timeout_ms: 1000,
+    rpcserver_drain_grace_ms: 3000,
+  }, "p.json");
+  assert.deepEqual(config.rpcserverLimits, {
+    maxConnectionsPerAddress: 50,
+    frameTimeoutMs: 1000,
+    maxBufferedFrameBytes: 1048576,
+    pauseReadingAtBytes: 1048576,
+    maxUnsentBytes: 4194304,
+    maxMetadataBytes: 4096,
+    keepaliveIntervalMs: 2000,
+    keepaliveTimeoutMs: 1000,
+    drainGraceMs: 3000,
+  });
+  assert.throws(
+    () =>
+      parseRpcConfig({ dwt_src_ip: "127.0.0.1", dwt_src_port: 1, rpcserver_frame_timeout_ms: -1 }, "p.json"),
+    /'rpcserver_frame_timeout_ms' must be an integer >= 1: current value is -1/,
+  );
+});
