@@ -27,12 +27,13 @@ const SCALARS: Record<string, string> = {
   sint32: "number",
   fixed32: "number",
   sfixed32: "number",
-  // protobufjs gives 64-bit values as Long objects (or numbers when small).
-  int64: "number | Long64",
-  uint64: "number | Long64",
-  sint64: "number | Long64",
-  fixed64: "number | Long64",
-  sfixed64: "number | Long64",
+  // The RPC layer hands 64-bit values over as bigint, always (rpc/_proto3_defaults.ts); it takes bigint, number
+  // or a decimal string when encoding, which Partial<> request types may give as bigint.
+  int64: "bigint",
+  uint64: "bigint",
+  sint64: "bigint",
+  fixed64: "bigint",
+  sfixed64: "bigint",
   bool: "boolean",
   string: "string",
   bytes: "Uint8Array",
@@ -90,13 +91,6 @@ export function generateTypeScript(protoText: string, options: GenerateOptions):
   out.push(`  type ServiceDefinition,`);
   out.push(`  type StubMethod,`);
   out.push(`} from ${JSON.stringify(importFrom)};`);
-  out.push("");
-  out.push(`/** A 64-bit integer as protobufjs decodes it when it does not fit a number. */`);
-  out.push(`export interface Long64 {`);
-  out.push(`  low: number;`);
-  out.push(`  high: number;`);
-  out.push(`  unsigned: boolean;`);
-  out.push(`}`);
   out.push("");
   out.push(`/** The schema of ${options.fileName}. */`);
   out.push(`export const PROTO: string = ${JSON.stringify(protoText)};`);

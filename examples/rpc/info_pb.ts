@@ -9,13 +9,6 @@ import {
   type StubMethod,
 } from "../../rpc/mod.ts";
 
-/** A 64-bit integer as protobufjs decodes it when it does not fit a number. */
-export interface Long64 {
-  low: number;
-  high: number;
-  unsigned: boolean;
-}
-
 /** The schema of info.proto. */
 export const PROTO: string = "// The seed's info service (dwt_rpc example/info.proto).\nsyntax = \"proto3\";\n\npackage dwt;\n\nmessage InfoRequest {\n  int32 uid = 1;\n  int32 type = 2;\n}\n\nmessage InfoResponse {\n  bool success = 1;\n  int32 size = 2;\n  repeated bytes info = 3;\n}\n\nservice InfoServiceRpc {\n  rpc GetInfo(InfoRequest) returns (InfoResponse);\n}\n";
 

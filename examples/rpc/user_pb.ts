@@ -9,13 +9,6 @@ import {
   type StubMethod,
 } from "../../rpc/mod.ts";
 
-/** A 64-bit integer as protobufjs decodes it when it does not fit a number. */
-export interface Long64 {
-  low: number;
-  high: number;
-  unsigned: boolean;
-}
-
 /** The schema of user.proto. */
 export const PROTO: string = "// The seed's user service (dwt_rpc example/user.proto).\nsyntax = \"proto3\";\n\npackage dwt;\n\nmessage ResultCode {\n  int32 errcode = 1;\n  bytes errmsg = 2;\n}\n\nmessage LoginRequest {\n  bytes name = 1;\n  bytes password = 2;\n}\n\nmessage LoginResponse {\n  ResultCode result = 1;\n  bool success = 2;\n}\n\nmessage RegisterRequest {\n  bytes name = 1;\n  bytes password = 2;\n}\n\nmessage RegisterResponse {\n  ResultCode result = 1;\n  bool success = 2;\n  int32 id = 3;\n}\n\nservice UserServiceRpc {\n  rpc Login(LoginRequest) returns (LoginResponse);\n  rpc Register(RegisterRequest) returns (RegisterResponse);\n}\n";
 
