@@ -2,6 +2,7 @@
  * The fault suite (`deno task faults [--soak-seconds 60]`): real processes on 127.0.0.1, every loop bounded.
  *
  * - provider kill -9 under load: calls fail only if they were in flight to it;
+ * - rolling restart of 2 providers under load (SIGTERM: drain), threads off and on: no call fails;
  * - registry kill -9 and restart under load: sessions resume, no ephemeral node or acknowledged write is lost;
  * - heartbeats held back for less than the expiry window expire nothing; held back longer, the session expires;
  * - a client that sends and never reads costs the provider and the registry bounded memory;
@@ -27,7 +28,11 @@ import { RpcChannel, type StubMethod } from "../rpc/rpc_channel.ts";
 import { RpcProvider } from "../rpc/rpc_provider.ts";
 import { parseProto, serviceDefinition } from "../rpc/service_definition.ts";
 
-const { values } = parseArgs({ args: Deno.args, options: { "soak-seconds": { type: "string", default: "60" } } });
+const { values } = parseArgs({
+  args: Deno.args,
+  // --only TEXT: run only the scenarios whose name contains TEXT.
+  options: { "soak-seconds": { type: "string", default: "60" }, only: { type: "string" } },
+});
 getLogger().level = LogLevel.ERROR;
 const loop = EventLoop.current();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -48,12 +53,12 @@ async function startRegistry(dir: string, extra: Record<string, unknown> = {}): 
   return await spawnReady([here("../registry/main.ts"), "--config", config]);
 }
 
-async function startCallee(dir: string, registry: Proc): Promise<Proc> {
+async function startCallee(dir: string, registry: Proc, extra: Record<string, unknown> = {}): Promise<Proc> {
   const [host, port] = registry.ready.split(":");
   const config = `${dir}/callee-${Math.random().toString(36).slice(2)}.json`;
   await Deno.writeTextFile(
     config,
-    JSON.stringify({ rpcserver_ip: "127.0.0.1", rpcserver_port: 0, dwt_src_ip: host, dwt_src_port: port }),
+    JSON.stringify({ rpcserver_ip: "127.0.0.1", rpcserver_port: 0, dwt_src_ip: host, dwt_src_port: port, ...extra }),
   );
   return await spawnReady([here("../examples/rpc/callee.ts"), "-i", config]);
 }
@@ -71,6 +76,7 @@ async function writeUntilStalled(conn: Deno.TcpConn, bytes: Uint8Array): Promise
 const results: Array<{ name: string; ok: boolean; figures: Record<string, unknown>; error?: string }> = [];
 
 async function scenario(name: string, body: (figures: Record<string, unknown>) => Promise<void>): Promise<void> {
+  if (values.only !== undefined && !name.includes(values.only)) return;
   const figures: Record<string, unknown> = {};
   const start = performance.now();
   try {
@@ -126,6 +132,58 @@ await scenario("provider kill -9 under load: only calls in flight to it fail", a
     await registry.stop();
   }
 });
+
+for (const threads of [0, 2]) {
+  await scenario(
+    `rolling restart of 2 providers under load (drain on SIGTERM), threads ${threads}: no call fails`,
+    async (figures) => {
+      const registry = await startRegistry(dir);
+      const extra = { rpcserver_threads: threads };
+      const providers = [await startCallee(dir, registry, extra), await startCallee(dir, registry, extra)];
+      const client = await RegistryClient.connect(registry.ready, { loop });
+      const channel = new RpcChannel({ loop, registry: client, timeoutMs: 3000 });
+      let made = 0;
+      let failed = 0;
+      const errors: string[] = [];
+      let stop = false;
+      try {
+        const users = newUserServiceRpcStub(channel);
+        const load = Promise.all(Array.from({ length: 8 }, async () => {
+          while (!stop) {
+            made++;
+            try {
+              await users.Register({ name: encoder.encode("n"), password: encoder.encode("p") });
+            } catch (error) {
+              failed++;
+              if (errors.length < 3) errors.push((error as Error).message);
+            }
+          }
+        }));
+        await sleep(500);
+        for (let round = 0; round < 2; round++) {
+          for (let i = 0; i < providers.length; i++) {
+            await providers[i]!.stop("SIGTERM"); // drains: unpublish, drain frame, finish in flight, exit
+            providers[i] = await startCallee(dir, registry, extra);
+            await sleep(300); // readiness: callers learn of it through their watch
+          }
+        }
+        await sleep(300);
+        stop = true;
+        await load;
+        Object.assign(figures, { restarts: 4, callsMade: made, callsFailed: failed, errors });
+        console.log(`rolling restart, threads ${threads}: ${made} calls, ${failed} failed`);
+        check(made > 500, `only ${made} calls`);
+        check(failed === 0, `${failed} calls failed: ${errors.join("; ")}`);
+      } finally {
+        stop = true;
+        await channel.close();
+        await client.close();
+        for (const p of providers) await p.stop("SIGKILL");
+        await registry.stop();
+      }
+    },
+  );
+}
 
 await scenario("registry kill -9 and restart under load: sessions resume, no ephemeral node lost", async (figures) => {
   const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
