@@ -5,7 +5,11 @@
  *    return or throw, never hang;
  * 2. a registry process and a provider process are fed random bytes and mutated valid frames over many TCP
  *    connections, and garbage datagrams on the heartbeat port, while a well-behaved client keeps calling both and
- *    keeps a session alive by heartbeats.
+ *    keeps a session alive by heartbeats;
+ * 3. the provider is also fed valid but hostile RPC envelopes: huge metadata (one 64 KiB value, 100,000
+ *    entries), duplicate call ids, extreme deadlines (1 ms, 2^31, 2^32 - 1), unknown names of 10 KiB, payloads
+ *    that do not parse, a thousand pipelined calls, cancels of unknown ids, pings and drains from the caller's
+ *    side. Each must be answered (or its connection closed), never crash or stall the provider.
  *
  * Passes when both servers are still running at the end, every health call succeeded, the honest session never
  * expired, and the servers closed the connections that sent them garbage. Prints its figures and a last line
@@ -83,6 +87,8 @@ const figures = {
   tcpBytes: 0,
   closedByServer: 0,
   datagrams: 0,
+  hostileEnvelopes: 0,
+  hostileAnswered: 0,
   healthCalls: 0,
   healthFailures: 0,
   sessionExpired: false,
@@ -95,8 +101,12 @@ const rpcValid = encodeRpcFrame({
   request: { callId: 7, service: "dwt.UserServiceRpc", method: "Login", timeoutMs: 1000, payload: randomBytes(20) },
 });
 const registryValid = encodeClientFrame({ xid: 3, create: { path: "/a/b", data: randomBytes(8), nodeType: 1 } });
+const rpcDrain = encodeRpcFrame({ drain: { lastCallId: 9, status: 3, reason: "fuzz", graceMs: 100 } });
+const rpcPing = encodeRpcFrame({ ping: { data: 77, ack: true } });
 const decoders: Array<[string, (bytes: Uint8Array) => unknown, Uint8Array]> = [
   ["rpc", decodeRpcFrame, rpcValid],
+  ["rpc drain", decodeRpcFrame, rpcDrain],
+  ["rpc ping", (bytes) => decodeRpcFrame(bytes, 64), rpcPing],
   ["registry client frame", decodeClientFrame, registryValid],
   ["registry server frame", decodeServerFrame, registryValid],
   ["jute", (bytes) => {
@@ -197,6 +207,79 @@ async function attack(port: number, valid: Uint8Array): Promise<void> {
   }
 }
 
+/** A valid envelope with hostile contents, as framed bytes (one write). */
+function hostileEnvelope(): Uint8Array {
+  const login = { service: "dwt.UserServiceRpc", method: "Login", payload: new Uint8Array([0x0a, 1, 0x61]) };
+  const request = (fields: Partial<Parameters<typeof encodeRpcFrame>[0]["request"] & object>) =>
+    framed(encodeRpcFrame({ request: { callId: 1 + int(1000), ...login, ...fields } }));
+  const concat = (parts: Uint8Array[]) => {
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const part of parts) {
+      out.set(part, at);
+      at += part.length;
+    }
+    return out;
+  };
+  switch (int(8)) {
+    case 0:
+      return request({ metadata: { big: "x".repeat(64 * 1024) } });
+    case 1: {
+      const metadata: Record<string, string> = {};
+      for (let i = 0; i < 100_000; i++) metadata[`k${i}`] = "";
+      return request({ metadata });
+    }
+    case 2: {
+      const same = request({ callId: 5 });
+      return concat([same, same, same]); // duplicate ids
+    }
+    case 3:
+      return request({ timeoutMs: [1, 0x8000_0000, 0xffff_ffff][int(3)]! });
+    case 4:
+      return request({ service: "s".repeat(10 * 1024), method: "m".repeat(int(2) * 10 * 1024) });
+    case 5:
+      return request({ payload: randomBytes(1 + int(64)) });
+    case 6:
+      return concat(Array.from({ length: 1000 }, (_, i) => request({ callId: i + 1 })));
+    default:
+      return concat([
+        framed(encodeRpcFrame({ cancel: { callId: 99_999 } })),
+        framed(encodeRpcFrame({ ping: { data: int(1000), ack: int(2) === 0 } })),
+        framed(encodeRpcFrame({ drain: { lastCallId: int(10), reason: "from a caller" } })),
+        request({}),
+      ]);
+  }
+}
+
+/** One hostile-but-valid envelope on a new connection: it must be answered or the connection closed. */
+async function hostile(port: number): Promise<void> {
+  let conn: Deno.TcpConn;
+  try {
+    conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  } catch {
+    return;
+  }
+  figures.hostileEnvelopes++;
+  try {
+    const bytes = hostileEnvelope();
+    await conn.write(bytes);
+    figures.tcpBytes += bytes.length;
+    const answered = await Promise.race([
+      conn.read(new Uint8Array(4096)).then(() => true, () => true),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 2000)),
+    ]);
+    if (answered) figures.hostileAnswered++;
+  } catch {
+    figures.hostileAnswered++; // reset by the provider: closed
+  } finally {
+    try {
+      conn.close();
+    } catch {
+      // closed
+    }
+  }
+}
+
 async function health(): Promise<void> {
   while (performance.now() < deadline) {
     figures.healthCalls++;
@@ -213,8 +296,10 @@ async function health(): Promise<void> {
 
 async function attacker(): Promise<void> {
   while (performance.now() < deadline) {
-    if (int(2) === 0) await attack(Number(registryPort), registryValid);
-    else await attack(Number(providerPort), rpcValid);
+    const choice = int(3);
+    if (choice === 0) await attack(Number(registryPort), registryValid);
+    else if (choice === 1) await attack(Number(providerPort), rpcValid);
+    else await hostile(Number(providerPort));
   }
 }
 
@@ -238,6 +323,10 @@ const checks: Array<[string, boolean]> = [
   [
     "the servers closed the connections that sent garbage",
     figures.tcpConnections > 0 && figures.closedByServer >= figures.tcpConnections * 0.9,
+  ],
+  [
+    "the provider answered the hostile valid envelopes",
+    figures.hostileEnvelopes > 0 && figures.hostileAnswered >= figures.hostileEnvelopes * 0.9,
   ],
   ["the honest ephemeral node is still there", (await honest.exists("/fuzz-honest")) !== undefined],
 ];
