@@ -113,6 +113,11 @@ export class ServedConnection {
   lastCallMs: number;
   /** When the unanswered keepalive ping was sent; 0 when none is outstanding. */
   pingSentMs = 0;
+  /**
+   * Whether the caller ever answered a ping: only then does a missed answer close the connection (a caller that
+   * never did may predate pings; the idle limit still bounds it).
+   */
+  answersPings = false;
   /** The highest call id received: ids above it cannot be in flight (no walk to find duplicates). */
   maxCallId = 0;
   /** Set once the drain frame went out: requests from then on are refused, safe to retry. */

@@ -167,7 +167,7 @@ export interface RpcProviderOptions {
   keepaliveIntervalMs?: number;
   /**
    * Close a connection whose ping has gone unanswered this long, in milliseconds (limit `keepalive`); its calls
-   * are cancelled.
+   * are cancelled. Only callers that answered a ping before are closed for it (older clients ignore pings).
    * @default {5000}
    */
   keepaliveTimeoutMs?: number;
@@ -809,7 +809,8 @@ export class RpcProvider {
       served.lastCallMs = receiveTimeMs;
       served.find(frame.callId)?.abort(new RpcError(RpcCode.CANCELLED, "The caller cancelled the call"));
     } else if (frame.kind === FrameKind.PING) {
-      if (!frame.ack) sendPing(connection, frame.pingData, true);
+      if (frame.ack) served.answersPings = true;
+      else sendPing(connection, frame.pingData, true);
     }
   }
 
@@ -845,7 +846,9 @@ export class RpcProvider {
           this.#forget(served);
           connection.forceClose();
         } else if (keepaliveIntervalMs > 0 && connection.connected) {
-          if (served.pingSentMs > 0 && now - served.pingSentMs >= keepaliveTimeoutMs) {
+          if (served.pingSentMs > 0 && now - served.pingSentMs >= keepaliveTimeoutMs && !served.answersPings) {
+            served.pingSentMs = 0; // a caller from before pings: ask again next interval
+          } else if (served.pingSentMs > 0 && now - served.pingSentMs >= keepaliveTimeoutMs) {
             this.#limitHit("keepalive");
             getLogger().warn(
               `RpcProvider closing ${connection.name}: no answer to a keepalive ping in ${keepaliveTimeoutMs} ms`,
