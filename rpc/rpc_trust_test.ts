@@ -11,6 +11,7 @@ import { type DecodedFrame, decodeRpcFrame, encodeRpcFrame, FrameKind } from "./
 import { RpcChannel, type StubMethod } from "./rpc_channel.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
 import { type CallContext, RpcProvider } from "./rpc_provider.ts";
+import { providerMetrics } from "./provider_status.ts";
 import { parseProto, serviceDefinition } from "./service_definition.ts";
 
 const root = parseProto(`
@@ -608,18 +609,22 @@ Deno.test("Limit: metadata over 8 KiB is refused RESOURCE_EXHAUSTED without stal
       body[0] = 0x0a;
       body.set(lengthVarint, 1);
       body.set(requestBytes, 1 + lengthVarint.length);
-      const start = performance.now();
-      await raw.conn.write(framed(body));
-      const answer = await raw.next();
-      assert.equal(answer?.status, RpcCode.RESOURCE_EXHAUSTED, answer?.errorMessage);
-      assert.match(answer!.errorMessage, /metadata of \d+ bytes .* exceeds the limit of 8192 bytes/);
-      console.log(`a million metadata entries refused in ${Math.round(performance.now() - start)} ms`);
+      for (let i = 0; i < 5; i++) {
+        const start = performance.now();
+        await raw.conn.write(framed(body));
+        const answer = await raw.next();
+        assert.equal(answer?.status, RpcCode.RESOURCE_EXHAUSTED, answer?.errorMessage);
+        assert.match(answer!.errorMessage, /metadata of \d+ bytes .* exceeds the limit of 8192 bytes/);
+        console.log(`a million metadata entries refused in ${Math.round(performance.now() - start)} ms`);
+        await sleep(20);
+      }
       await raw.send({
         request: { callId: 2, service: "trust.Echo", method: "Say", metadata: { big: "x".repeat(9000) } },
       });
       assert.equal((await raw.next())?.status, RpcCode.RESOURCE_EXHAUSTED);
     });
-    assert.equal(world.provider.stats().limitsHit.metadata, 2);
+    assert.equal(world.provider.stats().limitsHit.metadata, 6);
+    assert.match(providerMetrics(world.provider), /^dwt_rpc_limit_hits_total\{limit="metadata"\} 6$/m);
   } finally {
     raw.close();
     await world.close();
@@ -645,6 +650,9 @@ Deno.test("Limit: a duplicate call id in flight closes that connection with a re
       assert.match(drain!.errorMessage, /call id 7 is already in flight/);
       assert.equal(frames.at(-1), null, "the connection closed");
     });
+    // A caller's own far deadlines are clamped too (a timer past 2^31 - 1 ms would fire at once).
+    assert.equal((await world.stub.Say({ text: "far" }, { timeoutMs: Number.MAX_SAFE_INTEGER })).text, "far@p");
+    assert.equal((await world.stub.Say({ text: "inf" }, { timeoutMs: Infinity })).text, "inf@p");
     const limits = world.provider.stats().limitsHit;
     assert.equal(limits.duplicate_call_id, 1);
     assert.equal(limits.deadline_clamped, 1);
