@@ -89,6 +89,9 @@ const figures = {
   datagrams: 0,
   hostileEnvelopes: 0,
   hostileAnswered: 0,
+  registryMixes: 0,
+  registryMixRequests: 0,
+  registryMixAnswered: 0,
   healthCalls: 0,
   healthFailures: 0,
   sessionExpired: false,
@@ -168,6 +171,12 @@ honest.onSessionEvent((event) => {
   if (event.type === "expired") figures.sessionExpired = true;
 });
 await honest.create("/fuzz-honest", "", { nodeType: NodeType.EPHEMERAL });
+// A node whose children listing is over the registry's 4 MiB reply limit, for the pipelined mixes.
+await honest.create("/fuzz-big", "");
+await honest.create("/fuzz", "");
+for (let i = 0; i < 4400; i += 200) {
+  await Promise.all(Array.from({ length: 200 }, (_, j) => honest.create(`/fuzz-big/${"n".repeat(990)}${i + j}`, "")));
+}
 const channel = new RpcChannel({ loop, registry: honest, timeoutMs: 2000 });
 const users = newUserServiceRpcStub(channel);
 
@@ -280,6 +289,120 @@ async function hostile(port: number): Promise<void> {
   }
 }
 
+// --- registry: pipelined mixes of valid-but-hostile requests ---
+
+const MIX_PATHS = ["/fuzz", "/fuzz/a", "/fuzz/a/b", "/fuzz/e", "/fuzz-big", "/", "/fuzz/seq-", "/nope/x"];
+
+/** A raw ClientFrame `{ xid, create: { path } }` whose path bytes are not valid UTF-8 (no encoder would write it). */
+function badUtf8Create(xid: number): Uint8Array {
+  const path = Uint8Array.from([0x2f, 0x66, 0xc3, 0x28, 0xed, 0xa0, 0x80, 0xff]); // "/f", a bad pair, a surrogate, 0xff
+  const create = Uint8Array.from([0x0a, path.length, ...path]);
+  return Uint8Array.from([0x08, xid, 0x5a, create.length, ...create]); // field 1 varint xid (< 128), field 11
+}
+
+function mixRequest(xid: number): Uint8Array {
+  const path = MIX_PATHS[int(MIX_PATHS.length)]!;
+  const watch = int(2) === 0;
+  switch (int(14)) {
+    case 0:
+      return encodeClientFrame({
+        xid,
+        create: { path, data: randomBytes(int(64)), nodeType: 1 + int(2), sequential: int(3) === 0 },
+      });
+    case 1:
+      // Data at and just over the 1 MiB limit.
+      return encodeClientFrame({ xid, set: { path, data: new Uint8Array(1024 * 1024 + int(2)), expectedVersion: -1 } });
+    case 2:
+      return encodeClientFrame({ xid, set: { path, data: randomBytes(8), expectedVersion: int(4) - 1 } });
+    case 3:
+      return encodeClientFrame({ xid, delete: { path, expectedVersion: int(3) - 1 } });
+    case 4:
+      return encodeClientFrame({ xid, get: { path, watch } });
+    case 5:
+      return encodeClientFrame({ xid, exists: { path, watch } });
+    case 6:
+    case 7:
+      // The big node's listing is over the reply limit.
+      return encodeClientFrame({ xid, children: { path: int(2) === 0 ? "/fuzz-big" : path, watch } });
+    case 8:
+      return encodeClientFrame({ xid, ping: {} });
+    case 9:
+      return encodeClientFrame({ xid, connect: { sessionId: String(int(1000)) } }); // a second connect
+    case 10:
+      return badUtf8Create(xid);
+    case 11:
+      return encodeClientFrame({ xid }); // no operation at all
+    case 12:
+      return encodeClientFrame({
+        xid,
+        create: { path: `${path}/${"\ud800".repeat(int(3))}x`, data: new Uint8Array(0) },
+      });
+    default:
+      return encodeClientFrame({ xid, exists: { path: `/${"z".repeat(int(2000))}` } });
+  }
+}
+
+/** One connection: a session, then 20-200 pipelined requests in one write; every one must be answered in order. */
+async function registryMix(port: number): Promise<void> {
+  let conn: Deno.TcpConn;
+  try {
+    conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  } catch {
+    return;
+  }
+  figures.registryMixes++;
+  const count = 20 + int(180);
+  const bodies = [encodeClientFrame({ xid: 1, connect: { sessionId: "0" } })];
+  for (let i = 0; i < count; i++) bodies.push(mixRequest(2 + i));
+  if (int(10) === 0) bodies.push(encodeClientFrame({ xid: 2 + count, close: {} }));
+  const expected = bodies.length;
+  figures.registryMixRequests += expected;
+  const xids: number[] = [];
+  try {
+    const payload = new Uint8Array(bodies.reduce((sum, body) => sum + 4 + body.length, 0));
+    let offset = 0;
+    for (const body of bodies) {
+      payload.set(framed(body), offset);
+      offset += 4 + body.length;
+    }
+    const writing = (async () => {
+      for (let sent = 0; sent < payload.length;) sent += await conn.write(payload.subarray(sent));
+    })().catch(() => {});
+    let pending = new Uint8Array(0);
+    const buf = new Uint8Array(256 * 1024);
+    const until = performance.now() + 5000;
+    while (xids.length < expected && performance.now() < until) {
+      const n = await Promise.race([conn.read(buf), new Promise<null>((r) => setTimeout(() => r(null), 5000))]);
+      if (n === null) break;
+      const joined = new Uint8Array(pending.length + n);
+      joined.set(pending);
+      joined.set(buf.subarray(0, n), pending.length);
+      let at = 0;
+      while (joined.length - at >= 4) {
+        const length = new DataView(joined.buffer, at).getUint32(0);
+        if (joined.length - at - 4 < length) break;
+        const frame = decodeServerFrame(joined.subarray(at + 4, at + 4 + length));
+        if (frame.xid !== 0) xids.push(frame.xid); // xid 0: a watch event
+        at += 4 + length;
+      }
+      pending = joined.slice(at);
+    }
+    await writing;
+    const inOrder = xids.every((xid, i) => xid === i + 1);
+    if (!inOrder) failures.push(`registry answers out of order: ${xids.slice(0, 20).join(",")}`);
+    if (xids.length === expected && inOrder) figures.registryMixAnswered += expected;
+    else if (inOrder) failures.push(`registry answered ${xids.length} of ${expected} pipelined requests`);
+  } catch (error) {
+    failures.push(`registry mix: ${(error as Error).message}`);
+  } finally {
+    try {
+      conn.close();
+    } catch {
+      // closed
+    }
+  }
+}
+
 async function health(): Promise<void> {
   while (performance.now() < deadline) {
     figures.healthCalls++;
@@ -296,8 +419,9 @@ async function health(): Promise<void> {
 
 async function attacker(): Promise<void> {
   while (performance.now() < deadline) {
-    const choice = int(3);
-    if (choice === 0) await attack(Number(registryPort), registryValid);
+    const choice = int(4);
+    if (choice === 3) await registryMix(Number(registryPort));
+    else if (choice === 0) await attack(Number(registryPort), registryValid);
     else if (choice === 1) await attack(Number(providerPort), rpcValid);
     else await hostile(Number(providerPort));
   }
@@ -329,6 +453,10 @@ const checks: Array<[string, boolean]> = [
     figures.hostileEnvelopes > 0 && figures.hostileAnswered >= figures.hostileEnvelopes * 0.9,
   ],
   ["the honest ephemeral node is still there", (await honest.exists("/fuzz-honest")) !== undefined],
+  [
+    "the registry answered every pipelined mix in order",
+    figures.registryMixes > 0 && figures.registryMixAnswered === figures.registryMixRequests,
+  ],
 ];
 await channel.close();
 await honest.close();

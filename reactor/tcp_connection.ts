@@ -30,8 +30,10 @@ export const TcpConnectionState = {
 /** One of the {@linkcode TcpConnectionState} values. */
 export type TcpConnectionState = typeof TcpConnectionState[keyof typeof TcpConnectionState];
 
-// Free space guaranteed in the input buffer before each in-place read (the backend reads at most this much).
-const READ_TARGET_BYTES = 64 * 1024;
+// Free space offered to each in-place read: small for a new connection (most stay small, and a server may hold
+// thousands), doubled after every read that fills it, up to the largest the backend reads at once.
+const MIN_READ_TARGET_BYTES = 4 * 1024;
+const MAX_READ_TARGET_BYTES = 64 * 1024;
 
 /** The default high-water mark: 64 MiB waiting to be sent, as muduo. */
 export const DEFAULT_HIGH_WATER_MARK = 64 * 1024 * 1024;
@@ -60,6 +62,7 @@ export class TcpConnection {
   #state: TcpConnectionState = TcpConnectionState.CONNECTING;
   #reading = false;
   #inputBuffer = new Buffer();
+  #readTargetBytes = MIN_READ_TARGET_BYTES;
   // Double buffering: `#outputBuffer` collects sends while `#writingBuffer` is in flight, so the bytes the kernel
   // is reading are never moved by compaction or growth.
   #outputBuffer = new Buffer();
@@ -279,7 +282,7 @@ export class TcpConnection {
 
   // Offered to the backend so reads land in the input buffer directly (see RawSocketHandlers.readTarget).
   #readTarget(): Uint8Array {
-    this.#inputBuffer.ensureWritableBytes(READ_TARGET_BYTES);
+    this.#inputBuffer.ensureWritableBytes(this.#readTargetBytes);
     this.#pendingReadTarget = this.#inputBuffer.beginWrite();
     return this.#pendingReadTarget;
   }
@@ -287,6 +290,9 @@ export class TcpConnection {
   #handleRead(chunk: Uint8Array): void {
     if (this.#state === TcpConnectionState.DISCONNECTED) return;
     this.#bytesReceived += chunk.length;
+    if (chunk.length >= this.#readTargetBytes && this.#readTargetBytes < MAX_READ_TARGET_BYTES) {
+      this.#readTargetBytes *= 2;
+    }
     const target = this.#pendingReadTarget;
     this.#pendingReadTarget = undefined;
     const inPlace = target !== undefined && chunk.buffer === target.buffer && chunk.byteOffset === target.byteOffset;

@@ -360,8 +360,9 @@ export class DataTree {
       });
     }
     this.#ephemerals.delete(sessionId);
-    const recorded = this.#sessions.delete(sessionId);
-    if (paths.length > 0 || recorded) this.#advance(zxid);
+    this.#sessions.delete(sessionId);
+    // Every logged transaction advances the tree, found or not, so zxids stay continuous across a restart.
+    this.#advance(zxid);
     return { deleted: paths, events };
   }
 
@@ -479,6 +480,25 @@ export class DataTree {
       );
     }
     return tree;
+  }
+
+  /**
+   * A deep copy (data bytes shared: nodes never change them in place), for the server's proposed tree, which
+   * runs ahead of this one by the records in flight.
+   */
+  clone(): DataTree {
+    const copy = new DataTree({ maxDataBytes: this.#maxDataBytes, maxPathLength: this.#maxPathLength });
+    const copyNode = (node: TreeNode): TreeNode => {
+      const children = new Map<string, TreeNode>();
+      for (const [name, child] of node.children) children.set(name, copyNode(child));
+      return { ...node, children };
+    };
+    Object.assign(copy.#root, copyNode(this.#root));
+    for (const [owner, paths] of this.#ephemerals) copy.#ephemerals.set(owner, new Set(paths));
+    for (const [id, record] of this.#sessions) copy.#sessions.set(id, record);
+    copy.#nodeCount = this.#nodeCount;
+    copy.#lastZxid = this.#lastZxid;
+    return copy;
   }
 
   /** Every path in the tree, parents first (for `tree` listings and tests). */

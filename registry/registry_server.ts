@@ -25,13 +25,7 @@ import {
   toBigInt,
 } from "./_codec.ts";
 import { RegistryConnection, type ReplySlot } from "./_registry_connection.ts";
-import {
-  operationOf,
-  READ_HANDLERS,
-  type ReadScope,
-  WRITE_HANDLERS,
-  type WriteHandler,
-} from "./_request_handlers.ts";
+import { operationOf, READ_HANDLERS, type ReadScope, WRITE_HANDLERS, type WriteHandler } from "./_request_handlers.ts";
 import { AccessControl } from "./access_control.ts";
 import { DataTree, type TreeEvent } from "./data_tree.ts";
 import { importHeartbeatKey } from "./heartbeat.ts";
@@ -127,7 +121,7 @@ export interface RegistryServerOptions {
   frameTimeoutMs?: number;
   /**
    * Bytes of partial frames held across all connections; a connection that would pass it is closed.
-   * @default {268435456}
+   * @default {67108864}
    */
   maxBufferedBytes?: number;
   /**
@@ -229,7 +223,7 @@ const DEFAULTS = {
   maxWatchesPerSession: 10_000,
   handshakeTimeoutMs: 10_000,
   frameTimeoutMs: 30_000,
-  maxBufferedBytes: 256 * 1024 * 1024,
+  maxBufferedBytes: 64 * 1024 * 1024,
 } as const;
 
 type ResolvedOptions =
@@ -573,14 +567,20 @@ export class RegistryServer {
       state.reply(
         this.#errorFrame(
           frame.xid,
-          new RegistryError(RegistryErrorCode.API_ERROR, "Cannot serve the request as the first request must be connect"),
+          new RegistryError(
+            RegistryErrorCode.API_ERROR,
+            "Cannot serve the request as the first request must be connect",
+          ),
         ),
       );
       state.connection.shutdown();
       return;
     }
     if (this.#sessions.get(session.id) !== session) {
-      throw new RegistryError(RegistryErrorCode.SESSION_EXPIRED, `Cannot serve the request as session ${session.id} has expired`);
+      throw new RegistryError(
+        RegistryErrorCode.SESSION_EXPIRED,
+        `Cannot serve the request as session ${session.id} has expired`,
+      );
     }
     // Any request is a sign of life too.
     this.#sessions.touch(session.id);
@@ -638,7 +638,10 @@ export class RegistryServer {
       const session = this.#sessions.get(requestedId);
       if (session === undefined || !sameBytes(session.secret, request.sessionSecret ?? EMPTY)) {
         // An unknown id and a wrong secret look alike, so a stranger learns nothing from the answer.
-        throw new RegistryError(RegistryErrorCode.SESSION_EXPIRED, `Cannot resume session ${requestedId}: it has expired`);
+        throw new RegistryError(
+          RegistryErrorCode.SESSION_EXPIRED,
+          `Cannot resume session ${requestedId}: it has expired`,
+        );
       }
       const previous = session.connection;
       session.connection = state;
@@ -673,7 +676,14 @@ export class RegistryServer {
         // Logged like any write, so the session survives a restart; answered once durable.
         this.#pipeline.propose((tree, zxid) => {
           tree.createSession(id, { secret, ...credentials }, zxid);
-          const record: TxnRecord = { type: "createSession", zxid, timeMs: Date.now(), sessionId: id, secret, ...credentials };
+          const record: TxnRecord = {
+            type: "createSession",
+            zxid,
+            timeMs: Date.now(),
+            sessionId: id,
+            secret,
+            ...credentials,
+          };
           return { record, events: [], result: undefined };
         }, (error) => {
           if (error !== undefined) return fail(error);
@@ -714,7 +724,12 @@ export class RegistryServer {
     this.#watches.removeWatcher(session);
     const slot = state.reserve();
     this.#logCloseSession(session.id, (error) => {
-      state.fill(slot, error === undefined ? { xid, zxid: this.#pipeline.lastZxid.toString(), close: {} } : this.#errorFrame(xid, error));
+      state.fill(
+        slot,
+        error === undefined
+          ? { xid, zxid: this.#pipeline.lastZxid.toString(), close: {} }
+          : this.#errorFrame(xid, error),
+      );
       state.connection.shutdown();
     });
   }
@@ -743,7 +758,7 @@ export class RegistryServer {
         this.#retryTimer = undefined;
         const ids = [...this.#retryClose];
         this.#retryClose.clear();
-        if (!this.#stopped) for (const id of ids) this.#logCloseSession(id, undefined);
+        if (!this.#stopped) { for (const id of ids) this.#logCloseSession(id, undefined); }
       });
     };
     try {

@@ -42,8 +42,9 @@ class DenoTcpSocket implements RawSocket {
   readonly localAddress: SocketAddress;
   readonly remoteAddress: SocketAddress;
   readonly #conn: Deno.TcpConn | Deno.TlsConn;
-  // One buffer per socket, reused for every read: the receiver copies what it keeps (the contract says so).
-  readonly #readBuffer = new Uint8Array(READ_BUFFER_BYTES);
+  // One buffer per socket, reused for every read: the receiver copies what it keeps (the contract says so). Made
+  // on first use: an owner that offers its own read target (TcpConnection does) never needs it.
+  #readBuffer: Uint8Array | undefined;
   #handlers: RawSocketHandlers | undefined;
   #paused = false;
   // A read result that arrived while paused: bytes, null for EOF, undefined for none.
@@ -76,7 +77,7 @@ class DenoTcpSocket implements RawSocket {
     const handlers = this.#handlers!;
     try {
       while (!this.#paused && !this.#closed) {
-        const target = handlers.readTarget?.() ?? this.#readBuffer;
+        const target = handlers.readTarget?.() ?? (this.#readBuffer ??= new Uint8Array(READ_BUFFER_BYTES));
         const n = await this.#conn.read(target);
         if (this.#closed) break;
         if (this.#paused) {
