@@ -125,7 +125,9 @@ async function verify(client: RegistryClient): Promise<string[]> {
   for (const [path, m] of model) {
     const seen = present.get(path);
     const allowed = "doubt" in m ? [m.acked, m.doubt] : [m.acked];
-    if (!allowed.includes(seen)) broken.push(`${path}: ${seen ?? "absent"}, expected ${allowed.map(String).join(" or ")}`);
+    if (!allowed.includes(seen)) {
+      broken.push(`${path}: ${seen ?? "absent"}, expected ${allowed.map(String).join(" or ")}`);
+    }
   }
   for (const path of present.keys()) if (!model.has(path)) broken.push(`${path}: present but never written`);
   return broken;

@@ -9,7 +9,13 @@
 
 import type { EventLoop } from "../reactor/event_loop.ts";
 import type { InetAddress } from "../reactor/inet_address.ts";
-import { encodeHeartbeat, HEARTBEAT_FLAG_EXPIRED, HEARTBEAT_FLAG_NONE, parseHeartbeat, verifyHeartbeat } from "./heartbeat.ts";
+import {
+  encodeHeartbeat,
+  HEARTBEAT_FLAG_EXPIRED,
+  HEARTBEAT_FLAG_NONE,
+  parseHeartbeat,
+  verifyHeartbeat,
+} from "./heartbeat.ts";
 import { RegistryError, RegistryErrorCode } from "./registry_error.ts";
 import { SessionTracker } from "./session_tracker.ts";
 
@@ -245,7 +251,9 @@ export class SessionTable {
     from: InetAddress,
   ): void {
     verifyHeartbeat(heartbeat.signed, heartbeat.proof, key)
-      .then((valid) => valid ? encodeHeartbeat(heartbeat.sessionId, heartbeat.counter, key, HEARTBEAT_FLAG_EXPIRED) : undefined)
+      .then((valid) =>
+        valid ? encodeHeartbeat(heartbeat.sessionId, heartbeat.counter, key, HEARTBEAT_FLAG_EXPIRED) : undefined
+      )
       .then((notice) => {
         if (notice === undefined) return;
         this.#stats.expiryNotices++;
