@@ -15,7 +15,7 @@
  */
 
 import type { EventLoop } from "../reactor/event_loop.ts";
-import { type HttpRequest, type HttpResponse, HttpServer } from "../reactor/http_server.ts";
+import { type HttpRequest, type HttpResponse, HttpServer, type HttpServerOptions } from "../reactor/http_server.ts";
 import type { InetAddress } from "../reactor/inet_address.ts";
 import { PrometheusText } from "../reactor/prometheus_text.ts";
 import { NodeType } from "./data_tree.ts";
@@ -260,13 +260,17 @@ export function registryStatusHandler(server: RegistryServer): (request: HttpReq
   };
 }
 
-/** Start the status server for `server` on `address` (loopback unless told otherwise). */
+/**
+ * Start the status server for `server` on `address` (loopback unless told otherwise), with `options` limits
+ * (HttpServer's safe defaults when omitted; see `registryStatusOptions` in registry_config.ts for those a config asks for).
+ */
 export async function startRegistryStatus(
   loop: EventLoop,
   server: RegistryServer,
   address: InetAddress,
+  options: HttpServerOptions = {},
 ): Promise<HttpServer> {
-  const http = new HttpServer(loop, address, "RegistryStatus", registryStatusHandler(server));
+  const http = new HttpServer(loop, address, "RegistryStatus", registryStatusHandler(server), options);
   await http.start();
   return http;
 }

@@ -22,7 +22,7 @@ import {
   DEFAULT_CLOSE_AT_BYTES,
   DEFAULT_PAUSE_AT_BYTES,
 } from "../reactor/flow_control.ts";
-import { HttpServer } from "../reactor/http_server.ts";
+import { HttpServer, type HttpServerOptions } from "../reactor/http_server.ts";
 import { getLogger } from "../reactor/logger.ts";
 import type { TcpConnection } from "../reactor/tcp_connection.ts";
 import { TcpServer } from "../reactor/tcp_server.ts";
@@ -192,6 +192,12 @@ export interface RpcProviderOptions {
    * @default {"127.0.0.1"}
    */
   statusHost?: string;
+  /**
+   * Limits of the status server (deadlines, connection cap, request size, the Host names it answers besides
+   * loopback and IP addresses: set `allowedHosts` when the pages are reached by name).
+   * @default {HttpServer's defaults}
+   */
+  statusServer?: HttpServerOptions;
 }
 
 /** A provider's counters (per isolate: with `threads`, each Worker counts its own calls). */
@@ -515,6 +521,7 @@ export class RpcProvider {
         new InetAddress(this.#options.statusHost ?? "127.0.0.1", this.#options.statusPort),
         "RpcProviderStatus",
         providerStatusHandler(this),
+        this.#options.statusServer,
       );
       await status.start();
       this.#status = status;
