@@ -7,6 +7,7 @@
  */
 
 import type { NetBackend } from "../reactor/backend/net_backend.ts";
+import type { HttpServerOptions } from "../reactor/http_server.ts";
 import { validatePath } from "./path.ts";
 import type { RegistryServerOptions } from "./registry_server.ts";
 
@@ -52,6 +53,11 @@ export interface RegistryConfig {
   statusPort?: number;
   /** Address of the status pages (`statusIp`). Default 127.0.0.1 (loopback only). */
   statusIp: string;
+  /**
+   * Host names the status pages answer to (`statusAllowedHosts`) besides the listen address, localhost and IP
+   * addresses: any other Host header gets 403 (DNS rebinding). Default none.
+   */
+  statusAllowedHosts?: string[];
   /** Directory for daily log files (`log_path`). Default none (stderr only). */
   logPath?: string;
   /** Log level name or 0-5 (`log_level`). Default INFO. */
@@ -123,6 +129,14 @@ export function parseRegistryConfig(raw: unknown, source: string): RegistryConfi
     const key = ALIASES[rawKey] ?? rawKey;
     if (key === "acl") {
       config.acl = parseAcl(value, source);
+    } else if (key === "statusAllowedHosts") {
+      if (!Array.isArray(value) || !value.every((host) => typeof host === "string" && /^[\w.-]+$/.test(host))) {
+        throw new TypeError(
+          `Cannot load registry config ${source} as 'statusAllowedHosts' must be a list of host names without ` +
+            `ports, like ["status.example.internal"]: current value is ${JSON.stringify(value)}`,
+        );
+      }
+      config.statusAllowedHosts = [...value];
     } else if ((NUMBER_KEYS as readonly string[]).includes(key)) {
       const n = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
       const [min, max] = LIMITS[key]!;
@@ -150,7 +164,7 @@ export function parseRegistryConfig(raw: unknown, source: string): RegistryConfi
     } else {
       throw new TypeError(
         `Cannot load registry config ${source} as key '${rawKey}' is unknown (known: ${
-          [...STRING_KEYS, ...NUMBER_KEYS, "acl"].join(", ")
+          [...STRING_KEYS, ...NUMBER_KEYS, "acl", "statusAllowedHosts"].join(", ")
         })`,
       );
     }
@@ -243,4 +257,9 @@ export function registryServerOptions(config: RegistryConfig): RegistryServerOpt
     acl: config.acl,
     handshakeTimeoutMs: config.handshakeTimeoutMs,
   };
+}
+
+/** The status server options a config stands for (pass them to `startRegistryStatus`). */
+export function registryStatusOptions(config: RegistryConfig): HttpServerOptions {
+  return { allowedHosts: config.statusAllowedHosts ?? [] };
 }

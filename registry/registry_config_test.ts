@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseRegistryConfig, registryServerOptions } from "./registry_config.ts";
+import { parseRegistryConfig, registryServerOptions, registryStatusOptions } from "./registry_config.ts";
 
 const SECRET = "s3cret-provider-token";
 
@@ -59,4 +59,12 @@ Deno.test("parseRegistryConfig never prints tokens when an acl or authToken is m
     assert.match(error.message, /^Cannot load registry config conf\.json as '(acl|authToken)'/);
   }
   assert.match(errorOf({ acl: { "/svc": [SECRET, 42] } }).message, /token #2 of prefix #1 '\/svc'.*of type number/);
+});
+
+Deno.test("parseRegistryConfig takes statusAllowedHosts for the status server and refuses a malformed one", () => {
+  const config = parseRegistryConfig({ statusAllowedHosts: ["status.example.internal"] }, "conf.json");
+  assert.deepEqual(registryStatusOptions(config), { allowedHosts: ["status.example.internal"] });
+  assert.deepEqual(registryStatusOptions(parseRegistryConfig({}, "conf.json")), { allowedHosts: [] });
+  assert.match(errorOf({ statusAllowedHosts: "x" }).message, /'statusAllowedHosts' must be a list of host names/);
+  assert.match(errorOf({ statusAllowedHosts: ["a.example:80"] }).message, /without ports/);
 });
