@@ -153,6 +153,7 @@ export function invalidFrameXid(error: unknown): number | undefined {
   return error instanceof RegistryError ? invalidXids.get(error) : undefined;
 }
 
+const utf8 = protobuf.util.utf8;
 const invalidXids = new WeakMap<RegistryError, number>();
 const fatalDecoder = new TextDecoder("utf-8", { fatal: true });
 
@@ -167,12 +168,15 @@ interface BadString {
  * its lenient decoding). protobufjs's own `utf8.read` replaces invalid sequences silently. ASCII, the usual case
  * for paths, takes the original fast path; anything else goes through a fatal TextDecoder. A bad string does not
  * stop the decode, so the frame's xid and the field's name are known when the error is raised.
+ *
+ * FIXME: measured on a 40-byte GetRequest, a decode costs about 0.5 us instead of 0.22 us, and most of that comes
+ * from using any Reader other than protobufjs's own (a subclass that overrides nothing costs the same), not from
+ * the check. A schema-driven scan of the raw bytes before a plain decode may win it back.
  */
 class StrictReader extends protobuf.Reader {
   bad: BadString | undefined;
 
   override string(): string {
-    const start = this.pos;
     const bytes = this.bytes();
     let ascii = true;
     for (let i = 0; i < bytes.length; i++) {
@@ -181,10 +185,7 @@ class StrictReader extends protobuf.Reader {
         break;
       }
     }
-    if (ascii) {
-      this.pos = start;
-      return super.string();
-    }
+    if (ascii) return utf8.read(bytes, 0, bytes.length);
     try {
       return fatalDecoder.decode(bytes);
     } catch (cause) {
