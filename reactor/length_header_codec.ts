@@ -41,7 +41,7 @@ export type FrameCallback = (connection: TcpConnection, body: Uint8Array, receiv
 
 /**
  * An idle input buffer above this capacity is given back (see {@linkcode Buffer.shrinkIfEmpty}): a connection
- * keeps at most this much after a large frame. It is above the 64 KiB TcpConnection reads into, so ordinary
+ * keeps at most this much after a large frame. It is above the (at most) 64 KiB TcpConnection reads into, so ordinary
  * traffic never reallocates.
  */
 export const SHRINK_INPUT_ABOVE_BYTES = 256 * 1024;
