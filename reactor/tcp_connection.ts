@@ -296,7 +296,8 @@ export class TcpConnection {
     const target = this.#pendingReadTarget;
     this.#pendingReadTarget = undefined;
     const inPlace = target !== undefined && chunk.buffer === target.buffer && chunk.byteOffset === target.byteOffset;
-    if (inPlace && this.#inputBuffer.beginWrite().byteOffset === target.byteOffset) {
+    const writable = this.#inputBuffer.beginWrite();
+    if (inPlace && writable.buffer === target.buffer && writable.byteOffset === target.byteOffset) {
       this.#inputBuffer.hasWritten(chunk.length);
     } else {
       // The input buffer changed while the read was in flight (retrieved or grown from elsewhere): copy.

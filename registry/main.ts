@@ -25,6 +25,7 @@ import {
   loadRegistryConfig,
   type RegistryConfig,
   registryServerOptions,
+  registryStatusOptions,
 } from "./registry_config.ts";
 import { startRegistryStatus } from "./registry_status.ts";
 import { RegistryServer } from "./registry_server.ts";
@@ -91,7 +92,8 @@ export async function main(args: string[]): Promise<number> {
   let status: HttpServer | undefined;
   if (config.statusPort !== undefined) {
     try {
-      status = await startRegistryStatus(loop, server, new InetAddress(config.statusIp, config.statusPort));
+      const address = new InetAddress(config.statusIp, config.statusPort);
+      status = await startRegistryStatus(loop, server, address, registryStatusOptions(config));
     } catch (error) {
       logger.fatal(`Cannot start the status pages on ${config.statusIp}:${config.statusPort}`, { error });
       await server.stop();

@@ -33,6 +33,20 @@ export interface RegistryConfig {
   maxDataBytes: number;
   /** Connections per client IP (`maxConnectionsPerIp`). Default 1024. */
   maxConnectionsPerIp: number;
+  /** Largest reply frame in bytes (`maxReplyBytes`); a larger answer is LIMIT_EXCEEDED. Default 4 MiB. */
+  maxReplyBytes?: number;
+  /** Sessions open at once (`maxSessions`). Default 100000. */
+  maxSessions?: number;
+  /** Sessions open at once per client IP (`maxSessionsPerIp`). Default 1024. */
+  maxSessionsPerIp?: number;
+  /** Longest auth token a client may present, in bytes (`maxAuthTokenBytes`). Default 1024. */
+  maxAuthTokenBytes?: number;
+  /** Watches one session may hold (`maxWatchesPerSession`). Default 10000. */
+  maxWatchesPerSession?: number;
+  /** Milliseconds a connection may hold part of a frame (`frameTimeoutMs`). Default 30000. */
+  frameTimeoutMs?: number;
+  /** Bytes of partial frames held across all connections (`maxBufferedBytes`). Default 16 MiB. */
+  maxBufferedBytes?: number;
   /** Shared token required for changes (`authToken`): a non-empty string. Default none (no token needed). */
   authToken?: string;
   /** Milliseconds a connection may go without opening a session (`handshakeTimeoutMs`). Default 10000. */
@@ -91,6 +105,13 @@ const NUMBER_KEYS = [
   "maxConnectionsPerIp",
   "statusPort",
   "handshakeTimeoutMs",
+  "maxReplyBytes",
+  "maxSessions",
+  "maxSessionsPerIp",
+  "maxAuthTokenBytes",
+  "maxWatchesPerSession",
+  "frameTimeoutMs",
+  "maxBufferedBytes",
 ] as const;
 const STRING_KEYS = [
   "ip",
@@ -114,6 +135,13 @@ const LIMITS: Record<string, [number, number]> = {
   maxConnectionsPerIp: [1, 1e6],
   statusPort: [0, 65535],
   handshakeTimeoutMs: [1, 3_600_000],
+  maxReplyBytes: [1024, 2 ** 31],
+  maxSessions: [1, 1e7],
+  maxSessionsPerIp: [1, 1e7],
+  maxAuthTokenBytes: [1, 1024 * 1024],
+  maxWatchesPerSession: [1, 1e8],
+  frameTimeoutMs: [1, 3_600_000],
+  maxBufferedBytes: [1024, 2 ** 40],
 };
 
 /**
@@ -256,6 +284,13 @@ export function registryServerOptions(config: RegistryConfig): RegistryServerOpt
     authToken: config.authToken,
     acl: config.acl,
     handshakeTimeoutMs: config.handshakeTimeoutMs,
+    maxReplyBytes: config.maxReplyBytes,
+    maxSessions: config.maxSessions,
+    maxSessionsPerIp: config.maxSessionsPerIp,
+    maxAuthTokenBytes: config.maxAuthTokenBytes,
+    maxWatchesPerSession: config.maxWatchesPerSession,
+    frameTimeoutMs: config.frameTimeoutMs,
+    maxBufferedBytes: config.maxBufferedBytes,
   };
 }
 

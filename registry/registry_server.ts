@@ -121,7 +121,7 @@ export interface RegistryServerOptions {
   frameTimeoutMs?: number;
   /**
    * Bytes of partial frames held across all connections; a connection that would pass it is closed.
-   * @default {67108864}
+   * @default {16777216}
    */
   maxBufferedBytes?: number;
   /**
@@ -223,7 +223,7 @@ const DEFAULTS = {
   maxWatchesPerSession: 10_000,
   handshakeTimeoutMs: 10_000,
   frameTimeoutMs: 30_000,
-  maxBufferedBytes: 64 * 1024 * 1024,
+  maxBufferedBytes: 16 * 1024 * 1024,
 } as const;
 
 type ResolvedOptions =
@@ -510,6 +510,8 @@ export class RegistryServer {
   }
 
   #onDisconnected(connection: TcpConnection): void {
+    // The codec lets go of the connection's partial frame and its deadline timer.
+    this.#codec.onConnection(connection);
     const state = connection.context as RegistryConnection | undefined;
     if (state === undefined) return;
     const count = (this.#connectionsPerIp.get(state.ip) ?? 1) - 1;
