@@ -32,11 +32,17 @@ export async function spawnReady(argv: string[], env: Record<string, string> = {
   };
 }
 
-/** A registry process on a free port with durability on (data in a temp dir, removed on stop). */
-export async function startRegistry(): Promise<{ address: string; stop(): Promise<void> }> {
+/**
+ * A registry process on a free port with durability on (data in a temp dir, removed on stop), or, with
+ * `memoryOnly`, keeping the tree in memory only (the seed's semantics).
+ */
+export async function startRegistry(
+  options: { memoryOnly?: boolean } = {},
+): Promise<{ address: string; stop(): Promise<void> }> {
   const dir = await Deno.makeTempDir({ prefix: "registry-" });
   const main = new URL("../registry/main.ts", import.meta.url).pathname;
-  const registry = await spawnReady([Deno.execPath(), "run", "-A", main, "--port", "0", "--data-dir", dir], {
+  const dataDir = options.memoryOnly ? "" : dir;
+  const registry = await spawnReady([Deno.execPath(), "run", "-A", main, "--port", "0", "--data-dir", dataDir], {
     DWT_LOG_LEVEL: "WARN",
   });
   return {

@@ -1,10 +1,12 @@
 /**
- * The registry against ZooKeeper 3.8, side by side in one run, both durable (our transaction log fsyncs before
- * answering; ZooKeeper runs with forceSync=yes): create, get and exists ops/s with 1 and 32 requests in flight.
- * Both servers are separate processes on 127.0.0.1; both clients run in this process on the same reactor (ours:
- * RegistryClient; ZooKeeper's: ZooKeeperRegistry).
+ * The registry against ZooKeeper 3.8, side by side in one run: create, get and exists ops/s with 1 and 32
+ * requests in flight. ZooKeeper and our registry are both durable (our transaction log fsyncs before a write is
+ * applied and answered; ZooKeeper runs with forceSync=yes); a third column runs our registry with `dataDir: ""`
+ * (memory only, the seed's semantics). Every point runs `--runs` times, round-robin over the servers; the table
+ * shows the medians and every run. All servers are separate processes on 127.0.0.1; all clients run in this
+ * process on the same reactor (ours: RegistryClient; ZooKeeper's: ZooKeeperRegistry).
  *
- *   deno task bench-registry [--seconds 3]
+ *   deno task bench-registry [--seconds 2] [--runs 5]
  */
 
 import { parseArgs } from "node:util";
@@ -16,8 +18,12 @@ import { ZooKeeperRegistry } from "../registry/zookeeper_registry.ts";
 import { startZooKeeper } from "../registry/testdata/zookeeper_server.ts";
 import { startRegistry } from "./_spawn_ready.ts";
 
-const { values } = parseArgs({ args: Deno.args, options: { seconds: { type: "string", default: "3" } } });
+const { values } = parseArgs({
+  args: Deno.args,
+  options: { seconds: { type: "string", default: "2" }, runs: { type: "string", default: "5" } },
+});
 const durationMs = Number(values.seconds) * 1000;
+const runs = Math.max(1, Number(values.runs));
 getLogger().level = LogLevel.WARN;
 
 // Both servers through the same Registry interface (ours: RegistryClient; ZooKeeper: ZooKeeperRegistry, its client
@@ -60,24 +66,30 @@ async function measure(
 
 const zk = await startZooKeeper();
 const registry = await startRegistry();
-const stores: Record<string, Store> = {
-  zookeeper: store(await ZooKeeperRegistry.connect(zk.connectString, { loop: EventLoop.current() })),
-  dwt: store(await RegistryClient.connect(registry.address, { loop: EventLoop.current() })),
+const memoryRegistry = await startRegistry({ memoryOnly: true });
+const loop = EventLoop.current();
+const stores = {
+  zookeeper: store(await ZooKeeperRegistry.connect(zk.connectString, { loop })),
+  dwt: store(await RegistryClient.connect(registry.address, { loop })),
+  dwtMemory: store(await RegistryClient.connect(memoryRegistry.address, { loop })),
 };
-const results: Array<{ op: string; inFlight: number; zookeeper: number; dwt: number }> = [];
+type Name = keyof typeof stores;
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+const results: Array<{ op: string; inFlight: number; runs: Record<Name, number[]> }> = [];
 try {
   for (const store of Object.values(stores)) {
     for (const inFlight of [1, 32]) await store.create(`/bench${inFlight}`);
   }
   for (const op of ["create", "get", "exists"] as const) {
     for (const inFlight of [1, 32]) {
-      const row = { op, inFlight, zookeeper: 0, dwt: 0 };
-      for (const [name, store] of Object.entries(stores)) {
-        row[name as "zookeeper" | "dwt"] = await measure(store, op, inFlight, `/bench${inFlight}`);
-        // Progress on stderr: the table comes at the end on stdout.
-        console.error(
-          `${op} with ${inFlight} in flight on ${name}: ${row[name as "zookeeper" | "dwt"].toFixed(0)} ops/s`,
-        );
+      const row = { op, inFlight, runs: { zookeeper: [], dwt: [], dwtMemory: [] } as Record<Name, number[]> };
+      for (let run = 0; run < runs; run++) {
+        for (const [name, store] of Object.entries(stores) as Array<[Name, Store]>) {
+          const opsPerSecond = await measure(store, op, inFlight, `/bench${inFlight}`);
+          row.runs[name].push(opsPerSecond);
+          // Progress on stderr: the table comes at the end on stdout.
+          console.error(`${op} with ${inFlight} in flight on ${name}, run ${run + 1}: ${opsPerSecond.toFixed(0)} ops/s`);
+        }
       }
       results.push(row);
     }
@@ -85,17 +97,24 @@ try {
 } finally {
   for (const store of Object.values(stores)) await store.close();
   await registry.stop();
+  await memoryRegistry.stop();
   await zk.stop();
 }
 
-console.log(`registry vs ZooKeeper 3.8, durable, ${values.seconds} s per point`);
-console.log("| op | in flight | ZooKeeper ops/s | dwt registry ops/s | ratio |");
-console.log("| --- | ---: | ---: | ---: | ---: |");
+const show = (values: number[]) => values.map((value) => value.toFixed(0)).join(" ");
+console.log(`registry vs ZooKeeper 3.8, ${values.seconds} s per point, median of ${runs} runs (all runs in brackets)`);
+console.log(
+  "| op | in flight | ZooKeeper ops/s | dwt durable ops/s | ratio | dwt memory only ops/s | ratio |",
+);
+console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
 for (const row of results) {
+  const zk = median(row.runs.zookeeper);
+  const dwt = median(row.runs.dwt);
+  const memory = median(row.runs.dwtMemory);
   console.log(
-    `| ${row.op} | ${row.inFlight} | ${row.zookeeper.toFixed(0)} | ${row.dwt.toFixed(0)} | ${
-      (row.dwt / row.zookeeper).toFixed(2)
-    } |`,
+    `| ${row.op} | ${row.inFlight} | ${zk.toFixed(0)} [${show(row.runs.zookeeper)}] | ${dwt.toFixed(0)} [${
+      show(row.runs.dwt)
+    }] | ${(dwt / zk).toFixed(2)} | ${memory.toFixed(0)} [${show(row.runs.dwtMemory)}] | ${(memory / zk).toFixed(2)} |`,
   );
 }
 Deno.exit(0);
