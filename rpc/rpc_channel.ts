@@ -410,6 +410,7 @@ export class RpcChannel {
   async #refresh(service: string, discovery: Discovery): Promise<void> {
     const registry = this.#options.registry!;
     const path = `/${service}`;
+    const before = discovery.addresses;
     const rewatch = () => {
       if (!this.#closed) {
         this.#refresh(service, discovery).catch((error) =>
@@ -434,8 +435,15 @@ export class RpcChannel {
         connection.closeWhenIdle();
       }
     }
-    // A drained provider that left the registry is a new one if it comes back.
-    for (const address of this.#draining.keys()) if (!this.#isListed(address)) this.#draining.delete(address);
+    // A drained provider that left the registry, or that appears again (restarted on the same address, its drain
+    // frame having arrived after the registry said it left), is a new one.
+    for (const address of this.#draining.keys()) {
+      if (!this.#isListed(address) || (discovery.addresses.includes(address) && !before.includes(address))) {
+        this.#draining.delete(address);
+      }
+    }
+    // Nothing is remembered of providers that left.
+    for (const address of this.#ejected.keys()) if (!this.#isListed(address)) this.#ejected.delete(address);
     getLogger().debug(`RpcChannel: providers of ${service}: ${discovery.addresses.join(", ") || "none"}`);
   }
 

@@ -302,17 +302,17 @@ export class RpcProvider {
     this.#callHost = {
       loop: this.#loop,
       answer: (call, status, errorMessage, metadata, payload) =>
-        this.#answer(
-          call.served.connection,
-          call.callId,
-          call.service,
-          call.method,
-          call.entry,
+        this.#answer({
+          connection: call.served.connection,
+          callId: call.callId,
+          service: call.service,
+          method: call.method,
+          entry: call.entry,
           status,
           errorMessage,
           metadata,
           payload,
-        ),
+        }),
       settled: (call) => {
         call.served.remove(call);
         this.#callsInFlight--;
@@ -915,30 +915,21 @@ export class RpcProvider {
 
   // Answers a call that was not run.
   #answerError(served: ServedConnection, frame: DecodedFrame, error: RpcError, metadata?: Record<string, string>) {
-    this.#answer(
-      served.connection,
-      frame.callId,
-      frame.service,
-      frame.method,
-      this.#services.get(frame.service)?.handlers.get(frame.method),
-      error.code,
-      error.rawMessage,
+    this.#answer({
+      connection: served.connection,
+      callId: frame.callId,
+      service: frame.service,
+      method: frame.method,
+      entry: this.#services.get(frame.service)?.handlers.get(frame.method),
+      status: error.code,
+      errorMessage: error.rawMessage,
       metadata,
-      EMPTY_BYTES,
-    );
+      payload: EMPTY_BYTES,
+    });
   }
 
-  #answer(
-    connection: TcpConnection,
-    callId: number,
-    service: string,
-    method: string,
-    entry: HandlerEntry | undefined,
-    status: number,
-    errorMessage: string,
-    metadata: Record<string, string> | undefined,
-    payload: Uint8Array,
-  ): void {
+  #answer(answer: ProviderAnswer): void {
+    const { connection, callId, service, method, entry, status, errorMessage, metadata, payload } = answer;
     this.#count(service, method, entry, status);
     if (!connection.connected) return;
     const maxFrameBytes = this.#codec.maxFrameBytes;
@@ -955,6 +946,20 @@ export class RpcProvider {
       closeIfBacklogged(connection, this.#options.maxUnsentBytes ?? DEFAULT_CLOSE_AT_BYTES);
     }
   }
+}
+
+/** One answer on its way out, and what it is counted under. */
+interface ProviderAnswer {
+  connection: TcpConnection;
+  callId: number;
+  service: string;
+  method: string;
+  /** The method's entry (its counters), undefined for a made-up name. */
+  entry: HandlerEntry | undefined;
+  status: number;
+  errorMessage: string;
+  metadata: Record<string, string> | undefined;
+  payload: Uint8Array;
 }
 
 /** What each Worker of a multi-threaded provider is given. */

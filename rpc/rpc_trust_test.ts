@@ -892,3 +892,56 @@ Deno.test("Config: every provider limit has an rpcserver_ key; a bad value names
     /'rpcserver_frame_timeout_ms' must be an integer >= 1: current value is -1/,
   );
 });
+
+Deno.test("Drain: a lone provider restarted on the same address under load fails no call (callers wait for it)", async () => {
+  const loop = new EventLoop();
+  const server = new RegistryServer({ port: 0, loop, heartbeatTimeoutMs: 100, heartbeatMaxCount: 5 });
+  await server.start();
+  const registries: RegistryClient[] = [];
+  let port = 0;
+  const startProvider = async () => {
+    const registry = await RegistryClient.connect(server.address, { loop });
+    registries.push(registry);
+    const provider = new RpcProvider({ loop, registry, port });
+    provider.registerService(ECHO, echoImpl());
+    await provider.start();
+    port = provider.address.port;
+    return provider;
+  };
+  let provider = await startProvider();
+  const callerRegistry = await RegistryClient.connect(server.address, { loop });
+  const channel = new RpcChannel({ loop, registry: callerRegistry, timeoutMs: 3000 });
+  const stub = channel.stub<EchoStub>(ECHO);
+  let calls = 0;
+  let failed = 0;
+  const errors: string[] = [];
+  let stop = false;
+  try {
+    const load = Promise.all(Array.from({ length: 4 }, async () => {
+      while (!stop) {
+        calls++;
+        await stub.Slow({ text: "s", delayMs: 10 }).catch((error) => {
+          failed++;
+          errors.push((error as Error).message);
+        });
+      }
+    }));
+    await sleep(100);
+    for (let i = 0; i < 2; i++) {
+      await provider.stop({ graceMs: 1000 });
+      provider = await startProvider();
+      await sleep(200);
+    }
+    stop = true;
+    await load;
+    console.log(`lone provider restarted twice on port ${port}: ${calls} calls, ${failed} failed`, errors.slice(0, 3));
+    assert.equal(failed, 0);
+  } finally {
+    stop = true;
+    await channel.close();
+    await provider.stop({ graceMs: 100 });
+    for (const registry of registries) await registry.close();
+    await callerRegistry.close();
+    await server.stop();
+  }
+});
