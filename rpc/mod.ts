@@ -1,7 +1,8 @@
 /**
  * The RPC layer: publish protobuf services with {@linkcode RpcProvider} and call them by name through
  * {@linkcode RpcChannel}, with providers discovered in the registry, balanced, and failed over. Deadlines,
- * cancellation, gRPC status codes ({@linkcode RpcError}), safe retries, interceptors and metadata.
+ * cancellation (inherited by nested calls through `{ parent: context }`), gRPC status codes ({@linkcode RpcError}),
+ * retries only of calls no handler saw, drain on stop, keepalive and outlier ejection, interceptors and metadata.
  *
  * @module
  */

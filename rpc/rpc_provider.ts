@@ -2,7 +2,11 @@
  * The provider (the seed's DwtRpcProvider): registers service implementations, serves their calls on the
  * reactor's TcpServer over the multiplexed envelope of proto/rpc.proto, and publishes each service in the
  * registry as an ephemeral node `/<Service>/<host:port>` whose data lists the methods. Deadlines reach the
- * handlers as an AbortSignal; shutdown is graceful (unpublish, finish in-flight calls, close).
+ * handlers as an AbortSignal; shutdown is a drain (unpublish, a drain frame on every connection, finish calls in
+ * flight within a grace period, close), on every Worker too. Every input has a limit with a safe default, counted
+ * in `/metrics` (connections in all and per address, calls per connection, partial frames and their bytes, unsent
+ * replies, metadata, duplicate call ids, far deadlines, idle and unresponsive callers). "Safe to retry" is set
+ * here only, on answers to calls no handler saw (proto/rpc.proto, "At most once").
  *
  * @module
  */
