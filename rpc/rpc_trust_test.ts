@@ -739,10 +739,14 @@ Deno.test("Ejection: a SIGSTOPped provider is ejected within keepalive interval 
     Deno.kill(b.child.pid, "SIGSTOP");
     const stoppedAt = performance.now();
     // Calls keep coming; those on the frozen provider wait.
+    const failures: RpcError[] = [];
     const load = (async () => {
       let ok = 0;
       while (!stopping) {
-        await stub.Echo({ payload: new Uint8Array(8) }, { timeoutMs: 2000 }).then(() => ok++, () => {});
+        await stub.Echo({ payload: new Uint8Array(8) }, { timeoutMs: 2000 }).then(
+          () => ok++,
+          (error) => failures.push(error),
+        );
       }
       return ok;
     })();
@@ -759,6 +763,13 @@ Deno.test("Ejection: a SIGSTOPped provider is ejected within keepalive interval 
     assert.ok(performance.now() - start < 1000);
     stopping = true;
     await load;
+    // The call that was on the frozen provider failed at the ping timeout, as UNAVAILABLE (it was written: it may
+    // have run, so it is not retried), well before its 2 s deadline.
+    assert.ok(failures.length >= 1, "the call in flight on the frozen provider failed");
+    for (const failure of failures) {
+      assert.equal(failure.code, RpcCode.UNAVAILABLE, failure.message);
+      assert.match(failure.message, /keepalive ping/);
+    }
   } finally {
     stopping = true;
     await channel.close();
@@ -943,5 +954,70 @@ Deno.test("Drain: a lone provider restarted on the same address under load fails
     for (const registry of registries) await registry.close();
     await callerRegistry.close();
     await server.stop();
+  }
+});
+
+Deno.test("Drain, caller side: calls above the drain's last id go to another provider at once; none is lost", async () => {
+  // A hand-made provider: takes three calls, drains with last id = the first, answers only the first.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const fakeAddress = `127.0.0.1:${(listener.addr as Deno.NetAddr).port}`;
+  const seenByFake: number[] = [];
+  const fake = (async () => {
+    const conn = await listener.accept();
+    let pending = new Uint8Array(0);
+    const buf = new Uint8Array(64 * 1024);
+    while (seenByFake.length < 3) {
+      const n = await conn.read(buf);
+      if (n === null) return;
+      const merged = new Uint8Array(pending.length + n);
+      merged.set(pending);
+      merged.set(buf.subarray(0, n), pending.length);
+      pending = merged;
+      while (pending.length >= 4) {
+        const length = new DataView(pending.buffer, pending.byteOffset).getUint32(0);
+        if (pending.length < 4 + length) break;
+        const frame = decodeRpcFrame(pending.slice(4, 4 + length));
+        pending = pending.slice(4 + length);
+        if (frame.kind === FrameKind.REQUEST) seenByFake.push(frame.callId);
+      }
+    }
+    const first = Math.min(...seenByFake);
+    const answer = root.lookupType("trust.Res").encode({ text: "fake" }).finish();
+    await conn.write(framed(encodeRpcFrame({ drain: { lastCallId: first, reason: "test drain", graceMs: 1000 } })));
+    await conn.write(framed(encodeRpcFrame({ response: { callId: first, payload: answer } })));
+    // Holds the others: were they not handed back, they would wait for their deadline.
+    await sleep(1500);
+    conn.close();
+  })();
+  const loop = new EventLoop();
+  const real = new RpcProvider({ loop });
+  let realCalls = 0;
+  real.registerService(ECHO, {
+    ...echoImpl("real"),
+    Say: (request: Req) => (realCalls++, { text: `${request.text}@real` }),
+  });
+  await real.start();
+  const channel = new RpcChannel({
+    loop,
+    providers: { "trust.Echo": [fakeAddress, real.advertisedAddress] },
+    // Always the first candidate: the fake one while it takes calls.
+    loadBalancer: { name: "first", pick: (candidates) => candidates[0]! },
+    maxRetries: 0, // a drain's hand-back is not a retry: it needs no budget
+  });
+  try {
+    const stub = channel.stub<EchoStub>(ECHO);
+    const start = performance.now();
+    const answers = await Promise.all([1, 2, 3].map((i) => stub.Say({ text: `c${i}` }, { timeoutMs: 1000 })));
+    const ms = performance.now() - start;
+    assert.deepEqual(answers.map((a) => a.text).sort(), ["c2@real", "c3@real", "fake"].sort());
+    assert.equal(realCalls, 2);
+    assert.ok(ms < 500, `handed back at once, not after a deadline: ${ms} ms`);
+    assert.equal((await stub.Say({ text: "next" })).text, "next@real", "new calls go elsewhere");
+    assert.ok(channel.ejectedProviders().includes(fakeAddress), "the draining provider is skipped");
+  } finally {
+    await channel.close();
+    await real.stop({ graceMs: 100 });
+    await fake;
+    listener.close();
   }
 });
