@@ -44,6 +44,9 @@ function store(registry: Registry): Store {
   };
 }
 
+// Names of created nodes, unique across runs.
+let nextName = 0;
+
 async function measure(
   store: Store,
   op: "create" | "get" | "exists",
@@ -51,12 +54,11 @@ async function measure(
   prefix: string,
 ): Promise<number> {
   let done = 0;
-  let next = 0;
   const until = performance.now() + durationMs;
   const start = performance.now();
   await Promise.all(Array.from({ length: inFlight }, async () => {
     while (performance.now() < until) {
-      if (op === "create") await store.create(`${prefix}/n${next++}`);
+      if (op === "create") await store.create(`${prefix}/n${nextName++}`);
       else await store[op](`${prefix}`);
       done++;
     }

@@ -25,7 +25,7 @@ export interface RegistryConfig {
   heartbeatMaxCount: number;
   /** Directory of the transaction log and snapshots (`dataDir`). Default `data/registry`; "" keeps memory only. */
   dataDir: string;
-  /** Transactions between snapshots (`snapshotEveryTxns`). Default 10000. */
+  /** Transactions between snapshots (`snapshotEveryTxns`). Default 100000 (ZooKeeper's snapCount). */
   snapshotEveryTxns: number;
   /** Largest request frame in bytes (`maxFrameBytes`). Default 4 MiB. */
   maxFrameBytes: number;
@@ -85,7 +85,7 @@ export const DEFAULT_REGISTRY_CONFIG: RegistryConfig = {
   heartbeatTimeout: 2000,
   heartbeatMaxCount: 5,
   dataDir: "data/registry",
-  snapshotEveryTxns: 10_000,
+  snapshotEveryTxns: 100_000,
   maxFrameBytes: 4 * 1024 * 1024,
   maxDataBytes: 1024 * 1024,
   maxConnectionsPerIp: 1024,

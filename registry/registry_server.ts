@@ -70,8 +70,8 @@ export interface RegistryServerOptions {
    */
   dataDir?: string;
   /**
-   * Take a snapshot after this many logged transactions.
-   * @default {10000}
+   * Take a snapshot after this many logged transactions (ZooKeeper's snapCount).
+   * @default {100000}
    */
   snapshotEveryTxns?: number;
   /**
@@ -212,7 +212,7 @@ const DEFAULTS = {
   port: 10606,
   heartbeatTimeoutMs: 2000,
   heartbeatMaxCount: 5,
-  snapshotEveryTxns: 10_000,
+  snapshotEveryTxns: 100_000,
   maxFrameBytes: 4 * 1024 * 1024,
   maxReplyBytes: 4 * 1024 * 1024,
   maxDataBytes: 1024 * 1024,

@@ -55,7 +55,7 @@ export type AppendCallback = (error: RegistryError | undefined) => void;
 export interface TxnLogOptions extends DataTreeOptions {
   /**
    * Take a snapshot after this many logged transactions.
-   * @default {10000}
+   * @default {100000}
    */
   snapshotEveryTxns?: number;
 }
@@ -215,7 +215,7 @@ export class TxnLog {
       `TxnLog: loaded ${dir}: ${scan.snapshot?.name ?? "no snapshot"}, ${scan.replayed} transactions replayed, ` +
         `${scan.tree.nodeCount} nodes, zxid ${scan.lastZxid}`,
     );
-    const log = new TxnLog(backend, dir, scan.tree, file, scan.lastZxid, options.snapshotEveryTxns ?? 10_000);
+    const log = new TxnLog(backend, dir, scan.tree, file, scan.lastZxid, options.snapshotEveryTxns ?? 100_000);
     log.#sinceSnapshot = scan.replayed;
     return { log, tree: scan.tree };
   }

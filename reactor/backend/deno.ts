@@ -11,6 +11,7 @@ import type {
   ChildProcessHandle,
   ConnectOptions,
   DatagramHandler,
+  DurableAppendFile,
   FileSystemBackend,
   ListenOptions,
   NetBackend,
@@ -24,7 +25,7 @@ import type {
   WorkerBackend,
   WorkerHandle,
 } from "./net_backend.ts";
-import { fsyncDir, openDurableAppend } from "./_durable_file.ts";
+import { fsyncDir } from "./_durable_file.ts";
 
 const READ_BUFFER_BYTES = 64 * 1024;
 
@@ -35,6 +36,45 @@ function toSocketAddress(addr: Deno.Addr): SocketAddress {
 
 function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
+}
+
+/**
+ * A durable append-only file on Deno's own file ops: a write, then fdatasync, each on Deno's thread pool. Deno's
+ * `node:fs` runs an O_DSYNC write inside the call, on the event loop (measured: 204 of 209 us), which would stall
+ * every connection of a registry for each log write; this costs one more hop (about 280 us a write instead of 210)
+ * but leaves the loop free to take the next batch while the disk works.
+ */
+class DenoDurableFile implements DurableAppendFile {
+  readonly #file: Deno.FsFile;
+  #closed = false;
+
+  constructor(file: Deno.FsFile) {
+    this.#file = file;
+  }
+
+  async append(data: Uint8Array): Promise<void> {
+    if (this.#closed) throw new Error("Cannot append to a closed file");
+    for (let offset = 0; offset < data.length;) offset += await this.#file.write(data.subarray(offset));
+    await this.#file.syncData();
+  }
+
+  async truncate(length: number): Promise<void> {
+    if (this.#closed) throw new Error("Cannot truncate a closed file");
+    await this.#file.truncate(length);
+    // The new length is metadata that fdatasync may not cover: make it durable before anyone relies on it.
+    await this.#file.sync();
+  }
+
+  async size(): Promise<number> {
+    if (this.#closed) throw new Error("Cannot stat a closed file");
+    return (await this.#file.stat()).size;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#file.close();
+  }
 }
 
 /** A Deno TCP connection behind the RawSocket contract. */
@@ -303,7 +343,10 @@ class DenoAppendFile implements AppendFile {
 }
 
 const denoFileSystem: FileSystemBackend = {
-  openDurableAppend,
+  async openDurableAppend(path, options = {}) {
+    const file = await Deno.open(path, { append: true, create: true, mode: options.mode ?? 0o644 });
+    return new DenoDurableFile(file);
+  },
   async openAppend(path) {
     return new DenoAppendFile(await Deno.open(path, { append: true, create: true, write: true }));
   },
