@@ -82,9 +82,27 @@ export class RegistryConnection {
     else this.#push({ frame: undefined, compute });
   }
 
-  /** Fill a reserved place, and send every reply whose turn has come. */
-  fill(slot: ReplySlot, frame: ServerFrame): void {
+  /** Fill a reserved place, and (unless `send` is false) send every reply whose turn has come. */
+  fill(slot: ReplySlot, frame: ServerFrame, send = true): void {
     slot.frame = frame;
+    if (send) this.#drain();
+  }
+
+  /**
+   * Queue a watch event for a change just applied: behind every reply already made (they were computed before the
+   * change) and ahead of every reply still to be computed (a deferred read, a write's answer), so the client sees
+   * the event before any answer that shows the change, as ZooKeeper promises.
+   */
+  notify(event: ServerFrame): void {
+    const slots = this.#slots;
+    let at = 0;
+    while (at < slots.length && slots[at]!.frame !== undefined) at++;
+    slots.splice(at, 0, { frame: event, compute: undefined });
+    this.#drain();
+  }
+
+  /** Send every reply whose turn has come (after {@linkcode RegistryConnection.fill} with `send` false). */
+  flush(): void {
     this.#drain();
   }
 

@@ -619,9 +619,11 @@ export class RegistryServer {
         const reply = error !== undefined
           ? this.#errorFrame(xid, error)
           : { xid, zxid: proposal.record.zxid.toString(), ...handler.reply(proposal) };
+        // The reply first, then the events it caused, then whatever waits behind it on this connection.
         if (slot === undefined) state.reply(reply);
-        else state.fill(slot, reply);
+        else state.fill(slot, reply, false);
         if (error === undefined) this.#deliverEvents(proposal.events, proposal.record.zxid);
+        state.flush();
       },
     );
     // Still on its way to disk (memory only settles at once): the reply keeps its place.
@@ -806,7 +808,7 @@ export class RegistryServer {
     for (const { watcher, event } of this.#watches.trigger(events)) {
       const connection = watcher.connection as RegistryConnection | undefined;
       if (connection === undefined || !connection.connected) continue;
-      connection.reply({ xid: 0, zxid: zxidText, event: { ...event, zxid: zxidText } });
+      connection.notify({ xid: 0, zxid: zxidText, event: { ...event, zxid: zxidText } });
     }
   }
 

@@ -355,3 +355,28 @@ Deno.test("RegistryServer tells a connected client its session expired, then clo
   await raw.close();
   await server.stop();
 });
+
+Deno.test("RegistryServer sends a watch event after its write's reply and before any answer that shows the change", async () => {
+  const loop = new EventLoop();
+  const dataDir = await Deno.makeTempDir();
+  const server = new RegistryServer({ port: 0, loop, dataDir });
+  await server.start();
+  const raw = await RawClient.connect(server.address);
+  await raw.connectSession();
+  await raw.send({ xid: 2, create: { path: "/x", data: new Uint8Array([1]) } });
+  await raw.take(1);
+  // All pipelined: a watch, the change, and reads that can only be answered once the change is applied.
+  await raw.send(
+    { xid: 3, get: { path: "/x", watch: true } },
+    { xid: 4, set: { path: "/x", data: new Uint8Array([2]), expectedVersion: -1 } },
+    { xid: 5, get: { path: "/x" } },
+    { xid: 6, children: { path: "/" } },
+  );
+  const frames = await raw.take(5);
+  assert.deepEqual(frames.map((frame) => frame.xid), [3, 4, 0, 5, 6]);
+  assert.equal(frames[2]!.event?.path, "/x");
+  assert.deepEqual([...frames[3]!.get!.data!], [2]);
+  await raw.close();
+  await server.stop();
+  await Deno.remove(dataDir, { recursive: true });
+});
