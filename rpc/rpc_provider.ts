@@ -636,7 +636,8 @@ export class RpcProvider {
 
   // Tell every Worker's provider to drain, and wait until all have (or the grace period and a margin passed).
   async #drainThreads(channel: BroadcastChannel, graceMs: number): Promise<void> {
-    const threads = this.#options.threads ?? 0;
+    // Workers running, or the one provider on this loop where the runtime fell back to one loop.
+    const threads = Math.max(1, this.#server?.runningThreads ?? 0);
     let drained = 0;
     const all = Promise.withResolvers<void>();
     channel.onmessage = (event: MessageEvent) => {
@@ -704,10 +705,9 @@ export class RpcProvider {
     channel.onmessage = (event: MessageEvent) => {
       const message = event.data as { type?: string; graceMs?: number };
       if (message?.type !== "drain") return;
-      this.#drain(message.graceMs ?? 5000).finally(() => {
-        channel.postMessage({ type: "drained" });
-        channel.close();
-      });
+      // Not closed after the answer: on Node a channel closed right after postMessage can drop the message. The
+      // Worker is terminated after the drain anyway, which releases the channel.
+      this.#drain(message.graceMs ?? 5000).finally(() => channel.postMessage({ type: "drained" }));
     };
   }
 
