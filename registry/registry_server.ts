@@ -6,7 +6,6 @@
  * @module
  */
 
-import type { NetBackend, TlsServerOptions } from "../reactor/backend/net_backend.ts";
 import { EventLoop } from "../reactor/event_loop.ts";
 import { applyFlowControl, closeIfBacklogged } from "../reactor/flow_control.ts";
 import { InetAddress } from "../reactor/inet_address.ts";
@@ -34,201 +33,18 @@ import { type Session, SessionTable } from "./session_table.ts";
 import { TxnLog, type TxnRecord } from "./txn_log.ts";
 import { WatchManager } from "./watch_manager.ts";
 import { WritePipeline } from "./write_pipeline.ts";
+import { nextBootEpoch } from "./_boot_epoch.ts";
+import {
+  REGISTRY_SERVER_DEFAULTS,
+  type RegistryServerOptions,
+  type RegistryServerStats,
+  type ResolvedRegistryServerOptions,
+  type SessionInfo,
+} from "./registry_server_options.ts";
+
+export type { RegistryServerOptions, RegistryServerStats, SessionInfo } from "./registry_server_options.ts";
 
 const EMPTY = new Uint8Array(0);
-
-/** Options of {@linkcode RegistryServer}; the seed's config keys map onto them. */
-export interface RegistryServerOptions {
-  /**
-   * The address to listen on (the seed's `ip`).
-   * @default {"127.0.0.1"}
-   */
-  host?: string;
-  /**
-   * The TCP port (the seed's `port`); 0 picks one.
-   * @default {10606}
-   */
-  port?: number;
-  /**
-   * The UDP heartbeat port; `undefined` means the same number as the TCP port, as in the seed.
-   * @default {undefined}
-   */
-  heartbeatPort?: number;
-  /**
-   * Milliseconds without a heartbeat that count as one miss (the seed's `heartbeatTimeout`).
-   * @default {2000}
-   */
-  heartbeatTimeoutMs?: number;
-  /**
-   * Consecutive misses that expire a session (the seed's `heartbeatMaxCount`).
-   * @default {5}
-   */
-  heartbeatMaxCount?: number;
-  /**
-   * Directory for the transaction log and snapshots; without one the tree lives in memory only.
-   * @default {undefined}
-   */
-  dataDir?: string;
-  /**
-   * Take a snapshot after this many logged transactions (ZooKeeper's snapCount).
-   * @default {100000}
-   */
-  snapshotEveryTxns?: number;
-  /**
-   * The largest frame body accepted from a client, in bytes.
-   * @default {4194304}
-   */
-  maxFrameBytes?: number;
-  /**
-   * The largest node data, in bytes.
-   * @default {1048576}
-   */
-  maxDataBytes?: number;
-  /**
-   * Connections accepted from one IP address at a time.
-   * @default {1024}
-   */
-  maxConnectionsPerIp?: number;
-  /**
-   * The largest reply frame body, in bytes; a larger answer (a huge children list) is answered LIMIT_EXCEEDED.
-   * @default {4194304}
-   */
-  maxReplyBytes?: number;
-  /**
-   * Sessions open at once, in total; more are refused with LIMIT_EXCEEDED.
-   * @default {100000}
-   */
-  maxSessions?: number;
-  /**
-   * Sessions opened from one IP address and open at once.
-   * @default {1024}
-   */
-  maxSessionsPerIp?: number;
-  /**
-   * The longest auth token a client may present, in bytes.
-   * @default {1024}
-   */
-  maxAuthTokenBytes?: number;
-  /**
-   * Watches one session may hold; one more is answered LIMIT_EXCEEDED.
-   * @default {10000}
-   */
-  maxWatchesPerSession?: number;
-  /**
-   * Close a connection that holds part of a frame for longer than this, in milliseconds (a slow or stalled peer).
-   * @default {30000}
-   */
-  frameTimeoutMs?: number;
-  /**
-   * Bytes of partial frames held across all connections; a connection that would pass it is closed.
-   * @default {16777216}
-   */
-  maxBufferedBytes?: number;
-  /**
-   * When set, create/set/delete need a session that connected with this token.
-   * @default {undefined}
-   */
-  authToken?: string;
-  /**
-   * Close a connection that has not opened or resumed a session this long after it came, in milliseconds (it
-   * holds a slot of the per-IP limit for nothing). Connections with a session are kept alive by heartbeats.
-   * @default {10000}
-   */
-  handshakeTimeoutMs?: number;
-  /**
-   * Per-path ACLs: changes (create, set, delete) at or under a prefix need a session that connected with one of
-   * its tokens; the longest matching prefix decides. Reads stay open. Example: `{ "/dwt.UserServiceRpc": ["t1"] }`.
-   * @default {{}}
-   */
-  acl?: Record<string, string[]>;
-  /**
-   * The loop to run on.
-   * @default {EventLoop.current()}
-   */
-  loop?: EventLoop;
-  /**
-   * Serve TLS with this PEM certificate and key.
-   * @default {undefined}
-   */
-  tls?: TlsServerOptions;
-}
-
-/** Counters for the status endpoint and tests. */
-export interface RegistryServerStats {
-  connections: number;
-  sessions: number;
-  nodes: number;
-  watches: number;
-  zxid: bigint;
-  requests: number;
-  heartbeatsAccepted: number;
-  heartbeatsRejected: number;
-  /** Expiry notices sent for heartbeats of expired sessions. */
-  expiryNotices: number;
-  /** Sessions refused by the session limits. */
-  refusedSessions: number;
-  /** Replies over maxReplyBytes, answered LIMIT_EXCEEDED instead. */
-  oversizedReplies: number;
-  /** Sends that failed (the connection was closed). */
-  sendFailures: number;
-  /** Writes that could not be made durable (STORAGE_FAILED). */
-  writeFailures: number;
-  /** Whether the server is read-only (its log cannot be written). */
-  readOnly: boolean;
-  /** Connections closed for holding a partial frame past frameTimeoutMs. */
-  framesTimedOut: number;
-  /** Connections closed because partial frames passed maxBufferedBytes. */
-  closedForBufferedBytes: number;
-  badFrames: number;
-  rejectedConnections: number;
-  expiredSessions: number;
-  /** Connections closed for opening no session in time. */
-  handshakeTimeouts: number;
-  syncs: number;
-  /** Milliseconds since start. */
-  uptimeMs: number;
-  /** Requests by operation (`create`, `get`, ...). */
-  requestsByOp: Record<string, number>;
-  /** Error answers by code name (`NO_NODE`, ...). */
-  errorsByCode: Record<string, number>;
-}
-
-/** One session as the status pages show it. */
-export interface SessionInfo {
-  id: bigint;
-  /** Whether a TCP connection is attached now. */
-  connected: boolean;
-  /** Heartbeat periods missed in a row. */
-  misses: number;
-  /** Its ephemeral nodes. */
-  ephemerals: string[];
-  /** The client's address, while connected. */
-  peer?: string;
-}
-
-// One source of defaults for the server's options.
-const DEFAULTS = {
-  host: "127.0.0.1",
-  port: 10606,
-  heartbeatTimeoutMs: 2000,
-  heartbeatMaxCount: 5,
-  snapshotEveryTxns: 100_000,
-  maxFrameBytes: 4 * 1024 * 1024,
-  maxReplyBytes: 4 * 1024 * 1024,
-  maxDataBytes: 1024 * 1024,
-  maxConnectionsPerIp: 1024,
-  maxSessions: 100_000,
-  maxSessionsPerIp: 1024,
-  maxAuthTokenBytes: 1024,
-  maxWatchesPerSession: 10_000,
-  handshakeTimeoutMs: 10_000,
-  frameTimeoutMs: 30_000,
-  maxBufferedBytes: 16 * 1024 * 1024,
-} as const;
-
-type ResolvedOptions =
-  & { -readonly [K in keyof typeof DEFAULTS]: (typeof DEFAULTS)[K] extends string ? string : number }
-  & Pick<RegistryServerOptions, "heartbeatPort" | "dataDir" | "authToken" | "acl" | "tls">;
 
 // Retry closing a session whose closeSession record could not be logged (disk full): its nodes must go.
 const CLOSE_RETRY_MS = 1000;
@@ -254,7 +70,7 @@ const CLOSE_RETRY_MS = 1000;
  * ```
  */
 export class RegistryServer {
-  readonly #options: ResolvedOptions;
+  readonly #options: ResolvedRegistryServerOptions;
   readonly #loop: EventLoop;
   #pipeline: WritePipeline;
   #log: TxnLog | undefined;
@@ -286,7 +102,7 @@ export class RegistryServer {
   /** Configure a server; nothing listens until {@linkcode RegistryServer.start}. */
   constructor(options: RegistryServerOptions = {}) {
     const defined = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined));
-    this.#options = { ...DEFAULTS, ...defined } as ResolvedOptions;
+    this.#options = { ...REGISTRY_SERVER_DEFAULTS, ...defined } as ResolvedRegistryServerOptions;
     this.#loop = options.loop ?? EventLoop.current();
     this.#access = new AccessControl({
       authToken: this.#options.authToken,
@@ -838,22 +654,6 @@ export class RegistryServer {
     this.#errorsByCode.set(error.codeName, (this.#errorsByCode.get(error.codeName) ?? 0) + 1);
     return { xid, errorCode: error.code, errorMessage: error.message, zxid: this.#pipeline.lastZxid.toString() };
   }
-}
-
-/** Read, raise and persist the boot epoch of a data directory (the heartbeat counter floor's high half). */
-async function nextBootEpoch(backend: NetBackend, dir: string): Promise<bigint> {
-  let epoch = 0n;
-  try {
-    const text = new TextDecoder().decode(await backend.fs.readFile(`${dir}/epoch`)).trim();
-    if (/^[0-9]{1,9}$/.test(text)) epoch = BigInt(text);
-  } catch {
-    // First start: epoch 0.
-  }
-  epoch++;
-  await backend.fs.writeFile(`${dir}/epoch.tmp`, new TextEncoder().encode(`${epoch}\n`), { mode: 0o600 });
-  await backend.fs.rename(`${dir}/epoch.tmp`, `${dir}/epoch`);
-  await backend.fs.fsyncDir(dir);
-  return epoch;
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
