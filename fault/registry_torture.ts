@@ -136,7 +136,7 @@ async function verify(client: RegistryClient): Promise<string[]> {
 /** After a verified start, what the server shows is what was acknowledged. */
 async function rebaseline(client: RegistryClient): Promise<void> {
   const present = new Set((await client.children("/t")).map((name) => `/t/${name}`));
-  for (const [path, m] of model) {
+  for (const path of model.keys()) {
     const data = present.has(path) ? new TextDecoder().decode((await client.get(path)).data) : undefined;
     model.set(path, { acked: data, busy: false });
   }
