@@ -46,6 +46,9 @@ export type { RegistryServerOptions, RegistryServerStats, SessionInfo } from "./
 
 const EMPTY = new Uint8Array(0);
 
+// Requests held while a connection's session is being opened, past which it is not read until they are served.
+const MAX_WAITING_FRAMES = 4096;
+
 // Retry closing a session whose closeSession record could not be logged (disk full): its nodes must go.
 const CLOSE_RETRY_MS = 1000;
 
@@ -361,8 +364,9 @@ export class RegistryServer {
     }
     this.#stats.requests++;
     if (state.waiting !== undefined) {
-      // The session is being opened: serve this once it is.
+      // The session is being opened: serve this once it is (and read no more while many wait).
       state.waiting.push(frame);
+      if (state.waiting.length >= MAX_WAITING_FRAMES && connection.reading) connection.stopRead();
       return;
     }
     this.#serve(state, frame);
@@ -537,6 +541,7 @@ export class RegistryServer {
       if (!state.connected) return;
       this.#serve(state, frame);
     }
+    if (!state.connection.reading && state.connected) state.connection.startRead();
   }
 
   #close(state: RegistryConnection, session: Session, xid: number): void {

@@ -380,3 +380,28 @@ Deno.test("RegistryServer sends a watch event after its write's reply and before
   await server.stop();
   await Deno.remove(dataDir, { recursive: true });
 });
+
+Deno.test("RegistryServer answers 20,000 requests pipelined behind a connect, in order, without holding them all", async () => {
+  const loop = new EventLoop();
+  const dataDir = await Deno.makeTempDir();
+  const server = new RegistryServer({ port: 0, loop, dataDir });
+  await server.start();
+  const raw = await RawClient.connect(server.address);
+  const frames: ClientFrame[] = [{ xid: 1, connect: { sessionId: "0" } }];
+  for (let i = 0; i < 20_000; i++) {
+    frames.push(
+      i % 2 === 0 ? { xid: 2 + i, create: { path: `/p${i}`, data: new Uint8Array(0) } } : {
+        xid: 2 + i,
+        exists: { path: `/p${i - 1}` },
+      },
+    );
+  }
+  await raw.send(...frames);
+  const replies = await raw.take(frames.length, 30_000);
+  replies.forEach((reply, i) => assert.equal(reply.xid, i + 1));
+  assert.ok(replies.slice(1).every((reply) => (reply.errorCode ?? 0) === 0));
+  assert.ok(replies.filter((_, i) => i % 2 === 0 && i > 0).every((reply) => reply.exists?.stat));
+  await raw.close();
+  await server.stop();
+  await Deno.remove(dataDir, { recursive: true });
+});
