@@ -18,6 +18,12 @@ export interface ReplySlot {
   compute: (() => ServerFrame) | undefined;
 }
 
+/** A request held while its connection's session is being opened: decoded, or already answered with an error. */
+export interface WaitingRequest {
+  frame?: ClientFrame;
+  rejected?: ServerFrame;
+}
+
 /** Sends one frame on a connection; never throws. */
 export type FrameWriter = (connection: TcpConnection, frame: ServerFrame) => void;
 
@@ -34,7 +40,7 @@ export class RegistryConnection {
   /** The session this connection serves, once opened or resumed. */
   session: Session | undefined;
   /** Requests that came while the session was being opened; served in order once it is. */
-  waiting: ClientFrame[] | undefined;
+  waiting: WaitingRequest[] | undefined;
   /** Closes the connection if it opens no session in time; cancelled at once when it does or closes. */
   handshakeTimer: TimerId | undefined;
   readonly #write: FrameWriter;

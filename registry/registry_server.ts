@@ -23,7 +23,7 @@ import {
   type ServerFrame,
   toBigInt,
 } from "./_codec.ts";
-import { RegistryConnection, type ReplySlot } from "./_registry_connection.ts";
+import { RegistryConnection, type ReplySlot, type WaitingRequest } from "./_registry_connection.ts";
 import { operationOf, READ_HANDLERS, type ReadScope, WRITE_HANDLERS, type WriteHandler } from "./_request_handlers.ts";
 import { AccessControl } from "./access_control.ts";
 import { DataTree, type TreeEvent } from "./data_tree.ts";
@@ -346,30 +346,33 @@ export class RegistryServer {
 
   #onFrame(connection: TcpConnection, body: Uint8Array): void {
     const state = connection.context as RegistryConnection;
-    let frame: ClientFrame;
+    let request: WaitingRequest;
     try {
-      frame = decodeClientFrame(body);
+      request = { frame: decodeClientFrame(body) };
     } catch (error) {
       const xid = invalidFrameXid(error);
-      if (xid !== undefined) {
-        // Well framed, but a string is not UTF-8: answer that request (in its turn) and keep the connection.
-        this.#stats.requests++;
-        state.reply(this.#errorFrame(xid, RegistryError.from(error)));
+      if (xid === undefined) {
+        this.#stats.badFrames++;
+        getLogger().warn(`RegistryServer closing ${connection.name}: a frame does not parse`, { error });
+        connection.forceClose();
         return;
       }
-      this.#stats.badFrames++;
-      getLogger().warn(`RegistryServer closing ${connection.name}: a frame does not parse`, { error });
-      connection.forceClose();
-      return;
+      // Well framed, but a string is not UTF-8: answer that request in its turn and keep the connection.
+      request = { rejected: this.#errorFrame(xid, RegistryError.from(error)) };
     }
     this.#stats.requests++;
     if (state.waiting !== undefined) {
       // The session is being opened: serve this once it is (and read no more while many wait).
-      state.waiting.push(frame);
+      state.waiting.push(request);
       if (state.waiting.length >= MAX_WAITING_FRAMES && connection.reading) connection.stopRead();
       return;
     }
-    this.#serve(state, frame);
+    this.#serveRequest(state, request);
+  }
+
+  #serveRequest(state: RegistryConnection, request: WaitingRequest): void {
+    if (request.frame !== undefined) this.#serve(state, request.frame);
+    else state.reply(request.rejected!);
   }
 
   #serve(state: RegistryConnection, frame: ClientFrame): void {
@@ -537,9 +540,9 @@ export class RegistryServer {
   #serveWaiting(state: RegistryConnection): void {
     const waiting = state.waiting ?? [];
     state.waiting = undefined;
-    for (const frame of waiting) {
+    for (const request of waiting) {
       if (!state.connected) return;
-      this.#serve(state, frame);
+      this.#serveRequest(state, request);
     }
     if (!state.connection.reading && state.connected) state.connection.startRead();
   }

@@ -32,7 +32,10 @@ class RawClient {
   }
 
   async send(...frames: ClientFrame[]): Promise<void> {
-    const bodies = frames.map((frame) => encodeClientFrame(frame));
+    await this.sendBodies(frames.map((frame) => encodeClientFrame(frame)));
+  }
+
+  async sendBodies(bodies: Uint8Array[]): Promise<void> {
     const bytes = new Uint8Array(bodies.reduce((sum, body) => sum + 4 + body.length, 0));
     let offset = 0;
     for (const body of bodies) {
@@ -401,6 +404,31 @@ Deno.test("RegistryServer answers 20,000 requests pipelined behind a connect, in
   replies.forEach((reply, i) => assert.equal(reply.xid, i + 1));
   assert.ok(replies.slice(1).every((reply) => (reply.errorCode ?? 0) === 0));
   assert.ok(replies.filter((_, i) => i % 2 === 0 && i > 0).every((reply) => reply.exists?.stat));
+  await raw.close();
+  await server.stop();
+  await Deno.remove(dataDir, { recursive: true });
+});
+
+Deno.test("RegistryServer answers a request whose path is not UTF-8 in its turn, also right behind a connect", async () => {
+  const loop = new EventLoop();
+  const dataDir = await Deno.makeTempDir();
+  const server = new RegistryServer({ port: 0, loop, dataDir });
+  await server.start();
+  const raw = await RawClient.connect(server.address);
+  // { xid: 2, create: { path: "/f" + bytes that are not UTF-8 } }, hand-encoded: no encoder writes it.
+  const path = [0x2f, 0x66, 0xc3, 0x28, 0xff];
+  const badCreate = Uint8Array.from([0x08, 3, 0x5a, path.length + 2, 0x0a, path.length, ...path]);
+  await raw.sendBodies([
+    encodeClientFrame({ xid: 1, connect: { sessionId: "0" } }),
+    encodeClientFrame({ xid: 2, create: { path: "/ok", data: new Uint8Array(0) } }),
+    badCreate,
+    encodeClientFrame({ xid: 4, exists: { path: "/ok" } }),
+  ]);
+  const replies = await raw.take(4);
+  assert.deepEqual(replies.map((reply) => reply.xid), [1, 2, 3, 4]);
+  assert.equal(replies[2]!.errorCode, RegistryErrorCode.BAD_ARGUMENTS);
+  assert.match(replies[2]!.errorMessage!, /'create.path' must be valid UTF-8/);
+  assert.ok(replies[3]!.exists?.stat);
   await raw.close();
   await server.stop();
   await Deno.remove(dataDir, { recursive: true });
