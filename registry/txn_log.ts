@@ -72,7 +72,8 @@ function messageOf(error: unknown): string {
 function storageErrorFor(dir: string, damage: Damage): StorageError {
   const file = `${dir}/${damage.file}`;
   const good = damage.kind === "snapshot"
-    ? "no state loads without it (older snapshots are not used silently)"
+    ? `it holds the tree at zxid ${zxidOfName(damage.file)}, and no state loads without it (older snapshots are ` +
+      "not used silently)"
     : `the last good zxid is ${damage.zxid}`;
   return new StorageError(
     `Cannot load the registry data in ${dir}: ${file} is damaged at byte offset ${damage.offset}: ${damage.reason}; ` +
