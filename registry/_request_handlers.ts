@@ -9,6 +9,7 @@
 import { type ClientFrame, type ServerFrame, statToWire } from "./_codec.ts";
 import { type DataTree, NodeType } from "./data_tree.ts";
 import type { Session } from "./session_table.ts";
+import { RegistryError, RegistryErrorCode } from "./registry_error.ts";
 import type { Proposal } from "./write_pipeline.ts";
 import { WatchKind } from "./watch_manager.ts";
 
@@ -18,6 +19,10 @@ export interface ReadScope {
   readonly tree: DataTree;
   /** Arm a watch for `session` (throws LIMIT_EXCEEDED past the per-session limit). */
   watch(session: Session, path: string, kind: WatchKind): void;
+  /** The largest reply body the server sends. */
+  readonly maxReplyBytes: number;
+  /** Count a reply refused for its size. */
+  countOversized(): void;
 }
 
 /** A read: the reply body for a request (without xid and zxid). */
@@ -53,6 +58,17 @@ export const READ_HANDLERS: Readonly<Record<"get" | "exists" | "children" | "pin
   children(scope, session, frame) {
     const { path = "", watch = false } = frame.children!;
     const { children, stat } = scope.tree.getChildren(path);
+    // Refused before it is encoded: a listing too big to send would cost the loop its encoding for nothing.
+    let bytes = 0;
+    for (const name of children) bytes += name.length + 3;
+    if (bytes > scope.maxReplyBytes) {
+      scope.countOversized();
+      throw new RegistryError(
+        RegistryErrorCode.LIMIT_EXCEEDED,
+        `Cannot list '${path}' as its ${children.length} children take over ${bytes} bytes, past the reply ` +
+          `limit of ${scope.maxReplyBytes} bytes (maxReplyBytes)`,
+      );
+    }
     if (watch) scope.watch(session, path, WatchKind.CHILDREN);
     return { children: { children, stat: statToWire(stat) } };
   },

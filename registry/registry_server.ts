@@ -131,6 +131,8 @@ export class RegistryServer {
       get tree() {
         return pipeline().committed;
       },
+      maxReplyBytes: this.#options.maxReplyBytes,
+      countOversized: () => this.#stats.oversizedReplies++,
       watch(session, path, kind) {
         if (watches.countOf(session) >= maxWatches && !watches.has(path, kind, session)) {
           throw new RegistryError(
