@@ -104,6 +104,23 @@ async function until(condition: () => boolean, timeoutMs: number, what: string):
   }
 }
 
+/** A durable server in a temp dir and a raw client with a session on it; `close` undoes both. */
+async function durableServer(): Promise<{ server: RegistryServer; raw: RawClient; close(): Promise<void> }> {
+  const dataDir = await Deno.makeTempDir();
+  const server = new RegistryServer({ port: 0, loop: new EventLoop(), dataDir });
+  await server.start();
+  const raw = await RawClient.connect(server.address);
+  return {
+    server,
+    raw,
+    async close() {
+      await raw.close();
+      await server.stop();
+      await Deno.remove(dataDir, { recursive: true });
+    },
+  };
+}
+
 Deno.test("RegistryServer answers a reply too big for a frame with LIMIT_EXCEEDED and keeps serving", async () => {
   const loop = new EventLoop();
   const server = new RegistryServer({ port: 0, loop, maxReplyBytes: 64 * 1024 });
@@ -136,11 +153,7 @@ Deno.test("RegistryServer answers a reply too big for a frame with LIMIT_EXCEEDE
 });
 
 Deno.test("RegistryServer answers a connection's reads after its own pipelined writes, in order", async () => {
-  const loop = new EventLoop();
-  const dataDir = await Deno.makeTempDir();
-  const server = new RegistryServer({ port: 0, loop, dataDir });
-  await server.start();
-  const raw = await RawClient.connect(server.address);
+  const { raw, close } = await durableServer();
   await raw.connectSession();
   const frames: ClientFrame[] = [];
   for (let i = 0; i < 50; i++) {
@@ -158,9 +171,7 @@ Deno.test("RegistryServer answers a connection's reads after its own pipelined w
     assert.deepEqual([...replies[3 * i + 1]!.get!.data!], [i], "a read sees the write before it");
     assert.equal(replies[3 * i + 2]!.children!.children!.length, i + 1);
   }
-  await raw.close();
-  await server.stop();
-  await Deno.remove(dataDir, { recursive: true });
+  await close();
 });
 
 Deno.test("RegistryServer on a full disk fails exactly the writes it cannot log, shows none of them, and loses nothing", async (t) => {
@@ -360,11 +371,7 @@ Deno.test("RegistryServer tells a connected client its session expired, then clo
 });
 
 Deno.test("RegistryServer sends a watch event after its write's reply and before any answer that shows the change", async () => {
-  const loop = new EventLoop();
-  const dataDir = await Deno.makeTempDir();
-  const server = new RegistryServer({ port: 0, loop, dataDir });
-  await server.start();
-  const raw = await RawClient.connect(server.address);
+  const { raw, close } = await durableServer();
   await raw.connectSession();
   await raw.send({ xid: 2, create: { path: "/x", data: new Uint8Array([1]) } });
   await raw.take(1);
@@ -379,17 +386,11 @@ Deno.test("RegistryServer sends a watch event after its write's reply and before
   assert.deepEqual(frames.map((frame) => frame.xid), [3, 4, 0, 5, 6]);
   assert.equal(frames[2]!.event?.path, "/x");
   assert.deepEqual([...frames[3]!.get!.data!], [2]);
-  await raw.close();
-  await server.stop();
-  await Deno.remove(dataDir, { recursive: true });
+  await close();
 });
 
 Deno.test("RegistryServer answers 20,000 requests pipelined behind a connect, in order, without holding them all", async () => {
-  const loop = new EventLoop();
-  const dataDir = await Deno.makeTempDir();
-  const server = new RegistryServer({ port: 0, loop, dataDir });
-  await server.start();
-  const raw = await RawClient.connect(server.address);
+  const { raw, close } = await durableServer();
   const frames: ClientFrame[] = [{ xid: 1, connect: { sessionId: "0" } }];
   for (let i = 0; i < 20_000; i++) {
     frames.push(
@@ -404,17 +405,11 @@ Deno.test("RegistryServer answers 20,000 requests pipelined behind a connect, in
   replies.forEach((reply, i) => assert.equal(reply.xid, i + 1));
   assert.ok(replies.slice(1).every((reply) => (reply.errorCode ?? 0) === 0));
   assert.ok(replies.filter((_, i) => i % 2 === 0 && i > 0).every((reply) => reply.exists?.stat));
-  await raw.close();
-  await server.stop();
-  await Deno.remove(dataDir, { recursive: true });
+  await close();
 });
 
 Deno.test("RegistryServer answers a request whose path is not UTF-8 in its turn, also right behind a connect", async () => {
-  const loop = new EventLoop();
-  const dataDir = await Deno.makeTempDir();
-  const server = new RegistryServer({ port: 0, loop, dataDir });
-  await server.start();
-  const raw = await RawClient.connect(server.address);
+  const { raw, close } = await durableServer();
   // { xid: 2, create: { path: "/f" + bytes that are not UTF-8 } }, hand-encoded: no encoder writes it.
   const path = [0x2f, 0x66, 0xc3, 0x28, 0xff];
   const badCreate = Uint8Array.from([0x08, 3, 0x5a, path.length + 2, 0x0a, path.length, ...path]);
@@ -429,7 +424,5 @@ Deno.test("RegistryServer answers a request whose path is not UTF-8 in its turn,
   assert.equal(replies[2]!.errorCode, RegistryErrorCode.BAD_ARGUMENTS);
   assert.match(replies[2]!.errorMessage!, /'create.path' must be valid UTF-8/);
   assert.ok(replies[3]!.exists?.stat);
-  await raw.close();
-  await server.stop();
-  await Deno.remove(dataDir, { recursive: true });
+  await close();
 });
