@@ -19,13 +19,16 @@ export interface FlowControlOptions {
    */
   pauseAtBytes?: number;
   /**
-   * Unsent bytes at which a connection is closed (see {@linkcode closeIfBacklogged}).
+   * Unsent bytes at which a connection is closed (by the servers that check it after sending what the peer did
+   * not ask for).
    * @default {64 MiB}
    */
   closeAtBytes?: number;
 }
 
+/** Unsent bytes at which {@linkcode applyFlowControl} stops reading a connection by default. */
 export const DEFAULT_PAUSE_AT_BYTES = 8 * 1024 * 1024;
+/** Unsent bytes at which a connection is closed by default (see {@linkcode closeIfBacklogged}). */
 export const DEFAULT_CLOSE_AT_BYTES = 64 * 1024 * 1024;
 
 /** Pause reading connections of `server` whose output backs up; resume once it drains. */

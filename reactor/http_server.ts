@@ -36,6 +36,7 @@ export interface HttpResponse {
   status?: number;
   /** Default `text/plain; charset=utf-8`. */
   contentType?: string;
+  /** The body, sent as is (a string as UTF-8). */
   body: string | Uint8Array;
   /** Extra headers. */
   headers?: Record<string, string>;

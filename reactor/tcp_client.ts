@@ -8,7 +8,7 @@
 import type { RawSocket } from "./backend/net_backend.ts";
 import type { ConnectionCallback, HighWaterMarkCallback, MessageCallback, WriteCompleteCallback } from "./callbacks.ts";
 import { Connector, type ConnectorOptions } from "./connector.ts";
-import { defaultConnectionCallback, defaultMessageCallback } from "./_default_callbacks.ts";
+import { defaultConnectionCallback, defaultMessageCallback } from "./callbacks.ts";
 import type { EventLoop } from "./event_loop.ts";
 import type { InetAddress } from "./inet_address.ts";
 import { getLogger } from "./logger.ts";

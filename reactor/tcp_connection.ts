@@ -14,7 +14,7 @@ import type {
   MessageCallback,
   WriteCompleteCallback,
 } from "./callbacks.ts";
-import { defaultConnectionCallback, defaultMessageCallback } from "./_default_callbacks.ts";
+import { defaultConnectionCallback, defaultMessageCallback } from "./callbacks.ts";
 import type { EventLoop } from "./event_loop.ts";
 import { InetAddress } from "./inet_address.ts";
 import { getLogger } from "./logger.ts";

@@ -10,7 +10,7 @@ import type { TlsServerOptions } from "./backend/net_backend.ts";
 import type { RawSocket } from "./backend/net_backend.ts";
 import { Acceptor } from "./acceptor.ts";
 import type { ConnectionCallback, HighWaterMarkCallback, MessageCallback, WriteCompleteCallback } from "./callbacks.ts";
-import { defaultConnectionCallback, defaultMessageCallback } from "./_default_callbacks.ts";
+import { defaultConnectionCallback, defaultMessageCallback } from "./callbacks.ts";
 import type { EventLoop } from "./event_loop.ts";
 import type { InetAddress } from "./inet_address.ts";
 import { getLogger } from "./logger.ts";

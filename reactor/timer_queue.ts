@@ -12,10 +12,9 @@
 
 /** Identifies a timer for {@linkcode TimerQueue.cancel}: an opaque handle, valid for the queue that made it. */
 export interface TimerId {
-  readonly [timerBrand]: true;
+  /** A compile-time brand only (no such property exists at run time): a TimerId is not any object. */
+  readonly __brand: "TimerId";
 }
-
-declare const timerBrand: unique symbol;
 
 /** A function run when a timer expires. */
 export type TimerCallback = () => void;
@@ -82,7 +81,7 @@ export const MAX_HOST_TIMER_DELAY_MS = 2 ** 31 - 1;
 
 // The handle users hold is this object; they see only the TimerId brand.
 class Timer {
-  declare readonly [timerBrand]: true;
+  declare readonly __brand: "TimerId";
   readonly queue: TimerQueue;
   readonly sequence: number;
   when: number;

@@ -76,10 +76,11 @@ export interface RawSocket {
   setKeepAlive(enabled: boolean): void;
 }
 
-/** Options of {@linkcode NetBackend.listen}. */
 /** TLS for a listening socket: a PEM certificate chain and its PEM private key. */
 export interface TlsServerOptions {
+  /** The PEM certificate chain, the server's own certificate first. */
   readonly cert: string;
+  /** The PEM private key of the certificate. */
   readonly key: string;
 }
 
@@ -91,6 +92,7 @@ export interface TlsClientOptions {
   readonly serverName?: string;
 }
 
+/** Options of {@linkcode NetBackend.listen}. */
 export interface ListenOptions {
   /** Address to bind. */
   readonly hostname: string;
