@@ -18,7 +18,7 @@ import { getLogger } from "../reactor/logger.ts";
 import type { Registry } from "../registry/registry.ts";
 import { RegistryError, RegistryErrorCode } from "../registry/registry_error.ts";
 import { ProviderConnection } from "./_provider_connection.ts";
-import { messageDecoder, messageEncoder } from "./_proto3_defaults.ts";
+import { messageDecoder, messageEncoder, prepareType } from "./_proto3_defaults.ts";
 import type { CallContext } from "./_server_call.ts";
 import { type CallRouter, type ClientResult, PendingCall, type ResponseDecoder } from "./_pending_call.ts";
 import { createLoadBalancer, type LoadBalancer, type LoadBalancerName } from "./load_balancer.ts";
@@ -362,6 +362,10 @@ export class RpcChannel {
    */
   rpcImpl(serviceFullName: string, options: CallOptions = {}): protobuf.RPCImpl {
     return (method, requestData, callback) => {
+      // protobufjs decodes the answer itself: its omitted bytes fields at least come back as Uint8Array (64-bit
+      // values stay Long on this path; stubs give bigint).
+      const responseType = (method as { resolvedResponseType?: protobuf.Type | null }).resolvedResponseType;
+      if (responseType) prepareType(responseType);
       this.call(serviceFullName, method.name, requestData, options).then(
         (result) => callback(null, result.payload),
         (error) => callback(error, null),

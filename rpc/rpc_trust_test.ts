@@ -1029,3 +1029,21 @@ Deno.test("Drain, caller side: calls above the drain's last id go to another pro
     listener.close();
   }
 });
+
+Deno.test("proto3 defaults: protobufjs's own Service over rpcImpl gets omitted bytes as Uint8Array", async () => {
+  const loop = new EventLoop();
+  const provider = new RpcProvider({ loop });
+  provider.registerService(DEFAULTS, { Echo: () => ({}) });
+  await provider.start();
+  const channel = new RpcChannel({ loop, providers: { "trust.Defaults": [provider.advertisedAddress] } });
+  try {
+    const service = root.lookupService("trust.Defaults").create(channel.rpcImpl("trust.Defaults")) as unknown as {
+      echo(request: object): Promise<{ b: unknown }>;
+    };
+    const answer = await service.echo({});
+    assert.ok(answer.b instanceof Uint8Array && answer.b.length === 0, `bytes: ${answer.b}`);
+  } finally {
+    await channel.close();
+    await provider.stop({ graceMs: 100 });
+  }
+});
