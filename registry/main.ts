@@ -47,7 +47,7 @@ export async function main(args: string[]): Promise<number> {
       "usage: deno task registry [--config FILE] [--port N] [--data-dir DIR]\n" +
         "config keys: ip, port, heartbeatPort, heartbeatTimeout, heartbeatMaxCount, dataDir, snapshotEveryTxns,\n" +
         "  maxFrameBytes, maxReplyBytes, maxDataBytes, maxConnectionsPerIp, maxSessions, maxSessionsPerIp,\n" +
-        "  maxAuthTokenBytes, maxWatchesPerSession, frameTimeoutMs, maxBufferedBytes, handshakeTimeoutMs,\n" +
+        "  maxAuthTokenBytes, maxWatchesPerSession, maxWatches, frameTimeoutMs, maxBufferedBytes, handshakeTimeoutMs,\n" +
         "  authToken, acl, tlsCertFile, tlsKeyFile, statusPort, statusIp, statusAllowedHosts, log_path, log_level\n" +
         "  (see README.md, section The registry)\n" +
         "damaged data directory: deno task registry-repair --data DIR [--apply]\n",

@@ -43,6 +43,8 @@ export interface RegistryConfig {
   maxAuthTokenBytes?: number;
   /** Watches one session may hold (`maxWatchesPerSession`). Default 10000. */
   maxWatchesPerSession?: number;
+  /** Watches all sessions together may hold (`maxWatches`). Default 1000000. */
+  maxWatches?: number;
   /** Milliseconds a connection may hold part of a frame (`frameTimeoutMs`). Default 30000. */
   frameTimeoutMs?: number;
   /** Bytes of partial frames held across all connections (`maxBufferedBytes`). Default 16 MiB. */
@@ -110,6 +112,7 @@ const NUMBER_KEYS = [
   "maxSessionsPerIp",
   "maxAuthTokenBytes",
   "maxWatchesPerSession",
+  "maxWatches",
   "frameTimeoutMs",
   "maxBufferedBytes",
 ] as const;
@@ -140,6 +143,7 @@ const LIMITS: Record<string, [number, number]> = {
   maxSessionsPerIp: [1, 1e7],
   maxAuthTokenBytes: [1, 1024 * 1024],
   maxWatchesPerSession: [1, 1e8],
+  maxWatches: [1, 1e9],
   frameTimeoutMs: [1, 3_600_000],
   maxBufferedBytes: [1024, 2 ** 40],
 };
@@ -289,6 +293,7 @@ export function registryServerOptions(config: RegistryConfig): RegistryServerOpt
     maxSessionsPerIp: config.maxSessionsPerIp,
     maxAuthTokenBytes: config.maxAuthTokenBytes,
     maxWatchesPerSession: config.maxWatchesPerSession,
+    maxWatches: config.maxWatches,
     frameTimeoutMs: config.frameTimeoutMs,
     maxBufferedBytes: config.maxBufferedBytes,
   };

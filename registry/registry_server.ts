@@ -126,6 +126,7 @@ export class RegistryServer {
     this.#replyCodec = new LengthHeaderCodec(() => {}, { maxFrameBytes: this.#options.maxReplyBytes });
     const watches = this.#watches;
     const maxWatches = this.#options.maxWatchesPerSession;
+    const maxTotal = this.#options.maxWatches;
     const pipeline = () => this.#pipeline;
     this.#readScope = {
       get tree() {
@@ -134,10 +135,17 @@ export class RegistryServer {
       maxReplyBytes: this.#options.maxReplyBytes,
       countOversized: () => this.#stats.oversizedReplies++,
       watch(session, path, kind) {
-        if (watches.countOf(session) >= maxWatches && !watches.has(path, kind, session)) {
+        if (watches.has(path, kind, session)) return;
+        if (watches.countOf(session) >= maxWatches) {
           throw new RegistryError(
             RegistryErrorCode.LIMIT_EXCEEDED,
             `Cannot watch '${path}' as this session holds its limit of ${maxWatches} watches`,
+          );
+        }
+        if (watches.size >= maxTotal) {
+          throw new RegistryError(
+            RegistryErrorCode.LIMIT_EXCEEDED,
+            `Cannot watch '${path}' as the server holds its limit of ${maxTotal} watches`,
           );
         }
         watches.add(path, kind, session);
@@ -159,7 +167,12 @@ export class RegistryServer {
     return this.#udp.address;
   }
 
-  /** The tree as reads see it: durable, applied changes only (read it; do not change it from outside). */
+  /**
+   * The tree as reads see it: durable, applied changes only (read it; do not change it from outside). For the
+   * status pages and tests; not part of the public API (clients read through {@linkcode RegistryClient}).
+   *
+   * @ignore
+   */
   get tree(): DataTree {
     return this.#pipeline.committed;
   }

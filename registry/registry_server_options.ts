@@ -85,6 +85,12 @@ export interface RegistryServerOptions {
    */
   maxWatchesPerSession?: number;
   /**
+   * Watches all sessions together may hold (each session is also held to maxWatchesPerSession); one more is
+   * answered LIMIT_EXCEEDED.
+   * @default {1000000}
+   */
+  maxWatches?: number;
+  /**
    * Close a connection that holds part of a frame for longer than this, in milliseconds (a slow or stalled peer).
    * @default {30000}
    */
@@ -125,13 +131,21 @@ export interface RegistryServerOptions {
 
 /** Counters for the status endpoint and tests. */
 export interface RegistryServerStats {
+  /** TCP connections open now. */
   connections: number;
+  /** Sessions open now (connected or waiting for their client to come back). */
   sessions: number;
+  /** Nodes in the tree, the root included. */
   nodes: number;
+  /** Watches set now, over all sessions. */
   watches: number;
+  /** The last transaction id applied. */
   zxid: bigint;
+  /** Requests answered since start. */
   requests: number;
+  /** Heartbeat datagrams whose signature checked. */
   heartbeatsAccepted: number;
+  /** Heartbeat datagrams dropped (bad size, unknown session, bad signature). */
   heartbeatsRejected: number;
   /** Expiry notices sent for heartbeats of expired sessions. */
   expiryNotices: number;
@@ -149,11 +163,15 @@ export interface RegistryServerStats {
   framesTimedOut: number;
   /** Connections closed because partial frames passed maxBufferedBytes. */
   closedForBufferedBytes: number;
+  /** Frames that did not parse (the connection was closed). */
   badFrames: number;
+  /** Connections refused by the connection limits. */
   rejectedConnections: number;
+  /** Sessions that expired for missing their heartbeats. */
   expiredSessions: number;
   /** Connections closed for opening no session in time. */
   handshakeTimeouts: number;
+  /** Log syncs (fsync) done; one covers every change of a batch (group commit). */
   syncs: number;
   /** Milliseconds since start. */
   uptimeMs: number;
@@ -165,6 +183,7 @@ export interface RegistryServerStats {
 
 /** One session as the status pages show it. */
 export interface SessionInfo {
+  /** The session id. */
   id: bigint;
   /** Whether a TCP connection is attached now. */
   connected: boolean;
@@ -192,6 +211,7 @@ export const REGISTRY_SERVER_DEFAULTS = {
   maxSessionsPerIp: 1024,
   maxAuthTokenBytes: 1024,
   maxWatchesPerSession: 10_000,
+  maxWatches: 1_000_000,
   handshakeTimeoutMs: 10_000,
   frameTimeoutMs: 30_000,
   maxBufferedBytes: 16 * 1024 * 1024,

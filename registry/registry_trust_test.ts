@@ -303,6 +303,18 @@ Deno.test("RegistryServer limits the watches of a session", async () => {
   await client.exists("/w10"); // without a watch: fine
   await client.close();
   await server.stop();
+
+  // And all sessions together.
+  const capped = new RegistryServer({ port: 0, loop, maxWatches: 15 });
+  await capped.start();
+  const a = await RegistryClient.connect(capped.address, { loop });
+  const b = await RegistryClient.connect(capped.address, { loop });
+  for (let i = 0; i < 10; i++) await a.exists(`/a${i}`, { watch: () => {} });
+  for (let i = 0; i < 5; i++) await b.exists(`/b${i}`, { watch: () => {} });
+  await assert.rejects(b.exists("/b5", { watch: () => {} }), /server holds its limit of 15 watches/);
+  await a.close();
+  await b.close();
+  await capped.stop();
 });
 
 Deno.test("RegistryServer rejects heartbeats recorded before a restart, and answers an expired session's heartbeat with a signed notice", async () => {
