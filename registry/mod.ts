@@ -1,21 +1,31 @@
 /**
  * The registry: a ZooKeeper-like registration center written on the reactor. A tree of persistent and ephemeral
- * nodes with versions and sequential names ({@linkcode DataTree}), sessions kept alive by signed UDP heartbeats,
- * watches pushed in order, a durable transaction log with snapshots, the server ({@linkcode RegistryServer}),
- * the client library ({@linkcode RegistryClient}) and the CLI (`registry/cli.ts`).
+ * nodes with versions and sequential names, sessions kept alive by signed UDP heartbeats, watches pushed in order,
+ * a durable transaction log with snapshots. Call it through {@linkcode RegistryClient} (or a real ZooKeeper
+ * through {@linkcode ZooKeeperRegistry}, both a {@linkcode Registry}); run it as {@linkcode RegistryServer}, or
+ * as the program `deno run -A jsr:@dwt/rpc/registry-server`.
  *
  * @module
  */
-export * from "./data_tree.ts";
-export * from "./path.ts";
-export * from "./registry_client.ts";
-export * from "./registry_config.ts";
-export * from "./registry_error.ts";
-export * from "./registry_server.ts";
-export * from "./session_tracker.ts";
-export * from "./txn_log.ts";
-export * from "./watch_manager.ts";
-export { encodeHeartbeat, HEARTBEAT_BYTES, importHeartbeatKey, parseHeartbeat, verifyHeartbeat } from "./heartbeat.ts";
-export * from "./registry.ts";
-export * from "./zookeeper_registry.ts";
-export * from "./registry_status.ts";
+
+// Calling a registry.
+export type { Registry } from "./registry.ts";
+export { type CreateOptions, RegistryClient, type RegistryClientOptions } from "./registry_client.ts";
+export type { SessionEvent, WatchCallback, WatchedEvent } from "./registry_client.ts";
+export { EventType, NodeType, type Stat } from "./data_tree.ts";
+export { ZooKeeperRegistry, type ZooKeeperRegistryOptions } from "./zookeeper_registry.ts";
+export type { ZooKeeperConnectString } from "./zookeeper_registry.ts";
+export { RegistryError, RegistryErrorCode, registryErrorCodeName } from "./registry_error.ts";
+export { StorageError } from "./storage_error.ts";
+
+// Running one.
+export { RegistryServer, type RegistryServerOptions, type RegistryServerStats } from "./registry_server.ts";
+export type { SessionInfo } from "./registry_server.ts";
+export {
+  DEFAULT_REGISTRY_CONFIG,
+  loadRegistryConfig,
+  parseRegistryConfig,
+  type RegistryConfig,
+} from "./registry_config.ts";
+export { registryServerOptions, registryStatusOptions } from "./registry_config.ts";
+export { registryMetrics, registryStatusHandler, startRegistryStatus } from "./registry_status.ts";

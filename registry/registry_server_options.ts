@@ -145,7 +145,7 @@ export interface RegistryServerStats {
   requests: number;
   /** Heartbeat datagrams whose signature checked. */
   heartbeatsAccepted: number;
-  /** Heartbeat datagrams dropped (bad size, unknown session, bad signature). */
+  /** Heartbeat datagrams dropped (malformed, unknown session, replayed counter or bad signature). */
   heartbeatsRejected: number;
   /** Expiry notices sent for heartbeats of expired sessions. */
   expiryNotices: number;
@@ -163,15 +163,15 @@ export interface RegistryServerStats {
   framesTimedOut: number;
   /** Connections closed because partial frames passed maxBufferedBytes. */
   closedForBufferedBytes: number;
-  /** Frames that did not parse (the connection was closed). */
+  /** Frames too big or not parsing, each closing its connection. */
   badFrames: number;
-  /** Connections refused by the connection limits. */
+  /** Connections refused for passing maxConnectionsPerIp. */
   rejectedConnections: number;
   /** Sessions that expired for missing their heartbeats. */
   expiredSessions: number;
   /** Connections closed for opening no session in time. */
   handshakeTimeouts: number;
-  /** Log syncs (fsync) done; one covers every change of a batch (group commit). */
+  /** Durable writes made: log batches (concurrent changes share one: group commit) and snapshots. */
   syncs: number;
   /** Milliseconds since start. */
   uptimeMs: number;

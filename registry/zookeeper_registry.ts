@@ -61,6 +61,7 @@ export interface ZooKeeperRegistryOptions {
 
 /** A parsed connect string. */
 export interface ZooKeeperConnectString {
+  /** The ensemble's servers, in the order given. */
   servers: InetAddress[];
   /** The chroot, such as `/apps/rpc`, or "" for none. */
   chroot: string;
