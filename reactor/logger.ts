@@ -10,39 +10,60 @@ import type { AppendFile, NetBackend } from "./backend/net_backend.ts";
 import { defaultBackend } from "./backend/default.ts";
 import { formatDate, formatTimestamp } from "./timestamp.ts";
 
-/** Log levels, numbered as the seed's config file numbers them. */
+/**
+ * Log levels, numbered as the seed numbers them (DwtLogger and its `-l/--loglevel` flag): 0 DEBUG, 1 INFO, 2 WARN,
+ * 3 ERROR, 4 FATAL (the seed's 4 writes nothing; here it still lets the rare FATAL line through). TRACE, which the
+ * seed's RPC logger lacks and muduo has, sits below them at -1. Note that muduo's own enum counts from TRACE = 0,
+ * so a muduo INFO (2) is a WARN here: compare by name, not by number.
+ */
 export const LogLevel = {
-  TRACE: 0,
-  DEBUG: 1,
-  INFO: 2,
-  WARN: 3,
-  ERROR: 4,
-  FATAL: 5,
+  TRACE: -1,
+  DEBUG: 0,
+  INFO: 1,
+  WARN: 2,
+  ERROR: 3,
+  FATAL: 4,
 } as const;
 
-/** A level number, 0 (TRACE) to 5 (FATAL). */
+/** A level number, -1 (TRACE) to 4 (FATAL). */
 export type LogLevel = typeof LogLevel[keyof typeof LogLevel];
 
 /** A level name. */
 export type LogLevelName = keyof typeof LogLevel;
 
-const LEVEL_NAMES: readonly LogLevelName[] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+const LEVEL_NAMES: Readonly<Record<LogLevel, LogLevelName>> = {
+  [-1]: "TRACE",
+  0: "DEBUG",
+  1: "INFO",
+  2: "WARN",
+  3: "ERROR",
+  4: "FATAL",
+};
 
 /**
- * Parse a level from its name (any case) or its number 0-5, as config files give it.
- * Throws a RangeError naming the value otherwise.
+ * Parse a level from its name (any case; `WARNING` too) or the seed's number 0-4 (0 DEBUG, 1 INFO, 2 WARN,
+ * 3 ERROR, 4 FATAL), as config files and `-l` give it. Throws a RangeError naming the value otherwise.
+ *
+ * @example
+ * ```ts
+ * import { LogLevel, parseLogLevel } from "./logger.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(parseLogLevel("1"), LogLevel.INFO); // the seed's -l 1
+ * assert.equal(parseLogLevel("trace"), LogLevel.TRACE);
+ * ```
  */
 export function parseLogLevel(value: string | number): LogLevel {
-  if (typeof value === "number" || /^\d+$/.test(value)) {
+  if (typeof value === "number" || /^\s*\d+\s*$/.test(value)) {
     const n = Number(value);
-    if (Number.isInteger(n) && n >= 0 && n <= 5) return n as LogLevel;
+    if (Number.isInteger(n) && n >= 0 && n <= 4) return n as LogLevel;
   } else {
     const name = value.trim().toUpperCase();
     if (name === "WARNING") return LogLevel.WARN;
-    if (name in LogLevel) return LogLevel[name as LogLevelName];
+    if (Object.hasOwn(LogLevel, name)) return LogLevel[name as LogLevelName];
   }
   throw new RangeError(
-    `Cannot parse log level as it must be one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL or 0-5: current value is '${value}'`,
+    `Cannot parse log level as it must be one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL or the seed's numbers 0 (DEBUG) to 4 (FATAL): current value is '${value}'`,
   );
 }
 
@@ -329,7 +350,7 @@ export class Logger {
   }
 
   #log(level: LogLevel, message: string, fields: LogFields | undefined): void {
-    let line = `${formatTimestamp(this.#nowMs())} ${LEVEL_NAMES[level]!.padEnd(5)} ${
+    let line = `${formatTimestamp(this.#nowMs())} ${LEVEL_NAMES[level].padEnd(5)} ${
       this.#name === "" ? "" : `[${this.#name}] `
     }${message}`;
     if (fields !== undefined) {
@@ -343,7 +364,7 @@ let processLogger: Logger | undefined;
 
 /**
  * The process-wide logger library code writes to. Created on first use: stderr, at the level named by the
- * `DWT_LOG_LEVEL` environment variable (a name or 0-5) when set, else INFO.
+ * `DWT_LOG_LEVEL` environment variable (a name or the seed's 0-4) when set, else INFO.
  */
 export function getLogger(): Logger {
   if (processLogger === undefined) {

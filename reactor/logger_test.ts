@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { DailyFileLogOutput, Logger, LogLevel, type LogOutput, parseLogLevel } from "./logger.ts";
 import { formatDate, formatTimestamp } from "./timestamp.ts";
+import { needs } from "./testdata/permissions.ts";
 
 function memoryOutput(): LogOutput & { lines: string[] } {
   const lines: string[] = [];
@@ -40,10 +41,17 @@ Deno.test("parseLogLevel accepts names in any case and the seed's numbers, and r
   assert.equal(parseLogLevel("debug"), LogLevel.DEBUG);
   assert.equal(parseLogLevel("ERROR"), LogLevel.ERROR);
   assert.equal(parseLogLevel("warning"), LogLevel.WARN);
-  assert.equal(parseLogLevel(0), LogLevel.TRACE);
-  assert.equal(parseLogLevel("5"), LogLevel.FATAL);
+  assert.equal(parseLogLevel("Trace"), LogLevel.TRACE);
+  // The seed's DwtLogger numbers (its -l flag): 0 debug, 1 info, 2 warn, 3 error, 4 silent (FATAL only here).
+  assert.equal(parseLogLevel(0), LogLevel.DEBUG);
+  assert.equal(parseLogLevel("1"), LogLevel.INFO);
+  assert.equal(parseLogLevel(2), LogLevel.WARN);
+  assert.equal(parseLogLevel("3"), LogLevel.ERROR);
+  assert.equal(parseLogLevel(4), LogLevel.FATAL);
   assert.throws(() => parseLogLevel("loud"), { name: "RangeError", message: /current value is 'loud'/ });
-  assert.throws(() => parseLogLevel(6), RangeError);
+  assert.throws(() => parseLogLevel("toString"), RangeError);
+  assert.throws(() => parseLogLevel(5), { name: "RangeError", message: /current value is '5'/ });
+  assert.throws(() => parseLogLevel(-1), RangeError);
 });
 
 Deno.test("formatTimestamp and formatDate give muduo's and the seed's shapes", () => {
@@ -52,7 +60,7 @@ Deno.test("formatTimestamp and formatDate give muduo's and the seed's shapes", (
   assert.equal(formatDate(ms, true), "2026_11_24");
 });
 
-Deno.test("DailyFileLogOutput writes batched lines to dir/YYYY_MM_DD.log", async () => {
+Deno.test("DailyFileLogOutput writes batched lines to dir/YYYY_MM_DD.log", needs("read", "write"), async () => {
   const dir = await Deno.makeTempDir();
   const now = new Date(2026, 10, 24, 12).getTime();
   const output = new DailyFileLogOutput({ dir: `${dir}/logs`, nowMs: () => now });
@@ -66,7 +74,7 @@ Deno.test("DailyFileLogOutput writes batched lines to dir/YYYY_MM_DD.log", async
   await Deno.remove(dir, { recursive: true });
 });
 
-Deno.test("DailyFileLogOutput rolls to a new file when the date changes", async () => {
+Deno.test("DailyFileLogOutput rolls to a new file when the date changes", needs("read", "write"), async () => {
   const dir = await Deno.makeTempDir();
   let now = new Date(2026, 10, 24, 23, 59).getTime();
   const output = new DailyFileLogOutput({ dir, nowMs: () => now });
@@ -80,7 +88,7 @@ Deno.test("DailyFileLogOutput rolls to a new file when the date changes", async 
   await Deno.remove(dir, { recursive: true });
 });
 
-Deno.test("DailyFileLogOutput flushes by itself after its interval", async () => {
+Deno.test("DailyFileLogOutput flushes by itself after its interval", needs("read", "write"), async () => {
   const dir = await Deno.makeTempDir();
   const output = new DailyFileLogOutput({ dir, flushIntervalMs: 10 });
   output.write("soon on disk");

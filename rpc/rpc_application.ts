@@ -61,7 +61,7 @@ export interface RpcConfig {
   registryTlsCaFile?: string;
   /** Directory of the daily log files (`log_path`), if any. */
   logPath?: string;
-  /** Log level (`log_level`: a name or 0-5). */
+  /** Log level (`log_level`, or `-l`/`--loglevel` on the command line: a name or the seed's 0-4). */
   logLevel: LogLevel;
 }
 
@@ -282,19 +282,30 @@ export class RpcApplication {
   }
 
   /**
-   * Read `-i FILE` / `--config FILE` from `args`, load the config and set up logging (stderr, plus daily files
-   * in `log_path`). Throws a TypeError naming the key and the file on a bad config.
+   * Read `-i FILE` / `--config FILE` (or the seed's `-c FILE`) and `-l LEVEL` / `--loglevel LEVEL` (the seed's
+   * 0-4 or a name; it overrides `log_level`) from `args`, load the config and set up logging (stderr, plus daily
+   * files in `log_path`). Throws a TypeError naming the key and the file on a bad config.
    */
   static async init(args: string[], options: RpcApplicationOptions = {}): Promise<RpcApplication> {
     const backend = options.backend ?? defaultBackend();
     let path: string | undefined;
+    let logLevelArg: LogLevel | undefined;
     try {
       const { values } = parseArgs({
         args,
         strict: false,
-        options: { config: { type: "string", short: "i" }, "config-file": { type: "string", short: "c" } },
+        options: {
+          config: { type: "string", short: "i" },
+          "config-file": { type: "string", short: "c" },
+          loglevel: { type: "string", short: "l" },
+        },
       });
       path = (values.config ?? values["config-file"]) as string | undefined;
+      if (values.loglevel !== undefined) {
+        // The seed's -l/--loglevel: it overrides the file's log_level.
+        if (typeof values.loglevel !== "string") throw new Error("'-l' needs a level, such as -l 1 or -l INFO");
+        logLevelArg = parseLogLevel(values.loglevel);
+      }
     } catch (error) {
       throw new TypeError(`Cannot read the command line: ${(error as Error).message}`);
     }
@@ -305,7 +316,8 @@ export class RpcApplication {
     } catch (error) {
       throw new TypeError(`Cannot load RPC config ${path}: ${(error as Error).message}`, { cause: error });
     }
-    const config = parseRpcConfig(raw, path);
+    const fromFile = parseRpcConfig(raw, path);
+    const config = logLevelArg === undefined ? fromFile : { ...fromFile, logLevel: logLevelArg };
     const outputs: LogOutput[] = [new StderrLogOutput(backend)];
     if (config.logPath !== undefined) outputs.push(new DailyFileLogOutput({ dir: config.logPath, backend }));
     const logger = new Logger({ level: config.logLevel, outputs, name: options.name ?? "rpc" });
