@@ -3,15 +3,31 @@
  * {@linkcode RpcChannel}, with providers discovered in the registry, balanced, and failed over. Deadlines,
  * cancellation (inherited by nested calls through `{ parent: context }`), gRPC status codes ({@linkcode RpcError}),
  * retries only of calls no handler saw, drain on stop, keepalive and outlier ejection, interceptors and metadata.
+ * {@linkcode RpcApplication} sets all of it up from the seed's config file; `deno run -A jsr:@dwt/rpc/gen`
+ * generates typed stubs from a `.proto` file.
  *
  * @module
  */
-export * from "./load_balancer.ts";
-export * from "./rpc_channel.ts";
-export * from "./rpc_controller.ts";
-export * from "./rpc_error.ts";
-export * from "./rpc_provider.ts";
-export * from "./service_definition.ts";
-export * from "./codegen.ts";
-export * from "./rpc_application.ts";
-export * from "./provider_status.ts";
+
+// The application: config file, registry, provider and channel in one.
+export { parseRpcConfig, RpcApplication, type RpcApplicationOptions, type RpcConfig } from "./rpc_application.ts";
+export type { RpcServerLimits } from "./rpc_application.ts";
+
+// Publishing services.
+export { type CallContext, type MethodHandler, type RegisterServices, RpcProvider } from "./rpc_provider.ts";
+export type { RpcProviderOptions, RpcProviderStats, ServerHandler, ServerInterceptor } from "./rpc_provider.ts";
+export type { ServiceImplementation } from "./rpc_provider.ts";
+export { providerMetrics, providerStatusHandler } from "./provider_status.ts";
+
+// Calling them.
+export { type CallOptions, RpcChannel, type RpcChannelOptions, type Stub, type StubMethod } from "./rpc_channel.ts";
+export type { ClientCall, ClientHandler, ClientInterceptor, ClientResult } from "./rpc_channel.ts";
+export { RpcController } from "./rpc_controller.ts";
+export { RpcCode, rpcCodeName, RpcError } from "./rpc_error.ts";
+
+// Service definitions, code generation, load balancing.
+export { definitionOf, loadProtoFile, type MethodDefinition, parseProto } from "./service_definition.ts";
+export { type ServiceDefinition, serviceDefinition } from "./service_definition.ts";
+export { type GenerateOptions, generateTypeScript } from "./codegen.ts";
+export { type Candidate, createLoadBalancer, type LoadBalancer, type LoadBalancerName } from "./load_balancer.ts";
+export { ConsistentHashBalancer, P2cBalancer, RandomBalancer, RoundRobinBalancer } from "./load_balancer.ts";

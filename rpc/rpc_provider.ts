@@ -510,7 +510,10 @@ export class RpcProvider {
       server.setThreadNum(threads);
       const channelName = `dwt-rpc-provider-${crypto.randomUUID()}`;
       this.#threadChannel = new BroadcastChannel(channelName);
-      const { threads: _, loop: _loop, registry: _r, interceptors: _i, tls: _t, ...limits } = this.#options;
+      const limits: RpcProviderOptions = {};
+      for (const key of THREAD_OPTIONS) {
+        if (this.#options[key] !== undefined) (limits as Record<string, unknown>)[key] = this.#options[key];
+      }
       const data: ProviderThreadData = { ...this.#module, limits, channelName };
       server.setThreadInit(import.meta.url, "initProviderThread", data);
     } else {
@@ -951,6 +954,23 @@ export class RpcProvider {
     }
   }
 }
+
+/** The options each Worker's provider gets from the main one (plain data, so they cross to Workers). */
+const THREAD_OPTIONS = [
+  "maxFrameBytes",
+  "maxConnections",
+  "maxConnectionsPerAddress",
+  "maxCallsPerConnection",
+  "idleTimeoutMs",
+  "frameTimeoutMs",
+  "maxBufferedFrameBytes",
+  "pauseReadingAtBytes",
+  "maxUnsentBytes",
+  "maxMetadataBytes",
+  "keepaliveIntervalMs",
+  "keepaliveTimeoutMs",
+  "drainGraceMs",
+] as const satisfies ReadonlyArray<keyof RpcProviderOptions>;
 
 /** One answer on its way out, and what it is counted under. */
 interface ProviderAnswer {

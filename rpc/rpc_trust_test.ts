@@ -1047,3 +1047,20 @@ Deno.test("proto3 defaults: protobufjs's own Service over rpcImpl gets omitted b
     await provider.stop({ graceMs: 100 });
   }
 });
+
+Deno.test("Limits reach the Workers of a provider with threads", async () => {
+  const loop = new EventLoop();
+  const provider = new RpcProvider({ loop, threads: 2, maxMetadataBytes: 100 });
+  await provider.registerModule(new URL("./testdata/threaded_echo.ts", import.meta.url).href);
+  await provider.start();
+  const raw = await RawClient.connect(provider.address.port);
+  try {
+    await raw.send({ request: { callId: 1, service: "test.Echo", method: "Say", metadata: { k: "v".repeat(200) } } });
+    const answer = await raw.next();
+    assert.equal(answer?.status, RpcCode.RESOURCE_EXHAUSTED, answer?.errorMessage);
+    assert.match(answer!.errorMessage, /limit of 100 bytes/);
+  } finally {
+    raw.close();
+    await provider.stop({ graceMs: 100 });
+  }
+});
