@@ -4,6 +4,7 @@ import type { NetBackend } from "./backend/net_backend.ts";
 import { EventLoop } from "./event_loop.ts";
 import { InetAddress } from "./inet_address.ts";
 import { TcpServer } from "./tcp_server.ts";
+import { needs } from "./testdata/permissions.ts";
 
 const FIXTURE = new URL("./testdata/thread_init.ts", import.meta.url).href;
 
@@ -74,7 +75,7 @@ Deno.test("TcpServer stop closes open connections", async () => {
   }
 });
 
-Deno.test("TcpServer with 2 threads serves connections from both Workers", async () => {
+Deno.test("TcpServer with 2 threads serves connections from both Workers", needs("read"), async () => {
   const loop = new EventLoop();
   const server = new TcpServer(loop, new InetAddress("127.0.0.1", 0), "threaded");
   server.setThreadNum(2);
@@ -95,7 +96,7 @@ Deno.test("TcpServer with 2 threads serves connections from both Workers", async
   assert.equal(server.runningThreads, 0);
 });
 
-Deno.test("TcpServer falls back to one loop where the backend has no SO_REUSEPORT", async () => {
+Deno.test("TcpServer falls back to one loop where the backend has no SO_REUSEPORT", needs("read"), async () => {
   const noReusePort: NetBackend = { ...denoBackend, supportsReusePort: false };
   const loop = new EventLoop({ backend: noReusePort });
   const server = new TcpServer(loop, new InetAddress("127.0.0.1", 0), "fallback");
@@ -107,7 +108,7 @@ Deno.test("TcpServer falls back to one loop where the backend has no SO_REUSEPOR
   await server.stop();
 });
 
-Deno.test("TcpServer rejects bad thread settings with clear errors", async () => {
+Deno.test("TcpServer rejects bad thread settings with clear errors", needs("read"), async () => {
   const loop = new EventLoop();
   const server = new TcpServer(loop, new InetAddress("127.0.0.1", 0), "bad");
   assert.throws(() => server.setThreadNum(-1), {

@@ -5,14 +5,19 @@ import { EventLoop } from "./event_loop.ts";
 import { InetAddress } from "./inet_address.ts";
 import { TcpClient } from "./tcp_client.ts";
 import { TcpServer } from "./tcp_server.ts";
+import { needs } from "./testdata/permissions.ts";
 import { selfSignedCertificate } from "./testdata/self_signed.ts";
 
-const certificate = await selfSignedCertificate();
+// Made by the first test that runs, not at load: openssl and a temp dir need --allow-run, --allow-write, --allow-read.
+let madeCertificate: Promise<{ cert: string; key: string }> | undefined;
 
 for (const backend of [denoBackend, nodeBackend]) {
   Deno.test({
     name: `${backend.name} backend: TLS echo with a self-signed certificate; untrusted and plain clients are refused`,
+    // node:tls reads the system's CA store, which takes --allow-sys.
+    ...(backend === nodeBackend ? needs("read", "write", "run", "sys") : needs("read", "write", "run")),
     async fn() {
+      const certificate = await (madeCertificate ??= selfSignedCertificate());
       const loop = new EventLoop({ backend });
       const server = new TcpServer(loop, new InetAddress("127.0.0.1", 0), "tls-echo", { tls: certificate });
       server.setMessageCallback((connection, buffer) => connection.send(buffer));

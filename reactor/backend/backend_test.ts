@@ -3,6 +3,7 @@ import { denoBackend } from "./deno.ts";
 import { defaultBackend } from "./default.ts";
 import type { NetBackend, RawSocket, RawSocketHandlers } from "./net_backend.ts";
 import { nodeBackend } from "./node.ts";
+import { needs } from "../testdata/permissions.ts";
 
 interface Recorder extends RawSocketHandlers {
   data: string;
@@ -90,32 +91,36 @@ for (const backend of [denoBackend, nodeBackend] as NetBackend[]) {
     listener.close();
   });
 
-  Deno.test(`${backend.name} backend: files append, sync, read, rename, remove, list`, async () => {
-    const dir = await Deno.makeTempDir();
-    const fs = backend.fs;
-    await fs.mkdir(`${dir}/a/b`);
-    const file = await fs.openAppend(`${dir}/a/b/log`);
-    await file.write(new TextEncoder().encode("one\n"));
-    await file.write(new TextEncoder().encode("two\n"));
-    await file.sync();
-    file.close();
-    assert.equal(new TextDecoder().decode(await fs.readFile(`${dir}/a/b/log`)), "one\ntwo\n");
-    await fs.writeFile(`${dir}/a/snap.tmp`, new Uint8Array([1, 2, 3]));
-    await fs.rename(`${dir}/a/snap.tmp`, `${dir}/a/snap`);
-    assert.deepEqual((await fs.readDir(`${dir}/a`)).sort(), ["b", "snap"]);
-    assert.deepEqual([...await fs.readFile(`${dir}/a/snap`)], [1, 2, 3]);
-    const durable = await fs.openDurableAppend(`${dir}/a/wal`);
-    await durable.append(new TextEncoder().encode("r1"));
-    await durable.append(new TextEncoder().encode("r2"));
-    durable.close();
-    assert.equal(new TextDecoder().decode(await fs.readFile(`${dir}/a/wal`)), "r1r2");
-    await fs.remove(`${dir}/a/wal`);
-    await fs.remove(`${dir}/a/snap`);
-    await fs.remove(`${dir}/a/snap`);
-    await assert.rejects(fs.readFile(`${dir}/a/snap`), { name: "NotFound" });
-    assert.deepEqual(await fs.readDir(`${dir}/missing`), []);
-    await Deno.remove(dir, { recursive: true });
-  });
+  Deno.test(
+    `${backend.name} backend: files append, sync, read, rename, remove, list`,
+    needs("read", "write"),
+    async () => {
+      const dir = await Deno.makeTempDir();
+      const fs = backend.fs;
+      await fs.mkdir(`${dir}/a/b`);
+      const file = await fs.openAppend(`${dir}/a/b/log`);
+      await file.write(new TextEncoder().encode("one\n"));
+      await file.write(new TextEncoder().encode("two\n"));
+      await file.sync();
+      file.close();
+      assert.equal(new TextDecoder().decode(await fs.readFile(`${dir}/a/b/log`)), "one\ntwo\n");
+      await fs.writeFile(`${dir}/a/snap.tmp`, new Uint8Array([1, 2, 3]));
+      await fs.rename(`${dir}/a/snap.tmp`, `${dir}/a/snap`);
+      assert.deepEqual((await fs.readDir(`${dir}/a`)).sort(), ["b", "snap"]);
+      assert.deepEqual([...await fs.readFile(`${dir}/a/snap`)], [1, 2, 3]);
+      const durable = await fs.openDurableAppend(`${dir}/a/wal`);
+      await durable.append(new TextEncoder().encode("r1"));
+      await durable.append(new TextEncoder().encode("r2"));
+      durable.close();
+      assert.equal(new TextDecoder().decode(await fs.readFile(`${dir}/a/wal`)), "r1r2");
+      await fs.remove(`${dir}/a/wal`);
+      await fs.remove(`${dir}/a/snap`);
+      await fs.remove(`${dir}/a/snap`);
+      await assert.rejects(fs.readFile(`${dir}/a/snap`), { name: "NotFound" });
+      assert.deepEqual(await fs.readDir(`${dir}/missing`), []);
+      await Deno.remove(dir, { recursive: true });
+    },
+  );
 }
 
 Deno.test("deno backend: two listeners share a port with reusePort", async () => {
@@ -132,7 +137,7 @@ Deno.test("node backend under Deno refuses reusePort with a TypeError", async ()
   await assert.rejects(nodeBackend.listen({ hostname: "127.0.0.1", port: 0, reusePort: true }), TypeError);
 });
 
-Deno.test("deno backend: a worker answers messages and terminates", async () => {
+Deno.test("deno backend: a worker answers messages and terminates", needs("read"), async () => {
   const worker = denoBackend.workers.spawn(new URL("./testdata/echo_worker.ts", import.meta.url).href);
   const reply = Promise.withResolvers<unknown>();
   worker.onMessage((message) => reply.resolve(message));
