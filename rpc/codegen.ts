@@ -7,6 +7,7 @@
  */
 
 import protobuf from "protobufjs";
+import { parseWithImports } from "./_proto_imports.ts";
 
 /** Options of {@linkcode generateTypeScript}. */
 export interface GenerateOptions {
@@ -17,6 +18,12 @@ export interface GenerateOptions {
    * @default {"@dwt/rpc/rpc"}
    */
   importFrom?: string;
+  /**
+   * The text of every file the .proto imports (and they import), keyed by the import path as written; the
+   * generated module embeds them. Google's well-known types need no entry (protobufjs ships them).
+   * @default {{}}
+   */
+  imports?: Readonly<Record<string, string>>;
 }
 
 const SCALARS: Record<string, string> = {
@@ -58,26 +65,81 @@ function doc(comment: string | null, indent = ""): string {
   return comment ? `${indent}/** ${comment.replace(/\*\//g, "*\\/").replace(/\n/g, ` `)} */\n` : "";
 }
 
-/** Generate the TypeScript module for `protoText`. */
-export function generateTypeScript(protoText: string, options: GenerateOptions): string {
-  const parsed = protobuf.parse(protoText, { keepCase: false, alternateCommentMode: true });
-  const root = parsed.root;
-  root.resolveAll();
-  const packageName = parsed.package ?? "";
-  const types: protobuf.Type[] = [];
-  const enums: protobuf.Enum[] = [];
-  const services: protobuf.Service[] = [];
-  const visit = (ns: protobuf.NamespaceBase) => {
-    for (const nested of ns.nestedArray) {
-      if (nested instanceof protobuf.Type) types.push(nested);
-      else if (nested instanceof protobuf.Enum) enums.push(nested);
-      else if (nested instanceof protobuf.Service) services.push(nested);
-      if (nested instanceof protobuf.Namespace || nested instanceof protobuf.Type) {
-        visit(nested as protobuf.NamespaceBase);
+/** The types and enums `start` needs, transitively, through fields and methods (itself included). */
+function reachable(start: readonly protobuf.ReflectionObject[]): protobuf.ReflectionObject[] {
+  const seen = new Set<protobuf.ReflectionObject>();
+  const order: protobuf.ReflectionObject[] = [];
+  const add = (object: protobuf.ReflectionObject | null) => {
+    if (object === null || seen.has(object)) return;
+    seen.add(object);
+    order.push(object);
+    if (object instanceof protobuf.Type) {
+      for (const field of object.fieldsArray) add(field.resolve().resolvedType);
+    } else if (object instanceof protobuf.Service) {
+      for (const method of object.methodsArray) {
+        method.resolve();
+        add(method.resolvedRequestType);
+        add(method.resolvedResponseType);
       }
     }
   };
-  visit(root);
+  for (const object of start) add(object);
+  return order;
+}
+
+/** Throws a TypeError naming the first construct of `declared` the generator cannot express yet. */
+function checkSupported(declared: readonly protobuf.ReflectionObject[]): void {
+  for (const object of declared) {
+    if (object instanceof protobuf.Service) {
+      for (const method of object.methodsArray) {
+        if (method.requestStream || method.responseStream) {
+          const which = method.requestStream && method.responseStream
+            ? "bidirectional streaming"
+            : method.requestStream
+            ? "client streaming"
+            : "server streaming";
+          throw new TypeError(
+            `Cannot generate method ${object.fullName.replace(/^\./, "")}.${method.name}: it is ${which} ('stream'), ` +
+              "and streaming is not supported yet; only unary methods are",
+          );
+        }
+      }
+    } else if (object instanceof protobuf.Type) {
+      const extension = object.fieldsArray.find((field) => field.extend !== undefined || field.name.startsWith("."));
+      if (extension !== undefined) {
+        throw new TypeError(
+          `Cannot generate message ${object.fullName.replace(/^\./, "")}: extensions ('extend') are not supported yet`,
+        );
+      }
+    }
+  }
+}
+
+/**
+ * Generate the TypeScript module for `protoText`. Throws a TypeError naming the method or message of a construct
+ * not supported yet (streaming methods, extensions) or an import that cannot be resolved.
+ */
+export function generateTypeScript(protoText: string, options: GenerateOptions): string {
+  const parsed = parseWithImports(protoText, options.imports ?? {}, { keepCase: false, alternateCommentMode: true });
+  const packageName = parsed.packageName;
+  checkSupported(parsed.declared);
+  // The main file's declarations first, in its order; then what they use from imports, in order of first use.
+  const used = reachable(parsed.declared);
+  const emitted = [...parsed.declared, ...used.filter((object) => !parsed.declared.includes(object))];
+  const types = emitted.filter((object): object is protobuf.Type => object instanceof protobuf.Type);
+  const enums = emitted.filter((object): object is protobuf.Enum => object instanceof protobuf.Enum);
+  const services = parsed.declared.filter((object): object is protobuf.Service => object instanceof protobuf.Service);
+  const imported = parsed.importsUsed;
+  const owners = new Map<string, string>();
+  for (const object of emitted) {
+    const name = typeName(object, packageName);
+    const fullName = object.fullName.replace(/^\./, "");
+    const other = owners.get(name);
+    if (other !== undefined) {
+      throw new TypeError(`Cannot generate both ${other} and ${fullName}: both would be named ${name} in TypeScript`);
+    }
+    owners.set(name, fullName);
+  }
 
   const importFrom = options.importFrom ?? "@dwt/rpc/rpc";
   const out: string[] = [];
@@ -94,9 +156,22 @@ export function generateTypeScript(protoText: string, options: GenerateOptions):
   out.push("");
   out.push(`/** The schema of ${options.fileName}. */`);
   out.push(`export const PROTO: string = ${JSON.stringify(protoText)};`);
+  if (imported.length > 0) {
+    out.push("");
+    out.push(
+      `/** The schemas ${options.fileName} imports, by import path (Google's well-known types ship with protobufjs). */`,
+    );
+    out.push(`export const PROTO_IMPORTS: Readonly<Record<string, string>> = {`);
+    for (const name of imported) out.push(`  ${JSON.stringify(name)}: ${JSON.stringify(options.imports![name])},`);
+    out.push(`};`);
+  }
   out.push("");
   out.push(`/** The parsed schema. */`);
-  out.push(`export const root: ReturnType<typeof parseProto> = parseProto(PROTO);`);
+  out.push(
+    `export const root: ReturnType<typeof parseProto> = parseProto(PROTO${
+      imported.length > 0 ? ", { imports: PROTO_IMPORTS }" : ""
+    });`,
+  );
 
   for (const e of enums) {
     const name = typeName(e, packageName);
@@ -113,6 +188,7 @@ export function generateTypeScript(protoText: string, options: GenerateOptions):
     const name = typeName(type, packageName);
     out.push("");
     out.push(doc(type.comment).trimEnd() || `/** The message ${type.fullName.replace(/^\./, "")}. */`);
+    if (type.fieldsArray.length === 0) out.push("// deno-lint-ignore no-empty-interface");
     out.push(`export interface ${name} {`);
     for (const field of type.fieldsArray) {
       field.resolve();

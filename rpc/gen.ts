@@ -1,6 +1,9 @@
 /**
- * The code generator's command line: `deno task gen <file.proto> [--out FILE] [--import MODULE]`.
- * Writes `<file>_pb.ts` beside the .proto by default.
+ * The code generator's command line:
+ * `deno task gen [--check] [--import MODULE] [-I DIR]... <file.proto>... [--out FILE]`.
+ * Writes `<file>_pb.ts` beside each .proto by default. Imports are read beside the file that names them, then from
+ * each `-I`/`--proto_path` directory; Google's well-known types ship with protobufjs. With `--check` nothing is
+ * written: it exits 1 naming every output that differs from what the generator would write now (a CI gate).
  *
  * @module
  */
@@ -8,34 +11,86 @@
 import { defaultBackend } from "../reactor/backend/default.ts";
 import { parseArgs } from "../reactor/backend/parse_args.ts";
 import { generateTypeScript } from "./codegen.ts";
+import { readImports } from "./_proto_imports.ts";
 
-/** Run the generator with command-line `args`; resolves with the exit status. */
+const USAGE = "usage: deno task gen [--check] [--import MODULE] [-I DIR]... <file.proto>... [--out FILE]\n";
+
+/** Run the generator with command-line `args`; resolves with the exit status (0 done, 1 failed or stale, 2 usage). */
 export async function main(args: string[]): Promise<number> {
   const backend = defaultBackend();
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { out: { type: "string", short: "o" }, import: { type: "string" } },
-  });
-  if (positionals.length !== 1) {
-    backend.process.writeStderr("usage: deno task gen <file.proto> [--out FILE] [--import MODULE]\n");
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        out: { type: "string", short: "o" },
+        import: { type: "string" },
+        proto_path: { type: "string", short: "I", multiple: true },
+        check: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (error) {
+    backend.process.writeStderr(`${(error as Error).message}\n${USAGE}`);
     return 2;
   }
-  const input = positionals[0]!;
-  const output = values.out ?? input.replace(/\.proto$/, "") + "_pb.ts";
-  try {
-    const text = new TextDecoder().decode(await backend.fs.readFile(input));
-    const code = generateTypeScript(text, {
-      fileName: input.slice(input.lastIndexOf("/") + 1),
-      importFrom: values.import,
-    });
-    await backend.fs.writeFile(output, new TextEncoder().encode(code));
-  } catch (error) {
-    backend.process.writeStderr(`Cannot generate code from ${input}: ${(error as Error).message}\n`);
-    return 1;
+  const { values, positionals } = parsed;
+  if (values.help) {
+    backend.process.writeStdout(USAGE);
+    return 0;
   }
-  backend.process.writeStdout(`wrote ${output}\n`);
-  return 0;
+  if (positionals.length === 0 || (values.out !== undefined && positionals.length !== 1)) {
+    backend.process.writeStderr(USAGE);
+    return 2;
+  }
+  const decoder = new TextDecoder();
+  const readText = async (path: string) => decoder.decode(await backend.fs.readFile(path));
+  let status = 0;
+  for (const input of positionals) {
+    const output = values.out ?? input.replace(/\.proto$/, "") + "_pb.ts";
+    let code: string;
+    try {
+      const text = await readText(input);
+      const imports = await readImports(input, text, { readText, includeDirs: values.proto_path ?? [] });
+      code = generateTypeScript(text, {
+        fileName: input.slice(input.lastIndexOf("/") + 1),
+        importFrom: values.import,
+        imports,
+      });
+    } catch (error) {
+      backend.process.writeStderr(`Cannot generate code from ${input}: ${(error as Error).message}\n`);
+      status = 1;
+      continue;
+    }
+    if (values.check) {
+      let current: string | undefined;
+      try {
+        current = await readText(output);
+      } catch {
+        current = undefined;
+      }
+      if (current === code) {
+        backend.process.writeStdout(`${output} is current\n`);
+      } else {
+        backend.process.writeStderr(
+          `${output} ${current === undefined ? "is missing" : "differs from what the generator writes"}: ` +
+            `run deno task gen${values.import === undefined ? "" : ` --import ${values.import}`} ${input}\n`,
+        );
+        status = 1;
+      }
+      continue;
+    }
+    try {
+      await backend.fs.writeFile(output, new TextEncoder().encode(code));
+    } catch (error) {
+      backend.process.writeStderr(`Cannot write ${output}: ${(error as Error).message}\n`);
+      status = 1;
+      continue;
+    }
+    backend.process.writeStdout(`wrote ${output}\n`);
+  }
+  return status;
 }
 
 if (defaultBackend().process.isMain(import.meta)) {

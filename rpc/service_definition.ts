@@ -7,6 +7,7 @@
 
 import protobuf from "protobufjs";
 import type { NetBackend } from "../reactor/backend/net_backend.ts";
+import { parseWithImports, readImports } from "./_proto_imports.ts";
 
 /** One method of a service. */
 export interface MethodDefinition {
@@ -26,16 +27,45 @@ export interface ServiceDefinition {
   readonly methods: ReadonlyMap<string, MethodDefinition>;
 }
 
-/** Parse `.proto` text into a protobufjs Root (no imports). */
-export function parseProto(text: string): protobuf.Root {
-  const root = protobuf.parse(text, { keepCase: false }).root;
-  root.resolveAll();
-  return root;
+/** Options of {@linkcode parseProto}. */
+export interface ParseProtoOptions {
+  /**
+   * The text of every file the .proto imports (and they import), keyed by the import path as written
+   * (`"common/money.proto"`). Google's well-known types (`google/protobuf/timestamp.proto`, `duration`, `empty`,
+   * `wrappers`, `any`, `struct`, `field_mask`) need no entry: their definitions ship with protobufjs.
+   * @default {{}}
+   */
+  imports?: Readonly<Record<string, string>>;
 }
 
-/** Read and parse a `.proto` file. */
+/**
+ * Parse `.proto` text, with its imports, into a protobufjs Root. Throws a TypeError naming an import that is
+ * neither well-known nor in `options.imports`.
+ *
+ * @example
+ * ```ts
+ * import { parseProto } from "./service_definition.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const root = parseProto(`syntax = "proto3"; package demo;
+ *   import "google/protobuf/timestamp.proto";
+ *   import "money.proto";
+ *   message Order { google.protobuf.Timestamp at = 1; demo.Money total = 2; }`, {
+ *   imports: { "money.proto": `syntax = "proto3"; package demo; message Money { int64 cents = 1; }` },
+ * });
+ * assert.equal(root.lookupType("demo.Order").fieldsArray.length, 2);
+ * ```
+ */
+export function parseProto(text: string, options: ParseProtoOptions = {}): protobuf.Root {
+  return parseWithImports(text, options.imports ?? {}, { keepCase: false }).root;
+}
+
+/** Read and parse a `.proto` file, with the files it imports (looked up beside the file that imports them). */
 export async function loadProtoFile(backend: NetBackend, path: string): Promise<protobuf.Root> {
-  return parseProto(new TextDecoder().decode(await backend.fs.readFile(path)));
+  const decoder = new TextDecoder();
+  const readText = async (file: string) => decoder.decode(await backend.fs.readFile(file));
+  const text = await readText(path);
+  return parseProto(text, { imports: await readImports(path, text, { readText }) });
 }
 
 /** The definition of the service named `name` (full or simple name) in `root`. Throws a TypeError if missing. */
