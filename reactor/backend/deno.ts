@@ -576,6 +576,10 @@ export const denoBackend: NetBackend = {
     return new DenoTcpSocket(conn);
   },
   async bindUdp(options: BindUdpOptions): Promise<RawUdpSocket> {
+    // UDP is behind --unstable-net; a package run as `deno run -A jsr:...` does not get its deno.json "unstable".
+    if (typeof Deno.listenDatagram !== "function") {
+      throw new TypeError("Cannot bind a UDP socket as Deno.listenDatagram is missing: run Deno with --unstable-net");
+    }
     const conn = Deno.listenDatagram({ transport: "udp", hostname: options.hostname, port: options.port });
     return await Promise.resolve(new DenoUdpSocket(conn));
   },
