@@ -5,6 +5,7 @@ import { basename, joinPath, parentOf, validatePath } from "./path.ts";
 import { RegistryClient } from "./registry_client.ts";
 import { RegistryError, RegistryErrorCode } from "./registry_error.ts";
 import { RegistryServer } from "./registry_server.ts";
+import { needs } from "../reactor/testdata/permissions.ts";
 
 Deno.test("validatePath accepts absolute paths and says what is wrong with bad ones", () => {
   for (const good of ["/", "/a", "/userService/userinfo", "/a-b_c.d/0001"]) assert.equal(validatePath(good), good);
@@ -141,47 +142,51 @@ function framed(body: Uint8Array): Uint8Array {
   return out;
 }
 
-Deno.test("RegistryServer stores no node whose path is not valid UTF-8, so the tree is the same after a restart", async () => {
-  const loop = new EventLoop();
-  const dir = await Deno.makeTempDir();
-  let server = new RegistryServer({ port: 0, loop, dataDir: dir });
-  await server.start();
-  const port = server.address.port;
-  try {
-    for (const [what, bytes] of BAD_PATHS) {
-      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-      const pending = { bytes: new Uint8Array(0) };
-      try {
-        await conn.write(framed(encodeClientFrame({ xid: 1, connect: { sessionTimeoutMs: 10_000 } })));
-        const connected = decodeServerFrame((await readFrame(conn, pending))!);
-        assert.equal(connected.errorCode ?? 0, 0);
-        await conn.write(framed(rawCreateFrame(2, bytes)));
-        // Either a BAD_ARGUMENTS answer or a closed connection; never a created node.
-        const answer = await readFrame(conn, pending);
-        if (answer !== null) {
-          const frame = decodeServerFrame(answer);
-          assert.equal(frame.errorCode, RegistryErrorCode.BAD_ARGUMENTS, `${what}: ${frame.errorMessage}`);
-          assert.match(frame.errorMessage ?? "", /create\.path/);
-        }
-      } finally {
-        conn.close();
-      }
-    }
-    const honest = await RegistryClient.connect(server.address, { loop });
-    await honest.create("/caf\u00e9", "");
-    const before = await honest.children("/");
-    await honest.close();
-    await server.stop();
-    server = new RegistryServer({ port, loop, dataDir: dir });
+Deno.test(
+  "RegistryServer stores no node whose path is not valid UTF-8, so the tree is the same after a restart",
+  needs("read", "write"),
+  async () => {
+    const loop = new EventLoop();
+    const dir = await Deno.makeTempDir();
+    let server = new RegistryServer({ port: 0, loop, dataDir: dir });
     await server.start();
-    const again = await RegistryClient.connect(server.address, { loop });
-    const after = await again.children("/");
-    await again.close();
-    assert.deepEqual(after, before);
-    assert.ok(after.includes("caf\u00e9"));
-    assert.ok(after.every((name) => name.isWellFormed() && !name.includes("\ufffd")), JSON.stringify(after));
-  } finally {
-    await server.stop();
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+    const port = server.address.port;
+    try {
+      for (const [what, bytes] of BAD_PATHS) {
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+        const pending = { bytes: new Uint8Array(0) };
+        try {
+          await conn.write(framed(encodeClientFrame({ xid: 1, connect: { sessionTimeoutMs: 10_000 } })));
+          const connected = decodeServerFrame((await readFrame(conn, pending))!);
+          assert.equal(connected.errorCode ?? 0, 0);
+          await conn.write(framed(rawCreateFrame(2, bytes)));
+          // Either a BAD_ARGUMENTS answer or a closed connection; never a created node.
+          const answer = await readFrame(conn, pending);
+          if (answer !== null) {
+            const frame = decodeServerFrame(answer);
+            assert.equal(frame.errorCode, RegistryErrorCode.BAD_ARGUMENTS, `${what}: ${frame.errorMessage}`);
+            assert.match(frame.errorMessage ?? "", /create\.path/);
+          }
+        } finally {
+          conn.close();
+        }
+      }
+      const honest = await RegistryClient.connect(server.address, { loop });
+      await honest.create("/caf\u00e9", "");
+      const before = await honest.children("/");
+      await honest.close();
+      await server.stop();
+      server = new RegistryServer({ port, loop, dataDir: dir });
+      await server.start();
+      const again = await RegistryClient.connect(server.address, { loop });
+      const after = await again.children("/");
+      await again.close();
+      assert.deepEqual(after, before);
+      assert.ok(after.includes("caf\u00e9"));
+      assert.ok(after.every((name) => name.isWellFormed() && !name.includes("\ufffd")), JSON.stringify(after));
+    } finally {
+      await server.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);

@@ -20,6 +20,7 @@ import { type RegistryError, RegistryErrorCode } from "./registry_error.ts";
 import { RegistryServer } from "./registry_server.ts";
 import { PartitionProxy } from "./testdata/partition_proxy.ts";
 import { until } from "./testdata/until.ts";
+import { needs } from "../reactor/testdata/permissions.ts";
 
 async function rejectsWith(promise: Promise<unknown>, code: number): Promise<RegistryError> {
   let caught: RegistryError | undefined;
@@ -223,49 +224,53 @@ Deno.test("RegistryServer requires the auth token for changes when configured", 
   await server.stop();
 });
 
-Deno.test("Per-path ACLs: changes under a prefix need one of its tokens; the longest prefix decides", async () => {
-  const loop = new EventLoop();
-  const dir = await Deno.makeTempDir();
-  const acl = { "/svc": ["provider"], "/svc/open": ["provider", "guest"] };
-  let server = new RegistryServer({ port: 0, loop, acl, dataDir: dir });
-  await server.start();
-  const provider = await RegistryClient.connect(server.address, { loop, authToken: "provider" });
-  const guest = await RegistryClient.connect(server.address, { loop, authToken: "guest" });
-  const anonymous = await RegistryClient.connect(server.address, { loop });
-  try {
-    await provider.create("/svc", "");
-    await provider.create("/svc/a", "", { nodeType: NodeType.EPHEMERAL });
-    const denied = await rejectsWith(guest.create("/svc/b", ""), RegistryErrorCode.NO_AUTH);
-    assert.match(denied.message, /ACL of '\/svc'/);
-    await rejectsWith(anonymous.delete("/svc/a"), RegistryErrorCode.NO_AUTH);
-    await rejectsWith(guest.set("/svc", "x"), RegistryErrorCode.NO_AUTH);
-    await provider.create("/svc/open", "");
-    await guest.create("/svc/open/g", ""); // the longer prefix admits guests
-    await anonymous.create("/svcx", ""); // "/svc" does not cover "/svcx"
-    assert.deepEqual(await anonymous.children("/svc"), ["a", "open"]); // reads stay open
-    // The token is part of the session: after a restart the provider still passes and the guest still does not.
-    const port = server.address.port;
-    await server.stop();
-    server = await startAgain({ port, loop, acl, dataDir: dir });
-    const deadline = performance.now() + 5000;
-    while (performance.now() < deadline) {
-      try {
-        await provider.create("/svc/after", "");
-        break;
-      } catch {
-        await new Promise((resolve) => setTimeout(resolve, 50));
+Deno.test(
+  "Per-path ACLs: changes under a prefix need one of its tokens; the longest prefix decides",
+  needs("read", "write"),
+  async () => {
+    const loop = new EventLoop();
+    const dir = await Deno.makeTempDir();
+    const acl = { "/svc": ["provider"], "/svc/open": ["provider", "guest"] };
+    let server = new RegistryServer({ port: 0, loop, acl, dataDir: dir });
+    await server.start();
+    const provider = await RegistryClient.connect(server.address, { loop, authToken: "provider" });
+    const guest = await RegistryClient.connect(server.address, { loop, authToken: "guest" });
+    const anonymous = await RegistryClient.connect(server.address, { loop });
+    try {
+      await provider.create("/svc", "");
+      await provider.create("/svc/a", "", { nodeType: NodeType.EPHEMERAL });
+      const denied = await rejectsWith(guest.create("/svc/b", ""), RegistryErrorCode.NO_AUTH);
+      assert.match(denied.message, /ACL of '\/svc'/);
+      await rejectsWith(anonymous.delete("/svc/a"), RegistryErrorCode.NO_AUTH);
+      await rejectsWith(guest.set("/svc", "x"), RegistryErrorCode.NO_AUTH);
+      await provider.create("/svc/open", "");
+      await guest.create("/svc/open/g", ""); // the longer prefix admits guests
+      await anonymous.create("/svcx", ""); // "/svc" does not cover "/svcx"
+      assert.deepEqual(await anonymous.children("/svc"), ["a", "open"]); // reads stay open
+      // The token is part of the session: after a restart the provider still passes and the guest still does not.
+      const port = server.address.port;
+      await server.stop();
+      server = await startAgain({ port, loop, acl, dataDir: dir });
+      const deadline = performance.now() + 5000;
+      while (performance.now() < deadline) {
+        try {
+          await provider.create("/svc/after", "");
+          break;
+        } catch {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
       }
+      assert.notEqual(await provider.exists("/svc/after"), undefined);
+      await rejectsWith(guest.create("/svc/after2", ""), RegistryErrorCode.NO_AUTH);
+    } finally {
+      await provider.close();
+      await guest.close();
+      await anonymous.close();
+      await server.stop();
+      await Deno.remove(dir, { recursive: true });
     }
-    assert.notEqual(await provider.exists("/svc/after"), undefined);
-    await rejectsWith(guest.create("/svc/after2", ""), RegistryErrorCode.NO_AUTH);
-  } finally {
-    await provider.close();
-    await guest.close();
-    await anonymous.close();
-    await server.stop();
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  },
+);
 
 Deno.test("A connection that opens no session in time is closed; sessions are not", async () => {
   const loop = new EventLoop();
@@ -302,43 +307,49 @@ Deno.test("RegistryServer refuses connections over the per-IP limit and keeps se
   await server.stop();
 });
 
-Deno.test("Sessions survive a registry restart: the client resumes and keeps its ephemeral nodes and watches", async () => {
-  const loop = new EventLoop();
-  const dir = await Deno.makeTempDir();
-  let server = new RegistryServer({ port: 0, loop, dataDir: dir, heartbeatTimeoutMs: 200, heartbeatMaxCount: 5 });
-  await server.start();
-  const port = server.address.port;
-  const client = await RegistryClient.connect(server.address, { loop, reconnectDelayMs: 20 });
-  const events: string[] = [];
-  client.onSessionEvent((event) => events.push(event.type === "connected" ? `connected:${event.resumed}` : event.type));
-  try {
-    await client.create("/svc", "");
-    await client.create("/svc/eph", "e", { nodeType: NodeType.EPHEMERAL });
-    const watched: WatchedEvent[] = [];
-    await client.children("/svc", { watch: (event) => watched.push(event) });
-    const sessionId = client.sessionId;
-    await server.stop();
-    server = await startAgain({ port, loop, dataDir: dir, heartbeatTimeoutMs: 200, heartbeatMaxCount: 5 });
-    const deadline = performance.now() + 5000;
-    while (!events.includes("connected:true") && performance.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
+Deno.test(
+  "Sessions survive a registry restart: the client resumes and keeps its ephemeral nodes and watches",
+  needs("read", "write"),
+  async () => {
+    const loop = new EventLoop();
+    const dir = await Deno.makeTempDir();
+    let server = new RegistryServer({ port: 0, loop, dataDir: dir, heartbeatTimeoutMs: 200, heartbeatMaxCount: 5 });
+    await server.start();
+    const port = server.address.port;
+    const client = await RegistryClient.connect(server.address, { loop, reconnectDelayMs: 20 });
+    const events: string[] = [];
+    client.onSessionEvent((event) =>
+      events.push(event.type === "connected" ? `connected:${event.resumed}` : event.type)
+    );
+    try {
+      await client.create("/svc", "");
+      await client.create("/svc/eph", "e", { nodeType: NodeType.EPHEMERAL });
+      const watched: WatchedEvent[] = [];
+      await client.children("/svc", { watch: (event) => watched.push(event) });
+      const sessionId = client.sessionId;
+      await server.stop();
+      server = await startAgain({ port, loop, dataDir: dir, heartbeatTimeoutMs: 200, heartbeatMaxCount: 5 });
+      const deadline = performance.now() + 5000;
+      while (!events.includes("connected:true") && performance.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.ok(events.includes("connected:true"), `events: ${events.join(", ")}`);
+      assert.ok(!events.includes("expired"));
+      assert.equal(client.sessionId, sessionId);
+      assert.equal(new TextDecoder().decode((await client.get("/svc/eph")).data), "e");
+      assert.equal((await client.exists("/svc/eph"))?.ephemeralOwner, sessionId);
+      // Well past the session timeout: heartbeats keep the restored session alive.
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      assert.notEqual(await client.exists("/svc/eph"), undefined);
+      // The watch was re-armed (type 0 told the watcher to re-read).
+      assert.ok(watched.length >= 1);
+    } finally {
+      await client.close();
+      await server.stop();
+      await Deno.remove(dir, { recursive: true });
     }
-    assert.ok(events.includes("connected:true"), `events: ${events.join(", ")}`);
-    assert.ok(!events.includes("expired"));
-    assert.equal(client.sessionId, sessionId);
-    assert.equal(new TextDecoder().decode((await client.get("/svc/eph")).data), "e");
-    assert.equal((await client.exists("/svc/eph"))?.ephemeralOwner, sessionId);
-    // Well past the session timeout: heartbeats keep the restored session alive.
-    await new Promise((resolve) => setTimeout(resolve, 1500));
-    assert.notEqual(await client.exists("/svc/eph"), undefined);
-    // The watch was re-armed (type 0 told the watcher to re-read).
-    assert.ok(watched.length >= 1);
-  } finally {
-    await client.close();
-    await server.stop();
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  },
+);
 
 /**
  * A registry server played by the test, frame by frame: `onRequest` answers (or holds) each request, and every
@@ -494,50 +505,56 @@ Deno.test("Expiry signals arriving together (xid-0 frame, refused request, signe
   }
 });
 
-Deno.test("After a registry restart the client's heartbeats start above the raised floor and count again", async () => {
-  const loop = new EventLoop();
-  const dir = await Deno.makeTempDir();
-  const options = { loop, dataDir: dir, heartbeatTimeoutMs: 200, heartbeatMaxCount: 5 };
-  let server = new RegistryServer({ port: 0, ...options });
-  await server.start();
-  const port = server.address.port;
-  const proxy = await PartitionProxy.start(loop, server.address, server.heartbeatAddress);
-  const counters: bigint[] = [];
-  proxy.setDatagramTap((direction, data) => {
-    const heartbeat = parseHeartbeat(data);
-    if (direction === "toServer" && heartbeat !== undefined) counters.push(heartbeat.counter);
-  });
-  const client = await RegistryClient.connect(server.address, {
-    loop,
-    heartbeatAddress: proxy.udpAddress,
-    reconnectDelayMs: 20,
-  });
-  const events: string[] = [];
-  client.onSessionEvent((event) => events.push(event.type === "connected" ? `connected:${event.resumed}` : event.type));
-  try {
-    await until(() => counters.length >= 2, 2000, "heartbeats before the restart");
-    const before = counters.at(-1)!;
-    await server.stop();
-    server = await startAgain({ port, ...options });
-    await until(() => events.includes("connected:true"), 5000, "the resumption");
-    const resumedAt = counters.length;
-    const accepted = server.stats().heartbeatsAccepted;
-    await until(
-      () => server.stats().heartbeatsAccepted >= accepted + 3 && counters.length >= resumedAt + 4,
-      3000,
-      "heartbeats accepted again",
+Deno.test(
+  "After a registry restart the client's heartbeats start above the raised floor and count again",
+  needs("read", "write"),
+  async () => {
+    const loop = new EventLoop();
+    const dir = await Deno.makeTempDir();
+    const options = { loop, dataDir: dir, heartbeatTimeoutMs: 200, heartbeatMaxCount: 5 };
+    let server = new RegistryServer({ port: 0, ...options });
+    await server.start();
+    const port = server.address.port;
+    const proxy = await PartitionProxy.start(loop, server.address, server.heartbeatAddress);
+    const counters: bigint[] = [];
+    proxy.setDatagramTap((direction, data) => {
+      const heartbeat = parseHeartbeat(data);
+      if (direction === "toServer" && heartbeat !== undefined) counters.push(heartbeat.counter);
+    });
+    const client = await RegistryClient.connect(server.address, {
+      loop,
+      heartbeatAddress: proxy.udpAddress,
+      reconnectDelayMs: 20,
+    });
+    const events: string[] = [];
+    client.onSessionEvent((event) =>
+      events.push(event.type === "connected" ? `connected:${event.resumed}` : event.type)
     );
-    // The restart raised the floor (its boot epoch is the high half): every heartbeat after the resumption is
-    // above all before it, so none recorded before the restart could be replayed after it.
-    const after = counters.slice(resumedAt + 1);
-    assert.ok(after.length >= 3);
-    assert.ok(after.every((counter) => counter > before && counter >= 1n << 32n), `${before} then ${after}`);
-    assert.ok(after.every((counter, i) => i === 0 || counter > after[i - 1]!));
-    assert.ok(!events.includes("expired"));
-  } finally {
-    await client.close();
-    await proxy.close();
-    await server.stop();
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+    try {
+      await until(() => counters.length >= 2, 2000, "heartbeats before the restart");
+      const before = counters.at(-1)!;
+      await server.stop();
+      server = await startAgain({ port, ...options });
+      await until(() => events.includes("connected:true"), 5000, "the resumption");
+      const resumedAt = counters.length;
+      const accepted = server.stats().heartbeatsAccepted;
+      await until(
+        () => server.stats().heartbeatsAccepted >= accepted + 3 && counters.length >= resumedAt + 4,
+        3000,
+        "heartbeats accepted again",
+      );
+      // The restart raised the floor (its boot epoch is the high half): every heartbeat after the resumption is
+      // above all before it, so none recorded before the restart could be replayed after it.
+      const after = counters.slice(resumedAt + 1);
+      assert.ok(after.length >= 3);
+      assert.ok(after.every((counter) => counter > before && counter >= 1n << 32n), `${before} then ${after}`);
+      assert.ok(after.every((counter, i) => i === 0 || counter > after[i - 1]!));
+      assert.ok(!events.includes("expired"));
+    } finally {
+      await client.close();
+      await proxy.close();
+      await server.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);

@@ -1,11 +1,11 @@
 // The registry's live HTML page in a real headless Chromium (Debian's `chromium`, driven by playwright-core):
 // a node created through the CLI appears without a reload; a kill -9'd session's ephemeral node goes.
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
 import { EventLoop } from "../reactor/event_loop.ts";
 import { InetAddress } from "../reactor/inet_address.ts";
 import { RegistryServer } from "./registry_server.ts";
 import { startRegistryStatus } from "./registry_status.ts";
+import { needs } from "../reactor/testdata/permissions.ts";
 import { ensureDebianPackage } from "./testdata/debian_package.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -14,7 +14,10 @@ const HOLDER = new URL("./testdata/ephemeral_holder.ts", import.meta.url).pathna
 
 Deno.test({
   name: "The registry's HTML page in headless Chromium shows CLI changes and expiries without a reload",
+  ...needs("read", "write", "run", "env", "sys"),
   async fn() {
+    // Imported here, not at load: playwright-core reads its environment as it loads.
+    const { chromium } = await import("playwright-core");
     await ensureDebianPackage("chromium", CHROMIUM);
     const loop = new EventLoop();
     const server = new RegistryServer({ port: 0, loop, heartbeatTimeoutMs: 100, heartbeatMaxCount: 3 });

@@ -4,6 +4,7 @@ import { DataTree } from "./data_tree.ts";
 import { RegistryErrorCode } from "./registry_error.ts";
 import { TxnLog } from "./txn_log.ts";
 import { type Proposal, WritePipeline } from "./write_pipeline.ts";
+import { needs } from "../reactor/testdata/permissions.ts";
 
 const EMPTY = new Uint8Array(0);
 
@@ -18,7 +19,7 @@ function createNode(path: string): (tree: DataTree, zxid: bigint) => Proposal<st
   };
 }
 
-Deno.test("WritePipeline shows a change only once the log has made it durable", async () => {
+Deno.test("WritePipeline shows a change only once the log has made it durable", needs("read", "write"), async () => {
   const dir = await Deno.makeTempDir();
   const { log, tree } = await TxnLog.open(defaultBackend(), dir);
   const pipeline = new WritePipeline(tree, log);

@@ -5,6 +5,7 @@ import type { WatchedEvent } from "./registry_client.ts";
 import { RegistryError, RegistryErrorCode } from "./registry_error.ts";
 import { startZooKeeper } from "./testdata/zookeeper_server.ts";
 import { parseConnectString, ZooKeeperRegistry } from "./zookeeper_registry.ts";
+import { needs } from "../reactor/testdata/permissions.ts";
 
 const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
@@ -33,7 +34,7 @@ Deno.test("parseConnectString reads servers, default port and chroot", () => {
   assert.throws(() => parseConnectString("h:1/bad//chroot"), /bad chroot/);
 });
 
-Deno.test("ZooKeeperRegistry against a real ZooKeeper", async (t) => {
+Deno.test("ZooKeeperRegistry against a real ZooKeeper", needs("read", "write", "run"), async (t) => {
   // tickTime 200 ms: sessions of 0.4-4 s, so expiry tests are quick.
   const zk = await startZooKeeper({ tickTimeMs: 200 });
   const loop = new EventLoop();
