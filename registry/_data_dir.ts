@@ -7,6 +7,7 @@
  * @module
  */
 
+import type { Damage, TornTail } from "./damage.ts";
 import { DataTree, type DataTreeOptions } from "./data_tree.ts";
 import { RegistryErrorCode } from "./registry_error.ts";
 import { decodeSnapshot } from "./snapshot_file.ts";
@@ -33,21 +34,7 @@ export interface DirView {
   read(name: string): Promise<Uint8Array>;
 }
 
-/** Damage that stops a start. `zxid` is the last transaction that loads intact before it. */
-export interface Damage {
-  readonly kind: "snapshot" | "header" | "record" | "gap" | "apply";
-  readonly file: string;
-  readonly offset: number;
-  readonly zxid: bigint;
-  readonly reason: string;
-}
-
-/** A cut-short end of the newest log (a crash mid-write), to be truncated at `offset`. */
-export interface TornTail {
-  readonly file: string;
-  readonly offset: number;
-  readonly bytesCut: number;
-}
+export type { Damage, TornTail } from "./damage.ts";
 
 /** The newest log file as the scan left it. */
 export interface NewestLog {

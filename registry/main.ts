@@ -1,6 +1,13 @@
 /**
- * The registry server program: `deno task registry [--config FILE] [--port N] [--data-dir DIR]`.
- * Without a file it runs on the embedded defaults (127.0.0.1:10606, data in `data/registry`).
+ * The registry server program:
+ *
+ * ```text
+ * deno run -A --unstable-net jsr:@dwt/rpc/registry-server [--config FILE] [--port N] [--data-dir DIR]
+ * ```
+ *
+ * (`--unstable-net` for its UDP heartbeats; in this repository: `deno task registry ...`.)
+ * Without a file it runs on the embedded defaults (127.0.0.1:10606, data in `data/registry` under the current
+ * directory).
  * Prints `READY host:port` on stdout once serving (scripts and tests wait for it); stops on SIGINT/SIGTERM.
  *
  * @module

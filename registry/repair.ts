@@ -2,9 +2,12 @@
  * The registry's recovery command, for a data directory the server refuses to load:
  *
  * ```text
- * deno task registry-repair --data DIR            # print what a repair would drop; drop nothing (exit 0 clean, 1 damaged)
- * deno task registry-repair --data DIR --apply    # do it (exit 0 repaired, 1 damage remains); 2: usage
+ * deno run -A jsr:@dwt/rpc/registry-repair --data DIR          # print what a repair would drop; drop nothing
+ * deno run -A jsr:@dwt/rpc/registry-repair --data DIR --apply  # do it (stop the server first)
  * ```
+ *
+ * (In this repository: `deno task registry-repair ...`.) Exit status: 0 clean or repaired, 1 damage remains (or,
+ * without `--apply`, damage found), 2 usage. {@linkcode repairDataDir} does the same from a program.
  *
  * It reads the directory exactly as `TxnLog.open` does and, for each damage found, plans the smallest cut that lets
  * a start succeed, then reads again with that cut, until nothing is refused:
@@ -24,8 +27,11 @@
 import { defaultBackend } from "../reactor/backend/default.ts";
 import type { NetBackend } from "../reactor/backend/net_backend.ts";
 import { parseArgs } from "../reactor/backend/parse_args.ts";
-import { type Damage, LOG_NAME, scanDataDir, type ScanResult, SNAPSHOT_NAME, type TornTail } from "./_data_dir.ts";
+import { LOG_NAME, scanDataDir, type ScanResult, SNAPSHOT_NAME } from "./_data_dir.ts";
+import type { Damage, TornTail } from "./damage.ts";
 import { checkLogHeader, LOG_HEADER_BYTES, readRecord } from "./txn_record.ts";
+
+export type { Damage, TornTail } from "./damage.ts";
 
 /** One thing the repair does (or would do) to one file. */
 export interface RepairStep {
