@@ -1,5 +1,11 @@
 /**
- * The registry CLI (the seed's client_cli): `deno task registry-cli [--server HOST:PORT] [command ...]`, or with
+ * The registry CLI (the seed's client_cli):
+ *
+ * ```text
+ * deno run -A --unstable-net jsr:@dwt/rpc/registry-cli [--server HOST:PORT] [command ...]
+ * ```
+ *
+ * (`--unstable-net` for the session's UDP heartbeats; in this repository: `deno task registry-cli ...`), or with
  * `--zookeeper HOST:PORT[/chroot]` the same commands against ZooKeeper.
  * With a command it runs it and exits (0 success, 1 failure, 2 usage; `exists` exits 1 when the node is missing);
  * without one it opens an interactive shell. Commands: create, get, set, delete, ls, stat, exists, watch, tree.
