@@ -14,7 +14,8 @@ const HOLDER = new URL("./testdata/ephemeral_holder.ts", import.meta.url).pathna
 
 Deno.test({
   name: "The registry's HTML page in headless Chromium shows CLI changes and expiries without a reload",
-  ...needs("read", "write", "run", "env", "sys"),
+  // playwright-core reads paths (such as /proc/sys/fs/binfmt_misc/WSLInterop) that Deno opens only under --allow-all.
+  ...needs("all"),
   async fn() {
     // Imported here, not at load: playwright-core reads its environment as it loads.
     const { chromium } = await import("playwright-core");
