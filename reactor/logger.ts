@@ -15,6 +15,15 @@ import { formatDate, formatTimestamp } from "./timestamp.ts";
  * 3 ERROR, 4 FATAL (the seed's 4 writes nothing; here it still lets the rare FATAL line through). TRACE, which the
  * seed's RPC logger lacks and muduo has, sits below them at -1. Note that muduo's own enum counts from TRACE = 0,
  * so a muduo INFO (2) is a WARN here: compare by name, not by number.
+ *
+ * @example
+ * ```ts
+ * import { LogLevel } from "./logger.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(LogLevel.INFO, 1); // the seed's -l 1
+ * assert.ok(LogLevel.DEBUG < LogLevel.WARN); // a logger at WARN drops DEBUG lines
+ * ```
  */
 export const LogLevel = {
   TRACE: -1,
@@ -77,7 +86,17 @@ export interface LogOutput {
   close(): Promise<void>;
 }
 
-/** Writes each line to stderr at once (small, synchronous writes, as muduo's default output). */
+/**
+ * Writes each line to stderr at once (small, synchronous writes, as muduo's default output).
+ *
+ * @example
+ * ```ts
+ * import { Logger, StderrLogOutput } from "./logger.ts";
+ *
+ * const logger = new Logger({ outputs: [new StderrLogOutput()], name: "demo" }); // what a Logger uses by default
+ * logger.info("to stderr");
+ * ```
+ */
 export class StderrLogOutput implements LogOutput {
   readonly #backend: NetBackend | undefined;
 
@@ -133,6 +152,20 @@ const encoder = new TextEncoder();
 /**
  * Appends lines to `dir/YYYY_MM_DD.log` (the seed's naming), rolling to a new file when the date changes. Lines
  * are collected in memory and written in batches by one background write at a time, so `write` never blocks.
+ *
+ * @example
+ * ```ts
+ * import { DailyFileLogOutput, Logger, StderrLogOutput } from "./logger.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const logger = new Logger({ outputs: [new StderrLogOutput(), new DailyFileLogOutput({ dir })], name: "demo" });
+ * logger.warn("to stderr and to a file");
+ * for (const output of logger.outputs) await output.close(); // flushes the batch
+ * const [file] = await Array.fromAsync(Deno.readDir(dir));
+ * assert.match(file!.name, /^\d{4}_\d{2}_\d{2}\.log$/);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
  */
 export class DailyFileLogOutput implements LogOutput {
   readonly #dir: string;
@@ -365,6 +398,13 @@ let processLogger: Logger | undefined;
 /**
  * The process-wide logger library code writes to. Created on first use: stderr, at the level named by the
  * `DWT_LOG_LEVEL` environment variable (a name or the seed's 0-4) when set, else INFO.
+ *
+ * @example
+ * ```ts
+ * import { getLogger } from "./logger.ts";
+ *
+ * getLogger().debug("written when DWT_LOG_LEVEL is DEBUG or TRACE", { port: 8080 });
+ * ```
  */
 export function getLogger(): Logger {
   if (processLogger === undefined) {
@@ -380,7 +420,23 @@ export function getLogger(): Logger {
   return processLogger;
 }
 
-/** Replace the process-wide logger (to change outputs, level or name). Returns the previous one. */
+/**
+ * Replace the process-wide logger (to change outputs, level or name). Returns the previous one.
+ *
+ * @example
+ * ```ts
+ * import { getLogger, Logger, LogLevel, type LogOutput, setLogger } from "./logger.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const lines: string[] = [];
+ * const memory: LogOutput = { write: (line) => lines.push(line), flush: async () => {}, close: async () => {} };
+ * const previous = setLogger(new Logger({ level: LogLevel.WARN, outputs: [memory] }));
+ * getLogger().info("dropped");
+ * getLogger().warn("kept");
+ * setLogger(previous);
+ * assert.equal(lines.length, 1);
+ * ```
+ */
 export function setLogger(logger: Logger): Logger {
   const previous = getLogger();
   processLogger = logger;
