@@ -12,7 +12,20 @@ import type { InetAddress } from "./inet_address.ts";
 import { getLogger } from "./logger.ts";
 import type { TimerId } from "./timer_queue.ts";
 
-/** The states of a {@linkcode Connector}. */
+/**
+ * The states of a {@linkcode Connector}.
+ *
+ * @example
+ * ```ts
+ * import { Connector, ConnectorState } from "./connector.ts";
+ * import { EventLoop } from "./event_loop.ts";
+ * import { InetAddress } from "./inet_address.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const connector = new Connector(new EventLoop(), new InetAddress("127.0.0.1", 9));
+ * assert.equal(connector.state, ConnectorState.DISCONNECTED); // until start()
+ * ```
+ */
 export const ConnectorState = {
   DISCONNECTED: "disconnected",
   CONNECTING: "connecting",
@@ -60,7 +73,31 @@ function positive(name: string, value: number): number {
 
 /**
  * Connects to one address, retrying until it succeeds or `stop()` is called; hands the socket to the
- * new-connection callback. Used by TcpClient.
+ * new-connection callback. Used by TcpClient; use it directly to own the raw socket yourself.
+ *
+ * @example
+ * ```ts
+ * import { Connector } from "./connector.ts";
+ * import { EventLoop } from "./event_loop.ts";
+ * import { InetAddress } from "./inet_address.ts";
+ * import { TcpServer } from "./tcp_server.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const loop = new EventLoop();
+ * const server = new TcpServer(loop, new InetAddress("127.0.0.1", 0), "sink");
+ * await server.start();
+ * const connected = Promise.withResolvers<void>();
+ * const connector = new Connector(loop, server.address);
+ * connector.setNewConnectionCallback((socket) => {
+ *   socket.close(); // the socket is ours now
+ *   connected.resolve();
+ * });
+ * connector.start();
+ * await connected.promise;
+ * connector.stop();
+ * assert.equal(connector.attempts, 1);
+ * await server.stop();
+ * ```
  */
 export class Connector {
   /** The loop whose timers drive the retries. */

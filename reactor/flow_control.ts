@@ -31,7 +31,22 @@ export const DEFAULT_PAUSE_AT_BYTES = 8 * 1024 * 1024;
 /** Unsent bytes at which a connection is closed by default (see {@linkcode closeIfBacklogged}). */
 export const DEFAULT_CLOSE_AT_BYTES = 64 * 1024 * 1024;
 
-/** Pause reading connections of `server` whose output backs up; resume once it drains. */
+/**
+ * Pause reading connections of `server` whose output backs up; resume once it drains. It sets the server's
+ * high-water-mark and write-complete callbacks.
+ *
+ * @example
+ * ```ts
+ * import { EventLoop } from "./event_loop.ts";
+ * import { applyFlowControl } from "./flow_control.ts";
+ * import { InetAddress } from "./inet_address.ts";
+ * import { TcpServer } from "./tcp_server.ts";
+ *
+ * const server = new TcpServer(new EventLoop(), new InetAddress("127.0.0.1", 0), "echo");
+ * server.setMessageCallback((connection, buffer) => connection.send(buffer)); // a peer that never reads...
+ * applyFlowControl(server, { pauseAtBytes: 1024 * 1024 }); // ...is not read from past 1 MiB unsent
+ * ```
+ */
 export function applyFlowControl(server: TcpServer, options: FlowControlOptions = {}): void {
   server.setHighWaterMarkCallback((connection) => {
     if (connection.connected) connection.stopRead();

@@ -19,7 +19,18 @@ import type { EventLoop } from "./event_loop.ts";
 import { InetAddress } from "./inet_address.ts";
 import { getLogger } from "./logger.ts";
 
-/** The states of a {@linkcode TcpConnection}: connecting → connected → disconnecting → disconnected. */
+/**
+ * The states of a {@linkcode TcpConnection}: connecting → connected → disconnecting → disconnected.
+ *
+ * @example
+ * ```ts
+ * import { TcpConnectionState } from "./tcp_connection.ts";
+ * import type { TcpConnection } from "./tcp_connection.ts";
+ *
+ * const describe = (connection: TcpConnection) =>
+ *   connection.state === TcpConnectionState.DISCONNECTING ? "closing after its output drains" : connection.state;
+ * ```
+ */
 export const TcpConnectionState = {
   CONNECTING: "connecting",
   CONNECTED: "connected",
@@ -47,6 +58,31 @@ export const DEFAULT_HIGH_WATER_MARK = 64 * 1024 * 1024;
  *
  * Sending never blocks and never fails synchronously: bytes are copied into the output buffer and handed to the
  * kernel one batch at a time (everything sent while a write is in flight goes out together in the next one).
+ *
+ * @example Answer a line, then close
+ * ```ts
+ * import { EventLoop } from "./event_loop.ts";
+ * import { InetAddress } from "./inet_address.ts";
+ * import { TcpClient } from "./tcp_client.ts";
+ * import { TcpServer } from "./tcp_server.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const loop = new EventLoop();
+ * const server = new TcpServer(loop, new InetAddress("127.0.0.1", 0), "hello");
+ * server.setMessageCallback((connection, buffer) => {
+ *   connection.send(`hello, ${buffer.retrieveAllAsString()}`);
+ *   connection.shutdown(); // half-close once the reply is sent
+ * });
+ * await server.start();
+ * const reply = Promise.withResolvers<string>();
+ * const client = new TcpClient(loop, server.address, "client");
+ * client.setConnectionCallback((connection) => connection.connected && connection.send("dwt"));
+ * client.setMessageCallback((_connection, buffer) => reply.resolve(buffer.retrieveAllAsString()));
+ * client.connect();
+ * assert.equal(await reply.promise, "hello, dwt");
+ * await client.close();
+ * await server.stop();
+ * ```
  */
 export class TcpConnection {
   /** The loop this connection belongs to. */

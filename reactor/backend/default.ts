@@ -9,7 +9,17 @@ import { denoBackend } from "./deno.ts";
 import type { NetBackend } from "./net_backend.ts";
 import { nodeBackend } from "./node.ts";
 
-/** The backend of the current runtime. */
+/**
+ * The backend of the current runtime.
+ *
+ * @example
+ * ```ts
+ * import { defaultBackend } from "./default.ts";
+ *
+ * const backend = defaultBackend();
+ * if (backend.process.isMain(import.meta)) backend.process.writeStdout(`running on ${backend.name}\n`);
+ * ```
+ */
 export function defaultBackend(): NetBackend {
   return typeof (globalThis as { Deno?: unknown }).Deno !== "undefined" ? denoBackend : nodeBackend;
 }

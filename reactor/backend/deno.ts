@@ -522,7 +522,17 @@ const denoProcess: ProcessBackend = {
   },
 };
 
-/** The Deno runtime as a {@linkcode NetBackend}. */
+/**
+ * The Deno runtime as a {@linkcode NetBackend}.
+ *
+ * @example
+ * ```ts
+ * import { EventLoop } from "../event_loop.ts";
+ * import { denoBackend } from "./deno.ts";
+ *
+ * const loop = new EventLoop({ backend: denoBackend }); // what defaultBackend() picks on Deno
+ * ```
+ */
 export const denoBackend: NetBackend = {
   name: "deno",
   // SO_REUSEPORT spreads connections only on Linux; elsewhere Deno's flag does not balance.

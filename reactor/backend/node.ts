@@ -409,7 +409,17 @@ const nodeProcess: ProcessBackend = {
   },
 };
 
-/** Node (and Bun) as a {@linkcode NetBackend}. */
+/**
+ * Node (and Bun) as a {@linkcode NetBackend}.
+ *
+ * @example
+ * ```ts
+ * import { EventLoop } from "../event_loop.ts";
+ * import { nodeBackend } from "./node.ts";
+ *
+ * const loop = new EventLoop({ backend: nodeBackend }); // what defaultBackend() picks on Node and Bun
+ * ```
+ */
 export const nodeBackend: NetBackend = {
   name: isBun ? "bun" : "node",
   supportsReusePort: nodeSupportsReusePort(),
