@@ -35,6 +35,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** One scenario: a name and a body that throws on failure. */
 export interface Scenario {
   name: string;
+  /** What it needs under Deno beyond --allow-net (Workers read their module); e2e_test.ts skips it without them. */
+  permissions?: readonly ("read" | "write" | "run")[];
   run(): Promise<void>;
 }
 
@@ -185,6 +187,7 @@ export const scenarios: Scenario[] = [
   },
   {
     name: "reactor: a server asked for 2 threads serves (Workers with SO_REUSEPORT, or one loop where missing)",
+    permissions: ["read"],
     async run() {
       const loop = new EventLoop();
       const server = new TcpServer(loop, new InetAddress("127.0.0.1", 0), "e2e-threads");
@@ -207,6 +210,7 @@ export const scenarios: Scenario[] = [
   },
   {
     name: "registry: nodes, versions, watches and ephemerals; persistent nodes survive a restart",
+    permissions: ["read", "write"],
     async run() {
       const loop = new EventLoop();
       const dir = await tempDir("registry");
@@ -241,6 +245,7 @@ export const scenarios: Scenario[] = [
   },
   {
     name: "registry: a kill -9'd client's ephemeral node expires (registry and client as processes)",
+    permissions: ["read", "write", "run"],
     async run() {
       const dir = await tempDir("expiry");
       const config = `${dir.path}/registry.json`;
@@ -320,6 +325,7 @@ export const scenarios: Scenario[] = [
   },
   {
     name: "rpc: two provider processes share calls; kill -9 of one fails over to the other",
+    permissions: ["read", "write", "run"],
     async run() {
       const dir = await tempDir("failover");
       const registryConfig = `${dir.path}/registry.json`;
@@ -385,6 +391,7 @@ export const scenarios: Scenario[] = [
   },
   {
     name: "the demo: registry, two callees and the caller; every call succeeds",
+    permissions: ["run"],
     async run() {
       const handle = backend.process.spawn(backend.process.commandFor(new URL("../examples/rpc/demo.ts", here).href));
       let text = "";

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { EventLoop, InetAddress } from "../../reactor/mod.ts";
 import { EchoClient } from "./echo_client.ts";
 import { EchoServer } from "./echo_server.ts";
+import { needs } from "../../reactor/testdata/permissions.ts";
 
 Deno.test("EchoServer and EchoClient echo lines in one process", async () => {
   const loop = new EventLoop();
@@ -12,7 +13,7 @@ Deno.test("EchoServer and EchoClient echo lines in one process", async () => {
   await server.stop();
 });
 
-Deno.test("EchoServer runs on 2 Worker threads", async () => {
+Deno.test("EchoServer runs on 2 Worker threads", needs("read"), async () => {
   const loop = new EventLoop();
   const server = new EchoServer(loop, new InetAddress("127.0.0.1", 0));
   server.setThreadNum(2);
@@ -23,7 +24,7 @@ Deno.test("EchoServer runs on 2 Worker threads", async () => {
   await server.stop();
 });
 
-Deno.test("deno task echo (the README's main job) exits 0 and prints every echo", async () => {
+Deno.test("deno task echo (the README's main job) exits 0 and prints every echo", needs("run"), async () => {
   const output = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", new URL("./main.ts", import.meta.url).pathname],
     stdout: "piped",
