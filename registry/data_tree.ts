@@ -11,7 +11,17 @@ import { Buffer } from "../reactor/buffer.ts";
 import { basename, DEFAULT_MAX_PATH_LENGTH, joinPath, parentOf, validatePath } from "./path.ts";
 import { RegistryError, RegistryErrorCode } from "./registry_error.ts";
 
-/** Node types, numbered as the seed's CLI numbers them (`create <path> [data] [1|2]`). */
+/**
+ * Node types, numbered as the seed's CLI numbers them (`create <path> [data] [1|2]`). An ephemeral node goes
+ * with the session that created it.
+ *
+ * @example
+ * ```ts
+ * import { NodeType, type Stat } from "./data_tree.ts";
+ *
+ * const isEphemeral = (stat: Stat) => stat.nodeType === NodeType.EPHEMERAL; // ephemeralOwner is its session
+ * ```
+ */
 export const NodeType = {
   PERSISTENT: 1,
   EPHEMERAL: 2,
@@ -46,7 +56,19 @@ export interface Stat {
   nodeType: NodeType;
 }
 
-/** Kinds of change, numbered as proto/registry.proto's EventType. */
+/**
+ * Kinds of change, numbered as proto/registry.proto's EventType.
+ *
+ * @example
+ * ```ts
+ * import { EventType } from "./data_tree.ts";
+ * import type { WatchCallback } from "./registry_client.ts";
+ *
+ * const onChange: WatchCallback = (event) => {
+ *   if (event.type === EventType.NODE_CHILDREN_CHANGED) console.log(`providers of ${event.path} changed`);
+ * };
+ * ```
+ */
 export const EventType = {
   NODE_CREATED: 1,
   NODE_DELETED: 2,

@@ -80,7 +80,17 @@ export interface RegistryConfig {
   logLevel: string;
 }
 
-/** The embedded defaults: what `deno task registry` runs with when no file is given. */
+/**
+ * The embedded defaults: what the registry server program runs with when no file is given.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_REGISTRY_CONFIG } from "./registry_config.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(`${DEFAULT_REGISTRY_CONFIG.ip}:${DEFAULT_REGISTRY_CONFIG.port}`, "127.0.0.1:10606"); // the seed's
+ * ```
+ */
 export const DEFAULT_REGISTRY_CONFIG: RegistryConfig = {
   ip: "127.0.0.1",
   port: 10606,
@@ -151,6 +161,16 @@ const LIMITS: Record<string, [number, number]> = {
 /**
  * Check a parsed config object against the schema and fill in defaults. `source` names the file in errors.
  * Throws a TypeError or RangeError naming the key, the file and the value.
+ *
+ * @example
+ * ```ts
+ * import { parseRegistryConfig } from "./registry_config.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const config = parseRegistryConfig({ port: 2181, dataDir: "" }, "inline");
+ * assert.equal(config.heartbeatMaxCount, 5); // filled from the defaults
+ * assert.throws(() => parseRegistryConfig({ port: 70000 }, "inline"), RangeError);
+ * ```
  */
 export function parseRegistryConfig(raw: unknown, source: string): RegistryConfig {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
@@ -251,7 +271,21 @@ function parseAcl(value: unknown, source: string): Record<string, string[]> {
   return acl;
 }
 
-/** Read and check a config file. */
+/**
+ * Read and check a JSON config file (see {@linkcode parseRegistryConfig}).
+ *
+ * @example
+ * ```ts
+ * import { defaultBackend } from "../reactor/backend/default.ts";
+ * import { loadRegistryConfig } from "./registry_config.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const path = await Deno.makeTempFile({ suffix: ".json" });
+ * await Deno.writeTextFile(path, JSON.stringify({ port: 2181 }));
+ * assert.equal((await loadRegistryConfig(defaultBackend(), path)).port, 2181);
+ * await Deno.remove(path);
+ * ```
+ */
 export async function loadRegistryConfig(backend: NetBackend, path: string): Promise<RegistryConfig> {
   let text: string;
   try {
@@ -272,7 +306,21 @@ export async function loadRegistryConfig(backend: NetBackend, path: string): Pro
   return parseRegistryConfig(raw, path);
 }
 
-/** The server options a config stands for. */
+/**
+ * The server options a config stands for.
+ *
+ * @example
+ * ```ts
+ * import { EventLoop } from "../reactor/event_loop.ts";
+ * import { parseRegistryConfig, registryServerOptions } from "./registry_config.ts";
+ * import { RegistryServer } from "./registry_server.ts";
+ *
+ * const config = parseRegistryConfig({ port: 0, dataDir: "" }, "inline");
+ * const server = new RegistryServer({ ...registryServerOptions(config), loop: new EventLoop() });
+ * await server.start();
+ * await server.stop();
+ * ```
+ */
 export function registryServerOptions(config: RegistryConfig): RegistryServerOptions {
   return {
     host: config.ip,
@@ -299,7 +347,18 @@ export function registryServerOptions(config: RegistryConfig): RegistryServerOpt
   };
 }
 
-/** The status server options a config stands for (pass them to `startRegistryStatus`). */
+/**
+ * The status server options a config stands for (pass them to `startRegistryStatus`).
+ *
+ * @example
+ * ```ts
+ * import { parseRegistryConfig, registryStatusOptions } from "./registry_config.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const config = parseRegistryConfig({ statusAllowedHosts: ["status.example.internal"] }, "inline");
+ * assert.deepEqual(registryStatusOptions(config).allowedHosts, ["status.example.internal"]);
+ * ```
+ */
 export function registryStatusOptions(config: RegistryConfig): HttpServerOptions {
   return { allowedHosts: config.statusAllowedHosts ?? [] };
 }

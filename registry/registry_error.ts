@@ -5,7 +5,18 @@
  * @module
  */
 
-/** Error codes, numbered as ZooKeeper numbers them. */
+/**
+ * Error codes, numbered as ZooKeeper numbers them, plus this registry's own from -1001 down (LIMIT_EXCEEDED,
+ * CLOSED, STORAGE_FAILED).
+ *
+ * @example
+ * ```ts
+ * import { RegistryError, RegistryErrorCode } from "./registry_error.ts";
+ *
+ * const createdOrExisted = (error: unknown) =>
+ *   error instanceof RegistryError && error.code === RegistryErrorCode.NODE_EXISTS;
+ * ```
+ */
 export const RegistryErrorCode = {
   OK: 0,
   SYSTEM_ERROR: -1,
@@ -46,7 +57,18 @@ export type RegistryErrorCode = typeof RegistryErrorCode[keyof typeof RegistryEr
 
 const CODE_NAMES = new Map<number, string>(Object.entries(RegistryErrorCode).map(([name, code]) => [code, name]));
 
-/** The name of a code (`NO_NODE`), or `UNKNOWN(n)`. */
+/**
+ * The name of a code (`NO_NODE`), or `UNKNOWN(n)`.
+ *
+ * @example
+ * ```ts
+ * import { registryErrorCodeName } from "./registry_error.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(registryErrorCodeName(-101), "NO_NODE");
+ * assert.equal(registryErrorCodeName(7), "UNKNOWN(7)");
+ * ```
+ */
 export function registryErrorCodeName(code: number): string {
   return CODE_NAMES.get(code) ?? `UNKNOWN(${code})`;
 }

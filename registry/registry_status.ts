@@ -81,7 +81,22 @@ function statusText(server: RegistryServer): string {
   return `${lines.join("\n")}\n`;
 }
 
-/** The registry's counters in Prometheus text exposition format. */
+/**
+ * The registry's counters in Prometheus text exposition format.
+ *
+ * @example
+ * ```ts
+ * import { EventLoop } from "../reactor/event_loop.ts";
+ * import { RegistryServer } from "./registry_server.ts";
+ * import { registryMetrics } from "./registry_status.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const server = new RegistryServer({ port: 0, loop: new EventLoop() });
+ * await server.start();
+ * assert.match(registryMetrics(server), /^# TYPE /m);
+ * await server.stop();
+ * ```
+ */
 export function registryMetrics(server: RegistryServer): string {
   const stats = server.stats();
   return new PrometheusText()
@@ -219,7 +234,26 @@ const json = (value: unknown): HttpResponse => ({
   body: JSON.stringify(value, null, 1),
 });
 
-/** Answers the status routes for `server`. */
+/**
+ * Answers the status routes for `server`: `/` (an HTML page), `/status`, `/metrics`, `/tree`, `/sessions`
+ * (text, JSON with `?format=json`) and `/ruok`. Serve it on an {@linkcode HttpServer}, or see
+ * {@linkcode startRegistryStatus}.
+ *
+ * @example
+ * ```ts
+ * import { EventLoop } from "../reactor/event_loop.ts";
+ * import { RegistryServer } from "./registry_server.ts";
+ * import { registryStatusHandler } from "./registry_status.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const server = new RegistryServer({ port: 0, loop: new EventLoop() });
+ * await server.start();
+ * const handler = registryStatusHandler(server);
+ * const request = { method: "GET", path: "/ruok", query: new URLSearchParams(), headers: new Map() };
+ * assert.equal(handler(request).body, "imok");
+ * await server.stop();
+ * ```
+ */
 export function registryStatusHandler(server: RegistryServer): (request: HttpRequest) => HttpResponse {
   return (request) => {
     const wantsHtml = (request.headers.get("accept") ?? "").includes("text/html");
@@ -263,6 +297,22 @@ export function registryStatusHandler(server: RegistryServer): (request: HttpReq
 /**
  * Start the status server for `server` on `address` (loopback unless told otherwise), with `options` limits
  * (HttpServer's safe defaults when omitted; see `registryStatusOptions` in registry_config.ts for those a config asks for).
+ *
+ * @example
+ * ```ts
+ * import { EventLoop } from "../reactor/event_loop.ts";
+ * import { InetAddress } from "../reactor/inet_address.ts";
+ * import { RegistryServer } from "./registry_server.ts";
+ * import { startRegistryStatus } from "./registry_status.ts";
+ *
+ * const loop = new EventLoop();
+ * const server = new RegistryServer({ port: 0, loop });
+ * await server.start();
+ * const status = await startRegistryStatus(loop, server, new InetAddress("127.0.0.1", 0));
+ * console.log(`status pages on http://${status.address}/`);
+ * await status.stop();
+ * await server.stop();
+ * ```
  */
 export async function startRegistryStatus(
   loop: EventLoop,
