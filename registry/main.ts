@@ -37,7 +37,17 @@ import {
 import { startRegistryStatus } from "./registry_status.ts";
 import { RegistryServer } from "./registry_server.ts";
 
-/** Run the registry server program with command-line `args`; resolves when it has stopped. */
+/**
+ * Run the registry server program with command-line `args`; resolves with its exit status once it has stopped
+ * (on SIGINT or SIGTERM).
+ *
+ * @example
+ * ```ts
+ * import { main } from "./main.ts";
+ *
+ * await main(["--help"]); // prints the usage and every config key; resolves with 0
+ * ```
+ */
 export async function main(args: string[]): Promise<number> {
   const backend = defaultBackend();
   const { values } = parseArgs({
@@ -51,13 +61,14 @@ export async function main(args: string[]): Promise<number> {
   });
   if (values.help) {
     backend.process.writeStdout(
-      "usage: deno task registry [--config FILE] [--port N] [--data-dir DIR]\n" +
+      "usage: registry-server [--config FILE] [--port N] [--data-dir DIR]\n" +
+        "  (deno run -A --unstable-net jsr:@dwt/rpc/registry-server ...; in this repository deno task registry ...)\n" +
         "config keys: ip, port, heartbeatPort, heartbeatTimeout, heartbeatMaxCount, dataDir, snapshotEveryTxns,\n" +
         "  maxFrameBytes, maxReplyBytes, maxDataBytes, maxConnectionsPerIp, maxSessions, maxSessionsPerIp,\n" +
         "  maxAuthTokenBytes, maxWatchesPerSession, maxWatches, frameTimeoutMs, maxBufferedBytes, handshakeTimeoutMs,\n" +
         "  authToken, acl, tlsCertFile, tlsKeyFile, statusPort, statusIp, statusAllowedHosts, log_path, log_level\n" +
         "  (see README.md, section The registry)\n" +
-        "damaged data directory: deno task registry-repair --data DIR [--apply]\n",
+        "damaged data directory: deno run -A jsr:@dwt/rpc/registry-repair --data DIR [--apply]\n",
     );
     return 0;
   }

@@ -194,7 +194,20 @@ export async function repairDataDir(
   return { ...result, applied: true, damagedDir };
 }
 
-/** The report as the command prints it. */
+/**
+ * The report as the command prints it.
+ *
+ * @example
+ * ```ts
+ * import { defaultBackend } from "../reactor/backend/default.ts";
+ * import { formatRepairReport, repairDataDir } from "./repair.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * assert.match(formatRepairReport(dir, await repairDataDir(defaultBackend(), dir)), /^clean: /);
+ * await Deno.remove(dir);
+ * ```
+ */
 export function formatRepairReport(dir: string, report: RepairReport): string {
   const lines: string[] = [];
   for (const d of report.damage) {
@@ -228,11 +241,24 @@ export function formatRepairReport(dir: string, report: RepairReport): string {
   return lines.join("\n") + "\n";
 }
 
-const USAGE = "usage: deno task registry-repair --data DIR [--apply]\n" +
+const USAGE = "usage: registry-repair --data DIR [--apply]\n" +
+  "  (deno run -A jsr:@dwt/rpc/registry-repair ...; in this repository deno task registry-repair ...)\n" +
   "  prints what a repair of the registry data directory DIR would drop; --apply does it, moving what it drops\n" +
   "  into DIR/damaged-TIME/. Exit 0: clean or repaired, 1: damage remains, 2: usage\n";
 
-/** Run the command with `args`; resolves with its exit code. */
+/**
+ * Run the command with `args`; resolves with its exit code.
+ *
+ * @example
+ * ```ts
+ * import { main } from "./repair.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * assert.equal(await main(["--data", dir]), 0); // prints "clean: ..."
+ * await Deno.remove(dir);
+ * ```
+ */
 export async function main(args: string[], backend: NetBackend = defaultBackend()): Promise<number> {
   let values: { data?: string; apply?: boolean; help?: boolean };
   try {
