@@ -1,7 +1,7 @@
 /**
  * One call of a channel, from the caller's promise to its answer: picks a provider, sends, enforces the deadline
  * over every attempt, cancels on an AbortSignal, and retries what is safe to retry (the request never reached a
- * provider) with back-off and the channel's budget. It is the connection's OutgoingCall and the signals'
+ * provider) with back-off and the channel's budget. It is its transport's TransportCall and the signals'
  * listener itself, so a call is one object and one promise rather than a chain of async layers and closures,
  * which on a small call cost more than the network.
  *
@@ -11,10 +11,9 @@
 import type { EventLoop } from "../reactor/event_loop.ts";
 import type { TimerId } from "../reactor/timer_queue.ts";
 import { copyBytes } from "./_byte_slab.ts";
-import type { OutgoingCall, ProviderConnection } from "./_provider_connection.ts";
-import type { DecodedFrame } from "./_rpc_codec.ts";
 import type { RpcController } from "./rpc_controller.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
+import type { ClientTransport, ResponseFrame, TransportCall } from "./transport.ts";
 
 /** The channel's side of a call: discovery, balancing, connections, ejection and the retry budget. */
 export interface CallRouter {
@@ -30,9 +29,9 @@ export interface CallRouter {
   /** A provider for the next attempt, not in `excluded`; undefined when there is none. */
   pick(service: string, hashKey: string | undefined, excluded: Set<string> | undefined): string | undefined;
   /** The connection to a provider (made on first use). */
-  connection(address: string): ProviderConnection;
+  connection(address: string): ClientTransport;
   /** An attempt on `address` succeeded (it is healthy again) or failed. */
-  attempted(address: string, connection: ProviderConnection, ok: boolean): void;
+  attempted(address: string, connection: ClientTransport, ok: boolean): void;
   /** A call on `address` missed its deadline (outlier ejection counts these). */
   missedDeadline(address: string): void;
   /** How long to wait before looking for a provider again when none can take a call; undefined: do not wait. */
@@ -86,7 +85,7 @@ const asResult: ResponseDecoder = (payload, metadata): ClientResult => ({
 });
 
 /** A call in progress. Start it with {@linkcode PendingCall.start}; its promise settles once. */
-export class PendingCall implements OutgoingCall {
+export class PendingCall implements TransportCall {
   callId = 0;
   readonly service: string;
   readonly method: string;
@@ -105,7 +104,7 @@ export class PendingCall implements OutgoingCall {
   #retries = 0;
   #excluded: Set<string> | undefined;
   #address: string | undefined;
-  #connection: ProviderConnection | undefined;
+  #connection: ClientTransport | undefined;
   #done = false;
   #starting = false;
 
@@ -164,7 +163,7 @@ export class PendingCall implements OutgoingCall {
   }
 
   /** From the connection: the response arrived. */
-  onResponse(frame: DecodedFrame): void {
+  onResponse(frame: ResponseFrame): void {
     const metadata = frame.metadata ?? NO_METADATA;
     if (frame.status !== 0) {
       const error = new RpcError(frame.status as RpcCode, frame.errorMessage, { metadata });
@@ -270,7 +269,7 @@ export class PendingCall implements OutgoingCall {
     this.#address = address;
     const connection = router.connection(address);
     this.#connection = connection;
-    connection.send(this);
+    connection.request(this);
   }
 
   #attemptFailed(error: RpcError, retrySafe: boolean): void {

@@ -20,25 +20,7 @@ import { TcpClient } from "../reactor/tcp_client.ts";
 import type { TcpConnection } from "../reactor/tcp_connection.ts";
 import { type DecodedFrame, decodeRpcFrame, FrameKind, sendCancel, sendPing, sendRequest } from "./_rpc_codec.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
-
-/** A call as the connection carries it. */
-export interface OutgoingCall {
-  /** Set by the connection when the call is written: unique among this connection's calls in flight. */
-  callId: number;
-  readonly service: string;
-  readonly method: string;
-  readonly payload: Uint8Array;
-  readonly metadata: Record<string, string> | undefined;
-  /** Milliseconds left when sent (0: none). */
-  timeoutMs(): number;
-  /** The response arrived. `frame.payload` is a view valid only during the call. */
-  onResponse(frame: DecodedFrame): void;
-  /**
-   * The call failed; `retrySafe` when the provider never got it (or refused it unprocessed); `drained` when it
-   * was handed back by a drain (retried at once, outside the retry budget).
-   */
-  onError(error: RpcError, retrySafe: boolean, drained?: boolean): void;
-}
+import type { ClientTransport, TransportCall } from "./transport.ts";
 
 /** Options of {@linkcode ProviderConnection}. */
 export interface ProviderConnectionOptions {
@@ -57,19 +39,19 @@ export interface ProviderConnectionOptions {
 const FIRST_SLOTS = 64;
 const MAX_CALL_ID = 0x7fff_ffff;
 
-/** Multiplexes calls to one provider address. */
-export class ProviderConnection {
+/** Multiplexes calls to one provider address over the reactor's TCP: the {@linkcode ClientTransport} of a channel. */
+export class ProviderConnection implements ClientTransport {
   /** `host:port`. */
   readonly address: string;
   readonly #loop: EventLoop;
   readonly #client: TcpClient;
   readonly #codec: LengthHeaderCodec;
   #connection: TcpConnection | undefined;
-  #queue: OutgoingCall[] = [];
+  #queue: TransportCall[] = [];
   // Calls in flight by id: slot `id & mask` of an open-addressed table kept at most half full. Ids are chosen so
   // their slot is free, so a lookup is one array read and no Map is churned per call (a Map's retired tables
   // keep the young call objects they held reachable, and minor GCs then promote every call).
-  #slots: Array<OutgoingCall | undefined> = new Array(FIRST_SLOTS).fill(undefined);
+  #slots: Array<TransportCall | undefined> = new Array(FIRST_SLOTS).fill(undefined);
   #mask = FIRST_SLOTS - 1;
   #inFlight = 0;
   #nextId = 1;
@@ -121,8 +103,8 @@ export class ProviderConnection {
     return this.#draining;
   }
 
-  /** Send a call (now, or once connected). */
-  send(call: OutgoingCall): void {
+  /** Send a call's request (now, or once connected). */
+  request(call: TransportCall): void {
     if (!this.usable) {
       const why = this.#draining ? "is draining" : "is down";
       call.onError(new RpcError(RpcCode.UNAVAILABLE, `The connection to ${this.address} ${why}`), true, this.#draining);
@@ -133,7 +115,7 @@ export class ProviderConnection {
   }
 
   /** Forget a call the caller gave up on and tell the provider to stop working on it. */
-  cancel(call: OutgoingCall): void {
+  cancel(call: TransportCall): void {
     const queued = this.#queue.indexOf(call);
     if (queued >= 0) {
       this.#queue.splice(queued, 1);
@@ -157,7 +139,7 @@ export class ProviderConnection {
     await this.#client.close();
   }
 
-  #write(call: OutgoingCall): void {
+  #write(call: TransportCall): void {
     this.#register(call);
     const maxFrameBytes = this.#codec.maxFrameBytes;
     const size = sendRequest(
@@ -186,7 +168,7 @@ export class ProviderConnection {
 
   // Give the call the next id whose slot is free, and put it there. Ids only grow: past the last one the
   // connection takes no more calls (the channel opens a new one).
-  #register(call: OutgoingCall): void {
+  #register(call: TransportCall): void {
     if ((this.#inFlight + 1) * 2 > this.#slots.length) this.#grow();
     let id = this.#nextId;
     while (this.#slots[id & this.#mask] !== undefined) id++;
@@ -201,7 +183,7 @@ export class ProviderConnection {
   }
 
   // The call in flight with this id, removed from the table; undefined if none (answered, cancelled, unknown).
-  #take(callId: number): OutgoingCall | undefined {
+  #take(callId: number): TransportCall | undefined {
     const slot = callId & this.#mask;
     const call = this.#slots[slot];
     if (call === undefined || call.callId !== callId) return undefined;
@@ -212,7 +194,7 @@ export class ProviderConnection {
 
   // Twice the slots: live ids that differed in their low bits still do with one bit more, so none collide.
   #grow(): void {
-    const slots: Array<OutgoingCall | undefined> = new Array(this.#slots.length * 2).fill(undefined);
+    const slots: Array<TransportCall | undefined> = new Array(this.#slots.length * 2).fill(undefined);
     const mask = slots.length - 1;
     for (const call of this.#slots) if (call !== undefined) slots[call.callId & mask] = call;
     this.#slots = slots;
@@ -220,8 +202,8 @@ export class ProviderConnection {
   }
 
   // Empties the table; returns the calls that were in it.
-  #takeAll(): OutgoingCall[] {
-    const calls = this.#slots.filter((call): call is OutgoingCall => call !== undefined);
+  #takeAll(): TransportCall[] {
+    const calls = this.#slots.filter((call): call is TransportCall => call !== undefined);
     this.#slots.fill(undefined);
     this.#inFlight = 0;
     return calls;
@@ -325,7 +307,7 @@ export class ProviderConnection {
       RpcCode.UNAVAILABLE,
       `The provider ${this.address} is draining (${frame.errorMessage || "no reason given"})`,
     );
-    const handedBack: OutgoingCall[] = [];
+    const handedBack: TransportCall[] = [];
     for (const call of this.#slots) if (call !== undefined && call.callId > frame.lastCallId) handedBack.push(call);
     for (const call of handedBack) this.#take(call.callId);
     this.#options.onDrain?.(this, frame.graceMs);

@@ -1,0 +1,123 @@
+/**
+ * The seam between calls and sockets: what a call needs from the connection that carries it, on each side. The
+ * reactor's TCP connections (`ProviderConnection` for a caller, `ServedConnection` for a provider) implement it
+ * with the framing of proto/rpc.proto; {@linkcode MemoryTransport} implements it in one process with no socket,
+ * for tests.
+ *
+ * Everything that crosses the seam names its call by id (unique per connection, chosen by the caller's transport)
+ * and is one of the envelope's frame kinds (request, response, cancel, drain, ping): calls never see bytes or
+ * sockets, transports never see messages or handlers. Streaming calls (a later issue) add frame kinds on the same
+ * ids: a caller's transport gets `message(call, payload)` and `halfClose(call)` beside `request`/`cancel`, a
+ * {@linkcode TransportCall} gets `onMessage` (with a flow-control window) beside `onResponse`; an HTTP gateway
+ * (Connect protocol) is one more pair of implementations, one HTTP request per call id.
+ *
+ * @module
+ */
+
+import type { RpcError } from "./rpc_error.ts";
+
+/**
+ * A response frame as a caller's transport delivers it. `payload` may be a view into the transport's input
+ * buffer: valid only during `onResponse`.
+ */
+export interface ResponseFrame {
+  /** The call it answers. */
+  readonly callId: number;
+  /** 0 for success, else a gRPC status code. */
+  readonly status: number;
+  /** A human-readable reason (status ≠ 0). */
+  readonly errorMessage: string;
+  /** The provider's metadata; `dwt-retry-safe: 1` when the provider did not run the call. */
+  readonly metadata: Record<string, string> | undefined;
+  /** The serialized response message (status 0). */
+  readonly payload: Uint8Array;
+}
+
+/**
+ * A call as a caller's transport carries it: what to send, and where its frames go. Implemented by the call
+ * itself (the channel's `PendingCall`); the transport holds it from `request` until it answers it, fails it or the
+ * call is cancelled, and never after.
+ */
+export interface TransportCall {
+  /** Set by the transport when the request is written: unique among the calls in flight on it. */
+  callId: number;
+  /** Full service name, with its package. */
+  readonly service: string;
+  readonly method: string;
+  /** The serialized request message. */
+  readonly payload: Uint8Array;
+  readonly metadata: Record<string, string> | undefined;
+  /** Milliseconds the caller still waits, read when the request is written (0: no deadline). */
+  timeoutMs(): number;
+  /** The response arrived. */
+  onResponse(frame: ResponseFrame): void;
+  /**
+   * The call failed on this transport. `retrySafe`: the provider never got it (or refused it unprocessed);
+   * `drained`: a drain handed it back unprocessed (the caller resends it elsewhere at once).
+   */
+  onError(error: RpcError, retrySafe: boolean, drained?: boolean): void;
+}
+
+/**
+ * A caller's end of one connection to one provider: calls multiplexed by id. Owned by the channel, which makes
+ * one per provider address, replaces it once it is not `usable`, and closes it.
+ */
+export interface ClientTransport {
+  /** The provider, `host:port`. */
+  readonly address: string;
+  /** Whether it takes new calls (not failed, closed or draining). */
+  readonly usable: boolean;
+  /** Whether the provider sent a drain frame on it. */
+  readonly draining: boolean;
+  /** Calls sent or queued and not yet answered. */
+  readonly outstanding: number;
+  /**
+   * Send the call's request frame (now, or once connected). Every call sent gets exactly one `onResponse` or
+   * `onError`, unless it is cancelled first.
+   */
+  request(call: TransportCall): void;
+  /** The caller gave up on the call: forget it (no answer will reach it) and send a cancel frame. */
+  cancel(call: TransportCall): void;
+  /** Close once nothing is outstanding. */
+  closeWhenIdle(): void;
+  /** Close now: calls outstanding fail UNAVAILABLE. */
+  close(): Promise<void>;
+}
+
+/** A request frame as a provider's transport hands it to a call (the fields a served call keeps). */
+export interface RequestFrame {
+  readonly callId: number;
+  readonly service: string;
+  readonly method: string;
+  /** Milliseconds the caller waits from when the request arrived; 0: no deadline. */
+  readonly timeoutMs: number;
+  readonly metadata: Record<string, string> | undefined;
+}
+
+/** A served call's answer, as its provider-side transport reads it (a served call implements this). */
+export interface CallAnswer {
+  readonly callId: number;
+  readonly service: string;
+  readonly method: string;
+  /** 0 for success, else a gRPC status code. */
+  readonly status: number;
+  readonly errorMessage: string;
+  /** Response metadata (transport keys already removed). */
+  readonly answerMetadata: Record<string, string> | undefined;
+  /** The serialized response; may be a reused array: valid only during `answer`. */
+  readonly answerPayload: Uint8Array;
+}
+
+/**
+ * A provider's end of one connection, as the calls that came on it see it: where their answers go. It owns its
+ * calls in flight: a call tells it once when it settles, and at most once before that answers through it (a
+ * cancelled call answers nothing).
+ */
+export interface ServerTransport<Call extends CallAnswer = CallAnswer> {
+  /** The caller's address. */
+  readonly peer: string;
+  /** Send the call's answer (its `status`, `errorMessage`, `answerMetadata`, `answerPayload`). */
+  answer(call: Call): void;
+  /** The call settled (answered or aborted): no longer in flight. `answered`: false for a call left unanswered. */
+  settled(call: Call, answered: boolean): void;
+}
