@@ -78,7 +78,7 @@ const EVENT_NAMES: Record<number, string> = {
 };
 
 /** Split a command line into words; single or double quotes keep spaces. */
-export function splitCommandLine(line: string): string[] {
+function splitCommandLine(line: string): string[] {
   const words: string[] = [];
   const pattern = /"((?:[^"\\]|\\.)*)"|'([^']*)'|(\S+)/g;
   for (const match of line.matchAll(pattern)) {
@@ -231,7 +231,17 @@ async function runCommand(
   }
 }
 
-/** Run the CLI program with command-line `args`; resolves with the exit status. */
+/**
+ * Run the CLI program with command-line `args`; resolves with the exit status (0 success, 1 failure, 2 usage).
+ *
+ * @example
+ * ```ts
+ * import { main } from "./cli.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(await main(["help"]), 0); // prints every command
+ * ```
+ */
 export async function main(args: string[], backend: NetBackend = defaultBackend()): Promise<number> {
   const write = (text: string) => backend.process.writeStdout(`${text}\n`);
   const writeError = (text: string) => backend.process.writeStderr(`${text}\n`);
