@@ -27,7 +27,6 @@ export { RpcCode, rpcCodeName, RpcError } from "./rpc_error.ts";
 
 // Service definitions, code generation, load balancing.
 export { definitionOf, loadProtoFile, type MethodDefinition, parseProto } from "./service_definition.ts";
-export type { ParseProtoOptions } from "./service_definition.ts";
 export { type ParseProtoOptions, type ServiceDefinition, serviceDefinition } from "./service_definition.ts";
 export { type GenerateOptions, generateTypeScript } from "./codegen.ts";
 export { type Candidate, createLoadBalancer, type LoadBalancer, type LoadBalancerName } from "./load_balancer.ts";
