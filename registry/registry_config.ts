@@ -76,7 +76,7 @@ export interface RegistryConfig {
   statusAllowedHosts?: string[];
   /** Directory for daily log files (`log_path`). Default none (stderr only). */
   logPath?: string;
-  /** Log level name or 0-5 (`log_level`). Default INFO. */
+  /** Log level name, or the seed's numbers 0-4 (0 debug, 1 info, 2 warn, 3 error, 4 off) (`log_level`). Default INFO. */
   logLevel: string;
 }
 
