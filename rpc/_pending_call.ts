@@ -84,6 +84,23 @@ const asResult: ResponseDecoder = (payload, metadata): ClientResult => ({
   metadata: metadata === NO_METADATA ? {} : metadata,
 });
 
+/**
+ * The caller's answer made from the response by `decode`; a response that does not parse is an INTERNAL error (the
+ * one place this is said, for every road a call takes).
+ */
+export function decodeAnswer(
+  decode: ResponseDecoder,
+  method: string,
+  payload: Uint8Array,
+  metadata: Record<string, string>,
+): unknown {
+  try {
+    return decode(payload, metadata);
+  } catch (error) {
+    throw new RpcError(RpcCode.INTERNAL, `The response of ${method} does not parse`, { cause: error });
+  }
+}
+
 /** A call in progress. Start it with {@linkcode PendingCall.start}; its promise settles once. */
 export class PendingCall implements TransportCall {
   callId = 0;
@@ -177,9 +194,9 @@ export class PendingCall implements TransportCall {
     let answer: unknown;
     try {
       // A copy: the payload is a view into the connection's input buffer.
-      answer = this.#decode(copyBytes(frame.payload), metadata);
+      answer = decodeAnswer(this.#decode, this.method, copyBytes(frame.payload), metadata);
     } catch (error) {
-      this.#fail(new RpcError(RpcCode.INTERNAL, `The response of ${this.method} does not parse`, { cause: error }));
+      this.#fail(error as RpcError);
       return;
     }
     this.#finish();

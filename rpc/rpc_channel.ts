@@ -20,7 +20,13 @@ import { RegistryError, RegistryErrorCode } from "../registry/registry_error.ts"
 import { ProviderConnection } from "./_provider_connection.ts";
 import { messageDecoder, messageEncoder, prepareType } from "./_proto3_defaults.ts";
 import type { CallContext } from "./_server_call.ts";
-import { type CallRouter, type ClientResult, PendingCall, type ResponseDecoder } from "./_pending_call.ts";
+import {
+  type CallRouter,
+  type ClientResult,
+  decodeAnswer,
+  PendingCall,
+  type ResponseDecoder,
+} from "./_pending_call.ts";
 import { createLoadBalancer, type LoadBalancer, type LoadBalancerName } from "./load_balancer.ts";
 import type { RpcController } from "./rpc_controller.ts";
 import { encodeMessage } from "./_byte_slab.ts";
@@ -175,6 +181,15 @@ export type StubMethod<Req = any, Res = any> = (request?: Req, options?: CallOpt
 /** Method calls on a service: `await stub.Login({ name, password })`. Name the methods with a type argument. */
 export type Stub = Record<string, StubMethod>;
 
+/** A call on its way to the interceptors or to a PendingCall (a {@linkcode ClientCall} before they copy metadata). */
+interface OutgoingCall {
+  readonly service: string;
+  readonly method: string;
+  readonly payload: Uint8Array;
+  readonly metadata: Record<string, string> | undefined;
+  readonly options: CallOptions;
+}
+
 interface Discovery {
   addresses: string[];
   ready: Promise<void>;
@@ -245,8 +260,7 @@ export class RpcChannel {
       ? options.loadBalancer
       : createLoadBalancer(options.loadBalancer ?? "round_robin");
     this.#timeoutMs = timeoutMs;
-    const base: ClientHandler = (call) =>
-      this.#invoke(call.service, call.method, call.payload, call.metadata, call.options) as Promise<ClientResult>;
+    const base: ClientHandler = (call) => this.#invoke(call, undefined) as Promise<ClientResult>;
     const interceptors = options.interceptors ?? [];
     this.#send = interceptors.length === 0
       ? undefined
@@ -299,20 +313,7 @@ export class RpcChannel {
 
   /** Call `service.method` with a serialized request; resolves with the serialized response. */
   call(service: string, method: string, payload: Uint8Array, options: CallOptions = {}): Promise<ClientResult> {
-    if (this.#send === undefined) {
-      return this.#invoke(service, method, payload, options.metadata, options) as Promise<ClientResult>;
-    }
-    let sent: Promise<ClientResult>;
-    try {
-      sent = this.#send({ service, method, payload, metadata: { ...options.metadata }, options });
-    } catch (error) {
-      sent = Promise.reject(error); // an interceptor that throws before returning a promise
-    }
-    return sent.catch((error) => {
-      const rpcError = RpcError.from(error);
-      options.controller?.setFailed(rpcError.rawMessage, rpcError.code);
-      throw rpcError;
-    });
+    return this.#call({ service, method, payload, metadata: options.metadata, options }) as Promise<ClientResult>;
   }
 
   /**
@@ -339,16 +340,13 @@ export class RpcChannel {
             new RpcError(RpcCode.INVALID_ARGUMENT, `Cannot encode the request of ${method.name}`, { cause: error }),
           );
         }
-        if (this.#send === undefined) {
-          return this.#invoke(definition.fullName, method.name, payload, options.metadata, options, decode);
-        }
-        return this.call(definition.fullName, method.name, payload, options).then((result) => {
-          try {
-            return decodeResponse(result.payload);
-          } catch (error) {
-            throw new RpcError(RpcCode.INTERNAL, `The response of ${method.name} does not parse`, { cause: error });
-          }
-        });
+        return this.#call({
+          service: definition.fullName,
+          method: method.name,
+          payload,
+          metadata: options.metadata,
+          options,
+        }, decode);
       };
       stub[method.name] = call;
       stub[method.name[0]!.toLowerCase() + method.name.slice(1)] = call;
@@ -496,15 +494,30 @@ export class RpcChannel {
 
   // --- calls ---
 
+  // The one road of every call (stubs, `call`, rpcImpl): through the interceptors when there are any, else
+  // straight to a PendingCall; `decode` turns the answer into the stub's message (by default a ClientResult).
+  #call(call: OutgoingCall, decode?: ResponseDecoder): Promise<unknown> {
+    if (this.#send === undefined) return this.#invoke(call, decode);
+    const { options } = call;
+    let sent: Promise<ClientResult>;
+    try {
+      sent = this.#send({ ...call, metadata: { ...call.metadata }, options });
+    } catch (error) {
+      sent = Promise.reject(error); // an interceptor that throws before returning a promise
+    }
+    const answered = decode === undefined
+      ? sent
+      : sent.then((result) => decodeAnswer(decode, call.method, result.payload, result.metadata));
+    return answered.catch((error) => {
+      const rpcError = RpcError.from(error);
+      options.controller?.setFailed(rpcError.rawMessage, rpcError.code);
+      throw rpcError;
+    });
+  }
+
   // One call: a PendingCall does the rest (attempts, deadline, cancel, retries) and settles the promise.
-  #invoke(
-    service: string,
-    method: string,
-    payload: Uint8Array,
-    metadata: Record<string, string> | undefined,
-    options: CallOptions,
-    decode?: ResponseDecoder,
-  ): Promise<unknown> {
+  #invoke(call: OutgoingCall, decode: ResponseDecoder | undefined): Promise<unknown> {
+    const { service, method, options } = call;
     this.#retryTokens = Math.min(10, this.#retryTokens + (this.#options.retryBudgetRatio ?? 0.2));
     let timeoutMs = Math.min(options.timeoutMs ?? this.#timeoutMs, MAX_CALL_TIMEOUT_MS);
     const parent = options.parent;
@@ -526,8 +539,8 @@ export class RpcChannel {
         router: this.#router,
         service,
         method,
-        payload,
-        metadata,
+        payload: call.payload,
+        metadata: call.metadata,
         options,
         timeoutMs,
         resolve,
