@@ -35,7 +35,19 @@ export const ConnectorState = {
 /** One of the {@linkcode ConnectorState} values. */
 export type ConnectorState = typeof ConnectorState[keyof typeof ConnectorState];
 
-/** Options of {@linkcode Connector}. */
+/**
+ * Options of {@linkcode Connector}.
+ *
+ * @example
+ * ```ts
+ * import { Connector, type ConnectorOptions } from "./connector.ts";
+ * import { EventLoop } from "./event_loop.ts";
+ * import { InetAddress } from "./inet_address.ts";
+ *
+ * const options: ConnectorOptions = { connectTimeoutMs: 3_000, maxAttempts: 5 };
+ * const connector = new Connector(new EventLoop(), new InetAddress("127.0.0.1", 8800), options);
+ * ```
+ */
 export interface ConnectorOptions {
   /**
    * The first retry delay, in milliseconds.

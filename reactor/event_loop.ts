@@ -11,7 +11,17 @@ import { defaultBackend } from "./backend/default.ts";
 import { getLogger } from "./logger.ts";
 import { type HostTimer, type TimerCallback, type TimerId, TimerQueue } from "./timer_queue.ts";
 
-/** Options of {@linkcode EventLoop}. */
+/**
+ * Options of {@linkcode EventLoop}.
+ *
+ * @example
+ * ```ts
+ * import { denoBackend } from "./backend/deno.ts";
+ * import { EventLoop } from "./event_loop.ts";
+ *
+ * const loop = new EventLoop({ backend: denoBackend, name: "main" });
+ * ```
+ */
 export interface EventLoopOptions {
   /**
    * The runtime backend all sockets of this loop use.

@@ -11,7 +11,16 @@ import { getLogger } from "./logger.ts";
 import type { TcpConnection } from "./tcp_connection.ts";
 import type { TcpServer } from "./tcp_server.ts";
 
-/** Options of {@linkcode applyFlowControl}. */
+/**
+ * Options of {@linkcode applyFlowControl}.
+ *
+ * @example
+ * ```ts
+ * import type { FlowControlOptions } from "./flow_control.ts";
+ *
+ * const options: FlowControlOptions = { pauseAtBytes: 1024 * 1024, closeAtBytes: 16 * 1024 * 1024 };
+ * ```
+ */
 export interface FlowControlOptions {
   /**
    * Unsent bytes at which a connection stops being read.

@@ -18,7 +18,17 @@ import type { TcpConnection } from "./tcp_connection.ts";
 import { TcpServer } from "./tcp_server.ts";
 import type { TimerId } from "./timer_queue.ts";
 
-/** A parsed request. */
+/**
+ * A parsed request.
+ *
+ * @example
+ * ```ts
+ * import type { HttpRequest, HttpResponse } from "./http_server.ts";
+ *
+ * const answer = (request: HttpRequest): HttpResponse =>
+ *   request.query.get("format") === "json" ? { contentType: "application/json", body: "{}" } : { body: "ok\n" };
+ * ```
+ */
 export interface HttpRequest {
   /** `GET` or `HEAD`. */
   readonly method: string;
@@ -30,7 +40,16 @@ export interface HttpRequest {
   readonly headers: ReadonlyMap<string, string>;
 }
 
-/** What a handler answers. */
+/**
+ * What a handler answers.
+ *
+ * @example
+ * ```ts
+ * import type { HttpResponse } from "./http_server.ts";
+ *
+ * const notFound: HttpResponse = { status: 404, body: "no such page\n", headers: { "cache-control": "no-store" } };
+ * ```
+ */
 export interface HttpResponse {
   /** Default 200. */
   status?: number;
@@ -42,10 +61,35 @@ export interface HttpResponse {
   headers?: Record<string, string>;
 }
 
-/** Answers one request (may throw: that is a 500). */
+/**
+ * Answers one request (may throw: that is a 500).
+ *
+ * @example
+ * ```ts
+ * import type { HttpHandler } from "./http_server.ts";
+ *
+ * const handler: HttpHandler = async (request) => {
+ *   if (request.path === "/ruok") return { body: "imok" };
+ *   return { status: 404, body: `no such page: ${request.path}\n` };
+ * };
+ * ```
+ */
 export type HttpHandler = (request: HttpRequest) => HttpResponse | Promise<HttpResponse>;
 
-/** Options of {@linkcode HttpServer}. Each limit has a default safe for a status page on a shared host. */
+/**
+ * Options of {@linkcode HttpServer}. Each limit has a default safe for a status page on a shared host.
+ *
+ * @example
+ * ```ts
+ * import { EventLoop } from "./event_loop.ts";
+ * import { HttpServer, type HttpServerOptions } from "./http_server.ts";
+ * import { InetAddress } from "./inet_address.ts";
+ *
+ * const options: HttpServerOptions = { maxConnections: 16, allowedHosts: ["status.example.internal"] };
+ * const address = new InetAddress("127.0.0.1", 0);
+ * const server = new HttpServer(new EventLoop(), address, "status", () => ({ body: "ok" }), options);
+ * ```
+ */
 export interface HttpServerOptions {
   /**
    * Milliseconds a client has to send a whole request head (request line and headers), counted from the
@@ -70,7 +114,19 @@ export interface HttpServerOptions {
   allowedHosts?: readonly string[];
 }
 
-/** Counters of {@linkcode HttpServer}, for `/metrics`. */
+/**
+ * Counters of {@linkcode HttpServer}, for `/metrics`.
+ *
+ * @example
+ * ```ts
+ * import type { HttpServer, HttpServerStats } from "./http_server.ts";
+ *
+ * const summary = (server: HttpServer) => {
+ *   const stats: HttpServerStats = server.stats;
+ *   return `${stats.connections} open, ${stats.rejectedConnections} refused, ${stats.badHosts} bad hosts`;
+ * };
+ * ```
+ */
 export interface HttpServerStats {
   /** Connections open now. */
   readonly connections: number;

@@ -36,6 +36,14 @@ export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024;
 /**
  * Receives one whole frame body. `body` is a view into the connection's input buffer, valid only during the call:
  * decode it (or copy it) before returning.
+ *
+ * @example
+ * ```ts
+ * import type { FrameCallback } from "./length_header_codec.ts";
+ *
+ * const onFrame: FrameCallback = (connection, body, receiveTimeMs) =>
+ *   console.log(`${connection.name}: a ${body.length}-byte frame at ${receiveTimeMs} ms`);
+ * ```
  */
 export type FrameCallback = (connection: TcpConnection, body: Uint8Array, receiveTimeMs: number) => void;
 
@@ -49,7 +57,16 @@ export const SHRINK_INPUT_ABOVE_BYTES = 256 * 1024;
 /** The `frameTimeoutMs` recommended for servers: a peer has 30 s to finish a frame it started. */
 export const RECOMMENDED_FRAME_TIMEOUT_MS = 30_000;
 
-/** Counters of {@linkcode LengthHeaderCodec}, for `/metrics`. */
+/**
+ * Counters of {@linkcode LengthHeaderCodec}, for `/metrics`.
+ *
+ * @example
+ * ```ts
+ * import type { LengthHeaderCodec } from "./length_header_codec.ts";
+ *
+ * const partialFrames = (codec: LengthHeaderCodec) => `${codec.stats.bufferedBytes} bytes in partial frames`;
+ * ```
+ */
 export interface LengthHeaderCodecStats {
   /** Connections closed because a partial frame outlived `frameTimeoutMs`. */
   readonly framesTimedOut: number;
@@ -64,10 +81,28 @@ export interface LengthHeaderCodecStats {
 /**
  * Called when a frame is rejected (over the size limit, too slow to complete, or over the buffered-bytes cap);
  * the connection is closed right after.
+ *
+ * @example
+ * ```ts
+ * import { getLogger } from "./logger.ts";
+ * import type { FrameErrorCallback } from "./length_header_codec.ts";
+ *
+ * const onFrameError: FrameErrorCallback = (connection, reason) => getLogger().warn(`${connection.name}: ${reason}`);
+ * ```
  */
 export type FrameErrorCallback = (connection: TcpConnection, reason: string) => void;
 
-/** Options of {@linkcode LengthHeaderCodec}. */
+/**
+ * Options of {@linkcode LengthHeaderCodec}.
+ *
+ * @example
+ * ```ts
+ * import { LengthHeaderCodec, type LengthHeaderCodecOptions } from "./length_header_codec.ts";
+ *
+ * const options: LengthHeaderCodecOptions = { maxFrameBytes: 1024 * 1024, frameTimeoutMs: 30_000 };
+ * const codec = new LengthHeaderCodec((connection, body) => codec.send(connection, body), options);
+ * ```
+ */
 export interface LengthHeaderCodecOptions {
   /**
    * The largest frame body accepted, in bytes; a larger length closes the connection.

@@ -37,7 +37,16 @@ export const LogLevel = {
 /** A level number, -1 (TRACE) to 4 (FATAL). */
 export type LogLevel = typeof LogLevel[keyof typeof LogLevel];
 
-/** A level name. */
+/**
+ * A level name.
+ *
+ * @example
+ * ```ts
+ * import { LogLevel, type LogLevelName } from "./logger.ts";
+ *
+ * const level = (name: LogLevelName): LogLevel => LogLevel[name];
+ * ```
+ */
 export type LogLevelName = keyof typeof LogLevel;
 
 const LEVEL_NAMES: Readonly<Record<LogLevel, LogLevelName>> = {
@@ -76,7 +85,19 @@ export function parseLogLevel(value: string | number): LogLevel {
   );
 }
 
-/** Where log lines go. Lines come without a trailing newline. */
+/**
+ * Where log lines go. Lines come without a trailing newline.
+ *
+ * @example
+ * ```ts
+ * import { Logger, type LogOutput } from "./logger.ts";
+ *
+ * // Keep lines in memory, as a test would.
+ * const lines: string[] = [];
+ * const memory: LogOutput = { write: (line) => lines.push(line), flush: async () => {}, close: async () => {} };
+ * const logger = new Logger({ outputs: [memory] });
+ * ```
+ */
 export interface LogOutput {
   /** Take one line; must not block. */
   write(line: string): void;
@@ -121,7 +142,17 @@ export class StderrLogOutput implements LogOutput {
   }
 }
 
-/** Options of {@linkcode DailyFileLogOutput}. */
+/**
+ * Options of {@linkcode DailyFileLogOutput}.
+ *
+ * @example
+ * ```ts
+ * import { DailyFileLogOutput, type DailyFileLogOutputOptions } from "./logger.ts";
+ *
+ * const options: DailyFileLogOutputOptions = { dir: "logs/provider", flushIntervalMs: 50 };
+ * const output = new DailyFileLogOutput(options); // creates the directory on the first write
+ * ```
+ */
 export interface DailyFileLogOutputOptions {
   /** The directory of the log files (created when missing). */
   dir: string;
@@ -257,7 +288,17 @@ export class DailyFileLogOutput implements LogOutput {
   }
 }
 
-/** Options of {@linkcode Logger}. */
+/**
+ * Options of {@linkcode Logger}.
+ *
+ * @example
+ * ```ts
+ * import { Logger, LogLevel, type LoggerOptions } from "./logger.ts";
+ *
+ * const options: LoggerOptions = { level: LogLevel.DEBUG, name: "callee" };
+ * const logger = new Logger(options);
+ * ```
+ */
 export interface LoggerOptions {
   /**
    * The lowest level written.
@@ -281,7 +322,17 @@ export interface LoggerOptions {
   nowMs?: () => number;
 }
 
-/** Key-value details appended to a line as `key=value`. */
+/**
+ * Key-value details appended to a line as `key=value`.
+ *
+ * @example
+ * ```ts
+ * import { getLogger, type LogFields } from "./logger.ts";
+ *
+ * const fields: LogFields = { service: "dwt.UserServiceRpc", method: "Login", ms: 1.5 };
+ * getLogger().debug("call served", fields); // ... call served service=dwt.UserServiceRpc method=Login ms=1.5
+ * ```
+ */
 export type LogFields = Record<string, unknown>;
 
 function formatValue(value: unknown): string {

@@ -5,7 +5,16 @@
  * @module
  */
 
-/** Labels of one sample. */
+/**
+ * Labels of one sample.
+ *
+ * @example
+ * ```ts
+ * import type { MetricLabels } from "./prometheus_text.ts";
+ *
+ * const labels: MetricLabels = { method: "dwt.UserServiceRpc.Login", code: "OK" };
+ * ```
+ */
 export type MetricLabels = Record<string, string>;
 
 const escapeLabel = (value: string) => value.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');

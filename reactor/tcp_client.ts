@@ -14,7 +14,19 @@ import type { InetAddress } from "./inet_address.ts";
 import { getLogger } from "./logger.ts";
 import { DEFAULT_HIGH_WATER_MARK, TcpConnection } from "./tcp_connection.ts";
 
-/** Options of {@linkcode TcpClient}. */
+/**
+ * Options of {@linkcode TcpClient}.
+ *
+ * @example
+ * ```ts
+ * import { EventLoop } from "./event_loop.ts";
+ * import { InetAddress } from "./inet_address.ts";
+ * import { TcpClient, type TcpClientOptions } from "./tcp_client.ts";
+ *
+ * const options: TcpClientOptions = { retry: true, initialRetryDelayMs: 100, maxRetryDelayMs: 5_000 };
+ * const client = new TcpClient(new EventLoop(), new InetAddress("127.0.0.1", 8800), "client", options);
+ * ```
+ */
 export interface TcpClientOptions extends ConnectorOptions {
   /**
    * Reconnect (with back-off) when an established connection is lost other than by `disconnect`/`close`.

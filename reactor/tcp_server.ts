@@ -17,7 +17,19 @@ import { getLogger } from "./logger.ts";
 import { DEFAULT_HIGH_WATER_MARK, TcpConnection } from "./tcp_connection.ts";
 import { ServerThreadPool, type ThreadInit } from "./_server_thread_pool.ts";
 
-/** Options of {@linkcode TcpServer}. */
+/**
+ * Options of {@linkcode TcpServer}.
+ *
+ * @example
+ * ```ts
+ * import { EventLoop } from "./event_loop.ts";
+ * import { InetAddress } from "./inet_address.ts";
+ * import { TcpServer, type TcpServerOptions } from "./tcp_server.ts";
+ *
+ * const options: TcpServerOptions = { noDelay: true };
+ * const server = new TcpServer(new EventLoop(), new InetAddress("127.0.0.1", 0), "echo", options);
+ * ```
+ */
 export interface TcpServerOptions {
   /**
    * Listen with SO_REUSEPORT (muduo's `kReusePort`). Worker threads always do.

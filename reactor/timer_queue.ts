@@ -10,18 +10,57 @@
  * @module
  */
 
-/** Identifies a timer for {@linkcode TimerQueue.cancel}: an opaque handle, valid for the queue that made it. */
+/**
+ * Identifies a timer for {@linkcode TimerQueue.cancel}: an opaque handle, valid for the queue that made it.
+ *
+ * @example
+ * ```ts
+ * import { EventLoop } from "./event_loop.ts";
+ * import type { TimerId } from "./timer_queue.ts";
+ *
+ * const loop = new EventLoop();
+ * const timer: TimerId = loop.runAfter(1_000, () => console.log("never"));
+ * loop.cancel(timer);
+ * ```
+ */
 export interface TimerId {
   /** A compile-time brand only (no such property exists at run time): a TimerId is not any object. */
   readonly __brand: "TimerId";
 }
 
-/** A function run when a timer expires. */
+/**
+ * A function run when a timer expires.
+ *
+ * @example
+ * ```ts
+ * import { EventLoop } from "./event_loop.ts";
+ * import type { TimerCallback } from "./timer_queue.ts";
+ *
+ * const loop = new EventLoop();
+ * const tick: TimerCallback = () => loop.quit();
+ * loop.runAfter(10, tick);
+ * await loop.loop();
+ * ```
+ */
 export type TimerCallback = () => void;
 
 /**
  * The host's one-shot timer, injectable so tests can count how many are armed. The default uses the global
  * `setTimeout`/`clearTimeout`, which every runtime has.
+ *
+ * @example
+ * ```ts
+ * import { EventLoop } from "./event_loop.ts";
+ * import type { HostTimer } from "./timer_queue.ts";
+ *
+ * // Count the host timers a loop arms (however many timers it holds, it arms one for the earliest).
+ * let armed = 0;
+ * const hostTimer: HostTimer = {
+ *   set: (callback, delayMs) => (armed++, setTimeout(callback, delayMs)),
+ *   clear: (handle) => clearTimeout(handle as number),
+ * };
+ * const loop = new EventLoop({ hostTimer });
+ * ```
  */
 export interface HostTimer {
   /** Arm a one-shot timer firing `callback` after `delayMs`. */

@@ -12,7 +12,16 @@ import { getLogger } from "./logger.ts";
 /** The largest UDP payload over IPv4. */
 export const MAX_DATAGRAM_BYTES = 65507;
 
-/** Receives a datagram; `data` is valid only during the call. */
+/**
+ * Receives a datagram; `data` is valid only during the call.
+ *
+ * @example
+ * ```ts
+ * import type { DatagramCallback } from "./udp_socket.ts";
+ *
+ * const onDatagram: DatagramCallback = (data, from) => console.log(`${data.length} bytes from ${from}`);
+ * ```
+ */
 export type DatagramCallback = (data: Uint8Array, from: InetAddress, receiveTimeMs: number) => void;
 
 /**
