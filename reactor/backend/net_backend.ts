@@ -9,7 +9,17 @@
  * @module
  */
 
-/** A network endpoint as a runtime reports it. IPv6 hostnames are bare (`::1`, not `[::1]`). */
+/**
+ * A network endpoint as a runtime reports it. IPv6 hostnames are bare (`::1`, not `[::1]`).
+ *
+ * @example
+ * ```ts
+ * import type { SocketAddress } from "./net_backend.ts";
+ *
+ * const show = (address: SocketAddress) =>
+ *   address.hostname.includes(":") ? `[${address.hostname}]:${address.port}` : `${address.hostname}:${address.port}`;
+ * ```
+ */
 export interface SocketAddress {
   /** Numeric host address, such as `127.0.0.1` or `::1`. */
   readonly hostname: string;
@@ -22,6 +32,23 @@ export interface SocketAddress {
  *
  * Ordering guarantee: any number of `onData` calls, then at most one `onEnd`, then exactly one `onClose`.
  * `onError` may come before `onClose` at any point; `onClose` always follows it.
+ *
+ * @example
+ * ```ts
+ * import { defaultBackend } from "./default.ts";
+ *
+ * const listener = await defaultBackend().listen({ hostname: "127.0.0.1", port: 0 });
+ * const accepted = listener.accept();
+ * const client = await defaultBackend().connect(listener.address);
+ * const server = await accepted;
+ * const closed = Promise.withResolvers<void>();
+ * server.start({ onData: () => {}, onEnd: () => server.close(), onError: () => {}, onClose: () => closed.resolve() });
+ * client.start({ onData: () => {}, onEnd: () => {}, onError: () => {}, onClose: () => {} });
+ * client.shutdownWrite(); // the server sees onEnd, closes, then onClose
+ * await closed.promise;
+ * client.close();
+ * listener.close();
+ * ```
  */
 export interface RawSocketHandlers {
   /**
@@ -48,6 +75,15 @@ export interface RawSocketHandlers {
  * A connected TCP stream as the runtime gives it. Owned by exactly one TcpConnection.
  *
  * Reading starts when {@linkcode RawSocket.start} is called (so the owner can install handlers first).
+ *
+ * @example
+ * ```ts
+ * import type { RawSocket } from "./net_backend.ts";
+ *
+ * // Write a chunk and wait until the kernel has it (TcpConnection keeps one write in flight the same way).
+ * const writeAll = (socket: RawSocket, chunk: Uint8Array) =>
+ *   new Promise<void>((resolve, reject) => socket.write(chunk, (error) => error ? reject(error) : resolve()));
+ * ```
  */
 export interface RawSocket {
   /** Local address of the connection. */
@@ -76,7 +112,16 @@ export interface RawSocket {
   setKeepAlive(enabled: boolean): void;
 }
 
-/** TLS for a listening socket: a PEM certificate chain and its PEM private key. */
+/**
+ * TLS for a listening socket: a PEM certificate chain and its PEM private key.
+ *
+ * @example
+ * ```ts
+ * import type { TlsServerOptions } from "./net_backend.ts";
+ *
+ * const tls = (certPem: string, keyPem: string): TlsServerOptions => ({ cert: certPem, key: keyPem });
+ * ```
+ */
 export interface TlsServerOptions {
   /** The PEM certificate chain, the server's own certificate first. */
   readonly cert: string;
@@ -84,7 +129,16 @@ export interface TlsServerOptions {
   readonly key: string;
 }
 
-/** TLS for an outgoing connection. */
+/**
+ * TLS for an outgoing connection.
+ *
+ * @example
+ * ```ts
+ * import type { TlsClientOptions } from "./net_backend.ts";
+ *
+ * const trustPrivateCa = (caPem: string): TlsClientOptions => ({ caCerts: [caPem], serverName: "registry.internal" });
+ * ```
+ */
 export interface TlsClientOptions {
   /** PEM certificates to trust in addition to the system's (a self-signed server certificate, a private CA). */
   readonly caCerts?: readonly string[];
@@ -92,7 +146,19 @@ export interface TlsClientOptions {
   readonly serverName?: string;
 }
 
-/** Options of {@linkcode NetBackend.listen}. */
+/**
+ * Options of {@linkcode NetBackend.listen}.
+ *
+ * @example
+ * ```ts
+ * import { defaultBackend } from "./default.ts";
+ * import type { ListenOptions } from "./net_backend.ts";
+ *
+ * const options: ListenOptions = { hostname: "127.0.0.1", port: 0 };
+ * const listener = await defaultBackend().listen(options);
+ * listener.close();
+ * ```
+ */
 export interface ListenOptions {
   /** Address to bind. */
   readonly hostname: string;
@@ -108,7 +174,23 @@ export interface ListenOptions {
   readonly tls?: TlsServerOptions;
 }
 
-/** A listening TCP socket. */
+/**
+ * A listening TCP socket.
+ *
+ * @example
+ * ```ts
+ * import type { RawListener, RawSocket } from "./net_backend.ts";
+ *
+ * // Accept until the listener is closed (accept then rejects).
+ * async function acceptAll(listener: RawListener, onSocket: (socket: RawSocket) => void): Promise<void> {
+ *   try {
+ *     for (;;) onSocket(await listener.accept());
+ *   } catch {
+ *     // closed
+ *   }
+ * }
+ * ```
+ */
 export interface RawListener {
   /** The bound address (the real port when 0 was asked for). */
   readonly address: SocketAddress;
@@ -122,7 +204,16 @@ export interface RawListener {
   close(): void;
 }
 
-/** Options of {@linkcode NetBackend.connect}. */
+/**
+ * Options of {@linkcode NetBackend.connect}.
+ *
+ * @example
+ * ```ts
+ * import type { ConnectOptions } from "./net_backend.ts";
+ *
+ * const options: ConnectOptions = { hostname: "127.0.0.1", port: 8800, signal: AbortSignal.timeout(3_000) };
+ * ```
+ */
 export interface ConnectOptions {
   /** Host to connect to (numeric or a name). */
   readonly hostname: string;
@@ -134,10 +225,36 @@ export interface ConnectOptions {
   readonly tls?: TlsClientOptions;
 }
 
-/** A received UDP datagram callback. `data` is only valid during the call. */
+/**
+ * A received UDP datagram callback. `data` is only valid during the call.
+ *
+ * @example
+ * ```ts
+ * import type { DatagramHandler } from "./net_backend.ts";
+ *
+ * const onDatagram: DatagramHandler = (data, from) => console.log(`${data.length} bytes from ${from.hostname}`);
+ * ```
+ */
 export type DatagramHandler = (data: Uint8Array, from: SocketAddress) => void;
 
-/** A bound UDP socket (heartbeats). */
+/**
+ * A bound UDP socket (heartbeats).
+ *
+ * @example
+ * ```ts
+ * import { defaultBackend } from "./default.ts";
+ *
+ * const a = await defaultBackend().bindUdp({ hostname: "127.0.0.1", port: 0 });
+ * const b = await defaultBackend().bindUdp({ hostname: "127.0.0.1", port: 0 });
+ * const got = Promise.withResolvers<number>();
+ * b.start((data) => got.resolve(data.length), () => {});
+ * a.start(() => {}, () => {});
+ * await a.send(new Uint8Array(40), b.address);
+ * console.log(await got.promise); // 40
+ * a.close();
+ * b.close();
+ * ```
+ */
 export interface RawUdpSocket {
   /** The bound address. */
   readonly address: SocketAddress;
@@ -149,7 +266,16 @@ export interface RawUdpSocket {
   close(): void;
 }
 
-/** Options of {@linkcode NetBackend.bindUdp}. */
+/**
+ * Options of {@linkcode NetBackend.bindUdp}.
+ *
+ * @example
+ * ```ts
+ * import type { BindUdpOptions } from "./net_backend.ts";
+ *
+ * const options: BindUdpOptions = { hostname: "127.0.0.1", port: 0 }; // 0: any free port
+ * ```
+ */
 export interface BindUdpOptions {
   /** Address to bind. */
   readonly hostname: string;
@@ -157,7 +283,20 @@ export interface BindUdpOptions {
   readonly port: number;
 }
 
-/** An append-only file handle, for logs and write-ahead logs. */
+/**
+ * An append-only file handle, for logs and write-ahead logs.
+ *
+ * @example
+ * ```ts
+ * import { defaultBackend } from "./default.ts";
+ *
+ * const path = await Deno.makeTempFile();
+ * const file = await defaultBackend().fs.openAppend(path);
+ * await file.write(new TextEncoder().encode("a line\n"));
+ * file.close();
+ * await Deno.remove(path);
+ * ```
+ */
 export interface AppendFile {
   /** Append all of `data`. Resolves once the runtime has written every byte (not necessarily synced). */
   write(data: Uint8Array): Promise<void>;
@@ -172,7 +311,21 @@ export interface AppendFile {
   close(): void;
 }
 
-/** An append-only file whose writes are durable when they resolve (O_DSYNC), for write-ahead logs. */
+/**
+ * An append-only file whose writes are durable when they resolve (O_DSYNC), for write-ahead logs.
+ *
+ * @example
+ * ```ts
+ * import { defaultBackend } from "./default.ts";
+ *
+ * const path = await Deno.makeTempFile();
+ * const log = await defaultBackend().fs.openDurableAppend(path, { mode: 0o600 });
+ * await log.append(new Uint8Array([1, 2, 3])); // on disk (fdatasync) when this resolves
+ * console.log(await log.size()); // 3
+ * log.close();
+ * await Deno.remove(path);
+ * ```
+ */
 export interface DurableAppendFile {
   /**
    * Append all of `data`; resolves once it is on stable storage. When it rejects (ENOSPC, EIO, ...), part of
@@ -187,7 +340,16 @@ export interface DurableAppendFile {
   close(): void;
 }
 
-/** Permissions for a file or directory the backend creates. */
+/**
+ * Permissions for a file or directory the backend creates.
+ *
+ * @example
+ * ```ts
+ * import type { FileModeOptions } from "./net_backend.ts";
+ *
+ * const secret: FileModeOptions = { mode: 0o600 }; // owner read/write only
+ * ```
+ */
 export interface FileModeOptions {
   /**
    * Permission bits for a newly created file or directory (the process umask still applies); an existing one keeps
@@ -197,7 +359,22 @@ export interface FileModeOptions {
   readonly mode?: number;
 }
 
-/** The file-system facilities the framework needs (logs, registry durability). Paths are plain strings. */
+/**
+ * The file-system facilities the framework needs (logs, registry durability). Paths are plain strings.
+ *
+ * @example
+ * ```ts
+ * import { defaultBackend } from "./default.ts";
+ *
+ * const fs = defaultBackend().fs;
+ * const dir = await Deno.makeTempDir();
+ * await fs.writeFile(`${dir}/a.tmp`, new TextEncoder().encode("x"));
+ * await fs.rename(`${dir}/a.tmp`, `${dir}/a`);
+ * await fs.fsyncDir(dir); // the rename is durable
+ * console.log(await fs.readDir(dir)); // ["a"]
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export interface FileSystemBackend {
   /** Open `path` for durable appends (every append is synced), creating it if missing. */
   openDurableAppend(path: string, options?: FileModeOptions): Promise<DurableAppendFile>;
@@ -223,7 +400,21 @@ export interface FileSystemBackend {
   fsyncDir(path: string): Promise<void>;
 }
 
-/** The parent's side of a worker started by {@linkcode WorkerBackend.spawn}. */
+/**
+ * The parent's side of a worker started by {@linkcode WorkerBackend.spawn}.
+ *
+ * @example
+ * ```ts
+ * import type { WorkerHandle } from "./net_backend.ts";
+ *
+ * const ask = (worker: WorkerHandle, question: unknown) =>
+ *   new Promise<unknown>((resolve, reject) => {
+ *     worker.onMessage(resolve);
+ *     worker.onError(reject);
+ *     worker.postMessage(question);
+ *   });
+ * ```
+ */
 export interface WorkerHandle {
   /** Send a structured-cloneable message to the worker. */
   postMessage(message: unknown): void;
@@ -235,7 +426,18 @@ export interface WorkerHandle {
   terminate(): void;
 }
 
-/** The worker's side of the channel to its parent, from {@linkcode WorkerBackend.parentPort}. */
+/**
+ * The worker's side of the channel to its parent, from {@linkcode WorkerBackend.parentPort}.
+ *
+ * @example
+ * ```ts
+ * import { defaultBackend } from "./default.ts";
+ *
+ * // In a Worker's module: answer the parent. On the main thread parentPort() is undefined.
+ * const port = defaultBackend().workers.parentPort();
+ * port?.onMessage((message) => port.postMessage({ echo: message }));
+ * ```
+ */
 export interface ParentPort {
   /** Send a structured-cloneable message to the parent. */
   postMessage(message: unknown): void;
@@ -245,7 +447,17 @@ export interface ParentPort {
   close(): void;
 }
 
-/** Workers: muduo's threads. A socket cannot move between isolates; each Worker runs its own EventLoop. */
+/**
+ * Workers: muduo's threads. A socket cannot move between isolates; each Worker runs its own EventLoop.
+ *
+ * @example
+ * ```ts
+ * import { defaultBackend } from "./default.ts";
+ *
+ * const workers = defaultBackend().workers;
+ * console.log(workers.parentPort() === undefined ? "main thread" : "a Worker");
+ * ```
+ */
 export interface WorkerBackend {
   /** Start a module worker running `moduleUrl` (an ES module URL). */
   spawn(moduleUrl: string, options?: { readonly name?: string }): WorkerHandle;
@@ -253,7 +465,20 @@ export interface WorkerBackend {
   parentPort(): ParentPort | undefined;
 }
 
-/** A child process from {@linkcode ProcessBackend.spawn}. */
+/**
+ * A child process from {@linkcode ProcessBackend.spawn}.
+ *
+ * @example
+ * ```ts
+ * import type { ChildProcessHandle } from "./net_backend.ts";
+ *
+ * // Wait for a child's READY line, as the tests do with a registry they start.
+ * async function ready(child: ChildProcessHandle): Promise<string> {
+ *   for await (const line of child.stdout) if (line.startsWith("READY ")) return line.slice(6);
+ *   throw new Error(`Exited with ${await child.exited} before READY`);
+ * }
+ * ```
+ */
 export interface ChildProcessHandle {
   /** Its process id. */
   readonly pid: number;
@@ -267,7 +492,21 @@ export interface ChildProcessHandle {
   kill(signal?: "SIGTERM" | "SIGKILL" | "SIGINT"): void;
 }
 
-/** Process-level facilities for command-line programs (servers, CLIs, examples). */
+/**
+ * Process-level facilities for command-line programs (servers, CLIs, examples).
+ *
+ * @example
+ * ```ts
+ * import { defaultBackend } from "./default.ts";
+ *
+ * const process = defaultBackend().process;
+ * if (process.isMain(import.meta)) {
+ *   const stop = process.onSignal("SIGINT", () => process.exit(0));
+ *   process.writeStdout(`pid ${process.pid}, args ${process.args().join(" ")}\n`);
+ *   stop();
+ * }
+ * ```
+ */
 export interface ProcessBackend {
   /**
    * Whether the module whose `import.meta` is given is the program's entry point (`import.meta.main`, which
@@ -305,6 +544,19 @@ export interface ProcessBackend {
 /**
  * Everything a runtime provides to the framework. One object per runtime; pass it to `EventLoop` to override
  * the default.
+ *
+ * @example Wrap the runtime's backend
+ * ```ts
+ * import { EventLoop } from "../event_loop.ts";
+ * import { defaultBackend } from "./default.ts";
+ * import type { NetBackend } from "./net_backend.ts";
+ *
+ * // A backend that counts outgoing connections, wrapping the runtime's own.
+ * const base = defaultBackend();
+ * let connects = 0;
+ * const counting: NetBackend = { ...base, connect: (options) => (connects++, base.connect(options)) };
+ * const loop = new EventLoop({ backend: counting });
+ * ```
  */
 export interface NetBackend {
   /** Which runtime this backend drives. */
