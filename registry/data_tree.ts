@@ -30,7 +30,17 @@ export const NodeType = {
 /** One of the {@linkcode NodeType} numbers. */
 export type NodeType = typeof NodeType[keyof typeof NodeType];
 
-/** What a node looks like from outside, as ZooKeeper's Stat plus the seed's nodeType. */
+/**
+ * What a node looks like from outside, as ZooKeeper's Stat plus the seed's nodeType.
+ *
+ * @example
+ * ```ts
+ * import type { Stat } from "./data_tree.ts";
+ *
+ * const describe = (stat: Stat) =>
+ *   `version ${stat.version}, ${stat.numChildren} children, ${stat.dataLength} bytes, changed ${new Date(stat.mtime)}`;
+ * ```
+ */
 export interface Stat {
   /** The transaction that created the node. */
   czxid: bigint;

@@ -9,7 +9,20 @@
 import type { NodeType, Stat } from "./data_tree.ts";
 import type { SessionEvent, WatchCallback } from "./registry_client.ts";
 
-/** A session with a registry. */
+/**
+ * A session with a registry.
+ *
+ * @example
+ * ```ts
+ * import type { Registry } from "./registry.ts";
+ *
+ * // Publish an address under a service, on the built-in registry or on ZooKeeper alike.
+ * async function publish(registry: Registry, service: string, address: string): Promise<string> {
+ *   await registry.create(`/${service}`).catch(() => {}); // NODE_EXISTS: someone else made it
+ *   return await registry.create(`/${service}/node-`, address, { nodeType: 2, sequential: true });
+ * }
+ * ```
+ */
 export interface Registry {
   /** Create a node; resolves with its actual path. */
   create(

@@ -36,7 +36,18 @@ import {
 import type { Registry } from "./registry.ts";
 import { RegistryError, RegistryErrorCode } from "./registry_error.ts";
 
-/** A watch notification. `type` is 0 for "the connection came back: re-read and re-watch". */
+/**
+ * A watch notification. `type` is 0 for "the connection came back: re-read and re-watch".
+ *
+ * @example
+ * ```ts
+ * import { EventType } from "./data_tree.ts";
+ * import type { WatchedEvent } from "./registry_client.ts";
+ *
+ * const describe = (event: WatchedEvent) =>
+ *   event.type === 0 ? "reconnected: read again" : `${event.path}: ${Object.keys(EventType)[event.type - 1]}`;
+ * ```
+ */
 export interface WatchedEvent {
   /** What happened ({@linkcode EventType}), or 0 after a reconnect when changes may have been missed. */
   type: EventType | 0;
@@ -44,17 +55,60 @@ export interface WatchedEvent {
   path: string;
 }
 
-/** Called once when a watched path changes (watches are one-shot, as in ZooKeeper). */
+/**
+ * Called once when a watched path changes (watches are one-shot, as in ZooKeeper).
+ *
+ * @example
+ * ```ts
+ * import { EventLoop } from "../reactor/event_loop.ts";
+ * import { RegistryClient, type WatchCallback } from "./registry_client.ts";
+ * import { RegistryServer } from "./registry_server.ts";
+ *
+ * const loop = new EventLoop();
+ * const server = new RegistryServer({ port: 0, loop });
+ * await server.start();
+ * const client = await RegistryClient.connect(server.address, { loop });
+ * const changed = Promise.withResolvers<string>();
+ * const watch: WatchCallback = (event) => changed.resolve(event.path);
+ * await client.children("/", { watch }); // fires once, at the next change of /'s children
+ * await client.create("/service", "");
+ * console.log(await changed.promise); // "/"
+ * await client.close();
+ * await server.stop();
+ * ```
+ */
 export type WatchCallback = (event: WatchedEvent) => void;
 
-/** Session state changes. */
+/**
+ * Session state changes.
+ *
+ * @example
+ * ```ts
+ * import type { RegistryClient, SessionEvent } from "./registry_client.ts";
+ *
+ * const follow = (client: RegistryClient) =>
+ *   client.onSessionEvent((event: SessionEvent) => {
+ *     if (event.type === "expired") console.log(`session ${event.sessionId} expired: its ephemeral nodes are gone`);
+ *   });
+ * ```
+ */
 export type SessionEvent =
   | { type: "connected"; sessionId: bigint; resumed: boolean }
   | { type: "disconnected" }
   | { type: "expired"; sessionId: bigint }
   | { type: "closed" };
 
-/** Options of {@linkcode RegistryClient.connect}. */
+/**
+ * Options of {@linkcode RegistryClient.connect}.
+ *
+ * @example
+ * ```ts
+ * import { RegistryClient, type RegistryClientOptions } from "./registry_client.ts";
+ *
+ * const options: RegistryClientOptions = { requestTimeoutMs: 3_000, authToken: "s3cret", recreateEphemerals: true };
+ * const connect = () => RegistryClient.connect("127.0.0.1:10606", options);
+ * ```
+ */
 export interface RegistryClientOptions {
   /**
    * The loop to run on.
@@ -120,7 +174,17 @@ export interface RegistryClientOptions {
   heartbeatAddress?: InetAddress | string;
 }
 
-/** Options of create. */
+/**
+ * Options of create.
+ *
+ * @example
+ * ```ts
+ * import { NodeType } from "./data_tree.ts";
+ * import type { CreateOptions } from "./registry_client.ts";
+ *
+ * const providerNode: CreateOptions = { nodeType: NodeType.EPHEMERAL, sequential: true }; // /svc/node-0000000007
+ * ```
+ */
 export interface CreateOptions {
   /**
    * PERSISTENT (1) or EPHEMERAL (2).

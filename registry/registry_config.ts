@@ -11,7 +11,17 @@ import type { HttpServerOptions } from "../reactor/http_server.ts";
 import { validatePath } from "./path.ts";
 import type { RegistryServerOptions } from "./registry_server.ts";
 
-/** The config of `deno task registry`, as it looks once loaded. */
+/**
+ * The config of `deno task registry`, as it looks once loaded.
+ *
+ * @example
+ * ```ts
+ * import { parseRegistryConfig, type RegistryConfig } from "./registry_config.ts";
+ *
+ * const raw = { ip: "0.0.0.0", port: 10606, authToken: "s3cret" }; // as read from registry.json
+ * const config: RegistryConfig = parseRegistryConfig(raw, "registry.json");
+ * ```
+ */
 export interface RegistryConfig {
   /** Listen address (`ip`). Default 127.0.0.1. */
   ip: string;

@@ -7,7 +7,19 @@
 import type { TlsServerOptions } from "../reactor/backend/net_backend.ts";
 import type { EventLoop } from "../reactor/event_loop.ts";
 
-/** Options of {@linkcode RegistryServer}; the seed's config keys map onto them. */
+/**
+ * Options of {@linkcode RegistryServer}; the seed's config keys map onto them.
+ *
+ * @example
+ * ```ts
+ * import { EventLoop } from "../reactor/event_loop.ts";
+ * import { RegistryServer, type RegistryServerOptions } from "./registry_server.ts";
+ *
+ * const acl = { "/payments": ["pay-team"] }; // only the pay-team token changes /payments
+ * const options: RegistryServerOptions = { port: 0, dataDir: "", authToken: "s3cret", acl };
+ * const server = new RegistryServer({ ...options, loop: new EventLoop() });
+ * ```
+ */
 export interface RegistryServerOptions {
   /**
    * The address to listen on (the seed's `ip`).
@@ -129,7 +141,19 @@ export interface RegistryServerOptions {
   tls?: TlsServerOptions;
 }
 
-/** Counters for the status endpoint and tests. */
+/**
+ * Counters for the status endpoint and tests.
+ *
+ * @example
+ * ```ts
+ * import type { RegistryServer } from "./registry_server.ts";
+ *
+ * const line = (server: RegistryServer) => {
+ *   const stats = server.stats();
+ *   return `${stats.sessions} sessions, ${stats.nodes} nodes, zxid ${stats.zxid}, read-only ${stats.readOnly}`;
+ * };
+ * ```
+ */
 export interface RegistryServerStats {
   /** TCP connections open now. */
   connections: number;
@@ -181,7 +205,16 @@ export interface RegistryServerStats {
   errorsByCode: Record<string, number>;
 }
 
-/** One session as the status pages show it. */
+/**
+ * One session as the status pages show it.
+ *
+ * @example
+ * ```ts
+ * import type { RegistryServer } from "./registry_server.ts";
+ *
+ * const disconnected = (server: RegistryServer) => server.sessions().filter((session) => !session.connected);
+ * ```
+ */
 export interface SessionInfo {
   /** The session id. */
   id: bigint;

@@ -33,7 +33,17 @@ import { checkLogHeader, LOG_HEADER_BYTES, readRecord } from "./txn_record.ts";
 
 export type { Damage, TornTail } from "./damage.ts";
 
-/** One thing the repair does (or would do) to one file. */
+/**
+ * One thing the repair does (or would do) to one file.
+ *
+ * @example
+ * ```ts
+ * import type { RepairStep } from "./repair.ts";
+ *
+ * const describe = (step: RepairStep) =>
+ *   step.action === "truncate" ? `cut ${step.file} at ${step.offset}: ${step.reason}` : `move ${step.file} aside`;
+ * ```
+ */
 export interface RepairStep {
   /** Move the whole file into the damaged directory, or cut it at `offset` (saving the cut bytes there). */
   readonly action: "moveAside" | "truncate";
@@ -51,7 +61,20 @@ export interface RepairStep {
   readonly reason: string;
 }
 
-/** What {@linkcode repairDataDir} found and did. */
+/**
+ * What {@linkcode repairDataDir} found and did.
+ *
+ * @example
+ * ```ts
+ * import { defaultBackend } from "../reactor/backend/default.ts";
+ * import { repairDataDir } from "./repair.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const report = await repairDataDir(defaultBackend(), dir);
+ * console.log(report.damage.length === 0 ? `clean up to zxid ${report.lastZxid}` : `${report.steps.length} steps`);
+ * await Deno.remove(dir);
+ * ```
+ */
 export interface RepairReport {
   /** The damage found, in the order a start would meet it. */
   readonly damage: readonly Damage[];
@@ -69,7 +92,18 @@ export interface RepairReport {
   readonly damagedDir?: string;
 }
 
-/** Options of {@linkcode repairDataDir}. */
+/**
+ * Options of {@linkcode repairDataDir}.
+ *
+ * @example
+ * ```ts
+ * import { defaultBackend } from "../reactor/backend/default.ts";
+ * import { repairDataDir, type RepairOptions } from "./repair.ts";
+ *
+ * const options: RepairOptions = { apply: true }; // stop the server first
+ * const repair = (dir: string) => repairDataDir(defaultBackend(), dir, options);
+ * ```
+ */
 export interface RepairOptions {
   /**
    * Perform the steps; otherwise only report them.

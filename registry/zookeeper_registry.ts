@@ -24,7 +24,17 @@ import type { Registry } from "./registry.ts";
 import type { CreateOptions, SessionEvent, WatchCallback, WatchedEvent } from "./registry_client.ts";
 import { RegistryError, RegistryErrorCode, registryErrorCodeName } from "./registry_error.ts";
 
-/** Options of {@linkcode ZooKeeperRegistry.connect}. */
+/**
+ * Options of {@linkcode ZooKeeperRegistry.connect}.
+ *
+ * @example
+ * ```ts
+ * import { ZooKeeperRegistry, type ZooKeeperRegistryOptions } from "./zookeeper_registry.ts";
+ *
+ * const options: ZooKeeperRegistryOptions = { sessionTimeoutMs: 10_000, requestTimeoutMs: 3_000 };
+ * const connect = () => ZooKeeperRegistry.connect("127.0.0.1:2181/apps/rpc", options);
+ * ```
+ */
 export interface ZooKeeperRegistryOptions {
   /**
    * The loop to run on.
@@ -59,7 +69,18 @@ export interface ZooKeeperRegistryOptions {
   session?: { id: bigint; password: Uint8Array };
 }
 
-/** A parsed connect string. */
+/**
+ * A parsed connect string.
+ *
+ * @example
+ * ```ts
+ * import type { ZooKeeperRegistry } from "./zookeeper_registry.ts";
+ *
+ * // "10.0.0.1:2181,10.0.0.2:2181/apps/rpc"
+ * const where = (registry: ZooKeeperRegistry) =>
+ *   `${registry.connectString.servers.join(",")}${registry.connectString.chroot}`;
+ * ```
+ */
 export interface ZooKeeperConnectString {
   /** The ensemble's servers, in the order given. */
   servers: InetAddress[];
