@@ -14,8 +14,11 @@ import type { EventLoop } from "../reactor/event_loop.ts";
 import { getLogger } from "../reactor/logger.ts";
 import type { TcpConnection } from "../reactor/tcp_connection.ts";
 import type { TimerId } from "../reactor/timer_queue.ts";
-import type { DecodedFrame } from "./_rpc_codec.ts";
+import { sendResponse } from "./_rpc_codec.ts";
 import { encodeTransient } from "./_byte_slab.ts";
+import type { CallLedger } from "./_call_ledger.ts";
+import type { CallAnswer, RequestFrame, ServerTransport } from "./transport.ts";
+import { closeIfBacklogged } from "../reactor/flow_control.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
 import type { MethodDefinition } from "./service_definition.ts";
 import type protobuf from "protobufjs";
@@ -54,23 +57,6 @@ export interface HandlerEntry {
   counts: number[] | undefined;
 }
 
-/** The provider's side of a call: where answers go and what is counted. */
-export interface CallHost {
-  readonly loop: EventLoop;
-  /** Send the answer (status 0 with `payload`, or an error) and count it. */
-  answer(
-    call: ServerCall,
-    status: number,
-    errorMessage: string,
-    metadata: Record<string, string> | undefined,
-    payload: Uint8Array,
-  ): void;
-  /** The call settled: it is no longer in flight. */
-  settled(call: ServerCall): void;
-  /** Count a call that settled without an answer (its caller cancelled). */
-  countCancelled(call: ServerCall): void;
-}
-
 const NO_METADATA: Readonly<Record<string, string>> = Object.freeze({});
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
@@ -99,14 +85,28 @@ export function withoutTransportKeys(
   return copy ?? metadata as Record<string, string>;
 }
 
+/** What every connection a provider serves shares: its loop, its accounting and its answer limits. */
+export interface ServedConnectionOptions {
+  readonly loop: EventLoop;
+  /** The provider's accounting (answers, calls in flight, limits hit). */
+  readonly ledger: CallLedger;
+  /** The largest response frame body, in bytes. */
+  readonly maxFrameBytes: number;
+  /** Close a caller whose unsent answers exceed this many bytes. */
+  readonly maxUnsentBytes: number;
+}
+
 /**
- * A connection being served: its calls in flight, as a list, when it last had traffic and calls, and its
- * keepalive and drain state.
+ * A connection being served, the {@linkcode ServerTransport} of the calls that came on it over the reactor's TCP:
+ * it owns its calls in flight (a list, for cancel-by-id and abort-on-close), sends their answers within the
+ * frame limit, and tells the provider's {@linkcode CallLedger}. Made and dropped by the RpcProvider; it does not
+ * own the TcpConnection (the TcpServer does).
  */
-export class ServedConnection {
+export class ServedConnection implements ServerTransport<ServerCall> {
   readonly connection: TcpConnection;
   /** The peer's host, for the per-address connection limit. */
   readonly peerHost: string;
+  readonly loop: EventLoop;
   /** When a frame last arrived (any frame: a ping answer proves the peer alive). */
   lastActivityMs: number;
   /** When a request or cancel last arrived (pings do not keep a connection from being idle). */
@@ -127,12 +127,65 @@ export class ServedConnection {
   /** Calls in flight. */
   count = 0;
   #head: ServerCall | undefined;
+  readonly #options: ServedConnectionOptions;
 
-  constructor(connection: TcpConnection, nowMs: number) {
+  /** Serve `connection`, which is up now. */
+  constructor(connection: TcpConnection, options: ServedConnectionOptions) {
     this.connection = connection;
+    this.#options = options;
+    this.loop = options.loop;
     this.peerHost = connection.peerAddress.hostname;
-    this.lastActivityMs = nowMs;
-    this.lastCallMs = nowMs;
+    this.lastActivityMs = this.lastCallMs = options.loop.now();
+  }
+
+  /** The caller's address. */
+  get peer(): string {
+    return this.connection.peerAddress.toString();
+  }
+
+  /** From a call: send its answer. */
+  answer(call: ServerCall): void {
+    this.respond(call, call.entry);
+  }
+
+  /** From a call: it settled. */
+  settled(call: ServerCall, answered: boolean): void {
+    this.remove(call);
+    const ledger = this.#options.ledger;
+    ledger.settled();
+    if (!answered) ledger.count(call.service, call.method, call.entry, RpcCode.CANCELLED);
+  }
+
+  /**
+   * Send an answer and count it under `entry` (undefined: a name not served here): a served call's, or the
+   * provider's refusal of a call it did not run.
+   */
+  respond(answer: CallAnswer, entry: HandlerEntry | undefined): void {
+    const { ledger, maxFrameBytes, maxUnsentBytes } = this.#options;
+    const { callId, status } = answer;
+    ledger.count(answer.service, answer.method, entry, status);
+    const connection = this.connection;
+    if (!connection.connected) return;
+    const size = sendResponse(
+      connection,
+      maxFrameBytes,
+      callId,
+      status,
+      answer.errorMessage,
+      answer.answerMetadata,
+      answer.answerPayload,
+    );
+    if (size > maxFrameBytes) {
+      const error = `The response of ${answer.service}.${answer.method} of ${size} bytes exceeds the limit of ` +
+        `${maxFrameBytes} bytes per frame`;
+      getLogger().warn(`RpcProvider: ${error}`);
+      sendResponse(connection, maxFrameBytes, callId, RpcCode.RESOURCE_EXHAUSTED, error, undefined, EMPTY_BYTES);
+    }
+    // A caller that does not read its answers: closed once they back up past the hard limit.
+    if (connection.pendingBytes > maxUnsentBytes) {
+      ledger.limitHit("unsent_bytes");
+      closeIfBacklogged(connection, maxUnsentBytes);
+    }
   }
 
   add(call: ServerCall): void {
@@ -167,18 +220,25 @@ export class ServedConnection {
   }
 }
 
-/** A call being served; the handler sees it as its {@linkcode CallContext}. */
-export class ServerCall implements CallContext {
+/**
+ * A call being served; the handler sees it as its {@linkcode CallContext}, its transport as its
+ * {@linkcode CallAnswer}. It answers through the transport it came on, which owns it while it runs.
+ */
+export class ServerCall implements CallContext, CallAnswer {
   readonly service: string;
   readonly method: string;
   readonly metadata: Readonly<Record<string, string>>;
   readonly callId: number;
-  readonly served: ServedConnection;
   readonly entry: HandlerEntry;
   /** Neighbours on the connection's list. */
   previous: ServerCall | undefined;
   next: ServerCall | undefined;
-  readonly #host: CallHost;
+  /** The answer, set just before it goes to the transport. */
+  status = 0;
+  errorMessage = "";
+  answerMetadata: Record<string, string> | undefined = undefined;
+  answerPayload: Uint8Array = EMPTY_BYTES;
+  readonly #transport: ServerTransport<ServerCall>;
   readonly #deadline: number;
   readonly #timeoutMs: number;
   #timer: TimerId | undefined;
@@ -189,14 +249,12 @@ export class ServerCall implements CallContext {
 
   /** `receiveTimeMs`: when the request arrived; its deadline counts from then. */
   constructor(
-    host: CallHost,
-    served: ServedConnection,
-    frame: DecodedFrame,
+    transport: ServerTransport<ServerCall>,
+    frame: RequestFrame,
     entry: HandlerEntry,
     receiveTimeMs: number,
   ) {
-    this.#host = host;
-    this.served = served;
+    this.#transport = transport;
     this.entry = entry;
     this.callId = frame.callId;
     this.service = frame.service;
@@ -221,11 +279,11 @@ export class ServerCall implements CallContext {
   }
 
   get peer(): string {
-    return this.served.connection.peerAddress.toString();
+    return this.#transport.peer;
   }
 
   timeRemainingMs(): number {
-    return this.#deadline - this.#host.loop.now();
+    return this.#deadline - this.#transport.loop.now();
   }
 
   /** Run the handler on the decoded request; the call settles with its answer unless aborted first. */
@@ -244,7 +302,7 @@ export class ServerCall implements CallContext {
     }
     if (this.#deadline !== Infinity) {
       const timeoutMs = this.#timeoutMs;
-      this.#timer = this.#host.loop.runAt(
+      this.#timer = this.#transport.loop.runAt(
         this.#deadline,
         () => this.abort(new RpcError(RpcCode.DEADLINE_EXCEEDED, `The deadline of ${timeoutMs} ms passed`)),
       );
@@ -266,9 +324,19 @@ export class ServerCall implements CallContext {
   #settle(): boolean {
     if (this.#settled) return false;
     this.#settled = true;
-    if (this.#timer !== undefined) this.#host.loop.cancel(this.#timer);
-    this.#host.settled(this);
+    if (this.#timer !== undefined) this.#transport.loop.cancel(this.#timer);
     return true;
+  }
+
+  // Through the transport: the call leaves its list, then its answer goes out.
+  #answer(status: number, errorMessage: string, metadata: Record<string, string> | undefined, payload: Uint8Array) {
+    this.status = status;
+    this.errorMessage = errorMessage;
+    this.answerMetadata = metadata;
+    this.answerPayload = payload;
+    this.#transport.settled(this, true);
+    this.#transport.answer(this);
+    this.answerPayload = EMPTY_BYTES; // it may be a reused array
   }
 
   #onResult(result: unknown): void {
@@ -276,15 +344,15 @@ export class ServerCall implements CallContext {
     let payload: Uint8Array;
     try {
       const message = this.entry.encodableResponse(result);
-      // Copied into the connection's output at once (host.answer), so a reused array will do.
+      // Copied into the connection's output at once (transport.answer), so a reused array will do.
       payload = encodeTransient(this.entry.method.responseType, message);
     } catch (error) {
       const message = `The response of ${this.service}.${this.method} does not encode`;
       getLogger().warn(`RpcProvider: ${message}`, { error });
-      this.#host.answer(this, RpcCode.INTERNAL, message, undefined, EMPTY_BYTES);
+      this.#answer(RpcCode.INTERNAL, message, undefined, EMPTY_BYTES);
       return;
     }
-    this.#host.answer(this, 0, "", this.#responseMetadata, payload);
+    this.#answer(0, "", this.#responseMetadata, payload);
   }
 
   #onError(error: unknown): void {
@@ -295,12 +363,12 @@ export class ServerCall implements CallContext {
     }
     // A cancelled call's caller is gone: nothing to answer.
     if (rpcError.code === RpcCode.CANCELLED) {
-      this.#host.countCancelled(this);
+      this.#transport.settled(this, false);
       return;
     }
     // At most once: the handler ran, so whatever its error says (a downstream call's "safe to retry" included),
     // this hop's answer is not safe to retry. The transport's keys are this hop's to set, never a handler's.
     const metadata = withoutTransportKeys(rpcError.metadata);
-    this.#host.answer(this, rpcError.code, rpcError.rawMessage, metadata, EMPTY_BYTES);
+    this.#answer(rpcError.code, rpcError.rawMessage, metadata, EMPTY_BYTES);
   }
 }

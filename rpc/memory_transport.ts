@@ -183,13 +183,14 @@ export class MemoryServerEnd implements ServerTransport {
   onRequest: (request: MemoryRequest) => void = () => {};
   /** Told of each cancel as it arrives. */
   onCancel: (callId: number) => void = () => {};
+  /** The loop both ends run on. */
+  readonly loop: EventLoop;
   readonly #client: MemoryTransport;
-  readonly #loop: EventLoop;
 
   /** Made by {@linkcode MemoryTransport}. */
   constructor(client: MemoryTransport, loop: EventLoop) {
     this.#client = client;
-    this.#loop = loop;
+    this.loop = loop;
   }
 
   /** Send a response frame to the caller (one loop turn later). */
@@ -201,12 +202,12 @@ export class MemoryServerEnd implements ServerTransport {
       metadata: response.metadata === undefined ? undefined : { ...response.metadata },
       payload: (response.payload ?? new Uint8Array(0)).slice(),
     };
-    this.#loop.queueInLoop(() => this.#client.deliverResponse(frame));
+    this.loop.queueInLoop(() => this.#client.deliverResponse(frame));
   }
 
   /** Send a drain frame: calls up to `lastCallId` will be answered, the others are handed back. */
   drain(lastCallId: number, reason = "draining"): void {
-    this.#loop.queueInLoop(() => this.#client.deliverDrain(lastCallId, reason));
+    this.loop.queueInLoop(() => this.#client.deliverDrain(lastCallId, reason));
   }
 
   /** A served call's answer: sent as its response frame. */

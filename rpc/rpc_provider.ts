@@ -20,12 +20,7 @@ import {
   LengthHeaderCodec,
   RECOMMENDED_FRAME_TIMEOUT_MS,
 } from "../reactor/length_header_codec.ts";
-import {
-  applyFlowControl,
-  closeIfBacklogged,
-  DEFAULT_CLOSE_AT_BYTES,
-  DEFAULT_PAUSE_AT_BYTES,
-} from "../reactor/flow_control.ts";
+import { applyFlowControl, DEFAULT_CLOSE_AT_BYTES, DEFAULT_PAUSE_AT_BYTES } from "../reactor/flow_control.ts";
 import { HttpServer, type HttpServerOptions } from "../reactor/http_server.ts";
 import { getLogger } from "../reactor/logger.ts";
 import type { TcpConnection } from "../reactor/tcp_connection.ts";
@@ -34,18 +29,19 @@ import type { TimerId } from "../reactor/timer_queue.ts";
 import { NodeType } from "../registry/data_tree.ts";
 import type { Registry } from "../registry/registry.ts";
 import { RegistryError, RegistryErrorCode } from "../registry/registry_error.ts";
-import { type DecodedFrame, decodeRpcFrame, FrameKind, sendDrain, sendPing, sendResponse } from "./_rpc_codec.ts";
+import { type DecodedFrame, decodeRpcFrame, FrameKind, sendDrain, sendPing } from "./_rpc_codec.ts";
 import { messageDecoder, messageEncoder } from "./_proto3_defaults.ts";
 import { copyBytes } from "./_byte_slab.ts";
 import {
   type CallContext,
-  type CallHost,
   type HandlerEntry,
   ServedConnection,
+  type ServedConnectionOptions,
   ServerCall,
   type ServerHandler,
 } from "./_server_call.ts";
-import { RpcCode, rpcCodeName, RpcError } from "./rpc_error.ts";
+import { CallLedger } from "./_call_ledger.ts";
+import { RpcCode, RpcError } from "./rpc_error.ts";
 import { providerStatusHandler } from "./provider_status.ts";
 import { definitionOf, type ServiceDefinition } from "./service_definition.ts";
 
@@ -270,21 +266,16 @@ export class RpcProvider {
   readonly #codec: LengthHeaderCodec;
   // The connections being served (also each connection's `context`).
   readonly #served = new Set<ServedConnection>();
-  readonly #callHost: CallHost;
+  // What every served connection shares: the loop, the accounting and the answer limits.
+  readonly #servedOptions: ServedConnectionOptions;
+  readonly #ledger = new CallLedger();
   #server: TcpServer | undefined;
   #published: string[] = [];
   #stopping = false;
   #removeSessionListener: (() => void) | undefined;
-  #callsInFlight = 0;
-  #drained: PromiseWithResolvers<void> | undefined;
-  #callsServed = 0;
   #module: { moduleUrl: string; exportName: string } | undefined;
   #startedAt = 0;
-  // Answers by status code, per `service.method` (made-up names share "unknown"); codes are named when read.
-  readonly #calls = new Map<string, number[]>();
-  readonly #errorsByCode = new Map<string, number>();
   #status: HttpServer | undefined;
-  readonly #limitsHit = new Map<string, number>();
   #housekeepingTimer: TimerId | undefined;
   // Connections per peer host.
   readonly #byAddress = new Map<string, number>();
@@ -303,30 +294,14 @@ export class RpcProvider {
   constructor(options: RpcProviderOptions = {}) {
     this.#options = options;
     this.#loop = options.loop ?? EventLoop.current();
-    this.#callHost = {
-      loop: this.#loop,
-      answer: (call, status, errorMessage, metadata, payload) =>
-        this.#answer({
-          connection: call.served.connection,
-          callId: call.callId,
-          service: call.service,
-          method: call.method,
-          entry: call.entry,
-          status,
-          errorMessage,
-          metadata,
-          payload,
-        }),
-      settled: (call) => {
-        call.served.remove(call);
-        this.#callsInFlight--;
-        this.#callsServed++;
-        if (this.#callsInFlight === 0) this.#drained?.resolve();
-      },
-      countCancelled: (call) => this.#count(call.service, call.method, call.entry, RpcCode.CANCELLED),
-    };
     const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     this.#maxMetadataBytes = options.maxMetadataBytes ?? 8192;
+    this.#servedOptions = {
+      loop: this.#loop,
+      ledger: this.#ledger,
+      maxFrameBytes,
+      maxUnsentBytes: options.maxUnsentBytes ?? DEFAULT_CLOSE_AT_BYTES,
+    };
     this.#codec = new LengthHeaderCodec(
       (connection, body, receiveTimeMs) => this.#onFrame(connection, body, receiveTimeMs),
       {
@@ -356,12 +331,12 @@ export class RpcProvider {
 
   /** Calls answered so far. */
   get callsServed(): number {
-    return this.#callsServed;
+    return this.#ledger.served;
   }
 
   /** Calls being handled now. */
   get callsInFlight(): number {
-    return this.#callsInFlight;
+    return this.#ledger.inFlight;
   }
 
   /** The status pages' address, when `statusPort` is set (after start). */
@@ -374,23 +349,16 @@ export class RpcProvider {
     return {
       uptimeMs: this.#startedAt === 0 ? 0 : this.#loop.now() - this.#startedAt,
       connections: this.#server?.connectionCount ?? 0,
-      callsInFlight: this.#callsInFlight,
-      callsServed: this.#callsServed,
-      calls: Object.fromEntries(
-        [...this.#calls].map(([name, byCode]) => [
-          name,
-          Object.fromEntries(
-            byCode.flatMap((n, code) => n === undefined ? [] : [[code === 0 ? "OK" : rpcCodeName(code), n]]),
-          ),
-        ]),
-      ),
-      errorsByCode: Object.fromEntries(this.#errorsByCode),
+      callsInFlight: this.#ledger.inFlight,
+      callsServed: this.#ledger.served,
+      calls: this.#ledger.calls(),
+      errorsByCode: this.#ledger.errorsByCode(),
       limitsHit: this.#limitsHitWithCodec(),
     };
   }
 
   #limitsHitWithCodec(): Record<string, number> {
-    const limits = Object.fromEntries(this.#limitsHit);
+    const limits = this.#ledger.limitsHit();
     const codec = this.#codec.stats;
     if (codec.framesTimedOut > 0) limits.frame_timeout = codec.framesTimedOut;
     if (codec.closedForBufferCap > 0) limits.partial_frame_bytes = codec.closedForBufferCap;
@@ -398,24 +366,7 @@ export class RpcProvider {
   }
 
   #limitHit(limit: string): void {
-    this.#limitsHit.set(limit, (this.#limitsHit.get(limit) ?? 0) + 1);
-  }
-
-  #count(service: string, method: string, entry: HandlerEntry | undefined, status: number): void {
-    // Only names this provider serves get their own row: callers cannot grow the table with made-up names. A
-    // served method keeps its counters on its handler entry, so the hot path builds no key string.
-    let byCode = entry?.counts;
-    if (byCode === undefined) {
-      const key = entry === undefined ? "unknown" : `${service}.${method}`;
-      byCode = this.#calls.get(key);
-      if (byCode === undefined) this.#calls.set(key, byCode = []);
-      if (entry !== undefined) entry.counts = byCode;
-    }
-    byCode[status] = (byCode[status] ?? 0) + 1;
-    if (status !== 0) {
-      const name = rpcCodeName(status);
-      this.#errorsByCode.set(name, (this.#errorsByCode.get(name) ?? 0) + 1);
-    }
+    this.#ledger.limitHit(limit);
   }
 
   /**
@@ -590,10 +541,10 @@ export class RpcProvider {
   async #drain(graceMs: number): Promise<void> {
     this.#stopping = true;
     for (const served of this.#served) this.#sendDrain(served, graceMs);
-    if (this.#callsInFlight > 0) {
-      this.#drained = Promise.withResolvers<void>();
-      const timer = this.#loop.runAfter(graceMs, () => this.#drained?.resolve());
-      await this.#drained.promise;
+    if (this.#ledger.inFlight > 0) {
+      const idle = this.#ledger.idle = Promise.withResolvers<void>();
+      const timer = this.#loop.runAfter(graceMs, () => idle.resolve());
+      await idle.promise;
       this.#loop.cancel(timer);
     }
     for (const served of this.#served) {
@@ -733,7 +684,7 @@ export class RpcProvider {
         return;
       }
       this.#byAddress.set(host, fromHost + 1);
-      const served = new ServedConnection(connection, this.#loop.now());
+      const served = new ServedConnection(connection, this.#servedOptions);
       connection.context = served;
       this.#served.add(served);
       this.#armHousekeeping();
@@ -914,44 +865,23 @@ export class RpcProvider {
       this.#answerError(served, frame, new RpcError(RpcCode.INVALID_ARGUMENT, why, { cause: error }));
       return;
     }
-    const call = new ServerCall(this.#callHost, served, frame, entry, receiveTimeMs);
+    const call = new ServerCall(served, frame, entry, receiveTimeMs);
     served.add(call);
-    this.#callsInFlight++;
+    this.#ledger.started();
     call.run(request);
   }
 
   // Answers a call that was not run.
   #answerError(served: ServedConnection, frame: DecodedFrame, error: RpcError, metadata?: Record<string, string>) {
-    this.#answer({
-      connection: served.connection,
+    served.respond({
       callId: frame.callId,
       service: frame.service,
       method: frame.method,
-      entry: this.#services.get(frame.service)?.handlers.get(frame.method),
       status: error.code,
       errorMessage: error.rawMessage,
-      metadata,
-      payload: EMPTY_BYTES,
-    });
-  }
-
-  #answer(answer: ProviderAnswer): void {
-    const { connection, callId, service, method, entry, status, errorMessage, metadata, payload } = answer;
-    this.#count(service, method, entry, status);
-    if (!connection.connected) return;
-    const maxFrameBytes = this.#codec.maxFrameBytes;
-    const size = sendResponse(connection, maxFrameBytes, callId, status, errorMessage, metadata, payload);
-    if (size > maxFrameBytes) {
-      const error = `The response of ${service}.${method} of ${size} bytes exceeds the limit of ${maxFrameBytes} ` +
-        `bytes per frame`;
-      getLogger().warn(`RpcProvider: ${error}`);
-      sendResponse(connection, maxFrameBytes, callId, RpcCode.RESOURCE_EXHAUSTED, error, undefined, EMPTY_BYTES);
-    }
-    // A caller that does not read its answers: closed once they back up past the hard limit.
-    if (connection.pendingBytes > (this.#options.maxUnsentBytes ?? DEFAULT_CLOSE_AT_BYTES)) {
-      this.#limitHit("unsent_bytes");
-      closeIfBacklogged(connection, this.#options.maxUnsentBytes ?? DEFAULT_CLOSE_AT_BYTES);
-    }
+      answerMetadata: metadata,
+      answerPayload: EMPTY_BYTES,
+    }, this.#services.get(frame.service)?.handlers.get(frame.method));
   }
 }
 
@@ -971,20 +901,6 @@ const THREAD_OPTIONS = [
   "keepaliveTimeoutMs",
   "drainGraceMs",
 ] as const satisfies ReadonlyArray<keyof RpcProviderOptions>;
-
-/** One answer on its way out, and what it is counted under. */
-interface ProviderAnswer {
-  connection: TcpConnection;
-  callId: number;
-  service: string;
-  method: string;
-  /** The method's entry (its counters), undefined for a made-up name. */
-  entry: HandlerEntry | undefined;
-  status: number;
-  errorMessage: string;
-  metadata: Record<string, string> | undefined;
-  payload: Uint8Array;
-}
 
 /** What each Worker of a multi-threaded provider is given. */
 interface ProviderThreadData {

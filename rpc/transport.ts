@@ -14,6 +14,7 @@
  * @module
  */
 
+import type { EventLoop } from "../reactor/event_loop.ts";
 import type { RpcError } from "./rpc_error.ts";
 
 /**
@@ -110,14 +111,16 @@ export interface CallAnswer {
 
 /**
  * A provider's end of one connection, as the calls that came on it see it: where their answers go. It owns its
- * calls in flight: a call tells it once when it settles, and at most once before that answers through it (a
- * cancelled call answers nothing).
+ * calls in flight: a call tells it once when it settles, then answers through it at most once (a cancelled call
+ * answers nothing).
  */
 export interface ServerTransport<Call extends CallAnswer = CallAnswer> {
   /** The caller's address. */
   readonly peer: string;
+  /** The loop the transport and its calls run on (their deadline timers too). */
+  readonly loop: EventLoop;
   /** Send the call's answer (its `status`, `errorMessage`, `answerMetadata`, `answerPayload`). */
   answer(call: Call): void;
-  /** The call settled (answered or aborted): no longer in flight. `answered`: false for a call left unanswered. */
+  /** The call settled (answered or aborted): no longer in flight. `answered`: false when no answer follows. */
   settled(call: Call, answered: boolean): void;
 }
