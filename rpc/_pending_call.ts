@@ -15,7 +15,11 @@ import type { RpcController } from "./rpc_controller.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
 import type { ClientTransport, ResponseFrame, TransportCall } from "./transport.ts";
 
-/** The channel's side of a call: discovery, balancing, connections, ejection and the retry budget. */
+/**
+ * Where a call goes, as the call sees it: discovery, balancing, connections, ejection and the retry budget.
+ * Implemented by the channel's ChannelRouter, which the channel owns and outlives its calls; a call asks it for a
+ * provider and its transport per attempt and tells it how the attempt went.
+ */
 export interface CallRouter {
   readonly loop: EventLoop;
   readonly maxRetries: number;
