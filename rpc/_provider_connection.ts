@@ -142,16 +142,7 @@ export class ProviderConnection implements ClientTransport {
   #write(call: TransportCall): void {
     this.#register(call);
     const maxFrameBytes = this.#codec.maxFrameBytes;
-    const size = sendRequest(
-      this.#connection!,
-      maxFrameBytes,
-      call.callId,
-      call.service,
-      call.method,
-      Math.ceil(call.timeoutMs()),
-      call.metadata,
-      call.payload,
-    );
+    const size = sendRequest(this.#connection!, call, Math.ceil(call.timeoutMs()), maxFrameBytes);
     if (size > maxFrameBytes) {
       // Nothing was written.
       this.#take(call.callId);

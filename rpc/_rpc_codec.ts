@@ -285,17 +285,32 @@ function clampUint32(value: number): number {
   return value >= 0xffff_ffff ? 0xffff_ffff : value > 0 ? value >>> 0 : 0;
 }
 
+/**
+ * A request's envelope fields as the encoder reads them: a caller's TransportCall has them (no copy per call), and
+ * so does a {@linkcode WireRequest}.
+ */
+export interface RequestHead {
+  readonly callId: number;
+  readonly service: string;
+  readonly method: string;
+  readonly metadata?: Record<string, string> | undefined;
+}
+
+/** A response's envelope fields as the encoder reads them: a served call (CallAnswer) has them. */
+export interface ResponseHead {
+  readonly callId: number;
+  /** 0: OK. */
+  readonly status: number;
+  readonly errorMessage: string;
+  readonly answerMetadata: Record<string, string> | undefined;
+  readonly answerPayload: Uint8Array;
+}
+
 // The request frame up to the payload bytes into the scratch; returns the body size (without the length prefix).
-function writeRequestHead(
-  callId: number,
-  serviceName: string,
-  methodName: string,
-  timeoutMs: number,
-  metadata: Record<string, string> | undefined,
-  payloadLength: number,
-): number {
-  const service = encodedName(serviceName);
-  const method = encodedName(methodName);
+function writeRequestHead(request: RequestHead, timeoutMs: number, payloadLength: number): number {
+  const { callId, metadata } = request;
+  const service = encodedName(request.service);
+  const method = encodedName(request.method);
   const timeout = clampUint32(timeoutMs);
   const headSize = (callId !== 0 ? 1 + varintSize(callId) : 0) +
     (service.length > 0 ? 1 + varintSize(service.length) + service.length : 0) +
@@ -336,13 +351,8 @@ function writeRequestHead(
 }
 
 // The response frame up to the payload bytes into the scratch; returns the body size.
-function writeResponseHead(
-  callId: number,
-  status: number,
-  errorMessage: string,
-  metadata: Record<string, string> | undefined,
-  payloadLength: number,
-): number {
+function writeResponseHead(response: ResponseHead, payloadLength: number): number {
+  const { callId, status, errorMessage, answerMetadata: metadata } = response;
   const errorLength = utf8Length(errorMessage);
   const headSize = (callId !== 0 ? 1 + varintSize(callId) : 0) +
     (status !== 0 ? 1 + varintSize(status) : 0) +
@@ -462,15 +472,12 @@ function sendScratch(connection: TcpConnection, payload: Uint8Array): void {
  */
 export function sendRequest(
   connection: TcpConnection,
-  maxBodyBytes: number,
-  callId: number,
-  service: string,
-  method: string,
+  request: RequestHead & { readonly payload: Uint8Array },
   timeoutMs: number,
-  metadata: Record<string, string> | undefined,
-  payload: Uint8Array,
+  maxBodyBytes: number,
 ): number {
-  const body = writeRequestHead(callId, service, method, timeoutMs, metadata, payload.length);
+  const payload = request.payload;
+  const body = writeRequestHead(request, timeoutMs, payload.length);
   if (body <= maxBodyBytes) sendScratch(connection, payload);
   return body;
 }
@@ -479,16 +486,9 @@ export function sendRequest(
  * Send a response frame (length prefix included) unless its body would exceed `maxBodyBytes`. Returns the body's
  * size: compare it with `maxBodyBytes` to learn whether it was sent.
  */
-export function sendResponse(
-  connection: TcpConnection,
-  maxBodyBytes: number,
-  callId: number,
-  status: number,
-  errorMessage: string,
-  metadata: Record<string, string> | undefined,
-  payload: Uint8Array,
-): number {
-  const body = writeResponseHead(callId, status, errorMessage, metadata, payload.length);
+export function sendResponse(connection: TcpConnection, response: ResponseHead, maxBodyBytes: number): number {
+  const payload = response.answerPayload;
+  const body = writeResponseHead(response, payload.length);
   if (body <= maxBodyBytes) sendScratch(connection, payload);
   return body;
 }
@@ -518,11 +518,17 @@ export function encodeRpcFrame(frame: WireFrame): Uint8Array {
   if (frame.request) {
     const r = frame.request;
     payload = r.payload ?? EMPTY_BYTES;
-    body = writeRequestHead(r.callId, r.service, r.method, r.timeoutMs ?? 0, r.metadata, payload.length);
+    body = writeRequestHead(r, r.timeoutMs ?? 0, payload.length);
   } else if (frame.response) {
     const r = frame.response;
     payload = r.payload ?? EMPTY_BYTES;
-    body = writeResponseHead(r.callId, r.status ?? 0, r.errorMessage ?? "", r.metadata, payload.length);
+    body = writeResponseHead({
+      callId: r.callId,
+      status: r.status ?? 0,
+      errorMessage: r.errorMessage ?? "",
+      answerMetadata: r.metadata,
+      answerPayload: payload,
+    }, payload.length);
   } else if (frame.cancel) {
     body = writeCancel(frame.cancel.callId);
   } else if (frame.drain) {

@@ -166,20 +166,18 @@ export class ServedConnection implements ServerTransport<ServerCall> {
     ledger.count(answer.service, answer.method, entry, status);
     const connection = this.connection;
     if (!connection.connected) return;
-    const size = sendResponse(
-      connection,
-      maxFrameBytes,
-      callId,
-      status,
-      answer.errorMessage,
-      answer.answerMetadata,
-      answer.answerPayload,
-    );
+    const size = sendResponse(connection, answer, maxFrameBytes);
     if (size > maxFrameBytes) {
       const error = `The response of ${answer.service}.${answer.method} of ${size} bytes exceeds the limit of ` +
         `${maxFrameBytes} bytes per frame`;
       getLogger().warn(`RpcProvider: ${error}`);
-      sendResponse(connection, maxFrameBytes, callId, RpcCode.RESOURCE_EXHAUSTED, error, undefined, EMPTY_BYTES);
+      sendResponse(connection, {
+        callId,
+        status: RpcCode.RESOURCE_EXHAUSTED,
+        errorMessage: error,
+        answerMetadata: undefined,
+        answerPayload: EMPTY_BYTES,
+      }, maxFrameBytes);
     }
     // A caller that does not read its answers: closed once they back up past the hard limit.
     if (connection.pendingBytes > maxUnsentBytes) {
