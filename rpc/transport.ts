@@ -44,9 +44,11 @@ export interface TransportCall {
   callId: number;
   /** Full service name, with its package. */
   readonly service: string;
+  /** Method name. */
   readonly method: string;
   /** The serialized request message. */
   readonly payload: Uint8Array;
+  /** Metadata sent with the request. */
   readonly metadata: Record<string, string> | undefined;
   /** Milliseconds the caller still waits, read when the request is written (0: no deadline). */
   timeoutMs(): number;
@@ -87,21 +89,29 @@ export interface ClientTransport {
 
 /** A request frame as a provider's transport hands it to a call (the fields a served call keeps). */
 export interface RequestFrame {
+  /** The caller's id of the call, unique among its calls in flight on the connection. */
   readonly callId: number;
+  /** Full service name, with its package. */
   readonly service: string;
+  /** Method name. */
   readonly method: string;
   /** Milliseconds the caller waits from when the request arrived; 0: no deadline. */
   readonly timeoutMs: number;
+  /** Metadata the caller sent. */
   readonly metadata: Record<string, string> | undefined;
 }
 
 /** A served call's answer, as its provider-side transport reads it (a served call implements this). */
 export interface CallAnswer {
+  /** The call it answers. */
   readonly callId: number;
+  /** Full service name (answers are counted by method). */
   readonly service: string;
+  /** Method name. */
   readonly method: string;
   /** 0 for success, else a gRPC status code. */
   readonly status: number;
+  /** A human-readable reason (status ≠ 0). */
   readonly errorMessage: string;
   /** Response metadata (transport keys already removed). */
   readonly answerMetadata: Record<string, string> | undefined;
