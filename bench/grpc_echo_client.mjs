@@ -2,8 +2,8 @@
 import { createRequire } from "node:module";
 import { parseArgs } from "node:util";
 const require = createRequire(import.meta.url);
-const grpc = require("../node_modules/@grpc/grpc-js");
-const loader = require("../node_modules/@grpc/proto-loader");
+const grpc = require("./grpc/node_modules/@grpc/grpc-js");
+const loader = require("./grpc/node_modules/@grpc/proto-loader");
 
 const { values } = parseArgs({
   options: {

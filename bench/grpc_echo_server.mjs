@@ -1,8 +1,8 @@
 // grpc-js echo server on Node for bench/rpc_echo.ts. Prints "READY <port>".
 import { createRequire } from "node:module";
 const require = createRequire(import.meta.url);
-const grpc = require("../node_modules/@grpc/grpc-js");
-const loader = require("../node_modules/@grpc/proto-loader");
+const grpc = require("./grpc/node_modules/@grpc/grpc-js");
+const loader = require("./grpc/node_modules/@grpc/proto-loader");
 
 const definition = grpc.loadPackageDefinition(loader.loadSync(new URL("./echo.proto", import.meta.url).pathname));
 const server = new grpc.Server();
