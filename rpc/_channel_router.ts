@@ -16,7 +16,7 @@ import { ProviderConnection } from "./_provider_connection.ts";
 import type { CallRouter } from "./_pending_call.ts";
 import { createLoadBalancer, type LoadBalancer } from "./load_balancer.ts";
 import type { RpcChannelOptions } from "./rpc_channel.ts";
-import type { ClientTransport } from "./transport.ts";
+import type { ClientTransport, ClientTransportEvents } from "./transport.ts";
 
 /** What the channel remembers of a provider that failed lately. */
 interface ProviderHealth {
@@ -42,14 +42,14 @@ interface Discovery {
 }
 
 /** Routes a channel's calls to providers. */
-export class ChannelRouter implements CallRouter {
+export class ChannelRouter implements CallRouter, ClientTransportEvents {
   readonly loop: EventLoop;
   readonly maxRetries: number;
   readonly retryBackoffMs: number;
   readonly #options: RpcChannelOptions;
   readonly #balancer: LoadBalancer;
   readonly #discoveries = new Map<string, Discovery>();
-  readonly #connections = new Map<string, ProviderConnection>();
+  readonly #connections = new Map<string, ClientTransport>();
   #retryTokens = 10;
   #closed = false;
   // Providers whose connection failed, whose calls keep missing their deadline or who stopped answering pings are
@@ -214,19 +214,18 @@ export class ChannelRouter implements CallRouter {
     return false;
   }
 
-  #connection(address: string): ProviderConnection {
+  #connection(address: string): ClientTransport {
     let connection = this.#connections.get(address);
     if (connection === undefined || !connection.usable) {
       // A draining one still answers its calls; a failed one has none left.
       if (connection?.draining) connection.closeWhenIdle();
       else connection?.close();
-      connection = new ProviderConnection(address, {
+      connection = this.#options.transport?.(address, this) ?? new ProviderConnection(address, {
         loop: this.loop,
         maxFrameBytes: this.#options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
         connectTimeoutMs: this.#options.connectTimeoutMs ?? 3000,
         tls: this.#options.tls,
-        onDrain: (drained, graceMs) => this.#onDrain(drained, graceMs),
-        onPingTimeout: (dead) => this.#failed(dead.address, true),
+        events: this,
       });
       this.#connections.set(address, connection);
       this.#armKeepalive();
@@ -234,11 +233,17 @@ export class ChannelRouter implements CallRouter {
     return connection;
   }
 
-  #onDrain(connection: ProviderConnection, graceMs: number): void {
+  /** From a transport: its provider drains. */
+  onDrain(connection: ClientTransport, graceMs: number): void {
     const now = this.loop.now();
     this.#lastDrainMs = now;
     this.#draining.set(connection.address, now + Math.max(graceMs, 1000) + 1000);
     if (this.#connections.get(connection.address) === connection) this.#connections.delete(connection.address);
+  }
+
+  /** From a transport: its provider stopped answering pings (ejected at once). */
+  onUnresponsive(connection: ClientTransport): void {
+    this.#failed(connection.address, true);
   }
 
   // One timer for all connections: pings the idle ones, closes those whose ping went unanswered.
@@ -248,7 +253,7 @@ export class ChannelRouter implements CallRouter {
     if (this.#keepaliveTimer !== undefined || intervalMs <= 0 || this.#closed) return;
     this.#keepaliveTimer = this.loop.runEvery(Math.max(10, Math.min(intervalMs, timeoutMs) / 4), () => {
       const now = this.loop.now();
-      for (const connection of this.#connections.values()) connection.checkKeepalive(now, intervalMs, timeoutMs);
+      for (const connection of this.#connections.values()) connection.checkKeepalive?.(now, intervalMs, timeoutMs);
     });
   }
 

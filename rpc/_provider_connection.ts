@@ -20,7 +20,7 @@ import { TcpClient } from "../reactor/tcp_client.ts";
 import type { TcpConnection } from "../reactor/tcp_connection.ts";
 import { type DecodedFrame, decodeRpcFrame, FrameKind, sendCancel, sendPing, sendRequest } from "./_rpc_codec.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
-import type { ClientTransport, TransportCall } from "./transport.ts";
+import type { ClientTransport, ClientTransportEvents, TransportCall } from "./transport.ts";
 
 /** Options of {@linkcode ProviderConnection}. */
 export interface ProviderConnectionOptions {
@@ -28,10 +28,8 @@ export interface ProviderConnectionOptions {
   maxFrameBytes: number;
   connectTimeoutMs: number;
   tls?: TlsClientOptions;
-  /** Told when the provider sends a drain frame (the channel stops picking it). */
-  onDrain?: (connection: ProviderConnection, graceMs: number) => void;
-  /** Told when a keepalive ping went unanswered and the connection was closed (the channel ejects it). */
-  onPingTimeout?: (connection: ProviderConnection) => void;
+  /** Told of a drain frame (the channel stops picking it) and of an unanswered ping (the channel ejects it). */
+  events?: ClientTransportEvents;
   /** The largest call id before a new connection is needed (tests lower it). */
   maxCallId?: number;
 }
@@ -252,7 +250,7 @@ export class ProviderConnection implements ClientTransport {
       );
       this.#failAll(error);
       connection.forceClose();
-      this.#options.onPingTimeout?.(this);
+      this.#options.events?.onUnresponsive(this);
       return false;
     }
     if (nowMs - this.#lastReceivedMs >= intervalMs) {
@@ -301,7 +299,7 @@ export class ProviderConnection implements ClientTransport {
     const handedBack: TransportCall[] = [];
     for (const call of this.#slots) if (call !== undefined && call.callId > frame.lastCallId) handedBack.push(call);
     for (const call of handedBack) this.#take(call.callId);
-    this.#options.onDrain?.(this, frame.graceMs);
+    this.#options.events?.onDrain(this, frame.graceMs);
     for (const call of handedBack) call.onError(error, true, true);
     this.closeWhenIdle();
   }

@@ -12,6 +12,7 @@ import { RpcCode, RpcError } from "./rpc_error.ts";
 import type {
   CallAnswer,
   ClientTransport,
+  ClientTransportEvents,
   RequestFrame,
   ResponseFrame,
   ServerTransport,
@@ -33,6 +34,11 @@ export interface MemoryTransportOptions {
    * @default {"memory:0"}
    */
   address?: string;
+  /**
+   * Told when the provider's end drains (a channel's `transport` factory passes its events on).
+   * @default {undefined}
+   */
+  events?: ClientTransportEvents;
 }
 
 /**
@@ -69,11 +75,13 @@ export class MemoryTransport implements ClientTransport {
   #closed = false;
   #draining = false;
   #onIdle: (() => void) | undefined;
+  readonly #events: ClientTransportEvents | undefined;
 
   /** Both ends, connected. */
   constructor(options: MemoryTransportOptions) {
     this.address = options.address ?? "memory:0";
     this.#loop = options.loop;
+    this.#events = options.events;
     this.server = new MemoryServerEnd(this, options.loop);
   }
 
@@ -148,8 +156,9 @@ export class MemoryTransport implements ClientTransport {
   }
 
   /** Internal, from the provider's end: a drain; calls above `lastCallId` are handed back unprocessed. */
-  deliverDrain(lastCallId: number, reason: string): void {
+  deliverDrain(lastCallId: number, reason: string, graceMs: number): void {
     this.#draining = true;
+    this.#events?.onDrain(this, graceMs);
     const error = new RpcError(RpcCode.UNAVAILABLE, `The provider ${this.address} is draining (${reason})`);
     const handedBack = [...this.#calls.values()].filter((call) => call.callId > lastCallId);
     for (const call of handedBack) this.#calls.delete(call.callId);
@@ -205,9 +214,9 @@ export class MemoryServerEnd implements ServerTransport {
     this.loop.queueInLoop(() => this.#client.deliverResponse(frame));
   }
 
-  /** Send a drain frame: calls up to `lastCallId` will be answered, the others are handed back. */
-  drain(lastCallId: number, reason = "draining"): void {
-    this.loop.queueInLoop(() => this.#client.deliverDrain(lastCallId, reason));
+  /** Send a drain frame: calls up to `lastCallId` will be answered (within `graceMs`), the others handed back. */
+  drain(lastCallId: number, reason = "draining", graceMs = 0): void {
+    this.loop.queueInLoop(() => this.#client.deliverDrain(lastCallId, reason, graceMs));
   }
 
   /** A served call's answer: sent as its response frame. */

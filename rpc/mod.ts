@@ -25,6 +25,17 @@ export type { ClientCall, ClientHandler, ClientInterceptor, ClientResult } from 
 export { RpcController } from "./rpc_controller.ts";
 export { RpcCode, rpcCodeName, RpcError } from "./rpc_error.ts";
 
+// The seam between calls and connections (the reactor's TCP by default; streaming and gateways build on it), and
+// both ends of one connection in memory, for tests.
+export type { ClientTransport, ClientTransportEvents, ClientTransportFactory } from "./transport.ts";
+export type { CallAnswer, RequestFrame, ResponseFrame, ServerTransport, TransportCall } from "./transport.ts";
+export {
+  type MemoryRequest,
+  MemoryServerEnd,
+  MemoryTransport,
+  type MemoryTransportOptions,
+} from "./memory_transport.ts";
+
 // Service definitions, code generation, load balancing.
 export { definitionOf, loadProtoFile, type MethodDefinition, parseProto } from "./service_definition.ts";
 export { type ParseProtoOptions, type ServiceDefinition, serviceDefinition } from "./service_definition.ts";

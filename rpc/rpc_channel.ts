@@ -14,6 +14,7 @@ import type protobuf from "protobufjs";
 import type { EventLoop } from "../reactor/event_loop.ts";
 import type { Registry } from "../registry/registry.ts";
 import { ChannelRouter } from "./_channel_router.ts";
+import type { ClientTransportFactory } from "./transport.ts";
 import { messageDecoder, messageEncoder, prepareType } from "./_proto3_defaults.ts";
 import type { CallContext } from "./_server_call.ts";
 import { type ClientResult, decodeAnswer, PendingCall, type ResponseDecoder } from "./_pending_call.ts";
@@ -130,6 +131,12 @@ export interface RpcChannelOptions {
    * @default {5000}
    */
   keepaliveTimeoutMs?: number;
+  /**
+   * Makes the transport to each provider: by default the reactor's TCP with the envelope of proto/rpc.proto. For
+   * tests (`MemoryTransport`) and other media.
+   * @default {undefined}
+   */
+  transport?: ClientTransportFactory;
   /**
    * Outlier ejection: a provider whose calls miss their deadline this many times in a row is skipped.
    * @default {5}

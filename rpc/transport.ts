@@ -85,7 +85,29 @@ export interface ClientTransport {
   closeWhenIdle(): void;
   /** Close now: calls outstanding fail UNAVAILABLE. */
   close(): Promise<void>;
+  /**
+   * Keepalive, from the owner's sweep timer: ping a provider silent for `intervalMs`, close one whose ping went
+   * unanswered for `timeoutMs`. Absent where the medium needs none (in memory).
+   */
+  checkKeepalive?(nowMs: number, intervalMs: number, timeoutMs: number): void;
 }
+
+/**
+ * What a caller's transport tells its owner besides its calls' answers. Implemented by the channel (its router),
+ * which owns the transport.
+ */
+export interface ClientTransportEvents {
+  /** The provider drained the transport: pick it no more; it answers its calls for up to `graceMs`. */
+  onDrain(transport: ClientTransport, graceMs: number): void;
+  /** The provider stopped answering keepalive pings: the transport closed and failed its calls. */
+  onUnresponsive(transport: ClientTransport): void;
+}
+
+/**
+ * Makes the transport to one provider address (the channel's `transport` option; by default TCP with the
+ * envelope of proto/rpc.proto). `events` is the channel: tell it of drains and dead providers.
+ */
+export type ClientTransportFactory = (address: string, events: ClientTransportEvents) => ClientTransport;
 
 /** A request frame as a provider's transport hands it to a call (the fields a served call keeps). */
 export interface RequestFrame {
