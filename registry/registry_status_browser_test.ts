@@ -15,7 +15,8 @@ const HOLDER = new URL("./testdata/ephemeral_holder.ts", import.meta.url).pathna
 
 Deno.test({
   name: "The registry's HTML page in headless Chromium shows CLI changes and expiries without a reload",
-  ...needs("all"),
+  // sys: installing Chromium when it is missing checks for root first.
+  ...needs("read", "write", "run", "sys"),
   async fn() {
     await ensureDebianPackage("chromium", CHROMIUM);
     const loop = new EventLoop();

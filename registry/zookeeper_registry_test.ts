@@ -34,7 +34,8 @@ Deno.test("parseConnectString reads servers, default port and chroot", () => {
   assert.throws(() => parseConnectString("h:1/bad//chroot"), /bad chroot/);
 });
 
-Deno.test("ZooKeeperRegistry against a real ZooKeeper", needs("read", "write", "run"), async (t) => {
+// sys: installing ZooKeeper when it is missing checks for root first.
+Deno.test("ZooKeeperRegistry against a real ZooKeeper", needs("read", "write", "run", "sys"), async (t) => {
   // tickTime 200 ms: sessions of 0.4-4 s, so expiry tests are quick.
   const zk = await startZooKeeper({ tickTimeMs: 200 });
   const loop = new EventLoop();

@@ -1,17 +1,14 @@
 // Test helper: a test that needs more than the network skips itself, with a printed reason, when those permissions
 // were not granted, so `deno test --allow-net` passes and `deno task test` (--allow-all) still runs everything.
 
-/** A permission a test may need beyond --allow-net; "all" for code that checks for --allow-all itself. */
-export type Permission = "read" | "write" | "run" | "env" | "sys" | "ffi" | "net" | "all";
-
-const EVERY: readonly Exclude<Permission, "all">[] = ["read", "write", "run", "env", "sys", "ffi", "net"];
+/** A permission a test may need beyond --allow-net. */
+export type Permission = "read" | "write" | "run" | "env" | "sys" | "ffi" | "net";
 
 const said = new Set<string>();
 
 /** The named permissions not granted in full (a grant for some paths or hosts only counts as not granted). */
 export function missing(...permissions: Permission[]): Permission[] {
-  const granted = (name: Exclude<Permission, "all">) => Deno.permissions.querySync({ name }).state === "granted";
-  return permissions.filter((name) => !(name === "all" ? EVERY.every(granted) : granted(name)));
+  return permissions.filter((name) => Deno.permissions.querySync({ name }).state !== "granted");
 }
 
 /**
