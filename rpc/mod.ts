@@ -29,12 +29,8 @@ export { RpcCode, rpcCodeName, RpcError } from "./rpc_error.ts";
 // both ends of one connection in memory, for tests.
 export type { ClientTransport, ClientTransportEvents, ClientTransportFactory } from "./transport.ts";
 export type { CallAnswer, RequestFrame, ResponseFrame, ServerTransport, TransportCall } from "./transport.ts";
-export {
-  type MemoryRequest,
-  MemoryServerEnd,
-  MemoryTransport,
-  type MemoryTransportOptions,
-} from "./memory_transport.ts";
+export { type MemoryRequest, MemoryServerEnd, MemoryTransport } from "./memory_transport.ts";
+export type { MemoryTransportOptions } from "./memory_transport.ts";
 
 // Service definitions, code generation, load balancing.
 export { definitionOf, loadProtoFile, type MethodDefinition, parseProto } from "./service_definition.ts";
