@@ -1,18 +1,9 @@
 /**
- * Time helpers (muduo's Timestamp): a monotonic clock for timers and receive times, the wall clock for logs.
+ * Time formats (muduo's Timestamp): timers and receive times are plain monotonic milliseconds from the loop's clock
+ * (`EventLoop.now()`); the wall clock appears only in logs, formatted here.
  *
  * @module
  */
-
-/** Monotonic milliseconds (fractional), the clock of timers and receive times. Never jumps with the wall clock. */
-export function monotonicMs(): number {
-  return performance.now();
-}
-
-/** Wall-clock milliseconds since the Unix epoch; for logs and node ctime/mtime only. */
-export function wallClockMs(): number {
-  return Date.now();
-}
 
 function pad(value: number, width: number): string {
   return String(value).padStart(width, "0");

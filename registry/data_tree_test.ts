@@ -190,7 +190,7 @@ Deno.test("WatchManager fires one-shot data and child watches in event order", (
   assert.deepEqual(deliveries.map((d) => d.watcher).sort(), ["a", "b"]);
   watches.add("/x", WatchKind.DATA, "gone");
   watches.add("/y", WatchKind.CHILDREN, "gone");
-  assert.equal(watches.watchesOf("gone").length, 2);
+  assert.equal(watches.countOf("gone"), 2);
   watches.removeWatcher("gone");
   assert.equal(watches.size, 0);
   assert.deepEqual(watches.trigger([{ type: EventType.NODE_DELETED, path: "/x" }]), []);

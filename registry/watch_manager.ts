@@ -107,11 +107,6 @@ export class WatchManager<W> {
     this.#byWatcher.delete(watcher);
   }
 
-  /** The paths a watcher watches, as `[kind, path]` pairs (to re-arm after a reconnect). */
-  watchesOf(watcher: W): Array<[WatchKind, string]> {
-    return [...(this.#byWatcher.get(watcher) ?? [])].map((key) => [Number(key[0]) as WatchKind, key.slice(1)]);
-  }
-
   #fire(kind: WatchKind, event: TreeEvent, deliveries: WatchDelivery<W>[]): void {
     const table = kind === WatchKind.DATA ? this.#data : this.#children;
     const watchers = table.get(event.path);
