@@ -8,6 +8,7 @@ import { startZooKeeper } from "../registry/testdata/zookeeper_server.ts";
 import { parseConnectString, ZooKeeperRegistry } from "../registry/zookeeper_registry.ts";
 import { RpcChannel } from "./rpc_channel.ts";
 import type { RpcError } from "./rpc_error.ts";
+import { needs } from "../reactor/testdata/permissions.ts";
 
 const REGISTRY_MAIN = new URL("../registry/main.ts", import.meta.url).pathname;
 const CALLEE = new URL("../examples/rpc/callee.ts", import.meta.url).pathname;
@@ -57,73 +58,85 @@ async function spawnReady(args: string[]): Promise<Proc> {
   };
 }
 
-Deno.test("deno task demo: registry, two callees and the caller run the seed's calls and exit 0", async () => {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", DEMO],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stdout = new TextDecoder().decode(output.stdout);
-  assert.equal(output.code, 0, stdout + new TextDecoder().decode(output.stderr));
-  assert.match(stdout, /\[caller\] rpc call success: true/);
-  assert.match(stdout, /\[caller\] register success: id = \d+/);
-  assert.match(stdout, /\[caller\] \t123456__88888/);
-  assert.match(stdout, /\[caller\] \t654321__55555/);
-  assert.match(stdout, /\[callee\] name: dwt, password: password/);
-  assert.match(stdout, /demo ok: every call succeeded/);
-});
-
-Deno.test("two UserService providers: round robin reaches both; kill -9 of one mid-load fails over", async () => {
-  const dir = await Deno.makeTempDir();
-  const registryConfig = `${dir}/registry.json`;
-  await Deno.writeTextFile(
-    registryConfig,
-    JSON.stringify({ ip: "127.0.0.1", port: 0, heartbeatTimeout: 100, heartbeatMaxCount: 5, dataDir: "" }),
-  );
-  const registry = await spawnReady([REGISTRY_MAIN, "--config", registryConfig]);
-  const [registryHost, registryPort] = registry.line.split(":") as [string, string];
-  const loop = new EventLoop();
-  const registryClient = await RegistryClient.connect(registry.line, { loop });
-  try {
-    // The dead provider leaves the registry once its session expires (5 x 100 ms).
-    await roundRobinAndFailover(dir, { dwt_src_ip: registryHost, dwt_src_port: registryPort }, registryClient, 3000);
-  } finally {
-    await registryClient.close();
-    await registry.kill();
-    await Deno.remove(dir, { recursive: true });
-  }
-});
-
-Deno.test("the same on ZooKeeper: providers publish, callers discover and fail over; zkCli.sh reads the layout", async () => {
-  const dir = await Deno.makeTempDir();
-  const zk = await startZooKeeper({ tickTimeMs: 200 });
-  const loop = new EventLoop();
-  const zookeeper = await ZooKeeperRegistry.connect(zk.connectString, { loop });
-  await zookeeper.create("/rpc", "");
-  const chrooted = await ZooKeeperRegistry.connect(`${zk.connectString}/rpc`, { loop });
-  try {
-    // The callees' sessions last 1 s, so the killed one's node goes within about that.
-    await roundRobinAndFailover(
-      dir,
-      { zookeeper_connect: `${zk.connectString}/rpc`, zookeeper_session_timeout_ms: 1000 },
-      chrooted,
-      4000,
-    );
-    // ZooKeeper's own CLI reads what providers publish: /<service>/<host:port> with JSON data.
-    const { servers } = parseConnectString(zk.connectString);
-    const cli = await new Deno.Command("/usr/share/zookeeper/bin/zkCli.sh", {
-      args: ["-server", servers[0]!.toString(), "ls", "/rpc"],
+Deno.test(
+  "deno task demo: registry, two callees and the caller run the seed's calls and exit 0",
+  needs("run"),
+  async () => {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", DEMO],
       stdout: "piped",
-      stderr: "null",
+      stderr: "piped",
     }).output();
-    assert.match(new TextDecoder().decode(cli.stdout), /\[dwt\.UserServiceRpc\]/);
-  } finally {
-    await chrooted.close();
-    await zookeeper.close();
-    await zk.stop();
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+    const stdout = new TextDecoder().decode(output.stdout);
+    assert.equal(output.code, 0, stdout + new TextDecoder().decode(output.stderr));
+    assert.match(stdout, /\[caller\] rpc call success: true/);
+    assert.match(stdout, /\[caller\] register success: id = \d+/);
+    assert.match(stdout, /\[caller\] \t123456__88888/);
+    assert.match(stdout, /\[caller\] \t654321__55555/);
+    assert.match(stdout, /\[callee\] name: dwt, password: password/);
+    assert.match(stdout, /demo ok: every call succeeded/);
+  },
+);
+
+Deno.test(
+  "two UserService providers: round robin reaches both; kill -9 of one mid-load fails over",
+  needs("read", "write", "run"),
+  async () => {
+    const dir = await Deno.makeTempDir();
+    const registryConfig = `${dir}/registry.json`;
+    await Deno.writeTextFile(
+      registryConfig,
+      JSON.stringify({ ip: "127.0.0.1", port: 0, heartbeatTimeout: 100, heartbeatMaxCount: 5, dataDir: "" }),
+    );
+    const registry = await spawnReady([REGISTRY_MAIN, "--config", registryConfig]);
+    const [registryHost, registryPort] = registry.line.split(":") as [string, string];
+    const loop = new EventLoop();
+    const registryClient = await RegistryClient.connect(registry.line, { loop });
+    try {
+      // The dead provider leaves the registry once its session expires (5 x 100 ms).
+      await roundRobinAndFailover(dir, { dwt_src_ip: registryHost, dwt_src_port: registryPort }, registryClient, 3000);
+    } finally {
+      await registryClient.close();
+      await registry.kill();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+Deno.test(
+  "the same on ZooKeeper: providers publish, callers discover and fail over; zkCli.sh reads the layout",
+  needs("read", "write", "run", "sys"),
+  async () => {
+    const dir = await Deno.makeTempDir();
+    const zk = await startZooKeeper({ tickTimeMs: 200 });
+    const loop = new EventLoop();
+    const zookeeper = await ZooKeeperRegistry.connect(zk.connectString, { loop });
+    await zookeeper.create("/rpc", "");
+    const chrooted = await ZooKeeperRegistry.connect(`${zk.connectString}/rpc`, { loop });
+    try {
+      // The callees' sessions last 1 s, so the killed one's node goes within about that.
+      await roundRobinAndFailover(
+        dir,
+        { zookeeper_connect: `${zk.connectString}/rpc`, zookeeper_session_timeout_ms: 1000 },
+        chrooted,
+        4000,
+      );
+      // ZooKeeper's own CLI reads what providers publish: /<service>/<host:port> with JSON data.
+      const { servers } = parseConnectString(zk.connectString);
+      const cli = await new Deno.Command("/usr/share/zookeeper/bin/zkCli.sh", {
+        args: ["-server", servers[0]!.toString(), "ls", "/rpc"],
+        stdout: "piped",
+        stderr: "null",
+      }).output();
+      assert.match(new TextDecoder().decode(cli.stdout), /\[dwt\.UserServiceRpc\]/);
+    } finally {
+      await chrooted.close();
+      await zookeeper.close();
+      await zk.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
 
 /**
  * Two callee processes configured with `registryKeys`: calls alternate between them; one is killed with -9

@@ -7,6 +7,7 @@ import { RpcController } from "./rpc_controller.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
 import { type CallContext, RpcProvider } from "./rpc_provider.ts";
 import { parseProto, serviceDefinition } from "./service_definition.ts";
+import { needs } from "../reactor/testdata/permissions.ts";
 
 const root = parseProto(`
   syntax = "proto3";
@@ -368,45 +369,49 @@ Deno.test("Messages over the frame limit fail with RESOURCE_EXHAUSTED on either 
   }
 });
 
-Deno.test("A provider with threads serves from several Workers on one port and publishes once", async () => {
-  const loop = new EventLoop();
-  const server = new RegistryServer({ port: 0, loop });
-  await server.start();
-  const registry = await RegistryClient.connect(server.address, { loop });
-  const provider = new RpcProvider({ loop, registry, threads: 2 });
-  await provider.registerModule(new URL("./testdata/threaded_echo.ts", import.meta.url).href);
-  const channels: RpcChannel[] = [];
-  try {
-    await assert.rejects(
-      (async () => {
-        const plain = new RpcProvider({ loop, threads: 2 });
-        plain.registerService(ECHO, echoImpl("plain"));
-        await plain.start();
-      })(),
-      /not given as a module/,
-    );
-    await provider.start();
-    assert.deepEqual(await registry.children("/test.Echo"), [provider.advertisedAddress]);
-    // The kernel spreads connections over the Workers' sockets: 16 channels (one connection each) reach both.
-    const servedBy = new Set<string>();
-    for (let i = 0; i < 16; i++) {
-      const channel = new RpcChannel({ loop, registry });
-      channels.push(channel);
-      const response = await channel.stub<{ Say: StubMethod }>(ECHO).Say({ text: `hello ${i}` }) as {
-        text: string;
-        servedBy: string;
-      };
-      assert.equal(response.text, `hello ${i}`);
-      servedBy.add(response.servedBy);
+Deno.test(
+  "A provider with threads serves from several Workers on one port and publishes once",
+  needs("read"),
+  async () => {
+    const loop = new EventLoop();
+    const server = new RegistryServer({ port: 0, loop });
+    await server.start();
+    const registry = await RegistryClient.connect(server.address, { loop });
+    const provider = new RpcProvider({ loop, registry, threads: 2 });
+    await provider.registerModule(new URL("./testdata/threaded_echo.ts", import.meta.url).href);
+    const channels: RpcChannel[] = [];
+    try {
+      await assert.rejects(
+        (async () => {
+          const plain = new RpcProvider({ loop, threads: 2 });
+          plain.registerService(ECHO, echoImpl("plain"));
+          await plain.start();
+        })(),
+        /not given as a module/,
+      );
+      await provider.start();
+      assert.deepEqual(await registry.children("/test.Echo"), [provider.advertisedAddress]);
+      // The kernel spreads connections over the Workers' sockets: 16 channels (one connection each) reach both.
+      const servedBy = new Set<string>();
+      for (let i = 0; i < 16; i++) {
+        const channel = new RpcChannel({ loop, registry });
+        channels.push(channel);
+        const response = await channel.stub<{ Say: StubMethod }>(ECHO).Say({ text: `hello ${i}` }) as {
+          text: string;
+          servedBy: string;
+        };
+        assert.equal(response.text, `hello ${i}`);
+        servedBy.add(response.servedBy);
+      }
+      assert.equal(servedBy.size, 2, "both Workers served");
+    } finally {
+      for (const channel of channels) await channel.close();
+      await provider.stop({ graceMs: 100 });
+      await registry.close();
+      await server.stop();
     }
-    assert.equal(servedBy.size, 2, "both Workers served");
-  } finally {
-    for (const channel of channels) await channel.close();
-    await provider.stop({ graceMs: 100 });
-    await registry.close();
-    await server.stop();
-  }
-});
+  },
+);
 
 Deno.test("A provider's status pages count calls by method and status; made-up names share one row", async () => {
   const loop = new EventLoop();

@@ -9,6 +9,7 @@ import { RpcChannel, type StubMethod } from "./rpc_channel.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
 import { RpcProvider } from "./rpc_provider.ts";
 import { parseProto, serviceDefinition } from "./service_definition.ts";
+import { needs } from "../reactor/testdata/permissions.ts";
 
 const ECHO = serviceDefinition(
   parseProto(
@@ -18,6 +19,7 @@ const ECHO = serviceDefinition(
 );
 
 Deno.test({
+  ...needs("read", "write", "run"),
   name: "Registry and RPC over TLS: a trusted caller calls; an untrusting one is refused",
   async fn() {
     const certificate = await selfSignedCertificate();
@@ -55,6 +57,7 @@ Deno.test({
 });
 
 Deno.test({
+  ...needs("read", "write", "run"),
   name: "RpcApplication configs name the TLS files: provider and caller talk over TLS to a TLS registry",
   async fn() {
     const certificate = await selfSignedCertificate();

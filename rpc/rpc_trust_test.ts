@@ -13,6 +13,7 @@ import { RpcCode, RpcError } from "./rpc_error.ts";
 import { type CallContext, RpcProvider } from "./rpc_provider.ts";
 import { providerMetrics } from "./provider_status.ts";
 import { parseProto, serviceDefinition } from "./service_definition.ts";
+import { needs } from "../reactor/testdata/permissions.ts";
 
 const root = parseProto(`
   syntax = "proto3";
@@ -420,12 +421,16 @@ Deno.test("Drain: a rolling restart of 2 providers under continuous load fails n
   assert.ok(result.calls > 50, `only ${result.calls} calls`);
 });
 
-Deno.test("Drain: a rolling restart of 2 providers under continuous load fails no call (2 threads each)", async () => {
-  const result = await rollingRestart(2);
-  console.log(`rolling restart, threads on: ${result.calls} calls, ${result.failed} failed`, result.errors);
-  assert.equal(result.failed, 0);
-  assert.ok(result.calls > 50, `only ${result.calls} calls`);
-});
+Deno.test(
+  "Drain: a rolling restart of 2 providers under continuous load fails no call (2 threads each)",
+  needs("read"),
+  async () => {
+    const result = await rollingRestart(2);
+    console.log(`rolling restart, threads on: ${result.calls} calls, ${result.failed} failed`, result.errors);
+    assert.equal(result.failed, 0);
+    assert.ok(result.calls > 50, `only ${result.calls} calls`);
+  },
+);
 
 // --- 4. bounded providers under hostile clients ---
 
@@ -473,7 +478,7 @@ function otherHostAddress(): string | undefined {
   return Deno.networkInterfaces().find((i) => i.family === "IPv4" && !i.address.startsWith("127."))?.address;
 }
 
-Deno.test("Limit: connections per client address; another address is still served", async () => {
+Deno.test("Limit: connections per client address; another address is still served", needs("sys"), async () => {
   const other = otherHostAddress();
   if (other === undefined) {
     console.log("skipped: this host has no non-loopback IPv4 address to stand for a second client");
@@ -695,96 +700,100 @@ Deno.test("Keepalive: a provider pings an idle caller and closes it once it stop
   }
 });
 
-Deno.test("Ejection: a SIGSTOPped provider is ejected within keepalive interval + timeout; calls go to the other", async () => {
-  const spawn = async () => {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", new URL("../bench/rpc_echo_server.ts", import.meta.url).pathname, "--stack", "dwt"],
-      stdout: "piped",
-      stderr: "null",
-      env: { DWT_LOG_LEVEL: "ERROR" },
-    }).spawn();
-    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let text = "";
-    while (!/READY (\d+)/.test(text)) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error("echo server exited before READY");
-      text += value;
-    }
-    reader.releaseLock();
-    child.stdout.cancel().catch(() => {});
-    return { child, address: `127.0.0.1:${/READY (\d+)/.exec(text)![1]}` };
-  };
-  const a = await spawn();
-  const b = await spawn();
-  const loop = new EventLoop();
-  const keepaliveIntervalMs = 200;
-  const keepaliveTimeoutMs = 200;
-  const channel = new RpcChannel({
-    loop,
-    providers: { "bench.Echo": [a.address, b.address] },
-    keepaliveIntervalMs,
-    keepaliveTimeoutMs,
-    timeoutMs: 5000,
-    ejectAfterFailures: 1000, // only the keepalive may eject here: its bound is what is measured
-  });
-  const echo = serviceDefinition(
-    parseProto(`syntax = "proto3"; package bench; message EchoMessage { bytes payload = 1; }
+Deno.test(
+  "Ejection: a SIGSTOPped provider is ejected within keepalive interval + timeout; calls go to the other",
+  needs("run"),
+  async () => {
+    const spawn = async () => {
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", new URL("../bench/rpc_echo_server.ts", import.meta.url).pathname, "--stack", "dwt"],
+        stdout: "piped",
+        stderr: "null",
+        env: { DWT_LOG_LEVEL: "ERROR" },
+      }).spawn();
+      const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      let text = "";
+      while (!/READY (\d+)/.test(text)) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error("echo server exited before READY");
+        text += value;
+      }
+      reader.releaseLock();
+      child.stdout.cancel().catch(() => {});
+      return { child, address: `127.0.0.1:${/READY (\d+)/.exec(text)![1]}` };
+    };
+    const a = await spawn();
+    const b = await spawn();
+    const loop = new EventLoop();
+    const keepaliveIntervalMs = 200;
+    const keepaliveTimeoutMs = 200;
+    const channel = new RpcChannel({
+      loop,
+      providers: { "bench.Echo": [a.address, b.address] },
+      keepaliveIntervalMs,
+      keepaliveTimeoutMs,
+      timeoutMs: 5000,
+      ejectAfterFailures: 1000, // only the keepalive may eject here: its bound is what is measured
+    });
+    const echo = serviceDefinition(
+      parseProto(`syntax = "proto3"; package bench; message EchoMessage { bytes payload = 1; }
       service Echo { rpc Echo (EchoMessage) returns (EchoMessage); }`),
-    "bench.Echo",
-  );
-  const stub = channel.stub<{ Echo: StubMethod }>(echo);
-  let stopping = false;
-  try {
-    for (let i = 0; i < 10; i++) await stub.Echo({ payload: new Uint8Array(8) });
-    Deno.kill(b.child.pid, "SIGSTOP");
-    const stoppedAt = performance.now();
-    // Calls keep coming; those on the frozen provider wait.
-    const failures: RpcError[] = [];
-    const load = (async () => {
-      let ok = 0;
-      while (!stopping) {
-        await stub.Echo({ payload: new Uint8Array(8) }, { timeoutMs: 2000 }).then(
-          () => ok++,
-          (error) => failures.push(error),
-        );
+      "bench.Echo",
+    );
+    const stub = channel.stub<{ Echo: StubMethod }>(echo);
+    let stopping = false;
+    try {
+      for (let i = 0; i < 10; i++) await stub.Echo({ payload: new Uint8Array(8) });
+      Deno.kill(b.child.pid, "SIGSTOP");
+      const stoppedAt = performance.now();
+      // Calls keep coming; those on the frozen provider wait.
+      const failures: RpcError[] = [];
+      const load = (async () => {
+        let ok = 0;
+        while (!stopping) {
+          await stub.Echo({ payload: new Uint8Array(8) }, { timeoutMs: 2000 }).then(
+            () => ok++,
+            (error) => failures.push(error),
+          );
+        }
+        return ok;
+      })();
+      while (!channel.ejectedProviders().includes(b.address) && performance.now() - stoppedAt < 5000) await sleep(10);
+      const ejectedAfterMs = Math.round(performance.now() - stoppedAt);
+      // The documented bound (interval + timeout + one sweep period), plus 300 ms for a loaded machine.
+      const bound = keepaliveIntervalMs + keepaliveTimeoutMs + Math.min(keepaliveIntervalMs, keepaliveTimeoutMs) / 4 +
+        300;
+      console.log(`the frozen provider was ejected after ${ejectedAfterMs} ms (bound ${bound} ms)`);
+      assert.ok(channel.ejectedProviders().includes(b.address), "never ejected");
+      assert.ok(ejectedAfterMs <= bound, `ejected after ${ejectedAfterMs} ms, over ${bound}`);
+      // New calls go to the live provider.
+      const start = performance.now();
+      for (let i = 0; i < 20; i++) await stub.Echo({ payload: new Uint8Array(8) }, { timeoutMs: 1000 });
+      assert.ok(performance.now() - start < 1000);
+      stopping = true;
+      await load;
+      // The call that was on the frozen provider failed at the ping timeout, as UNAVAILABLE (it was written: it may
+      // have run, so it is not retried), well before its 2 s deadline.
+      assert.ok(failures.length >= 1, "the call in flight on the frozen provider failed");
+      for (const failure of failures) {
+        assert.equal(failure.code, RpcCode.UNAVAILABLE, failure.message);
+        assert.match(failure.message, /keepalive ping/);
       }
-      return ok;
-    })();
-    while (!channel.ejectedProviders().includes(b.address) && performance.now() - stoppedAt < 5000) await sleep(10);
-    const ejectedAfterMs = Math.round(performance.now() - stoppedAt);
-    // The documented bound (interval + timeout + one sweep period), plus 300 ms for a loaded machine.
-    const bound = keepaliveIntervalMs + keepaliveTimeoutMs + Math.min(keepaliveIntervalMs, keepaliveTimeoutMs) / 4 +
-      300;
-    console.log(`the frozen provider was ejected after ${ejectedAfterMs} ms (bound ${bound} ms)`);
-    assert.ok(channel.ejectedProviders().includes(b.address), "never ejected");
-    assert.ok(ejectedAfterMs <= bound, `ejected after ${ejectedAfterMs} ms, over ${bound}`);
-    // New calls go to the live provider.
-    const start = performance.now();
-    for (let i = 0; i < 20; i++) await stub.Echo({ payload: new Uint8Array(8) }, { timeoutMs: 1000 });
-    assert.ok(performance.now() - start < 1000);
-    stopping = true;
-    await load;
-    // The call that was on the frozen provider failed at the ping timeout, as UNAVAILABLE (it was written: it may
-    // have run, so it is not retried), well before its 2 s deadline.
-    assert.ok(failures.length >= 1, "the call in flight on the frozen provider failed");
-    for (const failure of failures) {
-      assert.equal(failure.code, RpcCode.UNAVAILABLE, failure.message);
-      assert.match(failure.message, /keepalive ping/);
-    }
-  } finally {
-    stopping = true;
-    await channel.close();
-    for (const p of [a, b]) {
-      try {
-        Deno.kill(p.child.pid, "SIGCONT");
-        p.child.kill("SIGKILL");
-      } catch {
-        // gone
+    } finally {
+      stopping = true;
+      await channel.close();
+      for (const p of [a, b]) {
+        try {
+          Deno.kill(p.child.pid, "SIGCONT");
+          p.child.kill("SIGKILL");
+        } catch {
+          // gone
+        }
+        await p.child.status;
       }
-      await p.child.status;
     }
-  }
-});
+  },
+);
 
 Deno.test("Ejection: N deadline misses in a row eject a provider for the back-off, then it is probed", async () => {
   const loop = new EventLoop();
@@ -1048,7 +1057,7 @@ Deno.test("proto3 defaults: protobufjs's own Service over rpcImpl gets omitted b
   }
 });
 
-Deno.test("Limits reach the Workers of a provider with threads", async () => {
+Deno.test("Limits reach the Workers of a provider with threads", needs("read"), async () => {
   const loop = new EventLoop();
   const provider = new RpcProvider({ loop, threads: 2, maxMetadataBytes: 100 });
   await provider.registerModule(new URL("./testdata/threaded_echo.ts", import.meta.url).href);
