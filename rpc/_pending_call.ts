@@ -11,6 +11,7 @@
 import type { EventLoop } from "../reactor/event_loop.ts";
 import type { TimerId } from "../reactor/timer_queue.ts";
 import { copyBytes } from "./_byte_slab.ts";
+import type { ClientResult } from "./rpc_channel.ts";
 import type { RpcController } from "./rpc_controller.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
 import type { ClientTransport, ResponseFrame, TransportCall } from "./transport.ts";
@@ -44,11 +45,7 @@ export interface CallRouter {
   takeRetryToken(): boolean;
 }
 
-/** A call's answer: the serialized response and the provider's metadata. */
-export interface ClientResult {
-  payload: Uint8Array;
-  metadata: Record<string, string>;
-}
+export type { ClientResult } from "./rpc_channel.ts";
 
 /** Turns the response bytes into what the caller's promise resolves with (a stub decodes its message). */
 export type ResponseDecoder = (payload: Uint8Array, metadata: Record<string, string>) => unknown;

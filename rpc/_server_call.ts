@@ -21,28 +21,11 @@ import type { CallAnswer, RequestFrame, ServerTransport } from "./transport.ts";
 import { closeIfBacklogged } from "../reactor/flow_control.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
 import type { MethodDefinition } from "./service_definition.ts";
+import type { CallContext } from "./rpc_provider.ts";
 import type protobuf from "protobufjs";
 
-/** What a handler knows about its call. */
-export interface CallContext {
-  /** Full service name. */
-  readonly service: string;
-  /** Method name. */
-  readonly method: string;
-  /** Fires when the caller gives up (deadline, cancel, connection lost) or the provider stops. */
-  readonly signal: AbortSignal;
-  /** Metadata the caller sent. */
-  readonly metadata: Readonly<Record<string, string>>;
-  /** Metadata to send back with the response (set entries on it). */
-  readonly responseMetadata: Record<string, string>;
-  /** The caller's address. */
-  readonly peer: string;
-  /** Milliseconds the caller still waits (Infinity without a deadline). */
-  timeRemainingMs(): number;
-}
-
-/** A decoded call on its way to the handler. */
-export type ServerHandler = (request: unknown, context: CallContext) => Promise<unknown>;
+// The handler's view of a call is public API, defined with the provider.
+export type { CallContext, ServerHandler } from "./rpc_provider.ts";
 
 /** A registered method: its types, its handler chain and its answer counters. */
 export interface HandlerEntry {

@@ -16,15 +16,27 @@ import type { Registry } from "../registry/registry.ts";
 import { ChannelRouter } from "./_channel_router.ts";
 import type { ClientTransportFactory } from "./transport.ts";
 import { messageDecoder, messageEncoder, prepareType } from "./_proto3_defaults.ts";
-import type { CallContext } from "./_server_call.ts";
-import { type ClientResult, decodeAnswer, PendingCall, type ResponseDecoder } from "./_pending_call.ts";
+import type { CallContext } from "./rpc_provider.ts";
+import { decodeAnswer, PendingCall, type ResponseDecoder } from "./_pending_call.ts";
 import type { LoadBalancer, LoadBalancerName } from "./load_balancer.ts";
 import type { RpcController } from "./rpc_controller.ts";
 import { encodeMessage } from "./_byte_slab.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
 import { definitionOf, type ServiceDefinition } from "./service_definition.ts";
 
-/** Per-call options. */
+/**
+ * Per-call options.
+ *
+ * @example
+ * ```ts
+ * import { RpcController } from "./rpc_controller.ts";
+ * import type { CallOptions } from "./rpc_channel.ts";
+ *
+ * const controller = new RpcController();
+ * const options: CallOptions = { timeoutMs: 500, metadata: { user: "dwt" }, controller };
+ * // await stub.Login(request, options); then controller.failed() and controller.errorText() tell how it went
+ * ```
+ */
 export interface CallOptions {
   /** This call's deadline in milliseconds from now (overrides the channel's default). */
   timeoutMs?: number;
@@ -47,24 +59,99 @@ export interface CallOptions {
 /** The longest deadline a call can have: longer ones are clamped (the host timers' range, about 24.8 days). */
 export const MAX_CALL_TIMEOUT_MS = 0x7fff_ffff;
 
-/** A call on its way out, as client interceptors see it. */
+/**
+ * A call on its way out, as client interceptors see it.
+ *
+ * @example
+ * ```ts
+ * import type { ClientCall } from "./rpc_channel.ts";
+ *
+ * const describe = (call: ClientCall) => `${call.service}.${call.method}, ${call.payload.length} bytes`;
+ * ```
+ */
 export interface ClientCall {
+  /** The full service name (`dwt.UserServiceRpc`). */
   readonly service: string;
+  /** The method name (`Login`). */
   readonly method: string;
+  /** The request message, serialized (an interceptor may replace it). */
   payload: Uint8Array;
+  /** Metadata sent with the request (an interceptor may add entries). */
   metadata: Record<string, string>;
+  /** The options the call was made with. */
   readonly options: CallOptions;
 }
 
-export type { ClientResult } from "./_pending_call.ts";
+/**
+ * A call's answer, as client interceptors see it: the serialized response and the provider's metadata.
+ *
+ * @example
+ * ```ts
+ * import type { ClientResult } from "./rpc_channel.ts";
+ *
+ * const describe = (result: ClientResult) =>
+ *   `${result.payload.length} bytes, served by ${result.metadata["served-by"]}`;
+ * ```
+ */
+export interface ClientResult {
+  /** The response message, serialized. */
+  payload: Uint8Array;
+  /** Metadata the provider sent with the response. */
+  metadata: Record<string, string>;
+}
 
-/** Sends a call. */
+/**
+ * Sends a call.
+ *
+ * @example
+ * ```ts
+ * import type { ClientHandler } from "./rpc_channel.ts";
+ *
+ * // What an interceptor wraps: the rest of the chain, ending in the network.
+ * const logged = (next: ClientHandler): ClientHandler => async (call) => {
+ *   const result = await next(call);
+ *   console.log(`${call.service}.${call.method}: ${result.payload.length} bytes back`);
+ *   return result;
+ * };
+ * ```
+ */
 export type ClientHandler = (call: ClientCall) => Promise<ClientResult>;
 
-/** Wraps sending: auth headers, logging, metrics. */
+/**
+ * Wraps sending: auth headers, logging, metrics.
+ *
+ * @example
+ * ```ts
+ * import { RpcChannel, type ClientInterceptor } from "./rpc_channel.ts";
+ *
+ * // Add a token to every call.
+ * const withToken: ClientInterceptor = (next) => (call) => {
+ *   call.metadata["authorization"] = "Bearer s3cret";
+ *   return next(call);
+ * };
+ * const channel = new RpcChannel({ providers: { "demo.Echo": ["127.0.0.1:8800"] }, interceptors: [withToken] });
+ * await channel.close();
+ * ```
+ */
 export type ClientInterceptor = (next: ClientHandler) => ClientHandler;
 
-/** Options of {@linkcode RpcChannel}. */
+/**
+ * Options of {@linkcode RpcChannel}.
+ *
+ * @example
+ * ```ts
+ * import { RpcChannel, type RpcChannelOptions } from "./rpc_channel.ts";
+ *
+ * const options: RpcChannelOptions = {
+ *   providers: { "dwt.UserServiceRpc": ["127.0.0.1:8800", "127.0.0.1:8801"] }, // or registry: a Registry
+ *   loadBalancer: "p2c",
+ *   timeoutMs: 2_000,
+ *   maxRetries: 2,
+ * };
+ * const channel = new RpcChannel(options);
+ * await channel.close();
+ * ```
+ */
 export interface RpcChannelOptions {
   /** Where to discover providers. Either this or `providers`. */
   registry?: Registry;
@@ -155,13 +242,37 @@ export interface RpcChannelOptions {
   maxEjectionMs?: number;
 }
 
-/** One method of a stub: takes a request message (or plain object), resolves with the response message. */
+/**
+ * One method of a stub: takes a request message (or plain object), resolves with the response message.
+ *
+ * @example
+ * ```ts
+ * import type { StubMethod } from "./rpc_channel.ts";
+ *
+ * // Generated code gives each method its types; hand-written ones look like this.
+ * interface EchoStub {
+ *   Say: StubMethod<{ text?: string }, { text: string }>;
+ * }
+ * const shout = async (stub: EchoStub, text: string) => (await stub.Say({ text }, { timeoutMs: 500 })).text;
+ * ```
+ */
 // `any` defaults on purpose: an untyped stub (`channel.stub(service)`) takes and returns whatever the .proto says,
 // which only generated code knows; generated stubs pass the real types.
 // deno-lint-ignore no-explicit-any
 export type StubMethod<Req = any, Res = any> = (request?: Req, options?: CallOptions) => Promise<Res>;
 
-/** Method calls on a service: `await stub.Login({ name, password })`. Name the methods with a type argument. */
+/**
+ * Method calls on a service: `await stub.Login({ name, password })`. Name the methods with a type argument.
+ *
+ * @example
+ * ```ts
+ * import type { RpcChannel, Stub } from "./rpc_channel.ts";
+ * import type { ServiceDefinition } from "./service_definition.ts";
+ *
+ * // Untyped: any method of the service, taking and returning plain objects.
+ * const untyped = (channel: RpcChannel, service: ServiceDefinition): Stub => channel.stub(service);
+ * ```
+ */
 export type Stub = Record<string, StubMethod>;
 
 /** A call on its way to the interceptors or to a PendingCall (a {@linkcode ClientCall} before they copy metadata). */

@@ -32,40 +32,170 @@ import { RegistryError, RegistryErrorCode } from "../registry/registry_error.ts"
 import { type DecodedFrame, decodeRpcFrame, FrameKind, sendDrain, sendPing } from "./_rpc_codec.ts";
 import { messageDecoder, messageEncoder } from "./_proto3_defaults.ts";
 import { copyBytes } from "./_byte_slab.ts";
-import {
-  type CallContext,
-  type HandlerEntry,
-  ServedConnection,
-  type ServedConnectionOptions,
-  ServerCall,
-  type ServerHandler,
-} from "./_server_call.ts";
+import { type HandlerEntry, ServedConnection, type ServedConnectionOptions, ServerCall } from "./_server_call.ts";
 import { CallLedger } from "./_call_ledger.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
 import { providerStatusHandler } from "./provider_status.ts";
 import { definitionOf, type ServiceDefinition } from "./service_definition.ts";
 
-export type { CallContext, ServerHandler } from "./_server_call.ts";
+/**
+ * What a handler knows about its call.
+ *
+ * @example
+ * ```ts
+ * import { EventLoop } from "../reactor/event_loop.ts";
+ * import { RpcChannel, type StubMethod } from "./rpc_channel.ts";
+ * import { type CallContext, RpcProvider } from "./rpc_provider.ts";
+ * import { parseProto, serviceDefinition } from "./service_definition.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const root = parseProto(`syntax = "proto3"; package demo;
+ *   message Msg { string text = 1; }
+ *   service Echo { rpc Say (Msg) returns (Msg); }`);
+ * const echo = serviceDefinition(root, "demo.Echo");
+ * const loop = new EventLoop();
+ * const provider = new RpcProvider({ loop });
+ * provider.registerService(echo, {
+ *   Say: (request: { text: string }, context: CallContext) => {
+ *     context.responseMetadata["served-by"] = "example";
+ *     return { text: `${request.text} from ${context.metadata["user"]}, ${context.method}` };
+ *   },
+ * });
+ * await provider.start();
+ * const channel = new RpcChannel({ loop, providers: { "demo.Echo": [provider.advertisedAddress] } });
+ * const stub = channel.stub<{ Say: StubMethod }>(echo);
+ * assert.equal((await stub.Say({ text: "hi" }, { metadata: { user: "dwt" } })).text, "hi from dwt, Say");
+ * await channel.close();
+ * await provider.stop();
+ * ```
+ */
+export interface CallContext {
+  /** Full service name. */
+  readonly service: string;
+  /** Method name. */
+  readonly method: string;
+  /** Fires when the caller gives up (deadline, cancel, connection lost) or the provider stops. */
+  readonly signal: AbortSignal;
+  /** Metadata the caller sent. */
+  readonly metadata: Readonly<Record<string, string>>;
+  /** Metadata to send back with the response (set entries on it). */
+  readonly responseMetadata: Record<string, string>;
+  /** The caller's address. */
+  readonly peer: string;
+  /** Milliseconds the caller still waits (Infinity without a deadline). */
+  timeRemainingMs(): number;
+}
 
-/** A method implementation: takes the decoded request, returns the response (a message or a plain object). */
+/**
+ * A decoded call on its way to the handler.
+ *
+ * @example
+ * ```ts
+ * import type { ServerHandler } from "./rpc_provider.ts";
+ *
+ * // What an interceptor wraps: the rest of the chain, ending in the method's handler.
+ * const timed = (next: ServerHandler): ServerHandler => async (request, context) => {
+ *   const start = performance.now();
+ *   try {
+ *     return await next(request, context);
+ *   } finally {
+ *     console.log(`${context.service}.${context.method} took ${(performance.now() - start).toFixed(1)} ms`);
+ *   }
+ * };
+ * ```
+ */
+export type ServerHandler = (request: unknown, context: CallContext) => Promise<unknown>;
+
+/**
+ * A method implementation: takes the decoded request, returns the response (a message or a plain object).
+ *
+ * @example
+ * ```ts
+ * import type { CallContext, MethodHandler } from "./rpc_provider.ts";
+ *
+ * // A handler may return the response or a promise of it, and should stop when the caller gives up.
+ * const slowEcho: MethodHandler = async (request: { text: string }, context: CallContext) => {
+ *   await new Promise((resolve) => setTimeout(resolve, Math.min(100, context.timeRemainingMs())));
+ *   context.signal.throwIfAborted();
+ *   return { text: request.text };
+ * };
+ * ```
+ */
 // `any` on purpose: handlers declare their own request types (generated from the .proto), which a parameter of
 // `unknown` would not accept without a cast in every handler.
 // deno-lint-ignore no-explicit-any
 export type MethodHandler = (request: any, context: CallContext) => unknown;
 
-/** A service implementation: handlers by method name (`Login` or `login`); a class instance works too. */
+/**
+ * A service implementation: handlers by method name (`Login` or `login`); a class instance works too.
+ *
+ * @example
+ * ```ts
+ * import type { ServiceImplementation } from "./rpc_provider.ts";
+ *
+ * // An object (or class instance) with one method per RPC, named as in the .proto.
+ * class UserService {
+ *   Login(request: { name: string }) {
+ *     return { success: request.name !== "" };
+ *   }
+ * }
+ * const implementation: ServiceImplementation = new UserService();
+ * ```
+ */
 export type ServiceImplementation = object;
 
-/** Wraps the handler chain: for auth, logging, metrics. */
+/**
+ * Wraps the handler chain: for auth, logging, metrics.
+ *
+ * @example
+ * ```ts
+ * import { RpcCode, RpcError } from "./rpc_error.ts";
+ * import { RpcProvider, type ServerInterceptor } from "./rpc_provider.ts";
+ *
+ * // Refuse calls without the right token before they reach a handler.
+ * const requireToken: ServerInterceptor = (next) => (request, context) => {
+ *   if (context.metadata["authorization"] !== "Bearer s3cret") {
+ *     throw new RpcError(RpcCode.UNAUTHENTICATED, "A valid token is required");
+ *   }
+ *   return next(request, context);
+ * };
+ * const provider = new RpcProvider({ interceptors: [requireToken] });
+ * ```
+ */
 export type ServerInterceptor = (next: ServerHandler) => ServerHandler;
 
 /**
  * A module's function that registers services on a provider, for {@linkcode RpcProvider.registerModule}: each
  * Worker of a multi-threaded provider loads the module and calls it with its own provider.
+ *
+ * @example
+ * ```ts
+ * import type { RegisterServices } from "./rpc_provider.ts";
+ * import { parseProto, serviceDefinition } from "./service_definition.ts";
+ *
+ * // Exported from a module given to provider.registerModule(url): each Worker thread runs it for its own provider.
+ * const root = parseProto(`syntax = "proto3"; package demo;
+ *   message Msg { string text = 1; }
+ *   service Echo { rpc Say (Msg) returns (Msg); }`);
+ * const echo = serviceDefinition(root, "demo.Echo");
+ * export const registerServices: RegisterServices = (provider) => {
+ *   provider.registerService(echo, { Say: (request: { text: string }) => request });
+ * };
+ * ```
  */
 export type RegisterServices = (provider: RpcProvider) => void | Promise<void>;
 
-/** Options of {@linkcode RpcProvider}. */
+/**
+ * Options of {@linkcode RpcProvider}.
+ *
+ * @example
+ * ```ts
+ * import { RpcProvider, type RpcProviderOptions } from "./rpc_provider.ts";
+ *
+ * const options: RpcProviderOptions = { host: "0.0.0.0", port: 8800, maxConnections: 10_000, drainGraceMs: 5_000 };
+ * const provider = new RpcProvider(options);
+ * ```
+ */
 export interface RpcProviderOptions {
   /**
    * Serve on this many Worker threads, each with its own EventLoop and listening socket on the same port
@@ -200,11 +330,27 @@ export interface RpcProviderOptions {
   statusServer?: HttpServerOptions;
 }
 
-/** A provider's counters (per isolate: with `threads`, each Worker counts its own calls). */
+/**
+ * A provider's counters (per isolate: with `threads`, each Worker counts its own calls).
+ *
+ * @example
+ * ```ts
+ * import type { RpcProvider } from "./rpc_provider.ts";
+ *
+ * const line = (provider: RpcProvider) => {
+ *   const stats = provider.stats();
+ *   return `${stats.connections} connections, ${stats.callsInFlight} in flight, ${stats.callsServed} served`;
+ * };
+ * ```
+ */
 export interface RpcProviderStats {
+  /** Milliseconds since start. */
   uptimeMs: number;
+  /** Connections open now. */
   connections: number;
+  /** Calls whose handler has not answered yet. */
   callsInFlight: number;
+  /** Calls answered since start (successfully or not). */
   callsServed: number;
   /** Answers by `service.method` (unknown ones as `unknown`), split by status name (`OK`, `UNKNOWN`, ...). */
   calls: Record<string, Record<string, number>>;
