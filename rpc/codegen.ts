@@ -9,7 +9,17 @@
 import protobuf from "protobufjs";
 import { parseWithImports } from "./_proto_imports.ts";
 
-/** Options of {@linkcode generateTypeScript}. */
+/**
+ * Options of {@linkcode generateTypeScript}.
+ *
+ * @example
+ * ```ts
+ * import { generateTypeScript, type GenerateOptions } from "./codegen.ts";
+ *
+ * const options: GenerateOptions = { fileName: "echo.proto", importFrom: "jsr:@dwt/rpc/rpc" };
+ * const code = generateTypeScript(`syntax = "proto3"; package demo; message Msg { string text = 1; }`, options);
+ * ```
+ */
 export interface GenerateOptions {
   /** The .proto file's name, for the header comment. */
   fileName: string;
@@ -118,6 +128,19 @@ function checkSupported(declared: readonly protobuf.ReflectionObject[]): void {
 /**
  * Generate the TypeScript module for `protoText`. Throws a TypeError naming the method or message of a construct
  * not supported yet (streaming methods, extensions) or an import that cannot be resolved.
+ *
+ * @example
+ * ```ts
+ * import { generateTypeScript } from "./codegen.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const code = generateTypeScript(
+ *   `syntax = "proto3"; package demo; message Msg { string text = 1; } service Echo { rpc Say (Msg) returns (Msg); }`,
+ *   { fileName: "echo.proto" },
+ * );
+ * assert.match(code, /export interface Msg \{/);
+ * assert.match(code, /from "@dwt\/rpc\/rpc"/);
+ * ```
  */
 export function generateTypeScript(protoText: string, options: GenerateOptions): string {
   const parsed = parseWithImports(protoText, options.imports ?? {}, { keepCase: false, alternateCommentMode: true });

@@ -1,6 +1,11 @@
 /**
  * The code generator's command line:
- * `deno task gen [--check] [--import MODULE] [-I DIR]... <file.proto>... [--out FILE]`.
+ *
+ * ```text
+ * deno run -A jsr:@dwt/rpc/gen [--check] [--import MODULE] [-I DIR]... <file.proto>... [--out FILE]
+ * ```
+ *
+ * (in this repository: `deno task gen ...`).
  * Writes `<file>_pb.ts` beside each .proto by default. Imports are read beside the file that names them, then from
  * each `-I`/`--proto_path` directory; Google's well-known types ship with protobufjs. With `--check` nothing is
  * written: it exits 1 naming every output that differs from what the generator would write now (a CI gate).
@@ -15,7 +20,21 @@ import { readImports } from "./_proto_imports.ts";
 
 const USAGE = "usage: deno task gen [--check] [--import MODULE] [-I DIR]... <file.proto>... [--out FILE]\n";
 
-/** Run the generator with command-line `args`; resolves with the exit status (0 done, 1 failed or stale, 2 usage). */
+/**
+ * Run the generator with command-line `args`; resolves with the exit status (0 done, 1 failed or stale, 2 usage).
+ *
+ * @example
+ * ```ts
+ * import { main } from "./gen.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/echo.proto`, `syntax = "proto3"; package demo; message Msg { string text = 1; }`);
+ * assert.equal(await main([`${dir}/echo.proto`]), 0); // wrote echo_pb.ts beside it
+ * assert.equal(await main(["--check", `${dir}/echo.proto`]), 0); // and it is current
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export async function main(args: string[]): Promise<number> {
   const backend = defaultBackend();
   let parsed;

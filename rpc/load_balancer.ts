@@ -6,7 +6,19 @@
  * @module
  */
 
-/** What a balancer sees of a provider. */
+/**
+ * What a balancer sees of a provider.
+ *
+ * @example
+ * ```ts
+ * import type { Candidate } from "./load_balancer.ts";
+ *
+ * const candidates: Candidate[] = [
+ *   { address: "127.0.0.1:8800", outstanding: 3 },
+ *   { address: "127.0.0.1:8801", outstanding: 0 },
+ * ];
+ * ```
+ */
 export interface Candidate {
   /** `host:port`. */
   readonly address: string;
@@ -14,7 +26,28 @@ export interface Candidate {
   readonly outstanding: number;
 }
 
-/** Picks a provider for a call. `candidates` is never empty. */
+/**
+ * Picks a provider for a call. `candidates` is never empty.
+ *
+ * @example
+ * ```ts
+ * import type { Candidate, LoadBalancer } from "./load_balancer.ts";
+ * import { RpcChannel } from "./rpc_channel.ts";
+ *
+ * // Prefer providers on this host, round robin among them.
+ * class LocalFirst implements LoadBalancer {
+ *   readonly name = "local_first";
+ *   #next = 0;
+ *   pick<C extends Candidate>(candidates: readonly C[]): C {
+ *     const local = candidates.filter((c) => c.address.startsWith("127.0.0.1:"));
+ *     const pool = local.length > 0 ? local : candidates;
+ *     return pool[this.#next++ % pool.length]!;
+ *   }
+ * }
+ * const channel = new RpcChannel({ providers: { "demo.Echo": ["127.0.0.1:8800"] }, loadBalancer: new LocalFirst() });
+ * await channel.close();
+ * ```
+ */
 export interface LoadBalancer {
   /** The strategy's name. */
   readonly name: string;
@@ -22,7 +55,19 @@ export interface LoadBalancer {
   pick<C extends Candidate>(candidates: readonly C[], hashKey?: string): C;
 }
 
-/** Each provider in turn. */
+/**
+ * Each provider in turn.
+ *
+ * @example
+ * ```ts
+ * import { RoundRobinBalancer } from "./load_balancer.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const balancer = new RoundRobinBalancer();
+ * const candidates = [{ address: "a:1", outstanding: 0 }, { address: "b:1", outstanding: 0 }];
+ * assert.deepEqual([1, 2, 3].map(() => balancer.pick(candidates).address), ["a:1", "b:1", "a:1"]);
+ * ```
+ */
 export class RoundRobinBalancer implements LoadBalancer {
   readonly name = "round_robin";
   #next = 0;
@@ -35,7 +80,18 @@ export class RoundRobinBalancer implements LoadBalancer {
   }
 }
 
-/** A provider at random. */
+/**
+ * A provider at random.
+ *
+ * @example
+ * ```ts
+ * import { RandomBalancer } from "./load_balancer.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const pick = new RandomBalancer().pick([{ address: "a:1", outstanding: 0 }, { address: "b:1", outstanding: 0 }]);
+ * assert.ok(["a:1", "b:1"].includes(pick.address));
+ * ```
+ */
 export class RandomBalancer implements LoadBalancer {
   readonly name = "random";
 
@@ -45,7 +101,19 @@ export class RandomBalancer implements LoadBalancer {
   }
 }
 
-/** Power of two choices: of two random providers, the one with fewer calls outstanding. */
+/**
+ * Power of two choices: of two random providers, the one with fewer calls outstanding.
+ *
+ * @example
+ * ```ts
+ * import { P2cBalancer } from "./load_balancer.ts";
+ * import assert from "node:assert/strict";
+ *
+ * // With two providers both are drawn, so the idle one always wins.
+ * const candidates = [{ address: "busy:1", outstanding: 50 }, { address: "idle:1", outstanding: 0 }];
+ * assert.equal(new P2cBalancer().pick(candidates).address, "idle:1");
+ * ```
+ */
 export class P2cBalancer implements LoadBalancer {
   readonly name = "p2c";
 
@@ -78,6 +146,17 @@ export function fnv1a(text: string): number {
 /**
  * Consistent hashing on the call's `hashKey` (calls without one go to a random provider): a ring with
  * `virtualNodes` points per provider, so adding or removing one provider moves only its share of keys.
+ *
+ * @example
+ * ```ts
+ * import { ConsistentHashBalancer } from "./load_balancer.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const balancer = new ConsistentHashBalancer();
+ * const candidates = ["a:1", "b:1", "c:1"].map((address) => ({ address, outstanding: 0 }));
+ * const first = balancer.pick(candidates, "user-42").address;
+ * assert.equal(balancer.pick(candidates, "user-42").address, first); // same key, same provider
+ * ```
  */
 export class ConsistentHashBalancer implements LoadBalancer {
   readonly name = "consistent_hash";
@@ -118,10 +197,29 @@ export class ConsistentHashBalancer implements LoadBalancer {
   }
 }
 
-/** The balancer names a config can give. */
+/**
+ * The balancer names a config can give.
+ *
+ * @example
+ * ```ts
+ * import { createLoadBalancer, type LoadBalancerName } from "./load_balancer.ts";
+ *
+ * const fromConfig = (name: string) => createLoadBalancer(name as LoadBalancerName); // RangeError for other names
+ * ```
+ */
 export type LoadBalancerName = "round_robin" | "random" | "p2c" | "consistent_hash";
 
-/** A new balancer by name; a RangeError names the value otherwise. */
+/**
+ * A new balancer by name; a RangeError names the value otherwise.
+ *
+ * @example
+ * ```ts
+ * import { createLoadBalancer } from "./load_balancer.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(createLoadBalancer("consistent_hash").name, "consistent_hash");
+ * ```
+ */
 export function createLoadBalancer(name: LoadBalancerName): LoadBalancer {
   switch (name) {
     case "round_robin":

@@ -13,7 +13,22 @@ import type { RpcProvider } from "./rpc_provider.ts";
 const escapeHtml = (value: string) =>
   value.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 
-/** The provider's counters in Prometheus text exposition format. */
+/**
+ * The provider's counters in Prometheus text exposition format.
+ *
+ * @example
+ * ```ts
+ * import { EventLoop } from "../reactor/event_loop.ts";
+ * import { providerMetrics } from "./provider_status.ts";
+ * import { RpcProvider } from "./rpc_provider.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const provider = new RpcProvider({ loop: new EventLoop() });
+ * await provider.start();
+ * assert.match(providerMetrics(provider), /^# TYPE /m);
+ * await provider.stop();
+ * ```
+ */
 export function providerMetrics(provider: RpcProvider): string {
   const stats = provider.stats();
   const calls = Object.entries(stats.calls).flatMap(([method, byCode]) =>
@@ -63,7 +78,23 @@ flight, ${stats.callsServed} served</p>
 <table border="1"><tr><th>method</th><th>answers by status</th></tr>${rows}</table></body></html>`;
 }
 
-/** Answers the status routes for `provider`. */
+/**
+ * Answers the status routes for `provider`.
+ *
+ * @example
+ * ```ts
+ * import { EventLoop } from "../reactor/event_loop.ts";
+ * import { providerStatusHandler } from "./provider_status.ts";
+ * import { RpcProvider } from "./rpc_provider.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const provider = new RpcProvider({ loop: new EventLoop() });
+ * await provider.start();
+ * const request = { method: "GET", path: "/ruok", query: new URLSearchParams(), headers: new Map() };
+ * assert.equal(providerStatusHandler(provider)(request).body, "imok");
+ * await provider.stop();
+ * ```
+ */
 export function providerStatusHandler(provider: RpcProvider): (request: HttpRequest) => HttpResponse {
   return (request) => {
     switch (request.path) {

@@ -26,7 +26,20 @@ import { parseConnectString, ZooKeeperRegistry } from "../registry/zookeeper_reg
 import { RpcChannel, type RpcChannelOptions } from "./rpc_channel.ts";
 import { RpcProvider, type RpcProviderOptions } from "./rpc_provider.ts";
 
-/** The application's config, as loaded. */
+/**
+ * The application's config, as loaded.
+ *
+ * @example
+ * ```ts
+ * import { parseRpcConfig, type RpcConfig } from "./rpc_application.ts";
+ *
+ * // The seed's provider.json.
+ * const config: RpcConfig = parseRpcConfig(
+ *   { rpcserver_ip: "127.0.0.1", rpcserver_port: "8800", dwt_src_ip: "127.0.0.1", dwt_src_port: "10606" },
+ *   "provider.json",
+ * );
+ * ```
+ */
 export interface RpcConfig {
   /** The provider's listen address (`rpcserver_ip`); undefined in a caller-only config. */
   rpcserverIp?: string;
@@ -52,8 +65,9 @@ export interface RpcConfig {
   registry:
     | { kind: "dwt_src"; host: string; port: number }
     | { kind: "zookeeper"; connectString: string; sessionTimeoutMs: number };
-  /** The provider's TLS certificate and key files (`tls_cert_file`, `tls_key_file`); plain TCP when absent. */
+  /** The provider's TLS certificate file (`tls_cert_file`, PEM); with `tlsKeyFile`, plain TCP when absent. */
   tlsCertFile?: string;
+  /** The private key of `tlsCertFile` (`tls_key_file`, PEM). */
   tlsKeyFile?: string;
   /** A PEM file of certificates a caller trusts for providers over TLS (`tls_ca_file`): calls then use TLS. */
   tlsCaFile?: string;
@@ -65,20 +79,45 @@ export interface RpcConfig {
   logLevel: LogLevel;
 }
 
-/** The provider options that come from `rpcserver_` keys. */
+/**
+ * The provider options that come from `rpcserver_` keys.
+ *
+ * @example
+ * ```ts
+ * import { parseRpcConfig } from "./rpc_application.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const raw = { dwt_src_ip: "127.0.0.1", dwt_src_port: 10606, rpcserver_max_connections: 500 };
+ * const config = parseRpcConfig(raw, "provider.json");
+ * assert.equal(config.rpcserverLimits.maxConnections, 500);
+ * ```
+ */
 export interface RpcServerLimits {
+  /** `rpcserver_max_connections`: {@linkcode RpcProviderOptions.maxConnections}. */
   maxConnections?: number;
+  /** `rpcserver_max_connections_per_address`: {@linkcode RpcProviderOptions.maxConnectionsPerAddress}. */
   maxConnectionsPerAddress?: number;
+  /** `rpcserver_max_calls_per_connection`: {@linkcode RpcProviderOptions.maxCallsPerConnection}. */
   maxCallsPerConnection?: number;
+  /** `rpcserver_idle_timeout_ms`: {@linkcode RpcProviderOptions.idleTimeoutMs}. */
   idleTimeoutMs?: number;
+  /** `rpcserver_max_frame_bytes`: {@linkcode RpcProviderOptions.maxFrameBytes}. */
   maxFrameBytes?: number;
+  /** `rpcserver_frame_timeout_ms`: {@linkcode RpcProviderOptions.frameTimeoutMs}. */
   frameTimeoutMs?: number;
+  /** `rpcserver_max_buffered_frame_bytes`: {@linkcode RpcProviderOptions.maxBufferedFrameBytes}. */
   maxBufferedFrameBytes?: number;
+  /** `rpcserver_pause_reading_at_bytes`: {@linkcode RpcProviderOptions.pauseReadingAtBytes}. */
   pauseReadingAtBytes?: number;
+  /** `rpcserver_max_unsent_bytes`: {@linkcode RpcProviderOptions.maxUnsentBytes}. */
   maxUnsentBytes?: number;
+  /** `rpcserver_max_metadata_bytes`: {@linkcode RpcProviderOptions.maxMetadataBytes}. */
   maxMetadataBytes?: number;
+  /** `rpcserver_keepalive_interval_ms`: {@linkcode RpcProviderOptions.keepaliveIntervalMs}. */
   keepaliveIntervalMs?: number;
+  /** `rpcserver_keepalive_timeout_ms`: {@linkcode RpcProviderOptions.keepaliveTimeoutMs}. */
   keepaliveTimeoutMs?: number;
+  /** `rpcserver_drain_grace_ms`: {@linkcode RpcProviderOptions.drainGraceMs}. */
   drainGraceMs?: number;
 }
 
@@ -127,6 +166,17 @@ function fail(source: string, message: string): never {
 /**
  * Check a parsed config object (the seed's keys; numbers may be JSON strings, as the seed wrote them).
  * `source` names the file in errors.
+ *
+ * @example
+ * ```ts
+ * import { parseRpcConfig } from "./rpc_application.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const config = parseRpcConfig({ zookeeper_connect: "10.0.0.1:2181,10.0.0.2:2181/apps/rpc" }, "caller.json");
+ * assert.equal(config.registry.kind, "zookeeper");
+ * const typo = { dwt_src_ip: "127.0.0.1", dwt_src_port: 10606, colour: "red" };
+ * assert.throws(() => parseRpcConfig(typo, "caller.json"), TypeError); // names the unknown key and the file
+ * ```
  */
 export function parseRpcConfig(raw: unknown, source: string): RpcConfig {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) fail(source, "it must be a JSON object");
@@ -234,7 +284,18 @@ export function parseRpcConfig(raw: unknown, source: string): RpcConfig {
   };
 }
 
-/** Options of {@linkcode RpcApplication.init}. */
+/**
+ * Options of {@linkcode RpcApplication.init}.
+ *
+ * @example
+ * ```ts
+ * import { defaultBackend } from "../reactor/backend/default.ts";
+ * import type { RpcApplicationOptions } from "./rpc_application.ts";
+ *
+ * const options: RpcApplicationOptions = { backend: defaultBackend(), name: "callee" };
+ * // const app = await RpcApplication.init(["-i", "provider.json"], options);
+ * ```
+ */
 export interface RpcApplicationOptions {
   /**
    * The runtime backend (files, process).

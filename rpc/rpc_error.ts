@@ -5,7 +5,18 @@
  * @module
  */
 
-/** Status codes, numbered as gRPC numbers them. */
+/**
+ * Status codes, numbered as gRPC numbers them.
+ *
+ * @example
+ * ```ts
+ * import { RpcCode, RpcError } from "./rpc_error.ts";
+ *
+ * // Retry what a provider could not take now; give up on the rest.
+ * const retryable = (error: unknown) =>
+ *   error instanceof RpcError && (error.code === RpcCode.UNAVAILABLE || error.code === RpcCode.RESOURCE_EXHAUSTED);
+ * ```
+ */
 export const RpcCode = {
   OK: 0,
   CANCELLED: 1,
@@ -31,7 +42,18 @@ export type RpcCode = typeof RpcCode[keyof typeof RpcCode];
 
 const NAMES = new Map<number, string>(Object.entries(RpcCode).map(([name, code]) => [code, name]));
 
-/** The name of a code (`UNAVAILABLE`), or `CODE_n`. */
+/**
+ * The name of a code (`UNAVAILABLE`), or `CODE_n`.
+ *
+ * @example
+ * ```ts
+ * import { RpcCode, rpcCodeName } from "./rpc_error.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(rpcCodeName(RpcCode.DEADLINE_EXCEEDED), "DEADLINE_EXCEEDED");
+ * assert.equal(rpcCodeName(99), "CODE_99");
+ * ```
+ */
 export function rpcCodeName(code: number): string {
   return NAMES.get(code) ?? `CODE_${code}`;
 }

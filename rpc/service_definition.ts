@@ -9,7 +9,22 @@ import protobuf from "protobufjs";
 import type { NetBackend } from "../reactor/backend/net_backend.ts";
 import { parseWithImports, readImports } from "./_proto_imports.ts";
 
-/** One method of a service. */
+/**
+ * One method of a service.
+ *
+ * @example
+ * ```ts
+ * import { parseProto, serviceDefinition } from "./service_definition.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const root = parseProto(`syntax = "proto3"; package demo;
+ *   message Msg { string text = 1; }
+ *   service Echo { rpc Say (Msg) returns (Msg); }`);
+ * const echo = serviceDefinition(root, "demo.Echo");
+ * const say = echo.methods.get("Say")!;
+ * assert.equal(say.requestType.fullName, ".demo.Msg");
+ * ```
+ */
 export interface MethodDefinition {
   /** The method's name as in the .proto (`Login`). */
   readonly name: string;
@@ -19,7 +34,22 @@ export interface MethodDefinition {
   readonly responseType: protobuf.Type;
 }
 
-/** A service: its full name (with package) and methods. */
+/**
+ * A service: its full name (with package) and methods.
+ *
+ * @example
+ * ```ts
+ * import { parseProto, serviceDefinition } from "./service_definition.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const root = parseProto(`syntax = "proto3"; package demo;
+ *   message Msg { string text = 1; }
+ *   service Echo { rpc Say (Msg) returns (Msg); }`);
+ * const echo = serviceDefinition(root, "demo.Echo");
+ * assert.equal(echo.fullName, "demo.Echo");
+ * assert.deepEqual([...echo.methods.keys()], ["Say"]);
+ * ```
+ */
 export interface ServiceDefinition {
   /** The full name, `dwt.UserServiceRpc`. */
   readonly fullName: string;
@@ -27,7 +57,18 @@ export interface ServiceDefinition {
   readonly methods: ReadonlyMap<string, MethodDefinition>;
 }
 
-/** Options of {@linkcode parseProto}. */
+/**
+ * Options of {@linkcode parseProto}.
+ *
+ * @example
+ * ```ts
+ * import { parseProto, type ParseProtoOptions } from "./service_definition.ts";
+ *
+ * const money = `syntax = "proto3"; message Money { int64 cents = 1; }`;
+ * const options: ParseProtoOptions = { imports: { "money.proto": money } };
+ * const root = parseProto(`syntax = "proto3"; import "money.proto"; message Order { Money total = 1; }`, options);
+ * ```
+ */
 export interface ParseProtoOptions {
   /**
    * The text of every file the .proto imports (and they import), keyed by the import path as written
@@ -60,7 +101,21 @@ export function parseProto(text: string, options: ParseProtoOptions = {}): proto
   return parseWithImports(text, options.imports ?? {}, { keepCase: false }).root;
 }
 
-/** Read and parse a `.proto` file, with the files it imports (looked up beside the file that imports them). */
+/**
+ * Read and parse a `.proto` file, with the files it imports (looked up beside the file that imports them).
+ *
+ * @example
+ * ```ts
+ * import { defaultBackend } from "../reactor/backend/default.ts";
+ * import { loadProtoFile, serviceDefinition } from "./service_definition.ts";
+ *
+ * const path = await Deno.makeTempFile({ suffix: ".proto" });
+ * await Deno.writeTextFile(path, `syntax = "proto3"; package demo; message Msg { string text = 1; }
+ *   service Echo { rpc Say (Msg) returns (Msg); }`);
+ * const echo = serviceDefinition(await loadProtoFile(defaultBackend(), path), "demo.Echo");
+ * await Deno.remove(path);
+ * ```
+ */
 export async function loadProtoFile(backend: NetBackend, path: string): Promise<protobuf.Root> {
   const decoder = new TextDecoder();
   const readText = async (file: string) => decoder.decode(await backend.fs.readFile(file));
@@ -68,7 +123,22 @@ export async function loadProtoFile(backend: NetBackend, path: string): Promise<
   return parseProto(text, { imports: await readImports(path, text, { readText }) });
 }
 
-/** The definition of the service named `name` (full or simple name) in `root`. Throws a TypeError if missing. */
+/**
+ * The definition of the service named `name` (full or simple name) in `root`. Throws a TypeError if missing.
+ *
+ * @example
+ * ```ts
+ * import { parseProto, serviceDefinition } from "./service_definition.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const root = parseProto(`syntax = "proto3"; package demo;
+ *   message Msg { string text = 1; }
+ *   service Echo { rpc Say (Msg) returns (Msg); }`);
+ * const echo = serviceDefinition(root, "demo.Echo");
+ * assert.equal(serviceDefinition(root, "Echo").fullName, "demo.Echo"); // the simple name works too
+ * assert.throws(() => serviceDefinition(root, "demo.Missing"), TypeError);
+ * ```
+ */
 export function serviceDefinition(root: protobuf.Root, name: string): ServiceDefinition {
   let service: protobuf.Service | undefined;
   try {
@@ -90,7 +160,19 @@ export function serviceDefinition(root: protobuf.Root, name: string): ServiceDef
   return definitionOf(service);
 }
 
-/** The definition of a protobufjs Service. */
+/**
+ * The definition of a protobufjs Service.
+ *
+ * @example
+ * ```ts
+ * import { definitionOf, parseProto } from "./service_definition.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const root = parseProto(`syntax = "proto3"; package demo; message Msg { string text = 1; }
+ *   service Echo { rpc Say (Msg) returns (Msg); }`);
+ * assert.equal(definitionOf(root.lookupService("demo.Echo")).fullName, "demo.Echo");
+ * ```
+ */
 export function definitionOf(service: protobuf.Service): ServiceDefinition {
   service.resolveAll();
   const methods = new Map<string, MethodDefinition>();
