@@ -19,13 +19,35 @@ import type {
   TransportCall,
 } from "./transport.ts";
 
-/** A request as it reached the provider's end. */
+/**
+ * A request as it reached the provider's end.
+ *
+ * @example
+ * ```ts
+ * import { EventLoop } from "../reactor/event_loop.ts";
+ * import { MemoryTransport } from "./memory_transport.ts";
+ *
+ * const transport = new MemoryTransport({ loop: new EventLoop() });
+ * transport.server.onRequest = (request) => console.log(`${request.method}: ${request.payload.length} bytes`);
+ * ```
+ */
 export interface MemoryRequest extends RequestFrame {
   /** The serialized request message (a copy). */
   readonly payload: Uint8Array;
 }
 
-/** Options of {@linkcode MemoryTransport}. */
+/**
+ * Options of {@linkcode MemoryTransport}.
+ *
+ * @example
+ * ```ts
+ * import { EventLoop } from "../reactor/event_loop.ts";
+ * import { MemoryTransport, type MemoryTransportOptions } from "./memory_transport.ts";
+ *
+ * const options: MemoryTransportOptions = { loop: new EventLoop(), address: "memory:1" };
+ * const transport = new MemoryTransport(options);
+ * ```
+ */
 export interface MemoryTransportOptions {
   /** The loop both ends run on. */
   loop: EventLoop;
@@ -178,6 +200,16 @@ export class MemoryTransport implements ClientTransport {
 /**
  * The provider's end of a {@linkcode MemoryTransport}: requests and cancels arrive on its callbacks (and are
  * kept in `requests` and `cancels`); answers go back by `respond`, or as a served call's {@linkcode ServerTransport}.
+ *
+ * @example
+ * ```ts
+ * import { EventLoop } from "../reactor/event_loop.ts";
+ * import { MemoryTransport } from "./memory_transport.ts";
+ *
+ * // The provider's end drains: the caller's end stops taking calls.
+ * const transport = new MemoryTransport({ loop: new EventLoop() });
+ * transport.server.drain(0);
+ * ```
  */
 export class MemoryServerEnd implements ServerTransport {
   /** The caller's address. */

@@ -20,6 +20,13 @@ import type { RpcError } from "./rpc_error.ts";
 /**
  * A response frame as a caller's transport delivers it. `payload` may be a view into the transport's input
  * buffer: valid only during `onResponse`.
+ *
+ * @example
+ * ```ts
+ * import type { ResponseFrame } from "./transport.ts";
+ *
+ * const ok = (frame: ResponseFrame) => frame.status === 0 ? frame.payload : new Error(frame.errorMessage);
+ * ```
  */
 export interface ResponseFrame {
   /** The call it answers. */
@@ -38,6 +45,24 @@ export interface ResponseFrame {
  * A call as a caller's transport carries it: what to send, and where its frames go. Implemented by the call
  * itself (the channel's `PendingCall`); the transport holds it from `request` until it answers it, fails it or the
  * call is cancelled, and never after.
+ *
+ * @example
+ * ```ts
+ * import type { TransportCall } from "./transport.ts";
+ *
+ * // A call with no deadline whose answer settles a promise.
+ * const answered = Promise.withResolvers<Uint8Array>();
+ * const call: TransportCall = {
+ *   callId: 0,
+ *   service: "demo.Echo",
+ *   method: "Say",
+ *   payload: new Uint8Array(),
+ *   metadata: undefined,
+ *   timeoutMs: () => 0,
+ *   onResponse: (frame) => answered.resolve(frame.payload),
+ *   onError: (error) => answered.reject(error),
+ * };
+ * ```
  */
 export interface TransportCall {
   /** Set by the transport when the request is written: unique among the calls in flight on it. */
@@ -64,6 +89,17 @@ export interface TransportCall {
 /**
  * A caller's end of one connection to one provider: calls multiplexed by id. Owned by the channel, which makes
  * one per provider address, replaces it once it is not `usable`, and closes it.
+ *
+ * @example
+ * ```ts
+ * import type { ClientTransport } from "./transport.ts";
+ *
+ * // Stop taking calls on a transport, and close it once its calls are answered.
+ * const retire = async (transport: ClientTransport): Promise<void> => {
+ *   if (transport.outstanding === 0) await transport.close();
+ *   else transport.closeWhenIdle();
+ * };
+ * ```
  */
 export interface ClientTransport {
   /** The provider, `host:port`. */
@@ -95,6 +131,16 @@ export interface ClientTransport {
 /**
  * What a caller's transport tells its owner besides its calls' answers. Implemented by the channel (its router),
  * which owns the transport.
+ *
+ * @example
+ * ```ts
+ * import type { ClientTransportEvents } from "./transport.ts";
+ *
+ * const events: ClientTransportEvents = {
+ *   onDrain: (transport, graceMs) => console.log(`${transport.address} drains within ${graceMs} ms`),
+ *   onUnresponsive: (transport) => console.log(`${transport.address} stopped answering pings`),
+ * };
+ * ```
  */
 export interface ClientTransportEvents {
   /** The provider drained the transport: pick it no more; it answers its calls for up to `graceMs`. */
@@ -109,7 +155,17 @@ export interface ClientTransportEvents {
  */
 export type ClientTransportFactory = (address: string, events: ClientTransportEvents) => ClientTransport;
 
-/** A request frame as a provider's transport hands it to a call (the fields a served call keeps). */
+/**
+ * A request frame as a provider's transport hands it to a call (the fields a served call keeps).
+ *
+ * @example
+ * ```ts
+ * import type { RequestFrame } from "./transport.ts";
+ *
+ * const describe = (request: RequestFrame) =>
+ *   `${request.service}.${request.method} #${request.callId}, deadline ${request.timeoutMs || "none"}`;
+ * ```
+ */
 export interface RequestFrame {
   /** The caller's id of the call, unique among its calls in flight on the connection. */
   readonly callId: number;
@@ -123,7 +179,17 @@ export interface RequestFrame {
   readonly metadata: Record<string, string> | undefined;
 }
 
-/** A served call's answer, as its provider-side transport reads it (a served call implements this). */
+/**
+ * A served call's answer, as its provider-side transport reads it (a served call implements this).
+ *
+ * @example
+ * ```ts
+ * import type { CallAnswer } from "./transport.ts";
+ *
+ * const describe = (call: CallAnswer) =>
+ *   call.status === 0 ? `${call.method}: ${call.answerPayload.length} bytes` : `${call.method}: ${call.errorMessage}`;
+ * ```
+ */
 export interface CallAnswer {
   /** The call it answers. */
   readonly callId: number;
@@ -145,6 +211,20 @@ export interface CallAnswer {
  * A provider's end of one connection, as the calls that came on it see it: where their answers go. It owns its
  * calls in flight: a call tells it once when it settles, then answers through it at most once (a cancelled call
  * answers nothing).
+ *
+ * @example
+ * ```ts
+ * import type { CallAnswer, ServerTransport } from "./transport.ts";
+ *
+ * // A provider end that records answers instead of sending them (as a test might).
+ * const answers: CallAnswer[] = [];
+ * const recording = (base: ServerTransport): ServerTransport => ({
+ *   peer: base.peer,
+ *   loop: base.loop,
+ *   answer: (call) => answers.push(call),
+ *   settled: (call, answered) => base.settled(call, answered),
+ * });
+ * ```
  */
 export interface ServerTransport<Call extends CallAnswer = CallAnswer> {
   /** The caller's address. */
