@@ -90,7 +90,9 @@ try {
           const opsPerSecond = await measure(store, op, inFlight, `/bench${inFlight}`);
           row.runs[name].push(opsPerSecond);
           // Progress on stderr: the table comes at the end on stdout.
-          console.error(`${op} with ${inFlight} in flight on ${name}, run ${run + 1}: ${opsPerSecond.toFixed(0)} ops/s`);
+          console.error(
+            `${op} with ${inFlight} in flight on ${name}, run ${run + 1}: ${opsPerSecond.toFixed(0)} ops/s`,
+          );
         }
       }
       results.push(row);
