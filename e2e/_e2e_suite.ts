@@ -27,6 +27,7 @@ import { RpcChannel } from "../rpc/rpc_channel.ts";
 import { RpcCode, RpcError } from "../rpc/rpc_error.ts";
 import { RpcProvider } from "../rpc/rpc_provider.ts";
 import { parseProto, serviceDefinition } from "../rpc/service_definition.ts";
+import { until } from "../reactor/testdata/until.ts";
 
 const backend = defaultBackend();
 const here = new URL(".", import.meta.url);
@@ -38,14 +39,6 @@ export interface Scenario {
   /** What it needs under Deno beyond --allow-net (Workers read their module); e2e_test.ts skips it without them. */
   permissions?: readonly ("read" | "write" | "run")[];
   run(): Promise<void>;
-}
-
-async function until(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!(await condition())) {
-    if (performance.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await sleep(10);
-  }
 }
 
 /** A fresh directory under the repo's tmp/ (ignored by git). */
@@ -155,7 +148,7 @@ export const scenarios: Scenario[] = [
       });
       client.connect();
       try {
-        await until("100 echoes", () => received.length === sizes.length);
+        await until(() => received.length === sizes.length, 10_000, "100 echoes");
         assert.deepEqual(received, sizes);
       } finally {
         await client.close();
@@ -177,7 +170,7 @@ export const scenarios: Scenario[] = [
       a.setMessageCallback((data) => got.push(`back:${new TextDecoder().decode(data)}`));
       a.send(new TextEncoder().encode("ping"), b.address);
       try {
-        await until("the datagram and its echo", () => got.length === 2);
+        await until(() => got.length === 2, 10_000, "the datagram and its echo");
         assert.deepEqual(got, ["ping", "back:ping"]);
       } finally {
         await a.close();
@@ -224,11 +217,11 @@ export const scenarios: Scenario[] = [
         const events: WatchedEvent[] = [];
         await client.children("/svc", { watch: (event) => events.push(event) });
         await other.create("/svc/p", "1");
-        await until("the children watch", () => events.length === 1);
+        await until(() => events.length === 1, 10_000, "the children watch");
         assert.equal((await other.set("/svc/p", "2", { version: 0 })).version, 1);
         await assert.rejects(other.set("/svc/p", "3", { version: 0 }), /BAD_VERSION|version/i);
         await client.close();
-        await until("the ephemeral node to go", async () => (await other.exists("/svc/eph")) === undefined);
+        await until(async () => (await other.exists("/svc/eph")) === undefined, 10_000, "the ephemeral node to go");
         await other.close();
         await server.stop();
         server = new RegistryServer({ port: 0, loop, dataDir: dir.path });
@@ -263,7 +256,7 @@ export const scenarios: Scenario[] = [
         assert.notEqual(await observer.exists("/held"), undefined);
         const killedAt = performance.now();
         await holder.kill("SIGKILL");
-        await until("the expiry", async () => (await observer.exists("/held")) === undefined, 5000);
+        await until(async () => (await observer.exists("/held")) === undefined, 5000, "the expiry");
         const elapsed = performance.now() - killedAt;
         assert.ok(elapsed >= 300, `expired after only ${elapsed} ms`);
       } finally {
@@ -351,13 +344,18 @@ export const scenarios: Scenario[] = [
         const stub = newUserServiceRpcStub(channel);
         const bytes = (text: string) => new TextEncoder().encode(text);
         await until(
-          "both providers listed",
           async () => (await channel.providersOf("dwt.UserServiceRpc")).length === 2,
+          10_000,
+          "both providers listed",
         );
         for (let i = 0; i < 6; i++) {
           assert.equal((await stub.Login({ name: bytes("a"), password: bytes("b") })).success, true);
         }
-        await until("both served", () => providers.every((p) => (p.output().match(/doLogin/g)?.length ?? 0) === 3));
+        await until(
+          () => providers.every((p) => (p.output().match(/doLogin/g)?.length ?? 0) === 3),
+          10_000,
+          "both served",
+        );
         let ok = 0;
         let failed = 0;
         const loadUntil = performance.now() + 1500;
@@ -376,9 +374,9 @@ export const scenarios: Scenario[] = [
         assert.ok(ok > 100, `only ${ok} calls succeeded`);
         assert.ok(failed <= 4, `${failed} calls failed`);
         await until(
-          "the dead provider to leave the registry",
           async () => (await registryClient.children("/dwt.UserServiceRpc")).length === 1,
           5000,
+          "the dead provider to leave the registry",
         );
       } finally {
         await channel.close();

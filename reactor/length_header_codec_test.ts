@@ -4,6 +4,7 @@ import { InetAddress } from "./inet_address.ts";
 import { LengthHeaderCodec, type LengthHeaderCodecOptions, SHRINK_INPUT_ABOVE_BYTES } from "./length_header_codec.ts";
 import type { TcpConnection } from "./tcp_connection.ts";
 import { TcpServer } from "./tcp_server.ts";
+import { until } from "./testdata/until.ts";
 
 /** An echo server on 127.0.0.1:0 whose codec has `options`; it records frame errors and the last connection. */
 async function echoServer(options: LengthHeaderCodecOptions) {
@@ -58,14 +59,6 @@ async function closedAfterMs(conn: Deno.Conn): Promise<number> {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(condition: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`Condition not met within ${timeoutMs} ms`);
-    await sleep(5);
-  }
-}
 
 Deno.test("LengthHeaderCodec closes a peer stalled mid-frame, or trickling a byte at a time, after frameTimeoutMs while an honest peer is served", async () => {
   const { server, codec, errors, port } = await echoServer({ frameTimeoutMs: 300 });

@@ -6,6 +6,7 @@ import { EventLoop } from "./event_loop.ts";
 import { InetAddress } from "./inet_address.ts";
 import { TcpClient } from "./tcp_client.ts";
 import { TcpServer } from "./tcp_server.ts";
+import { until } from "./testdata/until.ts";
 
 async function echoServer(loop: EventLoop, port = 0): Promise<TcpServer> {
   const server = new TcpServer(loop, new InetAddress("127.0.0.1", port), "echo");
@@ -20,14 +21,6 @@ function closedPort(): number {
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
   return port;
-}
-
-async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 for (const backend of [denoBackend, nodeBackend]) {

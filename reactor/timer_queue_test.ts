@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { type HostTimer, type TimerId, TimerQueue } from "./timer_queue.ts";
 import { needs } from "./testdata/permissions.ts";
+import { until } from "./testdata/until.ts";
 
 /** A host timer that records how many host timers are armed at once, over the real setTimeout. */
 function countingHostTimer(): HostTimer & { readonly maxArmed: number; readonly armed: number; readonly sets: number } {
@@ -35,18 +36,6 @@ function countingHostTimer(): HostTimer & { readonly maxArmed: number; readonly 
       return sets;
     },
   };
-}
-
-function until(condition: () => boolean, timeoutMs = 2000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  return new Promise((resolve, reject) => {
-    const poll = () => {
-      if (condition()) resolve();
-      else if (performance.now() > deadline) reject(new Error(`Condition not met within ${timeoutMs} ms`));
-      else setTimeout(poll, 2);
-    };
-    poll();
-  });
 }
 
 Deno.test("TimerQueue fires timers in expiry order, ties in insertion order", async () => {

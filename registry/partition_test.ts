@@ -15,7 +15,7 @@ import { encodeHeartbeat, HEARTBEAT_FLAG_EXPIRED, HEARTBEAT_FLAG_NONE, importHea
 import { RegistryClient, type RegistryClientOptions, type WatchedEvent } from "./registry_client.ts";
 import { RegistryServer, type RegistryServerOptions } from "./registry_server.ts";
 import { PartitionProxy } from "./testdata/partition_proxy.ts";
-import { until } from "./testdata/until.ts";
+import { until } from "../reactor/testdata/until.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -19,7 +19,7 @@ import { RegistryClient, type WatchedEvent } from "./registry_client.ts";
 import { type RegistryError, RegistryErrorCode } from "./registry_error.ts";
 import { RegistryServer } from "./registry_server.ts";
 import { PartitionProxy } from "./testdata/partition_proxy.ts";
-import { until } from "./testdata/until.ts";
+import { until } from "../reactor/testdata/until.ts";
 import { needs } from "../reactor/testdata/permissions.ts";
 
 async function rejectsWith(promise: Promise<unknown>, code: number): Promise<RegistryError> {

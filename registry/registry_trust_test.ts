@@ -10,6 +10,7 @@ import { RegistryClient } from "./registry_client.ts";
 import { RegistryErrorCode } from "./registry_error.ts";
 import { RegistryServer } from "./registry_server.ts";
 import { needs } from "../reactor/testdata/permissions.ts";
+import { until } from "../reactor/testdata/until.ts";
 
 /** A raw client: writes frames as it likes (pipelined, partial) and reads server frames in order. */
 class RawClient {
@@ -94,14 +95,6 @@ class RawClient {
       // Reset by the server.
     }
     this.#closed = true;
-  }
-}
-
-async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
 

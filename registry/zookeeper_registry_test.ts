@@ -6,6 +6,7 @@ import { RegistryError, RegistryErrorCode } from "./registry_error.ts";
 import { startZooKeeper } from "./testdata/zookeeper_server.ts";
 import { parseConnectString, ZooKeeperRegistry } from "./zookeeper_registry.ts";
 import { needs } from "../reactor/testdata/permissions.ts";
+import { until } from "../reactor/testdata/until.ts";
 
 const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
@@ -15,14 +16,6 @@ async function rejectsWithCode(promise: Promise<unknown>, code: RegistryErrorCod
     assert.equal(error.code, code, error.message);
     return true;
   });
-}
-
-async function until(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!(await condition())) {
-    if (performance.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 Deno.test("parseConnectString reads servers, default port and chroot", () => {
@@ -97,7 +90,7 @@ Deno.test("ZooKeeperRegistry against a real ZooKeeper", needs("read", "write", "
       const events: WatchedEvent[] = [];
       await chrooted.children("/Echo", { watch: (event) => events.push(event) });
       await root.create("/apps/Echo/other", "");
-      await until("the chrooted watch", () => events.length === 1);
+      await until(() => events.length === 1, 10_000, "the chrooted watch");
       assert.deepEqual(events[0], { type: EventType.NODE_CHILDREN_CHANGED, path: "/Echo" });
     });
 
@@ -113,7 +106,7 @@ Deno.test("ZooKeeperRegistry against a real ZooKeeper", needs("read", "write", "
       await writer.set("/w", "x");
       await writer.create("/w/later", "");
       await writer.set("/w", "y"); // the data watch was one-shot
-      await until("three events", () => events.length >= 3);
+      await until(() => events.length >= 3, 10_000, "three events");
       await new Promise((resolve) => setTimeout(resolve, 200));
       assert.deepEqual(events, [
         `data:${EventType.NODE_DATA_CHANGED}:/w`,
@@ -132,15 +125,15 @@ Deno.test("ZooKeeperRegistry against a real ZooKeeper", needs("read", "write", "
       await client.children("/restart", { watch: (event) => events.push(event) });
       const sessionId = client.sessionId;
       await zk.kill();
-      await until("the disconnect", () => sessionEvents.includes("disconnected"));
+      await until(() => sessionEvents.includes("disconnected"), 10_000, "the disconnect");
       await zk.restart();
-      await until("the reconnect", () => sessionEvents.includes("connected"), 20_000);
+      await until(() => sessionEvents.includes("connected"), 20_000, "the reconnect");
       assert.equal(client.sessionId, sessionId, "the same session");
       assert.ok(!sessionEvents.includes("expired"));
       assert.equal(decode((await client.get("/restart/eph")).data), "e");
       const writer = await connect();
       await writer.create("/restart/new", "");
-      await until("the re-registered watch", () => events.length === 1);
+      await until(() => events.length === 1, 10_000, "the re-registered watch");
       assert.equal(events[0]!.type, EventType.NODE_CHILDREN_CHANGED);
     });
 
@@ -160,13 +153,14 @@ Deno.test("ZooKeeperRegistry against a real ZooKeeper", needs("read", "write", "
       });
       assert.equal(thief.sessionId, oldSession);
       await thief.close();
-      await until("the expiry", () => sessionEvents.includes("expired"));
-      await until("the new session", () => client.sessionId !== 0n && client.sessionId !== oldSession);
-      await until("the type-0 watch event", () => events.some((event) => event.type === 0));
+      await until(() => sessionEvents.includes("expired"), 10_000, "the expiry");
+      await until(() => client.sessionId !== 0n && client.sessionId !== oldSession, 10_000, "the new session");
+      await until(() => events.some((event) => event.type === 0), 10_000, "the type-0 watch event");
       const observer = await connect();
       await until(
-        "the re-created ephemeral node",
         async () => (await observer.exists("/expiry/provider")) !== undefined,
+        10_000,
+        "the re-created ephemeral node",
       );
       const stat = await observer.exists("/expiry/provider");
       assert.equal(stat?.ephemeralOwner, client.sessionId);
