@@ -1,36 +1,5 @@
-/** The benchmarks' one way to start a server process and wait for its `READY <address>` line. */
-
-/** A started server: what followed READY, and how to stop it. */
-export interface ReadyProcess {
-  /** The word after READY (an address or a port). */
-  ready: string;
-  /** Its process id. */
-  pid: number;
-  /** Kill it (SIGTERM by default) and wait for it to exit. */
-  stop(signal?: Deno.Signal): Promise<void>;
-}
-
-/** Spawn `argv` (stderr passed through) and resolve once it prints `READY <word>`; reject if it exits first. */
-export async function spawnReady(argv: string[], env: Record<string, string> = {}): Promise<ReadyProcess> {
-  const child = new Deno.Command(argv[0]!, { args: argv.slice(1), stdout: "piped", stderr: "inherit", env }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!/READY (\S+)/.test(text)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`${argv.join(" ")} exited before READY`);
-    text += value;
-  }
-  reader.releaseLock();
-  return {
-    ready: /READY (\S+)/.exec(text)![1]!,
-    pid: child.pid,
-    async stop(signal: Deno.Signal = "SIGTERM") {
-      child.kill(signal);
-      await child.status;
-      await child.stdout.cancel().catch(() => {});
-    },
-  };
-}
+/** What the benchmarks add to `spawnReady`: a registry process to measure, and CPU pinning. */
+import { denoRun, spawnReady } from "../reactor/testdata/spawn_ready.ts";
 
 /**
  * A registry process on a free port with durability on (data in a temp dir, removed on stop), or, with
@@ -42,8 +11,8 @@ export async function startRegistry(
   const dir = await Deno.makeTempDir({ prefix: "registry-" });
   const main = new URL("../registry/main.ts", import.meta.url).pathname;
   const dataDir = options.memoryOnly ? "" : dir;
-  const registry = await spawnReady([Deno.execPath(), "run", "-A", main, "--port", "0", "--data-dir", dataDir], {
-    DWT_LOG_LEVEL: "WARN",
+  const registry = await spawnReady(denoRun(main, "--port", "0", "--data-dir", dataDir), {
+    env: { DWT_LOG_LEVEL: "WARN" },
   });
   return {
     address: registry.ready,

@@ -7,6 +7,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { denoRun, spawnReady } from "../reactor/testdata/spawn_ready.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -30,19 +31,8 @@ interface Result {
 }
 
 async function runPoint(stack: string, conns: number): Promise<Result> {
-  const server = new Deno.Command(deno, {
-    args: ["run", "-A", new URL("pingpong_server.ts", here).pathname, "--stack", stack],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!/READY (\d+)/.test(text)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`${stack} server exited before READY`);
-    text += value;
-  }
-  const port = Number(/READY (\d+)/.exec(text)![1]);
+  const server = await spawnReady(denoRun(new URL("pingpong_server.ts", here).pathname, "--stack", stack));
+  const port = Number(server.ready);
   const client = await new Deno.Command(deno, {
     args: [
       "run",
@@ -62,10 +52,7 @@ async function runPoint(stack: string, conns: number): Promise<Result> {
     stdout: "piped",
     stderr: "inherit",
   }).output();
-  server.kill("SIGTERM");
-  await server.status;
-  reader.releaseLock();
-  await server.stdout.cancel().catch(() => {});
+  await server.stop();
   const line = new TextDecoder().decode(client.stdout).trim().split("\n").pop()!;
   return JSON.parse(line) as Result;
 }

@@ -12,7 +12,8 @@
  */
 
 import { parseArgs } from "node:util";
-import { pinMainThread, spawnReady } from "./_spawn_ready.ts";
+import { pinMainThread } from "./_spawn_ready.ts";
+import { spawnReady } from "../reactor/testdata/spawn_ready.ts";
 
 const { values } = parseArgs({
   args: Deno.args,

@@ -14,7 +14,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { spawnReady } from "./_spawn_ready.ts";
+import { spawnReady } from "../reactor/testdata/spawn_ready.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -40,7 +40,7 @@ interface Result {
 async function run(threads: number, workUs: number): Promise<Result> {
   const server = await spawnReady(
     [deno, "run", "-A", path("rpc_echo_server.ts"), "--stack", "dwt", "--threads", String(threads)],
-    { DWT_LOG_LEVEL: "WARN", DWT_BENCH_WORK_US: String(workUs) },
+    { env: { DWT_LOG_LEVEL: "WARN", DWT_BENCH_WORK_US: String(workUs) } },
   );
   const port = server.ready;
   try {

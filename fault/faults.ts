@@ -15,7 +15,8 @@
  */
 
 import { parseArgs } from "node:util";
-import { framed, type Proc, spawnReady } from "./_harness.ts";
+import { framed, QUIET } from "./_harness.ts";
+import { denoRun, type ReadyProcess, spawnReady } from "../reactor/testdata/spawn_ready.ts";
 import { newUserServiceRpcStub } from "../examples/rpc/user_pb.ts";
 import { EventLoop } from "../reactor/event_loop.ts";
 import { getLogger, LogLevel } from "../reactor/logger.ts";
@@ -44,23 +45,27 @@ async function rssMiB(pid: number): Promise<number> {
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
 }
 
-async function startRegistry(dir: string, extra: Record<string, unknown> = {}): Promise<Proc> {
+async function startRegistry(dir: string, extra: Record<string, unknown> = {}): Promise<ReadyProcess> {
   const config = `${dir}/registry-${Math.random().toString(36).slice(2)}.json`;
   await Deno.writeTextFile(
     config,
     JSON.stringify({ ip: "127.0.0.1", port: 0, heartbeatTimeout: 200, heartbeatMaxCount: 5, dataDir: "", ...extra }),
   );
-  return await spawnReady([here("../registry/main.ts"), "--config", config]);
+  return await spawnReady(denoRun(here("../registry/main.ts"), "--config", config), QUIET);
 }
 
-async function startCallee(dir: string, registry: Proc, extra: Record<string, unknown> = {}): Promise<Proc> {
+async function startCallee(
+  dir: string,
+  registry: ReadyProcess,
+  extra: Record<string, unknown> = {},
+): Promise<ReadyProcess> {
   const [host, port] = registry.ready.split(":");
   const config = `${dir}/callee-${Math.random().toString(36).slice(2)}.json`;
   await Deno.writeTextFile(
     config,
     JSON.stringify({ rpcserver_ip: "127.0.0.1", rpcserver_port: 0, dwt_src_ip: host, dwt_src_port: port, ...extra }),
   );
-  return await spawnReady([here("../examples/rpc/callee.ts"), "-i", config]);
+  return await spawnReady(denoRun(here("../examples/rpc/callee.ts"), "-i", config), QUIET);
 }
 
 /** Write `bytes` to a peer that may stop reading: true if it all went, false if a write stalled for 2 s. */
@@ -255,7 +260,10 @@ await scenario(
   async (figures) => {
     const registry = await startRegistry(dir); // 200 ms x 5: expiry after 1.0-1.2 s of silence
     const observer = await RegistryClient.connect(registry.ready, { loop });
-    const holder = await spawnReady([here("../registry/testdata/ephemeral_holder.ts"), registry.ready, "/held"]);
+    const holder = await spawnReady(
+      denoRun(here("../registry/testdata/ephemeral_holder.ts"), registry.ready, "/held"),
+      QUIET,
+    );
     try {
       // Freeze the holder (no heartbeats, no TCP) for 600 ms, three times.
       for (let i = 0; i < 3; i++) {
@@ -282,7 +290,7 @@ await scenario(
 );
 
 await scenario("a client that never reads costs the provider bounded memory", async (figures) => {
-  const server = await spawnReady([here("../bench/rpc_echo_server.ts"), "--stack", "dwt"]);
+  const server = await spawnReady(denoRun(here("../bench/rpc_echo_server.ts"), "--stack", "dwt"), QUIET);
   try {
     const root = parseProto(`syntax = "proto3"; package bench; message EchoMessage { bytes payload = 1; }`);
     const request = root.lookupType("bench.EchoMessage").encode({ payload: new Uint8Array(4096) }).finish();

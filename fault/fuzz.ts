@@ -19,7 +19,8 @@
  */
 
 import { parseArgs } from "node:util";
-import { framed, spawnReady } from "./_harness.ts";
+import { framed, QUIET } from "./_harness.ts";
+import { denoRun, spawnReady } from "../reactor/testdata/spawn_ready.ts";
 import { newUserServiceRpcStub } from "../examples/rpc/user_pb.ts";
 import { EventLoop } from "../reactor/event_loop.ts";
 import { getLogger, LogLevel } from "../reactor/logger.ts";
@@ -144,11 +145,10 @@ await Deno.writeTextFile(
   `${dir}/registry.json`,
   JSON.stringify({ ip: "127.0.0.1", port: 0, heartbeatTimeout: 200, heartbeatMaxCount: 5, dataDir: `${dir}/data` }),
 );
-const registry = await spawnReady([
-  new URL("../registry/main.ts", import.meta.url).pathname,
-  "--config",
-  `${dir}/registry.json`,
-]);
+const registry = await spawnReady(
+  denoRun(new URL("../registry/main.ts", import.meta.url).pathname, "--config", `${dir}/registry.json`),
+  QUIET,
+);
 const [registryHost, registryPort] = registry.ready.split(":") as [string, string];
 await Deno.writeTextFile(
   `${dir}/provider.json`,
@@ -159,11 +159,10 @@ await Deno.writeTextFile(
     dwt_src_port: registryPort,
   }),
 );
-const provider = await spawnReady([
-  new URL("../examples/rpc/callee.ts", import.meta.url).pathname,
-  "-i",
-  `${dir}/provider.json`,
-]);
+const provider = await spawnReady(
+  denoRun(new URL("../examples/rpc/callee.ts", import.meta.url).pathname, "-i", `${dir}/provider.json`),
+  QUIET,
+);
 const providerPort = provider.ready.split(":")[1]!;
 
 const loop = EventLoop.current();
@@ -471,8 +470,8 @@ await Promise.all([health(), attacker(), attacker(), attacker(), attacker(), dat
 udp.close();
 
 const checks: Array<[string, boolean]> = [
-  ["the registry process is still running", registry.alive()],
-  ["the provider process is still running", provider.alive()],
+  ["the registry process is still running", registry.running],
+  ["the provider process is still running", provider.running],
   ["every health call succeeded", figures.healthFailures === 0 && figures.healthCalls > 0],
   ["the honest session never expired", !figures.sessionExpired],
   [

@@ -12,7 +12,8 @@
  */
 
 import { parseArgs } from "node:util";
-import { framed, spawnReady } from "./_harness.ts";
+import { framed, QUIET } from "./_harness.ts";
+import { denoRun, spawnReady } from "../reactor/testdata/spawn_ready.ts";
 import { EventLoop } from "../reactor/event_loop.ts";
 import { getLogger, LogLevel } from "../reactor/logger.ts";
 import { encodeClientFrame } from "../registry/_codec.ts";
@@ -39,7 +40,10 @@ await Deno.writeTextFile(
   config,
   JSON.stringify({ ip: "127.0.0.1", port: 0, dataDir: `${dir}/data` }),
 );
-const registry = await spawnReady([new URL("../registry/main.ts", import.meta.url).pathname, "--config", config]);
+const registry = await spawnReady(
+  denoRun(new URL("../registry/main.ts", import.meta.url).pathname, "--config", config),
+  QUIET,
+);
 const [host, port] = registry.ready.split(":") as [string, string];
 const address = { hostname: host, port: Number(port) };
 const connectFrame = framed(encodeClientFrame({ xid: 1, connect: { sessionId: "0" } }));
@@ -192,7 +196,7 @@ await Promise.all([
   sampler,
 ]);
 await sleep(500);
-const alive = registry.alive();
+const alive = registry.running;
 let serving = false;
 try {
   await honest.set("/honest", "end");

@@ -16,7 +16,8 @@
  */
 
 import { parseArgs } from "node:util";
-import { type Proc, spawnReady } from "./_harness.ts";
+import { QUIET } from "./_harness.ts";
+import { denoRun, type ReadyProcess, spawnReady } from "../reactor/testdata/spawn_ready.ts";
 import { EventLoop } from "../reactor/event_loop.ts";
 import { getLogger, LogLevel } from "../reactor/logger.ts";
 import { RegistryClient } from "../registry/registry_client.ts";
@@ -223,12 +224,12 @@ const deadline = performance.now() + Number(values.seconds) * 1000;
 const failedWrites = new Set<string>();
 let pendingDamage: Damage = "none";
 
-async function start(): Promise<Proc> {
-  return await spawnReady([here("../registry/main.ts"), "--config", config], { captureStderr: true });
+async function start(): Promise<ReadyProcess> {
+  return await spawnReady(denoRun(here("../registry/main.ts"), "--config", config), { ...QUIET, stderr: "capture" });
 }
 
 for (let round = 1; round <= Number(values.rounds) && performance.now() < deadline; round++) {
-  let server: Proc | undefined;
+  let server: ReadyProcess | undefined;
   let client: RegistryClient | undefined;
   const problems: string[] = [];
   let outcome = "";

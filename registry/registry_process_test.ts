@@ -4,53 +4,17 @@ import { EventLoop } from "../reactor/event_loop.ts";
 import { NodeType } from "./data_tree.ts";
 import { RegistryClient } from "./registry_client.ts";
 import { needs } from "../reactor/testdata/permissions.ts";
+import { denoRun, type ReadyProcess, spawnReady } from "../reactor/testdata/spawn_ready.ts";
+import { until } from "../reactor/testdata/until.ts";
 
 const MAIN = new URL("./main.ts", import.meta.url).pathname;
 const CLI = new URL("./cli.ts", import.meta.url).pathname;
 
-interface ServerProcess {
-  address: string;
-  child: Deno.ChildProcess;
-  kill9(): Promise<void>;
-  stop(): Promise<void>;
-}
-
-async function startServer(config: Record<string, unknown>, dir: string): Promise<ServerProcess> {
+/** A registry process (`main.ts --config`) with `config` over a free port on 127.0.0.1, once it prints READY. */
+async function startServer(config: Record<string, unknown>, dir: string): Promise<ReadyProcess> {
   const configPath = `${dir}/registry-${crypto.randomUUID()}.json`;
   await Deno.writeTextFile(configPath, JSON.stringify({ ip: "127.0.0.1", port: 0, log_level: "WARN", ...config }));
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "--config", configPath],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  const deadline = performance.now() + 15_000;
-  while (!/READY (\S+)/.test(text)) {
-    if (performance.now() > deadline) throw new Error("registry did not start within 15 s");
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`registry exited before READY: ${text}`);
-    text += value;
-  }
-  // Keep draining stdout so the child never blocks on a full pipe.
-  (async () => {
-    while (!(await reader.read()).done) { /* drain */ }
-  })();
-  const address = /READY (\S+)/.exec(text)![1]!;
-  let ended = false;
-  const finished = child.status.then(() => void (ended = true));
-  return {
-    address,
-    child,
-    async kill9() {
-      if (!ended) child.kill("SIGKILL");
-      await finished;
-    },
-    async stop() {
-      if (!ended) child.kill("SIGTERM");
-      await finished;
-    },
-  };
+  return await spawnReady(denoRun(MAIN, "--config", configPath), { timeoutMs: 15_000 });
 }
 
 async function cli(address: string, ...words: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -68,33 +32,11 @@ async function cli(address: string, ...words: string[]): Promise<{ code: number;
 }
 
 /** An interactive CLI process that creates an ephemeral node and then just stays (heartbeating). */
-async function ephemeralHolder(address: string, path: string): Promise<Deno.ChildProcess> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, "--server", address],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(`create ${path} held 2\n`));
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!text.includes(`Created ${path}`)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`holder exited: ${text}`);
-    text += value;
-  }
-  (async () => {
-    while (!(await reader.read()).done) { /* drain */ }
-  })();
-  writer.releaseLock();
-  return child;
-}
-
-async function kill9(child: Deno.ChildProcess): Promise<void> {
-  child.kill("SIGKILL");
-  await child.status;
-  await child.stdin.close().catch(() => {});
+async function ephemeralHolder(address: string, path: string): Promise<ReadyProcess> {
+  return await spawnReady(denoRun(CLI, "--server", address), {
+    input: `create ${path} held 2\n`,
+    readyPattern: new RegExp(`Created ${path}`),
+  });
 }
 
 Deno.test(
@@ -104,21 +46,21 @@ Deno.test(
     const dir = await Deno.makeTempDir();
     const server = await startServer({ heartbeatTimeout: 100, heartbeatMaxCount: 5, dataDir: `${dir}/data` }, dir);
     try {
-      assert.equal((await cli(server.address, "create", "/node01", "data01")).stdout, "Created /node01");
-      assert.equal((await cli(server.address, "create", "/node01/func01")).stdout, "Created /node01/func01");
-      const holder = await ephemeralHolder(server.address, "/node02");
-      assert.equal((await cli(server.address, "ls", "/")).stdout, "[node01, node02]");
-      assert.match((await cli(server.address, "stat", "/node02")).stdout, /nodeType: 2 \(ephemeral\)/);
-      await kill9(holder); // its heartbeats stop
+      assert.equal((await cli(server.ready, "create", "/node01", "data01")).stdout, "Created /node01");
+      assert.equal((await cli(server.ready, "create", "/node01/func01")).stdout, "Created /node01/func01");
+      const holder = await ephemeralHolder(server.ready, "/node02");
+      assert.equal((await cli(server.ready, "ls", "/")).stdout, "[node01, node02]");
+      assert.match((await cli(server.ready, "stat", "/node02")).stdout, /nodeType: 2 \(ephemeral\)/);
+      await holder.stop("SIGKILL"); // its heartbeats stop
       const deadline = performance.now() + 5000;
       let listing = "";
       while (performance.now() < deadline) {
-        listing = (await cli(server.address, "ls", "/")).stdout;
+        listing = (await cli(server.ready, "ls", "/")).stdout;
         if (listing === "[node01]") break;
       }
       assert.equal(listing, "[node01]");
-      assert.equal((await cli(server.address, "get", "/node01")).stdout, "data01");
-      const missing = await cli(server.address, "get", "/node02");
+      assert.equal((await cli(server.ready, "get", "/node01")).stdout, "data01");
+      const missing = await cli(server.ready, "get", "/node02");
       assert.equal(missing.code, 1);
       assert.match(missing.stderr, /NO_NODE: Cannot get '\/node02' as it does not exist/);
     } finally {
@@ -135,14 +77,14 @@ Deno.test(
     const dir = await Deno.makeTempDir();
     const server = await startServer({ heartbeatTimeout: 200, heartbeatMaxCount: 5, dataDir: "" }, dir);
     const loop = new EventLoop();
-    const observer = await RegistryClient.connect(server.address, { loop });
+    const observer = await RegistryClient.connect(server.ready, { loop });
     try {
-      const holders = await Promise.all([1, 2, 3].map((i) => ephemeralHolder(server.address, `/eph${i}`)));
+      const holders = await Promise.all([1, 2, 3].map((i) => ephemeralHolder(server.ready, `/eph${i}`)));
       for (const [i, holder] of holders.entries()) {
         // Let a few heartbeats flow, then kill at a random point of the heartbeat cycle.
         await new Promise((resolve) => setTimeout(resolve, 150 + Math.random() * 100));
         const killedAt = performance.now();
-        await kill9(holder);
+        await holder.stop("SIGKILL");
         let goneAt = 0;
         while (performance.now() - killedAt < 3000) {
           if ((await observer.exists(`/eph${i + 1}`)) === undefined) {
@@ -171,19 +113,19 @@ Deno.test(
     const loop = new EventLoop();
     const clients: RegistryClient[] = [];
     try {
-      const admin = await RegistryClient.connect(server.address, { loop });
+      const admin = await RegistryClient.connect(server.ready, { loop });
       clients.push(admin);
       await admin.create("/live", "");
       for (let i = 0; i < 200; i++) {
-        const client = await RegistryClient.connect(server.address, { loop });
+        const client = await RegistryClient.connect(server.ready, { loop });
         clients.push(client);
         await client.create(`/live/s${i}`, "", { nodeType: NodeType.EPHEMERAL });
       }
-      const reader = await RegistryClient.connect(server.address, { loop });
+      const reader = await RegistryClient.connect(server.ready, { loop });
       clients.push(reader);
       let reads = 0;
-      const until = performance.now() + 10_000;
-      while (performance.now() < until) {
+      const endAt = performance.now() + 10_000;
+      while (performance.now() < endAt) {
         // 32 reads in flight at a time keep the server busy.
         await Promise.all(Array.from({ length: 32 }, () => reader.children("/live").then(() => reads++)));
       }
@@ -206,7 +148,7 @@ Deno.test(
     let server = await startServer(config, dir);
     const loop = new EventLoop();
     const acknowledged: string[] = [];
-    const client = await RegistryClient.connect(server.address, { loop, reconnectDelayMs: 50 });
+    const client = await RegistryClient.connect(server.ready, { loop, reconnectDelayMs: 50 });
     await client.create("/durable", "");
     acknowledged.push("/durable");
     // Keep 32 creates in flight, kill -9 the server in the middle of it.
@@ -224,13 +166,13 @@ Deno.test(
     };
     const writers = Array.from({ length: 32 }, writer);
     while (acknowledged.length < 800) await new Promise((resolve) => setTimeout(resolve, 5));
-    await server.kill9();
+    await server.stop("SIGKILL");
     await Promise.all(writers);
     await client.close();
     assert.ok(acknowledged.length >= 800);
 
     server = await startServer(config, dir);
-    const reader = await RegistryClient.connect(server.address, { loop });
+    const reader = await RegistryClient.connect(server.ready, { loop });
     try {
       const children = new Set(await reader.children("/durable"));
       const lost = acknowledged.filter((path) => path !== "/durable" && !children.has(path.slice("/durable/".length)));
@@ -268,41 +210,21 @@ Deno.test(
     const dir = await Deno.makeTempDir();
     const server = await startServer({ heartbeatTimeout: 100, heartbeatMaxCount: 3, dataDir: "" }, dir);
     const loop = new EventLoop();
-    const observer = await RegistryClient.connect(server.address, { loop });
-    const holder = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", new URL("./testdata/ephemeral_holder.ts", import.meta.url).pathname, server.address, "/held"],
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    const reader = holder.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let text = "";
-    const waitFor = async (needle: string) => {
-      const deadline = performance.now() + 10_000;
-      while (!text.includes(needle)) {
-        if (performance.now() > deadline) throw new Error(`no '${needle}' in: ${text}`);
-        const { value, done } = await reader.read();
-        if (done) throw new Error(`holder exited: ${text}`);
-        text += value;
-      }
-    };
+    const observer = await RegistryClient.connect(server.ready, { loop });
+    const holderMain = new URL("./testdata/ephemeral_holder.ts", import.meta.url).pathname;
+    let holder: ReadyProcess | undefined;
     try {
-      await waitFor("READY");
+      holder = await spawnReady(denoRun(holderMain, server.ready, "/held"), { timeoutMs: 10_000 });
       const firstOwner = (await observer.stat("/held")).ephemeralOwner;
-      holder.kill("SIGSTOP"); // no heartbeats, no reads: the session expires
-      const deadline = performance.now() + 5000;
-      while ((await observer.exists("/held")) !== undefined && performance.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      assert.equal(await observer.exists("/held"), undefined);
-      holder.kill("SIGCONT");
-      await waitFor("expired");
-      await waitFor("recreated");
+      Deno.kill(holder.pid, "SIGSTOP"); // no heartbeats, no reads: the session expires
+      await until(async () => (await observer.exists("/held")) === undefined, 5000, "the frozen holder's node to go");
+      Deno.kill(holder.pid, "SIGCONT");
+      const { stdout } = holder;
+      await until(() => /expired[\s\S]*recreated/.test(stdout()), 10_000, "the holder to see its expiry and recreate");
       const secondOwner = (await observer.stat("/held")).ephemeralOwner;
       assert.notEqual(secondOwner, firstOwner);
     } finally {
-      holder.kill("SIGKILL");
-      await holder.status;
-      await reader.cancel().catch(() => {});
+      await holder?.stop("SIGKILL");
       await observer.close();
       await server.stop();
       await Deno.remove(dir, { recursive: true });

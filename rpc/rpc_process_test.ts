@@ -9,53 +9,15 @@ import { parseConnectString, ZooKeeperRegistry } from "../registry/zookeeper_reg
 import { RpcChannel } from "./rpc_channel.ts";
 import type { RpcError } from "./rpc_error.ts";
 import { needs } from "../reactor/testdata/permissions.ts";
+import { denoRun, type ReadyProcess, spawnReady } from "../reactor/testdata/spawn_ready.ts";
 
 const REGISTRY_MAIN = new URL("../registry/main.ts", import.meta.url).pathname;
 const CALLEE = new URL("../examples/rpc/callee.ts", import.meta.url).pathname;
 const DEMO = new URL("../examples/rpc/demo.ts", import.meta.url).pathname;
 
-interface Proc {
-  child: Deno.ChildProcess;
-  line: string;
-  output(): string;
-  kill(signal?: Deno.Signal): Promise<void>;
-}
-
-/** Spawn `deno run -A ...args` and wait for a stdout line starting with READY. */
-async function spawnReady(args: string[]): Promise<Proc> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ...args],
-    stdout: "piped",
-    stderr: "null",
-    env: { DWT_LOG_LEVEL: "WARN" },
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  const deadline = performance.now() + 15_000;
-  while (!/READY \S+/.test(text)) {
-    if (performance.now() > deadline) throw new Error(`no READY from ${args.join(" ")}`);
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`${args.join(" ")} exited before READY: ${text}`);
-    text += value;
-  }
-  (async () => {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += value;
-    }
-  })();
-  let ended = false;
-  const status = child.status.then(() => void (ended = true));
-  return {
-    child,
-    line: /READY (\S+)/.exec(text)![1]!,
-    output: () => text,
-    async kill(signal: Deno.Signal = "SIGTERM") {
-      if (!ended) child.kill(signal);
-      await status;
-    },
-  };
+/** Start a registry or a callee (`deno run -A ...args`) and wait for its `READY <address>`. */
+function spawnServer(...args: string[]): Promise<ReadyProcess> {
+  return spawnReady(denoRun(...args), { env: { DWT_LOG_LEVEL: "WARN" }, stderr: "null", timeoutMs: 15_000 });
 }
 
 Deno.test(
@@ -88,16 +50,16 @@ Deno.test(
       registryConfig,
       JSON.stringify({ ip: "127.0.0.1", port: 0, heartbeatTimeout: 100, heartbeatMaxCount: 5, dataDir: "" }),
     );
-    const registry = await spawnReady([REGISTRY_MAIN, "--config", registryConfig]);
-    const [registryHost, registryPort] = registry.line.split(":") as [string, string];
+    const registry = await spawnServer(REGISTRY_MAIN, "--config", registryConfig);
+    const [registryHost, registryPort] = registry.ready.split(":") as [string, string];
     const loop = new EventLoop();
-    const registryClient = await RegistryClient.connect(registry.line, { loop });
+    const registryClient = await RegistryClient.connect(registry.ready, { loop });
     try {
       // The dead provider leaves the registry once its session expires (5 x 100 ms).
       await roundRobinAndFailover(dir, { dwt_src_ip: registryHost, dwt_src_port: registryPort }, registryClient, 3000);
     } finally {
       await registryClient.close();
-      await registry.kill();
+      await registry.stop();
       await Deno.remove(dir, { recursive: true });
     }
   },
@@ -153,12 +115,12 @@ async function roundRobinAndFailover(
     calleeConfig,
     JSON.stringify({ rpcserver_ip: "127.0.0.1", rpcserver_port: 0, ...registryKeys }),
   );
-  const providers = [await spawnReady([CALLEE, "-i", calleeConfig]), await spawnReady([CALLEE, "-i", calleeConfig])];
+  const providers = [await spawnServer(CALLEE, "-i", calleeConfig), await spawnServer(CALLEE, "-i", calleeConfig)];
   const loop = EventLoop.current();
   const channel = new RpcChannel({ loop, registry: registryClient, timeoutMs: 1000 });
   try {
     const stub = newUserServiceRpcStub(channel);
-    assert.deepEqual((await channel.providersOf("dwt.UserServiceRpc")).sort(), providers.map((p) => p.line).sort());
+    assert.deepEqual((await channel.providersOf("dwt.UserServiceRpc")).sort(), providers.map((p) => p.ready).sort());
     // Round robin: consecutive calls alternate, so both processes serve (each prints doLogin per call).
     const name = new TextEncoder().encode("dwt");
     for (let i = 0; i < 6; i++) {
@@ -166,7 +128,7 @@ async function roundRobinAndFailover(
       assert.equal(login.success, true);
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
-    for (const provider of providers) assert.equal(provider.output().match(/doLogin/g)?.length, 3, provider.output());
+    for (const provider of providers) assert.equal(provider.stdout().match(/doLogin/g)?.length, 3, provider.stdout());
 
     // Load from 8 concurrent loops; kill -9 one provider a second in.
     let ok = 0;
@@ -175,7 +137,7 @@ async function roundRobinAndFailover(
     const until = performance.now() + 3000;
     const killer = (async () => {
       await new Promise((resolve) => setTimeout(resolve, 1000));
-      await providers[0]!.kill("SIGKILL");
+      await providers[0]!.stop("SIGKILL");
     })();
     const killedAt = performance.now() + 1000;
     await Promise.all(Array.from({ length: 8 }, async () => {
@@ -199,14 +161,14 @@ async function roundRobinAndFailover(
     while ((await channel.providersOf("dwt.UserServiceRpc")).length > 1 && performance.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    assert.deepEqual(await channel.providersOf("dwt.UserServiceRpc"), [providers[1]!.line]);
+    assert.deepEqual(await channel.providersOf("dwt.UserServiceRpc"), [providers[1]!.ready]);
     assert.equal((await registryClient.children("/dwt.UserServiceRpc")).length, 1);
     const published = JSON.parse(
-      new TextDecoder().decode((await registryClient.get(`/dwt.UserServiceRpc/${providers[1]!.line}`)).data),
+      new TextDecoder().decode((await registryClient.get(`/dwt.UserServiceRpc/${providers[1]!.ready}`)).data),
     );
-    assert.deepEqual(published, { address: providers[1]!.line, methods: ["Login", "Register"] });
+    assert.deepEqual(published, { address: providers[1]!.ready, methods: ["Login", "Register"] });
   } finally {
     await channel.close();
-    for (const provider of providers) await provider.kill();
+    for (const provider of providers) await provider.stop();
   }
 }

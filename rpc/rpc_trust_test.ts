@@ -14,6 +14,7 @@ import { type CallContext, RpcProvider } from "./rpc_provider.ts";
 import { providerMetrics } from "./provider_status.ts";
 import { parseProto, serviceDefinition } from "./service_definition.ts";
 import { needs } from "../reactor/testdata/permissions.ts";
+import { denoRun, spawnReady } from "../reactor/testdata/spawn_ready.ts";
 
 const root = parseProto(`
   syntax = "proto3";
@@ -705,22 +706,12 @@ Deno.test(
   needs("run"),
   async () => {
     const spawn = async () => {
-      const child = new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", new URL("../bench/rpc_echo_server.ts", import.meta.url).pathname, "--stack", "dwt"],
-        stdout: "piped",
-        stderr: "null",
+      const echoServer = new URL("../bench/rpc_echo_server.ts", import.meta.url).pathname;
+      const server = await spawnReady(denoRun(echoServer, "--stack", "dwt"), {
         env: { DWT_LOG_LEVEL: "ERROR" },
-      }).spawn();
-      const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-      let text = "";
-      while (!/READY (\d+)/.test(text)) {
-        const { value, done } = await reader.read();
-        if (done) throw new Error("echo server exited before READY");
-        text += value;
-      }
-      reader.releaseLock();
-      child.stdout.cancel().catch(() => {});
-      return { child, address: `127.0.0.1:${/READY (\d+)/.exec(text)![1]}` };
+        stderr: "null",
+      });
+      return { server, address: `127.0.0.1:${server.ready}` };
     };
     const a = await spawn();
     const b = await spawn();
@@ -744,7 +735,7 @@ Deno.test(
     let stopping = false;
     try {
       for (let i = 0; i < 10; i++) await stub.Echo({ payload: new Uint8Array(8) });
-      Deno.kill(b.child.pid, "SIGSTOP");
+      Deno.kill(b.server.pid, "SIGSTOP");
       const stoppedAt = performance.now();
       // Calls keep coming; those on the frozen provider wait.
       const failures: RpcError[] = [];
@@ -783,13 +774,8 @@ Deno.test(
       stopping = true;
       await channel.close();
       for (const p of [a, b]) {
-        try {
-          Deno.kill(p.child.pid, "SIGCONT");
-          p.child.kill("SIGKILL");
-        } catch {
-          // gone
-        }
-        await p.child.status;
+        if (p.server.running) Deno.kill(p.server.pid, "SIGCONT");
+        await p.server.stop("SIGKILL");
       }
     }
   },
