@@ -23,6 +23,7 @@ import { joinPath } from "./path.ts";
 import type { Registry } from "./registry.ts";
 import { RegistryClient } from "./registry_client.ts";
 import { RegistryError, RegistryErrorCode } from "./registry_error.ts";
+import { REGISTRY_SERVER_DEFAULTS } from "./registry_server_options.ts";
 import { ZooKeeperRegistry } from "./zookeeper_registry.ts";
 
 const HELP = `Commands:
@@ -291,7 +292,8 @@ export async function main(args: string[], backend: NetBackend = defaultBackend(
     return 2;
   }
   // ZooKeeper connect strings are its own: host:port[,host:port...][/chroot].
-  const target = parsed.values.zookeeper ?? parsed.values.server ?? "127.0.0.1:10606";
+  const target = parsed.values.zookeeper ?? parsed.values.server ??
+    `${REGISTRY_SERVER_DEFAULTS.host}:${REGISTRY_SERVER_DEFAULTS.port}`;
   const backendName = parsed.values.zookeeper !== undefined ? "ZooKeeper" : "the registry";
   let client: Registry & { readonly sessionId: bigint };
   try {

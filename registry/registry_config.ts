@@ -1,7 +1,10 @@
 /**
  * The registry server's JSON config: the seed's `conf_main.json` keys (`ip`, `port`, `heartbeatTimeout`,
- * `heartbeatMaxCount`; the seed wrote numbers as strings, so both are accepted) plus this project's additions,
- * each with a default. A bad file or key gives one error naming the key and the file.
+ * `heartbeatMaxCount`; the seed wrote numbers as strings, so both are accepted) plus this project's additions.
+ * Most keys set one {@linkcode RegistryServerOptions} field, whose doc says what it means and what its default is
+ * (from `REGISTRY_SERVER_DEFAULTS`); this file adds only the key names, the ranges a file may give, and the keys
+ * of the program itself (logs, status pages, TLS files). A bad file or key gives one error naming the key and the
+ * file.
  *
  * @module
  */
@@ -9,7 +12,7 @@
 import type { NetBackend } from "../reactor/backend/net_backend.ts";
 import type { HttpServerOptions } from "../reactor/http_server.ts";
 import { validatePath } from "./path.ts";
-import type { RegistryServerOptions } from "./registry_server.ts";
+import { REGISTRY_SERVER_DEFAULTS, type RegistryServerOptions } from "./registry_server_options.ts";
 
 /**
  * The config of `deno task registry`, as it looks once loaded.
@@ -23,70 +26,77 @@ import type { RegistryServerOptions } from "./registry_server.ts";
  * ```
  */
 export interface RegistryConfig {
-  /** Listen address (`ip`). Default 127.0.0.1. */
+  /** Key `ip`: {@linkcode RegistryServerOptions.host}. */
   ip: string;
-  /** TCP port (`port`). Default 10606 (the seed's). */
+  /** Key `port`: {@linkcode RegistryServerOptions.port}. */
   port: number;
-  /** UDP heartbeat port (`heartbeatPort`). Default: the TCP port number. */
+  /** Key `heartbeatPort`: {@linkcode RegistryServerOptions.heartbeatPort}. */
   heartbeatPort?: number;
-  /** Milliseconds per miss (`heartbeatTimeout`). Default 2000. */
+  /** Key `heartbeatTimeout` (the seed's name, without the unit): {@linkcode RegistryServerOptions.heartbeatTimeoutMs}. */
   heartbeatTimeout: number;
-  /** Misses until expiry (`heartbeatMaxCount`). Default 5. */
+  /** Key `heartbeatMaxCount`: {@linkcode RegistryServerOptions.heartbeatMaxCount}. */
   heartbeatMaxCount: number;
-  /** Directory of the transaction log and snapshots (`dataDir`). Default `data/registry`; "" keeps memory only. */
+  /**
+   * Key `dataDir` (or `data_dir`): {@linkcode RegistryServerOptions.dataDir}, except that the program keeps its data
+   * in `data/registry` unless told otherwise; "" keeps the tree in memory only.
+   */
   dataDir: string;
-  /** Transactions between snapshots (`snapshotEveryTxns`). Default 100000 (ZooKeeper's snapCount). */
+  /** Key `snapshotEveryTxns`: {@linkcode RegistryServerOptions.snapshotEveryTxns}. */
   snapshotEveryTxns: number;
-  /** Largest request frame in bytes (`maxFrameBytes`). Default 4 MiB. */
+  /** Key `maxFrameBytes`: {@linkcode RegistryServerOptions.maxFrameBytes}. */
   maxFrameBytes: number;
-  /** Largest node data in bytes (`maxDataBytes`). Default 1 MiB. */
+  /** Key `maxDataBytes`: {@linkcode RegistryServerOptions.maxDataBytes}. */
   maxDataBytes: number;
-  /** Connections per client IP (`maxConnectionsPerIp`). Default 1024. */
+  /** Key `maxConnectionsPerIp`: {@linkcode RegistryServerOptions.maxConnectionsPerIp}. */
   maxConnectionsPerIp: number;
-  /** Largest reply frame in bytes (`maxReplyBytes`); a larger answer is LIMIT_EXCEEDED. Default 4 MiB. */
+  /** Key `maxReplyBytes`: {@linkcode RegistryServerOptions.maxReplyBytes}. */
   maxReplyBytes?: number;
-  /** Sessions open at once (`maxSessions`). Default 100000. */
+  /** Key `maxSessions`: {@linkcode RegistryServerOptions.maxSessions}. */
   maxSessions?: number;
-  /** Sessions open at once per client IP (`maxSessionsPerIp`). Default 1024. */
+  /** Key `maxSessionsPerIp`: {@linkcode RegistryServerOptions.maxSessionsPerIp}. */
   maxSessionsPerIp?: number;
-  /** Longest auth token a client may present, in bytes (`maxAuthTokenBytes`). Default 1024. */
+  /** Key `maxAuthTokenBytes`: {@linkcode RegistryServerOptions.maxAuthTokenBytes}. */
   maxAuthTokenBytes?: number;
-  /** Watches one session may hold (`maxWatchesPerSession`). Default 10000. */
+  /** Key `maxWatchesPerSession`: {@linkcode RegistryServerOptions.maxWatchesPerSession}. */
   maxWatchesPerSession?: number;
-  /** Watches all sessions together may hold (`maxWatches`). Default 1000000. */
+  /** Key `maxWatches`: {@linkcode RegistryServerOptions.maxWatches}. */
   maxWatches?: number;
-  /** Milliseconds a connection may hold part of a frame (`frameTimeoutMs`). Default 30000. */
+  /** Key `frameTimeoutMs`: {@linkcode RegistryServerOptions.frameTimeoutMs}. */
   frameTimeoutMs?: number;
-  /** Bytes of partial frames held across all connections (`maxBufferedBytes`). Default 16 MiB. */
+  /** Key `maxBufferedBytes`: {@linkcode RegistryServerOptions.maxBufferedBytes}. */
   maxBufferedBytes?: number;
-  /** Shared token required for changes (`authToken`): a non-empty string. Default none (no token needed). */
+  /** Key `authToken`: {@linkcode RegistryServerOptions.authToken}; a file may not set it to "". */
   authToken?: string;
-  /** Milliseconds a connection may go without opening a session (`handshakeTimeoutMs`). Default 10000. */
+  /** Key `handshakeTimeoutMs`: {@linkcode RegistryServerOptions.handshakeTimeoutMs}. */
   handshakeTimeoutMs: number;
   /**
-   * Per-path ACLs (`acl`): `{ "/prefix": ["token", ...] }`; changes to the prefix node and everything under it
-   * need one of its tokens (the longest matching prefix decides). A prefix is a valid node path, so it has no
-   * trailing slash (`/a/` is refused rather than guessed at: write `/a`); `/` covers the whole tree. Tokens are
-   * non-empty strings; an empty list makes the subtree read-only. Errors name the prefix and the token's position,
-   * never a token.
+   * Key `acl`: {@linkcode RegistryServerOptions.acl}. A prefix is a valid node path, so it has no trailing slash
+   * (`/a/` is refused rather than guessed at: write `/a`); `/` covers the whole tree. Tokens are non-empty strings;
+   * an empty list makes the subtree read-only. Errors name the prefix and the token's position, never a token.
    */
   acl?: Record<string, string[]>;
-  /** PEM certificate file for TLS on the client port (`tlsCertFile`, with `tlsKeyFile`). Default none (plain TCP). */
+  /**
+   * Key `tlsCertFile`, with `tlsKeyFile`: the PEM certificate file for {@linkcode RegistryServerOptions.tls} on the
+   * client port. Default none (plain TCP).
+   */
   tlsCertFile?: string;
-  /** PEM private key file for TLS (`tlsKeyFile`). */
+  /** Key `tlsKeyFile`: the PEM private key file that goes with `tlsCertFile`. */
   tlsKeyFile?: string;
-  /** Port of the HTTP status pages (`statusPort`: /status, /metrics, /tree, /sessions, /ruok). Default off. */
+  /** Key `statusPort`: the port of the HTTP status pages (/status, /metrics, /tree, /sessions, /ruok). Default off. */
   statusPort?: number;
-  /** Address of the status pages (`statusIp`). Default 127.0.0.1 (loopback only). */
+  /** Key `statusIp`: the address of the status pages. Default 127.0.0.1 (loopback only). */
   statusIp: string;
   /**
-   * Host names the status pages answer to (`statusAllowedHosts`) besides the listen address, localhost and IP
-   * addresses: any other Host header gets 403 (DNS rebinding). Default none.
+   * Key `statusAllowedHosts`: {@linkcode HttpServerOptions.allowedHosts} of the status pages (host names they
+   * answer to besides the listen address, localhost and IP addresses). Default none.
    */
   statusAllowedHosts?: string[];
-  /** Directory for daily log files (`log_path`). Default none (stderr only). */
+  /** Key `log_path` (or `logPath`): the directory for daily log files. Default none (stderr only). */
   logPath?: string;
-  /** Log level name, or the seed's numbers 0-4 (0 debug, 1 info, 2 warn, 3 error, 4 off) (`log_level`). Default INFO. */
+  /**
+   * Key `log_level` (or `logLevel`): a level name, or the seed's numbers 0-4 (0 debug, 1 info, 2 warn, 3 error,
+   * 4 off). Default INFO.
+   */
   logLevel: string;
 }
 
@@ -102,16 +112,16 @@ export interface RegistryConfig {
  * ```
  */
 export const DEFAULT_REGISTRY_CONFIG: RegistryConfig = {
-  ip: "127.0.0.1",
-  port: 10606,
-  heartbeatTimeout: 2000,
-  heartbeatMaxCount: 5,
+  ip: REGISTRY_SERVER_DEFAULTS.host,
+  port: REGISTRY_SERVER_DEFAULTS.port,
+  heartbeatTimeout: REGISTRY_SERVER_DEFAULTS.heartbeatTimeoutMs,
+  heartbeatMaxCount: REGISTRY_SERVER_DEFAULTS.heartbeatMaxCount,
   dataDir: "data/registry",
-  snapshotEveryTxns: 100_000,
-  maxFrameBytes: 4 * 1024 * 1024,
-  maxDataBytes: 1024 * 1024,
-  maxConnectionsPerIp: 1024,
-  handshakeTimeoutMs: 10_000,
+  snapshotEveryTxns: REGISTRY_SERVER_DEFAULTS.snapshotEveryTxns,
+  maxFrameBytes: REGISTRY_SERVER_DEFAULTS.maxFrameBytes,
+  maxDataBytes: REGISTRY_SERVER_DEFAULTS.maxDataBytes,
+  maxConnectionsPerIp: REGISTRY_SERVER_DEFAULTS.maxConnectionsPerIp,
+  handshakeTimeoutMs: REGISTRY_SERVER_DEFAULTS.handshakeTimeoutMs,
   statusIp: "127.0.0.1",
   logLevel: "INFO",
 };

@@ -41,37 +41,34 @@ import { RpcProvider, type RpcProviderOptions } from "./rpc_provider.ts";
  * ```
  */
 export interface RpcConfig {
-  /** The provider's listen address (`rpcserver_ip`); undefined in a caller-only config. */
+  /** Key `rpcserver_ip`: {@linkcode RpcProviderOptions.host}; undefined in a caller-only config. */
   rpcserverIp?: string;
-  /** The provider's listen port (`rpcserver_port`). */
+  /** Key `rpcserver_port`: {@linkcode RpcProviderOptions.port}; needed with `rpcserver_ip`. */
   rpcserverPort?: number;
-  /** Worker threads serving the provider's calls (`rpcserver_threads`, default 0: the main loop serves). */
+  /** Key `rpcserver_threads`: {@linkcode RpcProviderOptions.threads} (its default when absent). */
   rpcserverThreads: number;
-  /** Port of the provider's status pages on 127.0.0.1 (`rpcserver_status_port`); off when absent. */
+  /** Key `rpcserver_status_port`: {@linkcode RpcProviderOptions.statusPort}. */
   rpcserverStatusPort?: number;
-  /**
-   * The provider's limits and timings, each from its `rpcserver_` key (RpcProvider's defaults when absent):
-   * `rpcserver_max_connections`, `rpcserver_max_connections_per_address`, `rpcserver_max_calls_per_connection`,
-   * `rpcserver_idle_timeout_ms`, `rpcserver_max_frame_bytes`, `rpcserver_frame_timeout_ms`,
-   * `rpcserver_max_buffered_frame_bytes`, `rpcserver_pause_reading_at_bytes`, `rpcserver_max_unsent_bytes`,
-   * `rpcserver_max_metadata_bytes`, `rpcserver_keepalive_interval_ms`, `rpcserver_keepalive_timeout_ms`,
-   * `rpcserver_drain_grace_ms`.
-   */
+  /** The provider's limits and timings, one `rpcserver_` key each: see {@linkcode RpcServerLimits}. */
   rpcserverLimits: RpcServerLimits;
   /**
    * Which registry: the built-in one (`dwt_src_ip`/`dwt_src_port`) or ZooKeeper (`zookeeper_ip`/`zookeeper_port`,
-   * or `zookeeper_connect` for several servers and a chroot). `registry` picks one when a file has both.
+   * or `zookeeper_connect` for several servers and a chroot, in the form of `ZooKeeperRegistry.connect`; with
+   * `zookeeper_session_timeout_ms` for its `sessionTimeoutMs`). `registry` picks one when a file has both.
    */
   registry:
     | { kind: "dwt_src"; host: string; port: number }
     | { kind: "zookeeper"; connectString: string; sessionTimeoutMs: number };
-  /** The provider's TLS certificate file (`tls_cert_file`, PEM); with `tlsKeyFile`, plain TCP when absent. */
+  /**
+   * Key `tls_cert_file`, with `tls_key_file`: the PEM certificate file for {@linkcode RpcProviderOptions.tls};
+   * plain TCP when absent.
+   */
   tlsCertFile?: string;
-  /** The private key of `tlsCertFile` (`tls_key_file`, PEM). */
+  /** Key `tls_key_file`: the PEM private key file that goes with `tls_cert_file`. */
   tlsKeyFile?: string;
-  /** A PEM file of certificates a caller trusts for providers over TLS (`tls_ca_file`): calls then use TLS. */
+  /** Key `tls_ca_file`: a PEM file of CA certificates for {@linkcode RpcChannelOptions.tls}: calls then use TLS. */
   tlsCaFile?: string;
-  /** The same for the built-in registry's connection (`dwt_src_tls_ca_file`): the session then uses TLS. */
+  /** Key `dwt_src_tls_ca_file`: the same for the built-in registry's connection: the session then uses TLS. */
   registryTlsCaFile?: string;
   /** Directory of the daily log files (`log_path`), if any. */
   logPath?: string;
