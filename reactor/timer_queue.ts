@@ -132,6 +132,7 @@ class Timer {
   /** Pending: not yet run (one-shot) or not cancelled (repeating). */
   active = true;
 
+  // Positional: one is made per timer (every call's deadline), and only TimerQueue#insert makes them.
   constructor(queue: TimerQueue, sequence: number, when: number, intervalMs: number, callback: TimerCallback) {
     this.queue = queue;
     this.sequence = sequence;

@@ -127,16 +127,9 @@ export interface DataTreeOptions {
   maxPathLength?: number;
 }
 
-interface TreeNode {
+// A node keeps its stat but for what its data, children and owner already say.
+interface TreeNode extends Omit<Stat, "dataLength" | "numChildren" | "nodeType"> {
   data: Uint8Array;
-  czxid: bigint;
-  mzxid: bigint;
-  pzxid: bigint;
-  ctime: number;
-  mtime: number;
-  version: number;
-  cversion: number;
-  ephemeralOwner: bigint;
   children: Map<string, TreeNode>;
 }
 
@@ -238,6 +231,7 @@ export class DataTree {
   }
 
   /** Create a node; returns its actual path (sequential nodes get a suffix), its stat and the events. */
+  // Positional, not an options object: it runs once per write request and per replayed log record.
   create(
     path: string,
     data: Uint8Array,
@@ -308,6 +302,7 @@ export class DataTree {
   }
 
   /** Replace a node's data if its version is `expectedVersion` (-1: any). */
+  // Positional, not an options object: it runs once per write request and per replayed log record.
   setData(
     path: string,
     data: Uint8Array,
