@@ -383,6 +383,50 @@ Deno.test(
 );
 
 Deno.test(
+  "TxnLog hands the next batch to the disk before the previous batch's callbacks run; a failure of it fails only it",
+  needs("read", "write"),
+  async () => {
+    const dir = `${await Deno.makeTempDir()}/d`;
+    const faults: Faults = {};
+    const { log, tree } = await TxnLog.open(faultyBackend(faults), dir);
+    const path = `${dir}/${LOG1}`;
+    const outcomes: Array<RegistryError | undefined> = [];
+    let sizeInFirstCallback = 0;
+    const append = (onDone?: () => void) =>
+      new Promise<void>((resolve) => {
+        const record = recordAt(log.nextZxid);
+        log.append(record, (error) => {
+          if (error === undefined) applyRecord(tree, record);
+          outcomes.push(error);
+          onDone?.();
+          resolve();
+        });
+      });
+    const sizeBefore = (await Deno.stat(path)).size;
+    // The first record goes to the disk alone, at once; the next two queue behind it and form the next batch,
+    // whose write gets 9 bytes through and then fails.
+    const first = append(() => sizeInFirstCallback = Deno.statSync(path).size);
+    faults.appendFailsAfter = 9;
+    await Promise.all([first, append(), append()]);
+    const firstBytes = encodeRecord(recordAt(1n)).length;
+    assert.equal(sizeInFirstCallback, sizeBefore + firstBytes + 9, "the next batch was written before the callback");
+    assert.equal(outcomes[0], undefined);
+    assert.deepEqual(outcomes.slice(1).map((e) => e?.code), [
+      RegistryErrorCode.STORAGE_FAILED,
+      RegistryErrorCode.STORAGE_FAILED,
+    ]);
+    assert.equal((await Deno.stat(path)).size, sizeBefore + firstBytes, "cut back to the end of the first batch");
+    assert.equal(log.nextZxid, 2n);
+    faults.appendFailsAfter = undefined;
+    assert.deepEqual(await appendRange(log, tree, 2), [undefined, undefined]);
+    await log.close();
+    const again = await reopen(dir);
+    assertPaths(again.tree, 3);
+    await again.log.close();
+  },
+);
+
+Deno.test(
   "TxnLog becomes read-only when a failed write cannot be cut back; later appends fail at once",
   needs("read", "write"),
   async () => {

@@ -111,8 +111,12 @@ for (const backend of [denoBackend, nodeBackend] as NetBackend[]) {
       const durable = await fs.openDurableAppend(`${dir}/a/wal`);
       await durable.append(new TextEncoder().encode("r1"));
       await durable.append(new TextEncoder().encode("r2"));
+      // Overlapping appends (a log writes its next batch while the previous one syncs) land in call order.
+      await Promise.all(["r3", "r4", "r5"].map((text) => durable.append(new TextEncoder().encode(text))));
+      assert.equal(await durable.size(), 10);
       durable.close();
-      assert.equal(new TextDecoder().decode(await fs.readFile(`${dir}/a/wal`)), "r1r2");
+      await assert.rejects(durable.append(new Uint8Array(1)), /closed/);
+      assert.equal(new TextDecoder().decode(await fs.readFile(`${dir}/a/wal`)), "r1r2r3r4r5");
       await fs.remove(`${dir}/a/wal`);
       await fs.remove(`${dir}/a/snap`);
       await fs.remove(`${dir}/a/snap`);

@@ -39,10 +39,10 @@ function asError(error: unknown): Error {
 }
 
 /**
- * A durable append-only file on Deno's own file ops: a write, then fdatasync, each on Deno's thread pool. Deno's
- * `node:fs` runs an O_DSYNC write inside the call, on the event loop (measured: 204 of 209 us), which would stall
- * every connection of a registry for each log write; this costs one more hop (about 280 us a write instead of 210)
- * but leaves the loop free to take the next batch while the disk works.
+ * A durable append-only file on Deno's own file ops: the write goes to the page cache on the loop (microseconds for
+ * a log batch), the fdatasync runs on Deno's thread pool. One pool round trip per append, not two (measured: about
+ * 260 us an append instead of 380), and the loop stays free to take the next batch while the disk works. Deno's
+ * `node:fs` would run an O_DSYNC write inside the call, on the loop, stalling every connection for each sync.
  */
 class DenoDurableFile implements DurableAppendFile {
   readonly #file: Deno.FsFile;
@@ -52,10 +52,15 @@ class DenoDurableFile implements DurableAppendFile {
     this.#file = file;
   }
 
-  async append(data: Uint8Array): Promise<void> {
-    if (this.#closed) throw new Error("Cannot append to a closed file");
-    for (let offset = 0; offset < data.length;) offset += await this.#file.write(data.subarray(offset));
-    await this.#file.syncData();
+  append(data: Uint8Array): Promise<void> {
+    if (this.#closed) return Promise.reject(new Error("Cannot append to a closed file"));
+    try {
+      // Written now, in call order: an append made while an earlier one syncs lands after it.
+      for (let offset = 0; offset < data.length;) offset += this.#file.writeSync(data.subarray(offset));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#file.syncData();
   }
 
   async truncate(length: number): Promise<void> {

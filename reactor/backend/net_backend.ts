@@ -312,7 +312,7 @@ export interface AppendFile {
 }
 
 /**
- * An append-only file whose writes are durable when they resolve (O_DSYNC), for write-ahead logs.
+ * An append-only file whose appends are durable (fdatasync) when they resolve, for write-ahead logs.
  *
  * @example
  * ```ts
@@ -328,8 +328,10 @@ export interface AppendFile {
  */
 export interface DurableAppendFile {
   /**
-   * Append all of `data`; resolves once it is on stable storage. When it rejects (ENOSPC, EIO, ...), part of
-   * `data` may have reached the file: the owner cuts it back with {@linkcode DurableAppendFile.truncate}.
+   * Append all of `data`; resolves once it and every earlier append are on stable storage. Appends may overlap (a
+   * log writes its next batch while the previous one syncs): the bytes land in call order, each call's promise
+   * settling on its own. When one rejects (ENOSPC, EIO, ...), part of its `data` and of any later append may have
+   * reached the file: the owner cuts it back with {@linkcode DurableAppendFile.truncate}.
    */
   append(data: Uint8Array): Promise<void>;
   /** Cut the file to `length` bytes (ftruncate), then fsync, so the new length is durable when it resolves. */
