@@ -1,40 +1,25 @@
 /**
  * Both ends of one in-process connection, with no socket: the caller's {@linkcode ClientTransport} and the
- * provider's {@linkcode ServerTransport}. Frames cross on the event loop (`queueInLoop`), in order, one loop turn
- * later, as they would over a socket; payloads are copied. For unit tests of calls, and for a test that plays the
- * other side by hand.
+ * provider's {@linkcode ServerConnection}, and {@linkcode MemoryServer}, a provider's {@linkcode ServerTransport}
+ * whose connections are made by `connect` (a channel's `transport` factory). Frames cross on the event loop
+ * (`queueInLoop`), in order, one loop turn later, as they would over a socket; payloads are copied. For unit tests
+ * of calls, of a real provider's dispatch, and for a test that plays the other side by hand.
  *
  * @module
  */
 
 import type { EventLoop } from "../reactor/event_loop.ts";
+import { InetAddress } from "../reactor/inet_address.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
 import type {
   CallAnswer,
-  ClientTransport,
-  ClientTransportEvents,
   RequestFrame,
-  ResponseFrame,
+  ServerConnection,
+  ServerConnectionHandler,
   ServerTransport,
-  TransportCall,
-} from "./transport.ts";
-
-/**
- * A request as it reached the provider's end.
- *
- * @example
- * ```ts
- * import { EventLoop } from "../reactor/event_loop.ts";
- * import { MemoryTransport } from "./memory_transport.ts";
- *
- * const transport = new MemoryTransport({ loop: new EventLoop() });
- * transport.server.onRequest = (request) => console.log(`${request.method}: ${request.payload.length} bytes`);
- * ```
- */
-export interface MemoryRequest extends RequestFrame {
-  /** The serialized request message (a copy). */
-  readonly payload: Uint8Array;
-}
+  ServerTransportHandler,
+} from "./server_transport.ts";
+import type { ClientTransport, ClientTransportEvents, ResponseFrame, TransportCall } from "./transport.ts";
 
 /**
  * Options of {@linkcode MemoryTransport}.
@@ -131,7 +116,7 @@ export class MemoryTransport implements ClientTransport {
     }
     call.callId = this.#nextId++;
     this.#calls.set(call.callId, call);
-    const request: MemoryRequest = {
+    const request: RequestFrame = {
       callId: call.callId,
       service: call.service,
       method: call.method,
@@ -157,15 +142,21 @@ export class MemoryTransport implements ClientTransport {
     this.#checkIdle();
   }
 
-  /** Close now: calls outstanding fail UNAVAILABLE (not safe to retry: they were sent). */
+  /** Close now: calls outstanding fail UNAVAILABLE (not safe to retry: they were sent); the provider's end learns. */
   close(): Promise<void> {
-    if (this.#closed) return Promise.resolve();
+    if (this.deliverClose()) this.#loop.queueInLoop(() => this.server.deliverClose());
+    return Promise.resolve();
+  }
+
+  /** Internal, from the provider's end (or `close`): the connection closed; false when it already was. */
+  deliverClose(): boolean {
+    if (this.#closed) return false;
     this.#closed = true;
     const error = new RpcError(RpcCode.UNAVAILABLE, `The connection to ${this.address} was closed`);
     const calls = [...this.#calls.values()];
     this.#calls.clear();
     for (const call of calls) call.onError(error, false);
-    return Promise.resolve();
+    return true;
   }
 
   /** Internal, from the provider's end: a response arrived. */
@@ -199,7 +190,8 @@ export class MemoryTransport implements ClientTransport {
 
 /**
  * The provider's end of a {@linkcode MemoryTransport}: requests and cancels arrive on its callbacks (and are
- * kept in `requests` and `cancels`); answers go back by `respond`, or as a served call's {@linkcode ServerTransport}.
+ * kept in `requests` and `cancels`) and go to the provider that accepted it, if any ({@linkcode MemoryServer});
+ * answers go back by `respond`, or as a served call's {@linkcode ServerConnection}.
  *
  * @example
  * ```ts
@@ -211,22 +203,22 @@ export class MemoryTransport implements ClientTransport {
  * transport.server.drain(0);
  * ```
  */
-export class MemoryServerEnd implements ServerTransport {
+export class MemoryServerEnd implements ServerConnection {
   /** The caller's address. */
   readonly peer = "memory:caller";
   /** Every request received, in order. */
-  readonly requests: MemoryRequest[] = [];
+  readonly requests: RequestFrame[] = [];
   /** The ids of every cancel received, in order. */
   readonly cancels: number[] = [];
-  /** The calls settled through this end, and whether each was answered. */
-  readonly settledCalls: Array<{ callId: number; answered: boolean }> = [];
   /** Told of each request as it arrives. */
-  onRequest: (request: MemoryRequest) => void = () => {};
+  onRequest: (request: RequestFrame) => void = () => {};
   /** Told of each cancel as it arrives. */
   onCancel: (callId: number) => void = () => {};
   /** The loop both ends run on. */
   readonly loop: EventLoop;
   readonly #client: MemoryTransport;
+  #calls: ServerConnectionHandler | undefined;
+  #closed = false;
 
   /** Made by {@linkcode MemoryTransport}. */
   constructor(client: MemoryTransport, loop: EventLoop) {
@@ -234,8 +226,14 @@ export class MemoryServerEnd implements ServerTransport {
     this.loop = loop;
   }
 
+  /** Whether either end closed the connection. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   /** Send a response frame to the caller (one loop turn later). */
   respond(response: Partial<ResponseFrame> & { callId: number }): void {
+    if (this.#closed) return;
     const frame: ResponseFrame = {
       callId: response.callId,
       status: response.status ?? 0,
@@ -246,9 +244,14 @@ export class MemoryServerEnd implements ServerTransport {
     this.loop.queueInLoop(() => this.#client.deliverResponse(frame));
   }
 
-  /** Send a drain frame: calls up to `lastCallId` will be answered (within `graceMs`), the others handed back. */
-  drain(lastCallId: number, reason = "draining", graceMs = 0): void {
+  /**
+   * Send a drain frame: calls up to `lastCallId` will be answered (within `graceMs`), the others handed back.
+   * With a `status` (a protocol error) the connection closes next.
+   */
+  drain(lastCallId: number, reason = "draining", graceMs = 0, status = 0): void {
+    if (this.#closed) return;
     this.loop.queueInLoop(() => this.#client.deliverDrain(lastCallId, reason, graceMs));
+    if (status !== 0) this.close();
   }
 
   /** A served call's answer: sent as its response frame. */
@@ -262,20 +265,157 @@ export class MemoryServerEnd implements ServerTransport {
     });
   }
 
-  /** A served call settled. */
-  settled(call: CallAnswer, answered: boolean): void {
-    this.settledCalls.push({ callId: call.callId, answered });
+  /** Close after the frames sent so far: the caller's end fails what is still outstanding. */
+  close(): void {
+    if (this.#closed) return;
+    this.loop.queueInLoop(() => this.closeNow());
+  }
+
+  /** Internal: close both ends now (the caller's calls outstanding fail, the provider's are cancelled). */
+  closeNow(): void {
+    this.#client.deliverClose();
+    this.deliverClose();
+  }
+
+  /** Internal, from {@linkcode MemoryServer}: the provider's side of this connection. */
+  attach(calls: ServerConnectionHandler): void {
+    this.#calls = calls;
   }
 
   /** Internal, from the caller's end. */
-  deliverRequest(request: MemoryRequest): void {
+  deliverRequest(request: RequestFrame): void {
+    if (this.#closed) return;
     this.requests.push(request);
     this.onRequest(request);
+    this.#calls?.request(request, this.loop.now());
   }
 
   /** Internal, from the caller's end. */
   deliverCancel(callId: number): void {
+    if (this.#closed) return;
     this.cancels.push(callId);
     this.onCancel(callId);
+    this.#calls?.cancel(callId);
+  }
+
+  /** Internal: the connection closed (from either end). */
+  deliverClose(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#calls?.closed();
+  }
+}
+
+/**
+ * Options of {@linkcode MemoryServer}.
+ *
+ * @example
+ * ```ts
+ * import { EventLoop } from "../reactor/event_loop.ts";
+ * import { MemoryServer, type MemoryServerOptions } from "./memory_transport.ts";
+ *
+ * const options: MemoryServerOptions = { loop: new EventLoop(), address: "memory:7" };
+ * const server = new MemoryServer(options);
+ * ```
+ */
+export interface MemoryServerOptions {
+  /** The loop the provider and its callers run on. */
+  loop: EventLoop;
+  /**
+   * The provider's address as callers name it (`host:port`).
+   * @default {"memory:0"}
+   */
+  address?: string;
+}
+
+/**
+ * A provider's transport in memory (its `transport` option): each `connect` makes one connection, its caller's end
+ * returned, its provider's end offered to the provider. No socket, no frame bytes: a test drives a real
+ * provider's dispatch (handler table, limits on calls, deadlines, drain) with a real channel.
+ *
+ * @example
+ * ```ts
+ * import { EventLoop } from "../reactor/event_loop.ts";
+ * import { MemoryServer } from "./memory_transport.ts";
+ * import { RpcChannel, type StubMethod } from "./rpc_channel.ts";
+ * import { RpcProvider } from "./rpc_provider.ts";
+ * import { parseProto, serviceDefinition } from "./service_definition.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const echo = serviceDefinition(
+ *   parseProto(`syntax = "proto3"; package demo; message Msg { string text = 1; }
+ *     service Echo { rpc Say (Msg) returns (Msg); }`),
+ *   "demo.Echo",
+ * );
+ * const loop = new EventLoop();
+ * const server = new MemoryServer({ loop });
+ * const provider = new RpcProvider({ loop, transport: server });
+ * provider.registerService(echo, { Say: (request: { text: string }) => ({ text: `${request.text}!` }) });
+ * await provider.start();
+ * const channel = new RpcChannel({
+ *   loop,
+ *   providers: { "demo.Echo": [provider.advertisedAddress] },
+ *   transport: (address, events) => server.connect({ address, events }),
+ * });
+ * assert.equal((await channel.stub<{ Say: StubMethod }>(echo).Say({ text: "hi" })).text, "hi!");
+ * await channel.close();
+ * await provider.stop();
+ * ```
+ */
+export class MemoryServer implements ServerTransport {
+  /** The provider's address as callers name it. */
+  readonly address: InetAddress;
+  readonly #loop: EventLoop;
+  readonly #ends = new Set<MemoryServerEnd>();
+  #provider: ServerTransportHandler | undefined;
+  #closed = false;
+
+  /** A transport that takes connections once its provider listens. */
+  constructor(options: MemoryServerOptions) {
+    this.#loop = options.loop;
+    this.address = InetAddress.parse(options.address ?? "memory:0");
+  }
+
+  /** Connections open now. */
+  get connections(): number {
+    let open = 0;
+    for (const end of this.#ends) if (!end.closed) open++;
+    return open;
+  }
+
+  /** Offer each connection made from now on to `provider`. */
+  listen(provider: ServerTransportHandler): Promise<void> {
+    this.#provider = provider;
+    return Promise.resolve();
+  }
+
+  /**
+   * A new connection: its caller's end (a channel's transport; `events` from the channel's factory). Before the
+   * provider listens, or after it closed, the connection is closed at once and calls on it fail UNAVAILABLE.
+   */
+  connect(options: { address?: string; events?: ClientTransportEvents } = {}): MemoryTransport {
+    const transport = new MemoryTransport({
+      loop: this.#loop,
+      address: options.address ?? this.address.toString(),
+      events: options.events,
+    });
+    for (const closed of this.#ends) if (closed.closed) this.#ends.delete(closed);
+    const end = transport.server;
+    const calls = this.#closed ? undefined : this.#provider?.accept(end);
+    if (calls === undefined) {
+      end.closeNow();
+      return transport;
+    }
+    end.attach(calls);
+    this.#ends.add(end);
+    return transport;
+  }
+
+  /** Take no more connections and close those left (both ends learn at once). */
+  close(): Promise<void> {
+    this.#closed = true;
+    for (const end of this.#ends) end.closeNow();
+    this.#ends.clear();
+    return Promise.resolve();
   }
 }

@@ -25,11 +25,13 @@ export type { ClientCall, ClientHandler, ClientInterceptor, ClientResult } from 
 export { RpcController } from "./rpc_controller.ts";
 export { RpcCode, rpcCodeName, RpcError } from "./rpc_error.ts";
 
-// The seam between calls and connections (the reactor's TCP by default; streaming and gateways build on it), and
-// both ends of one connection in memory, for tests.
+// The seam between calls and connections, the caller's side and the provider's (the reactor's TCP by default;
+// streaming and gateways build on it), and both in memory, for tests.
 export type { ClientTransport, ClientTransportEvents, ClientTransportFactory } from "./transport.ts";
-export type { CallAnswer, RequestFrame, ResponseFrame, ServerTransport, TransportCall } from "./transport.ts";
-export { type MemoryRequest, MemoryServerEnd, MemoryTransport } from "./memory_transport.ts";
+export type { ResponseFrame, TransportCall } from "./transport.ts";
+export type { CallAnswer, RequestFrame, ServerConnection, ServerConnectionHandler } from "./server_transport.ts";
+export type { ServerTransport, ServerTransportHandler } from "./server_transport.ts";
+export { MemoryServer, MemoryServerEnd, type MemoryServerOptions, MemoryTransport } from "./memory_transport.ts";
 export type { MemoryTransportOptions } from "./memory_transport.ts";
 
 // Service definitions, code generation, load balancing.

@@ -1,8 +1,8 @@
 /**
- * The seam between calls and sockets: what a call needs from the connection that carries it, on each side. The
- * reactor's TCP connections (`ProviderConnection` for a caller, `ServedConnection` for a provider) implement it
- * with the framing of proto/rpc.proto; {@linkcode MemoryTransport} implements it in one process with no socket,
- * for tests.
+ * The seam between calls and sockets, the caller's side: what a call needs from the connection that carries it.
+ * The reactor's TCP connection (`ProviderConnection`) implements it with the framing of proto/rpc.proto;
+ * {@linkcode MemoryTransport} implements it in one process with no socket, for tests. The provider's side of the
+ * same seam is in server_transport.ts.
  *
  * Everything that crosses the seam names its call by id (unique per connection, chosen by the caller's transport)
  * and is one of the envelope's frame kinds (request, response, cancel, drain, ping): calls never see bytes or
@@ -14,7 +14,6 @@
  * @module
  */
 
-import type { EventLoop } from "../reactor/event_loop.ts";
 import type { RpcError } from "./rpc_error.ts";
 
 /**
@@ -154,85 +153,3 @@ export interface ClientTransportEvents {
  * envelope of proto/rpc.proto). `events` is the channel: tell it of drains and dead providers.
  */
 export type ClientTransportFactory = (address: string, events: ClientTransportEvents) => ClientTransport;
-
-/**
- * A request frame as a provider's transport hands it to a call (the fields a served call keeps).
- *
- * @example
- * ```ts
- * import type { RequestFrame } from "./transport.ts";
- *
- * const describe = (request: RequestFrame) =>
- *   `${request.service}.${request.method} #${request.callId}, deadline ${request.timeoutMs || "none"}`;
- * ```
- */
-export interface RequestFrame {
-  /** The caller's id of the call, unique among its calls in flight on the connection. */
-  readonly callId: number;
-  /** Full service name, with its package. */
-  readonly service: string;
-  /** Method name. */
-  readonly method: string;
-  /** Milliseconds the caller waits from when the request arrived; 0: no deadline. */
-  readonly timeoutMs: number;
-  /** Metadata the caller sent. */
-  readonly metadata: Record<string, string> | undefined;
-}
-
-/**
- * A served call's answer, as its provider-side transport reads it (a served call implements this).
- *
- * @example
- * ```ts
- * import type { CallAnswer } from "./transport.ts";
- *
- * const describe = (call: CallAnswer) =>
- *   call.status === 0 ? `${call.method}: ${call.answerPayload.length} bytes` : `${call.method}: ${call.errorMessage}`;
- * ```
- */
-export interface CallAnswer {
-  /** The call it answers. */
-  readonly callId: number;
-  /** Full service name (answers are counted by method). */
-  readonly service: string;
-  /** Method name. */
-  readonly method: string;
-  /** 0 for success, else a gRPC status code. */
-  readonly status: number;
-  /** A human-readable reason (status ≠ 0). */
-  readonly errorMessage: string;
-  /** Response metadata (transport keys already removed). */
-  readonly answerMetadata: Record<string, string> | undefined;
-  /** The serialized response; may be a reused array: valid only during `answer`. */
-  readonly answerPayload: Uint8Array;
-}
-
-/**
- * A provider's end of one connection, as the calls that came on it see it: where their answers go. It owns its
- * calls in flight: a call tells it once when it settles, then answers through it at most once (a cancelled call
- * answers nothing).
- *
- * @example
- * ```ts
- * import type { CallAnswer, ServerTransport } from "./transport.ts";
- *
- * // A provider end that records answers instead of sending them (as a test might).
- * const answers: CallAnswer[] = [];
- * const recording = (base: ServerTransport): ServerTransport => ({
- *   peer: base.peer,
- *   loop: base.loop,
- *   answer: (call) => answers.push(call),
- *   settled: (call, answered) => base.settled(call, answered),
- * });
- * ```
- */
-export interface ServerTransport<Call extends CallAnswer = CallAnswer> {
-  /** The caller's address. */
-  readonly peer: string;
-  /** The loop the transport and its calls run on (their deadline timers too). */
-  readonly loop: EventLoop;
-  /** Send the call's answer (its `status`, `errorMessage`, `answerMetadata`, `answerPayload`). */
-  answer(call: Call): void;
-  /** The call settled (answered or aborted): no longer in flight. `answered`: false when no answer follows. */
-  settled(call: Call, answered: boolean): void;
-}

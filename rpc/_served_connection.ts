@@ -1,0 +1,107 @@
+/**
+ * A provider's end of one TCP connection, the {@linkcode ServerConnection} of the reactor's TCP transport: it writes
+ * answers as response frames within the frame limit, closes a caller that does not read them, sends drain frames,
+ * and keeps what the transport's sweep needs (last activity, the keepalive ping outstanding). Made and dropped by
+ * the TcpServerTransport; it does not own the TcpConnection (the TcpServer does).
+ *
+ * @module
+ */
+
+import type { EventLoop } from "../reactor/event_loop.ts";
+import { closeIfBacklogged } from "../reactor/flow_control.ts";
+import { getLogger } from "../reactor/logger.ts";
+import type { TcpConnection } from "../reactor/tcp_connection.ts";
+import { sendDrain, sendResponse } from "./_rpc_codec.ts";
+import type { ServerLimits } from "./_server_limits.ts";
+import { RpcCode } from "./rpc_error.ts";
+import type {
+  CallAnswer,
+  ServerConnection,
+  ServerConnectionHandler,
+  ServerTransportHandler,
+} from "./server_transport.ts";
+
+const EMPTY_BYTES = new Uint8Array(0);
+
+/** One caller's TCP connection, as its provider serves it. */
+export class ServedConnection implements ServerConnection {
+  /** The reactor's connection. */
+  readonly connection: TcpConnection;
+  /** The peer's host, for the per-address connection limit. */
+  readonly peerHost: string;
+  /** The connection's loop. */
+  readonly loop: EventLoop;
+  /** The provider's side of the connection (set right after the provider accepted it). */
+  calls: ServerConnectionHandler | undefined;
+  /** When a frame last arrived (any frame: a ping answer proves the peer alive). */
+  lastActivityMs: number;
+  /** When a request or cancel last arrived (pings do not keep a connection from being idle). */
+  lastCallMs: number;
+  /** When the unanswered keepalive ping was sent; 0 when none is outstanding. */
+  pingSentMs = 0;
+  /**
+   * Whether the caller ever answered a ping: only then does a missed answer close the connection (a caller that
+   * never did may predate pings; the idle limit still bounds it).
+   */
+  answersPings = false;
+  readonly #provider: ServerTransportHandler;
+  readonly #maxFrameBytes: number;
+  readonly #maxUnsentBytes: number;
+
+  /** Serve `connection`, which is up now, for `provider`. */
+  constructor(connection: TcpConnection, provider: ServerTransportHandler, limits: ServerLimits) {
+    this.connection = connection;
+    this.loop = connection.loop;
+    this.peerHost = connection.peerAddress.hostname;
+    this.lastActivityMs = this.lastCallMs = connection.loop.now();
+    this.#provider = provider;
+    this.#maxFrameBytes = limits.maxFrameBytes;
+    this.#maxUnsentBytes = limits.maxUnsentBytes;
+  }
+
+  /** The caller's address. */
+  get peer(): string {
+    return this.connection.peerAddress.toString();
+  }
+
+  /** Send an answer as a response frame; one over the frame limit becomes RESOURCE_EXHAUSTED. */
+  answer(answer: CallAnswer): void {
+    const connection = this.connection;
+    if (!connection.connected) return;
+    const maxFrameBytes = this.#maxFrameBytes;
+    const size = sendResponse(connection, answer, maxFrameBytes);
+    if (size > maxFrameBytes) {
+      const error = `The response of ${answer.service}.${answer.method} of ${size} bytes exceeds the limit of ` +
+        `${maxFrameBytes} bytes per frame`;
+      getLogger().warn(`RpcProvider: ${error}`);
+      sendResponse(connection, {
+        callId: answer.callId,
+        status: RpcCode.RESOURCE_EXHAUSTED,
+        errorMessage: error,
+        answerMetadata: undefined,
+        answerPayload: EMPTY_BYTES,
+      }, maxFrameBytes);
+    }
+    // A caller that does not read its answers: closed once they back up past the hard limit.
+    if (connection.pendingBytes > this.#maxUnsentBytes) {
+      this.#provider.limitHit("unsent_bytes");
+      closeIfBacklogged(connection, this.#maxUnsentBytes);
+    }
+  }
+
+  /** Send a drain frame; after a protocol error's (`status` ≠ 0), close. */
+  drain(lastCallId: number, reason: string, graceMs: number, status = 0): void {
+    const connection = this.connection;
+    if (!connection.connected) return;
+    sendDrain(connection, { lastCallId, status, reason, graceMs });
+    if (status !== 0) {
+      connection.shutdown();
+      connection.forceCloseWithDelay(1000);
+    }
+  }
+
+  /** Half-close once the answers written so far are sent. */
+  close(): void {
+    this.connection.shutdown();
+  }
+}
