@@ -9,10 +9,17 @@
  */
 
 // Calling a registry.
-export type { Registry } from "./registry.ts";
-export { type CreateOptions, RegistryClient, type RegistryClientOptions } from "./registry_client.ts";
-export type { SessionEvent, WatchCallback, WatchedEvent } from "./registry_client.ts";
-export { EventType, NodeType, type Stat } from "./data_tree.ts";
+export {
+  type CreateOptions,
+  EventType,
+  NodeType,
+  type Registry,
+  type SessionEvent,
+  type Stat,
+  type WatchCallback,
+  type WatchedEvent,
+} from "./registry.ts";
+export { RegistryClient, type RegistryClientOptions } from "./registry_client.ts";
 export { ZooKeeperRegistry, type ZooKeeperRegistryOptions } from "./zookeeper_registry.ts";
 export type { ZooKeeperConnectString } from "./zookeeper_registry.ts";
 export { RegistryError, RegistryErrorCode, registryErrorCodeName } from "./registry_error.ts";

@@ -13,10 +13,10 @@ import { EventLoop } from "../reactor/event_loop.ts";
 import { InetAddress } from "../reactor/inet_address.ts";
 import { LengthHeaderCodec } from "../reactor/length_header_codec.ts";
 import { getLogger } from "../reactor/logger.ts";
-import { TcpClient } from "../reactor/tcp_client.ts";
 import type { TcpConnection } from "../reactor/tcp_connection.ts";
 import type { TimerId } from "../reactor/timer_queue.ts";
 import { UdpSocket } from "../reactor/udp_socket.ts";
+import { ClientSession, SessionState } from "./_client_session.ts";
 import {
   type ClientFrame,
   decodeServerFrame,
@@ -25,7 +25,7 @@ import {
   statFromWire,
   toBigInt,
 } from "./_codec.ts";
-import { EventType, NodeType, type Stat } from "./data_tree.ts";
+import { ServerDialer } from "./_server_dialer.ts";
 import {
   encodeHeartbeat,
   HEARTBEAT_FLAG_EXPIRED,
@@ -33,70 +33,19 @@ import {
   parseHeartbeat,
   verifyHeartbeat,
 } from "./heartbeat.ts";
-import type { Registry } from "./registry.ts";
+import {
+  type CreateOptions,
+  type EventType,
+  NodeType,
+  type Registry,
+  type SessionEvent,
+  type Stat,
+  type WatchCallback,
+} from "./registry.ts";
 import { RegistryError, RegistryErrorCode } from "./registry_error.ts";
 
-/**
- * A watch notification. `type` is 0 for "the connection came back: re-read and re-watch".
- *
- * @example
- * ```ts
- * import { EventType } from "./data_tree.ts";
- * import type { WatchedEvent } from "./registry_client.ts";
- *
- * const describe = (event: WatchedEvent) =>
- *   event.type === 0 ? "reconnected: read again" : `${event.path}: ${Object.keys(EventType)[event.type - 1]}`;
- * ```
- */
-export interface WatchedEvent {
-  /** What happened ({@linkcode EventType}), or 0 after a reconnect when changes may have been missed. */
-  type: EventType | 0;
-  /** The watched path. */
-  path: string;
-}
-
-/**
- * Called once when a watched path changes (watches are one-shot, as in ZooKeeper).
- *
- * @example
- * ```ts
- * import { EventLoop } from "../reactor/event_loop.ts";
- * import { RegistryClient, type WatchCallback } from "./registry_client.ts";
- * import { RegistryServer } from "./registry_server.ts";
- *
- * const loop = new EventLoop();
- * const server = new RegistryServer({ port: 0, loop });
- * await server.start();
- * const client = await RegistryClient.connect(server.address, { loop });
- * const changed = Promise.withResolvers<string>();
- * const watch: WatchCallback = (event) => changed.resolve(event.path);
- * await client.children("/", { watch }); // fires once, at the next change of /'s children
- * await client.create("/service", "");
- * console.log(await changed.promise); // "/"
- * await client.close();
- * await server.stop();
- * ```
- */
-export type WatchCallback = (event: WatchedEvent) => void;
-
-/**
- * Session state changes.
- *
- * @example
- * ```ts
- * import type { RegistryClient, SessionEvent } from "./registry_client.ts";
- *
- * const follow = (client: RegistryClient) =>
- *   client.onSessionEvent((event: SessionEvent) => {
- *     if (event.type === "expired") console.log(`session ${event.sessionId} expired: its ephemeral nodes are gone`);
- *   });
- * ```
- */
-export type SessionEvent =
-  | { type: "connected"; sessionId: bigint; resumed: boolean }
-  | { type: "disconnected" }
-  | { type: "expired"; sessionId: bigint }
-  | { type: "closed" };
+// The contract types, where importers of this file have always found them.
+export type { CreateOptions, SessionEvent, WatchCallback, WatchedEvent } from "./registry.ts";
 
 /**
  * Options of {@linkcode RegistryClient.connect}.
@@ -174,46 +123,6 @@ export interface RegistryClientOptions {
   heartbeatAddress?: InetAddress | string;
 }
 
-/**
- * Options of create.
- *
- * @example
- * ```ts
- * import { NodeType } from "./data_tree.ts";
- * import type { CreateOptions } from "./registry_client.ts";
- *
- * const providerNode: CreateOptions = { nodeType: NodeType.EPHEMERAL, sequential: true }; // /svc/node-0000000007
- * ```
- */
-export interface CreateOptions {
-  /**
-   * PERSISTENT (1) or EPHEMERAL (2).
-   * @default {NodeType.PERSISTENT}
-   */
-  nodeType?: NodeType;
-  /**
-   * Append a 10-digit counter to the name.
-   * @default {false}
-   */
-  sequential?: boolean;
-}
-
-interface PendingRequest {
-  resolve: (frame: ServerFrame) => void;
-  reject: (error: RegistryError) => void;
-  timer: TimerId;
-  what: string;
-  /** Whether it opens or resumes a session (its SESSION_EXPIRED answer reopens on the same connection). */
-  connect: boolean;
-}
-
-/** An ephemeral node this client created, as it asked for it: what re-creates it after an expiry. */
-interface EphemeralNode {
-  data: Uint8Array;
-  sequential: boolean;
-  requested: string;
-}
-
 const encoder = new TextEncoder();
 const toBytes = (data: Uint8Array | string | undefined) =>
   data === undefined ? new Uint8Array(0) : typeof data === "string" ? encoder.encode(data) : data;
@@ -288,10 +197,9 @@ export class RegistryClient implements Registry {
       pingIntervalMs?: number;
       heartbeatAddress?: InetAddress;
     };
-  readonly #tcp: TcpClient;
+  readonly #session: ClientSession<ServerFrame>;
+  readonly #dialer: ServerDialer;
   readonly #codec: LengthHeaderCodec;
-  #connection: TcpConnection | undefined;
-  #sessionId = 0n;
   #secret: Uint8Array = new Uint8Array(0);
   #key: CryptoKey | undefined;
   #counter = 0n;
@@ -300,18 +208,7 @@ export class RegistryClient implements Registry {
   #udp: UdpSocket | undefined;
   #heartbeatTarget: InetAddress | undefined;
   #noticeInFlight = false;
-  #nextXid = 1;
-  #pending = new Map<number, PendingRequest>();
-  #watches = new Map<string, Set<WatchCallback>>();
-  #listeners = new Set<(event: SessionEvent) => void>();
-  #ephemerals = new Map<string, EphemeralNode>();
-  #ready: PromiseWithResolvers<void> | undefined;
-  #closed = false;
   #sessionTimeoutMs = 0;
-  // Set by an expiry, taken by the next session that opens: that session runs the recovery.
-  #recovering = false;
-  // Bumped by every expiry, so a recovery still re-creating nodes stops when its own session expires too.
-  #expiries = 0;
   // Keepalive: one timer per client; sends and receives only write these times, the timer reads them.
   #livenessTimer: TimerId | undefined;
   #livenessDueMs = 0;
@@ -335,17 +232,24 @@ export class RegistryClient implements Registry {
       pingIntervalMs: optionalPositive("pingIntervalMs", options.pingIntervalMs),
       heartbeatAddress: typeof heartbeatAddress === "string" ? InetAddress.parse(heartbeatAddress) : heartbeatAddress,
     };
+    this.#session = new ClientSession<ServerFrame>(this.#loop, this, {
+      owner: "RegistryClient",
+      peer: "the registry",
+      requestTimeoutMs: this.#options.requestTimeoutMs,
+      recreateEphemerals: this.#options.recreateEphemerals,
+    });
     this.#codec = new LengthHeaderCodec((connection, body) => this.#onFrame(connection, body), {
       maxFrameBytes: this.#options.maxFrameBytes,
     });
-    this.#tcp = new TcpClient(this.#loop, serverAddress, "RegistryClient", {
-      retry: true,
-      initialRetryDelayMs: this.#options.reconnectDelayMs,
-      maxRetryDelayMs: 2000,
+    this.#dialer = new ServerDialer(this.#loop, [serverAddress], "RegistryClient", {
+      initialDelayMs: this.#options.reconnectDelayMs,
+      maxDelayMs: 2000,
+      redialLostSessionAtOnce: true,
+      connectTimeoutMs: this.#options.connectTimeoutMs,
       tls: this.#options.tls,
     });
-    this.#tcp.setConnectionCallback((connection) => this.#onConnection(connection));
-    this.#tcp.setMessageCallback((connection, buffer, receiveTimeMs) => {
+    this.#dialer.setConnectionCallback((connection) => this.#onConnection(connection));
+    this.#dialer.setMessageCallback((connection, buffer, receiveTimeMs) => {
       // Any bytes count as hearing from the server, a partial frame too.
       this.#lastReceivedMs = receiveTimeMs;
       this.#stallGraceUsed = false;
@@ -359,30 +263,23 @@ export class RegistryClient implements Registry {
     const client = new RegistryClient(address, options);
     client.#udp = await UdpSocket.bind(client.#loop, new InetAddress(address.family === 6 ? "::" : "0.0.0.0", 0));
     client.#udp.setMessageCallback((data) => client.#onDatagram(data));
-    client.#ready = Promise.withResolvers<void>();
-    const timeout = client.#loop.runAfter(client.#options.connectTimeoutMs, () => {
-      client.#ready?.reject(
-        new RegistryError(
-          RegistryErrorCode.CONNECTION_LOSS,
-          `Cannot connect to the registry at ${address} within ${client.#options.connectTimeoutMs} ms`,
-        ),
-      );
-    });
-    client.#tcp.connect();
+    client.#dialer.start();
     try {
-      await client.#ready.promise;
+      await client.#session.firstSession(
+        client.#loop,
+        client.#options.connectTimeoutMs,
+        `Cannot connect to the registry at ${address} within ${client.#options.connectTimeoutMs} ms`,
+      );
     } catch (error) {
       await client.#shutdown();
       throw error;
-    } finally {
-      client.#loop.cancel(timeout);
     }
     return client;
   }
 
   /** The session id (0n before the first session and between an expiry and the next session). */
   get sessionId(): bigint {
-    return this.#sessionId;
+    return this.#session.sessionId;
   }
 
   /** The session timeout the server applies, in milliseconds. */
@@ -392,13 +289,12 @@ export class RegistryClient implements Registry {
 
   /** Whether the connection is up with a session. */
   get connected(): boolean {
-    return this.#connection !== undefined && this.#ready === undefined && !this.#closed;
+    return this.#session.state === SessionState.CONNECTED;
   }
 
   /** Listen for session events; returns a function that removes the listener. */
   onSessionEvent(listener: (event: SessionEvent) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#session.onSessionEvent(listener);
   }
 
   /** Create a node; resolves with its actual path (sequential nodes get a suffix). */
@@ -408,13 +304,13 @@ export class RegistryClient implements Registry {
     const sequential = options.sequential ?? false;
     const frame = await this.#request(`create '${path}'`, { create: { path, data: bytes, nodeType, sequential } });
     const created = frame.create?.path ?? path;
-    if (nodeType === NodeType.EPHEMERAL) this.#ephemerals.set(created, { data: bytes, sequential, requested: path });
+    if (nodeType === NodeType.EPHEMERAL) this.#session.ephemerals.created(created, path, bytes, sequential);
     return created;
   }
 
   /** A node's data and stat; `watch` is told once when it changes or is deleted. */
   async get(path: string, options: { watch?: WatchCallback } = {}): Promise<{ data: Uint8Array; stat: Stat }> {
-    if (options.watch) this.#addWatch("d", path, options.watch);
+    if (options.watch) this.#session.watches.add("data", path, options.watch);
     const frame = await this.#request(`get '${path}'`, { get: { path, watch: options.watch !== undefined } });
     // A copy: decoded bytes are views into the connection's input buffer.
     return { data: frame.get?.data?.slice() ?? new Uint8Array(0), stat: statFromWire(frame.get?.stat) };
@@ -430,20 +326,19 @@ export class RegistryClient implements Registry {
     const frame = await this.#request(`set '${path}'`, {
       set: { path, data: toBytes(data), expectedVersion: options.version ?? -1 },
     });
-    const ephemeral = this.#ephemerals.get(path);
-    if (ephemeral !== undefined) ephemeral.data = toBytes(data);
+    this.#session.ephemerals.dataSet(path, toBytes(data));
     return statFromWire(frame.set?.stat);
   }
 
   /** Delete a childless node; with `version`, only at that version. */
   async delete(path: string, options: { version?: number } = {}): Promise<void> {
     await this.#request(`delete '${path}'`, { delete: { path, expectedVersion: options.version ?? -1 } });
-    this.#ephemerals.delete(path);
+    this.#session.ephemerals.deleted(path);
   }
 
   /** A node's stat, or undefined when it does not exist; `watch` fires on create, change or delete. */
   async exists(path: string, options: { watch?: WatchCallback } = {}): Promise<Stat | undefined> {
-    if (options.watch) this.#addWatch("d", path, options.watch);
+    if (options.watch) this.#session.watches.add("data", path, options.watch);
     const frame = await this.#request(`exists '${path}'`, { exists: { path, watch: options.watch !== undefined } });
     return frame.exists?.stat ? statFromWire(frame.exists.stat) : undefined;
   }
@@ -459,7 +354,7 @@ export class RegistryClient implements Registry {
 
   /** A node's children, sorted (the seed's `ls`); `watch` fires when they change or the node is deleted. */
   async children(path: string, options: { watch?: WatchCallback } = {}): Promise<string[]> {
-    if (options.watch) this.#addWatch("c", path, options.watch);
+    if (options.watch) this.#session.watches.add("child", path, options.watch);
     const frame = await this.#request(`list '${path}'`, { children: { path, watch: options.watch !== undefined } });
     return frame.children?.children ?? [];
   }
@@ -471,8 +366,8 @@ export class RegistryClient implements Registry {
 
   /** Close the session (its ephemeral nodes go at once) and the connection. */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    if (this.#connection !== undefined && this.#ready === undefined) {
+    if (this.#session.closed) return;
+    if (this.#session.state === SessionState.CONNECTED) {
       try {
         await this.#request("close", { close: {} });
       } catch {
@@ -480,7 +375,7 @@ export class RegistryClient implements Registry {
       }
     }
     await this.#shutdown();
-    this.#emit({ type: "closed" });
+    this.#session.emitClosed();
   }
 
   /** Same as {@linkcode RegistryClient.close}. */
@@ -489,24 +384,24 @@ export class RegistryClient implements Registry {
   }
 
   async #shutdown(): Promise<void> {
-    this.#closed = true;
+    this.#session.close("the client was closed");
     this.#stopHeartbeats();
     this.#stopLiveness();
-    this.#failPending(RegistryErrorCode.CLOSED, "the client was closed");
     await this.#heartbeats;
-    await this.#tcp.close();
+    await this.#dialer.close();
     await this.#udp?.close();
   }
 
   // --- requests ---
 
   #request(what: string, body: Omit<ClientFrame, "xid">): Promise<ServerFrame> {
-    if (this.#closed) {
+    const session = this.#session;
+    if (session.closed) {
       return Promise.reject(new RegistryError(RegistryErrorCode.CLOSED, `Cannot ${what} as the client is closed`));
     }
-    const connection = this.#connection;
+    const connection = session.connection;
     const connect = body.connect !== undefined;
-    if (connection === undefined || (this.#ready !== undefined && !connect)) {
+    if (connection === undefined || (session.state !== SessionState.CONNECTED && !connect)) {
       return Promise.reject(
         new RegistryError(
           RegistryErrorCode.CONNECTION_LOSS,
@@ -514,31 +409,11 @@ export class RegistryClient implements Registry {
         ),
       );
     }
-    const xid = this.#nextXid;
-    this.#nextXid = this.#nextXid >= 0x7fff_ffff ? 1 : this.#nextXid + 1;
+    const xid = session.requests.nextXid();
     this.#lastSentMs = this.#loop.now();
-    return new Promise<ServerFrame>((resolve, reject) => {
-      const timer = this.#loop.runAfter(this.#options.requestTimeoutMs, () => {
-        this.#pending.delete(xid);
-        reject(
-          new RegistryError(
-            RegistryErrorCode.OPERATION_TIMEOUT,
-            `Cannot ${what} as the registry did not answer within ${this.#options.requestTimeoutMs} ms`,
-          ),
-        );
-      });
-      this.#pending.set(xid, { resolve, reject, timer, what, connect });
-      this.#codec.send(connection, encodeClientFrame({ xid, ...body } as ClientFrame));
-    });
-  }
-
-  #failPending(code: RegistryErrorCode, why: string): void {
-    const pending = this.#pending;
-    this.#pending = new Map();
-    for (const request of pending.values()) {
-      this.#loop.cancel(request.timer);
-      request.reject(new RegistryError(code, `Cannot ${request.what} as ${why}`));
-    }
+    const answer = session.requests.add<ServerFrame>(xid, what, true, undefined, undefined, connect);
+    this.#codec.send(connection, encodeClientFrame({ xid, ...body } as ClientFrame));
+    return answer;
   }
 
   #onFrame(connection: TcpConnection, body: Uint8Array): void {
@@ -551,77 +426,26 @@ export class RegistryClient implements Registry {
       return;
     }
     if (frame.event) {
-      this.#fireWatches(frame.event.type as EventType, frame.event.path ?? "");
+      this.#session.watches.trigger(frame.event.type as EventType, frame.event.path ?? "");
       return;
     }
     const expired = frame.errorCode === RegistryErrorCode.SESSION_EXPIRED;
     if (frame.xid === 0) {
       // The server expired the session this connection carries and is about to close it.
-      if (expired) this.#sessionExpired(this.#sessionId, "the server said so on the connection");
+      if (expired) this.#sessionExpired(this.#session.sessionId, "the server said so on the connection");
       return;
     }
-    const request = this.#pending.get(frame.xid);
+    const requests = this.#session.requests;
+    const request = requests.take(frame.xid);
     if (request === undefined) return; // timed out already
-    this.#pending.delete(frame.xid);
-    this.#loop.cancel(request.timer);
     if (frame.errorCode) {
       request.reject(new RegistryError(frame.errorCode as RegistryErrorCode, frame.errorMessage ?? "registry error"));
       // A refused resumption is handled where it was asked for (#openSession), on its connection.
-      if (expired && !request.connect) {
-        this.#sessionExpired(this.#sessionId, `the server answered '${request.what}' with SESSION_EXPIRED`);
+      if (expired && !request.opensSession) {
+        this.#sessionExpired(this.#session.sessionId, `the server answered '${request.what}' with SESSION_EXPIRED`);
       }
     } else {
-      request.resolve(frame);
-    }
-  }
-
-  // --- watches ---
-
-  #addWatch(kind: "d" | "c", path: string, callback: WatchCallback): void {
-    const key = `${kind}${path}`;
-    let callbacks = this.#watches.get(key);
-    if (callbacks === undefined) this.#watches.set(key, callbacks = new Set());
-    callbacks.add(callback);
-  }
-
-  #fireWatches(type: EventType, path: string): void {
-    const keys = type === EventType.NODE_CHILDREN_CHANGED
-      ? [`c${path}`]
-      : type === EventType.NODE_DELETED
-      ? [`d${path}`, `c${path}`]
-      : [`d${path}`];
-    for (const key of keys) {
-      const callbacks = this.#watches.get(key);
-      if (callbacks === undefined) continue;
-      this.#watches.delete(key);
-      for (const callback of callbacks) this.#callWatch(callback, { type, path });
-    }
-  }
-
-  #callWatch(callback: WatchCallback, event: WatchedEvent): void {
-    try {
-      callback(event);
-    } catch (error) {
-      getLogger().error(`RegistryClient: a watch callback for '${event.path}' threw`, { error });
-    }
-  }
-
-  /** After a reconnect, changes may have been missed: tell every watcher to re-read (and re-watch). */
-  #resyncWatches(): void {
-    const watches = this.#watches;
-    this.#watches = new Map();
-    for (const [key, callbacks] of watches) {
-      for (const callback of callbacks) this.#callWatch(callback, { type: 0, path: key.slice(1) });
-    }
-  }
-
-  #emit(event: SessionEvent): void {
-    for (const listener of this.#listeners) {
-      try {
-        listener(event);
-      } catch (error) {
-        getLogger().error("RegistryClient: a session listener threw", { error });
-      }
+      requests.settle(request, frame);
     }
   }
 
@@ -629,19 +453,11 @@ export class RegistryClient implements Registry {
 
   #onConnection(connection: TcpConnection): void {
     if (!connection.connected) {
-      if (this.#connection === connection) {
-        this.#connection = undefined;
-        this.#stopLiveness();
-      }
-      this.#failPending(RegistryErrorCode.CONNECTION_LOSS, `the connection to ${this.serverAddress} was lost`);
-      if (!this.#closed) {
-        this.#ready ??= Promise.withResolvers<void>();
-        this.#ready.promise.catch(() => {});
-        this.#emit({ type: "disconnected" });
-      }
+      this.#stopLiveness();
+      this.#session.connectionLost(`the connection to ${this.serverAddress} was lost`);
       return;
     }
-    this.#connection = connection;
+    this.#session.connectionUp(connection);
     this.#lastReceivedMs = this.#lastSentMs = this.#loop.now();
     this.#stallGraceUsed = false;
     this.#openSession(connection);
@@ -649,7 +465,7 @@ export class RegistryClient implements Registry {
   }
 
   async #openSession(connection: TcpConnection): Promise<void> {
-    const sessionId = this.#sessionId;
+    const sessionId = this.#session.sessionId;
     try {
       const frame = await this.#request(sessionId !== 0n ? "resume the session" : "open a session", {
         connect: {
@@ -666,7 +482,7 @@ export class RegistryClient implements Registry {
         return;
       }
       getLogger().warn(`RegistryClient: cannot open a session on ${this.serverAddress}`, { error: registryError });
-      this.#ready?.reject(registryError);
+      this.#session.handshakeFailed(registryError);
       connection.forceClose();
     }
   }
@@ -674,11 +490,10 @@ export class RegistryClient implements Registry {
   async #sessionOpened(frame: ServerFrame, resuming: boolean): Promise<void> {
     const connect = frame.connect ?? {};
     const sessionId = toBigInt(connect.sessionId);
-    if (sessionId !== this.#sessionId) {
+    if (sessionId !== this.#session.sessionId) {
       const secret = connect.sessionSecret?.slice() ?? new Uint8Array(0);
       const key = await importHeartbeatKey(secret);
-      if (this.#closed) return;
-      this.#sessionId = sessionId;
+      if (this.#session.closed) return;
       this.#secret = secret;
       this.#key = key;
       this.#counter = 0n;
@@ -690,20 +505,13 @@ export class RegistryClient implements Registry {
     this.#sessionTimeoutMs = connect.sessionTimeoutMs ?? 0;
     this.#heartbeatTarget = this.#options.heartbeatAddress ??
       new InetAddress(this.serverAddress.hostname, connect.heartbeatPort || this.serverAddress.port);
+    this.#dialer.sessionOpened();
+    const resumed = connect.resumed ?? false;
+    const opened = this.#session.sessionOpened(sessionId, resumed, resuming);
     this.#startHeartbeats(connect.heartbeatIntervalMs || 1000);
-    const ready = this.#ready;
-    this.#ready = undefined;
-    ready?.resolve();
     // The session timeout is known now: the keepalive may need an earlier wake-up than the one armed at connect.
     this.#armLiveness();
-    const resumed = connect.resumed ?? false;
-    const recovering = this.#recovering && !resumed;
-    if (recovering) this.#recovering = false;
-    getLogger().debug(`RegistryClient: session ${sessionId.toString(16)} ${resumed ? "resumed" : "opened"}`);
-    this.#emit({ type: "connected", sessionId, resumed });
-    if (this.#closed) return;
-    if (resuming || recovering) this.#resyncWatches();
-    if (recovering && this.#options.recreateEphemerals) await this.#recreateEphemerals(this.#expiries);
+    await opened;
   }
 
   /**
@@ -713,66 +521,20 @@ export class RegistryClient implements Registry {
    * opens on it.
    */
   #sessionExpired(sessionId: bigint, why: string, connection?: TcpConnection): void {
-    if (this.#closed || sessionId === 0n || sessionId !== this.#sessionId) return;
-    getLogger().warn(`RegistryClient: session ${sessionId.toString(16)} expired (${why})`);
+    const session = this.#session;
+    if (!session.isCurrent(sessionId)) return;
     this.#stopHeartbeats();
-    this.#sessionId = 0n;
     this.#secret = new Uint8Array(0);
     this.#key = undefined;
     this.#counter = 0n;
-    this.#expiries++;
-    this.#recovering = true;
-    if (!this.#options.recreateEphemerals) this.#ephemerals.clear();
-    if (this.#ready === undefined) {
-      this.#ready = Promise.withResolvers<void>();
-      this.#ready.promise.catch(() => {});
-    }
-    this.#failPending(RegistryErrorCode.SESSION_EXPIRED, `session ${sessionId.toString(16)} expired`);
-    this.#emit({ type: "expired", sessionId });
-    if (this.#closed) return;
-    if (connection !== undefined && connection === this.#connection && connection.connected) {
+    session.sessionExpired(sessionId, why);
+    if (session.closed) return;
+    if (connection !== undefined && connection === session.connection && connection.connected) {
       this.#openSession(connection);
     } else {
       // The connection belongs to the dead session (the server refuses a second connect on it), and may be stuck.
-      this.#connection?.forceClose();
-    }
-  }
-
-  /** Re-create this client's ephemeral nodes on the new session (step 6 of the class doc). */
-  async #recreateEphemerals(expiry: number): Promise<void> {
-    for (const [path, node] of [...this.#ephemerals]) {
-      // Another expiry came: that session's recovery takes over the nodes still in the table.
-      if (this.#closed || expiry !== this.#expiries) return;
-      this.#ephemerals.delete(path);
-      const options = { nodeType: NodeType.EPHEMERAL, sequential: node.sequential };
-      try {
-        await this.create(node.requested, node.data, options);
-      } catch (error) {
-        const code = RegistryError.from(error).code;
-        if (code === RegistryErrorCode.NODE_EXISTS && !node.sequential && await this.#ownedByThisSession(path)) {
-          this.#ephemerals.set(path, node);
-        } else if (
-          code === RegistryErrorCode.SESSION_EXPIRED || code === RegistryErrorCode.CONNECTION_LOSS ||
-          code === RegistryErrorCode.OPERATION_TIMEOUT
-        ) {
-          // Lost with this session or this connection: the next recovery tries again.
-          if (!this.#ephemerals.has(path)) this.#ephemerals.set(path, node);
-          if (code !== RegistryErrorCode.OPERATION_TIMEOUT) return;
-        } else if (code !== RegistryErrorCode.CLOSED) {
-          getLogger().error(`RegistryClient: cannot re-create ephemeral node '${node.requested}' after expiry`, {
-            error,
-          });
-        }
-      }
-    }
-  }
-
-  async #ownedByThisSession(path: string): Promise<boolean> {
-    try {
-      const stat = await this.exists(path);
-      return stat !== undefined && stat.ephemeralOwner === this.#sessionId;
-    } catch {
-      return false;
+      this.#dialer.redialAtOnce();
+      session.connection?.forceClose();
     }
   }
 
@@ -793,13 +555,13 @@ export class RegistryClient implements Registry {
   /** (Re)schedule the keepalive timer for the earlier of the next ping and the read deadline. */
   #armLiveness(): void {
     this.#stopLiveness();
-    if (this.#closed || this.#connection === undefined) return;
+    if (this.#session.closed || this.#session.connection === undefined) return;
     const readTimeoutMs = this.#readTimeoutMs();
     const pingIntervalMs = this.#pingIntervalMs();
     let dueMs = Infinity;
     if (readTimeoutMs !== undefined) dueMs = this.#lastReceivedMs + readTimeoutMs;
     // No pings before the session is open: the server answers anything but connect with an error there.
-    if (pingIntervalMs !== undefined && this.#ready === undefined) {
+    if (pingIntervalMs !== undefined && this.#session.state === SessionState.CONNECTED) {
       dueMs = Math.min(dueMs, this.#lastSentMs + pingIntervalMs);
     }
     if (dueMs === Infinity) return;
@@ -814,8 +576,8 @@ export class RegistryClient implements Registry {
 
   #checkLiveness(): void {
     this.#livenessTimer = undefined;
-    const connection = this.#connection;
-    if (this.#closed || connection === undefined || !connection.connected) return;
+    const connection = this.#session.connection;
+    if (this.#session.closed || connection === undefined || !connection.connected) return;
     const now = this.#loop.now();
     const readTimeoutMs = this.#readTimeoutMs();
     if (readTimeoutMs !== undefined && now - this.#lastReceivedMs >= readTimeoutMs) {
@@ -835,7 +597,10 @@ export class RegistryClient implements Registry {
       return;
     }
     const pingIntervalMs = this.#pingIntervalMs();
-    if (pingIntervalMs !== undefined && this.#ready === undefined && now - this.#lastSentMs >= pingIntervalMs) {
+    if (
+      pingIntervalMs !== undefined && this.#session.state === SessionState.CONNECTED &&
+      now - this.#lastSentMs >= pingIntervalMs
+    ) {
       // Its failures are the read timeout's business (or the expiry path's, for SESSION_EXPIRED).
       this.ping().catch(() => {});
     }
@@ -859,13 +624,13 @@ export class RegistryClient implements Registry {
     const key = this.#key;
     const udp = this.#udp;
     const target = this.#heartbeatTarget;
-    if (key === undefined || udp === undefined || target === undefined || this.#sessionId === 0n) return;
+    const sessionId = this.#session.sessionId;
+    if (key === undefined || udp === undefined || target === undefined || sessionId === 0n) return;
     const counter = ++this.#counter;
-    const sessionId = this.#sessionId;
     // Chained, so datagrams leave in counter order (the server drops a counter it has already passed).
     this.#heartbeats = this.#heartbeats.then(async () => {
       const datagram = await encodeHeartbeat(sessionId, counter, key);
-      if (!this.#closed) udp.send(datagram, target);
+      if (!this.#session.closed) udp.send(datagram, target);
     });
   }
 
@@ -878,7 +643,7 @@ export class RegistryClient implements Registry {
   #onDatagram(data: Uint8Array): void {
     const notice = parseHeartbeat(data);
     const key = this.#key;
-    const sessionId = this.#sessionId;
+    const sessionId = this.#session.sessionId;
     if (
       notice === undefined || notice.flags !== HEARTBEAT_FLAG_EXPIRED || key === undefined || sessionId === 0n ||
       notice.sessionId !== sessionId || notice.counter < 1n || notice.counter > this.#counter || this.#noticeInFlight

@@ -10,18 +10,25 @@
  * @module
  */
 
-import { getLogger } from "../reactor/logger.ts";
 import { EventLoop } from "../reactor/event_loop.ts";
-import type { TimerId } from "../reactor/timer_queue.ts";
 import { InetAddress } from "../reactor/inet_address.ts";
 import { LengthHeaderCodec } from "../reactor/length_header_codec.ts";
-import { TcpClient } from "../reactor/tcp_client.ts";
+import { getLogger } from "../reactor/logger.ts";
 import type { TcpConnection } from "../reactor/tcp_connection.ts";
+import type { TimerId } from "../reactor/timer_queue.ts";
+import { ClientSession, SessionState } from "./_client_session.ts";
 import { JuteReader, JuteWriter } from "./_jute.ts";
-import { NodeType, type Stat } from "./data_tree.ts";
+import { ServerDialer } from "./_server_dialer.ts";
 import { validatePath } from "./path.ts";
-import type { Registry } from "./registry.ts";
-import type { CreateOptions, SessionEvent, WatchCallback, WatchedEvent } from "./registry_client.ts";
+import {
+  type CreateOptions,
+  type EventType,
+  NodeType,
+  type Registry,
+  type SessionEvent,
+  type Stat,
+  type WatchCallback,
+} from "./registry.ts";
 import { RegistryError, RegistryErrorCode, registryErrorCodeName } from "./registry_error.ts";
 
 /**
@@ -122,18 +129,6 @@ const PERMS_ALL = 31;
 const CREATE_EPHEMERAL = 1;
 const CREATE_SEQUENTIAL = 2;
 
-interface Pending {
-  xid: number;
-  packet: Uint8Array;
-  what: string;
-  timer: TimerId;
-  sent: boolean;
-  resolve(reader: JuteReader): void;
-  reject(error: RegistryError): void;
-}
-
-type WatchKind = "data" | "exist" | "child";
-
 const encoder = new TextEncoder();
 const toBytes = (data: Uint8Array | string | undefined) =>
   data === undefined ? new Uint8Array(0) : typeof data === "string" ? encoder.encode(data) : data;
@@ -182,31 +177,13 @@ export class ZooKeeperRegistry implements Registry {
   readonly connectString: ZooKeeperConnectString;
   readonly #loop: EventLoop;
   readonly #options: Required<Omit<ZooKeeperRegistryOptions, "loop" | "session">>;
+  readonly #session: ClientSession<JuteReader>;
+  readonly #dialer: ServerDialer;
   readonly #codec: LengthHeaderCodec;
-  #client: TcpClient | undefined;
-  #connection: TcpConnection | undefined;
-  #handshaking = false;
-  #serverIndex = 0;
-  #reconnectDelayMs = 100;
-  #reconnectTimer: TimerId | undefined;
   #pingTimer: TimerId | undefined;
-  #sessionId = 0n;
   #password: Uint8Array = new Uint8Array(16);
   #negotiatedTimeoutMs = 0;
   #lastZxid = 0n;
-  #nextXid = 1;
-  #queue: Pending[] = [];
-  #inFlight = new Map<number, Pending>();
-  #watches: Record<WatchKind, Map<string, Set<WatchCallback>>> = {
-    data: new Map(),
-    exist: new Map(),
-    child: new Map(),
-  };
-  #ephemerals = new Map<string, { requested: string; data: Uint8Array; sequential: boolean }>();
-  #listeners = new Set<(event: SessionEvent) => void>();
-  #ready: PromiseWithResolvers<void> | undefined = Promise.withResolvers<void>();
-  #expiredBefore = false;
-  #closed = false;
 
   private constructor(connectString: ZooKeeperConnectString, options: ZooKeeperRegistryOptions) {
     this.connectString = connectString;
@@ -217,41 +194,52 @@ export class ZooKeeperRegistry implements Registry {
       connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
       recreateEphemerals: options.recreateEphemerals ?? false,
     };
+    this.#session = new ClientSession<JuteReader>(this.#loop, this, {
+      owner: "ZooKeeperRegistry",
+      peer: "ZooKeeper",
+      requestTimeoutMs: this.#options.requestTimeoutMs,
+      recreateEphemerals: this.#options.recreateEphemerals,
+    });
     if (options.session !== undefined) {
-      this.#sessionId = options.session.id;
+      this.#session.resumeFrom(options.session.id);
       this.#password = options.session.password.slice();
     }
     this.#codec = new LengthHeaderCodec((_connection, body) => this.#onPacket(body), {
       maxFrameBytes: 16 * 1024 * 1024,
     });
+    this.#dialer = new ServerDialer(this.#loop, connectString.servers, "ZooKeeper", {
+      initialDelayMs: 100,
+      maxDelayMs: 2000,
+      redialLostSessionAtOnce: false,
+      connectTimeoutMs: Math.max(1000, Math.floor(this.#options.sessionTimeoutMs / 3)),
+    });
+    this.#dialer.setConnectionCallback((connection) => {
+      if (connection.connected) this.#onConnected(connection);
+      else this.#onLost(`the connection to ${connection.peerAddress} was lost`);
+    });
+    this.#dialer.setMessageCallback(this.#codec.onMessage);
   }
 
   /** Open a session on one of the servers of `connectString`; rejects if none answers in time. */
   static async connect(connectString: string, options: ZooKeeperRegistryOptions = {}): Promise<ZooKeeperRegistry> {
     const registry = new ZooKeeperRegistry(parseConnectString(connectString), options);
-    const ready = registry.#ready!;
-    const timer = registry.#loop.runAfter(registry.#options.connectTimeoutMs, () =>
-      ready.reject(
-        new RegistryError(
-          RegistryErrorCode.CONNECTION_LOSS,
-          `Cannot open a ZooKeeper session on ${connectString} within ${registry.#options.connectTimeoutMs} ms`,
-        ),
-      ));
-    registry.#dial();
+    registry.#dialer.start();
     try {
-      await ready.promise;
+      await registry.#session.firstSession(
+        registry.#loop,
+        registry.#options.connectTimeoutMs,
+        `Cannot open a ZooKeeper session on ${connectString} within ${registry.#options.connectTimeoutMs} ms`,
+      );
     } catch (error) {
       await registry.close();
       throw error;
-    } finally {
-      registry.#loop.cancel(timer);
     }
     return registry;
   }
 
   /** The session id (0n while none is open). */
   get sessionId(): bigint {
-    return this.#sessionId;
+    return this.#session.sessionId;
   }
 
   /** The session's password (with `sessionId`, what resumes it elsewhere: keep it secret). */
@@ -266,12 +254,12 @@ export class ZooKeeperRegistry implements Registry {
 
   /** The server of the current connection, if connected. */
   get server(): InetAddress | undefined {
-    return this.#connection === undefined ? undefined : this.connectString.servers[this.#serverIndex];
+    return this.#dialer.server;
   }
 
+  /** Listen for session events; returns a function that removes the listener. */
   onSessionEvent(listener: (event: SessionEvent) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#session.onSessionEvent(listener);
   }
 
   /** Create a node (open ACL); resolves with its actual path (sequential nodes get ZooKeeper's suffix). */
@@ -286,7 +274,7 @@ export class ZooKeeperRegistry implements Registry {
       w.int(1).int(PERMS_ALL).string("world").string("anyone"); // OPEN_ACL_UNSAFE
       w.int(flags);
     }, (r) => this.#clientPath(r.string() ?? path));
-    if (ephemeral) this.#ephemerals.set(created, { requested: path, data: bytes, sequential });
+    if (ephemeral) this.#session.ephemerals.created(created, path, bytes, sequential);
     return created;
   }
 
@@ -296,7 +284,7 @@ export class ZooKeeperRegistry implements Registry {
     const result = await this.#request(`get '${path}'`, OP.getData, (w) => {
       w.string(this.#serverPath(path)).bool(options.watch !== undefined);
     }, (r) => ({ data: r.buffer() ?? new Uint8Array(0), stat: readStat(r) }));
-    if (options.watch) this.#addWatch("data", path, options.watch);
+    if (options.watch) this.#session.watches.add("data", path, options.watch);
     return result;
   }
 
@@ -307,8 +295,7 @@ export class ZooKeeperRegistry implements Registry {
     const stat = await this.#request(`set '${path}'`, OP.setData, (w) => {
       w.string(this.#serverPath(path)).buffer(bytes).int(options.version ?? -1);
     }, readStat);
-    const ephemeral = this.#ephemerals.get(path);
-    if (ephemeral !== undefined) ephemeral.data = bytes;
+    this.#session.ephemerals.dataSet(path, bytes);
     return stat;
   }
 
@@ -317,8 +304,8 @@ export class ZooKeeperRegistry implements Registry {
     validatePath(path);
     await this.#request(`delete '${path}'`, OP.delete, (w) => {
       w.string(this.#serverPath(path)).int(options.version ?? -1);
-    }, () => undefined);
-    this.#ephemerals.delete(path);
+    });
+    this.#session.ephemerals.deleted(path);
   }
 
   /** A node's stat, or undefined when it does not exist; `watch` fires on create, change or delete. */
@@ -328,12 +315,12 @@ export class ZooKeeperRegistry implements Registry {
       const stat = await this.#request(`exists '${path}'`, OP.exists, (w) => {
         w.string(this.#serverPath(path)).bool(options.watch !== undefined);
       }, readStat);
-      if (options.watch) this.#addWatch("data", path, options.watch);
+      if (options.watch) this.#session.watches.add("data", path, options.watch);
       return stat;
     } catch (error) {
       if (!(error instanceof RegistryError && error.code === RegistryErrorCode.NO_NODE)) throw error;
       // ZooKeeper keeps an exists watch on a missing node: it fires when the node is created.
-      if (options.watch) this.#addWatch("exist", path, options.watch);
+      if (options.watch) this.#session.watches.add("exist", path, options.watch);
       return undefined;
     }
   }
@@ -344,27 +331,21 @@ export class ZooKeeperRegistry implements Registry {
     const children = await this.#request(`list '${path}'`, OP.getChildren2, (w) => {
       w.string(this.#serverPath(path)).bool(options.watch !== undefined);
     }, (r) => r.strings());
-    if (options.watch) this.#addWatch("child", path, options.watch);
+    if (options.watch) this.#session.watches.add("child", path, options.watch);
     return children.sort();
   }
 
   /** Close the session (its ephemeral nodes go at once) and the connection. */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    if (this.#connection?.connected && this.#sessionId !== 0n && !this.#handshaking) {
-      await this.#request("close the session", OP.close, () => {}, () => undefined).catch(() => {});
+    const session = this.#session;
+    if (session.closed) return;
+    if (session.state === SessionState.CONNECTED) {
+      await this.#request("close the session", OP.close, () => {}).catch(() => {});
     }
-    this.#closed = true;
-    this.#ready?.reject(new RegistryError(RegistryErrorCode.CLOSED, "The ZooKeeper registry was closed"));
-    this.#ready?.promise.catch(() => {});
-    if (this.#reconnectTimer !== undefined) this.#loop.cancel(this.#reconnectTimer);
+    session.close("the registry was closed");
     this.#stopPings();
-    this.#failAll(RegistryErrorCode.CLOSED, "the registry was closed");
-    const client = this.#client;
-    this.#client = undefined;
-    this.#connection = undefined;
-    await client?.close();
-    this.#emit({ type: "closed" });
+    await this.#dialer.close();
+    session.emitClosed();
   }
 
   /** Same as {@linkcode ZooKeeperRegistry.close}. */
@@ -387,144 +368,58 @@ export class ZooKeeperRegistry implements Registry {
 
   // --- requests ---
 
-  #request<T>(
+  /** A request, sent now on a session or held (until its timeout) for the next one. */
+  #request<T = undefined>(
     what: string,
     type: number,
     writeBody: (writer: JuteWriter) => void,
-    readBody: (reader: JuteReader) => T,
+    readBody?: (reader: JuteReader) => T,
   ): Promise<T> {
-    if (this.#closed) {
+    const session = this.#session;
+    if (session.closed) {
       return Promise.reject(new RegistryError(RegistryErrorCode.CLOSED, `Cannot ${what} as the registry is closed`));
     }
-    const xid = this.#nextXid;
-    this.#nextXid = this.#nextXid >= 0x7fff_ffff ? 1 : this.#nextXid + 1;
+    const xid = session.requests.nextXid();
     const writer = new JuteWriter().int(xid).int(type);
     writeBody(writer);
-    return new Promise<T>((resolve, reject) => {
-      const pending: Pending = {
-        xid,
-        packet: writer.packet(),
-        what,
-        sent: false,
-        timer: this.#loop.runAfter(this.#options.requestTimeoutMs, () => {
-          this.#inFlight.delete(xid);
-          const queued = this.#queue.indexOf(pending);
-          if (queued >= 0) this.#queue.splice(queued, 1);
-          reject(
-            new RegistryError(
-              RegistryErrorCode.OPERATION_TIMEOUT,
-              `Cannot ${what} as ZooKeeper did not answer within ${this.#options.requestTimeoutMs} ms`,
-            ),
-          );
-        }),
-        resolve: (reader) => {
-          try {
-            resolve(readBody(reader));
-          } catch (error) {
-            reject(
-              new RegistryError(RegistryErrorCode.MARSHALLING_ERROR, `Cannot ${what}: the answer does not parse`, {
-                cause: error,
-              }),
-            );
-          }
-        },
-        reject,
-      };
-      if (this.#connection !== undefined && !this.#handshaking) this.#send(pending);
-      else this.#queue.push(pending);
-    });
-  }
-
-  #send(pending: Pending): void {
-    pending.sent = true;
-    this.#inFlight.set(pending.xid, pending);
-    this.#connection!.send(pending.packet);
-  }
-
-  #failAll(code: RegistryErrorCode, reason: string): void {
-    const all = [...this.#inFlight.values(), ...(code === RegistryErrorCode.CONNECTION_LOSS ? [] : this.#queue)];
-    this.#inFlight.clear();
-    if (code !== RegistryErrorCode.CONNECTION_LOSS) this.#queue = [];
-    for (const pending of all) {
-      this.#loop.cancel(pending.timer);
-      pending.reject(new RegistryError(code, `Cannot ${pending.what} as ${reason}`));
+    const packet = writer.packet();
+    const connection = session.connection;
+    if (connection === undefined || session.state !== SessionState.CONNECTED) {
+      return session.requests.add(xid, what, false, packet, readBody);
     }
+    const answer = session.requests.add(xid, what, true, undefined, readBody);
+    connection.send(packet);
+    return answer;
   }
 
-  // --- the connection ---
-
-  #dial(): void {
-    if (this.#closed) return;
-    const server = this.connectString.servers[this.#serverIndex]!;
-    const client = new TcpClient(this.#loop, server, `ZooKeeper->${server}`, {
-      maxAttempts: 1,
-      connectTimeoutMs: Math.max(1000, Math.floor(this.#options.sessionTimeoutMs / 3)),
-    });
-    this.#client = client;
-    client.setConnectionCallback((connection) => {
-      if (client !== this.#client) return;
-      if (connection.connected) this.#onConnected(connection);
-      else this.#onLost(`the connection to ${server} was lost`);
-    });
-    client.setMessageCallback(this.#codec.onMessage);
-    client.setConnectFailedCallback((error) => {
-      if (client !== this.#client) return;
-      getLogger().debug(`ZooKeeperRegistry: cannot connect to ${server}`, { error });
-      this.#scheduleReconnect();
-    });
-    client.connect();
-  }
-
-  #scheduleReconnect(): void {
-    if (this.#closed || this.#reconnectTimer !== undefined) return;
-    const old = this.#client;
-    this.#client = undefined;
-    old?.close().catch(() => {});
-    this.#serverIndex = (this.#serverIndex + 1) % this.connectString.servers.length;
-    // A full pass over the servers without luck backs off; the next server is tried at once otherwise.
-    const delayMs = this.#serverIndex === 0 ? this.#reconnectDelayMs : 0;
-    if (this.#serverIndex === 0) this.#reconnectDelayMs = Math.min(this.#reconnectDelayMs * 2, 2000);
-    this.#reconnectTimer = this.#loop.runAfter(delayMs, () => {
-      this.#reconnectTimer = undefined;
-      this.#dial();
-    });
-  }
+  // --- the connection and the session ---
 
   #onConnected(connection: TcpConnection): void {
-    this.#connection = connection;
-    this.#handshaking = true;
+    this.#session.connectionUp(connection);
     const request = new JuteWriter()
       .int(0) // protocol version
       .long(this.#lastZxid)
       .int(this.#options.sessionTimeoutMs)
-      .long(this.#sessionId)
+      .long(this.#session.sessionId)
       .buffer(this.#password)
       .bool(false); // read-only not allowed
     connection.send(request.packet());
   }
 
   #onLost(reason: string): void {
-    const wasConnected = this.#connection !== undefined && !this.#handshaking;
-    this.#connection = undefined;
-    this.#handshaking = false;
     this.#stopPings();
-    this.#failAll(RegistryErrorCode.CONNECTION_LOSS, reason);
-    if (this.#closed) return;
-    if (wasConnected) {
-      getLogger().warn(`ZooKeeperRegistry: ${reason}; reconnecting`);
-      this.#emit({ type: "disconnected" });
-    }
-    this.#scheduleReconnect();
+    if (this.#session.state === SessionState.CONNECTED) getLogger().warn(`ZooKeeperRegistry: ${reason}; reconnecting`);
+    this.#session.connectionLost(reason);
   }
 
   #onPacket(body: Uint8Array): void {
     const reader = new JuteReader(body);
     try {
-      if (this.#handshaking) this.#onConnectResponse(reader);
+      if (this.#session.state === SessionState.HANDSHAKING) this.#onConnectResponse(reader);
       else this.#onReply(reader);
     } catch (error) {
       getLogger().error("ZooKeeperRegistry: a packet from the server does not parse; reconnecting", { error });
-      this.#connection?.forceClose();
+      this.#session.connection?.forceClose();
     }
   }
 
@@ -533,77 +428,35 @@ export class ZooKeeperRegistry implements Registry {
     const timeoutMs = reader.int();
     const sessionId = reader.long();
     const password = reader.buffer() ?? new Uint8Array(16);
+    const session = this.#session;
     if (timeoutMs <= 0) {
-      // The session we tried to resume is gone: its ephemeral nodes and watches with it.
-      this.#onExpired();
+      // The session we tried to resume is gone, its ephemeral nodes and watches with it. ZooKeeper closes the
+      // connection after saying so: a new session opens at once on a new one.
+      const expired = session.sessionId;
+      this.#password = new Uint8Array(16);
+      this.#lastZxid = 0n;
+      session.sessionExpired(expired, "ZooKeeper refused to resume it");
+      this.#dialer.redialAtOnce();
+      session.connection?.forceClose();
       return;
     }
-    const resumed = this.#sessionId !== 0n && this.#sessionId === sessionId;
-    const fresh = !resumed;
-    this.#sessionId = sessionId;
+    const resumed = session.sessionId !== 0n && session.sessionId === sessionId;
     this.#password = password;
     this.#negotiatedTimeoutMs = timeoutMs;
-    this.#handshaking = false;
-    this.#reconnectDelayMs = 100;
+    this.#dialer.sessionOpened();
     this.#startPings();
-    if (resumed) this.#sendSetWatches();
-    const queue = this.#queue;
-    this.#queue = [];
-    for (const pending of queue) this.#send(pending);
+    const connection = session.connection!;
+    if (resumed) this.#sendSetWatches(connection);
+    for (const request of session.requests.unsent()) {
+      connection.send(request.packet!);
+      request.packet = undefined;
+    }
     getLogger().debug(
       `ZooKeeperRegistry: session ${sessionId.toString(16)} ${resumed ? "resumed" : "opened"} on ` +
-        `${this.connectString.servers[this.#serverIndex]} (timeout ${timeoutMs} ms)`,
+        `${this.#dialer.server} (timeout ${timeoutMs} ms)`,
     );
-    const ready = this.#ready;
-    this.#ready = undefined;
-    ready?.resolve();
-    this.#emit({ type: "connected", sessionId, resumed });
-    if (fresh && this.#expiredBefore) {
-      this.#expiredBefore = false;
-      this.#afterExpiry();
-    }
-  }
-
-  #onExpired(): void {
-    const expired = this.#sessionId;
-    getLogger().warn(`ZooKeeperRegistry: session ${expired.toString(16)} expired`);
-    this.#sessionId = 0n;
-    this.#password = new Uint8Array(16);
-    this.#lastZxid = 0n;
-    this.#expiredBefore = true;
-    this.#emit({ type: "expired", sessionId: expired });
-    // ZooKeeper closes the connection after saying so; open a new session at once on a fresh one.
-    const connection = this.#connection;
-    this.#connection = undefined;
-    this.#handshaking = false;
-    this.#reconnectDelayMs = 100;
-    connection?.forceClose();
-    if (this.#closed) return;
-    const old = this.#client;
-    this.#client = undefined;
-    old?.close().catch(() => {});
-    this.#dial();
-  }
-
-  async #afterExpiry(): Promise<void> {
-    // The expired session's watches died with it: every watcher re-reads and re-watches.
-    const watches = this.#watches;
-    this.#watches = { data: new Map(), exist: new Map(), child: new Map() };
-    for (const byPath of Object.values(watches)) {
-      for (const [path, callbacks] of byPath) for (const callback of callbacks) this.#callWatch(callback, 0, path);
-    }
-    const ephemerals = [...this.#ephemerals.values()];
-    this.#ephemerals.clear();
-    if (!this.#options.recreateEphemerals) return;
-    for (const node of ephemerals) {
-      try {
-        await this.create(node.requested, node.data, { nodeType: NodeType.EPHEMERAL, sequential: node.sequential });
-      } catch (error) {
-        getLogger().error(`ZooKeeperRegistry: cannot re-create ephemeral node '${node.requested}' after expiry`, {
-          error,
-        });
-      }
-    }
+    // ZooKeeper re-arms the watches of a resumed session (SetWatches): only a new session needs them re-read.
+    session.sessionOpened(sessionId, resumed, false);
   }
 
   #onReply(reader: JuteReader): void {
@@ -616,7 +469,7 @@ export class ZooKeeperRegistry implements Registry {
       const type = reader.int();
       reader.int(); // keeper state
       const path = reader.string() ?? "/";
-      this.#onWatchEvent(type, this.#clientPath(path));
+      this.#session.watches.trigger(type as EventType, this.#clientPath(path));
       return;
     }
     if (xid === XID_SET_WATCHES) {
@@ -625,30 +478,30 @@ export class ZooKeeperRegistry implements Registry {
       }
       return;
     }
-    const pending = this.#inFlight.get(xid);
-    if (pending === undefined) return; // timed out
-    this.#inFlight.delete(xid);
-    this.#loop.cancel(pending.timer);
+    const requests = this.#session.requests;
+    const request = requests.take(xid);
+    if (request === undefined) return; // timed out
     if (err !== 0) {
-      pending.reject(
+      request.reject(
         new RegistryError(
           err as RegistryErrorCode,
-          `Cannot ${pending.what}: ${registryErrorCodeName(err)} (ZooKeeper ${this.server ?? "?"})`,
+          `Cannot ${request.what}: ${registryErrorCodeName(err)} (ZooKeeper ${this.server ?? "?"})`,
         ),
       );
       return;
     }
-    pending.resolve(reader);
+    requests.settle(request, reader);
   }
 
-  // --- pings ---
+  // --- pings and watches ---
 
   #startPings(): void {
     this.#stopPings();
     const intervalMs = Math.max(100, Math.floor(this.#negotiatedTimeoutMs / 3));
     this.#pingTimer = this.#loop.runEvery(intervalMs, () => {
-      if (this.#connection?.connected && !this.#handshaking) {
-        this.#connection.send(new JuteWriter().int(XID_PING).int(OP.ping).packet());
+      const connection = this.#session.connection;
+      if (connection?.connected && this.#session.state === SessionState.CONNECTED) {
+        connection.send(new JuteWriter().int(XID_PING).int(OP.ping).packet());
       }
     });
   }
@@ -658,52 +511,16 @@ export class ZooKeeperRegistry implements Registry {
     this.#pingTimer = undefined;
   }
 
-  // --- watches ---
-
-  #addWatch(kind: WatchKind, path: string, callback: WatchCallback): void {
-    const byPath = this.#watches[kind];
-    let callbacks = byPath.get(path);
-    if (callbacks === undefined) byPath.set(path, callbacks = new Set());
-    callbacks.add(callback);
-  }
-
-  #onWatchEvent(type: number, path: string): void {
-    // Which watches a change triggers, as ZooKeeper's own clients decide.
-    const kinds: WatchKind[] = type === 4 ? ["child"] : type === 2 ? ["data", "exist", "child"] : ["data", "exist"];
-    for (const kind of kinds) {
-      const callbacks = this.#watches[kind].get(path);
-      if (callbacks === undefined) continue;
-      this.#watches[kind].delete(path);
-      for (const callback of callbacks) this.#callWatch(callback, type, path);
-    }
-  }
-
-  #callWatch(callback: WatchCallback, type: number, path: string): void {
-    try {
-      callback({ type, path } as WatchedEvent);
-    } catch (error) {
-      getLogger().error(`ZooKeeperRegistry: a watch callback for '${path}' threw`, { error });
-    }
-  }
-
-  #sendSetWatches(): void {
-    const paths = (kind: WatchKind) => [...this.#watches[kind].keys()].map((path) => this.#serverPath(path));
+  /** Re-register the watches on a resumed session (ZooKeeper fires those whose paths changed since `lastZxid`). */
+  #sendSetWatches(connection: TcpConnection): void {
+    const watches = this.#session.watches;
+    const paths = (kind: "data" | "exist" | "child") => watches.paths(kind).map((path) => this.#serverPath(path));
     const data = paths("data");
     const exist = paths("exist");
     const child = paths("child");
     if (data.length + exist.length + child.length === 0) return;
     const writer = new JuteWriter().int(XID_SET_WATCHES).int(SET_WATCHES_OP).long(this.#lastZxid);
     writer.strings(data).strings(exist).strings(child);
-    this.#connection!.send(writer.packet());
-  }
-
-  #emit(event: SessionEvent): void {
-    for (const listener of this.#listeners) {
-      try {
-        listener(event);
-      } catch (error) {
-        getLogger().error("ZooKeeperRegistry: a session listener threw", { error });
-      }
-    }
+    connection.send(writer.packet());
   }
 }
