@@ -21,8 +21,9 @@ export interface SpawnReadyOptions {
   /** Written to the child's stdin, which then stays open until it exits; without it, stdin is null. */
   input?: string;
   /**
-   * The output that counts as ready, matched against all stdout so far; its first group, if any, becomes
-   * {@linkcode ReadyProcess.ready}. For children that say something else once ready (an interactive CLI).
+   * The output that counts as ready (a RegExp without the `g` flag), matched against all stdout so far; its first
+   * group, if any, becomes {@linkcode ReadyProcess.ready}. For children that say something else once ready (an
+   * interactive CLI).
    * @default a line `READY [word]`
    */
   readyPattern?: RegExp;
