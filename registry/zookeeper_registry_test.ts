@@ -3,6 +3,8 @@ import { EventLoop } from "../reactor/event_loop.ts";
 import { EventType, NodeType } from "./data_tree.ts";
 import type { WatchedEvent } from "./registry_client.ts";
 import { RegistryError, RegistryErrorCode } from "./registry_error.ts";
+import { InetAddress } from "../reactor/inet_address.ts";
+import { PartitionProxy } from "./testdata/partition_proxy.ts";
 import { startZooKeeper } from "./testdata/zookeeper_server.ts";
 import { parseConnectString, ZooKeeperRegistry } from "./zookeeper_registry.ts";
 import { needs } from "../reactor/testdata/permissions.ts";
@@ -165,6 +167,94 @@ Deno.test("ZooKeeperRegistry against a real ZooKeeper", needs("read", "write", "
       const stat = await observer.exists("/expiry/provider");
       assert.equal(stat?.ephemeralOwner, client.sessionId);
     });
+
+    for (const tcp of ["hold", "drop"] as const) {
+      await t.step(
+        `a partition (TCP bytes ${
+          tcp === "hold" ? "held" : "dropped"
+        }) longer than the session: after the heal, expired, a new session, the ephemeral node back, watchers told`,
+        async () => {
+          const zkAddress = InetAddress.parse(zk.connectString);
+          const proxy = await PartitionProxy.start(loop, zkAddress, zkAddress);
+          try {
+            // ZooKeeper's shortest session at this tick (2 ticks: 400 ms).
+            const cut = await ZooKeeperRegistry.connect(proxy.tcpAddress.toString(), {
+              loop,
+              sessionTimeoutMs: 400,
+              recreateEphemerals: true,
+            });
+            open.push(cut);
+            const observer = await connect();
+            await observer.create(`/part-${tcp}`, "").catch(() => {});
+            const path = `/part-${tcp}/eph`;
+            await cut.create(path, "payload", { nodeType: NodeType.EPHEMERAL });
+            const watched: WatchedEvent[] = [];
+            await cut.exists(`/part-${tcp}/other`, { watch: (event) => watched.push(event) });
+            const events: string[] = [];
+            cut.onSessionEvent((event) =>
+              events.push(event.type === "connected" ? `connected:${event.resumed}` : event.type)
+            );
+            const oldSession = cut.sessionId;
+            proxy.partition({ tcp });
+            await until(
+              async () => (await observer.exists(path)) === undefined,
+              10_000,
+              "ZooKeeper to expire the session",
+            );
+            assert.ok(!events.includes("expired"), "nothing can tell the client during the partition");
+            proxy.heal();
+            await until(
+              async () => {
+                const stat = await observer.exists(path);
+                return stat !== undefined && cut.sessionId !== 0n && stat.ephemeralOwner === cut.sessionId;
+              },
+              10_000,
+              "the ephemeral node on the new session",
+            );
+            assert.notEqual(cut.sessionId, oldSession);
+            const expiredAt = events.indexOf("expired");
+            assert.ok(expiredAt >= 0, `events: ${events.join(", ")}`);
+            assert.equal(events.lastIndexOf("expired"), expiredAt, "the expiry path ran once");
+            assert.ok(events.indexOf("connected:false", expiredAt) > expiredAt, `events: ${events.join(", ")}`);
+            assert.equal(decode((await observer.get(path)).data), "payload");
+            assert.deepEqual(watched.map((event) => `${event.type}:${event.path}`), [`0:/part-${tcp}/other`]);
+          } finally {
+            await proxy.close();
+          }
+        },
+      );
+    }
+
+    await t.step(
+      "session events: connected, disconnected and resumed on a dropped connection, closed last",
+      async () => {
+        const zkAddress = InetAddress.parse(zk.connectString);
+        const proxy = await PartitionProxy.start(loop, zkAddress, zkAddress);
+        try {
+          const client = await ZooKeeperRegistry.connect(proxy.tcpAddress.toString(), { loop, sessionTimeoutMs: 4000 });
+          const events: string[] = [];
+          client.onSessionEvent((event) =>
+            events.push(event.type === "connected" ? `connected:${event.resumed}` : event.type)
+          );
+          const watched: WatchedEvent[] = [];
+          await client.exists("/events-later", { watch: (event) => watched.push(event) });
+          const session = client.sessionId;
+          await proxy.dropConnections();
+          await until(() => events.includes("connected:true"), 10_000, "the resumption");
+          assert.equal(client.sessionId, session);
+          // The watch was re-registered (SetWatches), not dropped: it fires on the change it waits for.
+          const writer = await connect();
+          await writer.create("/events-later", "");
+          await until(() => watched.length === 1, 10_000, "the re-registered watch");
+          assert.deepEqual(watched[0], { type: EventType.NODE_CREATED, path: "/events-later" });
+          await client.close();
+          assert.deepEqual(events, ["disconnected", "connected:true", "closed"]);
+          await rejectsWithCode(client.get("/"), RegistryErrorCode.CLOSED);
+        } finally {
+          await proxy.close();
+        }
+      },
+    );
 
     await t.step("the registry CLI works against ZooKeeper with --zookeeper", async () => {
       const cli = async (...words: string[]) => {
