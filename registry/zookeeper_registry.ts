@@ -181,6 +181,7 @@ export class ZooKeeperRegistry implements Registry {
   readonly #dialer: ServerDialer;
   readonly #codec: LengthHeaderCodec;
   #pingTimer: TimerId | undefined;
+  #handshakeTimer: TimerId | undefined;
   #password: Uint8Array = new Uint8Array(16);
   #negotiatedTimeoutMs = 0;
   #lastZxid = 0n;
@@ -343,7 +344,7 @@ export class ZooKeeperRegistry implements Registry {
       await this.#request("close the session", OP.close, () => {}).catch(() => {});
     }
     session.close("the registry was closed");
-    this.#stopPings();
+    this.#stopTimers();
     await this.#dialer.close();
     session.emitClosed();
   }
@@ -404,10 +405,20 @@ export class ZooKeeperRegistry implements Registry {
       .buffer(this.#password)
       .bool(false); // read-only not allowed
     connection.send(request.packet());
+    // As ZooKeeper's own clients do: a server that accepts and never answers the handshake (one still starting,
+    // one cut off) is given up on, and the next one tried.
+    const handshakeTimeoutMs = Math.max(1000, Math.floor(this.#options.sessionTimeoutMs / 3));
+    this.#handshakeTimer = this.#loop.runAfter(handshakeTimeoutMs, () => {
+      this.#handshakeTimer = undefined;
+      if (this.#session.connection === connection && this.#session.state === SessionState.HANDSHAKING) {
+        getLogger().warn(`ZooKeeperRegistry: no answer to the handshake within ${handshakeTimeoutMs} ms; reconnecting`);
+        connection.forceClose();
+      }
+    });
   }
 
   #onLost(reason: string): void {
-    this.#stopPings();
+    this.#stopTimers();
     if (this.#session.state === SessionState.CONNECTED) getLogger().warn(`ZooKeeperRegistry: ${reason}; reconnecting`);
     this.#session.connectionLost(reason);
   }
@@ -496,7 +507,7 @@ export class ZooKeeperRegistry implements Registry {
   // --- pings and watches ---
 
   #startPings(): void {
-    this.#stopPings();
+    this.#stopTimers();
     const intervalMs = Math.max(100, Math.floor(this.#negotiatedTimeoutMs / 3));
     this.#pingTimer = this.#loop.runEvery(intervalMs, () => {
       const connection = this.#session.connection;
@@ -506,9 +517,11 @@ export class ZooKeeperRegistry implements Registry {
     });
   }
 
-  #stopPings(): void {
+  #stopTimers(): void {
     if (this.#pingTimer !== undefined) this.#loop.cancel(this.#pingTimer);
     this.#pingTimer = undefined;
+    if (this.#handshakeTimer !== undefined) this.#loop.cancel(this.#handshakeTimer);
+    this.#handshakeTimer = undefined;
   }
 
   /** Re-register the watches on a resumed session (ZooKeeper fires those whose paths changed since `lastZxid`). */
