@@ -10,84 +10,10 @@
 import { Buffer } from "../reactor/buffer.ts";
 import { basename, DEFAULT_MAX_PATH_LENGTH, joinPath, parentOf, validatePath } from "./path.ts";
 import { RegistryError, RegistryErrorCode } from "./registry_error.ts";
+import { EventType, NodeType, type Stat } from "./registry.ts";
 
-/**
- * Node types, numbered as the seed's CLI numbers them (`create <path> [data] [1|2]`). An ephemeral node goes
- * with the session that created it.
- *
- * @example
- * ```ts
- * import { NodeType, type Stat } from "./data_tree.ts";
- *
- * const isEphemeral = (stat: Stat) => stat.nodeType === NodeType.EPHEMERAL; // ephemeralOwner is its session
- * ```
- */
-export const NodeType = {
-  PERSISTENT: 1,
-  EPHEMERAL: 2,
-} as const;
-
-/** One of the {@linkcode NodeType} numbers. */
-export type NodeType = typeof NodeType[keyof typeof NodeType];
-
-/**
- * What a node looks like from outside, as ZooKeeper's Stat plus the seed's nodeType.
- *
- * @example
- * ```ts
- * import type { Stat } from "./data_tree.ts";
- *
- * const describe = (stat: Stat) =>
- *   `version ${stat.version}, ${stat.numChildren} children, ${stat.dataLength} bytes, changed ${new Date(stat.mtime)}`;
- * ```
- */
-export interface Stat {
-  /** The transaction that created the node. */
-  czxid: bigint;
-  /** The transaction that last set its data. */
-  mzxid: bigint;
-  /** The transaction that last changed its children. */
-  pzxid: bigint;
-  /** Creation time, ms since the epoch. */
-  ctime: number;
-  /** Last data change, ms since the epoch. */
-  mtime: number;
-  /** Data version: 0 at creation, +1 per set. */
-  version: number;
-  /** Children version: +1 per child created or deleted. */
-  cversion: number;
-  /** The owning session of an ephemeral node; 0n for persistent nodes. */
-  ephemeralOwner: bigint;
-  /** Bytes of data. */
-  dataLength: number;
-  /** Number of children. */
-  numChildren: number;
-  /** PERSISTENT or EPHEMERAL. */
-  nodeType: NodeType;
-}
-
-/**
- * Kinds of change, numbered as proto/registry.proto's EventType.
- *
- * @example
- * ```ts
- * import { EventType } from "./data_tree.ts";
- * import type { WatchCallback } from "./registry_client.ts";
- *
- * const onChange: WatchCallback = (event) => {
- *   if (event.type === EventType.NODE_CHILDREN_CHANGED) console.log(`providers of ${event.path} changed`);
- * };
- * ```
- */
-export const EventType = {
-  NODE_CREATED: 1,
-  NODE_DELETED: 2,
-  NODE_DATA_CHANGED: 3,
-  NODE_CHILDREN_CHANGED: 4,
-} as const;
-
-/** One of the {@linkcode EventType} numbers. */
-export type EventType = typeof EventType[keyof typeof EventType];
+// The types a node shows outside are the clients' contract (registry.ts); the tree speaks them too.
+export { EventType, NodeType, type Stat } from "./registry.ts";
 
 /** A change to one path, as watches see it. */
 export interface TreeEvent {
