@@ -31,6 +31,17 @@ import {
 } from "./registry.ts";
 import { RegistryError, RegistryErrorCode, registryErrorCodeName } from "./registry_error.ts";
 
+/** ZooKeeper's client port, taken when a connect string names a host without one. */
+export const ZOOKEEPER_DEFAULT_PORT = 2181;
+
+/** The defaults of {@linkcode ZooKeeperRegistryOptions}, in one place (the RPC config's keys take them too). */
+export const ZOOKEEPER_REGISTRY_DEFAULTS = {
+  sessionTimeoutMs: 10_000,
+  requestTimeoutMs: 10_000,
+  connectTimeoutMs: 10_000,
+  recreateEphemerals: false,
+} as const;
+
 /**
  * Options of {@linkcode ZooKeeperRegistry.connect}.
  *
@@ -110,7 +121,7 @@ export function parseConnectString(text: string): ZooKeeperConnectString {
   }
   const servers = hosts.split(",").map((host) => host.trim()).filter((host) => host !== "").map((host) => {
     try {
-      return InetAddress.parse(host, 2181);
+      return InetAddress.parse(host, ZOOKEEPER_DEFAULT_PORT);
     } catch (error) {
       throw new TypeError(`Cannot parse ZooKeeper connect string '${text}': ${(error as Error).message}`);
     }
@@ -190,10 +201,10 @@ export class ZooKeeperRegistry implements Registry {
     this.connectString = connectString;
     this.#loop = options.loop ?? EventLoop.current();
     this.#options = {
-      sessionTimeoutMs: options.sessionTimeoutMs ?? 10_000,
-      requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
-      connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
-      recreateEphemerals: options.recreateEphemerals ?? false,
+      sessionTimeoutMs: options.sessionTimeoutMs ?? ZOOKEEPER_REGISTRY_DEFAULTS.sessionTimeoutMs,
+      requestTimeoutMs: options.requestTimeoutMs ?? ZOOKEEPER_REGISTRY_DEFAULTS.requestTimeoutMs,
+      connectTimeoutMs: options.connectTimeoutMs ?? ZOOKEEPER_REGISTRY_DEFAULTS.connectTimeoutMs,
+      recreateEphemerals: options.recreateEphemerals ?? ZOOKEEPER_REGISTRY_DEFAULTS.recreateEphemerals,
     };
     this.#session = new ClientSession<JuteReader>(this.#loop, this, {
       owner: "ZooKeeperRegistry",

@@ -22,7 +22,12 @@ import {
 } from "../reactor/logger.ts";
 import type { Registry } from "../registry/registry.ts";
 import { RegistryClient } from "../registry/registry_client.ts";
-import { parseConnectString, ZooKeeperRegistry } from "../registry/zookeeper_registry.ts";
+import {
+  parseConnectString,
+  ZOOKEEPER_DEFAULT_PORT,
+  ZOOKEEPER_REGISTRY_DEFAULTS,
+  ZooKeeperRegistry,
+} from "../registry/zookeeper_registry.ts";
 import { RpcChannel, type RpcChannelOptions } from "./rpc_channel.ts";
 import { RpcProvider, type RpcProviderOptions } from "./rpc_provider.ts";
 
@@ -242,13 +247,14 @@ export function parseRpcConfig(raw: unknown, source: string): RpcConfig {
     if (connect !== undefined && values["zookeeper_ip"] !== undefined) {
       fail(source, "give either 'zookeeper_connect' or 'zookeeper_ip' and 'zookeeper_port', not both");
     }
-    const connectString = connect ?? `${text("zookeeper_ip", true)}:${port("zookeeper_port", false) ?? 2181}`;
+    const connectString = connect ??
+      `${text("zookeeper_ip", true)}:${port("zookeeper_port", false) ?? ZOOKEEPER_DEFAULT_PORT}`;
     try {
       parseConnectString(connectString);
     } catch (error) {
       fail(source, `'${connect !== undefined ? "zookeeper_connect" : "zookeeper_ip"}': ${(error as Error).message}`);
     }
-    const timeout = values["zookeeper_session_timeout_ms"] ?? 10_000;
+    const timeout = values["zookeeper_session_timeout_ms"] ?? ZOOKEEPER_REGISTRY_DEFAULTS.sessionTimeoutMs;
     const sessionTimeoutMs = typeof timeout === "string" && timeout.trim() !== "" ? Number(timeout) : timeout;
     if (typeof sessionTimeoutMs !== "number" || !Number.isInteger(sessionTimeoutMs) || sessionTimeoutMs <= 0) {
       fail(
