@@ -1,8 +1,8 @@
 /**
  * A provider's accounting of its calls: how many are in flight and were served, answers by status code per
  * method, errors by code and limits hit, as `stats()` and `/metrics` report them. Owned by one RpcProvider and
- * shared by its served connections, which tell it of each answer and each settled call; only the provider reads
- * it. Loop-confined, like the provider.
+ * shared by its dispatch (`CallDispatcher` and each connection's `ServedCalls`), which tells it of each answer and
+ * each settled call; only the provider reads it. Loop-confined, like the provider.
  *
  * @module
  */

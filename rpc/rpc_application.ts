@@ -28,6 +28,7 @@ import {
   ZOOKEEPER_REGISTRY_DEFAULTS,
   ZooKeeperRegistry,
 } from "../registry/zookeeper_registry.ts";
+import { SERVER_LIMIT_NAMES, SERVER_LIMITS } from "./_server_limits.ts";
 import { RpcChannel, type RpcChannelOptions } from "./rpc_channel.ts";
 import { RpcProvider, type RpcProviderOptions } from "./rpc_provider.ts";
 
@@ -50,8 +51,8 @@ export interface RpcConfig {
   rpcserverIp?: string;
   /** Key `rpcserver_port`: {@linkcode RpcProviderOptions.port}; needed with `rpcserver_ip`. */
   rpcserverPort?: number;
-  /** Key `rpcserver_threads`: {@linkcode RpcProviderOptions.threads} (its default when absent). */
-  rpcserverThreads: number;
+  /** Key `rpcserver_threads`: {@linkcode RpcProviderOptions.threads}; undefined (its default) when absent. */
+  rpcserverThreads?: number;
   /** Key `rpcserver_status_port`: {@linkcode RpcProviderOptions.statusPort}. */
   rpcserverStatusPort?: number;
   /** The provider's limits and timings, one `rpcserver_` key each: see {@linkcode RpcServerLimits}. */
@@ -123,22 +124,8 @@ export interface RpcServerLimits {
   drainGraceMs?: number;
 }
 
-// Each limit's key, its option and its least value.
-const LIMIT_KEYS: Array<[string, keyof RpcServerLimits, number]> = [
-  ["rpcserver_max_connections", "maxConnections", 1],
-  ["rpcserver_max_connections_per_address", "maxConnectionsPerAddress", 1],
-  ["rpcserver_max_calls_per_connection", "maxCallsPerConnection", 1],
-  ["rpcserver_idle_timeout_ms", "idleTimeoutMs", 0],
-  ["rpcserver_max_frame_bytes", "maxFrameBytes", 1024],
-  ["rpcserver_frame_timeout_ms", "frameTimeoutMs", 1],
-  ["rpcserver_max_buffered_frame_bytes", "maxBufferedFrameBytes", 1],
-  ["rpcserver_pause_reading_at_bytes", "pauseReadingAtBytes", 1],
-  ["rpcserver_max_unsent_bytes", "maxUnsentBytes", 1],
-  ["rpcserver_max_metadata_bytes", "maxMetadataBytes", 0],
-  ["rpcserver_keepalive_interval_ms", "keepaliveIntervalMs", 0],
-  ["rpcserver_keepalive_timeout_ms", "keepaliveTimeoutMs", 1],
-  ["rpcserver_drain_grace_ms", "drainGraceMs", 0],
-];
+// Each limit's key and least value come from the provider's one table of limits.
+const LIMIT_KEYS = SERVER_LIMIT_NAMES.map((name) => [SERVER_LIMITS[name].key, name, SERVER_LIMITS[name].min] as const);
 
 const KNOWN_KEYS = [
   "rpcserver_ip",
@@ -220,11 +207,14 @@ export function parseRpcConfig(raw: unknown, source: string): RpcConfig {
   };
   const rpcserverIp = text("rpcserver_ip", false);
   const rpcserverPort = port("rpcserver_port", rpcserverIp !== undefined);
-  const threadsValue = values["rpcserver_threads"] ?? 0;
+  const threadsValue = values["rpcserver_threads"];
   const rpcserverThreads = typeof threadsValue === "string" && threadsValue.trim() !== ""
     ? Number(threadsValue)
     : threadsValue;
-  if (typeof rpcserverThreads !== "number" || !Number.isInteger(rpcserverThreads) || rpcserverThreads < 0) {
+  if (
+    rpcserverThreads !== undefined &&
+    (typeof rpcserverThreads !== "number" || !Number.isInteger(rpcserverThreads) || rpcserverThreads < 0)
+  ) {
     fail(
       source,
       `'rpcserver_threads' must be a non-negative integer: current value is ${JSON.stringify(threadsValue)}`,
