@@ -87,7 +87,7 @@ export type HttpHandler = (request: HttpRequest) => HttpResponse | Promise<HttpR
  *
  * const options: HttpServerOptions = { maxConnections: 16, allowedHosts: ["status.example.internal"] };
  * const address = new InetAddress("127.0.0.1", 0);
- * const server = new HttpServer(new EventLoop(), address, "status", () => ({ body: "ok" }), options);
+ * const server = new HttpServer(new EventLoop(), { address, name: "status", handler: () => ({ body: "ok" }), ...options });
  * ```
  */
 export interface HttpServerOptions {
@@ -178,6 +178,31 @@ const IP_LITERAL = /^(\d{1,3}\.){3}\d{1,3}$|^\[[0-9a-f:.]+\]$/;
 const encoder = new TextEncoder();
 
 /**
+ * What an {@linkcode HttpServer} serves, where, and its limits.
+ *
+ * @example
+ * ```ts
+ * import type { HttpServerInit } from "./http_server.ts";
+ * import { InetAddress } from "./inet_address.ts";
+ *
+ * const init: HttpServerInit = {
+ *   address: new InetAddress("127.0.0.1", 8080),
+ *   name: "status",
+ *   handler: () => ({ body: "imok" }),
+ *   maxConnections: 16,
+ * };
+ * ```
+ */
+export interface HttpServerInit extends HttpServerOptions {
+  /** Where to listen (port 0: any free port; {@linkcode HttpServer.address} tells which). */
+  readonly address: InetAddress;
+  /** The server's name in logs. */
+  readonly name: string;
+  /** Answers each request. */
+  readonly handler: HttpHandler;
+}
+
+/**
  * Serves `handler` over HTTP/1.1.
  *
  * @example
@@ -187,9 +212,11 @@ const encoder = new TextEncoder();
  * import { InetAddress } from "./inet_address.ts";
  * import assert from "node:assert/strict";
  *
- * const server = new HttpServer(new EventLoop(), new InetAddress("127.0.0.1", 0), "status", (request) => ({
- *   body: request.path === "/ruok" ? "imok" : "?",
- * }));
+ * const server = new HttpServer(new EventLoop(), {
+ *   address: new InetAddress("127.0.0.1", 0),
+ *   name: "status",
+ *   handler: (request) => ({ body: request.path === "/ruok" ? "imok" : "?" }),
+ * });
  * await server.start();
  * const response = await fetch(`http://${server.address}/ruok`);
  * assert.equal(await response.text(), "imok");
@@ -211,13 +238,8 @@ export class HttpServer {
   #badHosts = 0;
 
   /** Create a server; nothing listens until {@linkcode HttpServer.start}. Throws a RangeError for a bad option. */
-  constructor(
-    loop: EventLoop,
-    address: InetAddress,
-    name: string,
-    handler: HttpHandler,
-    options: HttpServerOptions = {},
-  ) {
+  constructor(loop: EventLoop, options: HttpServerInit) {
+    const { address, name, handler } = options;
     this.#headerTimeoutMs = positive("headerTimeoutMs", options.headerTimeoutMs ?? DEFAULT_HEADER_TIMEOUT_MS);
     this.#idleTimeoutMs = positive("idleTimeoutMs", options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
     this.#maxConnections = positive("maxConnections", options.maxConnections ?? DEFAULT_MAX_CONNECTIONS);

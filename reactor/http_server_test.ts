@@ -7,9 +7,12 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const encoder = new TextEncoder();
 
 async function startServer(options: HttpServerOptions = {}): Promise<HttpServer> {
-  const server = new HttpServer(new EventLoop(), new InetAddress("127.0.0.1", 0), "http-test", (request) => ({
-    body: request.path === "/ruok" ? "imok" : `path ${request.path}`,
-  }), options);
+  const server = new HttpServer(new EventLoop(), {
+    ...options,
+    address: new InetAddress("127.0.0.1", 0),
+    name: "http-test",
+    handler: (request) => ({ body: request.path === "/ruok" ? "imok" : `path ${request.path}` }),
+  });
   await server.start();
   return server;
 }
@@ -179,7 +182,12 @@ Deno.test("HttpServer answers 413 to a request head over maxRequestBytes", async
 
 Deno.test("HttpServer refuses bad limits with a RangeError naming the option", () => {
   const make = (options: HttpServerOptions) =>
-    new HttpServer(new EventLoop(), new InetAddress("127.0.0.1", 0), "x", () => ({ body: "" }), options);
+    new HttpServer(new EventLoop(), {
+      ...options,
+      address: new InetAddress("127.0.0.1", 0),
+      name: "x",
+      handler: () => ({ body: "" }),
+    });
   assert.throws(() => make({ maxConnections: 0 }), /'maxConnections' must be an integer > 0: current value is 0/);
   assert.throws(() => make({ headerTimeoutMs: -1 }), RangeError);
   assert.throws(() => make({ allowedHosts: [""] }), /'allowedHosts'/);

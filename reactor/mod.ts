@@ -39,7 +39,7 @@ export { type FrameCallback, type FrameErrorCallback, LengthHeaderCodec } from "
 export type { LengthHeaderCodecOptions, LengthHeaderCodecStats } from "./length_header_codec.ts";
 export { type DatagramCallback, UdpSocket } from "./udp_socket.ts";
 export { type HttpHandler, type HttpRequest, type HttpResponse, HttpServer } from "./http_server.ts";
-export type { HttpServerOptions, HttpServerStats } from "./http_server.ts";
+export type { HttpServerInit, HttpServerOptions, HttpServerStats } from "./http_server.ts";
 export { type MetricLabels, PrometheusText } from "./prometheus_text.ts";
 
 // Logging.

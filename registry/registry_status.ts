@@ -320,7 +320,12 @@ export async function startRegistryStatus(
   address: InetAddress,
   options: HttpServerOptions = {},
 ): Promise<HttpServer> {
-  const http = new HttpServer(loop, address, "RegistryStatus", registryStatusHandler(server), options);
+  const http = new HttpServer(loop, {
+    ...options,
+    address,
+    name: "RegistryStatus",
+    handler: registryStatusHandler(server),
+  });
   await http.start();
   return http;
 }

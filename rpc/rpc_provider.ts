@@ -525,13 +525,12 @@ export class RpcProvider {
   }
 
   async #startStatusPages(port: number): Promise<void> {
-    const status = new HttpServer(
-      this.#loop,
-      new InetAddress(this.#options.statusHost ?? "127.0.0.1", port),
-      "RpcProviderStatus",
-      providerStatusHandler(this),
-      this.#options.statusServer,
-    );
+    const status = new HttpServer(this.#loop, {
+      ...this.#options.statusServer,
+      address: new InetAddress(this.#options.statusHost ?? "127.0.0.1", port),
+      name: "RpcProviderStatus",
+      handler: providerStatusHandler(this),
+    });
     await status.start();
     this.#status = status;
     getLogger().info(`RpcProvider status pages on http://${status.address}/ (/status, /metrics, /ruok)`);
