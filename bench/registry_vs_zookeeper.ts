@@ -6,6 +6,11 @@
  * shows the medians and every run. All servers are separate processes on 127.0.0.1; all clients run in this
  * process on the same reactor (ours: RegistryClient; ZooKeeper's: ZooKeeperRegistry).
  *
+ * The last columns, at 1 in flight, are the floor under every request: a round trip of a 32-byte frame to a byte
+ * echo on plain Deno sockets (a separate process). No request with one round trip over the loopback beats it, so
+ * raw / ZooKeeper bounds the ratio any server can reach there against ZooKeeper with this client. (With 32 in
+ * flight a byte echo streams pipelined frames in bulk and bounds nothing, so it is not measured.)
+ *
  *   deno task bench-registry [--seconds 2] [--runs 5]
  */
 
@@ -16,6 +21,7 @@ import type { Registry } from "../registry/registry.ts";
 import { RegistryClient } from "../registry/registry_client.ts";
 import { ZooKeeperRegistry } from "../registry/zookeeper_registry.ts";
 import { startZooKeeper } from "../registry/testdata/zookeeper_server.ts";
+import { denoRun, spawnReady } from "../reactor/testdata/spawn_ready.ts";
 import { startRegistry } from "./_spawn_ready.ts";
 
 const { values } = parseArgs({
@@ -66,7 +72,35 @@ async function measure(
   return done / ((performance.now() - start) / 1000);
 }
 
+const ECHO_FRAME_BYTES = 32;
+
+/** Round trips per second of `inFlight` 32-byte frames kept in flight on one plain socket to a byte echo. */
+async function measureEcho(port: number, inFlight: number): Promise<number> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  conn.setNoDelay(true);
+  const frames = (count: number) => new Uint8Array(count * ECHO_FRAME_BYTES);
+  const buffer = new Uint8Array(64 * 1024);
+  let done = 0;
+  let partial = 0;
+  const until = performance.now() + durationMs;
+  const start = performance.now();
+  await conn.write(frames(inFlight));
+  while (performance.now() < until) {
+    const n = await conn.read(buffer);
+    if (n === null) break;
+    const whole = Math.floor((partial + n) / ECHO_FRAME_BYTES);
+    partial = (partial + n) % ECHO_FRAME_BYTES;
+    done += whole;
+    // Each frame back sends the next one, as each answered request lets a client send its next.
+    if (whole > 0) await conn.write(frames(whole));
+  }
+  const seconds = (performance.now() - start) / 1000;
+  conn.close();
+  return done / seconds;
+}
+
 const zk = await startZooKeeper();
+const echo = await spawnReady(denoRun(new URL("./rpc_echo_server.ts", import.meta.url).pathname, "--stack", "bytes"));
 const registry = await startRegistry();
 const memoryRegistry = await startRegistry({ memoryOnly: true });
 const loop = EventLoop.current();
@@ -77,14 +111,19 @@ const stores = {
 };
 type Name = keyof typeof stores;
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-const results: Array<{ op: string; inFlight: number; runs: Record<Name, number[]> }> = [];
+const results: Array<{ op: string; inFlight: number; runs: Record<Name, number[]>; echo: number[] }> = [];
 try {
   for (const store of Object.values(stores)) {
     for (const inFlight of [1, 32]) await store.create(`/bench${inFlight}`);
   }
   for (const op of ["create", "get", "exists"] as const) {
     for (const inFlight of [1, 32]) {
-      const row = { op, inFlight, runs: { zookeeper: [], dwt: [], dwtMemory: [] } as Record<Name, number[]> };
+      const row = {
+        op,
+        inFlight,
+        runs: { zookeeper: [], dwt: [], dwtMemory: [] } as Record<Name, number[]>,
+        echo: [] as number[],
+      };
       for (let run = 0; run < runs; run++) {
         for (const [name, store] of Object.entries(stores) as Array<[Name, Store]>) {
           const opsPerSecond = await measure(store, op, inFlight, `/bench${inFlight}`);
@@ -94,6 +133,7 @@ try {
             `${op} with ${inFlight} in flight on ${name}, run ${run + 1}: ${opsPerSecond.toFixed(0)} ops/s`,
           );
         }
+        if (inFlight === 1) row.echo.push(await measureEcho(Number(echo.ready), inFlight));
       }
       results.push(row);
     }
@@ -103,22 +143,30 @@ try {
   await registry.stop();
   await memoryRegistry.stop();
   await zk.stop();
+  await echo.stop();
 }
 
 const show = (values: number[]) => values.map((value) => value.toFixed(0)).join(" ");
 console.log(`registry vs ZooKeeper 3.8, ${values.seconds} s per point, median of ${runs} runs (all runs in brackets)`);
 console.log(
-  "| op | in flight | ZooKeeper ops/s | dwt durable ops/s | ratio | dwt memory only ops/s | ratio |",
+  "| op | in flight | ZooKeeper ops/s | dwt durable ops/s | ratio | dwt memory only ops/s | ratio | raw echo ops/s " +
+    "| raw / ZooKeeper | dwt durable / raw |",
 );
-console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
 for (const row of results) {
   const zk = median(row.runs.zookeeper);
   const dwt = median(row.runs.dwt);
   const memory = median(row.runs.dwtMemory);
+  const raw = row.echo.length > 0 ? median(row.echo) : undefined;
+  const rawColumns = raw === undefined
+    ? "| | |"
+    : `${raw.toFixed(0)} [${show(row.echo)}] | ${(raw / zk).toFixed(2)} | ${(dwt / raw).toFixed(2)} |`;
   console.log(
     `| ${row.op} | ${row.inFlight} | ${zk.toFixed(0)} [${show(row.runs.zookeeper)}] | ${dwt.toFixed(0)} [${
       show(row.runs.dwt)
-    }] | ${(dwt / zk).toFixed(2)} | ${memory.toFixed(0)} [${show(row.runs.dwtMemory)}] | ${(memory / zk).toFixed(2)} |`,
+    }] | ${(dwt / zk).toFixed(2)} | ${memory.toFixed(0)} [${show(row.runs.dwtMemory)}] | ${
+      (memory / zk).toFixed(2)
+    } | ${rawColumns}`,
   );
 }
 Deno.exit(0);
