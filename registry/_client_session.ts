@@ -52,7 +52,8 @@ export interface ClientSessionOptions {
  * - an expiry (once per session, whichever signal brings it) fails the requests sent with SESSION_EXPIRED,
  *   forgets the ephemeral nodes unless they are to be re-created, and emits `expired` with the old id;
  * - a session opening emits `connected`; on a new session after an expiry, every watcher is then told to re-read
- *   (type 0), and the ephemeral nodes are re-created, in the order they were first created;
+ *   (type 0), and the ephemeral nodes are re-created, in the order they were first created (a re-creation cut
+ *   short by a lost connection goes on on the next session opened, resumed or not);
  * - a close fails everything with CLOSED and emits `closed` last.
  *
  * `Reply` is an answer as the client's protocol decodes it.
@@ -174,9 +175,10 @@ export class ClientSession<Reply> {
     this.#emit({ type: "connected", sessionId, resumed });
     if (this.closed) return;
     if (resyncWatches || recovering) this.watches.resync();
-    if (recovering && this.#options.recreateEphemerals) {
+    // A recovery cut short by a lost connection goes on on the next session, a resumed one too.
+    if (this.#options.recreateEphemerals && (recovering || this.ephemerals.unfinished)) {
       const expiry = this.#expiries;
-      await this.ephemerals.recreate(this.#client, () => !this.closed && expiry === this.#expiries);
+      await this.ephemerals.recreate(this.#client, () => !this.closed && expiry === this.#expiries, recovering);
     }
   }
 

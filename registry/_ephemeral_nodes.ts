@@ -26,6 +26,11 @@ export type EphemeralOwner = Pick<Registry, "create" | "exists"> & { readonly se
 export class EphemeralNodes {
   readonly #owner: string;
   #nodes = new Map<string, EphemeralNode>();
+  // The nodes a recovery has still to re-create: a recovery cut short by a lost connection goes on from here on
+  // the next session opened (a resumed one included), or it would wait for an expiry that may never come.
+  #toRecreate = new Map<string, EphemeralNode>();
+  // Bumped by every recreate: an older loop still waiting on a create stops at its next node.
+  #run = 0;
 
   /** `owner` names the client in logs. */
   constructor(owner: string) {
@@ -51,11 +56,18 @@ export class EphemeralNodes {
   /** A delete succeeded. */
   deleted(path: string): void {
     this.#nodes.delete(path);
+    this.#toRecreate.delete(path);
   }
 
   /** Forget them all (an expiry without re-creation). */
   clear(): void {
     this.#nodes.clear();
+    this.#toRecreate.clear();
+  }
+
+  /** Whether a recovery was cut short (by a lost connection or a timeout) with nodes left to re-create. */
+  get unfinished(): boolean {
+    return this.#toRecreate.size > 0;
   }
 
   /**
@@ -63,26 +75,33 @@ export class EphemeralNodes {
    * that already exists and is owned by the new session (re-published by a listener of the `connected` event)
    * counts as re-created. A node lost to another expiry or connection loss stays for the next recovery; other
    * failures are logged and the node forgotten. Stops when `current()` turns false (the session expired again,
-   * or the client closed): the next recovery takes over what is left.
+   * or the client closed): the next recovery takes over what is left. With `restart` false it goes on with what
+   * a recovery cut short left (see {@linkcode EphemeralNodes.unfinished}) instead of starting over.
    */
-  async recreate(owner: EphemeralOwner, current: () => boolean): Promise<void> {
-    for (const [path, node] of [...this.#nodes]) {
-      if (!current()) return;
+  async recreate(owner: EphemeralOwner, current: () => boolean, restart = true): Promise<void> {
+    if (restart) this.#toRecreate = new Map(this.#nodes);
+    const run = ++this.#run;
+    for (const [path, node] of [...this.#toRecreate]) {
+      if (!current() || run !== this.#run) return;
+      if (this.#toRecreate.get(path) !== node) continue; // deleted meanwhile
       this.#nodes.delete(path);
       try {
         await owner.create(node.requested, node.data, { nodeType: NodeType.EPHEMERAL, sequential: node.sequential });
+        this.#toRecreate.delete(path);
       } catch (error) {
         const code = RegistryError.from(error).code;
         if (code === RegistryErrorCode.NODE_EXISTS && !node.sequential && await ownedBy(owner, path)) {
           this.#nodes.set(path, node);
+          this.#toRecreate.delete(path);
         } else if (
           code === RegistryErrorCode.SESSION_EXPIRED || code === RegistryErrorCode.CONNECTION_LOSS ||
           code === RegistryErrorCode.OPERATION_TIMEOUT
         ) {
-          // Lost with this session or this connection: the next recovery tries again.
+          // Lost with this session or this connection: the next session opened tries again.
           if (!this.#nodes.has(path)) this.#nodes.set(path, node);
           if (code !== RegistryErrorCode.OPERATION_TIMEOUT) return;
         } else if (code !== RegistryErrorCode.CLOSED) {
+          this.#toRecreate.delete(path);
           getLogger().error(`${this.#owner}: cannot re-create ephemeral node '${node.requested}' after expiry`, {
             error,
           });

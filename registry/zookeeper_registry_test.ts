@@ -168,6 +168,56 @@ Deno.test("ZooKeeperRegistry against a real ZooKeeper", needs("read", "write", "
       assert.equal(stat?.ephemeralOwner, client.sessionId);
     });
 
+    await t.step(
+      "a connection lost while ephemeral nodes are re-created after an expiry: the rest are re-created on the resumed session",
+      async () => {
+        const zkAddress = InetAddress.parse(zk.connectString);
+        const proxy = await PartitionProxy.start(loop, zkAddress, zkAddress);
+        try {
+          const client = await ZooKeeperRegistry.connect(proxy.tcpAddress.toString(), {
+            loop,
+            sessionTimeoutMs: 4000,
+            recreateEphemerals: true,
+          });
+          open.push(client);
+          await client.create("/recover", "");
+          const names = ["a", "b", "c", "d"];
+          for (const name of names) await client.create(`/recover/${name}`, name, { nodeType: NodeType.EPHEMERAL });
+          const oldSession = client.sessionId;
+          let dropped = false;
+          client.onSessionEvent((event) => {
+            // The new session's recovery starts right after this event: cut its connection under it.
+            if (event.type === "connected" && !event.resumed && !dropped) {
+              dropped = true;
+              proxy.dropConnections();
+            }
+          });
+          const thief = await ZooKeeperRegistry.connect(zk.connectString, {
+            loop,
+            session: { id: client.sessionId, password: client.sessionPassword },
+          });
+          await thief.close();
+          await until(() => dropped, 10_000, "the new session");
+          const observer = await connect();
+          await until(
+            async () => {
+              const session = client.sessionId;
+              if (session === 0n || session === oldSession) return false;
+              for (const name of names) {
+                const stat = await observer.exists(`/recover/${name}`);
+                if (stat?.ephemeralOwner !== session) return false;
+              }
+              return true;
+            },
+            10_000,
+            "every ephemeral node on the new session",
+          );
+        } finally {
+          await proxy.close();
+        }
+      },
+    );
+
     for (const tcp of ["hold", "drop"] as const) {
       await t.step(
         `a partition (TCP bytes ${
