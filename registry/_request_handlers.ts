@@ -32,7 +32,7 @@ export type ReadHandler = (scope: ReadScope, session: Session, frame: ClientFram
 export interface WriteHandler {
   /** The path the write changes, and whether it creates an ephemeral node (for access checks). */
   target(frame: ClientFrame): { path: string; ephemeral: boolean };
-  /** Change the proposed tree and describe it. */
+  /** Change the proposed tree and describe it (positional: it runs once per write request). */
   build(frame: ClientFrame, session: Session, tree: DataTree, zxid: bigint, nowMs: number): Proposal<unknown>;
   /** The reply body once the change is applied. */
   reply(proposal: Proposal<unknown>): Omit<ServerFrame, "xid">;

@@ -56,6 +56,19 @@ interface WrittenBatch {
   synced: Promise<{ cause: unknown } | undefined>;
 }
 
+/** What {@linkcode TxnLog.open} found and opened: the state a log starts from. */
+interface OpenedLog {
+  backend: NetBackend;
+  dir: string;
+  /** The tree rebuilt from the snapshot and the replayed records. */
+  tree: DataTree;
+  /** The log file appends go to, and the end of its last whole record. */
+  file: { handle: DurableAppendFile; name: string; size: number };
+  /** The last durable record's zxid. */
+  lastZxid: bigint;
+  snapshotEveryTxns: number;
+}
+
 /** Called once per appended record: `undefined` once it is durable, else why it will never be. */
 export type AppendCallback = (error: RegistryError | undefined) => void;
 
@@ -136,23 +149,16 @@ export class TxnLog {
   #syncs = 0;
   #writeFailures = 0;
 
-  private constructor(
-    backend: NetBackend,
-    dir: string,
-    tree: DataTree,
-    file: { handle: DurableAppendFile; name: string; size: number },
-    lastZxid: bigint,
-    every: number,
-  ) {
-    this.#backend = backend;
-    this.#dir = dir;
-    this.#tree = tree;
-    this.#file = file.handle;
-    this.#fileName = file.name;
-    this.#fileSize = file.size;
-    this.#durableZxid = lastZxid;
-    this.#nextZxid = lastZxid + 1n;
-    this.#snapshotEveryTxns = every;
+  private constructor(opened: OpenedLog) {
+    this.#backend = opened.backend;
+    this.#dir = opened.dir;
+    this.#tree = opened.tree;
+    this.#file = opened.file.handle;
+    this.#fileName = opened.file.name;
+    this.#fileSize = opened.file.size;
+    this.#durableZxid = opened.lastZxid;
+    this.#nextZxid = opened.lastZxid + 1n;
+    this.#snapshotEveryTxns = opened.snapshotEveryTxns;
   }
 
   /**
@@ -224,7 +230,14 @@ export class TxnLog {
       `TxnLog: loaded ${dir}: ${scan.snapshot?.name ?? "no snapshot"}, ${scan.replayed} transactions replayed, ` +
         `${scan.tree.nodeCount} nodes, zxid ${scan.lastZxid}`,
     );
-    const log = new TxnLog(backend, dir, scan.tree, file, scan.lastZxid, options.snapshotEveryTxns ?? 100_000);
+    const log = new TxnLog({
+      backend,
+      dir,
+      tree: scan.tree,
+      file,
+      lastZxid: scan.lastZxid,
+      snapshotEveryTxns: options.snapshotEveryTxns ?? 100_000,
+    });
     log.#sinceSnapshot = scan.replayed;
     return { log, tree: scan.tree };
   }
