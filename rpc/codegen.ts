@@ -211,8 +211,11 @@ export function generateTypeScript(protoText: string, options: GenerateOptions):
     const name = typeName(type, packageName);
     out.push("");
     out.push(doc(type.comment).trimEnd() || `/** The message ${type.fullName.replace(/^\./, "")}. */`);
-    // A message without fields (google.protobuf.Empty) is an empty interface on purpose: the lint rule is off for it.
-    if (type.fieldsArray.length === 0) out.push("// deno-lint-ignore no-empty-interface");
+    // A message without fields (google.protobuf.Empty) is an empty interface on purpose: the lint rule is off for
+    // it, and the generated file says why beside the switch.
+    if (type.fieldsArray.length === 0) {
+      out.push("// No fields: an empty interface on purpose.", "// deno-lint-ignore no-empty-interface");
+    }
     out.push(`export interface ${name} {`);
     for (const field of type.fieldsArray) {
       field.resolve();

@@ -259,6 +259,13 @@ function isNotFound(error: unknown): boolean {
   return (error as { code?: string })?.code === "ENOENT";
 }
 
+/** The error the FileSystemBackend contract promises for a missing file: `name` is `"NotFound"`. */
+function notFoundError(path: string, cause: unknown): Error {
+  const notFound = new Error(`No such file: ${path}`, { cause });
+  notFound.name = "NotFound";
+  return notFound;
+}
+
 const nodeFileSystem: FileSystemBackend = {
   openDurableAppend,
   async openAppend(path) {
@@ -269,12 +276,7 @@ const nodeFileSystem: FileSystemBackend = {
       const data = await fsp.readFile(path);
       return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     } catch (error) {
-      if (isNotFound(error)) {
-        const notFound = new Error(`No such file: ${path}`, { cause: error });
-        notFound.name = "NotFound";
-        throw notFound;
-      }
-      throw error;
+      throw isNotFound(error) ? notFoundError(path, error) : error;
     }
   },
   async writeFile(path, data, options = {}) {
@@ -309,12 +311,7 @@ const nodeFileSystem: FileSystemBackend = {
       const info = await fsp.stat(path);
       return { mode: info.mode & 0o7777, size: info.size, isDirectory: info.isDirectory() };
     } catch (error) {
-      if (isNotFound(error)) {
-        const notFound = new Error(`No such file: ${path}`, { cause: error });
-        notFound.name = "NotFound";
-        throw notFound;
-      }
-      throw error;
+      throw isNotFound(error) ? notFoundError(path, error) : error;
     }
   },
   fsyncDir,

@@ -78,6 +78,7 @@ export interface google_protobuf_StringValue {
 }
 
 /** The message google.protobuf.Empty. */
+// No fields: an empty interface on purpose.
 // deno-lint-ignore no-empty-interface
 export interface google_protobuf_Empty {
 }
