@@ -427,6 +427,25 @@ Deno.test(
 );
 
 Deno.test(
+  "TxnLog.close with batches on their way to the disk makes every earlier append durable, then refuses",
+  needs("read", "write"),
+  async () => {
+    const dir = `${await Deno.makeTempDir()}/d`;
+    const { log, tree } = await TxnLog.open(backend, dir);
+    // One record syncs at once; the rest queue behind it and go out early or at close.
+    const appended = appendRange(log, tree, 20, { oneByOne: false });
+    const closed = log.close();
+    const late = new Promise<RegistryError | undefined>((resolve) => log.append(recordAt(log.nextZxid), resolve));
+    assert.deepEqual(await appended, Array(20).fill(undefined));
+    await closed;
+    assert.equal((await late)?.code, RegistryErrorCode.CLOSED);
+    const again = await reopen(dir);
+    assertPaths(again.tree, 20);
+    await again.log.close();
+  },
+);
+
+Deno.test(
   "TxnLog becomes read-only when a failed write cannot be cut back; later appends fail at once",
   needs("read", "write"),
   async () => {
