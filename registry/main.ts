@@ -102,7 +102,12 @@ export async function main(args: string[]): Promise<number> {
       return 2;
     }
   }
-  const server = new RegistryServer({ ...registryServerOptions(config), loop, tls });
+  // Only for showing that the linearizability checker catches the old answer order (fault/linearizability.ts).
+  const unsafeEarlyFailures = backend.process.env("DWT_REGISTRY_UNSAFE_EARLY_FAILURES") === "1";
+  if (unsafeEarlyFailures) {
+    logger.warn("Registry: DWT_REGISTRY_UNSAFE_EARLY_FAILURES=1: failed writes are answered early");
+  }
+  const server = new RegistryServer({ ...registryServerOptions(config), loop, tls, unsafeEarlyFailures });
   try {
     await server.start();
   } catch (error) {

@@ -227,7 +227,7 @@ export class RegistryServer {
         snapshotEveryTxns: this.#options.snapshotEveryTxns,
       });
       this.#log = log;
-      this.#pipeline = new WritePipeline(tree, log);
+      this.#pipeline = new WritePipeline(tree, log, { unsafeEarlyFailures: this.#options.unsafeEarlyFailures });
       counterFloor = await nextBootEpoch(this.#loop.backend, this.#options.dataDir) << 32n;
     }
     this.#sessions = this.#newSessionTable(counterFloor);
@@ -396,8 +396,18 @@ export class RegistryServer {
     try {
       this.#dispatch(state, frame, op);
     } catch (error) {
-      state.reply(this.#errorFrame(frame.xid, RegistryError.from(error)));
+      this.#answerInOrder(state, frame.xid, RegistryError.from(error));
     }
+  }
+
+  /**
+   * Answer a refused request once the writes in flight have settled, like a failed write: a refusal can depend on
+   * them (an expired session's closeSession, say), and a client must not learn of a state before anyone can read it.
+   */
+  #answerInOrder(state: RegistryConnection, xid: number, error: RegistryError): void {
+    if (this.#pipeline.inFlight === 0) return state.reply(this.#errorFrame(xid, error));
+    const slot = state.reserve();
+    this.#pipeline.afterInFlight(() => state.fill(slot, this.#errorFrame(xid, error)));
   }
 
   #dispatch(state: RegistryConnection, frame: ClientFrame, op: string): void {
@@ -454,13 +464,13 @@ export class RegistryServer {
       (tree, zxid) => handler.build(frame, session, tree, zxid, Date.now()),
       (error, proposal) => {
         settled = true;
-        const reply = error !== undefined
-          ? this.#errorFrame(xid, error)
+        const reply = error !== undefined || proposal === undefined
+          ? this.#errorFrame(xid, error!)
           : { xid, zxid: proposal.record.zxid.toString(), ...handler.reply(proposal) };
         // The reply first, then the events it caused, then whatever waits behind it on this connection.
         if (slot === undefined) state.reply(reply);
         else state.fill(slot, reply, false);
-        if (error === undefined) this.#deliverEvents(proposal.events, proposal.record.zxid);
+        if (error === undefined) this.#deliverEvents(proposal!.events, proposal!.record.zxid);
         state.flush();
       },
     );
@@ -581,15 +591,17 @@ export class RegistryServer {
     this.#stats.expiredSessions++;
     getLogger().info(`RegistryServer: session ${session.id.toString(16)} expired; deleting its ephemeral nodes`);
     this.#watches.removeWatcher(session);
-    this.#logCloseSession(session.id, undefined);
-    // Tell a still-connected client plainly, ahead of anything queued, then close.
     const connection = session.connection as RegistryConnection | undefined;
     session.connection = undefined;
-    if (connection?.connected) {
+    // Tell a still-connected client plainly, ahead of anything queued, then close; but only once its ephemeral
+    // nodes are gone for everyone (or their removal failed and is being retried): a client told of its expiry must
+    // not then read its own ephemerals.
+    this.#logCloseSession(session.id, () => {
+      if (!connection?.connected) return;
       const error = new RegistryError(RegistryErrorCode.SESSION_EXPIRED, `Session ${session.id} has expired`);
       this.#send(connection.connection, this.#errorFrame(0, error));
       connection.connection.shutdown();
-    }
+    });
   }
 
   /** Log a closeSession; its ephemeral nodes go once it is durable. A failed one is retried: the nodes must go. */
@@ -611,7 +623,7 @@ export class RegistryServer {
       }, (error, proposal) => {
         if (error !== undefined) return retry(error);
         done?.(undefined);
-        this.#deliverEvents(proposal.events, proposal.record.zxid);
+        this.#deliverEvents(proposal!.events, proposal!.record.zxid);
       });
     } catch (error) {
       retry(RegistryError.from(error));

@@ -139,6 +139,15 @@ export interface RegistryServerOptions {
    * @default {undefined}
    */
   tls?: TlsServerOptions;
+  /**
+   * Answer a write that fails its validation at once, before the writes it was judged against are durable: the old,
+   * non-linearizable order, kept only so the linearizability checker (`deno task linearizability --broken`) can be
+   * shown to catch it. Never set it in production. The registry program sets it when the environment variable
+   * `DWT_REGISTRY_UNSAFE_EARLY_FAILURES` is `1`.
+   * @default {false}
+   * @ignore
+   */
+  unsafeEarlyFailures?: boolean;
 }
 
 /**
@@ -256,4 +265,4 @@ export type ResolvedRegistryServerOptions =
     -readonly [K in keyof typeof REGISTRY_SERVER_DEFAULTS]: (typeof REGISTRY_SERVER_DEFAULTS)[K] extends string ? string
       : number;
   }
-  & Pick<RegistryServerOptions, "heartbeatPort" | "dataDir" | "authToken" | "acl" | "tls">;
+  & Pick<RegistryServerOptions, "heartbeatPort" | "dataDir" | "authToken" | "acl" | "tls" | "unsafeEarlyFailures">;
