@@ -7,30 +7,23 @@
  */
 
 import { EventLoop } from "../reactor/event_loop.ts";
-import { applyFlowControl, closeIfBacklogged } from "../reactor/flow_control.ts";
+import { applyFlowControl } from "../reactor/flow_control.ts";
 import { InetAddress } from "../reactor/inet_address.ts";
 import { LengthHeaderCodec } from "../reactor/length_header_codec.ts";
 import { getLogger } from "../reactor/logger.ts";
 import type { TcpConnection } from "../reactor/tcp_connection.ts";
 import { TcpServer } from "../reactor/tcp_server.ts";
-import type { TimerId } from "../reactor/timer_queue.ts";
 import { UdpSocket } from "../reactor/udp_socket.ts";
-import {
-  type ClientFrame,
-  decodeClientFrame,
-  encodeServerFrame,
-  invalidFrameXid,
-  type ServerFrame,
-  toBigInt,
-} from "./_codec.ts";
+import { type ClientFrame, decodeClientFrame, invalidFrameXid } from "./_codec.ts";
 import { RegistryConnection, type ReplySlot, type WaitingRequest } from "./_registry_connection.ts";
+import { ReplyWriter } from "./_reply_writer.ts";
+import { SessionKeeper } from "./_session_keeper.ts";
 import { operationOf, READ_HANDLERS, type ReadScope, WRITE_HANDLERS, type WriteHandler } from "./_request_handlers.ts";
 import { AccessControl } from "./access_control.ts";
-import { DataTree, type TreeEvent } from "./data_tree.ts";
-import { importHeartbeatKey } from "./heartbeat.ts";
+import { DataTree } from "./data_tree.ts";
 import { RegistryError, RegistryErrorCode } from "./registry_error.ts";
-import { type Session, SessionTable } from "./session_table.ts";
-import { TxnLog, type TxnRecord } from "./txn_log.ts";
+import type { Session } from "./session_table.ts";
+import { TxnLog } from "./txn_log.ts";
 import { WatchManager } from "./watch_manager.ts";
 import { WritePipeline } from "./write_pipeline.ts";
 import { nextBootEpoch } from "./_boot_epoch.ts";
@@ -44,13 +37,8 @@ import {
 
 export type { RegistryServerOptions, RegistryServerStats, SessionInfo } from "./registry_server_options.ts";
 
-const EMPTY = new Uint8Array(0);
-
 // Requests held while a connection's session is being opened, past which it is not read until they are served.
 const MAX_WAITING_FRAMES = 4096;
-
-// Retry closing a session whose closeSession record could not be logged (disk full): its nodes must go.
-const CLOSE_RETRY_MS = 1000;
 
 /**
  * A registry server.
@@ -80,25 +68,19 @@ export class RegistryServer {
   #server: TcpServer | undefined;
   #udp: UdpSocket | undefined;
   readonly #codec: LengthHeaderCodec;
-  readonly #replyCodec: LengthHeaderCodec;
   readonly #access: AccessControl;
   readonly #watches = new WatchManager<Session>();
-  #sessions: SessionTable;
+  readonly #replies: ReplyWriter;
+  readonly #keeper: SessionKeeper;
   readonly #connectionsPerIp = new Map<string, number>();
-  readonly #retryClose = new Set<bigint>();
-  #retryTimer: TimerId | undefined;
   #stopped = false;
   #stats = {
     requests: 0,
     badFrames: 0,
     rejectedConnections: 0,
-    expiredSessions: 0,
     handshakeTimeouts: 0,
-    oversizedReplies: 0,
-    sendFailures: 0,
   };
   readonly #requestsByOp = new Map<string, number>();
-  readonly #errorsByCode = new Map<string, number>();
   #startedAt = 0;
   readonly #readScope: ReadScope;
 
@@ -113,7 +95,26 @@ export class RegistryServer {
       maxAuthTokenBytes: this.#options.maxAuthTokenBytes,
     });
     this.#pipeline = new WritePipeline(new DataTree({ maxDataBytes: this.#options.maxDataBytes }), undefined);
-    this.#sessions = this.#newSessionTable(1n);
+    const pipeline = () => this.#pipeline;
+    this.#replies = new ReplyWriter({
+      maxReplyBytes: this.#options.maxReplyBytes,
+      watches: this.#watches,
+      lastZxid: () => this.#pipeline.lastZxid,
+    });
+    this.#keeper = new SessionKeeper({
+      loop: this.#loop,
+      heartbeatTimeoutMs: this.#options.heartbeatTimeoutMs,
+      heartbeatMaxCount: this.#options.heartbeatMaxCount,
+      maxSessions: this.#options.maxSessions,
+      maxSessionsPerIp: this.#options.maxSessionsPerIp,
+      access: this.#access,
+      watches: this.#watches,
+      replies: this.#replies,
+      pipeline,
+      heartbeatPort: () => this.#udp?.address.port ?? 0,
+      sendDatagram: (datagram, to) => this.#udp?.send(datagram, to),
+      serveWaiting: (state) => this.#serveWaiting(state),
+    });
     this.#codec = new LengthHeaderCodec((connection, body) => this.#onFrame(connection, body), {
       maxFrameBytes: this.#options.maxFrameBytes,
       frameTimeoutMs: this.#options.frameTimeoutMs,
@@ -123,17 +124,15 @@ export class RegistryServer {
         getLogger().warn(`RegistryServer closing ${connection.name}: ${reason}`);
       },
     });
-    this.#replyCodec = new LengthHeaderCodec(() => {}, { maxFrameBytes: this.#options.maxReplyBytes });
     const watches = this.#watches;
     const maxWatches = this.#options.maxWatchesPerSession;
     const maxTotal = this.#options.maxWatches;
-    const pipeline = () => this.#pipeline;
     this.#readScope = {
       get tree() {
         return pipeline().committed;
       },
       maxReplyBytes: this.#options.maxReplyBytes,
-      countOversized: () => this.#stats.oversizedReplies++,
+      countOversized: () => this.#replies.stats.oversizedReplies++,
       watch(session, path, kind) {
         if (watches.has(path, kind, session)) return;
         if (watches.countOf(session) >= maxWatches) {
@@ -184,15 +183,17 @@ export class RegistryServer {
 
   /** Counters. */
   stats(): RegistryServerStats {
-    const sessions = this.#sessions.stats;
+    const sessions = this.#keeper.table.stats;
     return {
       connections: this.#server?.connectionCount ?? 0,
-      sessions: this.#sessions.size,
+      sessions: this.#keeper.table.size,
       nodes: this.tree.nodeCount,
       watches: this.#watches.size,
       zxid: this.#pipeline.lastZxid,
       syncs: this.#log?.syncs ?? 0,
       ...this.#stats,
+      expiredSessions: this.#keeper.expired,
+      ...this.#replies.stats,
       heartbeatsAccepted: sessions.heartbeatsAccepted,
       heartbeatsRejected: sessions.heartbeatsRejected,
       expiryNotices: sessions.expiryNotices,
@@ -203,16 +204,16 @@ export class RegistryServer {
       closedForBufferedBytes: this.#codec.stats.closedForBufferCap,
       uptimeMs: this.#startedAt === 0 ? 0 : this.#loop.now() - this.#startedAt,
       requestsByOp: Object.fromEntries(this.#requestsByOp),
-      errorsByCode: Object.fromEntries(this.#errorsByCode),
+      errorsByCode: Object.fromEntries(this.#replies.errorsByCode),
     };
   }
 
   /** The open sessions, for status pages. */
   sessions(): SessionInfo[] {
-    return [...this.#sessions.values()].map((session) => ({
+    return [...this.#keeper.table.values()].map((session) => ({
       id: session.id,
       connected: session.connection?.connected ?? false,
-      misses: this.#sessions.misses(session.id),
+      misses: this.#keeper.table.misses(session.id),
       ephemerals: this.tree.ephemeralsOf(session.id),
       peer: session.connection?.connected ? (session.connection as RegistryConnection).ip : undefined,
     }));
@@ -230,7 +231,7 @@ export class RegistryServer {
       this.#pipeline = new WritePipeline(tree, log, { unsafeEarlyFailures: this.#options.unsafeEarlyFailures });
       counterFloor = await nextBootEpoch(this.#loop.backend, this.#options.dataDir) << 32n;
     }
-    this.#sessions = this.#newSessionTable(counterFloor);
+    this.#keeper.start(counterFloor);
     this.#startedAt = this.#loop.now();
     const server = new TcpServer(
       this.#loop,
@@ -254,8 +255,8 @@ export class RegistryServer {
       this.#log = undefined;
       throw error;
     }
-    this.#udp.setMessageCallback((data, from) => this.#sessions.onDatagram(data, from));
-    await this.#restoreSessions();
+    this.#udp.setMessageCallback((data, from) => this.#keeper.table.onDatagram(data, from));
+    await this.#keeper.restore();
     getLogger().info(
       `RegistryServer listening on ${server.address} (heartbeats on udp ${this.#udp.address.port}), ` +
         `${this.tree.nodeCount} nodes, zxid ${this.#pipeline.lastZxid}`,
@@ -266,8 +267,7 @@ export class RegistryServer {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    this.#sessions.clear();
-    if (this.#retryTimer !== undefined) this.#loop.cancel(this.#retryTimer);
+    this.#keeper.stop();
     await this.#server?.stop();
     await this.#udp?.close();
     await this.#log?.close();
@@ -283,38 +283,6 @@ export class RegistryServer {
     return this.stop();
   }
 
-  #newSessionTable(counterFloor: bigint): SessionTable {
-    return new SessionTable(this.#loop, {
-      heartbeatTimeoutMs: this.#options.heartbeatTimeoutMs,
-      heartbeatMaxCount: this.#options.heartbeatMaxCount,
-      graceMs: this.#heartbeatIntervalMs(),
-      maxSessions: this.#options.maxSessions,
-      maxSessionsPerIp: this.#options.maxSessionsPerIp,
-      counterFloor,
-      onExpire: (session) => this.#expire(session),
-      sendDatagram: (datagram, to) => this.#udp?.send(datagram, to),
-    });
-  }
-
-  /**
-   * Sessions open when the server stopped come back (ZooKeeper does the same): each gets a full timeout from now
-   * to resume its connection and heartbeats, and expires as usual if it does not. Ephemeral nodes whose session
-   * left no record cannot be resumed: those sessions are closed, through the log.
-   */
-  async #restoreSessions(): Promise<void> {
-    for (const [id, record] of this.tree.sessions) {
-      const key = await importHeartbeatKey(record.secret);
-      this.#sessions.add({ id, ...record, key, ip: "", lastCounter: 0n, connection: undefined });
-    }
-    if (this.#sessions.size > 0) getLogger().info(`RegistryServer: ${this.#sessions.size} sessions restored`);
-    const owners = new Set<bigint>();
-    for (const path of this.tree.paths()) {
-      const owner = this.tree.exists(path)?.ephemeralOwner ?? 0n;
-      if (owner !== 0n && !this.tree.sessions.has(owner)) owners.add(owner);
-    }
-    for (const owner of owners) this.#logCloseSession(owner, undefined);
-  }
-
   // --- connections ---
 
   #onConnection(connection: TcpConnection): void {
@@ -325,7 +293,7 @@ export class RegistryServer {
     const ip = connection.peerAddress.hostname;
     const count = (this.#connectionsPerIp.get(ip) ?? 0) + 1;
     this.#connectionsPerIp.set(ip, count);
-    const state = new RegistryConnection(connection, ip, (c, frame) => this.#send(c, frame));
+    const state = new RegistryConnection(connection, ip, (c, frame) => this.#replies.send(c, frame));
     connection.context = state;
     if (count > this.#options.maxConnectionsPerIp) {
       this.#stats.rejectedConnections++;
@@ -373,7 +341,7 @@ export class RegistryServer {
         return;
       }
       // Well framed, but a string is not UTF-8: answer that request in its turn and keep the connection.
-      request = { rejected: this.#errorFrame(xid, RegistryError.from(error)) };
+      request = { rejected: this.#replies.errorFrame(xid, RegistryError.from(error)) };
     }
     this.#stats.requests++;
     if (state.waiting !== undefined) {
@@ -388,6 +356,17 @@ export class RegistryServer {
   #serveRequest(state: RegistryConnection, request: WaitingRequest): void {
     if (request.frame !== undefined) this.#serve(state, request.frame);
     else state.reply(request.rejected!);
+  }
+
+  /** Serve the requests that came while the connection's session was being opened, then read on. */
+  #serveWaiting(state: RegistryConnection): void {
+    const waiting = state.waiting ?? [];
+    state.waiting = undefined;
+    for (const request of waiting) {
+      if (!state.connected) return;
+      this.#serveRequest(state, request);
+    }
+    if (!state.connection.reading && state.connected) state.connection.startRead();
   }
 
   #serve(state: RegistryConnection, frame: ClientFrame): void {
@@ -405,17 +384,17 @@ export class RegistryServer {
    * them (an expired session's closeSession, say), and a client must not learn of a state before anyone can read it.
    */
   #answerInOrder(state: RegistryConnection, xid: number, error: RegistryError): void {
-    if (this.#pipeline.inFlight === 0) return state.reply(this.#errorFrame(xid, error));
+    if (this.#pipeline.inFlight === 0) return state.reply(this.#replies.errorFrame(xid, error));
     const slot = state.reserve();
-    this.#pipeline.afterInFlight(() => state.fill(slot, this.#errorFrame(xid, error)));
+    this.#pipeline.afterInFlight(() => state.fill(slot, this.#replies.errorFrame(xid, error)));
   }
 
   #dispatch(state: RegistryConnection, frame: ClientFrame, op: string): void {
-    if (op === "connect") return this.#connect(state, frame);
+    if (op === "connect") return this.#keeper.connect(state, frame);
     const session = state.session;
     if (session === undefined) {
       state.reply(
-        this.#errorFrame(
+        this.#replies.errorFrame(
           frame.xid,
           new RegistryError(
             RegistryErrorCode.API_ERROR,
@@ -426,14 +405,14 @@ export class RegistryServer {
       state.connection.shutdown();
       return;
     }
-    if (this.#sessions.get(session.id) !== session) {
+    if (this.#keeper.table.get(session.id) !== session) {
       throw new RegistryError(
         RegistryErrorCode.SESSION_EXPIRED,
         `Cannot serve the request as session ${session.id} has expired`,
       );
     }
     // Any request is a sign of life too.
-    this.#sessions.touch(session.id);
+    this.#keeper.table.touch(session.id);
     if (op === "create" || op === "set" || op === "delete") {
       return this.#change(state, session, frame, WRITE_HANDLERS[op]);
     }
@@ -445,12 +424,12 @@ export class RegistryServer {
         try {
           return { xid, zxid: this.#pipeline.lastZxid.toString(), ...read(this.#readScope, session, frame) };
         } catch (error) {
-          return this.#errorFrame(xid, RegistryError.from(error));
+          return this.#replies.errorFrame(xid, RegistryError.from(error));
         }
       });
       return;
     }
-    if (op === "close") return this.#close(state, session, frame.xid);
+    if (op === "close") return this.#keeper.close(state, session, frame.xid);
     throw new RegistryError(RegistryErrorCode.UNIMPLEMENTED, "Cannot serve the request as its operation is unknown");
   }
 
@@ -465,235 +444,16 @@ export class RegistryServer {
       (error, proposal) => {
         settled = true;
         const reply = error !== undefined || proposal === undefined
-          ? this.#errorFrame(xid, error!)
+          ? this.#replies.errorFrame(xid, error!)
           : { xid, zxid: proposal.record.zxid.toString(), ...handler.reply(proposal) };
         // The reply first, then the events it caused, then whatever waits behind it on this connection.
         if (slot === undefined) state.reply(reply);
         else state.fill(slot, reply, false);
-        if (error === undefined) this.#deliverEvents(proposal!.events, proposal!.record.zxid);
+        if (error === undefined) this.#replies.deliverEvents(proposal!.events, proposal!.record.zxid);
         state.flush();
       },
     );
     // Still on its way to disk (memory only settles at once): the reply keeps its place.
     if (!settled) slot = state.reserve();
   }
-
-  // --- sessions ---
-
-  #connect(state: RegistryConnection, frame: ClientFrame): void {
-    const request = frame.connect!;
-    if (state.session !== undefined || state.waiting !== undefined) {
-      throw new RegistryError(RegistryErrorCode.API_ERROR, "Cannot connect twice on one connection");
-    }
-    const requestedId = toBigInt(request.sessionId);
-    if (requestedId !== 0n) {
-      const session = this.#sessions.get(requestedId);
-      if (session === undefined || !sameBytes(session.secret, request.sessionSecret ?? EMPTY)) {
-        // An unknown id and a wrong secret look alike, so a stranger learns nothing from the answer.
-        throw new RegistryError(
-          RegistryErrorCode.SESSION_EXPIRED,
-          `Cannot resume session ${requestedId}: it has expired`,
-        );
-      }
-      const previous = session.connection;
-      session.connection = state;
-      this.#attach(state, session);
-      if (previous !== undefined && previous !== state) previous.forceClose();
-      this.#sessions.touch(session.id);
-      state.reply(this.#connectFrame(frame.xid, session, true));
-      return;
-    }
-    const credentials = this.#access.credentials(request.authToken ?? "");
-    this.#sessions.admit(state.ip);
-    state.waiting = [];
-    const slot = state.reserve();
-    const secret = crypto.getRandomValues(new Uint8Array(16));
-    const fail = (error: unknown) => {
-      this.#sessions.release(state.ip);
-      state.fill(slot, this.#errorFrame(frame.xid, RegistryError.from(error)));
-      this.#serveWaiting(state);
-    };
-    importHeartbeatKey(secret).then((key) => {
-      if (!state.connected) {
-        this.#sessions.release(state.ip);
-        state.waiting = undefined;
-        return;
-      }
-      let id = 0n;
-      while (id === 0n || this.#sessions.get(id) !== undefined || this.tree.sessions.has(id)) {
-        id = new DataView(crypto.getRandomValues(new Uint8Array(8)).buffer).getBigUint64(0);
-      }
-      const session: Session = { id, secret, key, ...credentials, ip: state.ip, lastCounter: 0n, connection: state };
-      try {
-        // Logged like any write, so the session survives a restart; answered once durable.
-        this.#pipeline.propose((tree, zxid) => {
-          tree.createSession(id, { secret, ...credentials }, zxid);
-          const record: TxnRecord = {
-            type: "createSession",
-            zxid,
-            timeMs: Date.now(),
-            sessionId: id,
-            secret,
-            ...credentials,
-          };
-          return { record, events: [], result: undefined };
-        }, (error) => {
-          if (error !== undefined) return fail(error);
-          this.#sessions.add(session, true);
-          if (!state.connected) {
-            // Gone while its session was being logged: the session waits for a resume like any other.
-            session.connection = undefined;
-            return;
-          }
-          this.#attach(state, session);
-          getLogger().debug(`RegistryServer: session ${id.toString(16)} opened by ${state.ip}`);
-          state.fill(slot, this.#connectFrame(frame.xid, session, false));
-          this.#serveWaiting(state);
-        });
-      } catch (error) {
-        fail(error);
-      }
-    }, fail);
-  }
-
-  #attach(state: RegistryConnection, session: Session): void {
-    state.session = session;
-    if (state.handshakeTimer !== undefined) this.#loop.cancel(state.handshakeTimer);
-    state.handshakeTimer = undefined;
-  }
-
-  #serveWaiting(state: RegistryConnection): void {
-    const waiting = state.waiting ?? [];
-    state.waiting = undefined;
-    for (const request of waiting) {
-      if (!state.connected) return;
-      this.#serveRequest(state, request);
-    }
-    if (!state.connection.reading && state.connected) state.connection.startRead();
-  }
-
-  #close(state: RegistryConnection, session: Session, xid: number): void {
-    this.#sessions.remove(session, false);
-    this.#watches.removeWatcher(session);
-    const slot = state.reserve();
-    this.#logCloseSession(session.id, (error) => {
-      state.fill(
-        slot,
-        error === undefined
-          ? { xid, zxid: this.#pipeline.lastZxid.toString(), close: {} }
-          : this.#errorFrame(xid, error),
-      );
-      state.connection.shutdown();
-    });
-  }
-
-  #expire(session: Session): void {
-    this.#stats.expiredSessions++;
-    getLogger().info(`RegistryServer: session ${session.id.toString(16)} expired; deleting its ephemeral nodes`);
-    this.#watches.removeWatcher(session);
-    const connection = session.connection as RegistryConnection | undefined;
-    session.connection = undefined;
-    // Tell a still-connected client plainly, ahead of anything queued, then close; but only once its ephemeral
-    // nodes are gone for everyone (or their removal failed and is being retried): a client told of its expiry must
-    // not then read its own ephemerals.
-    this.#logCloseSession(session.id, () => {
-      if (!connection?.connected) return;
-      const error = new RegistryError(RegistryErrorCode.SESSION_EXPIRED, `Session ${session.id} has expired`);
-      this.#send(connection.connection, this.#errorFrame(0, error));
-      connection.connection.shutdown();
-    });
-  }
-
-  /** Log a closeSession; its ephemeral nodes go once it is durable. A failed one is retried: the nodes must go. */
-  #logCloseSession(sessionId: bigint, done: ((error: RegistryError | undefined) => void) | undefined): void {
-    const retry = (error: RegistryError) => {
-      done?.(error);
-      this.#retryClose.add(sessionId);
-      this.#retryTimer ??= this.#loop.runAfter(CLOSE_RETRY_MS, () => {
-        this.#retryTimer = undefined;
-        const ids = [...this.#retryClose];
-        this.#retryClose.clear();
-        if (!this.#stopped) { for (const id of ids) this.#logCloseSession(id, undefined); }
-      });
-    };
-    try {
-      this.#pipeline.propose((tree, zxid) => {
-        const { events } = tree.killSession(sessionId, zxid);
-        return { record: { type: "closeSession", zxid, timeMs: Date.now(), sessionId }, events, result: undefined };
-      }, (error, proposal) => {
-        if (error !== undefined) return retry(error);
-        done?.(undefined);
-        this.#deliverEvents(proposal!.events, proposal!.record.zxid);
-      });
-    } catch (error) {
-      retry(RegistryError.from(error));
-    }
-  }
-
-  /** A third of the miss period: two lost datagrams in a row still do not count a miss. */
-  #heartbeatIntervalMs(): number {
-    return Math.max(10, Math.floor(this.#options.heartbeatTimeoutMs / 3));
-  }
-
-  #connectFrame(xid: number, session: Session, resumed: boolean): ServerFrame {
-    return {
-      xid,
-      zxid: this.#pipeline.lastZxid.toString(),
-      connect: {
-        sessionId: session.id.toString(),
-        sessionSecret: session.secret,
-        sessionTimeoutMs: this.#options.heartbeatTimeoutMs * this.#options.heartbeatMaxCount,
-        heartbeatIntervalMs: this.#heartbeatIntervalMs(),
-        heartbeatPort: this.#udp?.address.port ?? 0,
-        resumed,
-        heartbeatCounterFloor: this.#sessions.counterFloor.toString(),
-      },
-    };
-  }
-
-  // --- replies ---
-
-  #deliverEvents(events: readonly TreeEvent[], zxid: bigint): void {
-    if (events.length === 0) return;
-    const zxidText = zxid.toString();
-    for (const { watcher, event } of this.#watches.trigger(events)) {
-      const connection = watcher.connection as RegistryConnection | undefined;
-      if (connection === undefined || !connection.connected) continue;
-      connection.notify({ xid: 0, zxid: zxidText, event: { ...event, zxid: zxidText } });
-    }
-  }
-
-  /** Encode and send one frame. Never throws: a reply too big for a frame becomes an error answer. */
-  #send(connection: TcpConnection, frame: ServerFrame): void {
-    try {
-      let bytes = encodeServerFrame(frame);
-      if (bytes.length > this.#options.maxReplyBytes) {
-        this.#stats.oversizedReplies++;
-        const error = new RegistryError(
-          RegistryErrorCode.LIMIT_EXCEEDED,
-          `Cannot answer request ${frame.xid} as its reply of ${bytes.length} bytes exceeds the limit of ` +
-            `${this.#options.maxReplyBytes} bytes (maxReplyBytes)`,
-        );
-        bytes = encodeServerFrame(this.#errorFrame(frame.xid, error));
-      }
-      this.#replyCodec.send(connection, bytes);
-      closeIfBacklogged(connection);
-    } catch (error) {
-      this.#stats.sendFailures++;
-      getLogger().error(`RegistryServer: cannot send to ${connection.name}; closing it`, { error });
-      connection.forceClose();
-    }
-  }
-
-  #errorFrame(xid: number, error: RegistryError): ServerFrame {
-    this.#errorsByCode.set(error.codeName, (this.#errorsByCode.get(error.codeName) ?? 0) + 1);
-    return { xid, errorCode: error.code, errorMessage: error.message, zxid: this.#pipeline.lastZxid.toString() };
-  }
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
-  return diff === 0;
 }
