@@ -72,6 +72,8 @@ export class ClientSession<Reply> {
   #sessionId = 0n;
   #listeners = new Set<(event: SessionEvent) => void>();
   #firstSession: PromiseWithResolvers<void> | undefined = Promise.withResolvers<void>();
+  // Callers of whenConnected: resolved by the next session opened, rejected by a close.
+  #sessionWaiters = new Map<PromiseWithResolvers<void>, string>();
   // Set by an expiry, taken by the next new session: that session runs the recovery.
   #recovering = false;
   // Bumped by every expiry, so a recovery still re-creating nodes stops when its own session expires too.
@@ -133,6 +135,31 @@ export class ClientSession<Reply> {
     }
   }
 
+  /**
+   * Resolves when a session is open: at once when one is, else at the next `connected` event. Rejects with
+   * CLOSED when the client closes first, and with CONNECTION_LOSS when none opens within `timeoutMs` ("Cannot
+   * <what> as no session opened within ..."). For a caller that must wait out a lost connection before it may
+   * ask again (a protected create looking for the node its lost request may have made).
+   */
+  whenConnected(loop: EventLoop, timeoutMs: number, what: string): Promise<void> {
+    if (this.closed) {
+      return Promise.reject(new RegistryError(RegistryErrorCode.CLOSED, `Cannot ${what} as the client is closed`));
+    }
+    if (this.#state === SessionState.CONNECTED) return Promise.resolve();
+    const waiter = Promise.withResolvers<void>();
+    const timer = loop.runAfter(timeoutMs, () => {
+      this.#sessionWaiters.delete(waiter);
+      waiter.reject(
+        new RegistryError(
+          RegistryErrorCode.CONNECTION_LOSS,
+          `Cannot ${what} as no session opened on ${this.#options.peer} within ${timeoutMs} ms`,
+        ),
+      );
+    });
+    this.#sessionWaiters.set(waiter, what);
+    return waiter.promise.finally(() => loop.cancel(timer));
+  }
+
   /** Start with a session to resume (ZooKeeper's clients may take over another's). */
   resumeFrom(sessionId: bigint): void {
     this.#sessionId = sessionId;
@@ -169,6 +196,9 @@ export class ClientSession<Reply> {
     const first = this.#firstSession;
     this.#firstSession = undefined;
     first?.resolve();
+    const waiters = [...this.#sessionWaiters.keys()];
+    this.#sessionWaiters.clear();
+    for (const waiter of waiters) waiter.resolve();
     const recovering = this.#recovering && !resumed;
     if (recovering) this.#recovering = false;
     getLogger().debug(`${this.#options.owner}: session ${sessionId.toString(16)} ${resumed ? "resumed" : "opened"}`);
@@ -205,6 +235,11 @@ export class ClientSession<Reply> {
     this.#state = SessionState.CLOSED;
     this.#firstSession?.reject(new RegistryError(RegistryErrorCode.CLOSED, `Cannot open a session as ${why}`));
     this.requests.fail(RegistryErrorCode.CLOSED, why, true);
+    const waiters = [...this.#sessionWaiters];
+    this.#sessionWaiters.clear();
+    for (const [waiter, what] of waiters) {
+      waiter.reject(new RegistryError(RegistryErrorCode.CLOSED, `Cannot ${what} as ${why}`));
+    }
   }
 
   /** The last event, after the client has let go of its sockets. */

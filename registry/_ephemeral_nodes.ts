@@ -14,6 +14,8 @@ interface EphemeralNode {
   requested: string;
   data: Uint8Array;
   sequential: boolean;
+  /** Made by a protected create: re-created by one too (a fresh prefix, safe to retry). */
+  protected: boolean;
 }
 
 /** What re-creating needs of the client: its own create and exists, on its current session. */
@@ -31,6 +33,9 @@ export class EphemeralNodes {
   #toRecreate = new Map<string, EphemeralNode>();
   // Bumped by every recreate: an older loop still waiting on a create stops at its next node.
   #run = 0;
+  // Nodes whose re-creation is in flight. A protected create waits out a lost connection and goes on on the next
+  // session, while that session's recovery starts: the recovery must not make the same node a second time.
+  #inFlight = new Set<string>();
 
   /** `owner` names the client in logs. */
   constructor(owner: string) {
@@ -42,9 +47,12 @@ export class EphemeralNodes {
     return this.#nodes.size;
   }
 
-  /** A create succeeded: `path` is the node made for `requested` (they differ for sequential nodes). */
-  created(path: string, requested: string, data: Uint8Array, sequential: boolean): void {
-    this.#nodes.set(path, { requested, data, sequential });
+  /**
+   * A create succeeded: `path` is the node made for `requested` (they differ for sequential and protected
+   * nodes).
+   */
+  created(path: string, requested: string, data: Uint8Array, sequential: boolean, isProtected = false): void {
+    this.#nodes.set(path, { requested, data, sequential, protected: isProtected });
   }
 
   /** A set succeeded: a re-created node carries the new data. */
@@ -83,10 +91,15 @@ export class EphemeralNodes {
     const run = ++this.#run;
     for (const [path, node] of [...this.#toRecreate]) {
       if (!current() || run !== this.#run) return;
-      if (this.#toRecreate.get(path) !== node) continue; // deleted meanwhile
+      if (this.#toRecreate.get(path) !== node || this.#inFlight.has(path)) continue; // deleted meanwhile, or busy
       this.#nodes.delete(path);
+      this.#inFlight.add(path);
       try {
-        await owner.create(node.requested, node.data, { nodeType: NodeType.EPHEMERAL, sequential: node.sequential });
+        await owner.create(node.requested, node.data, {
+          nodeType: NodeType.EPHEMERAL,
+          sequential: node.sequential,
+          protected: node.protected,
+        });
         this.#toRecreate.delete(path);
       } catch (error) {
         const code = RegistryError.from(error).code;
@@ -106,6 +119,8 @@ export class EphemeralNodes {
             error,
           });
         }
+      } finally {
+        this.#inFlight.delete(path);
       }
     }
   }

@@ -25,6 +25,7 @@ import {
   statFromWire,
   toBigInt,
 } from "./_codec.ts";
+import { protectedCreate, type ProtectedCreateTarget } from "./_protected_create.ts";
 import { ServerDialer } from "./_server_dialer.ts";
 import {
   encodeHeartbeat,
@@ -200,6 +201,7 @@ export class RegistryClient implements Registry {
   readonly #session: ClientSession<ServerFrame>;
   readonly #dialer: ServerDialer;
   readonly #codec: LengthHeaderCodec;
+  readonly #protectedTarget: ProtectedCreateTarget;
   #secret: Uint8Array = new Uint8Array(0);
   #key: CryptoKey | undefined;
   #counter = 0n;
@@ -249,6 +251,7 @@ export class RegistryClient implements Registry {
       tls: this.#options.tls,
     });
     this.#dialer.setConnectionCallback((connection) => this.#onConnection(connection));
+    this.#protectedTarget = this.#makeProtectedTarget();
     this.#dialer.setMessageCallback((connection, buffer, receiveTimeMs) => {
       // Any bytes count as hearing from the server, a partial frame too.
       this.#lastReceivedMs = receiveTimeMs;
@@ -297,15 +300,47 @@ export class RegistryClient implements Registry {
     return this.#session.onSessionEvent(listener);
   }
 
-  /** Create a node; resolves with its actual path (sequential nodes get a suffix). */
+  /**
+   * Create a node; resolves with its actual path (sequential nodes get a suffix, protected ones a prefix: see
+   * {@linkcode CreateOptions.protected} for creates that are safe to retry).
+   *
+   * @example
+   * ```ts
+   * import { EventLoop } from "../reactor/event_loop.ts";
+   * import { NodeType } from "./registry.ts";
+   * import { RegistryClient } from "./registry_client.ts";
+   * import { RegistryServer } from "./registry_server.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const loop = new EventLoop();
+   * const server = new RegistryServer({ port: 0, loop });
+   * await server.start();
+   * const client = await RegistryClient.connect(server.address, { loop });
+   * await client.create("/jobs", "");
+   * // One node per call, even when a lost connection makes the client look for it and retry.
+   * const job = await client.create("/jobs/job-", "payload", { sequential: true, protected: true });
+   * assert.match(job, /^\/jobs\/_p_[0-9a-f-]{36}-job-0000000000$/);
+   * await client.close();
+   * await server.stop();
+   * ```
+   */
   async create(path: string, data?: Uint8Array | string, options: CreateOptions = {}): Promise<string> {
     const bytes = toBytes(data);
     const nodeType = options.nodeType ?? NodeType.PERSISTENT;
     const sequential = options.sequential ?? false;
-    const frame = await this.#request(`create '${path}'`, { create: { path, data: bytes, nodeType, sequential } });
-    const created = frame.create?.path ?? path;
-    if (nodeType === NodeType.EPHEMERAL) this.#session.ephemerals.created(created, path, bytes, sequential);
+    const isProtected = options.protected ?? false;
+    const created = isProtected
+      ? await protectedCreate(this.#protectedTarget, path, bytes, nodeType, sequential)
+      : await this.#createOnce(path, bytes, nodeType, sequential);
+    if (nodeType === NodeType.EPHEMERAL) {
+      this.#session.ephemerals.created(created, path, bytes, sequential, isProtected);
+    }
     return created;
+  }
+
+  async #createOnce(path: string, data: Uint8Array, nodeType: NodeType, sequential: boolean): Promise<string> {
+    const frame = await this.#request(`create '${path}'`, { create: { path, data, nodeType, sequential } });
+    return frame.create?.path ?? path;
   }
 
   /** A node's data and stat; `watch` is told once when it changes or is deleted. */
@@ -393,6 +428,22 @@ export class RegistryClient implements Registry {
   }
 
   // --- requests ---
+
+  /** What a protected create calls: this client's plain create and reads, and its session. */
+  #makeProtectedTarget(): ProtectedCreateTarget {
+    const session = this.#session;
+    const timeoutMs = this.#options.requestTimeoutMs;
+    return {
+      get sessionId() {
+        return session.sessionId;
+      },
+      createOnce: (path, data, nodeType, sequential) => this.#createOnce(path, data, nodeType, sequential),
+      children: (path) => this.children(path),
+      exists: (path) => this.exists(path),
+      delete: (path) => this.delete(path),
+      whenConnected: (what) => session.whenConnected(this.#loop, timeoutMs, what),
+    };
+  }
 
   #request(what: string, body: Omit<ClientFrame, "xid">): Promise<ServerFrame> {
     const session = this.#session;

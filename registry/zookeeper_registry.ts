@@ -18,6 +18,7 @@ import type { TcpConnection } from "../reactor/tcp_connection.ts";
 import type { TimerId } from "../reactor/timer_queue.ts";
 import { ClientSession, SessionState } from "./_client_session.ts";
 import { JuteReader, JuteWriter } from "./_jute.ts";
+import { protectedCreate, type ProtectedCreateTarget } from "./_protected_create.ts";
 import { ServerDialer } from "./_server_dialer.ts";
 import { validatePath } from "./path.ts";
 import {
@@ -191,6 +192,7 @@ export class ZooKeeperRegistry implements Registry {
   readonly #session: ClientSession<JuteReader>;
   readonly #dialer: ServerDialer;
   readonly #codec: LengthHeaderCodec;
+  readonly #protectedTarget: ProtectedCreateTarget;
   #pingTimer: TimerId | undefined;
   #handshakeTimer: TimerId | undefined;
   #password: Uint8Array = new Uint8Array(16);
@@ -230,6 +232,7 @@ export class ZooKeeperRegistry implements Registry {
       else this.#onLost(`the connection to ${connection.peerAddress} was lost`);
     });
     this.#dialer.setMessageCallback(this.#codec.onMessage);
+    this.#protectedTarget = this.#makeProtectedTarget();
   }
 
   /** Open a session on one of the servers of `connectString`; rejects if none answers in time. */
@@ -274,20 +277,59 @@ export class ZooKeeperRegistry implements Registry {
     return this.#session.onSessionEvent(listener);
   }
 
-  /** Create a node (open ACL); resolves with its actual path (sequential nodes get ZooKeeper's suffix). */
+  /**
+   * Create a node (open ACL); resolves with its actual path (sequential nodes get ZooKeeper's suffix, protected
+   * ones a prefix: see {@linkcode CreateOptions.protected} for creates that are safe to retry, the names Curator's
+   * protected mode makes being alike in purpose, not in spelling).
+   *
+   * @example
+   * ```ts ignore
+   * import { NodeType, ZooKeeperRegistry } from "@dwt/rpc/registry";
+   *
+   * const registry = await ZooKeeperRegistry.connect("127.0.0.1:2181");
+   * // `/election/_p_<uuid>-n-0000000003`: one node, however often the connection drops while it is made.
+   * const me = await registry.create("/election/n-", "", { nodeType: NodeType.EPHEMERAL, sequential: true, protected: true });
+   * await registry.close();
+   * ```
+   */
   async create(path: string, data?: Uint8Array | string, options: CreateOptions = {}): Promise<string> {
     validatePath(path);
     const bytes = toBytes(data);
-    const ephemeral = (options.nodeType ?? NodeType.PERSISTENT) === NodeType.EPHEMERAL;
+    const nodeType = options.nodeType ?? NodeType.PERSISTENT;
     const sequential = options.sequential ?? false;
-    const flags = (ephemeral ? CREATE_EPHEMERAL : 0) | (sequential ? CREATE_SEQUENTIAL : 0);
-    const created = await this.#request(`create '${path}'`, OP.create, (w) => {
-      w.string(this.#serverPath(path)).buffer(bytes);
+    const isProtected = options.protected ?? false;
+    const created = isProtected
+      ? await protectedCreate(this.#protectedTarget, path, bytes, nodeType, sequential)
+      : await this.#createOnce(path, bytes, nodeType, sequential);
+    if (nodeType === NodeType.EPHEMERAL) {
+      this.#session.ephemerals.created(created, path, bytes, sequential, isProtected);
+    }
+    return created;
+  }
+
+  #createOnce(path: string, data: Uint8Array, nodeType: NodeType, sequential: boolean): Promise<string> {
+    const flags = (nodeType === NodeType.EPHEMERAL ? CREATE_EPHEMERAL : 0) | (sequential ? CREATE_SEQUENTIAL : 0);
+    return this.#request(`create '${path}'`, OP.create, (w) => {
+      w.string(this.#serverPath(path)).buffer(data);
       w.int(1).int(PERMS_ALL).string("world").string("anyone"); // OPEN_ACL_UNSAFE
       w.int(flags);
     }, (r) => this.#clientPath(r.string() ?? path));
-    if (ephemeral) this.#session.ephemerals.created(created, path, bytes, sequential);
-    return created;
+  }
+
+  /** What a protected create calls: this client's plain create and reads, and its session. */
+  #makeProtectedTarget(): ProtectedCreateTarget {
+    const session = this.#session;
+    const timeoutMs = this.#options.requestTimeoutMs;
+    return {
+      get sessionId() {
+        return session.sessionId;
+      },
+      createOnce: (path, data, nodeType, sequential) => this.#createOnce(path, data, nodeType, sequential),
+      children: (path) => this.children(path),
+      exists: (path) => this.exists(path),
+      delete: (path) => this.delete(path),
+      whenConnected: (what) => session.whenConnected(this.#loop, timeoutMs, what),
+    };
   }
 
   /** A node's data and stat; `watch` is told once when it changes or is deleted. */

@@ -4,6 +4,7 @@ import { EventType, NodeType } from "./data_tree.ts";
 import type { WatchedEvent } from "./registry_client.ts";
 import { RegistryError, RegistryErrorCode } from "./registry_error.ts";
 import { InetAddress } from "../reactor/inet_address.ts";
+import { CutProxy, ZOOKEEPER_CREATES } from "./testdata/cut_proxy.ts";
 import { PartitionProxy } from "./testdata/partition_proxy.ts";
 import { startZooKeeper } from "./testdata/zookeeper_server.ts";
 import { parseConnectString, ZooKeeperRegistry } from "./zookeeper_registry.ts";
@@ -305,6 +306,39 @@ Deno.test("ZooKeeperRegistry against a real ZooKeeper", needs("read", "write", "
         }
       },
     );
+
+    await t.step("a protected sequential create whose answer is cut off N times makes exactly N nodes", async () => {
+      const zkAddress = InetAddress.parse(zk.connectString);
+      const proxy = await CutProxy.start(loop, zkAddress, ZOOKEEPER_CREATES);
+      try {
+        const client = await connect("", {});
+        const cut = await ZooKeeperRegistry.connect(proxy.address.toString(), { loop, sessionTimeoutMs: 4000 });
+        open.push(cut);
+        await client.create("/protected", "");
+        const session = cut.sessionId;
+        const made: string[] = [];
+        for (let i = 0; i < 3; i++) {
+          proxy.cutAfterReply();
+          made.push(
+            await cut.create("/protected/item-", `${i}`, {
+              nodeType: NodeType.EPHEMERAL,
+              sequential: true,
+              protected: true,
+            }),
+          );
+        }
+        assert.equal(proxy.cuts, 3);
+        assert.equal(cut.sessionId, session, "each cut was a lost connection, resumed");
+        const children = await client.children("/protected");
+        assert.deepEqual(made.map((path) => path.slice("/protected/".length)).sort(), children);
+        for (const name of children) {
+          assert.match(name, /^_p_[0-9a-f-]{36}-item-\d{10}$/);
+          assert.equal((await client.exists(`/protected/${name}`))?.ephemeralOwner, session);
+        }
+      } finally {
+        await proxy.close();
+      }
+    });
 
     await t.step("the registry CLI works against ZooKeeper with --zookeeper", async () => {
       const cli = async (...words: string[]) => {
