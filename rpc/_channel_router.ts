@@ -11,6 +11,7 @@ import { EventLoop } from "../reactor/event_loop.ts";
 import type { TimerId } from "../reactor/timer_queue.ts";
 import { DEFAULT_MAX_FRAME_BYTES } from "../reactor/length_header_codec.ts";
 import { getLogger } from "../reactor/logger.ts";
+import type { WatchedEvent } from "../registry/registry.ts";
 import { RegistryError, RegistryErrorCode } from "../registry/registry_error.ts";
 import { ProviderConnection } from "./_provider_connection.ts";
 import type { CallRouter } from "./_pending_call.ts";
@@ -31,6 +32,8 @@ interface ProviderHealth {
 const WAIT_AFTER_DRAIN_MS = 30_000;
 /** How often a call waiting for a provider looks again. */
 const PROVIDER_POLL_MS = 20;
+/** {@linkcode RpcChannelOptions.emptyListGraceMs}'s default: about one ZooKeeper session timeout. */
+export const DEFAULT_EMPTY_LIST_GRACE_MS = 10_000;
 
 /** A service's providers as known now. */
 interface Discovery {
@@ -39,6 +42,10 @@ interface Discovery {
   // Set once `ready` has settled successfully, so calls skip awaiting it (a microtask hop per call).
   isReady: boolean;
   watching: boolean;
+  /** Since when (loop time) the registry has listed no provider while the last non-empty list is kept. */
+  emptySinceMs?: number;
+  /** Reads the list again when the grace of an empty one ends. */
+  graceTimer?: TimerId;
 }
 
 /** Routes a channel's calls to providers. */
@@ -60,6 +67,9 @@ export class ChannelRouter implements CallRouter, ClientTransportEvents {
   readonly #draining = new Map<string, number>();
   #lastDrainMs = -Infinity;
   #keepaliveTimer: TimerId | undefined;
+  // When the registry client last reported a session event (loop time): an empty list soon after one is suspect.
+  #lastSessionEventMs = -Infinity;
+  #stopFollowingSession: (() => void) | undefined;
 
   /** The router of a channel with these options. */
   constructor(options: RpcChannelOptions) {
@@ -100,6 +110,10 @@ export class ChannelRouter implements CallRouter, ClientTransportEvents {
     this.#closed = true;
     if (this.#keepaliveTimer !== undefined) this.loop.cancel(this.#keepaliveTimer);
     this.#keepaliveTimer = undefined;
+    this.#stopFollowingSession?.();
+    for (const discovery of this.#discoveries.values()) {
+      if (discovery.graceTimer !== undefined) this.loop.cancel(discovery.graceTimer);
+    }
     await Promise.all([...this.#connections.values()].map((connection) => connection.close()));
     this.#connections.clear();
   }
@@ -154,6 +168,9 @@ export class ChannelRouter implements CallRouter, ClientTransportEvents {
     if (fixed !== undefined || this.#options.registry === undefined) {
       discovery = { addresses: [...(fixed ?? [])], ready: Promise.resolve(), isReady: true, watching: false };
     } else {
+      this.#stopFollowingSession ??= this.#options.registry.onSessionEvent(() => {
+        this.#lastSessionEventMs = this.loop.now();
+      });
       const watched: Discovery = { addresses: [], ready: Promise.resolve(), isReady: false, watching: true };
       watched.ready = this.#refresh(service, watched).then(
         () => void (watched.isReady = true),
@@ -169,27 +186,30 @@ export class ChannelRouter implements CallRouter, ClientTransportEvents {
     return discovery;
   }
 
-  async #refresh(service: string, discovery: Discovery): Promise<void> {
+  async #refresh(service: string, discovery: Discovery, trigger?: WatchedEvent, watch = true): Promise<void> {
     const registry = this.#options.registry!;
     const path = `/${service}`;
     const before = discovery.addresses;
-    const rewatch = () => {
+    const rewatch = (event: WatchedEvent) => {
       if (!this.#closed) {
-        this.#refresh(service, discovery).catch((error) =>
+        this.#refresh(service, discovery, event).catch((error) =>
           getLogger().warn(`RpcChannel: cannot refresh providers of ${service}`, { error })
         );
       }
     };
+    let listed: string[];
     try {
-      discovery.addresses = await registry.children(path, { watch: rewatch });
+      listed = await registry.children(path, watch ? { watch: rewatch } : {});
     } catch (error) {
       if (!(error instanceof RegistryError && error.code === RegistryErrorCode.NO_NODE)) throw error;
       // No provider has ever published the service: watch for its node.
-      discovery.addresses = [];
-      if ((await registry.exists(path, { watch: rewatch })) !== undefined) {
-        return await this.#refresh(service, discovery);
+      listed = [];
+      if ((await registry.exists(path, watch ? { watch: rewatch } : {})) !== undefined) {
+        return await this.#refresh(service, discovery, trigger, watch);
       }
     }
+    if (this.#closed || this.#keepsLastList(service, discovery, listed, trigger)) return;
+    discovery.addresses = listed;
     // Connections to providers that left close once their calls are answered.
     for (const [address, connection] of this.#connections) {
       if (!this.#isListed(address)) {
@@ -207,6 +227,49 @@ export class ChannelRouter implements CallRouter, ClientTransportEvents {
     // Nothing is remembered of providers that left.
     for (const address of this.#ejected.keys()) if (!this.#isListed(address)) this.#ejected.delete(address);
     getLogger().debug(`RpcChannel: providers of ${service}: ${discovery.addresses.join(", ") || "none"}`);
+  }
+
+  /**
+   * Empty-list protection (Dubbo's, and gRPC's "keep the last good list in transient failure"): right after a
+   * session event the registry may list no provider only because the providers have not re-created their nodes
+   * yet. Such an empty list replaces a non-empty one only once it has stayed empty for `emptyListGraceMs`; calls
+   * meanwhile go to the last known providers (and fail over by the usual rules). Any non-empty list, and an empty
+   * one with no session event near it (a provider that really left), is taken at once.
+   */
+  #keepsLastList(service: string, discovery: Discovery, listed: string[], trigger: WatchedEvent | undefined): boolean {
+    const graceMs = this.#options.emptyListGraceMs ?? DEFAULT_EMPTY_LIST_GRACE_MS;
+    const now = this.loop.now();
+    const suspect = listed.length === 0 && discovery.addresses.length > 0 && graceMs > 0 &&
+      (trigger?.type === 0 || now - this.#lastSessionEventMs < graceMs || discovery.emptySinceMs !== undefined);
+    if (!suspect) {
+      discovery.emptySinceMs = undefined;
+      if (discovery.graceTimer !== undefined) this.loop.cancel(discovery.graceTimer);
+      discovery.graceTimer = undefined;
+      return false;
+    }
+    discovery.emptySinceMs ??= now;
+    const leftMs = discovery.emptySinceMs + graceMs - now;
+    if (leftMs <= 0) {
+      getLogger().warn(`RpcChannel: no provider of ${service} for ${graceMs} ms after a session event`);
+      discovery.emptySinceMs = undefined;
+      discovery.graceTimer = undefined;
+      return false;
+    }
+    if (discovery.graceTimer === undefined) {
+      getLogger().warn(
+        `RpcChannel: the registry lists no provider of ${service} right after a session event; keeping ` +
+          `${discovery.addresses.join(", ")} for up to ${graceMs} ms`,
+      );
+      // The watch set by the read that came back empty stays armed; this only reads again when the grace ends.
+      discovery.graceTimer = this.loop.runAfter(leftMs, () => {
+        discovery.graceTimer = undefined;
+        if (this.#closed) return;
+        this.#refresh(service, discovery, undefined, false).catch((error) =>
+          getLogger().warn(`RpcChannel: cannot refresh providers of ${service}`, { error })
+        );
+      });
+    }
+    return true;
   }
 
   #isListed(address: string): boolean {

@@ -240,6 +240,15 @@ export interface RpcChannelOptions {
    * @default {30000}
    */
   maxEjectionMs?: number;
+  /**
+   * Empty-list protection, in milliseconds: an empty provider list that the registry gives right after a session
+   * event (a reconnect, an expiry: the providers may not have re-created their nodes yet) replaces a non-empty one
+   * only once it has stayed empty this long; calls meanwhile go to the last known providers. A provider that
+   * really leaves while others stay is dropped at once; so is the last one when no session event is near. 0 turns
+   * the protection off. Config key `rpcclient_empty_list_grace_ms`.
+   * @default {10000}
+   */
+  emptyListGraceMs?: number;
 }
 
 /**
