@@ -168,8 +168,9 @@ export class ChannelRouter implements CallRouter, ClientTransportEvents {
     if (fixed !== undefined || this.#options.registry === undefined) {
       discovery = { addresses: [...(fixed ?? [])], ready: Promise.resolve(), isReady: true, watching: false };
     } else {
-      this.#stopFollowingSession ??= this.#options.registry.onSessionEvent(() => {
-        this.#lastSessionEventMs = this.loop.now();
+      // A lost connection or an expired session: what may leave the registry briefly without providers' nodes.
+      this.#stopFollowingSession ??= this.#options.registry.onSessionEvent((event) => {
+        if (event.type === "disconnected" || event.type === "expired") this.#lastSessionEventMs = this.loop.now();
       });
       const watched: Discovery = { addresses: [], ready: Promise.resolve(), isReady: false, watching: true };
       watched.ready = this.#refresh(service, watched).then(
