@@ -8,14 +8,13 @@
  * @module
  */
 
-import type { TlsClientOptions } from "../reactor/backend/net_backend.ts";
 import { EventLoop } from "../reactor/event_loop.ts";
 import { InetAddress } from "../reactor/inet_address.ts";
 import { LengthHeaderCodec } from "../reactor/length_header_codec.ts";
 import { getLogger } from "../reactor/logger.ts";
 import type { TcpConnection } from "../reactor/tcp_connection.ts";
-import type { TimerId } from "../reactor/timer_queue.ts";
-import { UdpSocket } from "../reactor/udp_socket.ts";
+import { ClientHeartbeats } from "./_client_heartbeats.ts";
+import { ClientKeepalive } from "./_client_keepalive.ts";
 import { ClientSession, SessionState } from "./_client_session.ts";
 import {
   type ClientFrame,
@@ -27,13 +26,7 @@ import {
 } from "./_codec.ts";
 import { protectedCreate, type ProtectedCreateTarget } from "./_protected_create.ts";
 import { ServerDialer } from "./_server_dialer.ts";
-import {
-  encodeHeartbeat,
-  HEARTBEAT_FLAG_EXPIRED,
-  importHeartbeatKey,
-  parseHeartbeat,
-  verifyHeartbeat,
-} from "./heartbeat.ts";
+import { importHeartbeatKey } from "./heartbeat.ts";
 import {
   type CreateOptions,
   type EventType,
@@ -43,97 +36,20 @@ import {
   type Stat,
   type WatchCallback,
 } from "./registry.ts";
+import {
+  type RegistryClientOptions,
+  type ResolvedRegistryClientOptions,
+  resolveRegistryClientOptions,
+} from "./registry_client_options.ts";
 import { RegistryError, RegistryErrorCode } from "./registry_error.ts";
 
 // The contract types, where importers of this file have always found them.
 export type { CreateOptions, SessionEvent, WatchCallback, WatchedEvent } from "./registry.ts";
-
-/**
- * Options of {@linkcode RegistryClient.connect}.
- *
- * @example
- * ```ts
- * import { RegistryClient, type RegistryClientOptions } from "./registry_client.ts";
- *
- * const options: RegistryClientOptions = { requestTimeoutMs: 3_000, authToken: "s3cret", recreateEphemerals: true };
- * const connect = () => RegistryClient.connect("127.0.0.1:10606", options);
- * ```
- */
-export interface RegistryClientOptions {
-  /**
-   * The loop to run on.
-   * @default {EventLoop.current()}
-   */
-  loop?: EventLoop;
-  /**
-   * How long a request may wait for its answer, in milliseconds.
-   * @default {10000}
-   */
-  requestTimeoutMs?: number;
-  /**
-   * How long the first connection may take, in milliseconds.
-   * @default {10000}
-   */
-  connectTimeoutMs?: number;
-  /**
-   * A shared token for servers that require one for changes.
-   * @default {undefined}
-   */
-  authToken?: string;
-  /**
-   * After an expiry, open a new session and re-create the ephemeral nodes this client created (sequential ones
-   * are re-created as new sequential nodes).
-   * @default {false}
-   */
-  recreateEphemerals?: boolean;
-  /**
-   * The first reconnect delay in milliseconds (doubling to 2 s).
-   * @default {100}
-   */
-  reconnectDelayMs?: number;
-  /**
-   * Largest frame accepted from the server, in bytes.
-   * @default {8388608}
-   */
-  maxFrameBytes?: number;
-  /**
-   * Speak TLS, trusting these certificates in addition to the system's.
-   * @default {undefined}
-   */
-  tls?: TlsClientOptions;
-  /**
-   * Treat the connection as lost when nothing at all has arrived from the server for this long, in milliseconds
-   * (the connection is closed, and the client reconnects and resumes its session). It catches a connection that a
-   * partition or a dead peer left open without a close. Before the first session, when the timeout the server
-   * grants is not known yet, only `requestTimeoutMs` and `connectTimeoutMs` apply.
-   * @default {two thirds of the session timeout the server grants}
-   */
-  readTimeoutMs?: number;
-  /**
-   * Send a ping when no request has been sent for this long, in milliseconds, so an idle connection still
-   * hears from the server within the read timeout (and the server counts the ping as a sign of life).
-   * @default {half the read timeout: a third of the session timeout}
-   */
-  pingIntervalMs?: number;
-  /**
-   * Where UDP heartbeats go (`host:port` or an InetAddress), when the server cannot be reached there directly:
-   * through a NAT, a UDP proxy, or a port mapping. The server answers a heartbeat of an expired session with an
-   * expiry notice to the heartbeat's source address, so the path must carry datagrams both ways.
-   * @default {the server's host and the heartbeat port it announces}
-   */
-  heartbeatAddress?: InetAddress | string;
-}
+export type { RegistryClientOptions } from "./registry_client_options.ts";
 
 const encoder = new TextEncoder();
 const toBytes = (data: Uint8Array | string | undefined) =>
   data === undefined ? new Uint8Array(0) : typeof data === "string" ? encoder.encode(data) : data;
-
-function optionalPositive(name: string, value: number | undefined): number | undefined {
-  if (value !== undefined && (!Number.isFinite(value) || value <= 0)) {
-    throw new RangeError(`Cannot connect as '${name}' must be a positive number: current value is ${value}`);
-  }
-  return value;
-}
 
 /**
  * A registry session.
@@ -184,56 +100,22 @@ export class RegistryClient implements Registry {
   /** The server's address. */
   readonly serverAddress: InetAddress;
   readonly #loop: EventLoop;
-  readonly #options:
-    & Required<
-      Omit<
-        RegistryClientOptions,
-        "loop" | "authToken" | "tls" | "readTimeoutMs" | "pingIntervalMs" | "heartbeatAddress"
-      >
-    >
-    & {
-      authToken?: string;
-      tls?: TlsClientOptions;
-      readTimeoutMs?: number;
-      pingIntervalMs?: number;
-      heartbeatAddress?: InetAddress;
-    };
+  readonly #options: ResolvedRegistryClientOptions;
   readonly #session: ClientSession<ServerFrame>;
   readonly #dialer: ServerDialer;
   readonly #codec: LengthHeaderCodec;
+  readonly #keepalive: ClientKeepalive;
   readonly #protectedTarget: ProtectedCreateTarget;
+  // Bound in connect(), before the first session.
+  #heartbeats!: ClientHeartbeats;
+  // The session's credential: what resumes it, and the heartbeats' key.
   #secret: Uint8Array = new Uint8Array(0);
-  #key: CryptoKey | undefined;
-  #counter = 0n;
-  #heartbeatTimer: TimerId | undefined;
-  #heartbeats: Promise<void> = Promise.resolve();
-  #udp: UdpSocket | undefined;
-  #heartbeatTarget: InetAddress | undefined;
-  #noticeInFlight = false;
   #sessionTimeoutMs = 0;
-  // Keepalive: one timer per client; sends and receives only write these times, the timer reads them.
-  #livenessTimer: TimerId | undefined;
-  #livenessDueMs = 0;
-  #stallGraceUsed = false;
-  #lastSentMs = 0;
-  #lastReceivedMs = 0;
 
   private constructor(serverAddress: InetAddress, options: RegistryClientOptions) {
     this.serverAddress = serverAddress;
     this.#loop = options.loop ?? EventLoop.current();
-    const heartbeatAddress = options.heartbeatAddress;
-    this.#options = {
-      requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
-      connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
-      authToken: options.authToken,
-      recreateEphemerals: options.recreateEphemerals ?? false,
-      reconnectDelayMs: options.reconnectDelayMs ?? 100,
-      maxFrameBytes: options.maxFrameBytes ?? 8 * 1024 * 1024,
-      tls: options.tls,
-      readTimeoutMs: optionalPositive("readTimeoutMs", options.readTimeoutMs),
-      pingIntervalMs: optionalPositive("pingIntervalMs", options.pingIntervalMs),
-      heartbeatAddress: typeof heartbeatAddress === "string" ? InetAddress.parse(heartbeatAddress) : heartbeatAddress,
-    };
+    this.#options = resolveRegistryClientOptions(options);
     this.#session = new ClientSession<ServerFrame>(this.#loop, this, {
       owner: "RegistryClient",
       peer: "the registry",
@@ -250,22 +132,29 @@ export class RegistryClient implements Registry {
       connectTimeoutMs: this.#options.connectTimeoutMs,
       tls: this.#options.tls,
     });
+    this.#keepalive = new ClientKeepalive(this.#loop, this.#session, {
+      readTimeoutMs: this.#options.readTimeoutMs,
+      pingIntervalMs: this.#options.pingIntervalMs,
+      peer: serverAddress.toString(),
+    });
+    // A ping's failures are the read timeout's business (or the expiry path's, for SESSION_EXPIRED).
+    this.#keepalive.setPingCallback(() => this.ping().catch(() => {}));
     this.#dialer.setConnectionCallback((connection) => this.#onConnection(connection));
-    this.#protectedTarget = this.#makeProtectedTarget();
     this.#dialer.setMessageCallback((connection, buffer, receiveTimeMs) => {
-      // Any bytes count as hearing from the server, a partial frame too.
-      this.#lastReceivedMs = receiveTimeMs;
-      this.#stallGraceUsed = false;
+      this.#keepalive.received(receiveTimeMs);
       this.#codec.onMessage(connection, buffer, receiveTimeMs);
     });
+    this.#protectedTarget = this.#makeProtectedTarget();
   }
 
   /** Connect to a server (`host:port` or an InetAddress) and open a session. */
   static async connect(server: InetAddress | string, options: RegistryClientOptions = {}): Promise<RegistryClient> {
     const address = typeof server === "string" ? InetAddress.parse(server) : server;
     const client = new RegistryClient(address, options);
-    client.#udp = await UdpSocket.bind(client.#loop, new InetAddress(address.family === 6 ? "::" : "0.0.0.0", 0));
-    client.#udp.setMessageCallback((data) => client.#onDatagram(data));
+    client.#heartbeats = await ClientHeartbeats.bind(client.#loop, address);
+    client.#heartbeats.setExpiryNoticeCallback((sessionId) =>
+      client.#sessionExpired(sessionId, "the server's signed expiry notice")
+    );
     client.#dialer.start();
     try {
       await client.#session.firstSession(
@@ -420,11 +309,10 @@ export class RegistryClient implements Registry {
 
   async #shutdown(): Promise<void> {
     this.#session.close("the client was closed");
-    this.#stopHeartbeats();
-    this.#stopLiveness();
-    await this.#heartbeats;
+    this.#keepalive.stop();
+    this.#heartbeats.stop();
     await this.#dialer.close();
-    await this.#udp?.close();
+    await this.#heartbeats.close();
   }
 
   // --- requests ---
@@ -461,7 +349,7 @@ export class RegistryClient implements Registry {
       );
     }
     const xid = session.requests.nextXid();
-    this.#lastSentMs = this.#loop.now();
+    this.#keepalive.sent();
     const answer = session.requests.add<ServerFrame>(xid, what, true, undefined, undefined, connect);
     this.#codec.send(connection, encodeClientFrame({ xid, ...body } as ClientFrame));
     return answer;
@@ -504,15 +392,13 @@ export class RegistryClient implements Registry {
 
   #onConnection(connection: TcpConnection): void {
     if (!connection.connected) {
-      this.#stopLiveness();
+      this.#keepalive.stop();
       this.#session.connectionLost(`the connection to ${this.serverAddress} was lost`);
       return;
     }
     this.#session.connectionUp(connection);
-    this.#lastReceivedMs = this.#lastSentMs = this.#loop.now();
-    this.#stallGraceUsed = false;
     this.#openSession(connection);
-    this.#armLiveness();
+    this.#keepalive.connectionUp();
   }
 
   async #openSession(connection: TcpConnection): Promise<void> {
@@ -546,22 +432,21 @@ export class RegistryClient implements Registry {
       const key = await importHeartbeatKey(secret);
       if (this.#session.closed) return;
       this.#secret = secret;
-      this.#key = key;
-      this.#counter = 0n;
+      this.#heartbeats.useKey(key);
     }
     // Counters continue across reconnects of a session, and never fall below the server's floor (it raises the
     // floor at every start, so heartbeats recorded before a restart are worthless after it).
-    const floor = toBigInt(connect.heartbeatCounterFloor);
-    if (floor - 1n > this.#counter) this.#counter = floor - 1n;
+    this.#heartbeats.raiseCounter(toBigInt(connect.heartbeatCounterFloor));
     this.#sessionTimeoutMs = connect.sessionTimeoutMs ?? 0;
-    this.#heartbeatTarget = this.#options.heartbeatAddress ??
+    this.#keepalive.sessionTimeoutMs = this.#sessionTimeoutMs;
+    const heartbeatTarget = this.#options.heartbeatAddress ??
       new InetAddress(this.serverAddress.hostname, connect.heartbeatPort || this.serverAddress.port);
     this.#dialer.sessionOpened();
     const resumed = connect.resumed ?? false;
     const opened = this.#session.sessionOpened(sessionId, resumed, resuming);
-    this.#startHeartbeats(connect.heartbeatIntervalMs || 1000);
+    this.#heartbeats.start(sessionId, heartbeatTarget, connect.heartbeatIntervalMs || 1000);
     // The session timeout is known now: the keepalive may need an earlier wake-up than the one armed at connect.
-    this.#armLiveness();
+    this.#keepalive.arm();
     await opened;
   }
 
@@ -574,10 +459,8 @@ export class RegistryClient implements Registry {
   #sessionExpired(sessionId: bigint, why: string, connection?: TcpConnection): void {
     const session = this.#session;
     if (!session.isCurrent(sessionId)) return;
-    this.#stopHeartbeats();
+    this.#heartbeats.forget();
     this.#secret = new Uint8Array(0);
-    this.#key = undefined;
-    this.#counter = 0n;
     session.sessionExpired(sessionId, why);
     if (session.closed) return;
     if (connection !== undefined && connection === session.connection && connection.connected) {
@@ -587,127 +470,5 @@ export class RegistryClient implements Registry {
       this.#dialer.redialAtOnce();
       session.connection?.forceClose();
     }
-  }
-
-  // --- keepalive ---
-
-  /** The read timeout in force: the option, else two thirds of the granted session timeout, else none yet. */
-  #readTimeoutMs(): number | undefined {
-    if (this.#options.readTimeoutMs !== undefined) return this.#options.readTimeoutMs;
-    return this.#sessionTimeoutMs > 0 ? Math.max(1, Math.floor(this.#sessionTimeoutMs * 2 / 3)) : undefined;
-  }
-
-  #pingIntervalMs(): number | undefined {
-    if (this.#options.pingIntervalMs !== undefined) return this.#options.pingIntervalMs;
-    const readTimeoutMs = this.#readTimeoutMs();
-    return readTimeoutMs === undefined ? undefined : Math.max(1, Math.floor(readTimeoutMs / 2));
-  }
-
-  /** (Re)schedule the keepalive timer for the earlier of the next ping and the read deadline. */
-  #armLiveness(): void {
-    this.#stopLiveness();
-    if (this.#session.closed || this.#session.connection === undefined) return;
-    const readTimeoutMs = this.#readTimeoutMs();
-    const pingIntervalMs = this.#pingIntervalMs();
-    let dueMs = Infinity;
-    if (readTimeoutMs !== undefined) dueMs = this.#lastReceivedMs + readTimeoutMs;
-    // No pings before the session is open: the server answers anything but connect with an error there.
-    if (pingIntervalMs !== undefined && this.#session.state === SessionState.CONNECTED) {
-      dueMs = Math.min(dueMs, this.#lastSentMs + pingIntervalMs);
-    }
-    if (dueMs === Infinity) return;
-    this.#livenessDueMs = dueMs;
-    this.#livenessTimer = this.#loop.runAfter(Math.max(1, dueMs - this.#loop.now()), () => this.#checkLiveness());
-  }
-
-  #stopLiveness(): void {
-    if (this.#livenessTimer !== undefined) this.#loop.cancel(this.#livenessTimer);
-    this.#livenessTimer = undefined;
-  }
-
-  #checkLiveness(): void {
-    this.#livenessTimer = undefined;
-    const connection = this.#session.connection;
-    if (this.#session.closed || connection === undefined || !connection.connected) return;
-    const now = this.#loop.now();
-    const readTimeoutMs = this.#readTimeoutMs();
-    if (readTimeoutMs !== undefined && now - this.#lastReceivedMs >= readTimeoutMs) {
-      // Woken late, this process was the one stalled (GC, a busy CPU): answers may be waiting unread, or the ping
-      // may not have left. Grant half a read timeout more, once per silence, before blaming the server.
-      if (now - this.#livenessDueMs > readTimeoutMs / 4 && !this.#stallGraceUsed) {
-        this.#stallGraceUsed = true;
-        this.#lastReceivedMs = now - readTimeoutMs / 2;
-        this.#armLiveness();
-        return;
-      }
-      getLogger().warn(
-        `RegistryClient: nothing from ${this.serverAddress} for ${Math.round(now - this.#lastReceivedMs)} ms ` +
-          `(read timeout ${readTimeoutMs} ms); reconnecting`,
-      );
-      connection.forceClose();
-      return;
-    }
-    const pingIntervalMs = this.#pingIntervalMs();
-    if (
-      pingIntervalMs !== undefined && this.#session.state === SessionState.CONNECTED &&
-      now - this.#lastSentMs >= pingIntervalMs
-    ) {
-      // Its failures are the read timeout's business (or the expiry path's, for SESSION_EXPIRED).
-      this.ping().catch(() => {});
-    }
-    this.#armLiveness();
-  }
-
-  // --- heartbeats ---
-
-  #startHeartbeats(intervalMs: number): void {
-    this.#stopHeartbeats();
-    this.#sendHeartbeat();
-    this.#heartbeatTimer = this.#loop.runEvery(intervalMs, () => this.#sendHeartbeat());
-  }
-
-  #stopHeartbeats(): void {
-    if (this.#heartbeatTimer !== undefined) this.#loop.cancel(this.#heartbeatTimer);
-    this.#heartbeatTimer = undefined;
-  }
-
-  #sendHeartbeat(): void {
-    const key = this.#key;
-    const udp = this.#udp;
-    const target = this.#heartbeatTarget;
-    const sessionId = this.#session.sessionId;
-    if (key === undefined || udp === undefined || target === undefined || sessionId === 0n) return;
-    const counter = ++this.#counter;
-    // Chained, so datagrams leave in counter order (the server drops a counter it has already passed).
-    this.#heartbeats = this.#heartbeats.then(async () => {
-      const datagram = await encodeHeartbeat(sessionId, counter, key);
-      if (!this.#session.closed) udp.send(datagram, target);
-    });
-  }
-
-  /**
-   * A datagram on the heartbeat socket: believed only as an expiry notice for the current session, for a counter
-   * this client has sent, with a proof made with the session's key. One verification at a time, so a flood of
-   * datagrams costs one HMAC per round trip of the crypto, not one each; a real notice comes with every
-   * heartbeat, and the read timeout backs it up.
-   */
-  #onDatagram(data: Uint8Array): void {
-    const notice = parseHeartbeat(data);
-    const key = this.#key;
-    const sessionId = this.#session.sessionId;
-    if (
-      notice === undefined || notice.flags !== HEARTBEAT_FLAG_EXPIRED || key === undefined || sessionId === 0n ||
-      notice.sessionId !== sessionId || notice.counter < 1n || notice.counter > this.#counter || this.#noticeInFlight
-    ) {
-      return;
-    }
-    this.#noticeInFlight = true;
-    verifyHeartbeat(notice.signed, notice.proof, key).then((valid) => {
-      this.#noticeInFlight = false;
-      if (valid) this.#sessionExpired(sessionId, "the server's signed expiry notice");
-      else getLogger().debug("RegistryClient: ignored an expiry notice with a wrong proof");
-    }, () => {
-      this.#noticeInFlight = false;
-    });
   }
 }
