@@ -68,11 +68,12 @@ export interface HistoryOp {
   result: OpResult | undefined;
 }
 
-/** A session of the history: who opened it, and when. */
+/** A session of the history: who opened it, when, and when its client was told it had expired (if it was). */
 export interface SessionSpan {
   readonly session: string;
   readonly client: number;
   readonly openedMs: number;
+  expiredSeenMs?: number;
 }
 
 /** A recorded history. */
@@ -134,6 +135,13 @@ export class HistoryRecorder {
   /** A client opened a session (a new one, not a resumption). */
   sessionOpened(client: number, sessionId: bigint): void {
     this.#sessions.push({ session: sessionId.toString(16), client, openedMs: this.now() });
+  }
+
+  /** A client was told that its session expired (the `expired` session event). */
+  sessionExpired(sessionId: bigint): void {
+    const session = sessionId.toString(16);
+    const span = this.#sessions.find((s) => s.session === session);
+    if (span !== undefined && span.expiredSeenMs === undefined) span.expiredSeenMs = this.now();
   }
 
   /**

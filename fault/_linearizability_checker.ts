@@ -44,6 +44,12 @@ export interface CheckOptions {
    * @default {2000000}
    */
   maxStepsPerPartition?: number;
+  /**
+   * Hold a session's end to the moment its client was told it expired (`SessionSpan.expiredSeenMs`), not
+   * only to {@linkcode History.settledMs}: "an expired client is told so only after its ephemeral nodes are gone".
+   * @default {false}
+   */
+  strictSessionEnds?: boolean;
 }
 
 /** The outcome of one partition's search. */
@@ -557,16 +563,19 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chec
     }
     add(root, checked(op));
   }
-  const openedMs = new Map(history.sessions.map((s) => [s.session, s.openedMs]));
+  const spans = new Map(history.sessions.map((s) => [s.session, s]));
   for (const [session, partitions] of ephemeralPartitions) {
+    const span = spans.get(session);
+    const seenMs = options.strictSessionEnds ? span?.expiredSeenMs ?? Infinity : Infinity;
+    const byMs = Math.min(history.settledMs ?? Infinity, seenMs);
     for (const partition of partitions) {
       add(partition, {
         input: { kind: "end" },
         session,
         client: -1,
-        invokeMs: Math.max(openedMs.get(session) ?? 0, lastSuccessMs.get(session) ?? 0),
-        responseMs: history.settledMs ?? Infinity,
-        result: history.settledMs === undefined ? undefined : { ok: true },
+        invokeMs: Math.min(byMs, Math.max(span?.openedMs ?? 0, lastSuccessMs.get(session) ?? 0)),
+        responseMs: byMs,
+        result: Number.isFinite(byMs) ? { ok: true } : undefined,
       });
     }
   }

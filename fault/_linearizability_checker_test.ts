@@ -230,6 +230,11 @@ Deno.test("checkHistory: a session's end deletes its ephemeral nodes some time b
   const lingering = base().op(1, { kind: "exists", path: "/d/e" }, 100, 101, ok({ stat: v(0, { owner: "s0" }) }));
   assert.equal(checkHistory(lingering.history(200)).ok, true);
   assert.equal(checkHistory(lingering.history(90)).ok, false);
+  // Held to the moment its client was told of the expiry, with strictSessionEnds.
+  const told = lingering.history(200);
+  const strict = { ...told, sessions: [{ session: "s0", client: 0, openedMs: 0, expiredSeenMs: 50 }] };
+  assert.equal(checkHistory(strict).ok, true);
+  assert.equal(checkHistory(strict, { strictSessionEnds: true }).ok, false);
   // Gone, then back with nobody re-creating it.
   const back = base()
     .op(1, { kind: "exists", path: "/d/e" }, 100, 101, ok({ stat: null }))

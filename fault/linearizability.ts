@@ -41,6 +41,7 @@ const { values } = parseArgs({
     seed: { type: "string", default: String(Date.now() % 1_000_000) },
     broken: { type: "boolean", default: false },
     "expect-violation": { type: "boolean", default: false },
+    "strict-expiry": { type: "boolean", default: false },
   },
 });
 getLogger().level = LogLevel.FATAL;
@@ -144,6 +145,7 @@ async function connectWorker(id: number): Promise<Worker> {
   recorder.sessionOpened(id, client.sessionId);
   client.onSessionEvent((event) => {
     if (event.type === "connected" && !event.resumed) recorder.sessionOpened(id, event.sessionId);
+    if (event.type === "expired") recorder.sessionExpired(event.sessionId);
   });
   return { id, client, versions: new Map(), sequentials: new Map(), counter: 0 };
 }
@@ -346,7 +348,7 @@ await Deno.remove(root, { recursive: true });
 
 const history = recorder.history;
 const checkStartedMs = performance.now();
-const report = checkHistory(history);
+const report = checkHistory(history, { strictSessionEnds: values["strict-expiry"] });
 const checkMs = performance.now() - checkStartedMs;
 const totalFaults = [...faults.values()].reduce((a, b) => a + b, 0);
 console.log(
