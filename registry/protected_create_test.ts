@@ -1,10 +1,13 @@
 // Protected creates (CreateOptions.protected) against a real registry, through a proxy that cuts the connection
 // between the server's commit and the client's read of the answer (registry/testdata/cut_proxy.ts): however often
-// an answer is lost, one call makes one node; a plain sequential create retried the same way makes two.
+// an answer is lost, one call makes one node; a plain sequential create retried the same way makes two; an RPC
+// provider's publishing (plain names, retried) makes its one node.
 
 import assert from "node:assert/strict";
 import { EventLoop } from "../reactor/event_loop.ts";
 import { needs } from "../reactor/testdata/permissions.ts";
+import { RpcProvider } from "../rpc/rpc_provider.ts";
+import { parseProto, serviceDefinition } from "../rpc/service_definition.ts";
 import { PROTECTED_CREATE_ATTEMPTS } from "./_protected_create.ts";
 import { NodeType } from "./registry.ts";
 import { RegistryClient, type RegistryClientOptions } from "./registry_client.ts";
@@ -201,6 +204,29 @@ Deno.test(
     }
   },
 );
+
+Deno.test("An RPC provider whose publishing creates lose their answers starts, published once under its address", async () => {
+  const root = parseProto(`
+    syntax = "proto3";
+    package test;
+    message Ping { string text = 1; }
+    service Echo { rpc Say (Ping) returns (Ping); }
+  `);
+  const n = await net();
+  const provider = new RpcProvider({ loop: n.loop, registry: n.client });
+  provider.registerService(serviceDefinition(root, "test.Echo"), { Say: (request: unknown) => request });
+  try {
+    n.proxy.cutAfterReply(2); // the service's node and the provider's node: both made, neither answer read
+    await provider.start();
+    assert.equal(n.proxy.cuts, 2);
+    assert.deepEqual(await n.observer.children("/test.Echo"), [provider.advertisedAddress]);
+    const stat = await n.observer.exists(`/test.Echo/${provider.advertisedAddress}`);
+    assert.equal(stat?.ephemeralOwner, n.client.sessionId);
+  } finally {
+    await provider.stop();
+    await n.close();
+  }
+});
 
 /** Start a server on a port just freed by another: the old UDP socket may take a moment to let go of it. */
 async function startAgain(options: RegistryServerOptions): Promise<RegistryServer> {
