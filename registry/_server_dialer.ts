@@ -1,7 +1,9 @@
 /**
- * The reconnect loop of both registry clients: one TCP connection at a time to one of a list of servers, the
- * next server tried at once after a failure, a back-off (doubling to a cap) after a full pass without luck, and
- * (for clients that want it) a redial at once when a connection that carried a session goes.
+ * The reconnect loop of both registry clients: one TCP connection at a time to one of a list of servers (shuffled
+ * per client if asked, as ZooKeeper's client does), the next server tried at once after a failure, a jittered
+ * back-off (doubling to a cap) after a full pass without luck, so clients cut off together do not all come back in
+ * the same millisecond, and (for clients that want it) a redial at once when a connection that carried a session
+ * goes.
  *
  * @module
  */
@@ -31,6 +33,8 @@ export interface ServerDialerOptions {
   redialLostSessionAtOnce: boolean;
   /** Speak TLS. */
   tls?: TlsClientOptions;
+  /** Try the servers in an order of this client's own (shuffled once), not the order given. */
+  shuffle?: boolean;
 }
 
 /**
@@ -56,7 +60,7 @@ export class ServerDialer {
 
   constructor(loop: EventLoop, servers: readonly InetAddress[], name: string, options: ServerDialerOptions) {
     this.#loop = loop;
-    this.#servers = servers;
+    this.#servers = options.shuffle ? shuffled(servers) : servers;
     this.#name = name;
     this.#options = options;
     this.#delayMs = options.initialDelayMs;
@@ -146,7 +150,7 @@ export class ServerDialer {
       this.#delayMs = this.#options.initialDelayMs;
     } else if (this.#index === 0) {
       // A full pass over the servers without a session backs off; the next server is tried at once otherwise.
-      delayMs = this.#delayMs;
+      delayMs = Math.round(this.#delayMs * (0.5 + Math.random() / 2));
       this.#delayMs = Math.min(this.#delayMs * 2, this.#options.maxDelayMs);
     }
     this.#timer = this.#loop.runAfter(delayMs, () => {
@@ -154,4 +158,14 @@ export class ServerDialer {
       this.#dial();
     });
   }
+}
+
+/** A copy of `items` in random order (Fisher-Yates). */
+function shuffled<T>(items: readonly T[]): T[] {
+  const copy = [...items];
+  for (let i = copy.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [copy[i], copy[j]] = [copy[j]!, copy[i]!];
+  }
+  return copy;
 }

@@ -44,6 +44,19 @@ export class WatchRegistry {
   }
 
   /**
+   * Move `callback` at `path` from one kind to another, if it is still held (a watch that fired meanwhile stays
+   * gone): ZooKeeper's `exists` sets an exist watch on a missing node and a data watch on one that exists, which is
+   * known only once the answer comes, while the watch must be held before the request is written.
+   */
+  move(from: WatchKind, to: WatchKind, path: string, callback: WatchCallback): void {
+    const key = PREFIX[from] + path;
+    const callbacks = this.#watches.get(key);
+    if (callbacks === undefined || !callbacks.delete(callback)) return;
+    if (callbacks.size === 0) this.#watches.delete(key);
+    this.add(to, path, callback);
+  }
+
+  /**
    * A change the server reported: the watches it triggers fire once and are gone. Children changes fire child
    * watches; a deletion fires all three kinds; a creation or data change fires data and exist watches.
    */

@@ -198,6 +198,9 @@ export class ZooKeeperRegistry implements Registry {
   #password: Uint8Array = new Uint8Array(16);
   #negotiatedTimeoutMs = 0;
   #lastZxid = 0n;
+  // Loop times of the last packet received and sent on the current connection (the read timeout and the pings).
+  #lastReceiveMs = 0;
+  #lastSendMs = 0;
 
   private constructor(connectString: ZooKeeperConnectString, options: ZooKeeperRegistryOptions) {
     this.connectString = connectString;
@@ -226,6 +229,8 @@ export class ZooKeeperRegistry implements Registry {
       maxDelayMs: 2000,
       redialLostSessionAtOnce: false,
       connectTimeoutMs: Math.max(1000, Math.floor(this.#options.sessionTimeoutMs / 3)),
+      // As ZooKeeper's client does: each client starts somewhere else, so one bad server is not everyone's first.
+      shuffle: true,
     });
     this.#dialer.setConnectionCallback((connection) => {
       if (connection.connected) this.#onConnected(connection);
@@ -335,11 +340,12 @@ export class ZooKeeperRegistry implements Registry {
   /** A node's data and stat; `watch` is told once when it changes or is deleted. */
   async get(path: string, options: { watch?: WatchCallback } = {}): Promise<{ data: Uint8Array; stat: Stat }> {
     validatePath(path);
-    const result = await this.#request(`get '${path}'`, OP.getData, (w) => {
+    // Held before the request is written: the notification may come in the same read as the answer, before the
+    // code after an `await` runs (see #onReply). A watch the server did not set (an error) only ever fires spuriously.
+    if (options.watch) this.#session.watches.add("data", path, options.watch);
+    return await this.#request(`get '${path}'`, OP.getData, (w) => {
       w.string(this.#serverPath(path)).bool(options.watch !== undefined);
     }, (r) => ({ data: r.buffer() ?? new Uint8Array(0), stat: readStat(r) }));
-    if (options.watch) this.#session.watches.add("data", path, options.watch);
-    return result;
   }
 
   /** Replace a node's data; with `version`, only if the node is at that version (else BAD_VERSION). */
@@ -365,16 +371,19 @@ export class ZooKeeperRegistry implements Registry {
   /** A node's stat, or undefined when it does not exist; `watch` fires on create, change or delete. */
   async exists(path: string, options: { watch?: WatchCallback } = {}): Promise<Stat | undefined> {
     validatePath(path);
+    // ZooKeeper keeps an exists watch on a missing node (it fires when the node is created) and a data watch on one
+    // that exists; held as the first before the request is written, made the second when the answer says so.
+    const watch = options.watch;
+    if (watch) this.#session.watches.add("exist", path, watch);
     try {
-      const stat = await this.#request(`exists '${path}'`, OP.exists, (w) => {
-        w.string(this.#serverPath(path)).bool(options.watch !== undefined);
-      }, readStat);
-      if (options.watch) this.#session.watches.add("data", path, options.watch);
-      return stat;
+      return await this.#request(`exists '${path}'`, OP.exists, (w) => {
+        w.string(this.#serverPath(path)).bool(watch !== undefined);
+      }, (r) => {
+        if (watch) this.#session.watches.move("exist", "data", path, watch);
+        return readStat(r);
+      });
     } catch (error) {
       if (!(error instanceof RegistryError && error.code === RegistryErrorCode.NO_NODE)) throw error;
-      // ZooKeeper keeps an exists watch on a missing node: it fires when the node is created.
-      if (options.watch) this.#session.watches.add("exist", path, options.watch);
       return undefined;
     }
   }
@@ -382,10 +391,10 @@ export class ZooKeeperRegistry implements Registry {
   /** A node's children, sorted; `watch` fires when they change or the node is deleted. */
   async children(path: string, options: { watch?: WatchCallback } = {}): Promise<string[]> {
     validatePath(path);
+    if (options.watch) this.#session.watches.add("child", path, options.watch);
     const children = await this.#request(`list '${path}'`, OP.getChildren2, (w) => {
       w.string(this.#serverPath(path)).bool(options.watch !== undefined);
     }, (r) => r.strings());
-    if (options.watch) this.#session.watches.add("child", path, options.watch);
     return children.sort();
   }
 
@@ -442,14 +451,20 @@ export class ZooKeeperRegistry implements Registry {
       return session.requests.add(xid, what, false, packet, readBody);
     }
     const answer = session.requests.add(xid, what, true, undefined, readBody);
-    connection.send(packet);
+    this.#send(connection, packet);
     return answer;
   }
 
   // --- the connection and the session ---
 
+  #send(connection: TcpConnection, packet: Uint8Array): void {
+    this.#lastSendMs = this.#loop.now();
+    connection.send(packet);
+  }
+
   #onConnected(connection: TcpConnection): void {
     this.#session.connectionUp(connection);
+    this.#lastReceiveMs = this.#loop.now();
     const request = new JuteWriter()
       .int(0) // protocol version
       .long(this.#lastZxid)
@@ -457,7 +472,7 @@ export class ZooKeeperRegistry implements Registry {
       .long(this.#session.sessionId)
       .buffer(this.#password)
       .bool(false); // read-only not allowed
-    connection.send(request.packet());
+    this.#send(connection, request.packet());
     // As ZooKeeper's own clients do: a server that accepts and never answers the handshake (one still starting,
     // one cut off) is given up on, and the next one tried.
     const handshakeTimeoutMs = Math.max(1000, Math.floor(this.#options.sessionTimeoutMs / 3));
@@ -477,6 +492,7 @@ export class ZooKeeperRegistry implements Registry {
   }
 
   #onPacket(body: Uint8Array): void {
+    this.#lastReceiveMs = this.#loop.now();
     const reader = new JuteReader(body);
     try {
       if (this.#session.state === SessionState.HANDSHAKING) this.#onConnectResponse(reader);
@@ -492,7 +508,15 @@ export class ZooKeeperRegistry implements Registry {
     const timeoutMs = reader.int();
     const sessionId = reader.long();
     const password = reader.buffer() ?? new Uint8Array(16);
+    // Servers from 3.4 on add whether they are read-only; this client asks for a read-write session, which such a
+    // server cannot give (it closes the connection itself; this only says why sooner).
+    const readOnly = reader.remaining > 0 && reader.bool();
     const session = this.#session;
+    if (readOnly) {
+      getLogger().warn(`ZooKeeperRegistry: ${this.#dialer.server} is read-only (no quorum); trying the next server`);
+      session.connection?.forceClose();
+      return;
+    }
     if (timeoutMs <= 0) {
       // The session we tried to resume is gone, its ephemeral nodes and watches with it. ZooKeeper closes the
       // connection after saying so: a new session opens at once on a new one.
@@ -512,7 +536,7 @@ export class ZooKeeperRegistry implements Registry {
     const connection = session.connection!;
     if (resumed) this.#sendSetWatches(connection);
     for (const request of session.requests.unsent()) {
-      connection.send(request.packet!);
+      this.#send(connection, request.packet!);
       request.packet = undefined;
     }
     getLogger().debug(
@@ -544,6 +568,12 @@ export class ZooKeeperRegistry implements Registry {
     }
     const requests = this.#session.requests;
     const request = requests.take(xid);
+    if (err === RegistryErrorCode.SESSION_MOVED) {
+      // The session was taken over by a connection to another server (this one is stale): this connection's answers
+      // can no longer be trusted, so resume on a fresh connection, as ZooKeeper's client does.
+      getLogger().warn(`ZooKeeperRegistry: the session moved away from ${this.server ?? "?"}; reconnecting`);
+      this.#loop.queueInLoop(() => this.#session.connection?.forceClose());
+    }
     if (request === undefined) return; // timed out
     if (err !== 0) {
       request.reject(
@@ -559,13 +589,31 @@ export class ZooKeeperRegistry implements Registry {
 
   // --- pings and watches ---
 
+  /**
+   * ZooKeeper's client timing: a ping once nothing was sent for a third of the session timeout (so the server,
+   * which answers every ping, is never silent for longer), and the connection given up once nothing was received
+   * for two thirds of it (the read timeout): a hung or frozen server then costs the session nothing, since the
+   * client resumes it on the next server with a third of the timeout to spare.
+   */
   #startPings(): void {
     this.#stopTimers();
-    const intervalMs = Math.max(100, Math.floor(this.#negotiatedTimeoutMs / 3));
-    this.#pingTimer = this.#loop.runEvery(intervalMs, () => {
+    const timeoutMs = this.#negotiatedTimeoutMs;
+    const pingAfterMs = Math.max(100, Math.floor(timeoutMs / 3));
+    const readTimeoutMs = Math.max(200, Math.floor((timeoutMs * 2) / 3));
+    this.#pingTimer = this.#loop.runEvery(Math.max(20, Math.floor(timeoutMs / 20)), () => {
       const connection = this.#session.connection;
-      if (connection?.connected && this.#session.state === SessionState.CONNECTED) {
-        connection.send(new JuteWriter().int(XID_PING).int(OP.ping).packet());
+      if (!connection?.connected || this.#session.state !== SessionState.CONNECTED) return;
+      const now = this.#loop.now();
+      if (now - this.#lastReceiveMs >= readTimeoutMs) {
+        getLogger().warn(
+          `ZooKeeperRegistry: nothing from ${this.#dialer.server} for ${now - this.#lastReceiveMs} ms (read ` +
+            `timeout ${readTimeoutMs} ms); resuming the session on the next server`,
+        );
+        connection.forceClose();
+        return;
+      }
+      if (now - this.#lastSendMs >= pingAfterMs) {
+        this.#send(connection, new JuteWriter().int(XID_PING).int(OP.ping).packet());
       }
     });
   }
@@ -587,6 +635,6 @@ export class ZooKeeperRegistry implements Registry {
     if (data.length + exist.length + child.length === 0) return;
     const writer = new JuteWriter().int(XID_SET_WATCHES).int(SET_WATCHES_OP).long(this.#lastZxid);
     writer.strings(data).strings(exist).strings(child);
-    connection.send(writer.packet());
+    this.#send(connection, writer.packet());
   }
 }
