@@ -277,6 +277,45 @@ Deno.test("ZooKeeperRegistry against a real ZooKeeper", needs("read", "write", "
     }
 
     await t.step(
+      "a hung server (bytes held) costs the session nothing: the read timeout moves it to the next server",
+      async () => {
+        const zkAddress = InetAddress.parse(zk.connectString);
+        const proxies = [
+          await PartitionProxy.start(loop, zkAddress, zkAddress),
+          await PartitionProxy.start(loop, zkAddress, zkAddress),
+        ];
+        try {
+          const client = await ZooKeeperRegistry.connect(proxies.map((p) => p.tcpAddress.toString()).join(","), {
+            loop,
+            sessionTimeoutMs: 4000,
+          });
+          open.push(client);
+          const events: string[] = [];
+          client.onSessionEvent((event) => events.push(event.type));
+          const observer = await connect();
+          await observer.create("/hung", "").catch(() => {});
+          await client.create("/hung/eph", "", { nodeType: NodeType.EPHEMERAL });
+          const session = client.sessionId;
+          const hung = proxies.find((p) => p.tcpAddress.toString() === client.server?.toString())!;
+          hung.partition({ tcp: "hold" });
+          // Past 1.5x the session timeout the node must still be there, owned by the same session, on the other server.
+          const until15 = performance.now() + 6000;
+          while (performance.now() < until15) {
+            assert.equal((await observer.exists("/hung/eph"))?.ephemeralOwner, session, `events: ${events.join(", ")}`);
+            await new Promise((resolve) => setTimeout(resolve, 200));
+          }
+          assert.equal(client.sessionId, session);
+          assert.ok(!events.includes("expired"), `events: ${events.join(", ")}`);
+          assert.notEqual(client.server?.toString(), hung.tcpAddress.toString(), "moved to the other server");
+          assert.deepEqual(await client.children("/hung"), ["eph"]);
+          hung.heal();
+        } finally {
+          for (const proxy of proxies) await proxy.close();
+        }
+      },
+    );
+
+    await t.step(
       "session events: connected, disconnected and resumed on a dropped connection, closed last",
       async () => {
         const zkAddress = InetAddress.parse(zk.connectString);
