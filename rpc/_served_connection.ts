@@ -1,8 +1,9 @@
 /**
  * A provider's end of one TCP connection, the {@linkcode ServerConnection} of the reactor's TCP transport: it writes
  * answers as response frames within the frame limit, closes a caller that does not read them, sends drain frames,
- * and keeps what the transport's sweep needs (last activity, the keepalive ping outstanding). Made and dropped by
- * the TcpServerTransport; it does not own the TcpConnection (the TcpServer does).
+ * and keeps what the transport's sweep needs (last activity, the keepalive ping outstanding) and what its
+ * ConnectionGate needs (whether it spoke). Made and dropped by the TcpServerTransport; it does not own the
+ * TcpConnection (the TcpServer does).
  *
  * @module
  */
@@ -12,6 +13,7 @@ import { closeIfBacklogged } from "../reactor/flow_control.ts";
 import { getLogger } from "../reactor/logger.ts";
 import type { TcpConnection } from "../reactor/tcp_connection.ts";
 import { sendDrain, sendResponse } from "./_rpc_codec.ts";
+import type { GatedConnection } from "./_connection_gate.ts";
 import type { ServerLimits } from "./_server_limits.ts";
 import { RpcCode } from "./rpc_error.ts";
 import type {
@@ -24,7 +26,7 @@ import type {
 const EMPTY_BYTES = new Uint8Array(0);
 
 /** One caller's TCP connection, as its provider serves it. */
-export class ServedConnection implements ServerConnection {
+export class ServedConnection implements ServerConnection, GatedConnection {
   /** The reactor's connection. */
   readonly connection: TcpConnection;
   /** The peer's host, for the per-address connection limit. */
@@ -44,6 +46,8 @@ export class ServedConnection implements ServerConnection {
    * never did may predate pings; the idle limit still bounds it).
    */
   answersPings = false;
+  /** Whether a whole frame arrived (until then the connection is silent, see ConnectionGate). */
+  spoke = false;
   readonly #provider: ServerTransportHandler;
   readonly #maxFrameBytes: number;
   readonly #maxUnsentBytes: number;
@@ -62,6 +66,16 @@ export class ServedConnection implements ServerConnection {
   /** The caller's address. */
   get peer(): string {
     return this.connection.peerAddress.toString();
+  }
+
+  /** The connection's name, for logs. */
+  get name(): string {
+    return this.connection.name;
+  }
+
+  /** Close at once, dropping what is unsent (the transport reports the close to the provider). */
+  forceClose(): void {
+    this.connection.forceClose();
   }
 
   /** Send an answer as a response frame; one over the frame limit becomes RESOURCE_EXHAUSTED. */

@@ -1,9 +1,12 @@
 /**
  * The provider's TCP transport, the default {@linkcode ServerTransport}: the reactor's TcpServer with the framing
- * and envelope of proto/rpc.proto. It owns what is about sockets and bytes: connection caps (in all and per peer
- * address), frame size and partial-frame deadlines (the LengthHeaderCodec), flow control of callers that do not
- * read, frames that do not parse, keepalive pings, and idle connections, swept by one timer for all connections.
- * Requests and cancels go to the provider's handler of each connection.
+ * and envelope of proto/rpc.proto. It owns what is about sockets and bytes: frame size and partial-frame deadlines
+ * (the LengthHeaderCodec), flow control of callers that do not read, frames that do not parse, keepalive pings, and
+ * idle connections, swept by one timer for all connections. The connection caps, the handshake deadline and the
+ * eviction of connections that never speak are its {@linkcode ConnectionGate}'s, the one rule every listener of a
+ * provider uses: this transport tells it when a connection comes, sends its first whole frame, and goes. (With
+ * `threads`, each Worker's transport has its own gate, as it had its own caps.) Requests and cancels go to the
+ * provider's handler of each connection.
  *
  * @module
  */
@@ -15,6 +18,7 @@ import { getLogger } from "../reactor/logger.ts";
 import type { TcpConnection } from "../reactor/tcp_connection.ts";
 import type { TcpServer } from "../reactor/tcp_server.ts";
 import type { TimerId } from "../reactor/timer_queue.ts";
+import { ConnectionGate } from "./_connection_gate.ts";
 import { type DecodedFrame, decodeRpcFrame, FrameKind, sendPing } from "./_rpc_codec.ts";
 import { ServedConnection } from "./_served_connection.ts";
 import type { ServerLimits } from "./_server_limits.ts";
@@ -27,9 +31,8 @@ export class TcpServerTransport implements ServerTransport {
   /** Whether it starts and stops the server (false for a Worker's, which the reactor starts and stops). */
   readonly ownsServer: boolean;
   readonly #codec: LengthHeaderCodec;
-  readonly #served = new Set<ServedConnection>();
-  // Connections per peer host.
-  readonly #byAddress = new Map<string, number>();
+  // The connections served (set by `listen`).
+  #gate: ConnectionGate<ServedConnection> | undefined;
   #provider: ServerTransportHandler | undefined;
   #sweepTimer: TimerId | undefined;
   #pingData = 0;
@@ -66,10 +69,16 @@ export class TcpServerTransport implements ServerTransport {
     return this.#server.connectionCount;
   }
 
+  /** Connections open now that have not sent a whole frame yet. */
+  get silentConnections(): number {
+    return this.#gate?.silent ?? 0;
+  }
+
   /** Set the server's callbacks and (when it owns the server) start it. */
   async listen(provider: ServerTransportHandler): Promise<void> {
     this.#provider = provider;
     const server = this.#server;
+    this.#gate = new ConnectionGate(server.loop, this.#limits, provider);
     server.setConnectionCallback((connection) => {
       this.#codec.onConnection(connection);
       this.#onConnection(connection);
@@ -84,6 +93,7 @@ export class TcpServerTransport implements ServerTransport {
   /** Stop the sweep and (when it owns the server) the server, closing what is left. */
   async close(): Promise<void> {
     this.#stopSweep();
+    this.#gate?.close();
     if (this.ownsServer) await this.#server.stop();
   }
 
@@ -109,16 +119,9 @@ export class TcpServerTransport implements ServerTransport {
 
   #accept(connection: TcpConnection): void {
     const provider = this.#provider!;
-    const { maxConnections, maxConnectionsPerAddress } = this.#limits;
-    if (this.#served.size >= maxConnections) {
-      this.#refuse(connection, "connections", `${maxConnections} connections already`);
-      return;
-    }
-    const host = connection.peerAddress.hostname;
-    const fromHost = this.#byAddress.get(host) ?? 0;
-    if (fromHost >= maxConnectionsPerAddress) {
-      const why = `${maxConnectionsPerAddress} connections from ${host} already`;
-      this.#refuse(connection, "connections_per_address", why);
+    const gate = this.#gate!;
+    if (!gate.admit(connection.peerAddress.hostname, connection.name)) {
+      connection.forceClose();
       return;
     }
     const served = new ServedConnection(connection, provider, this.#limits);
@@ -128,23 +131,13 @@ export class TcpServerTransport implements ServerTransport {
       return;
     }
     served.calls = calls;
-    this.#byAddress.set(host, fromHost + 1);
     connection.context = served;
-    this.#served.add(served);
+    gate.add(served);
     this.#armSweep();
   }
 
-  #refuse(connection: TcpConnection, limit: string, why: string): void {
-    this.#provider!.limitHit(limit);
-    getLogger().warn(`RpcProvider refusing ${connection.name}: ${why}`);
-    connection.forceClose();
-  }
-
   #forget(served: ServedConnection): void {
-    if (!this.#served.delete(served)) return;
-    const left = (this.#byAddress.get(served.peerHost) ?? 1) - 1;
-    if (left <= 0) this.#byAddress.delete(served.peerHost);
-    else this.#byAddress.set(served.peerHost, left);
+    this.#gate!.remove(served);
   }
 
   #onFrame(connection: TcpConnection, body: Uint8Array, receiveTimeMs: number): void {
@@ -160,6 +153,7 @@ export class TcpServerTransport implements ServerTransport {
       connection.forceClose();
       return;
     }
+    if (!served.spoke) this.#gate!.spoke(served);
     const kind = frame.kind;
     if (kind === FrameKind.REQUEST) {
       served.lastCallMs = receiveTimeMs;
@@ -192,7 +186,8 @@ export class TcpServerTransport implements ServerTransport {
   #sweep(): void {
     const { idleTimeoutMs, keepaliveIntervalMs, keepaliveTimeoutMs } = this.#limits;
     const now = this.#server.loop.now();
-    for (const served of this.#served) {
+    const gate = this.#gate!;
+    for (const served of gate.connections()) {
       const connection = served.connection;
       if (idleTimeoutMs > 0 && now - served.lastCallMs >= idleTimeoutMs && served.calls!.callsInFlight === 0) {
         this.#provider!.limitHit("idle");
@@ -203,7 +198,7 @@ export class TcpServerTransport implements ServerTransport {
         this.#keepalive(served, now, keepaliveIntervalMs, keepaliveTimeoutMs);
       }
     }
-    if (this.#served.size === 0) this.#stopSweep();
+    if (gate.size === 0) this.#stopSweep();
   }
 
   #keepalive(served: ServedConnection, now: number, intervalMs: number, timeoutMs: number): void {

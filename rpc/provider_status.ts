@@ -37,6 +37,12 @@ export function providerMetrics(provider: RpcProvider): string {
   return new PrometheusText()
     .family("dwt_rpc_uptime_seconds", "gauge", "Seconds since the provider started.", stats.uptimeMs / 1000)
     .family("dwt_rpc_connections", "gauge", "Open caller connections.", stats.connections)
+    .family(
+      "dwt_rpc_silent_connections",
+      "gauge",
+      "Open connections that have not sent a whole frame yet.",
+      stats.silentConnections,
+    )
     .family("dwt_rpc_calls_in_flight", "gauge", "Calls being handled.", stats.callsInFlight)
     .family("dwt_rpc_calls_total", "counter", "Calls answered, by method and status.", calls)
     .family(
@@ -53,6 +59,7 @@ function statusText(provider: RpcProvider): string {
   const lines = [
     `uptime_s ${(stats.uptimeMs / 1000).toFixed(1)}`,
     `connections ${stats.connections}`,
+    `connections_silent ${stats.silentConnections}`,
     `calls_in_flight ${stats.callsInFlight}`,
     `calls_served ${stats.callsServed}`,
   ];

@@ -100,6 +100,10 @@ export interface RpcServerLimits {
   maxConnections?: number;
   /** `rpcserver_max_connections_per_address`: {@linkcode RpcProviderOptions.maxConnectionsPerAddress}. */
   maxConnectionsPerAddress?: number;
+  /** `rpcserver_handshake_timeout_ms`: {@linkcode RpcProviderOptions.handshakeTimeoutMs}. */
+  handshakeTimeoutMs?: number;
+  /** `rpcserver_evict_silent_at_cap` (true or false): {@linkcode RpcProviderOptions.evictSilentAtCap}. */
+  evictSilentAtCap?: boolean;
   /** `rpcserver_max_calls_per_connection`: {@linkcode RpcProviderOptions.maxCallsPerConnection}. */
   maxCallsPerConnection?: number;
   /** `rpcserver_idle_timeout_ms`: {@linkcode RpcProviderOptions.idleTimeoutMs}. */
@@ -124,8 +128,11 @@ export interface RpcServerLimits {
   drainGraceMs?: number;
 }
 
-// Each limit's key and least value come from the provider's one table of limits.
-const LIMIT_KEYS = SERVER_LIMIT_NAMES.map((name) => [SERVER_LIMITS[name].key, name, SERVER_LIMITS[name].min] as const);
+// Each limit's key and least value (undefined: a switch, true or false) come from the provider's one table of limits.
+const LIMIT_KEYS = SERVER_LIMIT_NAMES.map((name) => {
+  const spec: { readonly key: string; readonly min?: number } = SERVER_LIMITS[name];
+  return [spec.key, name, spec.min] as const;
+});
 
 const KNOWN_KEYS = [
   "rpcserver_ip",
@@ -205,6 +212,13 @@ export function parseRpcConfig(raw: unknown, source: string): RpcConfig {
     }
     return n;
   };
+  const flag = (key: string): boolean | undefined => {
+    const value = values[key];
+    if (value === undefined) return undefined;
+    if (value === true || value === "true") return true;
+    if (value === false || value === "false") return false;
+    fail(source, `'${key}' must be true or false: current value is ${JSON.stringify(value)}`);
+  };
   const rpcserverIp = text("rpcserver_ip", false);
   const rpcserverPort = port("rpcserver_port", rpcserverIp !== undefined);
   const threadsValue = values["rpcserver_threads"];
@@ -263,7 +277,7 @@ export function parseRpcConfig(raw: unknown, source: string): RpcConfig {
     rpcserverStatusPort: port("rpcserver_status_port", false),
     rpcserverLimits: Object.fromEntries(
       LIMIT_KEYS.flatMap(([key, option, min]) => {
-        const value = count(key, min);
+        const value = min === undefined ? flag(key) : count(key, min);
         return value === undefined ? [] : [[option, value]];
       }),
     ) as RpcServerLimits,

@@ -236,10 +236,26 @@ export interface RpcProviderOptions {
    */
   interceptors?: ServerInterceptor[];
   /**
-   * Connections served at once; more are closed on arrival (counted as limit `connections`).
+   * Connections served at once. At the cap a new connection takes the place of the oldest one that never spoke
+   * (see `evictSilentAtCap`); when every connection has spoken, or eviction is off, it is closed on arrival
+   * (counted as limit `connections`).
    * @default {10000}
    */
   maxConnections?: number;
+  /**
+   * Close a connection whose first whole frame has not arrived this long after it came, in milliseconds (limit
+   * `handshake_timeout`): a socket that never speaks holds a connection slot, and a slot of its address, for
+   * nothing. One timer serves all such connections. The same deadline applies on every listener of the provider.
+   * @default {10000}
+   */
+  handshakeTimeoutMs?: number;
+  /**
+   * At `maxConnections`, make room for a new connection by closing the oldest connection that has not sent a
+   * whole frame yet (limit `silent_evicted`), so idle sockets filling the cap cannot lock honest callers out
+   * until the handshake deadline. Off: the new connection is refused, as when every connection has spoken.
+   * @default {true}
+   */
+  evictSilentAtCap?: boolean;
   /**
    * Calls in flight on one connection; more are answered RESOURCE_EXHAUSTED, safe to retry (limit `calls`).
    * @default {1000}
@@ -252,7 +268,7 @@ export interface RpcProviderOptions {
    */
   idleTimeoutMs?: number;
   /**
-   * Connections from one peer address served at once; more are closed on arrival (limit
+   * Connections from one peer address served at once, silent ones included; more are closed on arrival (limit
    * `connections_per_address`), so one host cannot take every slot of `maxConnections`.
    * @default {1000}
    */
@@ -350,6 +366,8 @@ export interface RpcProviderStats {
   uptimeMs: number;
   /** Connections open now. */
   connections: number;
+  /** Connections open now that have not sent a whole frame yet (closed at `handshakeTimeoutMs`). */
+  silentConnections: number;
   /** Calls whose handler has not answered yet. */
   callsInFlight: number;
   /** Calls answered since start (successfully or not). */
@@ -359,7 +377,9 @@ export interface RpcProviderStats {
   /** Failed calls by status name. */
   errorsByCode: Record<string, number>;
   /**
-   * Times a limit was hit, by limit: `connections`, `connections_per_address`, `calls`, `idle`, `frame` (every
+   * Times a limit was hit, by limit: `connections`, `connections_per_address`, `handshake_timeout` (connections
+   * closed for sending no whole frame in time), `silent_evicted` (silent connections closed to make room at the
+   * cap), `calls`, `idle`, `frame` (every
    * frame rejected: too large, too slow or over the partial-frame cap), `frame_timeout`, `partial_frame_bytes`,
    * `unsent_bytes`, `metadata`, `duplicate_call_id`, `deadline_clamped`, `keepalive`, `drain_refused` (requests
    * refused while draining) and `drain_grace_expired` (calls cut off after the grace period).
@@ -442,6 +462,7 @@ export class RpcProvider {
     return {
       uptimeMs: this.#startedAt === 0 ? 0 : this.#loop.now() - this.#startedAt,
       connections: this.#transport?.connections ?? 0,
+      silentConnections: this.#transport?.silentConnections ?? 0,
       callsInFlight: this.#ledger.inFlight,
       callsServed: this.#ledger.served,
       calls: this.#ledger.calls(),

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { EventLoop } from "../reactor/event_loop.ts";
+import { encodeRpcFrame } from "./_rpc_codec.ts";
 import { RegistryClient } from "../registry/registry_client.ts";
 import { RegistryServer } from "../registry/registry_server.ts";
 import { RpcChannel, type StubMethod } from "./rpc_channel.ts";
@@ -455,8 +456,17 @@ Deno.test("Provider limits: connections, calls per connection and idle time; eac
   const channel = new RpcChannel({ loop, providers: { "test.Echo": [address] }, maxRetries: 0 });
   const raw: Deno.TcpConn[] = [];
   try {
-    // Two connections are allowed; the third is closed on arrival, well before the 200 ms idle timeout could.
-    for (let i = 0; i < 3; i++) raw.push(await Deno.connect({ hostname: "127.0.0.1", port: provider.address.port }));
+    // Two connections are allowed; once both have spoken (a ping each; a silent one would make room, see
+    // connection_gate_test.ts), the third is closed on arrival, well before the 200 ms idle timeout could.
+    const ping = encodeRpcFrame({ ping: { data: 1 } });
+    const pingFrame = new Uint8Array([0, 0, 0, ping.length, ...ping]);
+    for (let i = 0; i < 2; i++) {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: provider.address.port });
+      raw.push(conn);
+      await conn.write(pingFrame);
+      assert.ok(await conn.read(new Uint8Array(64)) !== null, "the ping is answered");
+    }
+    raw.push(await Deno.connect({ hostname: "127.0.0.1", port: provider.address.port }));
     const start = performance.now();
     const closed = await raw[2]!.read(new Uint8Array(16)).catch(() => null);
     assert.equal(closed, null, "the third connection is closed");

@@ -23,8 +23,15 @@
  *
  * The provider owns the calls and everything about them (which ones run, limits on calls and metadata, deadlines,
  * drain, counting); a transport owns its connections and its bytes (framing, flow control, keepalive, idle
- * connections, connection caps). Limits either side hits are counted through
- * {@linkcode ServerTransportHandler.limitHit}. Everything happens on the connection's loop.
+ * connections). Limits either side hits are counted through {@linkcode ServerTransportHandler.limitHit}.
+ * Everything happens on the connection's loop.
+ *
+ * Every port is a front door: a transport that takes connections from the network (TCP now; the gateway and any
+ * compatibility port later) keeps them in a `ConnectionGate` (`_connection_gate.ts`), which holds the connection
+ * caps (in all and per address), closes a connection whose first whole frame does not come within
+ * `handshakeTimeoutMs`, and at `maxConnections` makes room by evicting the oldest connection that never spoke. A
+ * transport only tells it when a connection comes, first speaks (for the gateway: its first whole HTTP request)
+ * and goes, so each port gets the same limits and counters without code of its own.
  *
  * @module
  */
@@ -201,6 +208,8 @@ export interface ServerTransport {
   readonly address: InetAddress;
   /** Connections open now. */
   readonly connections: number;
+  /** Connections open now that have not sent a whole frame yet (a transport with no such notion leaves it out). */
+  readonly silentConnections?: number;
   /** Start taking connections; each is offered to `handler`. */
   listen(handler: ServerTransportHandler): Promise<void>;
   /** Stop taking connections and close those left (dropping what is unsent). */
