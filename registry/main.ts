@@ -30,6 +30,7 @@ import {
 import {
   DEFAULT_REGISTRY_CONFIG,
   loadRegistryConfig,
+  REGISTRY_CONFIG_KEYS,
   type RegistryConfig,
   registryServerOptions,
   registryStatusOptions,
@@ -63,10 +64,7 @@ export async function main(args: string[]): Promise<number> {
     backend.process.writeStdout(
       "usage: registry-server [--config FILE] [--port N] [--data-dir DIR]\n" +
         "  (deno run -A --unstable-net jsr:@dwt/rpc/registry-server ...; in this repository deno task registry ...)\n" +
-        "config keys: ip, port, heartbeatPort, heartbeatTimeout, heartbeatMaxCount, dataDir, snapshotEveryTxns,\n" +
-        "  maxFrameBytes, maxReplyBytes, maxDataBytes, maxConnectionsPerIp, maxSessions, maxSessionsPerIp,\n" +
-        "  maxAuthTokenBytes, maxWatchesPerSession, maxWatches, frameTimeoutMs, maxBufferedBytes, handshakeTimeoutMs,\n" +
-        "  authToken, acl, tlsCertFile, tlsKeyFile, statusPort, statusIp, statusAllowedHosts, log_path, log_level\n" +
+        `config keys: ${REGISTRY_CONFIG_KEYS.join(", ")}\n` +
         "  (see README.md, section The registry)\n" +
         "damaged data directory: deno run -A jsr:@dwt/rpc/registry-repair --data DIR [--apply]\n",
     );

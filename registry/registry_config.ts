@@ -126,57 +126,70 @@ export const DEFAULT_REGISTRY_CONFIG: RegistryConfig = {
   logLevel: "INFO",
 };
 
-const NUMBER_KEYS = [
-  "port",
-  "heartbeatPort",
-  "heartbeatTimeout",
-  "heartbeatMaxCount",
-  "snapshotEveryTxns",
-  "maxFrameBytes",
-  "maxDataBytes",
-  "maxConnectionsPerIp",
-  "statusPort",
-  "handshakeTimeoutMs",
-  "maxReplyBytes",
-  "maxSessions",
-  "maxSessionsPerIp",
-  "maxAuthTokenBytes",
-  "maxWatchesPerSession",
-  "maxWatches",
-  "frameTimeoutMs",
-  "maxBufferedBytes",
-] as const;
-const STRING_KEYS = [
-  "ip",
-  "dataDir",
-  "authToken",
-  "tlsCertFile",
-  "tlsKeyFile",
-  "statusIp",
-  "logPath",
-  "logLevel",
-] as const;
-const ALIASES: Record<string, string> = { log_path: "logPath", log_level: "logLevel", data_dir: "dataDir" };
-const LIMITS: Record<string, [number, number]> = {
-  port: [0, 65535],
-  heartbeatPort: [0, 65535],
-  heartbeatTimeout: [1, 3_600_000],
-  heartbeatMaxCount: [1, 1000],
-  snapshotEveryTxns: [1, 1e9],
-  maxFrameBytes: [1024, 2 ** 31],
-  maxDataBytes: [0, 2 ** 30],
-  maxConnectionsPerIp: [1, 1e6],
-  statusPort: [0, 65535],
-  handshakeTimeoutMs: [1, 3_600_000],
-  maxReplyBytes: [1024, 2 ** 31],
-  maxSessions: [1, 1e7],
-  maxSessionsPerIp: [1, 1e7],
-  maxAuthTokenBytes: [1, 1024 * 1024],
-  maxWatchesPerSession: [1, 1e8],
-  maxWatches: [1, 1e9],
-  frameTimeoutMs: [1, 3_600_000],
-  maxBufferedBytes: [1024, 2 ** 40],
+/** How a key's value is checked. */
+type KeyKind = "int" | "string" | "token" | "acl" | "hosts";
+
+/** One key of the file: what it fills, how it is checked, and the server option it sets. */
+interface KeySpec {
+  readonly field: keyof RegistryConfig;
+  readonly kind: KeyKind;
+  /** The least and greatest value of an `int` key. */
+  readonly range?: readonly [number, number];
+  /** The {@linkcode RegistryServerOptions} field the value goes to unchanged (`dataDir` and `ip` say how below). */
+  readonly option?: keyof RegistryServerOptions;
+  /** Other spellings accepted (the seed's snake_case). */
+  readonly aliases?: readonly string[];
+}
+
+const PORT = [0, 65535] as const;
+const MS = [1, 3_600_000] as const;
+
+/**
+ * Every key of the registry's config file, in one table (the order `--help` lists them in). A new server option that
+ * a file may set is one row here and one field in {@linkcode RegistryConfig}.
+ */
+const KEYS: Readonly<Record<string, KeySpec>> = {
+  ip: { field: "ip", kind: "string", option: "host" },
+  port: { field: "port", kind: "int", range: PORT, option: "port" },
+  heartbeatPort: { field: "heartbeatPort", kind: "int", range: PORT, option: "heartbeatPort" },
+  heartbeatTimeout: { field: "heartbeatTimeout", kind: "int", range: MS, option: "heartbeatTimeoutMs" },
+  heartbeatMaxCount: { field: "heartbeatMaxCount", kind: "int", range: [1, 1000], option: "heartbeatMaxCount" },
+  dataDir: { field: "dataDir", kind: "string", aliases: ["data_dir"] },
+  snapshotEveryTxns: { field: "snapshotEveryTxns", kind: "int", range: [1, 1e9], option: "snapshotEveryTxns" },
+  maxFrameBytes: { field: "maxFrameBytes", kind: "int", range: [1024, 2 ** 31], option: "maxFrameBytes" },
+  maxReplyBytes: { field: "maxReplyBytes", kind: "int", range: [1024, 2 ** 31], option: "maxReplyBytes" },
+  maxDataBytes: { field: "maxDataBytes", kind: "int", range: [0, 2 ** 30], option: "maxDataBytes" },
+  maxConnectionsPerIp: { field: "maxConnectionsPerIp", kind: "int", range: [1, 1e6], option: "maxConnectionsPerIp" },
+  maxSessions: { field: "maxSessions", kind: "int", range: [1, 1e7], option: "maxSessions" },
+  maxSessionsPerIp: { field: "maxSessionsPerIp", kind: "int", range: [1, 1e7], option: "maxSessionsPerIp" },
+  maxAuthTokenBytes: { field: "maxAuthTokenBytes", kind: "int", range: [1, 1024 * 1024], option: "maxAuthTokenBytes" },
+  maxWatchesPerSession: {
+    field: "maxWatchesPerSession",
+    kind: "int",
+    range: [1, 1e8],
+    option: "maxWatchesPerSession",
+  },
+  maxWatches: { field: "maxWatches", kind: "int", range: [1, 1e9], option: "maxWatches" },
+  frameTimeoutMs: { field: "frameTimeoutMs", kind: "int", range: MS, option: "frameTimeoutMs" },
+  maxBufferedBytes: { field: "maxBufferedBytes", kind: "int", range: [1024, 2 ** 40], option: "maxBufferedBytes" },
+  handshakeTimeoutMs: { field: "handshakeTimeoutMs", kind: "int", range: MS, option: "handshakeTimeoutMs" },
+  authToken: { field: "authToken", kind: "token", option: "authToken" },
+  acl: { field: "acl", kind: "acl", option: "acl" },
+  tlsCertFile: { field: "tlsCertFile", kind: "string" },
+  tlsKeyFile: { field: "tlsKeyFile", kind: "string" },
+  statusPort: { field: "statusPort", kind: "int", range: PORT },
+  statusIp: { field: "statusIp", kind: "string" },
+  statusAllowedHosts: { field: "statusAllowedHosts", kind: "hosts" },
+  log_path: { field: "logPath", kind: "string", aliases: ["logPath"] },
+  log_level: { field: "logLevel", kind: "string", aliases: ["logLevel"] },
 };
+
+/** The keys a registry config file may hold, in the order of the table (for `--help` and error messages). */
+export const REGISTRY_CONFIG_KEYS: readonly string[] = Object.keys(KEYS);
+
+const BY_SPELLING: ReadonlyMap<string, KeySpec> = new Map(
+  Object.entries(KEYS).flatMap(([key, spec]) => [key, ...(spec.aliases ?? [])].map((name) => [name, spec] as const)),
+);
 
 /**
  * Check a parsed config object against the schema and fill in defaults. `source` names the file in errors.
@@ -198,48 +211,15 @@ export function parseRegistryConfig(raw: unknown, source: string): RegistryConfi
   }
   const config: Record<string, unknown> = { ...DEFAULT_REGISTRY_CONFIG };
   for (const [rawKey, value] of Object.entries(raw)) {
-    const key = ALIASES[rawKey] ?? rawKey;
-    if (key === "acl") {
-      config.acl = parseAcl(value, source);
-    } else if (key === "statusAllowedHosts") {
-      if (!Array.isArray(value) || !value.every((host) => typeof host === "string" && /^[\w.-]+$/.test(host))) {
-        throw new TypeError(
-          `Cannot load registry config ${source} as 'statusAllowedHosts' must be a list of host names without ` +
-            `ports, like ["status.example.internal"]: current value is ${JSON.stringify(value)}`,
-        );
-      }
-      config.statusAllowedHosts = [...value];
-    } else if ((NUMBER_KEYS as readonly string[]).includes(key)) {
-      const n = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
-      const [min, max] = LIMITS[key]!;
-      if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) {
-        throw new RangeError(
-          `Cannot load registry config ${source} as '${rawKey}' must be an integer in [${min}, ${max}]: ` +
-            `current value is ${JSON.stringify(value)}`,
-        );
-      }
-      config[key] = n;
-    } else if ((STRING_KEYS as readonly string[]).includes(key)) {
-      if (typeof value !== "string") {
-        const shown = SECRET_KEYS.has(key) ? `of type ${typeName(value)}` : JSON.stringify(value);
-        throw new TypeError(
-          `Cannot load registry config ${source} as '${rawKey}' must be a string: current value is ${shown}`,
-        );
-      }
-      if (SECRET_KEYS.has(key) && value === "") {
-        throw new TypeError(
-          `Cannot load registry config ${source} as '${rawKey}' must be a non-empty token (an empty one would ` +
-            `admit every client; leave the key out to require no token): current value is an empty string`,
-        );
-      }
-      config[key] = value;
-    } else {
+    const spec = BY_SPELLING.get(rawKey);
+    if (spec === undefined) {
       throw new TypeError(
         `Cannot load registry config ${source} as key '${rawKey}' is unknown (known: ${
-          [...STRING_KEYS, ...NUMBER_KEYS, "acl", "statusAllowedHosts"].join(", ")
+          REGISTRY_CONFIG_KEYS.join(", ")
         })`,
       );
     }
+    config[spec.field] = parseValue(spec, rawKey, value, source);
   }
   if ((config.tlsCertFile === undefined) !== (config.tlsKeyFile === undefined)) {
     throw new TypeError(`Cannot load registry config ${source} as 'tlsCertFile' and 'tlsKeyFile' go together`);
@@ -247,11 +227,52 @@ export function parseRegistryConfig(raw: unknown, source: string): RegistryConfi
   return config as unknown as RegistryConfig;
 }
 
-// Values never shown in errors.
-const SECRET_KEYS: ReadonlySet<string> = new Set(["authToken"]);
-
 function typeName(value: unknown): string {
   return value === null ? "null" : Array.isArray(value) ? "array" : typeof value;
+}
+
+function parseValue(spec: KeySpec, rawKey: string, value: unknown, source: string): unknown {
+  const prefix = `Cannot load registry config ${source} as '${rawKey}'`;
+  switch (spec.kind) {
+    case "acl":
+      return parseAcl(value, source);
+    case "hosts":
+      if (!Array.isArray(value) || !value.every((host) => typeof host === "string" && /^[\w.-]+$/.test(host))) {
+        throw new TypeError(
+          `${prefix} must be a list of host names without ports, like ["status.example.internal"]: current value ` +
+            `is ${JSON.stringify(value)}`,
+        );
+      }
+      return [...value];
+    case "int": {
+      // The seed wrote numbers as strings.
+      const n = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
+      const [min, max] = spec.range!;
+      if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) {
+        throw new RangeError(
+          `${prefix} must be an integer in [${min}, ${max}]: current value is ${JSON.stringify(value)}`,
+        );
+      }
+      return n;
+    }
+    case "token":
+      // Never shown in errors.
+      if (typeof value !== "string") {
+        throw new TypeError(`${prefix} must be a string: current value is of type ${typeName(value)}`);
+      }
+      if (value === "") {
+        throw new TypeError(
+          `${prefix} must be a non-empty token (an empty one would admit every client; leave the key out to ` +
+            `require no token): current value is an empty string`,
+        );
+      }
+      return value;
+    case "string":
+      if (typeof value !== "string") {
+        throw new TypeError(`${prefix} must be a string: current value is ${JSON.stringify(value)}`);
+      }
+      return value;
+  }
 }
 
 function parseAcl(value: unknown, source: string): Record<string, string[]> {
@@ -342,29 +363,13 @@ export async function loadRegistryConfig(backend: NetBackend, path: string): Pro
  * ```
  */
 export function registryServerOptions(config: RegistryConfig): RegistryServerOptions {
-  return {
-    host: config.ip,
-    port: config.port,
-    heartbeatPort: config.heartbeatPort,
-    heartbeatTimeoutMs: config.heartbeatTimeout,
-    heartbeatMaxCount: config.heartbeatMaxCount,
-    dataDir: config.dataDir === "" ? undefined : config.dataDir,
-    snapshotEveryTxns: config.snapshotEveryTxns,
-    maxFrameBytes: config.maxFrameBytes,
-    maxDataBytes: config.maxDataBytes,
-    maxConnectionsPerIp: config.maxConnectionsPerIp,
-    authToken: config.authToken,
-    acl: config.acl,
-    handshakeTimeoutMs: config.handshakeTimeoutMs,
-    maxReplyBytes: config.maxReplyBytes,
-    maxSessions: config.maxSessions,
-    maxSessionsPerIp: config.maxSessionsPerIp,
-    maxAuthTokenBytes: config.maxAuthTokenBytes,
-    maxWatchesPerSession: config.maxWatchesPerSession,
-    maxWatches: config.maxWatches,
-    frameTimeoutMs: config.frameTimeoutMs,
-    maxBufferedBytes: config.maxBufferedBytes,
-  };
+  const options: Record<string, unknown> = {};
+  for (const spec of Object.values(KEYS)) {
+    if (spec.option !== undefined) options[spec.option] = config[spec.field];
+  }
+  // The program's own default directory; "" keeps the tree in memory only.
+  options.dataDir = config.dataDir === "" ? undefined : config.dataDir;
+  return options as RegistryServerOptions;
 }
 
 /**
