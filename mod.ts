@@ -30,7 +30,13 @@
 // The RPC layer (`@dwt/rpc/rpc`).
 export { parseRpcConfig, RpcApplication, type RpcApplicationOptions, type RpcConfig } from "./rpc/mod.ts";
 export { type CallContext, type MethodHandler, type RegisterServices, RpcProvider } from "./rpc/mod.ts";
-export type { RpcProviderOptions, RpcProviderStats, RpcServerLimits, ServerHandler } from "./rpc/mod.ts";
+export type {
+  RpcClientSettings,
+  RpcProviderOptions,
+  RpcProviderStats,
+  RpcServerLimits,
+  ServerHandler,
+} from "./rpc/mod.ts";
 export type { ServerInterceptor, ServiceImplementation } from "./rpc/mod.ts";
 export { type CallOptions, RpcChannel, type RpcChannelOptions, type Stub, type StubMethod } from "./rpc/mod.ts";
 export type { ClientCall, ClientHandler, ClientInterceptor, ClientResult } from "./rpc/mod.ts";

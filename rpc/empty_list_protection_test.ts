@@ -7,6 +7,7 @@ import { NodeType } from "../registry/registry.ts";
 import { RegistryClient } from "../registry/registry_client.ts";
 import { RegistryServer } from "../registry/registry_server.ts";
 import { until } from "../reactor/testdata/until.ts";
+import { parseRpcConfig } from "./rpc_application.ts";
 import { RpcChannel, type RpcChannelOptions, type StubMethod } from "./rpc_channel.ts";
 import { RpcProvider } from "./rpc_provider.ts";
 import { parseProto, serviceDefinition } from "./service_definition.ts";
@@ -138,4 +139,14 @@ Deno.test("RpcChannel drops the last provider at once when it really leaves (no 
     "the provider that left is dropped",
   );
   assert.ok(performance.now() - started < 1000);
+});
+
+Deno.test("parseRpcConfig reads rpcclient_empty_list_grace_ms and refuses a bad one, naming the key", () => {
+  const base = { dwt_src_ip: "127.0.0.1", dwt_src_port: 10606 };
+  assert.deepEqual(parseRpcConfig(base, "caller.json").rpcclient, {});
+  assert.equal(parseRpcConfig({ ...base, rpcclient_empty_list_grace_ms: "0" }, "c.json").rpcclient.emptyListGraceMs, 0);
+  assert.throws(
+    () => parseRpcConfig({ ...base, rpcclient_empty_list_grace_ms: -5 }, "caller.json"),
+    /caller\.json: 'rpcclient_empty_list_grace_ms' must be an integer >= 0: current value is -5/,
+  );
 });

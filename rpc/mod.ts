@@ -11,7 +11,7 @@
 
 // The application: config file, registry, provider and channel in one.
 export { parseRpcConfig, RpcApplication, type RpcApplicationOptions, type RpcConfig } from "./rpc_application.ts";
-export type { RpcServerLimits } from "./rpc_application.ts";
+export type { RpcClientSettings, RpcServerLimits } from "./rpc_application.ts";
 
 // Publishing services.
 export { type CallContext, type MethodHandler, type RegisterServices, RpcProvider } from "./rpc_provider.ts";

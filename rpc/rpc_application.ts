@@ -57,6 +57,8 @@ export interface RpcConfig {
   rpcserverStatusPort?: number;
   /** The provider's limits and timings, one `rpcserver_` key each: see {@linkcode RpcServerLimits}. */
   rpcserverLimits: RpcServerLimits;
+  /** The caller's settings, one `rpcclient_` key each: see {@linkcode RpcClientSettings}. */
+  rpcclient: RpcClientSettings;
   /**
    * Which registry: the built-in one (`dwt_src_ip`/`dwt_src_port`) or ZooKeeper (`zookeeper_ip`/`zookeeper_port`,
    * or `zookeeper_connect` for several servers and a chroot, in the form of `ZooKeeperRegistry.connect`; with
@@ -81,6 +83,26 @@ export interface RpcConfig {
   /** Log level (`log_level`, or `-l`/`--loglevel` on the command line: a name or the seed's 0-4). */
   logLevel: LogLevel;
 }
+
+/**
+ * The channel options that come from `rpcclient_` keys ({@linkcode RpcApplication.channel} applies them).
+ *
+ * @example
+ * ```ts
+ * import { parseRpcConfig } from "./rpc_application.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const raw = { zookeeper_connect: "10.0.0.1:2181/apps", rpcclient_empty_list_grace_ms: 20000 };
+ * assert.equal(parseRpcConfig(raw, "caller.json").rpcclient.emptyListGraceMs, 20000);
+ * ```
+ */
+export interface RpcClientSettings {
+  /** `rpcclient_empty_list_grace_ms`: {@linkcode RpcChannelOptions.emptyListGraceMs}. */
+  emptyListGraceMs?: number;
+}
+
+// The caller's settings: key, RpcChannelOptions field, least value (one row per setting, as the provider's limits).
+const CLIENT_KEYS = [["rpcclient_empty_list_grace_ms", "emptyListGraceMs", 0]] as const;
 
 /**
  * The provider options that come from `rpcserver_` keys.
@@ -140,6 +162,7 @@ const KNOWN_KEYS = [
   "rpcserver_threads",
   "rpcserver_status_port",
   ...LIMIT_KEYS.map(([key]) => key),
+  ...CLIENT_KEYS.map(([key]) => key),
   "registry",
   "dwt_src_ip",
   "dwt_src_port",
@@ -281,6 +304,12 @@ export function parseRpcConfig(raw: unknown, source: string): RpcConfig {
         return value === undefined ? [] : [[option, value]];
       }),
     ) as RpcServerLimits,
+    rpcclient: Object.fromEntries(
+      CLIENT_KEYS.flatMap(([key, option, min]) => {
+        const value = count(key, min);
+        return value === undefined ? [] : [[option, value]];
+      }),
+    ) as RpcClientSettings,
     registry,
     tlsCertFile: text("tls_cert_file", false),
     tlsKeyFile: text("tls_key_file", values["tls_cert_file"] !== undefined),
@@ -438,6 +467,7 @@ export class RpcApplication {
     const caFile = this.config.tlsCaFile;
     return new RpcChannel({
       tls: caFile === undefined ? undefined : { caCerts: [await this.#readText(caFile)] },
+      ...this.config.rpcclient,
       ...options,
       registry: await this.registry(),
       loop: this.loop,
