@@ -19,10 +19,12 @@
 export interface Damage {
   /**
    * What is damaged: the newest snapshot fails its check, a log header is bad, a record fails its check, the
-   * zxids do not follow one by one, or a record that checks cannot be applied to the tree.
+   * zxids do not follow one by one, a record that checks cannot be applied to the tree, a log that the seal ending
+   * the log before it names is missing (`file` is the missing one), or the logs end before the newest snapshot's
+   * zxid, so the log written before that snapshot, `file`, is missing.
    */
-  readonly kind: "snapshot" | "header" | "record" | "gap" | "apply";
-  /** The file's name in the data directory. */
+  readonly kind: "snapshot" | "header" | "record" | "gap" | "apply" | "missing" | "behindSnapshot";
+  /** The file's name in the data directory (for `missing` and `behindSnapshot`: the name it would have). */
   readonly file: string;
   /** The byte offset in the file where the damage starts. */
   readonly offset: number;

@@ -12,14 +12,19 @@
  * It reads the directory exactly as `TxnLog.open` does and, for each damage found, plans the smallest cut that lets
  * a start succeed, then reads again with that cut, until nothing is refused:
  *
- * | damage                                   | repair                                                          |
- * | ---------------------------------------- | --------------------------------------------------------------- |
- * | the newest snapshot fails its check      | move it aside; the older snapshot and the logs after it are used |
- * | a bad record (or zxid gap) inside a log  | cut the log at that record; move every later log aside          |
- * | a bad log header, or a log starting past a gap | move that log and every later log aside                  |
+ * | damage                                         | repair                                                           |
+ * | ---------------------------------------------- | ---------------------------------------------------------------- |
+ * | the newest snapshot fails its check            | move it aside; the older snapshot and the logs after it are used |
+ * | a bad record (or zxid gap) inside a log        | cut the log at that record; move every later log aside           |
+ * | a bad log header, or a log starting past a gap | move that log and every later log aside                          |
+ * | any of these before the newest snapshot's log  | move that log and every older one aside: no transaction is lost  |
+ * | a log that a seal names is missing             | cut the seal off the log before it; move every later log aside   |
+ * | every log ends before the newest snapshot      | move every log aside; create the log after it, a header only     |
  *
- * Nothing is deleted: moved files and the bytes cut from a log go to `DIR/damaged-TIME/` (cut bytes as
- * `NAME.cut-at-OFFSET`). Stop the server before `--apply`. A torn tail needs no repair: the server cuts it at start.
+ * ("The newest snapshot's log" is the log holding the zxid after it: older logs only serve a fall-back to the older
+ * snapshot.) Nothing is deleted: moved files and the bytes cut from a log go to `DIR/damaged-TIME/` (cut bytes as
+ * `NAME.cut-at-OFFSET`). Stop the server before `--apply`. A torn tail needs no repair: the server cuts it at start,
+ * and a seal a crash left unwritten the server writes.
  *
  * @module
  */
@@ -27,9 +32,9 @@
 import { defaultBackend } from "../reactor/backend/default.ts";
 import type { NetBackend } from "../reactor/backend/net_backend.ts";
 import { parseArgs } from "../reactor/backend/parse_args.ts";
-import { LOG_NAME, scanDataDir, type ScanResult, SNAPSHOT_NAME } from "./_data_dir.ts";
+import { LOG_NAME, scanDataDir, type ScanResult, SNAPSHOT_NAME, zxidOfName } from "./_data_dir.ts";
 import type { Damage, TornTail } from "./damage.ts";
-import { checkLogHeader, LOG_HEADER_BYTES, readRecord } from "./txn_record.ts";
+import { checkLogHeader, encodeLogHeader, LOG_HEADER_BYTES, readRecord } from "./txn_record.ts";
 
 export type { Damage, TornTail } from "./damage.ts";
 
@@ -45,13 +50,16 @@ export type { Damage, TornTail } from "./damage.ts";
  * ```
  */
 export interface RepairStep {
-  /** Move the whole file into the damaged directory, or cut it at `offset` (saving the cut bytes there). */
-  readonly action: "moveAside" | "truncate";
+  /**
+   * Move the whole file into the damaged directory, cut it at `offset` (saving the cut bytes there), or create it
+   * holding only a log file header (the log after a snapshot whose logs are gone).
+   */
+  readonly action: "moveAside" | "truncate" | "create";
   /** The file's name in the data directory. */
   readonly file: string;
-  /** Where a cut starts (0 for a move). */
+  /** Where a cut starts (0 for a move or a creation). */
   readonly offset: number;
-  /** Bytes taken out of the data directory. */
+  /** Bytes taken out of the data directory (for a creation: written). */
   readonly bytes: number;
   /** Whole records that still check among them (a moved log; 0 for a snapshot or a cut at damage). */
   readonly records: number;
@@ -119,7 +127,7 @@ export interface RepairOptions {
 
 function recordsIn(name: string, bytes: Uint8Array): { records: number; zxids?: [bigint, bigint] } {
   const header = checkLogHeader(bytes, BigInt(`0x${name.slice(4)}`));
-  if (header !== "ok" && header !== "legacy") return { records: 0 };
+  if (header !== "ok" && header !== "v1" && header !== "legacy") return { records: 0 };
   const legacy = header === "legacy";
   let at = legacy ? 0 : LOG_HEADER_BYTES;
   let records = 0;
@@ -157,6 +165,7 @@ export async function repairDataDir(
 ): Promise<RepairReport> {
   const fs = backend.fs;
   const live = new Set((await fs.readDir(dir)).filter((n) => SNAPSHOT_NAME.test(n) || LOG_NAME.test(n)));
+  // The planned content of the files the steps cut or create, so each scan sees the directory as it will be.
   const cut = new Map<string, Uint8Array>();
   const read = async (name: string) => cut.get(name) ?? await fs.readFile(`${dir}/${name}`);
   const damage: Damage[] = [];
@@ -172,13 +181,61 @@ export async function repairDataDir(
     scan = await scanDataDir({ names: [...live], read });
     const found = scan.damage;
     if (found === undefined) break;
+    const last = damage.at(-1);
+    if (last !== undefined && last.file === found.file && last.offset === found.offset && last.kind === found.kind) {
+      throw new Error(`A repair step did not remove the damage it was planned for: ${found.file}: ${found.reason}`);
+    }
     damage.push(found);
     const where = `${found.file} is damaged at byte offset ${found.offset}: ${found.reason}`;
     if (found.kind === "snapshot") {
       await moveAside(found.file, where);
       continue;
     }
-    const later = [...live].filter((n) => LOG_NAME.test(n) && n > found.file).sort();
+    const logs = [...live].filter((n) => LOG_NAME.test(n)).sort();
+    const snapshot = scan.snapshot?.name;
+    const covered = scan.coveredThrough;
+    if (covered !== undefined) {
+      for (const name of logs.filter((n) => n <= covered)) {
+        const why = name === covered ? where : `it precedes the damage in ${covered}`;
+        await moveAside(name, `${why}; ${snapshot} holds every transaction in it`);
+      }
+      continue;
+    }
+    if (found.kind === "missing") {
+      for (const name of logs.filter((n) => n > found.file)) {
+        await moveAside(name, `it follows the missing ${found.file}: ${found.reason}`);
+      }
+      const seal = scan.seal!;
+      const bytes = await read(seal.file);
+      steps.push({
+        action: "truncate",
+        file: seal.file,
+        offset: seal.offset,
+        bytes: bytes.length - seal.offset,
+        records: 0,
+        reason: `its seal, which names the missing ${found.file} as the next log; the log goes on in this file`,
+      });
+      cut.set(seal.file, bytes.subarray(0, seal.offset));
+      continue;
+    }
+    if (found.kind === "behindSnapshot") {
+      for (const name of logs) {
+        await moveAside(name, `it ends before ${snapshot}, which holds every transaction in it: ${found.reason}`);
+      }
+      const header = encodeLogHeader(zxidOfName(found.file));
+      steps.push({
+        action: "create",
+        file: found.file,
+        offset: 0,
+        bytes: header.length,
+        records: 0,
+        reason: `the log goes on after ${snapshot} from zxid ${zxidOfName(found.file)}, in a new file`,
+      });
+      cut.set(found.file, header);
+      live.add(found.file);
+      continue;
+    }
+    const later = logs.filter((n) => n > found.file);
     if (found.offset === 0 || found.kind === "header") {
       await moveAside(found.file, where);
     } else {
@@ -189,7 +246,7 @@ export async function repairDataDir(
         offset: found.offset,
         bytes: bytes.length - found.offset,
         records: 0,
-        reason: where,
+        reason: `the damaged record and all after it in the file (${where})`,
       });
       cut.set(found.file, bytes.subarray(0, found.offset));
     }
@@ -210,6 +267,10 @@ export async function repairDataDir(
     const path = `${dir}/${step.file}`;
     if (step.action === "moveAside") {
       await fs.rename(path, `${damagedDir}/${step.file}`);
+      continue;
+    }
+    if (step.action === "create") {
+      await fs.writeFile(path, encodeLogHeader(zxidOfName(step.file)), { mode: 0o600 });
       continue;
     }
     const bytes = await fs.readFile(path);
@@ -245,18 +306,24 @@ export async function repairDataDir(
 export function formatRepairReport(dir: string, report: RepairReport): string {
   const lines: string[] = [];
   for (const d of report.damage) {
-    lines.push(`damage: ${dir}/${d.file} at byte offset ${d.offset}: ${d.reason} (last good zxid ${d.zxid})`);
+    const what = d.kind === "missing" || d.kind === "behindSnapshot" ? "is missing" : `at byte offset ${d.offset}`;
+    lines.push(`damage: ${dir}/${d.file} ${what}: ${d.reason} (last good zxid ${d.zxid})`);
   }
-  const verb = report.applied ? { move: "moved", cut: "cut" } : { move: "would move", cut: "would cut" };
+  const verb = report.applied
+    ? { move: "moved", cut: "cut", create: "created" }
+    : { move: "would move", cut: "would cut", create: "would create" };
   const aside = report.damagedDir ?? `${dir}/damaged-TIME`;
   for (const step of report.steps) {
     const zxids = step.zxids === undefined ? "" : `, zxids ${step.zxids[0]}..${step.zxids[1]}`;
+    const saved = `saved as ${aside}/${step.file}.cut-at-${step.offset}`;
     lines.push(
       step.action === "moveAside"
         ? `${verb.move} ${dir}/${step.file} to ${aside}/: ${step.bytes} bytes, ${step.records} whole records` +
           `${zxids} (${step.reason})`
-        : `${verb.cut} ${dir}/${step.file} at offset ${step.offset}: drops ${step.bytes} bytes, the damaged record ` +
-          `and all after it in the file (saved as ${aside}/${step.file}.cut-at-${step.offset})`,
+        : step.action === "create"
+        ? `${verb.create} ${dir}/${step.file}, holding only its file header (${step.reason})`
+        : `${verb.cut} ${dir}/${step.file} at offset ${step.offset}: drops ${step.bytes} bytes, ${step.reason} ` +
+          `(${saved})`,
     );
   }
   if (report.tornTail !== undefined) {

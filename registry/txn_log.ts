@@ -6,45 +6,64 @@
  *
  * Files in the data directory (mode 0700; files 0600, as they hold session secrets; `ZXID` is 16 hex digits):
  *
- * | name                | content                                                                    |
- * | ------------------- | -------------------------------------------------------------------------- |
- * | `log.ZXID`          | a file header, then records from zxid ZXID on, consecutive (`txn_record.ts`) |
- * | `snapshot.ZXID`     | a checked header, then the tree after transaction ZXID (`snapshot_file.ts`) |
- * | `snapshot.ZXID.tmp` | a snapshot being written; removed at start                                 |
- * | `damaged-TIME/`     | what `registry-repair --apply` moved aside; never read                     |
+ * | name                | content                                                                                  |
+ * | ------------------- | ---------------------------------------------------------------------------------------- |
+ * | `log.ZXID`          | a header, records from zxid ZXID on, a seal naming the next log if any (`txn_record.ts`) |
+ * | `snapshot.ZXID`     | a checked header, then the tree after transaction ZXID (`snapshot_file.ts`)              |
+ * | `snapshot.ZXID.tmp` | a snapshot being written; removed at start                                               |
+ * | `damaged-TIME/`     | what `registry-repair --apply` moved aside; never read                                   |
+ *
+ * What survives the loss of a file, so that the loss is seen: the seal at the end of the log before it (a log
+ * rolls over only at a snapshot; the new file is created, its header fsynced and the directory fsynced, then the
+ * seal is appended to the old file and fsynced, and only then does any record go to the new file), and a snapshot,
+ * which is written only after the log has rolled over past its zxid. Both cost a sync per roll or snapshot, none per
+ * batch. They cannot show the loss of the whole directory, of the one log there is before any roll, or a roll
+ * back of every file to an older consistent state (the newest log cut at a record boundary is one: it reads as a
+ * crash mid-write).
  *
  * Recovery at {@linkcode TxnLog.open}, strict:
  * - The newest snapshot is loaded; if it fails its check (header CRC, length, body CRC, content) the start is
  *   refused. There is no silent fall-back to an older one: that is the repair command's decision.
- * - Records after the snapshot's zxid are replayed from the log that holds zxid + 1 onwards. Zxids must be
- *   consecutive (snapshot zxid + 1, + 2, ...) within and across files; a gap refuses the start, including "the
- *   snapshot is missing and the logs before it were already purged" (the first needed record is in no file).
+ * - Every log file is read and checked, also the older ones kept for a fall-back to the older snapshot. Records
+ *   after the snapshot's zxid are replayed. Zxids must be consecutive (snapshot zxid + 1, + 2, ...) within and
+ *   across files; a gap refuses the start, including "the snapshot is missing and the logs before it were already
+ *   purged" (the first needed record is in no file).
+ * - A missing log refuses the start, naming the file and what is lost with it: a log that the seal ending the log
+ *   before it names (the newest, or one in the middle of the chain), or the log after the newest snapshot when every
+ *   log ends before the snapshot's zxid (they were deleted, or restored from an older backup).
  * - A bad record is a torn tail (a crash mid-write) only in the newest log and only when it runs to the end of the
  *   file: a header or body cut short by the end, a last record whose CRC fails and which ends at the end (or is
  *   followed only by zero bytes), or zero bytes after the last whole record. The file is then cut at the end of the
  *   last whole record, fsynced, a WARN names the file, offset and bytes cut, and appends go on in that file.
- *   No log file is ever deleted at start. Any other bad record refuses the start.
+ *   An older log may lack its seal, or end in one cut short, only when the next log starts right after its last
+ *   record (a crash during a roll); the start then writes the seal, with a WARN. No log file is ever deleted at
+ *   start. Any other bad record, in any log, refuses the start.
  * - A refusal throws a {@linkcode StorageError} (code `DATA_INCONSISTENCY`) naming the file, the byte offset and
  *   the last good zxid, and pointing to `deno task registry-repair --data DIR`. That command (`repair.ts`) prints
- *   what it would drop and drops nothing; with `--apply` it moves damaged files to `DIR/damaged-TIME/` and cuts a
- *   log at its bad record (saving the cut bytes there too).
+ *   what it would drop and drops nothing; with `--apply` it moves damaged files to `DIR/damaged-TIME/`, cuts a
+ *   log at its bad record or its seal naming a lost file (saving the cut bytes there too), and starts the log
+ *   after a snapshot whose logs are gone.
+ * - Log files of format 1 (written before seals) still load, may lack a seal, and are appended to; the roll seals
+ *   them. Older versions refuse format-2 files (no downgrade).
  *
  * Snapshots are written to `.tmp`, fsynced, renamed, then the directory is fsynced; the log then continues in a new
  * file. The newest two snapshots are kept, and the logs holding records after the older of them, so the repair
  * command can fall back to it when the newest is damaged. A snapshot that cannot be written is logged and removed;
- * nothing is lost, since the log still holds every change.
+ * nothing is lost, since the log still holds every change. A seal that cannot be written undoes the roll (the old
+ * file is cut back, the new one removed); if that fails too, the log goes on in the new file and the next start
+ * writes the seal.
  *
  * @module
  */
 
 import type { DurableAppendFile, NetBackend } from "../reactor/backend/net_backend.ts";
 import { getLogger } from "../reactor/logger.ts";
-import { type Damage, hex, LOG_NAME, scanDataDir, SNAPSHOT_NAME, zxidOfName } from "./_data_dir.ts";
+import { hex, LOG_NAME, scanDataDir, type ScanResult, SNAPSHOT_NAME, zxidOfName } from "./_data_dir.ts";
 import type { DataTree, DataTreeOptions } from "./data_tree.ts";
 import { RegistryError, RegistryErrorCode } from "./registry_error.ts";
 import { encodeSnapshot } from "./snapshot_file.ts";
 import { StorageError } from "./storage_error.ts";
-import { encodeLogHeader, encodeRecord, LOG_HEADER_BYTES, type TxnRecord } from "./txn_record.ts";
+import { encodeLogHeader, encodeRecord, encodeSeal, LOG_HEADER_BYTES, type TxnRecord } from "./txn_record.ts";
 
 export { applyRecord, type TxnRecord } from "./txn_record.ts";
 export { StorageError } from "./storage_error.ts";
@@ -89,17 +108,36 @@ function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** The refusal for `damage` found in `dir`. */
-function storageErrorFor(dir: string, damage: Damage): StorageError {
+/** The refusal for the damage a scan of `dir` found; `logs` are the log files there. */
+function storageErrorFor(dir: string, scan: ScanResult, logs: readonly string[]): StorageError {
+  const damage = scan.damage!;
   const file = `${dir}/${damage.file}`;
-  const good = damage.kind === "snapshot"
-    ? `it holds the tree at zxid ${zxidOfName(damage.file)}, and no state loads without it (older snapshots are ` +
-      "not used silently)"
-    : `the last good zxid is ${damage.zxid}`;
+  const where = { file, offset: damage.offset, zxid: damage.zxid };
+  const repair = `Nothing was changed. Run \`deno task registry-repair --data ${dir}\` to see what a repair would ` +
+    "drop and accept the loss";
+  if (damage.kind === "missing" || damage.kind === "behindSnapshot") {
+    return new StorageError(
+      `Cannot load the registry data in ${dir}: ${file} is missing: ${damage.reason}; the last good zxid is ` +
+        `${damage.zxid}. ${repair}`,
+      where,
+    );
+  }
+  let good: string;
+  if (damage.kind === "snapshot") {
+    good = `it holds the tree at zxid ${zxidOfName(damage.file)}, and no state loads without it (older snapshots ` +
+      "are not used silently)";
+  } else if (scan.coveredThrough !== undefined) {
+    good = `${scan.snapshot?.name} holds every transaction of ${damage.file} and the logs before it (kept only ` +
+      "to fall back to an older snapshot), so a repair would drop none that a start loads";
+  } else {
+    const later = logs.filter((n) => n > damage.file);
+    good = `the last good zxid is ${damage.zxid}; the records from there on would not load` +
+      (later.length === 0 ? "" : `, nor the ${later.length} later log file(s) (${later.join(", ")})`);
+  }
   return new StorageError(
     `Cannot load the registry data in ${dir}: ${file} is damaged at byte offset ${damage.offset}: ${damage.reason}; ` +
-      `${good}. Nothing was changed. Run \`deno task registry-repair --data ${dir}\` to see what a repair would drop`,
-    { file, offset: damage.offset, zxid: damage.zxid },
+      `${good}. ${repair}`,
+    where,
   );
 }
 
@@ -186,7 +224,7 @@ export class TxnLog {
       names = names.filter((n) => !stale.includes(n));
     }
     const scan = await scanDataDir({ names, read: (name) => fs.readFile(`${dir}/${name}`) }, options);
-    if (scan.damage !== undefined) throw storageErrorFor(dir, scan.damage);
+    if (scan.damage !== undefined) throw storageErrorFor(dir, scan, names.filter((n) => LOG_NAME.test(n)).sort());
     if (scan.snapshot?.legacy) {
       logger.info(`TxnLog: ${dir}/${scan.snapshot.name} has no checked header (written by an older version); loaded`);
     }
@@ -225,6 +263,26 @@ export class TxnLog {
         throw error;
       }
       file = { handle, name, size: LOG_HEADER_BYTES };
+    }
+    if (scan.unsealed.length > 0) {
+      // The next log's directory entry must be durable before a seal names it.
+      await fs.fsyncDir(dir);
+      for (const { file: name, offset, bytesCut, nextZxid } of scan.unsealed) {
+        const handle = await fs.openDurableAppend(`${dir}/${name}`, { mode: FILE_MODE });
+        try {
+          if (bytesCut > 0) await handle.truncate(offset);
+          await handle.append(encodeSeal(nextZxid, Date.now()));
+        } finally {
+          handle.close();
+        }
+        logger.warn(
+          `TxnLog: ${dir}/${name} ended without its seal (a crash while the log went on in log.${hex(nextZxid)}, ` +
+            `which starts right after its last record): ${
+              bytesCut > 0 ? `cut ${bytesCut} bytes at offset ${offset}, ` : ""
+            }` +
+            "sealed it",
+        );
+      }
     }
     logger.info(
       `TxnLog: loaded ${dir}: ${scan.snapshot?.name ?? "no snapshot"}, ${scan.replayed} transactions replayed, ` +
@@ -449,10 +507,44 @@ export class TxnLog {
       getLogger().error(`TxnLog: cannot start ${path}; the log goes on in ${this.#fileName}`, { error });
       return;
     }
+    // The seal, in the file that stays, is what tells a start that the new file existed: written once that file's
+    // entry is durable and before any record goes there.
+    try {
+      await this.#file.append(encodeSeal(start, Date.now()));
+    } catch (error) {
+      if (await this.#undoRoll(path, file)) {
+        getLogger().error(`TxnLog: cannot seal ${this.#dir}/${this.#fileName}; the log goes on in it`, { error });
+        return;
+      }
+      // The old file keeps a partial seal or none, and the new one stays: the next start, finding the new file
+      // starting right after the old file's last record, cuts the partial seal and writes it.
+      getLogger().error(
+        `TxnLog: cannot seal ${this.#dir}/${this.#fileName} nor undo the roll; the log goes on in ${path}`,
+        { error },
+      );
+    }
     this.#file.close();
     this.#file = file;
     this.#fileName = name;
     this.#fileSize = LOG_HEADER_BYTES;
+  }
+
+  /** After a failed seal: cut the old file back to its last record and remove the new one. Whether both worked. */
+  async #undoRoll(path: string, file: DurableAppendFile): Promise<boolean> {
+    const fs = this.#backend.fs;
+    try {
+      await this.#file.truncate(this.#fileSize);
+    } catch {
+      return false;
+    }
+    try {
+      await fs.remove(path);
+    } catch {
+      return false;
+    }
+    file.close();
+    await fs.fsyncDir(this.#dir).catch(() => {});
+    return true;
   }
 
   async #writeSnapshot(zxid: bigint, nodes: number, bytes: Uint8Array): Promise<void> {

@@ -2,12 +2,13 @@
  * The transaction log's record codec and the one function that applies a record to the tree (replay and live
  * writes both use {@linkcode applyRecord}).
  *
- * A log file is a file header followed by records; integers are big-endian, strings UTF-8:
+ * A log file is a file header followed by records, and, once the log has rolled over to the next file, a seal;
+ * integers are big-endian, strings UTF-8:
  *
  * | bytes | log file header field                                      |
  * | ----- | ---------------------------------------------------------- |
  * | 4     | magic `"DWL1"` (0x44574C31)                                |
- * | 1     | format version, 1                                          |
+ * | 1     | format version, 2 (1: written before seals, still read)    |
  * | 3     | reserved, 0                                                |
  * | 8     | startZxid u64: the zxid of the first record (also the name) |
  * | 4     | headerCrc u32: CRC-32 of the 16 bytes above                |
@@ -26,11 +27,19 @@
  * | 3 delete         | path                                                                 |
  * | 4 closeSession   | sessionId u64                                                        |
  * | 5 createSession  | sessionId u64, secret, authorized u8, token                          |
+ * | 6 seal           | none; its zxid is the first of the next log file (`log.ZXID`): the last thing in a file |
  *
  * (path, data, secret and token are a u32 length then the bytes.) The header CRC tells a damaged length from a
  * write cut short by a crash: a record whose header checks but whose body runs past the end of the file is torn,
- * while a header that fails its check is damage. Log files without a file header (written before format 1) hold
- * records with an 8-byte header (bodyLength, bodyCrc) and are still read, never appended to.
+ * while a header that fails its check is damage.
+ *
+ * The seal (29 bytes, body length 17) is not a transaction: it records, in the file that survives, that the log
+ * went on in a next file, so deleting that file is detected. It is written and fsynced after the next file exists
+ * (header fsynced, directory fsynced) and before any record goes there; a format-2 file that is not the newest must
+ * end in one, unless the next file starts right after its last record (a crash between the two steps: the start
+ * then writes the seal). Format-1 files were written without seals and may lack one. Log files without a file
+ * header (written before format 1) hold records with an 8-byte header (bodyLength, bodyCrc) and are still read,
+ * never appended to, never sealed.
  *
  * @module
  */
@@ -66,8 +75,8 @@ const TYPE_CODES = { create: 1, set: 2, delete: 3, closeSession: 4, createSessio
 
 /** Magic of a log file header: "DWL1". */
 export const LOG_MAGIC = 0x44574c31;
-/** The log file format written. */
-export const LOG_VERSION = 1;
+/** The log file format written: 2, a non-newest file ends in a seal (1: no seals). */
+export const LOG_VERSION = 2;
 /** Bytes of a log file header. */
 export const LOG_HEADER_BYTES = 20;
 /** Bytes of a record header. */
@@ -76,30 +85,37 @@ export const RECORD_HEADER_BYTES = 12;
 export const LEGACY_RECORD_HEADER_BYTES = 8;
 /** The smallest body: type, zxid, timeMs. */
 const MIN_BODY_BYTES = 17;
+/** The record type of a seal. */
+const SEAL_TYPE = 6;
+/** Bytes of a seal: a record header and a 17-byte body. */
+export const SEAL_BYTES: number = RECORD_HEADER_BYTES + MIN_BODY_BYTES;
 
 const EMPTY = new Uint8Array(0);
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
-/** The header of a log file whose first record is `startZxid`. */
-export function encodeLogHeader(startZxid: bigint): Uint8Array {
+/** The header of a log file whose first record is `startZxid` (`version` 1 only to test reading old files). */
+export function encodeLogHeader(startZxid: bigint, version: number = LOG_VERSION): Uint8Array {
   const bytes = new Uint8Array(LOG_HEADER_BYTES);
   const view = new DataView(bytes.buffer);
   view.setUint32(0, LOG_MAGIC);
-  view.setUint8(4, LOG_VERSION);
+  view.setUint8(4, version);
   view.setBigUint64(8, startZxid);
   view.setUint32(16, crc32(bytes, 0, 16));
   return bytes;
 }
 
 /**
- * Check a log file's header: `"ok"` (format 1), `"legacy"` (no header: records from offset 0), `"short"` (fewer
- * bytes than a header, all of them a prefix a crash could leave), or a message saying what is wrong.
+ * Check a log file's header: `"ok"` (format 2), `"v1"` (format 1, written before seals), `"legacy"` (no header:
+ * records from offset 0), `"short"` (fewer bytes than a header, all of them a prefix a crash could leave), or a
+ * message saying what is wrong.
  */
-export function checkLogHeader(bytes: Uint8Array, startZxid: bigint): "ok" | "legacy" | "short" | string {
+export function checkLogHeader(bytes: Uint8Array, startZxid: bigint): "ok" | "v1" | "legacy" | "short" | string {
   if (bytes.length < LOG_HEADER_BYTES) {
-    const expected = encodeLogHeader(startZxid);
-    return bytes.every((b, i) => b === expected[i] || b === 0) ? "short" : "the file header is cut short and damaged";
+    const prefixOf = (expected: Uint8Array) => bytes.every((b, i) => b === expected[i] || b === 0);
+    return prefixOf(encodeLogHeader(startZxid)) || prefixOf(encodeLogHeader(startZxid, 1))
+      ? "short"
+      : "the file header is cut short and damaged";
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, LOG_HEADER_BYTES);
   if (view.getUint32(0) !== LOG_MAGIC) {
@@ -107,10 +123,24 @@ export function checkLogHeader(bytes: Uint8Array, startZxid: bigint): "ok" | "le
     return readRecord(bytes, 0, true).kind === "record" ? "legacy" : "the file header has a bad magic number";
   }
   if (view.getUint32(16) !== crc32(bytes, 0, 16)) return "the file header fails its CRC";
-  if (view.getUint8(4) !== LOG_VERSION) return `the file header has unknown format version ${view.getUint8(4)}`;
+  const version = view.getUint8(4);
+  if (version !== LOG_VERSION && version !== 1) return `the file header has unknown format version ${version}`;
   const zxid = view.getBigUint64(8);
   if (zxid !== startZxid) return `the file header says the first zxid is ${zxid}, the name says ${startZxid}`;
-  return "ok";
+  return version === 1 ? "v1" : "ok";
+}
+
+/** The seal that ends a log file whose records went on in `log.NEXTZXID` (see the module doc). */
+export function encodeSeal(nextZxid: bigint, timeMs = 0): Uint8Array {
+  const bytes = new Uint8Array(SEAL_BYTES);
+  const view = new DataView(bytes.buffer);
+  view.setUint32(0, MIN_BODY_BYTES);
+  view.setUint8(RECORD_HEADER_BYTES, SEAL_TYPE);
+  view.setBigUint64(RECORD_HEADER_BYTES + 1, nextZxid);
+  view.setBigInt64(RECORD_HEADER_BYTES + 9, BigInt(timeMs));
+  view.setUint32(4, crc32(bytes, RECORD_HEADER_BYTES));
+  view.setUint32(8, crc32(bytes, 0, 8));
+  return bytes;
 }
 
 function fieldBytes(record: TxnRecord): [Uint8Array, Uint8Array, Uint8Array] {
@@ -196,6 +226,8 @@ export function encodeRecord(record: TxnRecord): Uint8Array {
 export type RecordRead =
   /** A whole record that checks, ending at `end`. */
   | { kind: "record"; record: TxnRecord; end: number }
+  /** A seal that checks, ending at `end`: the log goes on in the file whose first zxid is `nextZxid`. */
+  | { kind: "seal"; nextZxid: bigint; end: number }
   /** Fewer bytes left than a record header. */
   | { kind: "shortHeader" }
   /** The header fails its check (or, without a header CRC, its length is impossible). */
@@ -207,7 +239,7 @@ export type RecordRead =
   /** The body checks but cannot be decoded (unknown type, fields overrun the body). */
   | { kind: "badBody"; end: number; reason: string };
 
-/** Read the record at `offset` of a log file's bytes; `legacy` for files without a file header. */
+/** Read the record (or seal) at `offset` of a log file's bytes; `legacy` for files without a file header. */
 export function readRecord(bytes: Uint8Array, offset: number, legacy = false): RecordRead {
   const headerBytes = legacy ? LEGACY_RECORD_HEADER_BYTES : RECORD_HEADER_BYTES;
   if (bytes.length - offset < headerBytes) return { kind: "shortHeader" };
@@ -221,6 +253,10 @@ export function readRecord(bytes: Uint8Array, offset: number, legacy = false): R
   const end = start + length;
   if (end > bytes.length) return { kind: "shortBody", end };
   if (view.getUint32(offset + 4) !== crc32(bytes, start, end)) return { kind: "badCrc", end };
+  if (!legacy && view.getUint8(start) === SEAL_TYPE) {
+    if (length !== MIN_BODY_BYTES) return { kind: "badBody", end, reason: `a seal of ${length} bytes, not 17` };
+    return { kind: "seal", nextZxid: view.getBigUint64(start + 1), end };
+  }
   try {
     return { kind: "record", record: decodeBody(view, start, end), end };
   } catch (error) {
