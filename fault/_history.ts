@@ -132,9 +132,9 @@ export class HistoryRecorder {
     return this.#inFlight.size;
   }
 
-  /** A client opened a session (a new one, not a resumption). */
-  sessionOpened(client: number, sessionId: bigint): void {
-    this.#sessions.push({ session: sessionId.toString(16), client, openedMs: this.now() });
+  /** A client opened a session (a new one, not a resumption), now or at `atMs`. */
+  sessionOpened(client: number, sessionId: bigint, atMs: number = this.now()): void {
+    this.#sessions.push({ session: sessionId.toString(16), client, openedMs: atMs });
   }
 
   /** A client was told that its session expired (the `expired` session event). */
@@ -156,6 +156,29 @@ export class HistoryRecorder {
   /** From now on every session has ended (see {@linkcode History.settledMs}). */
   settled(): void {
     this.#settledMs = this.now();
+  }
+
+  /**
+   * Record an operation run elsewhere (by a client process), with an interval that holds its real one: invoked no
+   * earlier than `invokeMs`, answered no later than `responseMs` (Infinity and undefined `result`: no answer).
+   */
+  record(
+    clientId: number,
+    sessionId: bigint,
+    input: OpInput,
+    invokeMs: number,
+    responseMs: number,
+    result?: OpResult,
+  ): void {
+    this.#ops.push({
+      id: this.#ops.length,
+      client: clientId,
+      session: sessionId.toString(16),
+      input,
+      invokeMs,
+      responseMs,
+      result,
+    });
   }
 
   /** Run `input` on `client`, recording its invocation and outcome; resolves with the result (undefined: no answer). */

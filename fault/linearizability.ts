@@ -1,10 +1,11 @@
 /**
  * The registry's linearizability test under faults (`deno task linearizability [--seconds 30] [--clients 5]
- * [--keys 4] [--seed N] [--broken] [--expect-violation]`): clients, each its own session, run random operations
+ * [--keys 4] [--seed N] [--broken] [--expect-violation] [--strict-expiry] [--history FILE]`): clients, each its own session, run random operations
  * on a handful of keys of a real registry process (create, set and delete with and without a version, get, exists,
  * children, ephemeral and sequential nodes) through a TCP/UDP proxy, while faults are injected: kill -9 and
  * restart on the same data directory, SIGSTOP/SIGCONT longer than the session timeout, a full disk (a tmpfs, when
- * run as root), connections cut, and partitions longer than the session timeout. The history is recorded
+ * run as root), connections cut, partitions longer than the session timeout, and clients (in processes of their own,
+ * each holding an ephemeral sequential node) killed with kill -9. The history is recorded
  * (fault/_history.ts) and checked (fault/_linearizability_checker.ts, whose doc says what is checked and how).
  *
  * At the end the faults stop, the server is killed and restarted once more (so every operation left without an
@@ -42,6 +43,7 @@ const { values } = parseArgs({
     broken: { type: "boolean", default: false },
     "expect-violation": { type: "boolean", default: false },
     "strict-expiry": { type: "boolean", default: false },
+    history: { type: "string" },
   },
 });
 getLogger().level = LogLevel.FATAL;
@@ -275,8 +277,58 @@ async function fillDisk(holdMs: number): Promise<void> {
   await Deno.remove(`${dataDir}/filler`);
 }
 
+/**
+ * A client in a process of its own creates an ephemeral sequential node and is killed with kill -9: its session
+ * expires and the node must go. Its create is recorded with an interval that holds the real one.
+ */
+let nextProcessClient = clientCount + 1; // clientCount is the final reader
+async function killClient(): Promise<void> {
+  const id = nextProcessClient++;
+  const input: OpInput = {
+    kind: "create",
+    path: `${pick(keys)}/x-`,
+    data: `x${id}`,
+    ephemeral: true,
+    sequential: true,
+  };
+  const invokeMs = recorder.now();
+  let child: ReadyProcess | undefined;
+  let stdout: string;
+  try {
+    child = await spawnReady(
+      denoRun(here("_linearizability_client.ts"), `${proxy.tcpAddress}`, `${proxy.udpAddress}`, input.path, input.data),
+      { ...QUIET, timeoutMs: 20_000 },
+    );
+    stdout = child.stdout();
+  } catch (error) {
+    stdout = String((error as Error).message);
+  }
+  const session = /^SESSION ([0-9a-f]+)$/m.exec(stdout)?.[1];
+  if (session !== undefined) {
+    const sessionId = BigInt(`0x${session}`);
+    recorder.sessionOpened(id, sessionId, invokeMs);
+    const ready = child?.ready;
+    if (ready === undefined || ready === "UNKNOWN") {
+      recorder.record(id, sessionId, input, invokeMs, Infinity);
+    } else if (ready.startsWith("FAILED:")) {
+      recorder.record(id, sessionId, input, invokeMs, recorder.now(), { ok: false, code: ready.slice(7) });
+    } else {
+      recorder.record(id, sessionId, input, invokeMs, recorder.now(), { ok: true, path: ready });
+    }
+  }
+  await sleep(100 + below(500));
+  await child?.stop("SIGKILL");
+}
+
 async function injectFaults(): Promise<void> {
-  const kinds = ["kill -9 and restart", "pause", "connections cut", "partition", ...(tmpfs ? ["disk full"] : [])];
+  const kinds = [
+    "kill -9 and restart",
+    "pause",
+    "connections cut",
+    "partition",
+    "client killed",
+    ...(tmpfs ? ["disk full"] : []),
+  ];
   while (performance.now() < deadline - 1500) {
     await sleep(700 + below(1000));
     if (performance.now() >= deadline - 1500) break;
@@ -304,6 +356,9 @@ async function injectFaults(): Promise<void> {
         break;
       case "disk full":
         await fillDisk(300 + below(700));
+        break;
+      case "client killed":
+        await killClient();
         break;
     }
   }
@@ -347,6 +402,10 @@ await Deno.remove(root, { recursive: true });
 // --- the check ---
 
 const history = recorder.history;
+if (values.history !== undefined) {
+  // For a look afterwards: one op per line; Infinity (no answer, unbounded) is written as null.
+  await Deno.writeTextFile(values.history, history.ops.map((op) => JSON.stringify(op)).join("\n") + "\n");
+}
 const checkStartedMs = performance.now();
 const report = checkHistory(history, { strictSessionEnds: values["strict-expiry"] });
 const checkMs = performance.now() - checkStartedMs;
