@@ -376,3 +376,61 @@ function concat(parts: Uint8Array[]): Uint8Array {
   }
   return out;
 }
+
+Deno.test(
+  "TxnLog: kill -9 at random moments while the log rolls after every batch never refuses a start nor loses a record",
+  needs("read", "write", "run"),
+  async () => {
+    const dir = `${await Deno.makeTempDir({ prefix: "storage-loss-" })}/data`;
+    const writer = new URL("./testdata/log_writer.ts", import.meta.url).pathname;
+    let acked = 0n;
+    let rolls = 0;
+    let sealedAtStart = 0;
+    let tornAtStart = 0;
+    for (let round = 0; round < 20; round++) {
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", writer, dir, "1"],
+        stdout: "piped",
+        stderr: "null",
+      }).spawn();
+      const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      let buffered = "";
+      let ready = false;
+      const killAt = performance.now() + 1_000_000;
+      let deadline = killAt;
+      while (performance.now() < deadline) {
+        const { value, done } = await lines.read();
+        if (done) break;
+        buffered += value;
+        const parts = buffered.split("\n");
+        buffered = parts.pop()!;
+        for (const line of parts) {
+          const [word, zxid] = line.split(" ");
+          if (word === "READY" && !ready) {
+            ready = true;
+            // Kill somewhere in the next 5..60 ms: dozens of rolls, snapshots and purges happen in that time.
+            deadline = performance.now() + 5 + ((round * 37) % 56);
+          }
+          if (word === "acked") acked = BigInt(zxid!) > acked ? BigInt(zxid!) : acked;
+        }
+      }
+      child.kill("SIGKILL");
+      await child.status;
+      await lines.cancel().catch(() => {});
+      assert.ok(ready, `round ${round}: the writer never got ready`);
+      const { log, tree } = await withLogLines(async (logged) => {
+        const opened = await TxnLog.open(backend, dir);
+        if (logged.some((l) => l.includes("sealed it"))) sealedAtStart++;
+        if (logged.some((l) => l.includes("torn record"))) tornAtStart++;
+        return opened;
+      });
+      assert.ok(log.lastZxid >= acked, `round ${round}: zxid ${log.lastZxid} loaded, ${acked} was acknowledged`);
+      assertPaths(tree, Number(log.lastZxid));
+      await log.close();
+      rolls = (await logsOf(dir)).length;
+    }
+    assert.ok(acked > 20n, `only ${acked} records written`);
+    assert.ok(rolls >= 1);
+    console.log(`${acked} records acknowledged; ${sealedAtStart} starts sealed a log, ${tornAtStart} cut a torn tail`);
+  },
+);
