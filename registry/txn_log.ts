@@ -58,7 +58,15 @@
 
 import type { DurableAppendFile, NetBackend } from "../reactor/backend/net_backend.ts";
 import { getLogger } from "../reactor/logger.ts";
-import { hex, LOG_NAME, scanDataDir, type ScanResult, SNAPSHOT_NAME, zxidOfName } from "./_data_dir.ts";
+import {
+  hex,
+  LOG_NAME,
+  scanDataDir,
+  type ScanResult,
+  SNAPSHOT_NAME,
+  type UnsealedLog,
+  zxidOfName,
+} from "./_data_dir.ts";
 import type { DataTree, DataTreeOptions } from "./data_tree.ts";
 import { RegistryError, RegistryErrorCode } from "./registry_error.ts";
 import { encodeSnapshot } from "./snapshot_file.ts";
@@ -116,9 +124,13 @@ function storageErrorFor(dir: string, scan: ScanResult, logs: readonly string[])
   const repair = `Nothing was changed. Run \`deno task registry-repair --data ${dir}\` to see what a repair would ` +
     "drop and accept the loss";
   if (damage.kind === "missing" || damage.kind === "behindSnapshot") {
+    const covered = scan.coveredThrough === undefined
+      ? ""
+      : `; ${scan.snapshot?.name} holds every one of them (the logs before it were kept only to fall back to an ` +
+        "older snapshot), so a repair would drop none that a start loads";
     return new StorageError(
-      `Cannot load the registry data in ${dir}: ${file} is missing: ${damage.reason}; the last good zxid is ` +
-        `${damage.zxid}. ${repair}`,
+      `Cannot load the registry data in ${dir}: ${file} is missing: ${damage.reason}${covered}; the last good zxid ` +
+        `is ${damage.zxid}. ${repair}`,
       where,
     );
   }
@@ -264,25 +276,11 @@ export class TxnLog {
       }
       file = { handle, name, size: LOG_HEADER_BYTES };
     }
-    if (scan.unsealed.length > 0) {
-      // The next log's directory entry must be durable before a seal names it.
-      await fs.fsyncDir(dir);
-      for (const { file: name, offset, bytesCut, nextZxid } of scan.unsealed) {
-        const handle = await fs.openDurableAppend(`${dir}/${name}`, { mode: FILE_MODE });
-        try {
-          if (bytesCut > 0) await handle.truncate(offset);
-          await handle.append(encodeSeal(nextZxid, Date.now()));
-        } finally {
-          handle.close();
-        }
-        logger.warn(
-          `TxnLog: ${dir}/${name} ended without its seal (a crash while the log went on in log.${hex(nextZxid)}, ` +
-            `which starts right after its last record): ${
-              bytesCut > 0 ? `cut ${bytesCut} bytes at offset ${offset}, ` : ""
-            }` +
-            "sealed it",
-        );
-      }
+    try {
+      await TxnLog.#seal(backend, dir, scan.unsealed);
+    } catch (error) {
+      file.handle.close();
+      throw error;
     }
     logger.info(
       `TxnLog: loaded ${dir}: ${scan.snapshot?.name ?? "no snapshot"}, ${scan.replayed} transactions replayed, ` +
@@ -298,6 +296,28 @@ export class TxnLog {
     });
     log.#sinceSnapshot = scan.replayed;
     return { log, tree: scan.tree };
+  }
+
+  /** Finish the rolls a crash interrupted: cut each log's partial seal and write the seal (see the module doc). */
+  static async #seal(backend: NetBackend, dir: string, unsealed: readonly UnsealedLog[]): Promise<void> {
+    if (unsealed.length === 0) return;
+    const fs = backend.fs;
+    // The next log's directory entry must be durable before a seal names it.
+    await fs.fsyncDir(dir);
+    for (const { file, offset, bytesCut, nextZxid } of unsealed) {
+      const handle = await fs.openDurableAppend(`${dir}/${file}`, { mode: FILE_MODE });
+      try {
+        if (bytesCut > 0) await handle.truncate(offset);
+        await handle.append(encodeSeal(nextZxid, Date.now()));
+      } finally {
+        handle.close();
+      }
+      const cut = bytesCut > 0 ? `cut ${bytesCut} bytes at offset ${offset}, ` : "";
+      getLogger().warn(
+        `TxnLog: ${dir}/${file} ended without its seal (a crash while the log went on in log.${hex(nextZxid)}, ` +
+          `which starts right after its last record): ${cut}sealed it`,
+      );
+    }
   }
 
   /** Durable writes made so far: batches (a batch of concurrent appends shares one) and snapshots. */
