@@ -143,8 +143,8 @@ export async function scanDataDir(view: DirView, options: DataTreeOptions = {}):
     // Versions before the snapshot header wrote the snapshot first and the next log after it.
     if (snapshot === undefined || snapshot.legacy) return result();
     const reason = `no log file is left, but ${snapshot.name} is only written once the log has gone on in ` +
-      `log.${hex(next)}: that file is missing, with every transaction after zxid ${snapshotZxid} (how many is not ` +
-      "recorded)";
+      `log.${hex(next)}: that whole file (from byte offset 0) is missing, with every transaction after zxid ` +
+      `${snapshotZxid} (how many is not recorded)`;
     return result({ damage: { kind: "behindSnapshot", file: `log.${hex(next)}`, offset: 0, zxid: next - 1n, reason } });
   }
   // The log holding zxid `next`: the last one starting at or before it. Older logs only serve a fall-back.

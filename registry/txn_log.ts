@@ -139,8 +139,9 @@ function storageErrorFor(dir: string, scan: ScanResult, logs: readonly string[])
     good = `it holds the tree at zxid ${zxidOfName(damage.file)}, and no state loads without it (older snapshots ` +
       "are not used silently)";
   } else if (scan.coveredThrough !== undefined) {
-    good = `${scan.snapshot?.name} holds every transaction of ${damage.file} and the logs before it (kept only ` +
-      "to fall back to an older snapshot), so a repair would drop none that a start loads";
+    good = `the last good zxid there is ${damage.zxid}, but ${scan.snapshot?.name} holds every transaction of ` +
+      `${damage.file} and the logs before it (kept only to fall back to an older snapshot), so a repair would drop ` +
+      "none that a start loads";
   } else {
     const later = logs.filter((n) => n > damage.file);
     good = `the last good zxid is ${damage.zxid}; the records from there on would not load` +
