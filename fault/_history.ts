@@ -109,6 +109,8 @@ export class HistoryRecorder {
   readonly #inFlight = new Set<HistoryOp>();
   /** Ops in flight when a server process died: if they end without an answer, they happened before that, or never. */
   readonly #boundAtDeath = new Map<HistoryOp, number>();
+  /** Ops that ended without an answer and without a bound yet: the next death bounds them. */
+  readonly #unbounded = new Set<HistoryOp>();
   #settledMs: number | undefined;
 
   /** `clock` gives monotonic milliseconds. @default performance.now */
@@ -145,12 +147,19 @@ export class HistoryRecorder {
   }
 
   /**
-   * The server process died (kill -9): what is in flight now can only have taken effect before this moment, as
-   * no request survives its connection and nothing unlogged survives the process. `atMs` (when it died) may be
-   * given again later for what has been sent since, while nothing points at a new process yet.
+   * The server process died (kill -9): what is in flight now, or ended without an answer and without a bound, can
+   * only have taken effect before this moment, as no request survives its connection and nothing unlogged survives
+   * the process. `atMs` (when it died) may be given again later for what has been sent since, while nothing points
+   * at a new process yet.
    */
   serverDied(atMs: number = this.now()): void {
-    for (const op of this.#inFlight) if (!this.#boundAtDeath.has(op)) this.#boundAtDeath.set(op, atMs);
+    // Never before its invocation: one sent after the death reached no process, and is placed at its start or dropped.
+    for (const op of this.#inFlight) {
+      if (!this.#boundAtDeath.has(op)) this.#boundAtDeath.set(op, Math.max(atMs, op.invokeMs));
+    }
+    // Those that ended without an answer before (timed out during a pause, say) went to this process or an earlier one.
+    for (const op of this.#unbounded) op.responseMs = Math.max(atMs, op.invokeMs);
+    this.#unbounded.clear();
   }
 
   /** From now on every session has ended (see {@linkcode History.settledMs}). */
@@ -170,7 +179,7 @@ export class HistoryRecorder {
     responseMs: number,
     result?: OpResult,
   ): void {
-    this.#ops.push({
+    const op: HistoryOp = {
       id: this.#ops.length,
       client: clientId,
       session: sessionId.toString(16),
@@ -178,7 +187,9 @@ export class HistoryRecorder {
       invokeMs,
       responseMs,
       result,
-    });
+    };
+    this.#ops.push(op);
+    if (result === undefined && responseMs === Infinity) this.#unbounded.add(op);
   }
 
   /** Run `input` on `client`, recording its invocation and outcome; resolves with the result (undefined: no answer). */
@@ -206,6 +217,7 @@ export class HistoryRecorder {
       op.result = result;
     } else {
       op.responseMs = this.#boundAtDeath.get(op) ?? Infinity;
+      if (op.responseMs === Infinity) this.#unbounded.add(op);
     }
     this.#boundAtDeath.delete(op);
     return result;

@@ -106,7 +106,12 @@ await Deno.writeTextFile(
 
 async function startRegistry(): Promise<ReadyProcess> {
   const env = { ...QUIET.env, ...(broken ? { DWT_REGISTRY_UNSAFE_EARLY_FAILURES: "1" } : {}) };
-  return await spawnReady(denoRun(here("../registry/main.ts"), "--config", config), { ...QUIET, env });
+  // stderr kept (errors only): a start refused after a crash is a finding, and says why.
+  return await spawnReady(denoRun(here("../registry/main.ts"), "--config", config), {
+    ...QUIET,
+    env,
+    stderr: "capture",
+  });
 }
 
 console.log(
@@ -367,37 +372,55 @@ async function injectFaults(): Promise<void> {
 // --- the run ---
 
 const workers: Worker[] = [];
-for (let i = 0; i < clientCount; i++) workers.push(await connectWorker(i));
-const faultRun = broken && expectViolation ? Promise.resolve() : injectFaults();
-await Promise.all(workers.map(work));
-stopWorkers = true;
-await faultRun;
-const answered = recorder.history.ops.filter((op) => op.result?.ok).length;
+let answered = 0;
+let runError: unknown;
+try {
+  for (let i = 0; i < clientCount; i++) workers.push(await connectWorker(i));
+  const faultRun = broken && expectViolation ? Promise.resolve() : injectFaults();
+  // A fault that breaks the run (a restart refused) ends it at once.
+  await Promise.all([...workers.map(work), faultRun]);
+  stopWorkers = true;
+  answered = recorder.history.ops.filter((op) => op.result?.ok).length;
 
-// Settle: one more kill -9 and restart bounds every operation left without an answer; then the clients close,
-// every session still open is given time to expire, and a fresh client reads everything.
-await killAndRestart();
-injected("kill -9 and restart");
-const reconnectBy = performance.now() + 10_000;
-while (workers.some((w) => !w.client.connected) && performance.now() < reconnectBy) await sleep(20);
-await Promise.all(workers.map((w) => w.client.close().catch(() => {})));
-const settleFromMs = Math.max(performance.now(), lastRestartMs);
-await sleep(Math.max(0, settleFromMs + SESSION_TIMEOUT_MS * 2 + 1000 - performance.now()));
-recorder.settled();
-const reader = await RegistryClient.connect(server.ready, { loop, requestTimeoutMs: 5000 });
-const readerId = clientCount;
-for (const key of keys) {
-  await recorder.call(readerId, reader, { kind: "get", path: key });
-  const listed = await recorder.call(readerId, reader, { kind: "children", path: key });
-  for (const name of (listed?.ok ? listed.children : undefined) ?? []) {
-    await recorder.call(readerId, reader, { kind: "get", path: `${key}/${name}` });
+  // Settle: one more kill -9 and restart bounds every operation left without an answer; then the clients close,
+  // every session still open is given time to expire, and a fresh client reads everything.
+  await killAndRestart();
+  injected("kill -9 and restart");
+  const reconnectBy = performance.now() + 10_000;
+  while (workers.some((w) => !w.client.connected) && performance.now() < reconnectBy) await sleep(20);
+  await Promise.all(workers.map((w) => w.client.close().catch(() => {})));
+  const settleFromMs = Math.max(performance.now(), lastRestartMs);
+  await sleep(Math.max(0, settleFromMs + SESSION_TIMEOUT_MS * 2 + 1000 - performance.now()));
+  recorder.settled();
+  const reader = await RegistryClient.connect(server.ready, { loop, requestTimeoutMs: 5000 });
+  const readerId = clientCount;
+  for (const key of keys) {
+    await recorder.call(readerId, reader, { kind: "get", path: key });
+    const listed = await recorder.call(readerId, reader, { kind: "children", path: key });
+    for (const name of (listed?.ok ? listed.children : undefined) ?? []) {
+      await recorder.call(readerId, reader, { kind: "get", path: `${key}/${name}` });
+    }
   }
+  await reader.close();
+} catch (error) {
+  runError = error;
+  stopWorkers = true;
 }
-await reader.close();
+await Promise.all(workers.map((w) => w.client.close().catch(() => {})));
 await server.stop("SIGKILL");
 await proxy.close();
+if (runError !== undefined) {
+  const kept = `${root}-data`;
+  await new Deno.Command("cp", { args: ["-a", dataDir, kept] }).output();
+  console.log(`the run broke; its data directory is kept in ${kept}:\n${(runError as Error).stack ?? runError}`);
+}
 if (tmpfs) await new Deno.Command("umount", { args: [dataDir] }).output();
 await Deno.remove(root, { recursive: true });
+if (runError !== undefined) {
+  console.log("FAIL: the run completed (see above)");
+  console.log("0 passed, 1 failed");
+  Deno.exit(1);
+}
 
 // --- the check ---
 
