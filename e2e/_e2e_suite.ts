@@ -114,9 +114,11 @@ export const scenarios: Scenario[] = [
     async run() {
       const loop = new EventLoop();
       const fired: number[] = [];
-      loop.runAfter(30, () => fired.push(30));
-      loop.runAfter(10, () => fired.push(10));
-      loop.runAfter(20, () => fired.push(20));
+      // One clock reading for all three, so a pause between the calls (a loaded machine) cannot reorder them.
+      const now = loop.now();
+      loop.runAt(now + 30, () => fired.push(30));
+      loop.runAt(now + 10, () => fired.push(10));
+      loop.runAt(now + 20, () => fired.push(20));
       let ticks = 0;
       const every = loop.runEvery(5, () => void ticks++);
       await sleep(60);

@@ -233,34 +233,51 @@ export class RegistryServer {
     }
     this.#keeper.start(counterFloor);
     this.#startedAt = this.#loop.now();
-    const server = new TcpServer(
-      this.#loop,
-      new InetAddress(this.#options.host, this.#options.port),
-      "RegistryServer",
-      { tls: this.#options.tls },
-    );
-    server.setConnectionCallback((connection) => this.#onConnection(connection));
-    server.setMessageCallback(this.#codec.onMessage);
-    // A client that never reads stops being read once its answers back up; one that still backs up (watch
-    // events it did not ask for this moment) past the hard limit is closed in #write.
-    applyFlowControl(server);
-    await server.start();
-    this.#server = server;
-    const udpPort = this.#options.heartbeatPort ?? server.address.port;
     try {
-      this.#udp = await UdpSocket.bind(this.#loop, new InetAddress(this.#options.host, udpPort));
+      await this.#listen();
     } catch (error) {
-      await server.stop();
       await this.#log?.close();
       this.#log = undefined;
       throw error;
     }
-    this.#udp.setMessageCallback((data, from) => this.#keeper.table.onDatagram(data, from));
+    const udp = this.#udp!;
+    udp.setMessageCallback((data, from) => this.#keeper.table.onDatagram(data, from));
     await this.#keeper.restore();
     getLogger().info(
-      `RegistryServer listening on ${server.address} (heartbeats on udp ${this.#udp.address.port}), ` +
+      `RegistryServer listening on ${this.#server!.address} (heartbeats on udp ${udp.address.port}), ` +
         `${this.tree.nodeCount} nodes, zxid ${this.#pipeline.lastZxid}`,
     );
+  }
+
+  /**
+   * Listen on TCP, then on UDP at the same port number unless told another. With port 0 the kernel picks a TCP port
+   * whose UDP twin may be taken by someone else: then another TCP port is picked (a few times).
+   */
+  async #listen(): Promise<void> {
+    const twinPicked = this.#options.port === 0 && this.#options.heartbeatPort === undefined;
+    for (let attempt = 1;; attempt++) {
+      const server = new TcpServer(
+        this.#loop,
+        new InetAddress(this.#options.host, this.#options.port),
+        "RegistryServer",
+        { tls: this.#options.tls },
+      );
+      server.setConnectionCallback((connection) => this.#onConnection(connection));
+      server.setMessageCallback(this.#codec.onMessage);
+      // A client that never reads stops being read once its answers back up; one that still backs up (watch
+      // events it did not ask for this moment) past the hard limit is closed in #write.
+      applyFlowControl(server);
+      await server.start();
+      const udpPort = this.#options.heartbeatPort ?? server.address.port;
+      try {
+        this.#udp = await UdpSocket.bind(this.#loop, new InetAddress(this.#options.host, udpPort));
+        this.#server = server;
+        return;
+      } catch (error) {
+        await server.stop();
+        if (!twinPicked || attempt >= 16) throw error;
+      }
+    }
   }
 
   /** Stop serving: close every connection, stop tracking sessions, flush the log. */
