@@ -70,6 +70,7 @@ export class ChannelRouter implements CallRouter, ClientTransportEvents {
   // When the registry client last reported a session event (loop time): an empty list soon after one is suspect.
   #lastSessionEventMs = -Infinity;
   #stopFollowingSession: (() => void) | undefined;
+  readonly #refreshRetries = new Set<TimerId>();
 
   /** The router of a channel with these options. */
   constructor(options: RpcChannelOptions) {
@@ -111,6 +112,8 @@ export class ChannelRouter implements CallRouter, ClientTransportEvents {
     if (this.#keepaliveTimer !== undefined) this.loop.cancel(this.#keepaliveTimer);
     this.#keepaliveTimer = undefined;
     this.#stopFollowingSession?.();
+    for (const timer of this.#refreshRetries) this.loop.cancel(timer);
+    this.#refreshRetries.clear();
     for (const discovery of this.#discoveries.values()) {
       if (discovery.graceTimer !== undefined) this.loop.cancel(discovery.graceTimer);
     }
@@ -191,13 +194,7 @@ export class ChannelRouter implements CallRouter, ClientTransportEvents {
     const registry = this.#options.registry!;
     const path = `/${service}`;
     const before = discovery.addresses;
-    const rewatch = (event: WatchedEvent) => {
-      if (!this.#closed) {
-        this.#refresh(service, discovery, event).catch((error) =>
-          getLogger().warn(`RpcChannel: cannot refresh providers of ${service}`, { error })
-        );
-      }
-    };
+    const rewatch = (event: WatchedEvent) => this.#refreshUntilDone(service, discovery, event);
     let listed: string[];
     try {
       listed = await registry.children(path, watch ? { watch: rewatch } : {});
@@ -228,6 +225,28 @@ export class ChannelRouter implements CallRouter, ClientTransportEvents {
     // Nothing is remembered of providers that left.
     for (const address of this.#ejected.keys()) if (!this.#isListed(address)) this.#ejected.delete(address);
     getLogger().debug(`RpcChannel: providers of ${service}: ${discovery.addresses.join(", ") || "none"}`);
+  }
+
+  /**
+   * Refresh after a watch fired (or a grace ended), and try again until it works: the watch that fired is spent,
+   * so a refresh that fails (the connection lost mid-read) and is not retried would leave this service unwatched
+   * and its list stale for good. The back-off doubles from 100 ms to 5 s; a new session re-reads by itself too.
+   */
+  #refreshUntilDone(service: string, discovery: Discovery, trigger: WatchedEvent | undefined, watch = true): void {
+    let backoffMs = 100;
+    const attempt = () => {
+      if (this.#closed || this.#discoveries.get(service) !== discovery) return;
+      this.#refresh(service, discovery, trigger, watch).catch((error) => {
+        getLogger().warn(`RpcChannel: cannot refresh providers of ${service}; again in ${backoffMs} ms`, { error });
+        const timer = this.loop.runAfter(backoffMs, () => {
+          this.#refreshRetries.delete(timer);
+          attempt();
+        });
+        this.#refreshRetries.add(timer);
+        backoffMs = Math.min(backoffMs * 2, 5000);
+      });
+    };
+    attempt();
   }
 
   /**
@@ -265,9 +284,7 @@ export class ChannelRouter implements CallRouter, ClientTransportEvents {
       discovery.graceTimer = this.loop.runAfter(leftMs, () => {
         discovery.graceTimer = undefined;
         if (this.#closed) return;
-        this.#refresh(service, discovery, undefined, false).catch((error) =>
-          getLogger().warn(`RpcChannel: cannot refresh providers of ${service}`, { error })
-        );
+        this.#refreshUntilDone(service, discovery, undefined, false);
       });
     }
     return true;

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { EventLoop } from "../reactor/event_loop.ts";
 import { NodeType } from "../registry/registry.ts";
 import { RegistryClient } from "../registry/registry_client.ts";
+import { RegistryError, RegistryErrorCode } from "../registry/registry_error.ts";
 import { RegistryServer } from "../registry/registry_server.ts";
 import { until } from "../reactor/testdata/until.ts";
 import { parseRpcConfig } from "./rpc_application.ts";
@@ -149,4 +150,41 @@ Deno.test("parseRpcConfig reads rpcclient_empty_list_grace_ms and refuses a bad 
     () => parseRpcConfig({ ...base, rpcclient_empty_list_grace_ms: -5 }, "caller.json"),
     /caller\.json: 'rpcclient_empty_list_grace_ms' must be an integer >= 0: current value is -5/,
   );
+});
+
+Deno.test("RpcChannel reads the list again until it works when the read after a watch fails", async () => {
+  const loop = new EventLoop();
+  const server = new RegistryServer({ port: 0, heartbeatPort: 0, loop });
+  await server.start();
+  const publisher = await RegistryClient.connect(server.address, { loop });
+  const client = await RegistryClient.connect(server.address, { loop });
+  // The real client, with its next reads of children failing as a lost connection would make them.
+  let failures = 0;
+  const flaky = new Proxy(client, {
+    get(target, property) {
+      if (property === "children" && failures > 0) {
+        return () => {
+          failures--;
+          return Promise.reject(new RegistryError(RegistryErrorCode.CONNECTION_LOSS, "Cannot list: injected"));
+        };
+      }
+      const value = Reflect.get(target, property);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  const channel = new RpcChannel({ loop, registry: flaky });
+  try {
+    await publisher.create("/test.Echo", "");
+    await publisher.create("/test.Echo/127.0.0.1:1", "", { nodeType: NodeType.EPHEMERAL });
+    assert.deepEqual(await channel.providersOf("test.Echo"), ["127.0.0.1:1"]);
+    failures = 2;
+    // The watch fires for this one; the first two reads after it fail.
+    await publisher.create("/test.Echo/127.0.0.1:2", "", { nodeType: NodeType.EPHEMERAL });
+    await until(async () => (await channel.providersOf("test.Echo")).length === 2, 3000, "the second provider");
+    assert.equal(failures, 0);
+  } finally {
+    await channel.close();
+    await Promise.all([publisher.close(), client.close()]);
+    await server.stop();
+  }
 });
