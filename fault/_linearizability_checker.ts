@@ -42,7 +42,7 @@ const SEMANTIC_CODES = new Set(["NO_NODE", "NODE_EXISTS", "BAD_VERSION", "NOT_EM
 export interface CheckOptions {
   /**
    * Search steps per partition before its outcome is "unknown".
-   * @default {2000000}
+   * @default {1000000 + 10 per op of the partition: a linearizable history takes about 1.5 per op}
    */
   maxStepsPerPartition?: number;
   /**
@@ -536,7 +536,6 @@ function window(ops: readonly CheckedOp[], blocked: number, limit = 14): string 
  * ```
  */
 export function checkHistory(history: History, options: CheckOptions = {}): CheckReport {
-  const maxSteps = options.maxStepsPerPartition ?? 2_000_000;
   const byPartition = new Map<string, CheckedOp[]>();
   const add = (partition: string, op: CheckedOp) => {
     let list = byPartition.get(partition);
@@ -581,6 +580,7 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chec
   const partitions: PartitionReport[] = [];
   for (const partition of [...byPartition.keys()].sort()) {
     const ops = byPartition.get(partition)!.sort((a, b) => a.invokeMs - b.invokeMs);
+    const maxSteps = options.maxStepsPerPartition ?? 1_000_000 + 10 * ops.length;
     let result = search(ops, maxSteps, [0x9e3779b9, 0x85ebca6b]);
     if (result.outcome === "violation") {
       // Confirm with other hash values: a collision may have pruned a configuration never explored.
