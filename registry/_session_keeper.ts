@@ -192,7 +192,7 @@ export class SessionKeeper {
 
   /** Serve a close request: the session ends for everyone once its closeSession is durable; then answer. */
   close(state: RegistryConnection, session: Session, xid: number): void {
-    this.#table.remove(session, false);
+    this.#table.remove(session);
     this.#options.watches.removeWatcher(session);
     const slot = state.reserve();
     this.#logCloseSession(session.id, (error) => {
@@ -216,6 +216,7 @@ export class SessionKeeper {
     // nodes are gone for everyone (or their removal failed and is being retried): a client told of its expiry must
     // not then read its own ephemerals.
     this.#logCloseSession(session.id, () => {
+      this.#table.rememberExpired(session);
       if (!connection?.connected) return;
       const error = new RegistryError(RegistryErrorCode.SESSION_EXPIRED, `Session ${session.id} has expired`);
       this.#options.replies.send(connection.connection, this.#options.replies.errorFrame(0, error));

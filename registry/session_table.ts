@@ -113,7 +113,7 @@ export class SessionTable {
       onExpire: (id) => {
         const session = this.#sessions.get(id);
         if (session === undefined) return;
-        this.remove(session, true);
+        this.remove(session);
         this.#options.onExpire(session);
       },
     });
@@ -189,13 +189,26 @@ export class SessionTable {
     this.#tracker.add(session.id);
   }
 
-  /** Remove a session (closed or expired); an expired one is remembered for expiry notices. */
-  remove(session: Session, expired: boolean): void {
+  /** Remove a session (closed or expired). */
+  remove(session: Session): void {
     if (this.#sessions.get(session.id) !== session) return;
     this.#sessions.delete(session.id);
     this.#tracker.remove(session.id);
     if (session.ip !== "") this.#dropIp(session.ip);
-    if (expired) this.#remember(session);
+  }
+
+  /**
+   * Answer the heartbeats of an expired session with expiry notices from now on: called once its end (its ephemeral
+   * nodes deleted) is durable and visible, so a client told of its expiry never reads its own ephemerals after.
+   */
+  rememberExpired(session: Session): void {
+    const now = this.#loop.now();
+    this.#expired.set(session.id, { key: session.key, atMs: now });
+    // Oldest first (insertion order): drop what is too old or over the count.
+    for (const [id, entry] of this.#expired) {
+      if (this.#expired.size <= REMEMBER_EXPIRED && now - entry.atMs < REMEMBER_EXPIRED_MS) break;
+      this.#expired.delete(id);
+    }
   }
 
   #dropIp(ip: string): void {
@@ -259,15 +272,5 @@ export class SessionTable {
         this.#stats.expiryNotices++;
         this.#options.sendDatagram(notice, from);
       }, () => {});
-  }
-
-  #remember(session: Session): void {
-    const now = this.#loop.now();
-    this.#expired.set(session.id, { key: session.key, atMs: now });
-    // Oldest first (insertion order): drop what is too old or over the count.
-    for (const [id, entry] of this.#expired) {
-      if (this.#expired.size <= REMEMBER_EXPIRED && now - entry.atMs < REMEMBER_EXPIRED_MS) break;
-      this.#expired.delete(id);
-    }
   }
 }
