@@ -13,11 +13,11 @@
 import { parseArgs } from "node:util";
 import { EventLoop } from "../reactor/event_loop.ts";
 import { getLogger, LogLevel } from "../reactor/logger.ts";
-import { NodeType } from "../registry/data_tree.ts";
+import { NodeType } from "../registry/server/data_tree.ts";
 import type { Registry } from "../registry/registry.ts";
-import { RegistryClient } from "../registry/registry_client.ts";
+import { RegistryClient } from "../registry/client/registry_client.ts";
 import { startZooKeeper } from "../registry/testdata/zookeeper_server.ts";
-import { ZooKeeperRegistry } from "../registry/zookeeper_registry.ts";
+import { ZooKeeperRegistry } from "../registry/zookeeper/zookeeper_registry.ts";
 import { loadProtoFile, RpcChannel, RpcProvider, serviceDefinition, type StubMethod } from "../rpc/mod.ts";
 import { defaultBackend } from "../reactor/backend/mod.ts";
 import { startRegistry } from "./_spawn_ready.ts";

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { RegistryClient } from "../registry/registry_client.ts";
+import type { RegistryClient } from "../registry/client/registry_client.ts";
 import { NodeType, type Stat } from "../registry/registry.ts";
 import { RegistryError, RegistryErrorCode, registryErrorCodeName } from "../registry/registry_error.ts";
 

@@ -7,7 +7,7 @@
 import { EventLoop } from "../reactor/event_loop.ts";
 import { getLogger, LogLevel } from "../reactor/logger.ts";
 import { NodeType } from "../registry/registry.ts";
-import { RegistryClient } from "../registry/registry_client.ts";
+import { RegistryClient } from "../registry/client/registry_client.ts";
 import { RegistryError, RegistryErrorCode, registryErrorCodeName } from "../registry/registry_error.ts";
 
 getLogger().level = LogLevel.FATAL;

@@ -25,9 +25,9 @@ import { newUserServiceRpcStub } from "../examples/rpc/user_pb.ts";
 import { EventLoop } from "../reactor/event_loop.ts";
 import { getLogger, LogLevel } from "../reactor/logger.ts";
 import { decodeClientFrame, decodeServerFrame, encodeClientFrame } from "../registry/_codec.ts";
-import { JuteReader } from "../registry/_jute.ts";
-import { NodeType } from "../registry/data_tree.ts";
-import { RegistryClient } from "../registry/registry_client.ts";
+import { JuteReader } from "../registry/zookeeper/_jute.ts";
+import { NodeType } from "../registry/server/data_tree.ts";
+import { RegistryClient } from "../registry/client/registry_client.ts";
 import { decodeRpcFrame, encodeRpcFrame } from "../rpc/_rpc_codec.ts";
 import { RpcChannel } from "../rpc/rpc_channel.ts";
 

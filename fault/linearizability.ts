@@ -30,7 +30,7 @@ import { denoRun, type ReadyProcess, spawnReady } from "../reactor/testdata/spaw
 import { EventLoop } from "../reactor/event_loop.ts";
 import { InetAddress } from "../reactor/inet_address.ts";
 import { getLogger, LogLevel } from "../reactor/logger.ts";
-import { RegistryClient } from "../registry/registry_client.ts";
+import { RegistryClient } from "../registry/client/registry_client.ts";
 import { PartitionProxy } from "../registry/testdata/partition_proxy.ts";
 
 const { values } = parseArgs({

@@ -17,7 +17,7 @@ import { denoRun, spawnReady } from "../reactor/testdata/spawn_ready.ts";
 import { EventLoop } from "../reactor/event_loop.ts";
 import { getLogger, LogLevel } from "../reactor/logger.ts";
 import { encodeClientFrame } from "../registry/_codec.ts";
-import { RegistryClient } from "../registry/registry_client.ts";
+import { RegistryClient } from "../registry/client/registry_client.ts";
 
 const { values } = parseArgs({
   args: Deno.args,

@@ -20,7 +20,7 @@ import { QUIET } from "./_harness.ts";
 import { denoRun, type ReadyProcess, spawnReady } from "../reactor/testdata/spawn_ready.ts";
 import { EventLoop } from "../reactor/event_loop.ts";
 import { getLogger, LogLevel } from "../reactor/logger.ts";
-import { RegistryClient } from "../registry/registry_client.ts";
+import { RegistryClient } from "../registry/client/registry_client.ts";
 import { RegistryError, RegistryErrorCode } from "../registry/registry_error.ts";
 
 const { values } = parseArgs({

@@ -33,7 +33,7 @@ import { denoRun, type ReadyProcess, spawnReady } from "../reactor/testdata/spaw
 import { EventLoop } from "../reactor/event_loop.ts";
 import { getLogger, LogLevel } from "../reactor/logger.ts";
 import { RegistryError, RegistryErrorCode } from "../registry/registry_error.ts";
-import { ZooKeeperRegistry } from "../registry/zookeeper_registry.ts";
+import { ZooKeeperRegistry } from "../registry/zookeeper/zookeeper_registry.ts";
 import { ServerState, ZooKeeperEnsemble } from "../registry/testdata/zookeeper_ensemble.ts";
 
 const FAULT_NAMES = ["leader-kill", "freeze", "quorum-loss", "rolling-restart", "provider-restart"] as const;

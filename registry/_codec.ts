@@ -8,7 +8,7 @@
 
 import protobuf from "protobufjs";
 import { REGISTRY_PROTO } from "../proto/registry_proto.ts";
-import type { NodeType, Stat } from "./data_tree.ts";
+import type { NodeType, Stat } from "./server/data_tree.ts";
 import { RegistryError, RegistryErrorCode } from "./registry_error.ts";
 
 const root = protobuf.parse(REGISTRY_PROTO, { keepCase: false }).root;

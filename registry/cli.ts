@@ -18,13 +18,13 @@ import type { NetBackend } from "../reactor/backend/net_backend.ts";
 import { parseArgs } from "../reactor/backend/parse_args.ts";
 import { EventLoop } from "../reactor/event_loop.ts";
 import { getLogger, LogLevel } from "../reactor/logger.ts";
-import { EventType, NodeType, type Stat } from "./data_tree.ts";
+import { EventType, NodeType, type Stat } from "./server/data_tree.ts";
 import { joinPath } from "./path.ts";
 import type { Registry } from "./registry.ts";
-import { RegistryClient } from "./registry_client.ts";
+import { RegistryClient } from "./client/registry_client.ts";
 import { RegistryError, RegistryErrorCode } from "./registry_error.ts";
-import { REGISTRY_SERVER_DEFAULTS } from "./registry_server_options.ts";
-import { ZooKeeperRegistry } from "./zookeeper_registry.ts";
+import { REGISTRY_SERVER_DEFAULTS } from "./server/registry_server_options.ts";
+import { ZooKeeperRegistry } from "./zookeeper/zookeeper_registry.ts";
 
 const HELP = `Commands:
   create <path> [data] [type]   create a node; type 1 persistent (default), 2 ephemeral; add 's' for sequential (1s, 2s)

@@ -34,9 +34,9 @@ import {
   type RegistryConfig,
   registryServerOptions,
   registryStatusOptions,
-} from "./registry_config.ts";
-import { startRegistryStatus } from "./registry_status.ts";
-import { RegistryServer } from "./registry_server.ts";
+} from "./server/registry_config.ts";
+import { startRegistryStatus } from "./server/registry_status.ts";
+import { RegistryServer } from "./server/registry_server.ts";
 
 /**
  * Run the registry server program with command-line `args`; resolves with its exit status once it has stopped

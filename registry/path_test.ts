@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { EventLoop } from "../reactor/event_loop.ts";
 import { decodeClientFrame, decodeServerFrame, encodeClientFrame, invalidFrameXid } from "./_codec.ts";
 import { basename, joinPath, parentOf, validatePath } from "./path.ts";
-import { RegistryClient } from "./registry_client.ts";
+import { RegistryClient } from "./client/registry_client.ts";
 import { RegistryError, RegistryErrorCode } from "./registry_error.ts";
-import { RegistryServer } from "./registry_server.ts";
+import { RegistryServer } from "./server/registry_server.ts";
 import { needs } from "../reactor/testdata/permissions.ts";
 
 Deno.test("validatePath accepts absolute paths and says what is wrong with bad ones", () => {

@@ -109,8 +109,8 @@ export interface WatchedEvent {
  * ```ts
  * import { EventLoop } from "../reactor/event_loop.ts";
  * import type { WatchCallback } from "./registry.ts";
- * import { RegistryClient } from "./registry_client.ts";
- * import { RegistryServer } from "./registry_server.ts";
+ * import { RegistryClient } from "./client/registry_client.ts";
+ * import { RegistryServer } from "./server/registry_server.ts";
  *
  * const loop = new EventLoop();
  * const server = new RegistryServer({ port: 0, loop });
@@ -189,8 +189,8 @@ export interface CreateOptions {
    * ```ts
    * import { NodeType } from "./registry.ts";
    * import { EventLoop } from "../reactor/event_loop.ts";
-   * import { RegistryClient } from "./registry_client.ts";
-   * import { RegistryServer } from "./registry_server.ts";
+   * import { RegistryClient } from "./client/registry_client.ts";
+   * import { RegistryServer } from "./server/registry_server.ts";
    * import assert from "node:assert/strict";
    *
    * const loop = new EventLoop();

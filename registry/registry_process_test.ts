@@ -1,8 +1,8 @@
 // The registry as users run it: a real server process, real CLI processes, kill -9.
 import assert from "node:assert/strict";
 import { EventLoop } from "../reactor/event_loop.ts";
-import { NodeType } from "./data_tree.ts";
-import { RegistryClient } from "./registry_client.ts";
+import { NodeType } from "./server/data_tree.ts";
+import { RegistryClient } from "./client/registry_client.ts";
 import { needs } from "../reactor/testdata/permissions.ts";
 import { denoRun, type ReadyProcess, spawnReady } from "../reactor/testdata/spawn_ready.ts";
 import { until } from "../reactor/testdata/until.ts";

@@ -32,11 +32,11 @@
 import { defaultBackend } from "../reactor/backend/default.ts";
 import type { NetBackend } from "../reactor/backend/net_backend.ts";
 import { parseArgs } from "../reactor/backend/parse_args.ts";
-import { LOG_NAME, scanDataDir, type ScanResult, SNAPSHOT_NAME, zxidOfName } from "./_data_dir.ts";
-import type { Damage, TornTail } from "./damage.ts";
-import { checkLogHeader, encodeLogHeader, LOG_HEADER_BYTES, readRecord } from "./txn_record.ts";
+import { LOG_NAME, scanDataDir, type ScanResult, SNAPSHOT_NAME, zxidOfName } from "./storage/_data_dir.ts";
+import type { Damage, TornTail } from "./storage/damage.ts";
+import { checkLogHeader, encodeLogHeader, LOG_HEADER_BYTES, readRecord } from "./storage/txn_record.ts";
 
-export type { Damage, TornTail } from "./damage.ts";
+export type { Damage, TornTail } from "./storage/damage.ts";
 
 /**
  * One thing the repair does (or would do) to one file.

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { formatRepairReport, main, repairDataDir } from "./repair.ts";
-import { TxnLog } from "./txn_log.ts";
+import { TxnLog } from "./storage/txn_log.ts";
 import {
   appendRange,
   assertPaths,

@@ -15,7 +15,7 @@
  */
 
 import { getLogger } from "../reactor/logger.ts";
-import { NodeType } from "../registry/data_tree.ts";
+import { NodeType } from "../registry/server/data_tree.ts";
 import type { Registry } from "../registry/registry.ts";
 import { RegistryError, RegistryErrorCode } from "../registry/registry_error.ts";
 import type { ServiceDefinition } from "./service_definition.ts";

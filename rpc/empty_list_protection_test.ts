@@ -4,9 +4,9 @@
 import assert from "node:assert/strict";
 import { EventLoop } from "../reactor/event_loop.ts";
 import { NodeType } from "../registry/registry.ts";
-import { RegistryClient } from "../registry/registry_client.ts";
+import { RegistryClient } from "../registry/client/registry_client.ts";
 import { RegistryError, RegistryErrorCode } from "../registry/registry_error.ts";
-import { RegistryServer } from "../registry/registry_server.ts";
+import { RegistryServer } from "../registry/server/registry_server.ts";
 import { until } from "../reactor/testdata/until.ts";
 import { parseRpcConfig } from "./rpc_application.ts";
 import { RpcChannel, type RpcChannelOptions, type StubMethod } from "./rpc_channel.ts";

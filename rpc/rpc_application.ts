@@ -21,13 +21,13 @@ import {
   StderrLogOutput,
 } from "../reactor/logger.ts";
 import type { Registry } from "../registry/registry.ts";
-import { RegistryClient } from "../registry/registry_client.ts";
+import { RegistryClient } from "../registry/client/registry_client.ts";
 import {
   parseConnectString,
   ZOOKEEPER_DEFAULT_PORT,
   ZOOKEEPER_REGISTRY_DEFAULTS,
   ZooKeeperRegistry,
-} from "../registry/zookeeper_registry.ts";
+} from "../registry/zookeeper/zookeeper_registry.ts";
 import { SERVER_LIMIT_NAMES, SERVER_LIMITS } from "./_server_limits.ts";
 import { RpcChannel, type RpcChannelOptions } from "./rpc_channel.ts";
 import { RpcProvider, type RpcProviderOptions } from "./rpc_provider.ts";

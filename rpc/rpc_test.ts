@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { EventLoop } from "../reactor/event_loop.ts";
 import { encodeRpcFrame } from "./_rpc_codec.ts";
-import { RegistryClient } from "../registry/registry_client.ts";
-import { RegistryServer } from "../registry/registry_server.ts";
+import { RegistryClient } from "../registry/client/registry_client.ts";
+import { RegistryServer } from "../registry/server/registry_server.ts";
 import { RpcChannel, type StubMethod } from "./rpc_channel.ts";
 import { RpcController } from "./rpc_controller.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";

@@ -3,8 +3,8 @@
 import assert from "node:assert/strict";
 import { EventLoop } from "../reactor/event_loop.ts";
 import { selfSignedCertificate } from "../reactor/testdata/self_signed.ts";
-import { RegistryClient } from "../registry/registry_client.ts";
-import { RegistryServer } from "../registry/registry_server.ts";
+import { RegistryClient } from "../registry/client/registry_client.ts";
+import { RegistryServer } from "../registry/server/registry_server.ts";
 import { RpcChannel, type StubMethod } from "./rpc_channel.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
 import { RpcProvider } from "./rpc_provider.ts";

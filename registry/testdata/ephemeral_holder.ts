@@ -5,8 +5,8 @@
 import { defaultBackend } from "../../reactor/backend/default.ts";
 import { EventLoop } from "../../reactor/event_loop.ts";
 import { getLogger, LogLevel } from "../../reactor/logger.ts";
-import { NodeType } from "../data_tree.ts";
-import { RegistryClient } from "../registry_client.ts";
+import { NodeType } from "../server/data_tree.ts";
+import { RegistryClient } from "../client/registry_client.ts";
 
 getLogger().level = LogLevel.ERROR;
 const [address, path] = defaultBackend().process.args() as [string, string];

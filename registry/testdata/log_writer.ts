@@ -1,7 +1,7 @@
 // A child process for crash tests: appends records to the TxnLog of DIR until killed, printing `READY ZXID` once
 // open and `acked ZXID` once a record is durable. Usage: log_writer.ts DIR SNAPSHOT_EVERY_TXNS
 import { Logger, setLogger } from "../../reactor/logger.ts";
-import { TxnLog } from "../txn_log.ts";
+import { TxnLog } from "../storage/txn_log.ts";
 import { appendRange, backend } from "./storage_fixture.ts";
 
 setLogger(new Logger({ outputs: [] }));

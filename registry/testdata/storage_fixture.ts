@@ -2,10 +2,10 @@
 import assert from "node:assert/strict";
 import { defaultBackend } from "../../reactor/backend/default.ts";
 import { Logger, type LogOutput, setLogger } from "../../reactor/logger.ts";
-import type { DataTree } from "../data_tree.ts";
+import type { DataTree } from "../server/data_tree.ts";
 import type { RegistryError } from "../registry_error.ts";
-import { applyRecord, TxnLog, type TxnLogOptions, type TxnRecord } from "../txn_log.ts";
-import { LOG_HEADER_BYTES, readRecord } from "../txn_record.ts";
+import { applyRecord, TxnLog, type TxnLogOptions, type TxnRecord } from "../storage/txn_log.ts";
+import { LOG_HEADER_BYTES, readRecord } from "../storage/txn_record.ts";
 
 export const backend = defaultBackend();
 

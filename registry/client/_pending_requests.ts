@@ -1,0 +1,161 @@
+/**
+ * The requests a registry client waits on, shared by both clients: xids, one timeout each, answers matched by
+ * xid, requests made while no connection can carry them held in order until one can, and the failures a lost
+ * connection, an expiry or a close brings.
+ *
+ * @module
+ */
+
+import type { EventLoop } from "../../reactor/event_loop.ts";
+import type { TimerId } from "../../reactor/timer_queue.ts";
+import { RegistryError, RegistryErrorCode } from "../registry_error.ts";
+
+/**
+ * One request: what it is (for error messages), its packet until it is sent, and how its answer settles it.
+ * `Reply` is the decoded answer as the wire protocol hands it over (a frame, a jute reader).
+ */
+export interface PendingRequest<Reply> {
+  readonly xid: number;
+  /** For messages: "Cannot <what> as ...". */
+  readonly what: string;
+  /** The bytes to send, kept while the request waits for a connection. */
+  packet: Uint8Array | undefined;
+  /** Whether it has gone out on the current connection (only those can be answered, or lost with it). */
+  sent: boolean;
+  /** Whether it opens or resumes a session (the client handles its refusal where it asked). */
+  readonly opensSession: boolean;
+  timer: TimerId | undefined;
+  /** Turns the answer into the caller's value, synchronously (the answer's bytes are reused afterwards). */
+  readonly decode: ((reply: Reply) => unknown) | undefined;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (error: RegistryError) => void;
+}
+
+/**
+ * The table of pending requests. Called on the client's loop only. Per request it costs one promise and one
+ * timer; answers are looked up by xid. Not-yet-sent requests stay in creation order (xid order), so a client
+ * that holds requests across a reconnect sends them in the order they were made.
+ */
+export class PendingRequests<Reply> {
+  readonly #loop: EventLoop;
+  readonly #timeoutMs: number;
+  readonly #peer: string;
+  #nextXid = 1;
+  #requests = new Map<number, PendingRequest<Reply>>();
+
+  /** `peer` names the server in timeout messages ("the registry", "ZooKeeper"). */
+  constructor(loop: EventLoop, timeoutMs: number, peer: string) {
+    this.#loop = loop;
+    this.#timeoutMs = timeoutMs;
+    this.#peer = peer;
+  }
+
+  /** Requests waiting for an answer or a connection. */
+  get size(): number {
+    return this.#requests.size;
+  }
+
+  /** The xid for the next request: 1 up to 2^31 - 1, then 1 again (0 and negatives are the server's). */
+  nextXid(): number {
+    const xid = this.#nextXid;
+    this.#nextXid = xid >= 0x7fff_ffff ? 1 : xid + 1;
+    return xid;
+  }
+
+  /**
+   * Wait for the answer to request `xid`, for at most the request timeout (then OPERATION_TIMEOUT). With `sent`
+   * false the request waits for {@linkcode PendingRequests.unsent} to hand its `packet` to a connection.
+   */
+  add<T>(
+    xid: number,
+    what: string,
+    sent: boolean,
+    packet?: Uint8Array,
+    decode?: (reply: Reply) => T,
+    opensSession = false,
+  ): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const request: PendingRequest<Reply> = {
+        xid,
+        what,
+        packet: sent ? undefined : packet,
+        sent,
+        opensSession,
+        timer: undefined,
+        decode,
+        resolve: resolve as (value: unknown) => void,
+        reject,
+      };
+      request.timer = this.#loop.runAfter(this.#timeoutMs, () => this.#timeout(request));
+      this.#requests.set(xid, request);
+    });
+  }
+
+  /** The sent request `xid` answers, taken out of the table (undefined when it timed out or failed already). */
+  take(xid: number): PendingRequest<Reply> | undefined {
+    const request = this.#requests.get(xid);
+    if (request === undefined || !request.sent) return undefined;
+    this.#requests.delete(xid);
+    this.#loop.cancel(request.timer!);
+    return request;
+  }
+
+  /** Settle a taken request with its answer; an answer that does not decode is a MARSHALLING_ERROR. */
+  settle(request: PendingRequest<Reply>, reply: Reply): void {
+    if (request.decode === undefined) {
+      request.resolve(reply);
+      return;
+    }
+    let value: unknown;
+    try {
+      value = request.decode(reply);
+    } catch (error) {
+      request.reject(
+        new RegistryError(RegistryErrorCode.MARSHALLING_ERROR, `Cannot ${request.what}: the answer does not parse`, {
+          cause: error,
+        }),
+      );
+      return;
+    }
+    request.resolve(value);
+  }
+
+  /** The requests still to send, in order, marked sent (the caller sends each `packet` now). */
+  unsent(): PendingRequest<Reply>[] {
+    const unsent: PendingRequest<Reply>[] = [];
+    for (const request of this.#requests.values()) {
+      if (request.sent) continue;
+      request.sent = true;
+      unsent.push(request);
+    }
+    return unsent;
+  }
+
+  /**
+   * Fail requests with `code` ("Cannot <what> as <why>"): the sent ones, or with `all` the waiting ones too (a
+   * lost connection or an expiry fails what went out on it; waiting requests go only at a close).
+   */
+  fail(code: RegistryErrorCode, why: string, all = false): void {
+    const failed: PendingRequest<Reply>[] = [];
+    for (const request of this.#requests.values()) {
+      if (!request.sent && !all) continue;
+      failed.push(request);
+    }
+    for (const request of failed) {
+      this.#requests.delete(request.xid);
+      this.#loop.cancel(request.timer!);
+    }
+    for (const request of failed) request.reject(new RegistryError(code, `Cannot ${request.what} as ${why}`));
+  }
+
+  #timeout(request: PendingRequest<Reply>): void {
+    if (this.#requests.get(request.xid) !== request) return;
+    this.#requests.delete(request.xid);
+    request.reject(
+      new RegistryError(
+        RegistryErrorCode.OPERATION_TIMEOUT,
+        `Cannot ${request.what} as ${this.#peer} did not answer within ${this.#timeoutMs} ms`,
+      ),
+    );
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * Session liveness (the seed's HeapTimer + HeapHeartbeatCounter): every `heartbeatTimeoutMs` without a sign of
+ * life counts one miss, any sign of life resets the count, and at `heartbeatMaxCount` consecutive misses the
+ * session expires. One loop timer per session; all of them share the loop's single host timer.
+ *
+ * @module
+ */
+
+import type { EventLoop } from "../../reactor/event_loop.ts";
+import type { TimerId } from "../../reactor/timer_queue.ts";
+
+/** Options of {@linkcode SessionTracker}. */
+export interface SessionTrackerOptions {
+  /** Milliseconds without a heartbeat that count as one miss (the seed's `heartbeatTimeout`). */
+  heartbeatTimeoutMs: number;
+  /** Consecutive misses that expire a session (the seed's `heartbeatMaxCount`). */
+  heartbeatMaxCount: number;
+  /**
+   * Milliseconds after a sign of life before the first miss period starts: the client's heartbeat interval,
+   * since a heartbeat is only missing once it is due. So a session lives `heartbeatMaxCount` periods after its
+   * client goes silent, never less.
+   * @default {0}
+   */
+  graceMs?: number;
+  /** Told when a session expires; it is no longer tracked by then. */
+  onExpire: (sessionId: bigint) => void;
+}
+
+interface Tracked {
+  misses: number;
+  timer: TimerId;
+}
+
+/**
+ * Tracks sessions on a loop.
+ *
+ * @example
+ * ```ts
+ * import { EventLoop } from "../../reactor/event_loop.ts";
+ * import { SessionTracker } from "./session_tracker.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const loop = new EventLoop();
+ * const expired = Promise.withResolvers<bigint>();
+ * const tracker = new SessionTracker(loop, { heartbeatTimeoutMs: 5, heartbeatMaxCount: 2, onExpire: expired.resolve });
+ * tracker.add(1n);
+ * assert.equal(await expired.promise, 1n);
+ * assert.equal(tracker.size, 0);
+ * ```
+ */
+export class SessionTracker {
+  readonly #loop: EventLoop;
+  readonly #options: SessionTrackerOptions;
+  readonly #sessions = new Map<bigint, Tracked>();
+
+  /** Track sessions on `loop`. */
+  constructor(loop: EventLoop, options: SessionTrackerOptions) {
+    if (!(options.heartbeatTimeoutMs > 0)) {
+      throw new RangeError(
+        `Cannot track sessions as 'heartbeatTimeoutMs' must be > 0: current value is ${options.heartbeatTimeoutMs}`,
+      );
+    }
+    if (!Number.isInteger(options.heartbeatMaxCount) || options.heartbeatMaxCount < 1) {
+      throw new RangeError(
+        `Cannot track sessions as 'heartbeatMaxCount' must be an integer >= 1: current value is ${options.heartbeatMaxCount}`,
+      );
+    }
+    this.#loop = loop;
+    this.#options = options;
+  }
+
+  /** Sessions tracked. */
+  get size(): number {
+    return this.#sessions.size;
+  }
+
+  /** Whether a session is tracked (alive). */
+  has(sessionId: bigint): boolean {
+    return this.#sessions.has(sessionId);
+  }
+
+  /** Misses counted for a session since its last sign of life (-1 when unknown). */
+  misses(sessionId: bigint): number {
+    return this.#sessions.get(sessionId)?.misses ?? -1;
+  }
+
+  /** Start tracking a session, as if it had just sent a heartbeat. */
+  add(sessionId: bigint): void {
+    this.remove(sessionId);
+    this.#sessions.set(sessionId, { misses: 0, timer: this.#arm(sessionId, this.#options.graceMs ?? 0) });
+  }
+
+  /** A sign of life: reset the miss count. Returns false for an unknown session. */
+  touch(sessionId: bigint): boolean {
+    const tracked = this.#sessions.get(sessionId);
+    if (tracked === undefined) return false;
+    tracked.misses = 0;
+    this.#loop.cancel(tracked.timer);
+    tracked.timer = this.#arm(sessionId, this.#options.graceMs ?? 0);
+    return true;
+  }
+
+  /** Stop tracking a session (it closed). */
+  remove(sessionId: bigint): void {
+    const tracked = this.#sessions.get(sessionId);
+    if (tracked === undefined) return;
+    this.#loop.cancel(tracked.timer);
+    this.#sessions.delete(sessionId);
+  }
+
+  /** Stop tracking everything. */
+  clear(): void {
+    for (const tracked of this.#sessions.values()) this.#loop.cancel(tracked.timer);
+    this.#sessions.clear();
+  }
+
+  #arm(sessionId: bigint, extraMs = 0): TimerId {
+    return this.#loop.runAfter(this.#options.heartbeatTimeoutMs + extraMs, () => this.#miss(sessionId));
+  }
+
+  #miss(sessionId: bigint): void {
+    const tracked = this.#sessions.get(sessionId);
+    if (tracked === undefined) return;
+    tracked.misses++;
+    if (tracked.misses >= this.#options.heartbeatMaxCount) {
+      this.#sessions.delete(sessionId);
+      this.#options.onExpire(sessionId);
+      return;
+    }
+    tracked.timer = this.#arm(sessionId);
+  }
+}

@@ -1,0 +1,612 @@
+/**
+ * Durability for the registry: an append-only transaction log written before a change is applied (group commit:
+ * one write and fdatasync per batch of records appended while the previous batch synced; the next batch is handed
+ * to the disk before the previous one's records are applied and answered), and periodic snapshots
+ * of the tree. Damaged storage is refused, never half-loaded; a failed write loses nothing and stalls nothing.
+ *
+ * Files in the data directory (mode 0700; files 0600, as they hold session secrets; `ZXID` is 16 hex digits):
+ *
+ * | name                | content                                                                                  |
+ * | ------------------- | ---------------------------------------------------------------------------------------- |
+ * | `log.ZXID`          | a header, records from zxid ZXID on, a seal naming the next log if any (`txn_record.ts`) |
+ * | `snapshot.ZXID`     | a checked header, then the tree after transaction ZXID (`snapshot_file.ts`)              |
+ * | `snapshot.ZXID.tmp` | a snapshot being written; removed at start                                               |
+ * | `damaged-TIME/`     | what `registry-repair --apply` moved aside; never read                                   |
+ *
+ * What survives the loss of a file, so that the loss is seen: the seal at the end of the log before it (a log
+ * rolls over only at a snapshot; the new file is created, its header fsynced and the directory fsynced, then the
+ * seal is appended to the old file and fsynced, and only then does any record go to the new file), and a snapshot,
+ * which is written only after the log has rolled over past its zxid. Both cost a sync per roll or snapshot, none per
+ * batch. They cannot show the loss of the whole directory, of the one log there is before any roll, or a roll
+ * back of every file to an older consistent state (the newest log cut at a record boundary is one: it reads as a
+ * crash mid-write).
+ *
+ * Recovery at {@linkcode TxnLog.open}, strict:
+ * - The newest snapshot is loaded; if it fails its check (header CRC, length, body CRC, content) the start is
+ *   refused. There is no silent fall-back to an older one: that is the repair command's decision.
+ * - Every log file is read and checked, also the older ones kept for a fall-back to the older snapshot. Records
+ *   after the snapshot's zxid are replayed. Zxids must be consecutive (snapshot zxid + 1, + 2, ...) within and
+ *   across files; a gap refuses the start, including "the snapshot is missing and the logs before it were already
+ *   purged" (the first needed record is in no file).
+ * - A missing log refuses the start, naming the file and what is lost with it: a log that the seal ending the log
+ *   before it names (the newest, or one in the middle of the chain), or the log after the newest snapshot when every
+ *   log ends before the snapshot's zxid (they were deleted, or restored from an older backup).
+ * - A bad record is a torn tail (a crash mid-write) only in the newest log and only when it runs to the end of the
+ *   file: a header or body cut short by the end, a last record whose CRC fails and which ends at the end (or is
+ *   followed only by zero bytes), or zero bytes after the last whole record. The file is then cut at the end of the
+ *   last whole record, fsynced, a WARN names the file, offset and bytes cut, and appends go on in that file.
+ *   An older log may lack its seal, or end in one cut short, only when the next log starts right after its last
+ *   record (a crash during a roll); the start then writes the seal, with a WARN. No log file is ever deleted at
+ *   start. Any other bad record, in any log, refuses the start.
+ * - A refusal throws a {@linkcode StorageError} (code `DATA_INCONSISTENCY`) naming the file, the byte offset and
+ *   the last good zxid, and pointing to `deno task registry-repair --data DIR`. That command (`repair.ts`) prints
+ *   what it would drop and drops nothing; with `--apply` it moves damaged files to `DIR/damaged-TIME/`, cuts a
+ *   log at its bad record or its seal naming a lost file (saving the cut bytes there too), and starts the log
+ *   after a snapshot whose logs are gone.
+ * - Log files of format 1 (written before seals) still load, may lack a seal, and are appended to; the roll seals
+ *   them. Older versions refuse format-2 files (no downgrade).
+ *
+ * Snapshots are written to `.tmp`, fsynced, renamed, then the directory is fsynced; the log then continues in a new
+ * file. The newest two snapshots are kept, and the logs holding records after the older of them, so the repair
+ * command can fall back to it when the newest is damaged. A snapshot that cannot be written is logged and removed;
+ * nothing is lost, since the log still holds every change. A seal that cannot be written undoes the roll (the old
+ * file is cut back, the new one removed); if that fails too, the log goes on in the new file and the next start
+ * writes the seal.
+ *
+ * @module
+ */
+
+import type { DurableAppendFile, NetBackend } from "../../reactor/backend/net_backend.ts";
+import { getLogger } from "../../reactor/logger.ts";
+import {
+  hex,
+  LOG_NAME,
+  scanDataDir,
+  type ScanResult,
+  SNAPSHOT_NAME,
+  type UnsealedLog,
+  zxidOfName,
+} from "./_data_dir.ts";
+import type { DataTree, DataTreeOptions } from "../server/data_tree.ts";
+import { RegistryError, RegistryErrorCode } from "../registry_error.ts";
+import { encodeSnapshot } from "./snapshot_file.ts";
+import { StorageError } from "./storage_error.ts";
+import { encodeLogHeader, encodeRecord, encodeSeal, LOG_HEADER_BYTES, type TxnRecord } from "./txn_record.ts";
+
+export { applyRecord, type TxnRecord } from "./txn_record.ts";
+export { StorageError } from "./storage_error.ts";
+
+/** A batch of records handed to the file: its size, its records' callbacks, and how its fdatasync ended. */
+interface WrittenBatch {
+  bytes: number;
+  dones: AppendCallback[];
+  synced: Promise<{ cause: unknown } | undefined>;
+}
+
+/** What {@linkcode TxnLog.open} found and opened: the state a log starts from. */
+interface OpenedLog {
+  backend: NetBackend;
+  dir: string;
+  /** The tree rebuilt from the snapshot and the replayed records. */
+  tree: DataTree;
+  /** The log file appends go to, and the end of its last whole record. */
+  file: { handle: DurableAppendFile; name: string; size: number };
+  /** The last durable record's zxid. */
+  lastZxid: bigint;
+  snapshotEveryTxns: number;
+}
+
+/** Called once per appended record: `undefined` once it is durable, else why it will never be. */
+export type AppendCallback = (error: RegistryError | undefined) => void;
+
+/** Options of {@linkcode TxnLog.open}. */
+export interface TxnLogOptions extends DataTreeOptions {
+  /**
+   * Take a snapshot after this many logged transactions.
+   * @default {100000}
+   */
+  snapshotEveryTxns?: number;
+}
+
+const FILE_MODE = 0o600;
+const DIR_MODE = 0o700;
+const TMP_SNAPSHOT_NAME = /^snapshot\.[0-9a-f]{16}\.tmp$/;
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** The refusal for the damage a scan of `dir` found; `logs` are the log files there. */
+function storageErrorFor(dir: string, scan: ScanResult, logs: readonly string[]): StorageError {
+  const damage = scan.damage!;
+  const file = `${dir}/${damage.file}`;
+  const where = { file, offset: damage.offset, zxid: damage.zxid };
+  const repair = `Nothing was changed. Run \`deno task registry-repair --data ${dir}\` to see what a repair would ` +
+    "drop and accept the loss";
+  if (damage.kind === "missing" || damage.kind === "behindSnapshot") {
+    const covered = scan.coveredThrough === undefined
+      ? ""
+      : `; ${scan.snapshot?.name} holds every one of them (the logs before it were kept only to fall back to an ` +
+        "older snapshot), so a repair would drop none that a start loads";
+    return new StorageError(
+      `Cannot load the registry data in ${dir}: ${file} is missing: ${damage.reason}${covered}; the last good zxid ` +
+        `is ${damage.zxid}. ${repair}`,
+      where,
+    );
+  }
+  let good: string;
+  if (damage.kind === "snapshot") {
+    good = `it holds the tree at zxid ${zxidOfName(damage.file)}, and no state loads without it (older snapshots ` +
+      "are not used silently)";
+  } else if (scan.coveredThrough !== undefined) {
+    good = `the last good zxid there is ${damage.zxid}, but ${scan.snapshot?.name} holds every transaction of ` +
+      `${damage.file} and the logs before it (kept only to fall back to an older snapshot), so a repair would drop ` +
+      "none that a start loads";
+  } else {
+    const later = logs.filter((n) => n > damage.file);
+    good = `the last good zxid is ${damage.zxid}; the records from there on would not load` +
+      (later.length === 0 ? "" : `, nor the ${later.length} later log file(s) (${later.join(", ")})`);
+  }
+  return new StorageError(
+    `Cannot load the registry data in ${dir}: ${file} is damaged at byte offset ${damage.offset}: ${damage.reason}; ` +
+      `${good}. ${repair}`,
+    where,
+  );
+}
+
+/**
+ * The transaction log of one data directory. The server owns it: it appends each change, applies the change to
+ * the tree in the append's callback (the change is durable by then), and answers the client after that.
+ *
+ * @example
+ * ```ts
+ * import { defaultBackend } from "../../reactor/backend/default.ts";
+ * import { applyRecord, TxnLog } from "./txn_log.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const backend = defaultBackend();
+ * const dir = await Deno.makeTempDir();
+ * const { log, tree } = await TxnLog.open(backend, dir);
+ * const record = { type: "create", zxid: log.nextZxid, timeMs: 0, path: "/a", data: new Uint8Array(), nodeType: 1, sessionId: 0n } as const;
+ * const durable = Promise.withResolvers<void>();
+ * log.append(record, (error) => {
+ *   if (error === undefined) applyRecord(tree, record);
+ *   durable.resolve();
+ * });
+ * await durable.promise;
+ * await log.close();
+ * assert.deepEqual((await TxnLog.open(backend, dir)).tree.paths(), ["/", "/a"]);
+ * ```
+ */
+export class TxnLog {
+  readonly #backend: NetBackend;
+  readonly #dir: string;
+  readonly #tree: DataTree;
+  readonly #snapshotEveryTxns: number;
+  #file: DurableAppendFile;
+  #fileName: string;
+  /** End of the last durable record in the current file: where a failed write is cut back to. */
+  #fileSize: number;
+  #pending: Uint8Array[] = [];
+  #pendingDone: AppendCallback[] = [];
+  #pendingBytes = 0;
+  #durableZxid: bigint;
+  #nextZxid: bigint;
+  #flushing: Promise<void> | undefined;
+  #snapshotting: Promise<void> | undefined;
+  #sinceSnapshot = 0;
+  #readOnlyReason: string | undefined;
+  #closed = false;
+  #syncs = 0;
+  #writeFailures = 0;
+
+  private constructor(opened: OpenedLog) {
+    this.#backend = opened.backend;
+    this.#dir = opened.dir;
+    this.#tree = opened.tree;
+    this.#file = opened.file.handle;
+    this.#fileName = opened.file.name;
+    this.#fileSize = opened.file.size;
+    this.#durableZxid = opened.lastZxid;
+    this.#nextZxid = opened.lastZxid + 1n;
+    this.#snapshotEveryTxns = opened.snapshotEveryTxns;
+  }
+
+  /**
+   * Load the newest snapshot, replay the logs after it (strictly checked, see the module doc), and open the log
+   * for appends. Returns the log and the rebuilt tree, which the server then applies records to. Throws a
+   * {@linkcode StorageError} on damage, changing nothing but a torn tail.
+   */
+  static async open(
+    backend: NetBackend,
+    dir: string,
+    options: TxnLogOptions = {},
+  ): Promise<{ log: TxnLog; tree: DataTree }> {
+    const fs = backend.fs;
+    const logger = getLogger();
+    await fs.mkdir(dir, { mode: DIR_MODE });
+    await fs.chmod(dir, DIR_MODE);
+    let names = await fs.readDir(dir);
+    const stale = names.filter((n) => TMP_SNAPSHOT_NAME.test(n));
+    for (const name of stale) {
+      logger.info(`TxnLog: removing ${dir}/${name}, a snapshot whose writing was interrupted`);
+      await fs.remove(`${dir}/${name}`);
+    }
+    if (stale.length > 0) {
+      await fs.fsyncDir(dir);
+      names = names.filter((n) => !stale.includes(n));
+    }
+    const scan = await scanDataDir({ names, read: (name) => fs.readFile(`${dir}/${name}`) }, options);
+    if (scan.damage !== undefined) throw storageErrorFor(dir, scan, names.filter((n) => LOG_NAME.test(n)).sort());
+    if (scan.snapshot?.legacy) {
+      logger.info(`TxnLog: ${dir}/${scan.snapshot.name} has no checked header (written by an older version); loaded`);
+    }
+    for (const name of names) {
+      if (SNAPSHOT_NAME.test(name) || LOG_NAME.test(name)) await fs.chmod(`${dir}/${name}`, FILE_MODE);
+    }
+    if (scan.tornTail !== undefined) {
+      const { file, offset, bytesCut } = scan.tornTail;
+      const handle = await fs.openDurableAppend(`${dir}/${file}`, { mode: FILE_MODE });
+      try {
+        await handle.truncate(offset);
+      } finally {
+        handle.close();
+      }
+      logger.warn(
+        `TxnLog: ${dir}/${file} ends in a torn record (a crash mid-write): cut ${bytesCut} bytes at offset ${offset}; ` +
+          `the last whole record is zxid ${scan.lastZxid}`,
+      );
+    }
+    const next = scan.lastZxid + 1n;
+    const newest = scan.newest;
+    let file: { handle: DurableAppendFile; name: string; size: number };
+    if (newest !== undefined && newest.formatted && newest.nextZxid === next) {
+      const handle = await fs.openDurableAppend(`${dir}/${newest.name}`, { mode: FILE_MODE });
+      file = { handle, name: newest.name, size: newest.goodLength };
+    } else {
+      // A file of this name can only be the newest one holding no whole record (else lastZxid would be higher).
+      const name = `log.${hex(next)}`;
+      const handle = await fs.openDurableAppend(`${dir}/${name}`, { mode: FILE_MODE });
+      try {
+        if (newest?.name === name) await handle.truncate(0);
+        await handle.append(encodeLogHeader(next));
+        await fs.fsyncDir(dir);
+      } catch (error) {
+        handle.close();
+        throw error;
+      }
+      file = { handle, name, size: LOG_HEADER_BYTES };
+    }
+    try {
+      await TxnLog.#seal(backend, dir, scan.unsealed);
+    } catch (error) {
+      file.handle.close();
+      throw error;
+    }
+    logger.info(
+      `TxnLog: loaded ${dir}: ${scan.snapshot?.name ?? "no snapshot"}, ${scan.replayed} transactions replayed, ` +
+        `${scan.tree.nodeCount} nodes, zxid ${scan.lastZxid}`,
+    );
+    const log = new TxnLog({
+      backend,
+      dir,
+      tree: scan.tree,
+      file,
+      lastZxid: scan.lastZxid,
+      snapshotEveryTxns: options.snapshotEveryTxns ?? 100_000,
+    });
+    log.#sinceSnapshot = scan.replayed;
+    return { log, tree: scan.tree };
+  }
+
+  /** Finish the rolls a crash interrupted: cut each log's partial seal and write the seal (see the module doc). */
+  static async #seal(backend: NetBackend, dir: string, unsealed: readonly UnsealedLog[]): Promise<void> {
+    if (unsealed.length === 0) return;
+    const fs = backend.fs;
+    // The next log's directory entry must be durable before a seal names it.
+    await fs.fsyncDir(dir);
+    for (const { file, offset, bytesCut, nextZxid } of unsealed) {
+      const handle = await fs.openDurableAppend(`${dir}/${file}`, { mode: FILE_MODE });
+      try {
+        if (bytesCut > 0) await handle.truncate(offset);
+        await handle.append(encodeSeal(nextZxid, Date.now()));
+      } finally {
+        handle.close();
+      }
+      const cut = bytesCut > 0 ? `cut ${bytesCut} bytes at offset ${offset}, ` : "";
+      getLogger().warn(
+        `TxnLog: ${dir}/${file} ended without its seal (a crash while the log went on in log.${hex(nextZxid)}, ` +
+          `which starts right after its last record): ${cut}sealed it`,
+      );
+    }
+  }
+
+  /** Durable writes made so far: batches (a batch of concurrent appends shares one) and snapshots. */
+  get syncs(): number {
+    return this.#syncs;
+  }
+
+  /** Batch writes that failed so far (for `/metrics`). */
+  get writeFailures(): number {
+    return this.#writeFailures;
+  }
+
+  /** Whether appends fail at once, because a failed write could not be cut back. */
+  get readOnly(): boolean {
+    return this.#readOnlyReason !== undefined;
+  }
+
+  /** Why the log is read-only, or `undefined`. */
+  get readOnlyReason(): string | undefined {
+    return this.#readOnlyReason;
+  }
+
+  /** The zxid of the last durable record (of the loaded state before any append). */
+  get lastZxid(): bigint {
+    return this.#durableZxid;
+  }
+
+  /**
+   * The zxid the next {@linkcode TxnLog.append} must carry: one past the last record appended. After a failed
+   * write it falls back to {@linkcode TxnLog.lastZxid} + 1 before the first failure callback runs, so the server
+   * takes its next zxid from here.
+   */
+  get nextZxid(): bigint {
+    return this.#nextZxid;
+  }
+
+  /**
+   * Queue `record` for the log. `done(undefined)` is called synchronously, in append order, right after the write
+   * holding the record is durable (the server applies the record inside `done`). If the write fails, the file is
+   * cut back to its last whole record and `done` gets a `STORAGE_FAILED` error for every record of the failed batch
+   * and every record appended after it that is not yet durable, in order; the next append tries the disk again.
+   * When the log is read-only (or closed), `done` gets `NOT_READ_ONLY` (or `CLOSED`) on a later microtask.
+   * Throws a `RangeError` when `record.zxid` is not {@linkcode TxnLog.nextZxid} (zxids on disk are consecutive).
+   * Call from the event loop only.
+   */
+  append(record: TxnRecord, done: AppendCallback): void {
+    if (this.#closed || this.#readOnlyReason !== undefined) {
+      const error = this.#closed
+        ? new RegistryError(RegistryErrorCode.CLOSED, "Cannot append to a closed transaction log")
+        : new RegistryError(
+          RegistryErrorCode.NOT_READ_ONLY,
+          `Cannot change the registry as its log is read-only: ${this.#readOnlyReason}`,
+        );
+      queueMicrotask(() => done(error));
+      return;
+    }
+    if (record.zxid !== this.#nextZxid) {
+      throw new RangeError(
+        `Cannot append a record as its zxid must be ${this.#nextZxid} (the log's nextZxid): current value is ` +
+          `${record.zxid}`,
+      );
+    }
+    const bytes = encodeRecord(record);
+    this.#pending.push(bytes);
+    this.#pendingDone.push(done);
+    this.#pendingBytes += bytes.length;
+    this.#nextZxid++;
+    this.#flushing ??= this.#flushLoop();
+  }
+
+  /** Write what is queued (and a snapshot being written), then close. Appends after this call fail. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#flushing;
+    await this.#snapshotting;
+    this.#file.close();
+  }
+
+  /** Same as {@linkcode TxnLog.close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  async #flushLoop(): Promise<void> {
+    try {
+      let batch = this.#writeBatch();
+      while (batch !== undefined) {
+        const failure = await batch.synced;
+        if (failure !== undefined) {
+          await this.#failBatch(batch.dones, failure.cause);
+          batch = this.#writeBatch();
+          continue;
+        }
+        this.#fileSize += batch.bytes;
+        this.#durableZxid += BigInt(batch.dones.length);
+        this.#syncs++;
+        this.#sinceSnapshot += batch.dones.length;
+        // The tree holds exactly the durable records once these callbacks have run: the one moment a snapshot may
+        // serialize it, and the log may roll to a new file, so nothing else may be on its way to the disk then.
+        const snapshotDue = this.#sinceSnapshot >= this.#snapshotEveryTxns && this.#snapshotting === undefined;
+        // Otherwise the next batch goes to the disk before this one's callbacks apply and answer it: the disk
+        // syncs while the loop works, instead of idling through every reply.
+        const next = snapshotDue ? undefined : this.#writeBatch();
+        for (const done of batch.dones) this.#call(done, undefined);
+        if (snapshotDue) await this.#startSnapshot();
+        batch = next ?? this.#writeBatch();
+      }
+    } finally {
+      this.#flushing = undefined;
+    }
+  }
+
+  /** Write every queued record as one batch (one fdatasync), or return `undefined` when none is queued. */
+  #writeBatch(): WrittenBatch | undefined {
+    const records = this.#pending;
+    if (records.length === 0) return undefined;
+    const dones = this.#pendingDone;
+    const size = this.#pendingBytes;
+    this.#pending = [];
+    this.#pendingDone = [];
+    this.#pendingBytes = 0;
+    let bytes = records[0]!;
+    if (records.length > 1) {
+      bytes = new Uint8Array(size);
+      let offset = 0;
+      for (const record of records) {
+        bytes.set(record, offset);
+        offset += record.length;
+      }
+    }
+    const synced = this.#file.append(bytes).then(() => undefined, (cause: unknown) => ({ cause }));
+    return { bytes: size, dones, synced };
+  }
+
+  #call(done: AppendCallback, error: RegistryError | undefined): void {
+    try {
+      done(error);
+    } catch (thrown) {
+      getLogger().error("TxnLog: an append callback threw", { error: thrown });
+    }
+  }
+
+  async #failBatch(dones: AppendCallback[], cause: unknown): Promise<void> {
+    this.#writeFailures++;
+    const path = `${this.#dir}/${this.#fileName}`;
+    try {
+      await this.#file.truncate(this.#fileSize);
+    } catch {
+      try {
+        this.#file.close();
+        this.#file = await this.#backend.fs.openDurableAppend(path, { mode: FILE_MODE });
+        await this.#file.truncate(this.#fileSize);
+      } catch (error) {
+        this.#readOnlyReason = `after a failed write (${messageOf(cause)}) ${path} cannot be cut back to its last ` +
+          `whole record at offset ${this.#fileSize}: ${messageOf(error)}`;
+      }
+    }
+    // Records appended while the write was in flight were validated against a state that included the failed ones.
+    const failed = dones.concat(this.#pendingDone);
+    this.#pending = [];
+    this.#pendingDone = [];
+    this.#pendingBytes = 0;
+    this.#nextZxid = this.#durableZxid + 1n;
+    const error = new RegistryError(
+      RegistryErrorCode.STORAGE_FAILED,
+      `Cannot make ${failed.length} change(s) durable as writing ${path} failed: ${messageOf(cause)}; ` +
+        (this.#readOnlyReason === undefined
+          ? `nothing of them was applied and the log was cut back to zxid ${this.#durableZxid}`
+          : `nothing of them was applied and the log is now read-only`),
+      { cause },
+    );
+    getLogger().error(`TxnLog: ${error.message}`, {
+      error: cause,
+      ...(this.#readOnlyReason === undefined ? {} : { readOnlyReason: this.#readOnlyReason }),
+    });
+    for (const done of failed) this.#call(done, error);
+  }
+
+  async #startSnapshot(): Promise<void> {
+    const zxid = this.#durableZxid;
+    const nodes = this.#tree.nodeCount;
+    const bytes = encodeSnapshot(zxid, this.#tree.serialize());
+    this.#sinceSnapshot = 0;
+    await this.#roll(zxid + 1n);
+    this.#snapshotting = this.#writeSnapshot(zxid, nodes, bytes).finally(() => this.#snapshotting = undefined);
+  }
+
+  /** Continue the log in `log.START`, so older files can be purged once snapshots cover them. */
+  async #roll(start: bigint): Promise<void> {
+    const fs = this.#backend.fs;
+    const name = `log.${hex(start)}`;
+    if (name === this.#fileName) return;
+    const path = `${this.#dir}/${name}`;
+    let file: DurableAppendFile | undefined;
+    let ours = false;
+    try {
+      file = await fs.openDurableAppend(path, { mode: FILE_MODE });
+      const size = await file.size();
+      if (size !== 0) throw new Error(`${path} exists and holds ${size} bytes`);
+      ours = true;
+      await file.append(encodeLogHeader(start));
+      await fs.fsyncDir(this.#dir);
+    } catch (error) {
+      file?.close();
+      // A header cut short by a full disk would read as damage after the records that go on in the old file.
+      if (ours) await fs.remove(path).then(() => fs.fsyncDir(this.#dir)).catch(() => {});
+      getLogger().error(`TxnLog: cannot start ${path}; the log goes on in ${this.#fileName}`, { error });
+      return;
+    }
+    // The seal, in the file that stays, is what tells a start that the new file existed: written once that file's
+    // entry is durable and before any record goes there.
+    try {
+      await this.#file.append(encodeSeal(start, Date.now()));
+    } catch (error) {
+      if (await this.#undoRoll(path, file)) {
+        getLogger().error(`TxnLog: cannot seal ${this.#dir}/${this.#fileName}; the log goes on in it`, { error });
+        return;
+      }
+      // The old file keeps a partial seal or none, and the new one stays: the next start, finding the new file
+      // starting right after the old file's last record, cuts the partial seal and writes it.
+      getLogger().error(
+        `TxnLog: cannot seal ${this.#dir}/${this.#fileName} nor undo the roll; the log goes on in ${path}`,
+        { error },
+      );
+    }
+    this.#file.close();
+    this.#file = file;
+    this.#fileName = name;
+    this.#fileSize = LOG_HEADER_BYTES;
+  }
+
+  /** After a failed seal: cut the old file back to its last record and remove the new one. Whether both worked. */
+  async #undoRoll(path: string, file: DurableAppendFile): Promise<boolean> {
+    const fs = this.#backend.fs;
+    try {
+      await this.#file.truncate(this.#fileSize);
+    } catch {
+      return false;
+    }
+    try {
+      await fs.remove(path);
+    } catch {
+      return false;
+    }
+    file.close();
+    await fs.fsyncDir(this.#dir).catch(() => {});
+    return true;
+  }
+
+  async #writeSnapshot(zxid: bigint, nodes: number, bytes: Uint8Array): Promise<void> {
+    const fs = this.#backend.fs;
+    const path = `${this.#dir}/snapshot.${hex(zxid)}`;
+    try {
+      await fs.writeFile(`${path}.tmp`, bytes, { mode: FILE_MODE });
+      await fs.rename(`${path}.tmp`, path);
+      await fs.fsyncDir(this.#dir);
+      this.#syncs++;
+    } catch (error) {
+      getLogger().error(
+        `TxnLog: cannot write snapshot ${path} (${messageOf(error)}); nothing is lost, the log holds every change`,
+        { error },
+      );
+      await fs.remove(`${path}.tmp`).catch(() => {});
+      await fs.fsyncDir(this.#dir).catch(() => {});
+      return;
+    }
+    getLogger().info(`TxnLog: snapshot ${path} (${nodes} nodes, zxid ${zxid})`);
+    try {
+      await this.#purge();
+    } catch (error) {
+      getLogger().warn(`TxnLog: cannot purge old files of ${this.#dir}`, { error });
+    }
+  }
+
+  /** Keep the newest two snapshots and the logs holding records after the older of them. */
+  async #purge(): Promise<void> {
+    const fs = this.#backend.fs;
+    const names = await fs.readDir(this.#dir);
+    const snapshots = names.filter((n) => SNAPSHOT_NAME.test(n)).sort();
+    if (snapshots.length < 2) return;
+    const kept = zxidOfName(snapshots.at(-2)!);
+    const doomed = snapshots.slice(0, -2);
+    const logs = names.filter((n) => LOG_NAME.test(n)).sort();
+    for (let i = 0; i + 1 < logs.length && logs[i] !== this.#fileName; i++) {
+      // Every record of logs[i] precedes the next file's first, so it is covered by the kept snapshot.
+      if (zxidOfName(logs[i + 1]!) <= kept + 1n) doomed.push(logs[i]!);
+    }
+    for (const name of doomed) await fs.remove(`${this.#dir}/${name}`);
+    if (doomed.length > 0) await fs.fsyncDir(this.#dir);
+  }
+}
