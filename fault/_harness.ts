@@ -11,3 +11,19 @@ export function framed(body: Uint8Array): Uint8Array {
   frame.set(body, 4);
   return frame;
 }
+
+/**
+ * A small deterministic generator (xorshift32) of numbers in [0, 1), so a run's workload and fault schedule can be
+ * repeated from its seed.
+ */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0 || 1;
+  return () => {
+    state ^= state << 13;
+    state >>>= 0;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    state >>>= 0;
+    return state / 0x1_0000_0000;
+  };
+}

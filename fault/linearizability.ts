@@ -23,7 +23,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { QUIET } from "./_harness.ts";
+import { QUIET, seededRandom } from "./_harness.ts";
 import { HistoryRecorder, NOT_SENT, type OpInput, type OpResult } from "./_history.ts";
 import { checkHistory } from "./_linearizability_checker.ts";
 import { denoRun, type ReadyProcess, spawnReady } from "../reactor/testdata/spawn_ready.ts";
@@ -58,16 +58,8 @@ const keyCount = Number(values.keys);
 const broken = values.broken || Deno.env.get("DWT_REGISTRY_UNSAFE_EARLY_FAILURES") === "1";
 const expectViolation = values["expect-violation"];
 
-// A small deterministic generator, so the workload and the fault schedule of a seed can be run again.
-let seed = Number(values.seed) >>> 0 || 1;
-const random = () => {
-  seed ^= seed << 13;
-  seed >>>= 0;
-  seed ^= seed >>> 17;
-  seed ^= seed << 5;
-  seed >>>= 0;
-  return seed / 0x1_0000_0000;
-};
+// Deterministic, so a run can be repeated from its seed.
+const random = seededRandom(Number(values.seed));
 const below = (n: number) => Math.floor(random() * n);
 const pick = <T>(items: readonly T[]): T => items[below(items.length)]!;
 

@@ -16,7 +16,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { QUIET } from "./_harness.ts";
+import { QUIET, seededRandom } from "./_harness.ts";
 import { denoRun, type ReadyProcess, spawnReady } from "../reactor/testdata/spawn_ready.ts";
 import { EventLoop } from "../reactor/event_loop.ts";
 import { getLogger, LogLevel } from "../reactor/logger.ts";
@@ -36,16 +36,8 @@ const loop = EventLoop.current();
 const here = (path: string) => new URL(path, import.meta.url).pathname;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-// A small deterministic generator, so a failing seed can be run again.
-let seed = Number(values.seed) >>> 0 || 1;
-const random = () => {
-  seed ^= seed << 13;
-  seed >>>= 0;
-  seed ^= seed >>> 17;
-  seed ^= seed << 5;
-  seed >>>= 0;
-  return seed / 0x1_0000_0000;
-};
+// Deterministic, so a run can be repeated from its seed.
+const random = seededRandom(Number(values.seed));
 const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
 
 /** What a path holds: absent, or present with this data. */

@@ -28,7 +28,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { QUIET } from "./_harness.ts";
+import { QUIET, seededRandom } from "./_harness.ts";
 import { denoRun, type ReadyProcess, spawnReady } from "../reactor/testdata/spawn_ready.ts";
 import { EventLoop } from "../reactor/event_loop.ts";
 import { getLogger, LogLevel } from "../reactor/logger.ts";
@@ -679,16 +679,8 @@ const FAULTS: Record<
   },
 };
 
-// A small deterministic generator, so a soak can be run again with its seed.
-let seed = Number(values.seed) >>> 0 || 1;
-const random = () => {
-  seed ^= seed << 13;
-  seed >>>= 0;
-  seed ^= seed >>> 17;
-  seed ^= seed << 5;
-  seed >>>= 0;
-  return seed / 0x1_0000_0000;
-};
+// Deterministic, so a run can be repeated from its seed.
+const random = seededRandom(Number(values.seed));
 const between = (low: number, high: number) => Math.round(low + random() * (high - low));
 
 async function soak(rig: Rig, seconds: number): Promise<void> {

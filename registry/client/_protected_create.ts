@@ -14,8 +14,9 @@
  * @module
  */
 
+import type { EventLoop } from "../../reactor/event_loop.ts";
 import { basename, joinPath, parentOf, validatePath } from "../path.ts";
-import { NodeType, type Stat } from "../registry.ts";
+import { NodeType, type Registry, type Stat } from "../registry.ts";
 import { RegistryError, RegistryErrorCode } from "../registry_error.ts";
 
 /** What prefixes a protected node's name: `_p_<uuid>-`, then the name asked for. */
@@ -38,6 +39,37 @@ export interface ProtectedCreateTarget {
   delete(path: string): Promise<void>;
   /** Resolves once a session is open (CONNECTION_LOSS when none opens in time, CLOSED when the client closes). */
   whenConnected(what: string): Promise<void>;
+}
+
+/** What {@linkcode protectedCreateTarget} builds a target from. */
+export interface ProtectedCreateClient {
+  /** The client's plain create, sent once. */
+  createOnce: ProtectedCreateTarget["createOnce"];
+  /** The client itself, for its reads and deletes. */
+  registry: Pick<Registry, "children" | "exists" | "delete">;
+  /** Its session core. */
+  session: {
+    readonly sessionId: bigint;
+    whenConnected(loop: EventLoop, timeoutMs: number, what: string): Promise<void>;
+  };
+  loop: EventLoop;
+  /** How long to wait for a session, in milliseconds (the client's request timeout). */
+  timeoutMs: number;
+}
+
+/** The target of a registry client: its plain create, its own reads and deletes, and its session. */
+export function protectedCreateTarget(client: ProtectedCreateClient): ProtectedCreateTarget {
+  const { registry, session, loop, timeoutMs } = client;
+  return {
+    get sessionId() {
+      return session.sessionId;
+    },
+    createOnce: client.createOnce,
+    children: (path) => registry.children(path),
+    exists: (path) => registry.exists(path),
+    delete: (path) => registry.delete(path),
+    whenConnected: (what) => session.whenConnected(loop, timeoutMs, what),
+  };
 }
 
 /** The errors after which a create may or may not have been made: the ones a protected create looks behind. */

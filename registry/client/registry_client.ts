@@ -24,7 +24,7 @@ import {
   statFromWire,
   toBigInt,
 } from "../_codec.ts";
-import { protectedCreate, type ProtectedCreateTarget } from "./_protected_create.ts";
+import { protectedCreate, type ProtectedCreateTarget, protectedCreateTarget } from "./_protected_create.ts";
 import { ServerDialer } from "./_server_dialer.ts";
 import { importHeartbeatKey } from "../heartbeat.ts";
 import {
@@ -144,7 +144,13 @@ export class RegistryClient implements Registry {
       this.#keepalive.received(receiveTimeMs);
       this.#codec.onMessage(connection, buffer, receiveTimeMs);
     });
-    this.#protectedTarget = this.#makeProtectedTarget();
+    this.#protectedTarget = protectedCreateTarget({
+      createOnce: (path, data, nodeType, sequential) => this.#createOnce(path, data, nodeType, sequential),
+      registry: this,
+      session: this.#session,
+      loop: this.#loop,
+      timeoutMs: this.#options.requestTimeoutMs,
+    });
   }
 
   /** Connect to a server (`host:port` or an InetAddress) and open a session. */
@@ -316,22 +322,6 @@ export class RegistryClient implements Registry {
   }
 
   // --- requests ---
-
-  /** What a protected create calls: this client's plain create and reads, and its session. */
-  #makeProtectedTarget(): ProtectedCreateTarget {
-    const session = this.#session;
-    const timeoutMs = this.#options.requestTimeoutMs;
-    return {
-      get sessionId() {
-        return session.sessionId;
-      },
-      createOnce: (path, data, nodeType, sequential) => this.#createOnce(path, data, nodeType, sequential),
-      children: (path) => this.children(path),
-      exists: (path) => this.exists(path),
-      delete: (path) => this.delete(path),
-      whenConnected: (what) => session.whenConnected(this.#loop, timeoutMs, what),
-    };
-  }
 
   #request(what: string, body: Omit<ClientFrame, "xid">): Promise<ServerFrame> {
     const session = this.#session;

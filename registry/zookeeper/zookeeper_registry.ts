@@ -18,7 +18,7 @@ import type { TcpConnection } from "../../reactor/tcp_connection.ts";
 import type { TimerId } from "../../reactor/timer_queue.ts";
 import { ClientSession, SessionState } from "../client/_client_session.ts";
 import { JuteReader, JuteWriter } from "./_jute.ts";
-import { protectedCreate, type ProtectedCreateTarget } from "../client/_protected_create.ts";
+import { protectedCreate, type ProtectedCreateTarget, protectedCreateTarget } from "../client/_protected_create.ts";
 import { ServerDialer } from "../client/_server_dialer.ts";
 import { validatePath } from "../path.ts";
 import {
@@ -237,7 +237,13 @@ export class ZooKeeperRegistry implements Registry {
       else this.#onLost(`the connection to ${connection.peerAddress} was lost`);
     });
     this.#dialer.setMessageCallback(this.#codec.onMessage);
-    this.#protectedTarget = this.#makeProtectedTarget();
+    this.#protectedTarget = protectedCreateTarget({
+      createOnce: (path, data, nodeType, sequential) => this.#createOnce(path, data, nodeType, sequential),
+      registry: this,
+      session: this.#session,
+      loop: this.#loop,
+      timeoutMs: this.#options.requestTimeoutMs,
+    });
   }
 
   /** Open a session on one of the servers of `connectString`; rejects if none answers in time. */
@@ -319,22 +325,6 @@ export class ZooKeeperRegistry implements Registry {
       w.int(1).int(PERMS_ALL).string("world").string("anyone"); // OPEN_ACL_UNSAFE
       w.int(flags);
     }, (r) => this.#clientPath(r.string() ?? path));
-  }
-
-  /** What a protected create calls: this client's plain create and reads, and its session. */
-  #makeProtectedTarget(): ProtectedCreateTarget {
-    const session = this.#session;
-    const timeoutMs = this.#options.requestTimeoutMs;
-    return {
-      get sessionId() {
-        return session.sessionId;
-      },
-      createOnce: (path, data, nodeType, sequential) => this.#createOnce(path, data, nodeType, sequential),
-      children: (path) => this.children(path),
-      exists: (path) => this.exists(path),
-      delete: (path) => this.delete(path),
-      whenConnected: (what) => session.whenConnected(this.#loop, timeoutMs, what),
-    };
   }
 
   /** A node's data and stat; `watch` is told once when it changes or is deleted. */
