@@ -216,7 +216,7 @@ export class SessionKeeper {
     // nodes are gone for everyone (or their removal failed and is being retried): a client told of its expiry must
     // not then read its own ephemerals.
     this.#logCloseSession(session.id, () => {
-      this.#table.rememberExpired(session);
+      this.#table.ended(session.id);
       if (!connection?.connected) return;
       const error = new RegistryError(RegistryErrorCode.SESSION_EXPIRED, `Session ${session.id} has expired`);
       this.#options.replies.send(connection.connection, this.#options.replies.errorFrame(0, error));

@@ -8,6 +8,11 @@ import { needs } from "../../reactor/testdata/permissions.ts";
 import { RegistryClient } from "../client/registry_client.ts";
 import { RegistryError, RegistryErrorCode } from "../registry_error.ts";
 import { RegistryServer } from "./registry_server.ts";
+import { decodeServerFrame, encodeClientFrame, toBigInt } from "../_codec.ts";
+import { encodeHeartbeat, HEARTBEAT_FLAG_EXPIRED, importHeartbeatKey, parseHeartbeat } from "../heartbeat.ts";
+import { NodeType } from "../registry.ts";
+import { FrameReader, lengthPrefixed, writeAll } from "../testdata/raw_frames.ts";
+import { until } from "../../reactor/testdata/until.ts";
 
 /** A disk whose log appends wait while it is held: the writes they carry stay in flight as long as a test wants. */
 class HeldDisk {
@@ -167,5 +172,55 @@ Deno.test(
     assert.equal(await loser.exists("/k0"), undefined);
     r.disk.release();
     await won;
+  },
+);
+
+Deno.test(
+  "RegistryServer tells an expired session so over UDP only once its ephemeral nodes are gone for everyone",
+  needs("read", "write"),
+  async () => {
+    const dataDir = await Deno.makeTempDir({ prefix: "registry-consistency-" });
+    const disk = new HeldDisk();
+    const loop = new EventLoop({ backend: disk.backend });
+    const server = new RegistryServer({ port: 0, loop, dataDir, heartbeatTimeoutMs: 100, heartbeatMaxCount: 2 });
+    await server.start();
+    const reader = await RegistryClient.connect(server.address, { loop: new EventLoop() });
+    // A client of its own that opens a session, makes an ephemeral node, then falls silent.
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.address.port });
+    const frames = new FrameReader(conn);
+    await writeAll(conn, lengthPrefixed(encodeClientFrame({ xid: 1, connect: { sessionId: "0" } })));
+    const connected = decodeServerFrame(await frames.next()).connect!;
+    const create = { xid: 2, create: { path: "/lock", data: new Uint8Array(0), nodeType: NodeType.EPHEMERAL } };
+    await writeAll(conn, lengthPrefixed(encodeClientFrame(create)));
+    assert.equal(decodeServerFrame(await frames.next()).errorCode ?? 0, 0);
+    const udp = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+    try {
+      // Its end is held on its way to the disk: the node is still there for everyone.
+      {
+        disk.hold();
+        await until(() => server.stats().expiredSessions === 1, 3000, "the session to expire");
+        const key = await importHeartbeatKey(connected.sessionSecret!);
+        const heartbeat = await encodeHeartbeat(
+          toBigInt(connected.sessionId),
+          toBigInt(connected.heartbeatCounterFloor),
+          key,
+        );
+        await udp.send(heartbeat, { transport: "udp", hostname: "127.0.0.1", port: server.heartbeatAddress.port });
+        const notice = udp.receive();
+        assert.ok(await stillPending(notice, 200), "told it expired while its node was still readable");
+        assert.ok((await reader.exists("/lock")) !== undefined);
+        disk.release();
+        const [datagram] = await notice;
+        assert.equal(parseHeartbeat(datagram)?.flags, HEARTBEAT_FLAG_EXPIRED);
+        assert.equal(await reader.exists("/lock"), undefined, "told it expired: its node is gone");
+      }
+    } finally {
+      disk.release();
+      udp.close();
+      conn.close();
+      await reader.close();
+      await server.stop();
+      await Deno.remove(dataDir, { recursive: true });
+    }
   },
 );

@@ -34,6 +34,17 @@ export interface Session {
   connection: { readonly connected: boolean; forceClose(): void } | undefined;
 }
 
+type ParsedHeartbeat = NonNullable<ReturnType<typeof parseHeartbeat>>;
+
+/** A session that expired lately: its heartbeats get expiry notices once its end is durable. */
+interface ExpiredSession {
+  readonly key: CryptoKey;
+  readonly atMs: number;
+  ended: boolean;
+  /** The latest heartbeat that came before the end was durable, answered then. */
+  waiting: { heartbeat: ParsedHeartbeat; from: InetAddress } | undefined;
+}
+
 /** Options of {@linkcode SessionTable}. */
 export interface SessionTableOptions {
   /** Milliseconds without a sign of life that count one miss. */
@@ -94,7 +105,7 @@ export class SessionTable {
   readonly #perIp = new Map<string, number>();
   #reserved = 0;
   readonly #tracker: SessionTracker;
-  readonly #expired = new Map<bigint, { key: CryptoKey; atMs: number }>();
+  readonly #expired = new Map<bigint, ExpiredSession>();
   readonly #stats: SessionTableStats = {
     heartbeatsAccepted: 0,
     heartbeatsRejected: 0,
@@ -114,6 +125,7 @@ export class SessionTable {
         const session = this.#sessions.get(id);
         if (session === undefined) return;
         this.remove(session);
+        this.#remember(session);
         this.#options.onExpire(session);
       },
     });
@@ -198,12 +210,22 @@ export class SessionTable {
   }
 
   /**
-   * Answer the heartbeats of an expired session with expiry notices from now on: called once its end (its ephemeral
-   * nodes deleted) is durable and visible, so a client told of its expiry never reads its own ephemerals after.
+   * The end of an expired session (its ephemeral nodes deleted) is durable and visible: its heartbeats get expiry
+   * notices from now on, and the latest one that came meanwhile gets its notice now. Until then they are held, so a
+   * client told of its expiry never reads its own ephemerals after.
    */
-  rememberExpired(session: Session): void {
+  ended(sessionId: bigint): void {
+    const entry = this.#expired.get(sessionId);
+    if (entry === undefined || entry.ended) return;
+    entry.ended = true;
+    const waiting = entry.waiting;
+    entry.waiting = undefined;
+    if (waiting !== undefined) this.#notifyExpired(waiting.heartbeat, entry.key, waiting.from);
+  }
+
+  #remember(session: Session): void {
     const now = this.#loop.now();
-    this.#expired.set(session.id, { key: session.key, atMs: now });
+    this.#expired.set(session.id, { key: session.key, atMs: now, ended: false, waiting: undefined });
     // Oldest first (insertion order): drop what is too old or over the count.
     for (const [id, entry] of this.#expired) {
       if (this.#expired.size <= REMEMBER_EXPIRED && now - entry.atMs < REMEMBER_EXPIRED_MS) break;
@@ -238,7 +260,8 @@ export class SessionTable {
     if (session === undefined) {
       this.#stats.heartbeatsRejected++;
       const expired = this.#expired.get(heartbeat.sessionId);
-      if (expired !== undefined) this.#notifyExpired(heartbeat, expired.key, from);
+      if (expired?.ended) this.#notifyExpired(heartbeat, expired.key, from);
+      else if (expired !== undefined) expired.waiting = { heartbeat, from };
       return;
     }
     if (heartbeat.counter <= session.lastCounter) {
