@@ -150,33 +150,87 @@ export interface RpcServerLimits {
   drainGraceMs?: number;
 }
 
+/** How a key's value is read: a non-empty string, a port, an integer at least `min`, true or false, a log level. */
+type KeyKind = "text" | "port" | "count" | "flag" | "level";
+
+interface KeySpec {
+  readonly kind: KeyKind;
+  /** The least value of a `count`. */
+  readonly min?: number;
+}
+
 // Each limit's key and least value (undefined: a switch, true or false) come from the provider's one table of limits.
 const LIMIT_KEYS = SERVER_LIMIT_NAMES.map((name) => {
   const spec: { readonly key: string; readonly min?: number } = SERVER_LIMITS[name];
   return [spec.key, name, spec.min] as const;
 });
 
-const KNOWN_KEYS = [
-  "rpcserver_ip",
-  "rpcserver_port",
-  "rpcserver_threads",
-  "rpcserver_status_port",
-  ...LIMIT_KEYS.map(([key]) => key),
-  ...CLIENT_KEYS.map(([key]) => key),
-  "registry",
-  "dwt_src_ip",
-  "dwt_src_port",
-  "zookeeper_ip",
-  "zookeeper_port",
-  "zookeeper_connect",
-  "zookeeper_session_timeout_ms",
-  "tls_cert_file",
-  "tls_key_file",
-  "tls_ca_file",
-  "dwt_src_tls_ca_file",
-  "log_path",
-  "log_level",
-];
+/**
+ * Every key of an RPC config file, in one table: how its value is checked. What each sets and its default is on the
+ * RpcConfig field that holds it; the provider's limits and the caller's settings come from their own tables.
+ */
+const RPC_KEYS: Readonly<Record<string, KeySpec>> = {
+  rpcserver_ip: { kind: "text" },
+  rpcserver_port: { kind: "port" },
+  rpcserver_threads: { kind: "count", min: 0 },
+  rpcserver_status_port: { kind: "port" },
+  ...Object.fromEntries(
+    LIMIT_KEYS.map(([key, , min]) => [key, min === undefined ? { kind: "flag" } : { kind: "count", min }]),
+  ),
+  ...Object.fromEntries(CLIENT_KEYS.map(([key, , min]) => [key, { kind: "count", min }])),
+  registry: { kind: "text" },
+  dwt_src_ip: { kind: "text" },
+  dwt_src_port: { kind: "port" },
+  zookeeper_ip: { kind: "text" },
+  zookeeper_port: { kind: "port" },
+  zookeeper_connect: { kind: "text" },
+  zookeeper_session_timeout_ms: { kind: "count", min: 1 },
+  tls_cert_file: { kind: "text" },
+  tls_key_file: { kind: "text" },
+  tls_ca_file: { kind: "text" },
+  dwt_src_tls_ca_file: { kind: "text" },
+  log_path: { kind: "text" },
+  log_level: { kind: "level" },
+};
+
+/** The keys an RPC config file may hold, in table order. */
+const KNOWN_KEYS = Object.keys(RPC_KEYS);
+
+/** One value checked against its key's kind (numbers may be JSON strings, as the seed wrote them). */
+function readValue(key: string, spec: KeySpec, value: unknown, source: string): unknown {
+  const shown = JSON.stringify(value);
+  switch (spec.kind) {
+    case "text":
+      if (typeof value !== "string" || value.trim() === "") {
+        fail(source, `'${key}' must be a non-empty string: current value is ${shown}`);
+      }
+      return value;
+    case "flag":
+      if (value === true || value === "true") return true;
+      if (value === false || value === "false") return false;
+      return fail(source, `'${key}' must be true or false: current value is ${shown}`);
+    case "level":
+      try {
+        return parseLogLevel(value as string | number);
+      } catch (error) {
+        return fail(source, `'${key}' ${(error as Error).message.replace(/^Cannot parse log level as /, "")}`);
+      }
+    case "port":
+    case "count": {
+      const n = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
+      const [min, max] = spec.kind === "port" ? [0, 65535] : [spec.min ?? 0, Number.MAX_SAFE_INTEGER];
+      if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) {
+        fail(
+          source,
+          spec.kind === "port"
+            ? `'${key}' must be an integer in [0, 65535]: current value is ${shown}`
+            : `'${key}' must be an integer >= ${min}: current value is ${shown}`,
+        );
+      }
+      return n;
+    }
+  }
+}
 
 function fail(source: string, message: string): never {
   throw new TypeError(`Cannot load RPC config ${source}: ${message}`);
@@ -199,70 +253,23 @@ function fail(source: string, message: string): never {
  */
 export function parseRpcConfig(raw: unknown, source: string): RpcConfig {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) fail(source, "it must be a JSON object");
-  const values = raw as Record<string, unknown>;
-  for (const key of Object.keys(values)) {
-    if (!KNOWN_KEYS.includes(key)) fail(source, `key '${key}' is unknown (known: ${KNOWN_KEYS.join(", ")})`);
+  const values: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(raw as Record<string, unknown>)) {
+    const spec = RPC_KEYS[key];
+    if (spec === undefined) fail(source, `key '${key}' is unknown (known: ${KNOWN_KEYS.join(", ")})`);
+    values[key] = readValue(key, spec, value, source);
   }
-  const text = (key: string, required: boolean): string | undefined => {
-    const value = values[key];
-    if (value === undefined) {
-      if (required) fail(source, `key '${key}' is missing`);
-      return undefined;
-    }
-    if (typeof value !== "string" || value.trim() === "") {
-      fail(source, `'${key}' must be a non-empty string: current value is ${JSON.stringify(value)}`);
-    }
-    return value;
+  // Values are checked; what is left is which keys a file must give together.
+  const given = <T extends string | number>(key: string, required: boolean): T | undefined => {
+    if (values[key] === undefined && required) fail(source, `key '${key}' is missing`);
+    return values[key] as T | undefined;
   };
-  const port = (key: string, required: boolean): number | undefined => {
-    const value = values[key];
-    if (value === undefined) {
-      if (required) fail(source, `key '${key}' is missing`);
-      return undefined;
-    }
-    const n = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
-    if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n > 65535) {
-      fail(source, `'${key}' must be an integer in [0, 65535]: current value is ${JSON.stringify(value)}`);
-    }
-    return n;
-  };
-  const count = (key: string, min: number): number | undefined => {
-    const value = values[key];
-    if (value === undefined) return undefined;
-    const n = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
-    if (typeof n !== "number" || !Number.isInteger(n) || n < min) {
-      fail(source, `'${key}' must be an integer >= ${min}: current value is ${JSON.stringify(value)}`);
-    }
-    return n;
-  };
-  const flag = (key: string): boolean | undefined => {
-    const value = values[key];
-    if (value === undefined) return undefined;
-    if (value === true || value === "true") return true;
-    if (value === false || value === "false") return false;
-    fail(source, `'${key}' must be true or false: current value is ${JSON.stringify(value)}`);
-  };
+  const text = given<string>;
+  const port = given<number>;
   const rpcserverIp = text("rpcserver_ip", false);
   const rpcserverPort = port("rpcserver_port", rpcserverIp !== undefined);
-  const threadsValue = values["rpcserver_threads"];
-  const rpcserverThreads = typeof threadsValue === "string" && threadsValue.trim() !== ""
-    ? Number(threadsValue)
-    : threadsValue;
-  if (
-    rpcserverThreads !== undefined &&
-    (typeof rpcserverThreads !== "number" || !Number.isInteger(rpcserverThreads) || rpcserverThreads < 0)
-  ) {
-    fail(
-      source,
-      `'rpcserver_threads' must be a non-negative integer: current value is ${JSON.stringify(threadsValue)}`,
-    );
-  }
-  let logLevel: LogLevel;
-  try {
-    logLevel = parseLogLevel((values["log_level"] as string | number | undefined) ?? "INFO");
-  } catch (error) {
-    fail(source, `'log_level' ${(error as Error).message.replace(/^Cannot parse log level as /, "")}`);
-  }
+  const rpcserverThreads = values["rpcserver_threads"] as number | undefined;
+  const logLevel = (values["log_level"] as LogLevel | undefined) ?? parseLogLevel("INFO");
   const hasZooKeeper = ["zookeeper_ip", "zookeeper_connect"].some((key) => values[key] !== undefined);
   const hasDwtSrc = values["dwt_src_ip"] !== undefined;
   const kind = text("registry", false) ?? (hasDwtSrc || !hasZooKeeper ? "dwt_src" : "zookeeper");
@@ -281,14 +288,8 @@ export function parseRpcConfig(raw: unknown, source: string): RpcConfig {
     } catch (error) {
       fail(source, `'${connect !== undefined ? "zookeeper_connect" : "zookeeper_ip"}': ${(error as Error).message}`);
     }
-    const timeout = values["zookeeper_session_timeout_ms"] ?? ZOOKEEPER_REGISTRY_DEFAULTS.sessionTimeoutMs;
-    const sessionTimeoutMs = typeof timeout === "string" && timeout.trim() !== "" ? Number(timeout) : timeout;
-    if (typeof sessionTimeoutMs !== "number" || !Number.isInteger(sessionTimeoutMs) || sessionTimeoutMs <= 0) {
-      fail(
-        source,
-        `'zookeeper_session_timeout_ms' must be a positive integer: current value is ${JSON.stringify(timeout)}`,
-      );
-    }
+    const sessionTimeoutMs = (values["zookeeper_session_timeout_ms"] as number | undefined) ??
+      ZOOKEEPER_REGISTRY_DEFAULTS.sessionTimeoutMs;
     registry = { kind, connectString, sessionTimeoutMs };
   } else {
     fail(source, `'registry' must be "dwt_src" or "zookeeper": current value is ${JSON.stringify(kind)}`);
@@ -299,16 +300,10 @@ export function parseRpcConfig(raw: unknown, source: string): RpcConfig {
     rpcserverThreads,
     rpcserverStatusPort: port("rpcserver_status_port", false),
     rpcserverLimits: Object.fromEntries(
-      LIMIT_KEYS.flatMap(([key, option, min]) => {
-        const value = min === undefined ? flag(key) : count(key, min);
-        return value === undefined ? [] : [[option, value]];
-      }),
+      LIMIT_KEYS.flatMap(([key, option]) => values[key] === undefined ? [] : [[option, values[key]]]),
     ) as RpcServerLimits,
     rpcclient: Object.fromEntries(
-      CLIENT_KEYS.flatMap(([key, option, min]) => {
-        const value = count(key, min);
-        return value === undefined ? [] : [[option, value]];
-      }),
+      CLIENT_KEYS.flatMap(([key, option]) => values[key] === undefined ? [] : [[option, values[key]]]),
     ) as RpcClientSettings,
     registry,
     tlsCertFile: text("tls_cert_file", false),
