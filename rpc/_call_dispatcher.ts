@@ -12,11 +12,11 @@ import type { TimerId } from "../reactor/timer_queue.ts";
 import { copyBytes } from "./_byte_slab.ts";
 import type { CallLedger } from "./_call_ledger.ts";
 import { messageDecoder, messageEncoder } from "./_proto3_defaults.ts";
-import { RETRY_SAFE, ServedCalls } from "./_served_calls.ts";
+import { type CallsOwner, RETRY_SAFE, ServedCalls } from "./_served_calls.ts";
 import { type HandlerEntry, MAX_DEADLINE_MS, ServerCall } from "./_server_call.ts";
 import type { ServerLimits } from "./_server_limits.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
-import type { CallContext, MethodHandler, ServerHandler, ServerInterceptor } from "./rpc_provider.ts";
+import type { CallContext, MethodHandler, ServerHandler, ServerInterceptor } from "./server_handler.ts";
 import type { RequestFrame, ServerConnection, ServerTransportHandler } from "./server_transport.ts";
 import type { ServiceDefinition } from "./service_definition.ts";
 
@@ -29,7 +29,7 @@ interface RegisteredService {
 }
 
 /** Runs a provider's calls. */
-export class CallDispatcher implements ServerTransportHandler {
+export class CallDispatcher implements ServerTransportHandler, CallsOwner {
   /** The provider's limits. */
   readonly limits: ServerLimits;
   /** The provider's accounting. */

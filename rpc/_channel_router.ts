@@ -16,7 +16,7 @@ import { RegistryError, RegistryErrorCode } from "../registry/registry_error.ts"
 import { ProviderConnection } from "./_provider_connection.ts";
 import type { CallRouter } from "./_pending_call.ts";
 import { createLoadBalancer, type LoadBalancer } from "./load_balancer.ts";
-import type { RpcChannelOptions } from "./rpc_channel.ts";
+import type { RpcChannelOptions } from "./rpc_channel_options.ts";
 import type { ClientTransport, ClientTransportEvents } from "./transport.ts";
 
 /** What the channel remembers of a provider that failed lately. */

@@ -11,7 +11,7 @@
 import type { EventLoop } from "../reactor/event_loop.ts";
 import type { TimerId } from "../reactor/timer_queue.ts";
 import { copyBytes } from "./_byte_slab.ts";
-import type { ClientResult } from "./rpc_channel.ts";
+import type { ClientResult } from "./client_handler.ts";
 import type { RpcController } from "./rpc_controller.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
 import type { ClientTransport, ResponseFrame, TransportCall } from "./transport.ts";
@@ -45,7 +45,7 @@ export interface CallRouter {
   takeRetryToken(): boolean;
 }
 
-export type { ClientResult } from "./rpc_channel.ts";
+export type { ClientResult } from "./client_handler.ts";
 
 /** Turns the response bytes into what the caller's promise resolves with (a stub decodes its message). */
 export type ResponseDecoder = (payload: Uint8Array, metadata: Record<string, string>) => unknown;

@@ -1,7 +1,7 @@
 /**
  * A provider on Worker threads (its `threads` option): the main provider's TcpServer starts the Workers, each
  * listening on the same port (SO_REUSEPORT; the kernel spreads connections), and each Worker runs
- * `initProviderThread`: a provider of its own on the Worker's loop, with the services of the main provider's module
+ * `initProviderThread` (`_provider_thread_init.ts`): a provider of its own on the Worker's loop, with the services of the main provider's module
  * and the same limits, serving the Worker's server. Publishing stays with the main provider; a drain reaches the
  * Workers on a BroadcastChannel ("drain", answered "drained"). Where the runtime has no SO_REUSEPORT, the
  * TcpServer runs the init on the main loop instead, and that one provider drains the same way.
@@ -15,8 +15,6 @@ import { getLogger } from "../reactor/logger.ts";
 import type { TcpServer } from "../reactor/tcp_server.ts";
 import type { TimerId } from "../reactor/timer_queue.ts";
 import type { ServerLimits } from "./_server_limits.ts";
-import { TcpServerTransport } from "./_tcp_server_transport.ts";
-import { RpcProvider } from "./rpc_provider.ts";
 import type { ServerTransport } from "./server_transport.ts";
 
 /** The module whose `registerServices`-like export each Worker runs. */
@@ -26,7 +24,7 @@ export interface ServicesModule {
 }
 
 /** What each Worker of a multi-threaded provider is given (plain data, so it crosses to Workers). */
-interface ProviderThreadData extends ServicesModule {
+export interface ProviderThreadData extends ServicesModule {
   /** The main provider's limits and timings. */
   limits: ServerLimits;
   /** The BroadcastChannel on which the main provider says "drain". */
@@ -48,7 +46,8 @@ export class ProviderThreads implements ServerTransport {
     this.#channel = new BroadcastChannel(channelName);
     server.setThreadNum(threads);
     const data: ProviderThreadData = { ...module, limits, channelName };
-    server.setThreadInit(import.meta.url, "initProviderThread", data);
+    // The init lives in a module of its own: it makes a provider, which would import this file back.
+    server.setThreadInit(new URL("./_provider_thread_init.ts", import.meta.url).href, "initProviderThread", data);
   }
 
   /** The listen address (after `listen`). */
@@ -89,26 +88,4 @@ export class ProviderThreads implements ServerTransport {
       getLogger().warn(`RpcProvider: ${threads - drained} of ${threads} Workers did not drain in time`);
     }
   }
-}
-
-/**
- * Internal: the thread-init function of a provider with `threads` (TcpServer calls it in each Worker, or on the
- * main loop where there are no threads): a provider on the Worker's loop, with the module's services, serving
- * the Worker's server, draining on the main provider's word.
- */
-export async function initProviderThread(server: TcpServer, loop: EventLoop, data: ProviderThreadData): Promise<void> {
-  const transport = new TcpServerTransport(server, data.limits, false);
-  const provider = new RpcProvider({ ...data.limits, loop, transport });
-  await provider.registerModule(data.moduleUrl, data.exportName);
-  await provider.start();
-  const channel = new BroadcastChannel(data.channelName);
-  channel.onmessage = (event: MessageEvent) => {
-    const message = event.data as { type?: string; graceMs?: number };
-    if (message?.type !== "drain") return;
-    // Not closed after the answer: on Node a channel closed right after postMessage can drop the message. The
-    // Worker is terminated after the drain anyway, which releases the channel.
-    provider.stop({ graceMs: message.graceMs ?? data.limits.drainGraceMs }).finally(() =>
-      channel.postMessage({ type: "drained" })
-    );
-  };
 }

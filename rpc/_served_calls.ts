@@ -10,7 +10,8 @@
 
 import type { EventLoop } from "../reactor/event_loop.ts";
 import { getLogger } from "../reactor/logger.ts";
-import type { CallDispatcher } from "./_call_dispatcher.ts";
+import type { CallLedger } from "./_call_ledger.ts";
+import type { ServerLimits } from "./_server_limits.ts";
 import type { ServerCall, ServerCallOwner } from "./_server_call.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
 import type { RequestFrame, ServerConnection, ServerConnectionHandler } from "./server_transport.ts";
@@ -20,6 +21,23 @@ import type { RequestFrame, ServerConnection, ServerConnectionHandler } from "./
  * carry it (ServerCall strips the transport's keys).
  */
 export const RETRY_SAFE: Record<string, string> = Object.freeze({ "dwt-retry-safe": "1" }) as Record<string, string>;
+
+/**
+ * What a connection's calls need of the provider's dispatch (the CallDispatcher): its limits and ledger, the
+ * handlers, and the accounting of refusals. Named here so this file does not import the dispatcher back.
+ */
+export interface CallsOwner {
+  readonly limits: ServerLimits;
+  readonly ledger: CallLedger;
+  /** Count a limit that was hit. */
+  limitHit(limit: string): void;
+  /** Hand a request to its handler. */
+  serve(served: ServedCalls, request: RequestFrame, receiveTimeMs: number): void;
+  /** Answer a request no handler will see. */
+  refuse(served: ServedCalls, request: RequestFrame, error: RpcError, metadata?: Record<string, string>): void;
+  /** The connection is gone. */
+  forget(served: ServedCalls): void;
+}
 
 /** Calls served on one connection. */
 export class ServedCalls implements ServerConnectionHandler, ServerCallOwner {
@@ -37,11 +55,11 @@ export class ServedCalls implements ServerConnectionHandler, ServerCallOwner {
   isClosed = false;
   /** Told when the connection closes (a draining provider waits for it). */
   onClosed: () => void = () => {};
-  readonly #dispatcher: CallDispatcher;
+  readonly #dispatcher: CallsOwner;
   #head: ServerCall | undefined;
 
   /** Record `connection`, which is up now. */
-  constructor(connection: ServerConnection, dispatcher: CallDispatcher) {
+  constructor(connection: ServerConnection, dispatcher: CallsOwner) {
     this.connection = connection;
     this.loop = connection.loop;
     this.#dispatcher = dispatcher;

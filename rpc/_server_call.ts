@@ -17,11 +17,11 @@ import { encodeTransient } from "./_byte_slab.ts";
 import type { CallAnswer, RequestFrame } from "./server_transport.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
 import type { MethodDefinition } from "./service_definition.ts";
-import type { CallContext } from "./rpc_provider.ts";
+import type { CallContext } from "./server_handler.ts";
 import type protobuf from "protobufjs";
 
 // The handler's view of a call is public API, defined with the provider.
-export type { CallContext, ServerHandler } from "./rpc_provider.ts";
+export type { CallContext, ServerHandler } from "./server_handler.ts";
 
 /** A registered method: its types, its handler chain and its answer counters. */
 export interface HandlerEntry {

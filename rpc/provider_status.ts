@@ -8,10 +8,64 @@
 
 import type { HttpRequest, HttpResponse } from "../reactor/http_server.ts";
 import { type MetricLabels, PrometheusText } from "../reactor/prometheus_text.ts";
-import type { RpcProvider } from "./rpc_provider.ts";
 
 const escapeHtml = (value: string) =>
   value.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+
+/**
+ * A provider's counters (per isolate: with `threads`, each Worker counts its own calls).
+ *
+ * @example
+ * ```ts
+ * import type { RpcProvider } from "./rpc_provider.ts";
+ *
+ * const line = (provider: ProviderStatsSource) => {
+ *   const stats = provider.stats();
+ *   return `${stats.connections} connections, ${stats.callsInFlight} in flight, ${stats.callsServed} served`;
+ * };
+ * ```
+ */
+export interface RpcProviderStats {
+  /** Milliseconds since start. */
+  uptimeMs: number;
+  /** Connections open now. */
+  connections: number;
+  /** Connections open now that have not sent a whole frame yet (closed at `handshakeTimeoutMs`). */
+  silentConnections: number;
+  /** Calls whose handler has not answered yet. */
+  callsInFlight: number;
+  /** Calls answered since start (successfully or not). */
+  callsServed: number;
+  /** Answers by `service.method` (unknown ones as `unknown`), split by status name (`OK`, `UNKNOWN`, ...). */
+  calls: Record<string, Record<string, number>>;
+  /** Failed calls by status name. */
+  errorsByCode: Record<string, number>;
+  /**
+   * Times a limit was hit, by limit: `connections`, `connections_per_address`, `handshake_timeout` (connections
+   * closed for sending no whole frame in time), `silent_evicted` (silent connections closed to make room at the
+   * cap), `calls`, `idle`, `frame` (every
+   * frame rejected: too large, too slow or over the partial-frame cap), `frame_timeout`, `partial_frame_bytes`,
+   * `unsent_bytes`, `metadata`, `duplicate_call_id`, `deadline_clamped`, `keepalive`, `drain_refused` (requests
+   * refused while draining) and `drain_grace_expired` (calls cut off after the grace period).
+   */
+  limitsHit: Record<string, number>;
+}
+
+/**
+ * What the status pages read: anything with the provider's counters (an RpcProvider is one).
+ *
+ * @example
+ * ```ts
+ * import type { ProviderStatsSource } from "./provider_status.ts";
+ * import { RpcProvider } from "./rpc_provider.ts";
+ *
+ * const source: ProviderStatsSource = new RpcProvider();
+ * ```
+ */
+export interface ProviderStatsSource {
+  /** The counters now. */
+  stats(): RpcProviderStats;
+}
 
 /**
  * The provider's counters in Prometheus text exposition format.
@@ -29,7 +83,7 @@ const escapeHtml = (value: string) =>
  * await provider.stop();
  * ```
  */
-export function providerMetrics(provider: RpcProvider): string {
+export function providerMetrics(provider: ProviderStatsSource): string {
   const stats = provider.stats();
   const calls = Object.entries(stats.calls).flatMap(([method, byCode]) =>
     Object.entries(byCode).map(([code, count]): [MetricLabels, number] => [{ method, code }, count])
@@ -54,7 +108,7 @@ export function providerMetrics(provider: RpcProvider): string {
     .render();
 }
 
-function statusText(provider: RpcProvider): string {
+function statusText(provider: ProviderStatsSource): string {
   const stats = provider.stats();
   const lines = [
     `uptime_s ${(stats.uptimeMs / 1000).toFixed(1)}`,
@@ -71,7 +125,7 @@ function statusText(provider: RpcProvider): string {
   return `${lines.join("\n")}\n`;
 }
 
-function statusHtml(provider: RpcProvider): string {
+function statusHtml(provider: ProviderStatsSource): string {
   const stats = provider.stats();
   const rows = Object.entries(stats.calls).map(([method, byCode]) =>
     `<tr><td>${escapeHtml(method)}</td><td>${
@@ -102,7 +156,7 @@ flight, ${stats.callsServed} served</p>
  * await provider.stop();
  * ```
  */
-export function providerStatusHandler(provider: RpcProvider): (request: HttpRequest) => HttpResponse {
+export function providerStatusHandler(provider: ProviderStatsSource): (request: HttpRequest) => HttpResponse {
   return (request) => {
     switch (request.path) {
       case "/ruok":

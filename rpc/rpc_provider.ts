@@ -29,135 +29,19 @@ import { ProviderThreads, type ServicesModule } from "./_provider_threads.ts";
 import { type ServerLimits, serverLimits } from "./_server_limits.ts";
 import { ServicePublisher } from "./_service_publisher.ts";
 import { TcpServerTransport } from "./_tcp_server_transport.ts";
-import { providerStatusHandler } from "./provider_status.ts";
+import { providerStatusHandler, type RpcProviderStats } from "./provider_status.ts";
+export type { RpcProviderStats } from "./provider_status.ts";
 import type { ServerTransport } from "./server_transport.ts";
 import { definitionOf, type ServiceDefinition } from "./service_definition.ts";
 
-/**
- * What a handler knows about its call.
- *
- * @example
- * ```ts
- * import { EventLoop } from "../reactor/event_loop.ts";
- * import { RpcChannel, type StubMethod } from "./rpc_channel.ts";
- * import { type CallContext, RpcProvider } from "./rpc_provider.ts";
- * import { parseProto, serviceDefinition } from "./service_definition.ts";
- * import assert from "node:assert/strict";
- *
- * const root = parseProto(`syntax = "proto3"; package demo;
- *   message Msg { string text = 1; }
- *   service Echo { rpc Say (Msg) returns (Msg); }`);
- * const echo = serviceDefinition(root, "demo.Echo");
- * const loop = new EventLoop();
- * const provider = new RpcProvider({ loop });
- * provider.registerService(echo, {
- *   Say: (request: { text: string }, context: CallContext) => {
- *     context.responseMetadata["served-by"] = "example";
- *     return { text: `${request.text} from ${context.metadata["user"]}, ${context.method}` };
- *   },
- * });
- * await provider.start();
- * const channel = new RpcChannel({ loop, providers: { "demo.Echo": [provider.advertisedAddress] } });
- * const stub = channel.stub<{ Say: StubMethod }>(echo);
- * assert.equal((await stub.Say({ text: "hi" }, { metadata: { user: "dwt" } })).text, "hi from dwt, Say");
- * await channel.close();
- * await provider.stop();
- * ```
- */
-export interface CallContext {
-  /** Full service name. */
-  readonly service: string;
-  /** Method name. */
-  readonly method: string;
-  /** Fires when the caller gives up (deadline, cancel, connection lost) or the provider stops. */
-  readonly signal: AbortSignal;
-  /** Metadata the caller sent. */
-  readonly metadata: Readonly<Record<string, string>>;
-  /** Metadata to send back with the response (set entries on it). */
-  readonly responseMetadata: Record<string, string>;
-  /** The caller's address. */
-  readonly peer: string;
-  /** Milliseconds the caller still waits (Infinity without a deadline). */
-  timeRemainingMs(): number;
-}
-
-/**
- * A decoded call on its way to the handler.
- *
- * @example
- * ```ts
- * import type { ServerHandler } from "./rpc_provider.ts";
- *
- * // What an interceptor wraps: the rest of the chain, ending in the method's handler.
- * const timed = (next: ServerHandler): ServerHandler => async (request, context) => {
- *   const start = performance.now();
- *   try {
- *     return await next(request, context);
- *   } finally {
- *     console.log(`${context.service}.${context.method} took ${(performance.now() - start).toFixed(1)} ms`);
- *   }
- * };
- * ```
- */
-export type ServerHandler = (request: unknown, context: CallContext) => Promise<unknown>;
-
-/**
- * A method implementation: takes the decoded request, returns the response (a message or a plain object).
- *
- * @example
- * ```ts
- * import type { CallContext, MethodHandler } from "./rpc_provider.ts";
- *
- * // A handler may return the response or a promise of it, and should stop when the caller gives up.
- * const slowEcho: MethodHandler = async (request: { text: string }, context: CallContext) => {
- *   await new Promise((resolve) => setTimeout(resolve, Math.min(100, context.timeRemainingMs())));
- *   context.signal.throwIfAborted();
- *   return { text: request.text };
- * };
- * ```
- */
-// `any` on purpose: handlers declare their own request types (generated from the .proto), which a parameter of
-// `unknown` would not accept without a cast in every handler.
-// deno-lint-ignore no-explicit-any
-export type MethodHandler = (request: any, context: CallContext) => unknown;
-
-/**
- * A service implementation: handlers by method name (`Login` or `login`); a class instance works too.
- *
- * @example
- * ```ts
- * import type { ServiceImplementation } from "./rpc_provider.ts";
- *
- * // An object (or class instance) with one method per RPC, named as in the .proto.
- * class UserService {
- *   Login(request: { name: string }) {
- *     return { success: request.name !== "" };
- *   }
- * }
- * const implementation: ServiceImplementation = new UserService();
- * ```
- */
-export type ServiceImplementation = object;
-
-/**
- * Wraps the handler chain: for auth, logging, metrics.
- *
- * @example
- * ```ts
- * import { RpcCode, RpcError } from "./rpc_error.ts";
- * import { RpcProvider, type ServerInterceptor } from "./rpc_provider.ts";
- *
- * // Refuse calls without the right token before they reach a handler.
- * const requireToken: ServerInterceptor = (next) => (request, context) => {
- *   if (context.metadata["authorization"] !== "Bearer s3cret") {
- *     throw new RpcError(RpcCode.UNAUTHENTICATED, "A valid token is required");
- *   }
- *   return next(request, context);
- * };
- * const provider = new RpcProvider({ interceptors: [requireToken] });
- * ```
- */
-export type ServerInterceptor = (next: ServerHandler) => ServerHandler;
+export type {
+  CallContext,
+  MethodHandler,
+  ServerHandler,
+  ServerInterceptor,
+  ServiceImplementation,
+} from "./server_handler.ts";
+import type { ServerInterceptor, ServiceImplementation } from "./server_handler.ts";
 
 /**
  * A module's function that registers services on a provider, for {@linkcode RpcProvider.registerModule}: each
@@ -346,45 +230,6 @@ export interface RpcProviderOptions {
    * @default {HttpServer's defaults}
    */
   statusServer?: HttpServerOptions;
-}
-
-/**
- * A provider's counters (per isolate: with `threads`, each Worker counts its own calls).
- *
- * @example
- * ```ts
- * import type { RpcProvider } from "./rpc_provider.ts";
- *
- * const line = (provider: RpcProvider) => {
- *   const stats = provider.stats();
- *   return `${stats.connections} connections, ${stats.callsInFlight} in flight, ${stats.callsServed} served`;
- * };
- * ```
- */
-export interface RpcProviderStats {
-  /** Milliseconds since start. */
-  uptimeMs: number;
-  /** Connections open now. */
-  connections: number;
-  /** Connections open now that have not sent a whole frame yet (closed at `handshakeTimeoutMs`). */
-  silentConnections: number;
-  /** Calls whose handler has not answered yet. */
-  callsInFlight: number;
-  /** Calls answered since start (successfully or not). */
-  callsServed: number;
-  /** Answers by `service.method` (unknown ones as `unknown`), split by status name (`OK`, `UNKNOWN`, ...). */
-  calls: Record<string, Record<string, number>>;
-  /** Failed calls by status name. */
-  errorsByCode: Record<string, number>;
-  /**
-   * Times a limit was hit, by limit: `connections`, `connections_per_address`, `handshake_timeout` (connections
-   * closed for sending no whole frame in time), `silent_evicted` (silent connections closed to make room at the
-   * cap), `calls`, `idle`, `frame` (every
-   * frame rejected: too large, too slow or over the partial-frame cap), `frame_timeout`, `partial_frame_bytes`,
-   * `unsent_bytes`, `metadata`, `duplicate_call_id`, `deadline_clamped`, `keepalive`, `drain_refused` (requests
-   * refused while draining) and `drain_grace_expired` (calls cut off after the grace period).
-   */
-  limitsHit: Record<string, number>;
 }
 
 /**
