@@ -17,7 +17,7 @@ export type { RpcClientSettings, RpcServerLimits } from "./rpc_application.ts";
 export { type CallContext, type MethodHandler, type RegisterServices, RpcProvider } from "./rpc_provider.ts";
 export type { RpcProviderOptions, RpcProviderStats, ServerHandler, ServerInterceptor } from "./rpc_provider.ts";
 export type { ServiceImplementation } from "./rpc_provider.ts";
-export { providerMetrics, providerStatusHandler } from "./provider_status.ts";
+export { providerMetrics, type ProviderStatsSource, providerStatusHandler } from "./provider_status.ts";
 
 // Calling them.
 export { type CallOptions, RpcChannel, type RpcChannelOptions, type Stub, type StubMethod } from "./rpc_channel.ts";
