@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import { EventLoop } from "../reactor/mod.ts";
 import { loadProtoFile, RpcChannel, serviceDefinition, type StubMethod } from "../rpc/mod.ts";
 import { defaultBackend } from "../reactor/backend/mod.ts";
-import { encodeRpcFrame } from "../rpc/_rpc_codec.ts";
+import { encodeRpcFrame } from "../rpc/_rpc_encoder.ts";
 import { frameAll, FrameReader } from "./_length_prefixed.ts";
 
 const { values } = parseArgs({

@@ -24,7 +24,7 @@ import { encodeClientFrame } from "../registry/_codec.ts";
 import { NodeType } from "../registry/server/data_tree.ts";
 import { RegistryClient } from "../registry/client/registry_client.ts";
 import { RegistryServer } from "../registry/server/registry_server.ts";
-import { encodeRpcFrame } from "../rpc/_rpc_codec.ts";
+import { encodeRpcFrame } from "../rpc/_rpc_encoder.ts";
 import { RpcChannel, type StubMethod } from "../rpc/rpc_channel.ts";
 import { RpcProvider } from "../rpc/rpc_provider.ts";
 import { parseProto, serviceDefinition } from "../rpc/service_definition.ts";

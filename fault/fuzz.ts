@@ -28,7 +28,8 @@ import { decodeClientFrame, decodeServerFrame, encodeClientFrame } from "../regi
 import { JuteReader } from "../registry/zookeeper/_jute.ts";
 import { NodeType } from "../registry/server/data_tree.ts";
 import { RegistryClient } from "../registry/client/registry_client.ts";
-import { decodeRpcFrame, encodeRpcFrame } from "../rpc/_rpc_codec.ts";
+import { decodeRpcFrame } from "../rpc/_rpc_decoder.ts";
+import { encodeRpcFrame } from "../rpc/_rpc_encoder.ts";
 import { RpcChannel } from "../rpc/rpc_channel.ts";
 
 const { values } = parseArgs({

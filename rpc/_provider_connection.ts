@@ -18,7 +18,9 @@ import { LengthHeaderCodec } from "../reactor/length_header_codec.ts";
 import { getLogger } from "../reactor/logger.ts";
 import { TcpClient } from "../reactor/tcp_client.ts";
 import type { TcpConnection } from "../reactor/tcp_connection.ts";
-import { type DecodedFrame, decodeRpcFrame, FrameKind, sendCancel, sendPing, sendRequest } from "./_rpc_codec.ts";
+import { decodeRpcFrame } from "./_rpc_decoder.ts";
+import { sendCancel, sendPing, sendRequest } from "./_rpc_encoder.ts";
+import { type DecodedFrame, FrameKind } from "./_rpc_wire.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
 import type { ClientTransport, ClientTransportEvents, TransportCall } from "./transport.ts";
 

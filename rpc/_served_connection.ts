@@ -12,7 +12,7 @@ import type { EventLoop } from "../reactor/event_loop.ts";
 import { closeIfBacklogged } from "../reactor/flow_control.ts";
 import { getLogger } from "../reactor/logger.ts";
 import type { TcpConnection } from "../reactor/tcp_connection.ts";
-import { sendDrain, sendResponse } from "./_rpc_codec.ts";
+import { sendDrain, sendResponse } from "./_rpc_encoder.ts";
 import type { GatedConnection } from "./_connection_gate.ts";
 import type { ServerLimits } from "./_server_limits.ts";
 import { RpcCode } from "./rpc_error.ts";

@@ -5,7 +5,7 @@ import net from "node:net";
 import { EventLoop } from "../reactor/event_loop.ts";
 import { needs } from "../reactor/testdata/permissions.ts";
 import { denoRun, spawnReady } from "../reactor/testdata/spawn_ready.ts";
-import { encodeRpcFrame } from "./_rpc_codec.ts";
+import { encodeRpcFrame } from "./_rpc_encoder.ts";
 import { parseRpcConfig } from "./rpc_application.ts";
 import { RpcChannel, type StubMethod } from "./rpc_channel.ts";
 import { providerMetrics } from "./provider_status.ts";

@@ -4,7 +4,9 @@
 import assert from "node:assert/strict";
 import protobuf from "protobufjs";
 import { RPC_PROTO } from "../proto/rpc_proto.ts";
-import { decodeRpcFrame, encodeRpcFrame, FrameKind, WireFormatError, type WireFrame } from "./_rpc_codec.ts";
+import { decodeRpcFrame } from "./_rpc_decoder.ts";
+import { encodeRpcFrame } from "./_rpc_encoder.ts";
+import { FrameKind, WireFormatError, type WireFrame } from "./_rpc_wire.ts";
 
 const FrameType = protobuf.parse(RPC_PROTO).root.lookupType("dwt.rpc.RpcFrame");
 

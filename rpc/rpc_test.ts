@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { EventLoop } from "../reactor/event_loop.ts";
-import { encodeRpcFrame } from "./_rpc_codec.ts";
+import { encodeRpcFrame } from "./_rpc_encoder.ts";
 import { RegistryClient } from "../registry/client/registry_client.ts";
 import { RegistryServer } from "../registry/server/registry_server.ts";
 import { RpcChannel, type StubMethod } from "./rpc_channel.ts";
