@@ -41,7 +41,14 @@ export type { ServerInterceptor, ServiceImplementation } from "./rpc/mod.ts";
 export { type CallOptions, RpcChannel, type RpcChannelOptions, type Stub, type StubMethod } from "./rpc/mod.ts";
 export type { ClientCall, ClientHandler, ClientInterceptor, ClientResult } from "./rpc/mod.ts";
 export { RpcCode, rpcCodeName, RpcController, RpcError } from "./rpc/mod.ts";
-export { definitionOf, loadProtoFile, type MethodDefinition, parseProto, type ParseProtoOptions } from "./rpc/mod.ts";
+export {
+  definitionOf,
+  loadProtoFile,
+  type MethodDefinition,
+  MethodKind,
+  parseProto,
+  type ParseProtoOptions,
+} from "./rpc/mod.ts";
 export { type GenerateOptions, generateTypeScript, type ServiceDefinition, serviceDefinition } from "./rpc/mod.ts";
 export { type Candidate, createLoadBalancer, type LoadBalancer, type LoadBalancerName } from "./rpc/mod.ts";
 export { ConsistentHashBalancer, P2cBalancer, RandomBalancer, RoundRobinBalancer } from "./rpc/mod.ts";

@@ -18,7 +18,8 @@ import type { ServerLimits } from "./_server_limits.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
 import type { CallContext, MethodHandler, ServerHandler, ServerInterceptor } from "./server_handler.ts";
 import type { RequestFrame, ServerConnection, ServerTransportHandler } from "./server_transport.ts";
-import type { ServiceDefinition } from "./service_definition.ts";
+import { MethodKind, type ServiceDefinition } from "./service_definition.ts";
+import { getLogger } from "../reactor/logger.ts";
 
 const EMPTY_BYTES = new Uint8Array(0);
 
@@ -66,6 +67,16 @@ export class CallDispatcher implements ServerTransportHandler, CallsOwner {
     for (const method of definition.methods.values()) {
       const lower = method.name[0]!.toLowerCase() + method.name.slice(1);
       const fn = impl[method.name] ?? impl[lower];
+      if (method.kind !== undefined && method.kind !== MethodKind.UNARY) {
+        // Not served yet: its calls are answered UNIMPLEMENTED (serve), never run as a unary call.
+        if (typeof fn === "function") {
+          getLogger().warn(
+            `RpcProvider: ${definition.fullName}.${method.name} is ${method.kind.replace("_", " ")}, which is not ` +
+              `served yet: its calls are answered UNIMPLEMENTED`,
+          );
+        }
+        continue;
+      }
       if (typeof fn !== "function") {
         throw new TypeError(
           `Cannot register service '${definition.fullName}' as it has no handler for method '${method.name}'`,
@@ -111,8 +122,11 @@ export class CallDispatcher implements ServerTransportHandler, CallsOwner {
     const service = this.#services.get(request.service);
     const entry = service?.handlers.get(request.method);
     if (entry === undefined) {
+      const kind = service?.definition.methods.get(request.method)?.kind;
       const why = service === undefined
         ? `Service '${request.service}' is not served here`
+        : kind !== undefined && kind !== MethodKind.UNARY
+        ? `Method '${request.service}.${request.method}' is ${kind.replace("_", " ")}, which is not served yet`
         : `Method '${request.method}' is not in service '${request.service}'`;
       // Not run: another provider (a newer version during a rolling upgrade) may serve it.
       this.refuse(served, request, new RpcError(RpcCode.UNIMPLEMENTED, why), RETRY_SAFE);

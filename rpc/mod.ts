@@ -35,7 +35,7 @@ export { MemoryServer, MemoryServerEnd, type MemoryServerOptions, MemoryTranspor
 export type { MemoryTransportOptions } from "./memory_transport.ts";
 
 // Service definitions, code generation, load balancing.
-export { definitionOf, loadProtoFile, type MethodDefinition, parseProto } from "./service_definition.ts";
+export { definitionOf, loadProtoFile, type MethodDefinition, MethodKind, parseProto } from "./service_definition.ts";
 export { type ParseProtoOptions, type ServiceDefinition, serviceDefinition } from "./service_definition.ts";
 export { type GenerateOptions, generateTypeScript } from "./codegen.ts";
 export { type Candidate, createLoadBalancer, type LoadBalancer, type LoadBalancerName } from "./load_balancer.ts";

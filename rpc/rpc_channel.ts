@@ -15,7 +15,7 @@ import { messageDecoder, messageEncoder, prepareType } from "./_proto3_defaults.
 import { decodeAnswer, PendingCall, type ResponseDecoder } from "./_pending_call.ts";
 import { encodeMessage } from "./_byte_slab.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
-import { definitionOf, type ServiceDefinition } from "./service_definition.ts";
+import { definitionOf, MethodKind, type ServiceDefinition } from "./service_definition.ts";
 
 /** The longest deadline a call can have: longer ones are clamped (the host timers' range, about 24.8 days). */
 export const MAX_CALL_TIMEOUT_MS = 0x7fff_ffff;
@@ -146,6 +146,20 @@ export class RpcChannel {
       : definitionOf(service as protobuf.Service);
     const stub: Stub = {};
     for (const method of definition.methods.values()) {
+      if (method.kind !== undefined && method.kind !== MethodKind.UNARY) {
+        // Never sent as a unary call, which a provider would take as one message.
+        const refuse = () =>
+          Promise.reject(
+            new RpcError(
+              RpcCode.UNIMPLEMENTED,
+              `Cannot call ${definition.fullName}.${method.name}: it is ${method.kind!.replace("_", " ")}, and ` +
+                "streaming is not supported yet",
+            ),
+          );
+        stub[method.name] = refuse;
+        stub[method.name[0]!.toLowerCase() + method.name.slice(1)] = refuse;
+        continue;
+      }
       const type = method.requestType;
       const decodeResponse = messageDecoder(method.responseType);
       const encodable = messageEncoder(type);

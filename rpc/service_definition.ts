@@ -10,6 +10,29 @@ import type { NetBackend } from "../reactor/backend/net_backend.ts";
 import { parseWithImports, readImports } from "./_proto_imports.ts";
 
 /**
+ * How a method's messages flow: one each way, or a stream on one or both sides (`stream` in the .proto).
+ *
+ * @example
+ * ```ts
+ * import { MethodKind, parseProto, serviceDefinition } from "./service_definition.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const root = parseProto(`syntax = "proto3"; package demo; message Msg { string text = 1; }
+ *   service Feed { rpc Watch (Msg) returns (stream Msg); }`);
+ * assert.equal(serviceDefinition(root, "demo.Feed").methods.get("Watch")!.kind, MethodKind.SERVER_STREAMING);
+ * ```
+ */
+export const MethodKind = {
+  UNARY: "unary",
+  SERVER_STREAMING: "server_streaming",
+  CLIENT_STREAMING: "client_streaming",
+  BIDI_STREAMING: "bidi_streaming",
+} as const;
+
+/** One of the {@linkcode MethodKind} values. */
+export type MethodKind = typeof MethodKind[keyof typeof MethodKind];
+
+/**
  * One method of a service.
  *
  * @example
@@ -28,6 +51,12 @@ import { parseWithImports, readImports } from "./_proto_imports.ts";
 export interface MethodDefinition {
   /** The method's name as in the .proto (`Login`). */
   readonly name: string;
+  /**
+   * Unary, or which side streams (`stream` in the .proto); absent means unary. Only unary methods are served and
+   * called so far: a provider answers a streaming method UNIMPLEMENTED and a stub refuses to call one, so peers
+   * of mixed versions fail cleanly instead of treating a stream as one message.
+   */
+  readonly kind?: MethodKind;
   /** The request message type. */
   readonly requestType: protobuf.Type;
   /** The response message type. */
@@ -178,8 +207,12 @@ export function definitionOf(service: protobuf.Service): ServiceDefinition {
   const methods = new Map<string, MethodDefinition>();
   for (const method of service.methodsArray) {
     method.resolve();
+    const kind = method.requestStream
+      ? (method.responseStream ? MethodKind.BIDI_STREAMING : MethodKind.CLIENT_STREAMING)
+      : (method.responseStream ? MethodKind.SERVER_STREAMING : MethodKind.UNARY);
     methods.set(method.name, {
       name: method.name,
+      kind,
       requestType: method.resolvedRequestType!,
       responseType: method.resolvedResponseType!,
     });
