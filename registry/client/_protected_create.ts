@@ -16,7 +16,8 @@
 
 import type { EventLoop } from "../../reactor/event_loop.ts";
 import { basename, joinPath, parentOf, validatePath } from "../path.ts";
-import { NodeType, type Registry, type Stat } from "../registry.ts";
+import { type CreateOptions, NodeType, type Registry, type Stat } from "../registry.ts";
+import type { EphemeralNodes } from "./_ephemeral_nodes.ts";
 import { RegistryError, RegistryErrorCode } from "../registry_error.ts";
 
 /** What prefixes a protected node's name: `_p_<uuid>-`, then the name asked for. */
@@ -70,6 +71,27 @@ export function protectedCreateTarget(client: ProtectedCreateClient): ProtectedC
     delete: (path) => registry.delete(path),
     whenConnected: (what) => session.whenConnected(loop, timeoutMs, what),
   };
+}
+
+/**
+ * A create as both clients make it: one plain create, or a protected one (`options.protected`); an ephemeral node
+ * made is remembered in `ephemerals` for re-creation after an expiry. Resolves with the node's actual path.
+ */
+export async function createNode(
+  target: ProtectedCreateTarget,
+  ephemerals: EphemeralNodes,
+  path: string,
+  data: Uint8Array,
+  options: CreateOptions,
+): Promise<string> {
+  const nodeType = options.nodeType ?? NodeType.PERSISTENT;
+  const sequential = options.sequential ?? false;
+  const isProtected = options.protected ?? false;
+  const created = isProtected
+    ? await protectedCreate(target, path, data, nodeType, sequential)
+    : await target.createOnce(path, data, nodeType, sequential);
+  if (nodeType === NodeType.EPHEMERAL) ephemerals.created(created, path, data, sequential, isProtected);
+  return created;
 }
 
 /** The errors after which a create may or may not have been made: the ones a protected create looks behind. */

@@ -24,18 +24,10 @@ import {
   statFromWire,
   toBigInt,
 } from "../_codec.ts";
-import { protectedCreate, type ProtectedCreateTarget, protectedCreateTarget } from "./_protected_create.ts";
+import { createNode, type ProtectedCreateTarget, protectedCreateTarget } from "./_protected_create.ts";
 import { ServerDialer } from "./_server_dialer.ts";
 import { importHeartbeatKey } from "../heartbeat.ts";
-import {
-  type CreateOptions,
-  type EventType,
-  NodeType,
-  type Registry,
-  type SessionEvent,
-  type Stat,
-  type WatchCallback,
-} from "../registry.ts";
+import type { CreateOptions, EventType, NodeType, Registry, SessionEvent, Stat, WatchCallback } from "../registry.ts";
 import {
   type RegistryClientOptions,
   type ResolvedRegistryClientOptions,
@@ -220,17 +212,7 @@ export class RegistryClient implements Registry {
    * ```
    */
   async create(path: string, data?: Uint8Array | string, options: CreateOptions = {}): Promise<string> {
-    const bytes = toBytes(data);
-    const nodeType = options.nodeType ?? NodeType.PERSISTENT;
-    const sequential = options.sequential ?? false;
-    const isProtected = options.protected ?? false;
-    const created = isProtected
-      ? await protectedCreate(this.#protectedTarget, path, bytes, nodeType, sequential)
-      : await this.#createOnce(path, bytes, nodeType, sequential);
-    if (nodeType === NodeType.EPHEMERAL) {
-      this.#session.ephemerals.created(created, path, bytes, sequential, isProtected);
-    }
-    return created;
+    return await createNode(this.#protectedTarget, this.#session.ephemerals, path, toBytes(data), options);
   }
 
   async #createOnce(path: string, data: Uint8Array, nodeType: NodeType, sequential: boolean): Promise<string> {

@@ -18,7 +18,7 @@ import type { TcpConnection } from "../../reactor/tcp_connection.ts";
 import type { TimerId } from "../../reactor/timer_queue.ts";
 import { ClientSession, SessionState } from "../client/_client_session.ts";
 import { JuteReader, JuteWriter } from "./_jute.ts";
-import { protectedCreate, type ProtectedCreateTarget, protectedCreateTarget } from "../client/_protected_create.ts";
+import { createNode, type ProtectedCreateTarget, protectedCreateTarget } from "../client/_protected_create.ts";
 import { ServerDialer } from "../client/_server_dialer.ts";
 import { validatePath } from "../path.ts";
 import {
@@ -305,17 +305,7 @@ export class ZooKeeperRegistry implements Registry {
    */
   async create(path: string, data?: Uint8Array | string, options: CreateOptions = {}): Promise<string> {
     validatePath(path);
-    const bytes = toBytes(data);
-    const nodeType = options.nodeType ?? NodeType.PERSISTENT;
-    const sequential = options.sequential ?? false;
-    const isProtected = options.protected ?? false;
-    const created = isProtected
-      ? await protectedCreate(this.#protectedTarget, path, bytes, nodeType, sequential)
-      : await this.#createOnce(path, bytes, nodeType, sequential);
-    if (nodeType === NodeType.EPHEMERAL) {
-      this.#session.ephemerals.created(created, path, bytes, sequential, isProtected);
-    }
-    return created;
+    return await createNode(this.#protectedTarget, this.#session.ephemerals, path, toBytes(data), options);
   }
 
   #createOnce(path: string, data: Uint8Array, nodeType: NodeType, sequential: boolean): Promise<string> {
