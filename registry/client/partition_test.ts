@@ -4,7 +4,6 @@
 // on a server that accepts and never answers.
 
 import assert from "node:assert/strict";
-import { EventLoop } from "../../reactor/event_loop.ts";
 import { InetAddress } from "../../reactor/inet_address.ts";
 import { TcpServer } from "../../reactor/tcp_server.ts";
 import { UdpSocket } from "../../reactor/udp_socket.ts";
@@ -12,54 +11,26 @@ import { RpcProvider } from "../../rpc/rpc_provider.ts";
 import { parseProto, serviceDefinition } from "../../rpc/service_definition.ts";
 import { NodeType } from "../server/data_tree.ts";
 import { encodeHeartbeat, HEARTBEAT_FLAG_EXPIRED, HEARTBEAT_FLAG_NONE, importHeartbeatKey } from "../heartbeat.ts";
-import { RegistryClient, type RegistryClientOptions, type WatchedEvent } from "./registry_client.ts";
-import { RegistryServer, type RegistryServerOptions } from "../server/registry_server.ts";
+import type { RegistryClient, RegistryClientOptions, WatchedEvent } from "./registry_client.ts";
+import type { RegistryServerOptions } from "../server/registry_server.ts";
 import { PartitionProxy } from "../testdata/partition_proxy.ts";
+import { type ProxiedClient, proxiedClient } from "../testdata/proxied_client.ts";
 import { until } from "../../reactor/testdata/until.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-interface Net {
-  loop: EventLoop;
-  server: RegistryServer;
-  proxy: PartitionProxy;
-  /** Connected straight to the server, to see what others see. */
-  observer: RegistryClient;
-  /** Connected through the proxy, TCP and UDP. */
-  client: RegistryClient;
-  /** Session events of `client`, as `expired`, `connected:<resumed>`, `disconnected`. */
-  events: string[];
-  close(): Promise<void>;
-}
+type Net = ProxiedClient<PartitionProxy>;
 
-async function net(serverOptions: RegistryServerOptions, clientOptions: RegistryClientOptions = {}): Promise<Net> {
-  const loop = new EventLoop();
-  const server = new RegistryServer({ port: 0, loop, ...serverOptions });
-  await server.start();
-  const proxy = await PartitionProxy.start(loop, server.address, server.heartbeatAddress);
-  const observer = await RegistryClient.connect(server.address, { loop });
-  const client = await RegistryClient.connect(proxy.tcpAddress, {
-    loop,
-    heartbeatAddress: proxy.udpAddress,
-    reconnectDelayMs: 20,
-    ...clientOptions,
-  });
-  const events: string[] = [];
-  client.onSessionEvent((event) => events.push(event.type === "connected" ? `connected:${event.resumed}` : event.type));
-  return {
-    loop,
-    server,
-    proxy,
-    observer,
-    client,
-    events,
-    async close() {
-      await client.close();
-      await observer.close();
-      await proxy.close();
-      await server.stop();
+/** A client through a partition proxy, TCP and UDP. */
+function net(serverOptions: RegistryServerOptions, clientOptions: RegistryClientOptions = {}): Promise<Net> {
+  return proxiedClient(
+    async (loop, server) => {
+      const proxy = await PartitionProxy.start(loop, server.address, server.heartbeatAddress);
+      return { proxy, tcp: proxy.tcpAddress, heartbeat: proxy.udpAddress };
     },
-  };
+    serverOptions,
+    clientOptions,
+  );
 }
 
 /** Whether `path` exists, owned by the client's current (non-zero) session. */

@@ -4,7 +4,6 @@
 // provider's publishing (plain names, retried) makes its one node.
 
 import assert from "node:assert/strict";
-import { EventLoop } from "../../reactor/event_loop.ts";
 import { needs } from "../../reactor/testdata/permissions.ts";
 import { RpcProvider } from "../../rpc/rpc_provider.ts";
 import { parseProto, serviceDefinition } from "../../rpc/service_definition.ts";
@@ -14,51 +13,22 @@ import { RegistryClient, type RegistryClientOptions } from "./registry_client.ts
 import { RegistryError, RegistryErrorCode } from "../registry_error.ts";
 import { RegistryServer, type RegistryServerOptions } from "../server/registry_server.ts";
 import { CutProxy, REGISTRY_CREATES } from "../testdata/cut_proxy.ts";
+import { type ProxiedClient, proxiedClient } from "../testdata/proxied_client.ts";
 
 const PROTECTED_NAME = /^_p_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}-item-\d{10}$/;
 
-interface Net {
-  loop: EventLoop;
-  server: RegistryServer;
-  proxy: CutProxy;
-  /** Straight to the server: what everyone else sees. */
-  observer: RegistryClient;
-  /** Through the proxy (heartbeats straight to the server, so the session lives while TCP is cut). */
-  client: RegistryClient;
-  /** Session events of `client`: `connected:<resumed>`, `disconnected`, `expired`. */
-  events: string[];
-  close(): Promise<void>;
-}
+type Net = ProxiedClient<CutProxy>;
 
-async function net(serverOptions: RegistryServerOptions = {}, clientOptions: RegistryClientOptions = {}): Promise<Net> {
-  const loop = new EventLoop();
-  const server = new RegistryServer({ port: 0, loop, ...serverOptions });
-  await server.start();
-  const proxy = await CutProxy.start(loop, server.address, REGISTRY_CREATES);
-  const observer = await RegistryClient.connect(server.address, { loop });
-  const client = await RegistryClient.connect(proxy.address, {
-    loop,
-    heartbeatAddress: server.heartbeatAddress,
-    reconnectDelayMs: 20,
-    ...clientOptions,
-  });
-  const events: string[] = [];
-  client.onSessionEvent((event) => events.push(event.type === "connected" ? `connected:${event.resumed}` : event.type));
-  const n: Net = {
-    loop,
-    server,
-    proxy,
-    observer,
-    client,
-    events,
-    async close() {
-      await client.close();
-      await observer.close();
-      await proxy.close();
-      await n.server.stop();
+/** A client through a proxy that cuts creates' answers; heartbeats go straight, so the session lives on. */
+function net(serverOptions: RegistryServerOptions = {}, clientOptions: RegistryClientOptions = {}): Promise<Net> {
+  return proxiedClient(
+    async (loop, server) => {
+      const proxy = await CutProxy.start(loop, server.address, REGISTRY_CREATES);
+      return { proxy, tcp: proxy.address, heartbeat: server.heartbeatAddress };
     },
-  };
-  return n;
+    serverOptions,
+    clientOptions,
+  );
 }
 
 const N = 5;
