@@ -11,6 +11,7 @@ import { RegistryErrorCode } from "../registry_error.ts";
 import { RegistryServer } from "./registry_server.ts";
 import { needs } from "../../reactor/testdata/permissions.ts";
 import { until } from "../../reactor/testdata/until.ts";
+import { lengthPrefixed, writeAll } from "../testdata/raw_frames.ts";
 
 /** A raw client: writes frames as it likes (pipelined, partial) and reads server frames in order. */
 class RawClient {
@@ -38,14 +39,7 @@ class RawClient {
   }
 
   async sendBodies(bodies: Uint8Array[]): Promise<void> {
-    const bytes = new Uint8Array(bodies.reduce((sum, body) => sum + 4 + body.length, 0));
-    let offset = 0;
-    for (const body of bodies) {
-      new DataView(bytes.buffer).setUint32(offset, body.length);
-      bytes.set(body, offset + 4);
-      offset += 4 + body.length;
-    }
-    for (let written = 0; written < bytes.length;) written += await this.#conn.write(bytes.subarray(written));
+    await writeAll(this.#conn, lengthPrefixed(...bodies));
   }
 
   /** The next `count` frames, in arrival order. */
