@@ -50,6 +50,9 @@ export class SessionKeeper {
   readonly #options: SessionKeeperOptions;
   #table: SessionTable;
   readonly #retryClose = new Set<bigint>();
+  // Sessions gone from the table whose end (the closeSession that deletes their ephemerals) is not durable yet, with
+  // what waits for it: nobody is told a session ended before everyone can see that it did.
+  readonly #ending = new Map<bigint, Array<() => void>>();
   #retryTimer: TimerId | undefined;
   #stopped = false;
   #expired = 0;
@@ -174,7 +177,7 @@ export class SessionKeeper {
     const session = this.#table.get(id);
     if (session === undefined || !sameBytes(session.secret, secret)) {
       // An unknown id and a wrong secret look alike, so a stranger learns nothing from the answer.
-      throw new RegistryError(RegistryErrorCode.SESSION_EXPIRED, `Cannot resume session ${id}: it has expired`);
+      return this.answerExpired(state, frame.xid, id, `Cannot resume session ${id}: it has expired`);
     }
     const previous = session.connection;
     session.connection = state;
@@ -190,20 +193,42 @@ export class SessionKeeper {
     state.handshakeTimer = undefined;
   }
 
+  /**
+   * Answer a request of session `id`, which has left the table, SESSION_EXPIRED once its end is durable (and, like
+   * any refusal, behind the writes in flight): until then its ephemeral nodes are still there for everyone to read.
+   * While the end cannot be made durable (a failing disk: it is retried) the answer waits; the client's own timeout
+   * bounds that.
+   */
+  answerExpired(state: RegistryConnection, xid: number, id: bigint, message: string): void {
+    const slot = state.reserve();
+    this.#whenEnded(id, () => {
+      this.#options.pipeline().afterInFlight(() => {
+        const error = new RegistryError(RegistryErrorCode.SESSION_EXPIRED, message);
+        state.fill(slot, this.#options.replies.errorFrame(xid, error));
+      });
+    });
+  }
+
+  #whenEnded(id: bigint, then: () => void): void {
+    const waiting = this.#ending.get(id);
+    if (waiting === undefined) then();
+    else waiting.push(then);
+  }
+
   /** Serve a close request: the session ends for everyone once its closeSession is durable; then answer. */
   close(state: RegistryConnection, session: Session, xid: number): void {
     this.#table.remove(session);
     this.#options.watches.removeWatcher(session);
     const slot = state.reserve();
-    this.#logCloseSession(session.id, (error) => {
-      state.fill(
-        slot,
-        error === undefined
-          ? { xid, zxid: this.#options.pipeline().lastZxid.toString(), close: {} }
-          : this.#options.replies.errorFrame(xid, error),
-      );
+    let answered = false;
+    const answer = (frame: ServerFrame) => {
+      if (answered) return;
+      answered = true;
+      state.fill(slot, frame);
       state.connection.shutdown();
-    });
+    };
+    this.#end(session.id, (error) => answer(this.#options.replies.errorFrame(xid, error)));
+    this.#whenEnded(session.id, () => answer({ xid, zxid: this.#options.pipeline().lastZxid.toString(), close: {} }));
   }
 
   #expire(session: Session): void {
@@ -213,9 +238,9 @@ export class SessionKeeper {
     const connection = session.connection as RegistryConnection | undefined;
     session.connection = undefined;
     // Tell a still-connected client plainly, ahead of anything queued, then close; but only once its ephemeral
-    // nodes are gone for everyone (or their removal failed and is being retried): a client told of its expiry must
-    // not then read its own ephemerals.
-    this.#logCloseSession(session.id, () => {
+    // nodes are gone for everyone: a client told of its expiry must not then read its own ephemerals.
+    this.#end(session.id, undefined);
+    this.#whenEnded(session.id, () => {
       this.#table.ended(session.id);
       if (!connection?.connected) return;
       const error = new RegistryError(RegistryErrorCode.SESSION_EXPIRED, `Session ${session.id} has expired`);
@@ -224,10 +249,19 @@ export class SessionKeeper {
     });
   }
 
-  /** Log a closeSession; its ephemeral nodes go once it is durable. A failed one is retried: the nodes must go. */
-  #logCloseSession(sessionId: bigint, done: ((error: RegistryError | undefined) => void) | undefined): void {
+  /** End a session that has left the table: log its closeSession, and hold what waits for it until it is durable. */
+  #end(sessionId: bigint, onFailure: ((error: RegistryError) => void) | undefined): void {
+    if (!this.#ending.has(sessionId)) this.#ending.set(sessionId, []);
+    this.#logCloseSession(sessionId, onFailure);
+  }
+
+  /**
+   * Log a closeSession; its ephemeral nodes go once it is durable, and then whatever waits for the session's end
+   * runs. A failed one is retried (`onFailure` hears of the first failure): the nodes must go.
+   */
+  #logCloseSession(sessionId: bigint, onFailure: ((error: RegistryError) => void) | undefined): void {
     const retry = (error: RegistryError) => {
-      done?.(error);
+      onFailure?.(error);
       this.#retryClose.add(sessionId);
       this.#retryTimer ??= this.#options.loop.runAfter(CLOSE_RETRY_MS, () => {
         this.#retryTimer = undefined;
@@ -242,8 +276,10 @@ export class SessionKeeper {
         return { record: { type: "closeSession", zxid, timeMs: Date.now(), sessionId }, events, result: undefined };
       }, (error, proposal) => {
         if (error !== undefined) return retry(error);
-        done?.(undefined);
         this.#options.replies.deliverEvents(proposal!.events, proposal!.record.zxid);
+        const waiting = this.#ending.get(sessionId);
+        this.#ending.delete(sessionId);
+        for (const then of waiting ?? []) then();
       });
     } catch (error) {
       retry(RegistryError.from(error));

@@ -17,6 +17,8 @@ import { until } from "../../reactor/testdata/until.ts";
 /** A disk whose log appends wait while it is held: the writes they carry stay in flight as long as a test wants. */
 class HeldDisk {
   readonly backend: NetBackend;
+  /** Appends fail (EIO) while set; truncates still work, so the log is cut back and stays writable. */
+  failing = false;
   #held = false;
   #waiting: Array<() => void> = [];
 
@@ -27,6 +29,7 @@ class HeldDisk {
       return {
         append: async (data) => {
           if (this.#held) await new Promise<void>((resolve) => this.#waiting.push(resolve));
+          if (this.failing) throw new Error("EIO: injected");
           await file.append(data);
         },
         truncate: (length) => file.truncate(length),
@@ -218,6 +221,62 @@ Deno.test(
       disk.release();
       udp.close();
       conn.close();
+      await reader.close();
+      await server.stop();
+      await Deno.remove(dataDir, { recursive: true });
+    }
+  },
+);
+
+Deno.test(
+  "RegistryServer tells an expired session nothing (TCP, UDP, resume) while the end of it cannot reach the disk",
+  needs("read", "write"),
+  async () => {
+    const dataDir = await Deno.makeTempDir({ prefix: "registry-consistency-" });
+    const disk = new HeldDisk();
+    const loop = new EventLoop({ backend: disk.backend });
+    const server = new RegistryServer({ port: 0, loop, dataDir, heartbeatTimeoutMs: 100, heartbeatMaxCount: 2 });
+    await server.start();
+    const reader = await RegistryClient.connect(server.address, { loop: new EventLoop() });
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.address.port });
+    const frames = new FrameReader(conn);
+    await writeAll(conn, lengthPrefixed(encodeClientFrame({ xid: 1, connect: { sessionId: "0" } })));
+    const connected = decodeServerFrame(await frames.next()).connect!;
+    const create = { xid: 2, create: { path: "/lock", data: new Uint8Array(0), nodeType: NodeType.EPHEMERAL } };
+    await writeAll(conn, lengthPrefixed(encodeClientFrame(create)));
+    assert.equal(decodeServerFrame(await frames.next()).errorCode ?? 0, 0);
+    const resumer = await Deno.connect({ hostname: "127.0.0.1", port: server.address.port });
+    const udp = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+    try {
+      disk.failing = true;
+      await until(() => server.stats().expiredSessions === 1, 3000, "the session to expire");
+      const tcpNotice = frames.next();
+      const resume = { xid: 1, connect: { sessionId: connected.sessionId, sessionSecret: connected.sessionSecret } };
+      await writeAll(resumer, lengthPrefixed(encodeClientFrame(resume)));
+      const resumed = new FrameReader(resumer).next();
+      const key = await importHeartbeatKey(connected.sessionSecret!);
+      const floor = toBigInt(connected.heartbeatCounterFloor);
+      await udp.send(await encodeHeartbeat(toBigInt(connected.sessionId), floor, key), {
+        transport: "udp",
+        hostname: "127.0.0.1",
+        port: server.heartbeatAddress.port,
+      });
+      const udpNotice = udp.receive();
+      for (const told of [tcpNotice, resumed, udpNotice]) {
+        assert.ok(await stillPending(told, 300), "told the session ended while its node could still be read");
+      }
+      assert.ok((await reader.exists("/lock")) !== undefined, "the disk refused the end: the node is still there");
+      // The disk heals; the end is retried, made durable, and then everyone is told.
+      disk.failing = false;
+      assert.equal(decodeServerFrame(await tcpNotice).errorCode, RegistryErrorCode.SESSION_EXPIRED);
+      assert.equal(decodeServerFrame(await resumed).errorCode, RegistryErrorCode.SESSION_EXPIRED);
+      assert.equal(parseHeartbeat((await udpNotice)[0])?.flags, HEARTBEAT_FLAG_EXPIRED);
+      assert.equal(await reader.exists("/lock"), undefined);
+    } finally {
+      disk.failing = false;
+      udp.close();
+      conn.close();
+      resumer.close();
       await reader.close();
       await server.stop();
       await Deno.remove(dataDir, { recursive: true });

@@ -423,10 +423,8 @@ export class RegistryServer {
       return;
     }
     if (this.#keeper.table.get(session.id) !== session) {
-      throw new RegistryError(
-        RegistryErrorCode.SESSION_EXPIRED,
-        `Cannot serve the request as session ${session.id} has expired`,
-      );
+      const why = `Cannot serve the request as session ${session.id} has expired`;
+      return this.#keeper.answerExpired(state, frame.xid, session.id, why);
     }
     // Any request is a sign of life too.
     this.#keeper.table.touch(session.id);
