@@ -11,7 +11,7 @@ import { EventLoop } from "../reactor/event_loop.ts";
 import type { TimerId } from "../reactor/timer_queue.ts";
 import { DEFAULT_MAX_FRAME_BYTES } from "../reactor/length_header_codec.ts";
 import { getLogger } from "../reactor/logger.ts";
-import type { WatchedEvent } from "../registry/registry.ts";
+import type { WatchCallback, WatchedEvent } from "../registry/registry.ts";
 import { RegistryError, RegistryErrorCode } from "../registry/registry_error.ts";
 import { ProviderConnection } from "./_provider_connection.ts";
 import type { CallRouter } from "./_pending_call.ts";
@@ -46,6 +46,15 @@ interface Discovery {
   emptySinceMs?: number;
   /** Reads the list again when the grace of an empty one ends. */
   graceTimer?: TimerId;
+  /**
+   * The one watch callback of this service, made once: a client holds a callback once however often it is given,
+   * so reads that failed after setting it cannot pile up callbacks that each cause a read of their own.
+   */
+  watcher?: WatchCallback;
+  /** A read of the list is under way (or waiting to retry). */
+  refreshing?: boolean;
+  /** What asked for another read while one was under way: done once it ends. */
+  again?: { trigger: WatchedEvent | undefined; watch: boolean };
 }
 
 /** Routes a channel's calls to providers. */
@@ -176,6 +185,7 @@ export class ChannelRouter implements CallRouter, ClientTransportEvents {
         if (event.type === "disconnected" || event.type === "expired") this.#lastSessionEventMs = this.loop.now();
       });
       const watched: Discovery = { addresses: [], ready: Promise.resolve(), isReady: false, watching: true };
+      watched.watcher = (event) => this.#refreshUntilDone(service, watched, event);
       watched.ready = this.#refresh(service, watched).then(
         () => void (watched.isReady = true),
         (error) => {
@@ -194,7 +204,7 @@ export class ChannelRouter implements CallRouter, ClientTransportEvents {
     const registry = this.#options.registry!;
     const path = `/${service}`;
     const before = discovery.addresses;
-    const rewatch = (event: WatchedEvent) => this.#refreshUntilDone(service, discovery, event);
+    const rewatch = discovery.watcher!;
     let listed: string[];
     try {
       listed = await registry.children(path, watch ? { watch: rewatch } : {});
@@ -233,10 +243,27 @@ export class ChannelRouter implements CallRouter, ClientTransportEvents {
    * and its list stale for good. The back-off doubles from 100 ms to 5 s; a new session re-reads by itself too.
    */
   #refreshUntilDone(service: string, discovery: Discovery, trigger: WatchedEvent | undefined, watch = true): void {
+    if (discovery.refreshing) {
+      // One more read once this one ends, whatever else asks meanwhile; a session event's mark is kept.
+      const previous = discovery.again;
+      discovery.again = {
+        trigger: previous?.trigger?.type === 0 ? previous.trigger : trigger ?? previous?.trigger,
+        watch: watch || (previous?.watch ?? false),
+      };
+      return;
+    }
+    discovery.refreshing = true;
     let backoffMs = 100;
+    const current = () => !this.#closed && this.#discoveries.get(service) === discovery;
     const attempt = () => {
-      if (this.#closed || this.#discoveries.get(service) !== discovery) return;
-      this.#refresh(service, discovery, trigger, watch).catch((error) => {
+      if (!current()) return void (discovery.refreshing = false);
+      this.#refresh(service, discovery, trigger, watch).then(() => {
+        discovery.refreshing = false;
+        const again = discovery.again;
+        discovery.again = undefined;
+        if (again !== undefined) this.#refreshUntilDone(service, discovery, again.trigger, again.watch);
+      }, (error) => {
+        if (!current()) return void (discovery.refreshing = false);
         getLogger().warn(`RpcChannel: cannot refresh providers of ${service}; again in ${backoffMs} ms`, { error });
         const timer = this.loop.runAfter(backoffMs, () => {
           this.#refreshRetries.delete(timer);

@@ -188,3 +188,52 @@ Deno.test("RpcChannel reads the list again until it works when the read after a 
     await server.stop();
   }
 });
+
+Deno.test("RpcChannel: one provider change costs one read, however many reads after a watch failed before", async () => {
+  const loop = new EventLoop();
+  const server = new RegistryServer({ port: 0, heartbeatPort: 0, loop });
+  await server.start();
+  const publisher = await RegistryClient.connect(server.address, { loop });
+  const client = await RegistryClient.connect(server.address, { loop });
+  // The real client; the answers of the next `lose` reads are lost after the server set their watch.
+  let lose = 0;
+  let reads = 0;
+  const lossy = new Proxy(client, {
+    get(target, property) {
+      if (property === "children") {
+        return async (...args: Parameters<RegistryClient["children"]>) => {
+          reads++;
+          const listed = await target.children(...args);
+          if (lose > 0) {
+            lose--;
+            throw new RegistryError(RegistryErrorCode.CONNECTION_LOSS, "Cannot list: the answer was lost (injected)");
+          }
+          return listed;
+        };
+      }
+      const value = Reflect.get(target, property);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  const channel = new RpcChannel({ loop, registry: lossy });
+  try {
+    await publisher.create("/test.Echo", "");
+    await publisher.create("/test.Echo/127.0.0.1:1", "", { nodeType: NodeType.EPHEMERAL });
+    assert.deepEqual(await channel.providersOf("test.Echo"), ["127.0.0.1:1"]);
+    for (let n = 2; n <= 5; n++) {
+      lose = 1;
+      await publisher.create(`/test.Echo/127.0.0.1:${n}`, "", { nodeType: NodeType.EPHEMERAL });
+      await until(async () => (await channel.providersOf("test.Echo")).length === n, 3000, `provider ${n}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    reads = 0;
+    await publisher.create("/test.Echo/127.0.0.1:9", "", { nodeType: NodeType.EPHEMERAL });
+    await until(async () => (await channel.providersOf("test.Echo")).length === 6, 3000, "the last provider");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(reads, 1, `one change cost ${reads} reads`);
+  } finally {
+    await channel.close();
+    await Promise.all([publisher.close(), client.close()]);
+    await server.stop();
+  }
+});

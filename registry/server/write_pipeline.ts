@@ -16,6 +16,7 @@
  * @module
  */
 
+import { getLogger } from "../../reactor/logger.ts";
 import type { DataTree, TreeEvent } from "./data_tree.ts";
 import { RegistryError, RegistryErrorCode } from "../registry_error.ts";
 import { applyRecord, type TxnLog, type TxnRecord } from "../storage/txn_log.ts";
@@ -154,8 +155,24 @@ export class WritePipeline {
     if (log === undefined) return outcome(undefined, proposal);
     const generation = this.#generation;
     const tail: Tail = { waiters: undefined };
+    const previousTail = this.#tail;
     this.#tail = tail;
     this.#inFlight++;
+    try {
+      this.#append(log, proposal, tail, generation, outcome);
+    } catch (error) {
+      // The log refused the record outright (a zxid out of sequence: a bug). Undo the bookkeeping, so nothing waits
+      // for a record that will never settle; the proposed tree holds the change, so propose from the committed one
+      // again as soon as that is safe (nothing else in flight: the committed tree is then the whole truth).
+      this.#inFlight--;
+      this.#tail = previousTail;
+      if (this.#inFlight === 0) this.#rewind();
+      getLogger().error("WritePipeline: the log refused a record", { error });
+      throw error;
+    }
+  }
+
+  #append<R>(log: TxnLog, proposal: Proposal<R>, tail: Tail, generation: number, outcome: Outcome<R>): void {
     log.append(proposal.record, (error) => {
       this.#inFlight--;
       if (this.#tail === tail) this.#tail = undefined;
@@ -164,9 +181,18 @@ export class WritePipeline {
       } finally {
         // Whatever was judged against this record (and every one before it) may be answered now.
         const waiters = tail.waiters;
-        if (waiters !== undefined) { for (const settled of waiters) settled(error); }
+        if (waiters !== undefined) { for (const settled of waiters) this.#tell(settled, error); }
       }
     });
+  }
+
+  // One waiter that throws must not strand the others (their replies would never be sent).
+  #tell(settled: Settled, error: RegistryError | undefined): void {
+    try {
+      settled(error);
+    } catch (thrown) {
+      getLogger().error("WritePipeline: a waiter for the writes in flight threw", { error: thrown });
+    }
   }
 
   #settle<R>(error: RegistryError | undefined, proposal: Proposal<R>, generation: number, outcome: Outcome<R>): void {
