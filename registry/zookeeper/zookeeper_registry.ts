@@ -11,7 +11,7 @@
  */
 
 import { EventLoop } from "../../reactor/event_loop.ts";
-import { InetAddress } from "../../reactor/inet_address.ts";
+import type { InetAddress } from "../../reactor/inet_address.ts";
 import { LengthHeaderCodec } from "../../reactor/length_header_codec.ts";
 import { getLogger } from "../../reactor/logger.ts";
 import type { TcpConnection } from "../../reactor/tcp_connection.ts";
@@ -31,9 +31,9 @@ import {
   type WatchCallback,
 } from "../registry.ts";
 import { RegistryError, RegistryErrorCode, registryErrorCodeName } from "../registry_error.ts";
+import { parseConnectString, type ZooKeeperConnectString } from "./connect_string.ts";
 
-/** ZooKeeper's client port, taken when a connect string names a host without one. */
-export const ZOOKEEPER_DEFAULT_PORT = 2181;
+export { parseConnectString, ZOOKEEPER_DEFAULT_PORT, type ZooKeeperConnectString } from "./connect_string.ts";
 
 /** The defaults of {@linkcode ZooKeeperRegistryOptions}, in one place (the RPC config's keys take them too). */
 export const ZOOKEEPER_REGISTRY_DEFAULTS = {
@@ -86,49 +86,6 @@ export interface ZooKeeperRegistryOptions {
    * @default {undefined}
    */
   session?: { id: bigint; password: Uint8Array };
-}
-
-/**
- * A parsed connect string.
- *
- * @example
- * ```ts
- * import type { ZooKeeperRegistry } from "./zookeeper_registry.ts";
- *
- * // "10.0.0.1:2181,10.0.0.2:2181/apps/rpc"
- * const where = (registry: ZooKeeperRegistry) =>
- *   `${registry.connectString.servers.join(",")}${registry.connectString.chroot}`;
- * ```
- */
-export interface ZooKeeperConnectString {
-  /** The ensemble's servers, in the order given. */
-  servers: InetAddress[];
-  /** The chroot, such as `/apps/rpc`, or "" for none. */
-  chroot: string;
-}
-
-/** Parse `host:port[,host:port...][/chroot]`; throws a TypeError naming what is wrong. */
-export function parseConnectString(text: string): ZooKeeperConnectString {
-  const slash = text.indexOf("/");
-  const hosts = slash < 0 ? text : text.slice(0, slash);
-  let chroot = slash < 0 ? "" : text.slice(slash);
-  if (chroot === "/") chroot = "";
-  if (chroot !== "") {
-    try {
-      validatePath(chroot);
-    } catch (error) {
-      throw new TypeError(`Cannot parse ZooKeeper connect string '${text}': bad chroot: ${(error as Error).message}`);
-    }
-  }
-  const servers = hosts.split(",").map((host) => host.trim()).filter((host) => host !== "").map((host) => {
-    try {
-      return InetAddress.parse(host, ZOOKEEPER_DEFAULT_PORT);
-    } catch (error) {
-      throw new TypeError(`Cannot parse ZooKeeper connect string '${text}': ${(error as Error).message}`);
-    }
-  });
-  if (servers.length === 0) throw new TypeError(`Cannot parse ZooKeeper connect string '${text}': no server`);
-  return { servers, chroot };
 }
 
 // Operation codes and special xids of the ZooKeeper protocol.
