@@ -58,19 +58,11 @@
 
 import type { DurableAppendFile, NetBackend } from "../../reactor/backend/net_backend.ts";
 import { getLogger } from "../../reactor/logger.ts";
-import {
-  hex,
-  LOG_NAME,
-  scanDataDir,
-  type ScanResult,
-  SNAPSHOT_NAME,
-  type UnsealedLog,
-  zxidOfName,
-} from "./_data_dir.ts";
+import { hex, LOG_NAME, scanDataDir, SNAPSHOT_NAME, type UnsealedLog, zxidOfName } from "./_data_dir.ts";
 import type { DataTree, DataTreeOptions } from "../server/data_tree.ts";
 import { RegistryError, RegistryErrorCode } from "../registry_error.ts";
 import { encodeSnapshot } from "./snapshot_file.ts";
-import { StorageError } from "./storage_error.ts";
+import { refusalFor } from "./_refusal.ts";
 import { encodeLogHeader, encodeRecord, encodeSeal, LOG_HEADER_BYTES, type TxnRecord } from "./txn_record.ts";
 
 export { applyRecord, type TxnRecord } from "./txn_record.ts";
@@ -114,44 +106,6 @@ const TMP_SNAPSHOT_NAME = /^snapshot\.[0-9a-f]{16}\.tmp$/;
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-/** The refusal for the damage a scan of `dir` found; `logs` are the log files there. */
-function storageErrorFor(dir: string, scan: ScanResult, logs: readonly string[]): StorageError {
-  const damage = scan.damage!;
-  const file = `${dir}/${damage.file}`;
-  const where = { file, offset: damage.offset, zxid: damage.zxid };
-  const repair = `Nothing was changed. Run \`deno task registry-repair --data ${dir}\` to see what a repair would ` +
-    "drop and accept the loss";
-  if (damage.kind === "missing" || damage.kind === "behindSnapshot") {
-    const covered = scan.coveredThrough === undefined
-      ? ""
-      : `; ${scan.snapshot?.name} holds every one of them (the logs before it were kept only to fall back to an ` +
-        "older snapshot), so a repair would drop none that a start loads";
-    return new StorageError(
-      `Cannot load the registry data in ${dir}: ${file} is missing: ${damage.reason}${covered}; the last good zxid ` +
-        `is ${damage.zxid}. ${repair}`,
-      where,
-    );
-  }
-  let good: string;
-  if (damage.kind === "snapshot") {
-    good = `it holds the tree at zxid ${zxidOfName(damage.file)}, and no state loads without it (older snapshots ` +
-      "are not used silently)";
-  } else if (scan.coveredThrough !== undefined) {
-    good = `the last good zxid there is ${damage.zxid}, but ${scan.snapshot?.name} holds every transaction of ` +
-      `${damage.file} and the logs before it (kept only to fall back to an older snapshot), so a repair would drop ` +
-      "none that a start loads";
-  } else {
-    const later = logs.filter((n) => n > damage.file);
-    good = `the last good zxid is ${damage.zxid}; the records from there on would not load` +
-      (later.length === 0 ? "" : `, nor the ${later.length} later log file(s) (${later.join(", ")})`);
-  }
-  return new StorageError(
-    `Cannot load the registry data in ${dir}: ${file} is damaged at byte offset ${damage.offset}: ${damage.reason}; ` +
-      `${good}. ${repair}`,
-    where,
-  );
 }
 
 /**
@@ -237,7 +191,7 @@ export class TxnLog {
       names = names.filter((n) => !stale.includes(n));
     }
     const scan = await scanDataDir({ names, read: (name) => fs.readFile(`${dir}/${name}`) }, options);
-    if (scan.damage !== undefined) throw storageErrorFor(dir, scan, names.filter((n) => LOG_NAME.test(n)).sort());
+    if (scan.damage !== undefined) throw refusalFor(dir, scan, names.filter((n) => LOG_NAME.test(n)).sort());
     if (scan.snapshot?.legacy) {
       logger.info(`TxnLog: ${dir}/${scan.snapshot.name} has no checked header (written by an older version); loaded`);
     }
