@@ -178,24 +178,35 @@ Deno.test(
   },
 );
 
+/** A server on a HeldDisk with 200 ms sessions, and a reader of its own. */
+async function expiringRig() {
+  const dataDir = await Deno.makeTempDir({ prefix: "registry-consistency-" });
+  const disk = new HeldDisk();
+  const loop = new EventLoop({ backend: disk.backend });
+  const server = new RegistryServer({ port: 0, loop, dataDir, heartbeatTimeoutMs: 100, heartbeatMaxCount: 2 });
+  await server.start();
+  const reader = await RegistryClient.connect(server.address, { loop: new EventLoop() });
+  return { disk, server, reader, dataDir };
+}
+
+/** A raw client that opens a session, makes the ephemeral node `path`, then falls silent (no heartbeats). */
+async function silentHolderOf(server: RegistryServer, path: string) {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.address.port });
+  const frames = new FrameReader(conn);
+  await writeAll(conn, lengthPrefixed(encodeClientFrame({ xid: 1, connect: { sessionId: "0" } })));
+  const connected = decodeServerFrame(await frames.next()).connect!;
+  const create = { xid: 2, create: { path, data: new Uint8Array(0), nodeType: NodeType.EPHEMERAL } };
+  await writeAll(conn, lengthPrefixed(encodeClientFrame(create)));
+  assert.equal(decodeServerFrame(await frames.next()).errorCode ?? 0, 0);
+  return { conn, frames, connected };
+}
+
 Deno.test(
   "RegistryServer tells an expired session so over UDP only once its ephemeral nodes are gone for everyone",
   needs("read", "write"),
   async () => {
-    const dataDir = await Deno.makeTempDir({ prefix: "registry-consistency-" });
-    const disk = new HeldDisk();
-    const loop = new EventLoop({ backend: disk.backend });
-    const server = new RegistryServer({ port: 0, loop, dataDir, heartbeatTimeoutMs: 100, heartbeatMaxCount: 2 });
-    await server.start();
-    const reader = await RegistryClient.connect(server.address, { loop: new EventLoop() });
-    // A client of its own that opens a session, makes an ephemeral node, then falls silent.
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.address.port });
-    const frames = new FrameReader(conn);
-    await writeAll(conn, lengthPrefixed(encodeClientFrame({ xid: 1, connect: { sessionId: "0" } })));
-    const connected = decodeServerFrame(await frames.next()).connect!;
-    const create = { xid: 2, create: { path: "/lock", data: new Uint8Array(0), nodeType: NodeType.EPHEMERAL } };
-    await writeAll(conn, lengthPrefixed(encodeClientFrame(create)));
-    assert.equal(decodeServerFrame(await frames.next()).errorCode ?? 0, 0);
+    const { disk, server, reader, dataDir } = await expiringRig();
+    const { conn, connected } = await silentHolderOf(server, "/lock");
     const udp = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
     try {
       // Its end is held on its way to the disk: the node is still there for everyone.
@@ -232,19 +243,8 @@ Deno.test(
   "RegistryServer tells an expired session nothing (TCP, UDP, resume) while the end of it cannot reach the disk",
   needs("read", "write"),
   async () => {
-    const dataDir = await Deno.makeTempDir({ prefix: "registry-consistency-" });
-    const disk = new HeldDisk();
-    const loop = new EventLoop({ backend: disk.backend });
-    const server = new RegistryServer({ port: 0, loop, dataDir, heartbeatTimeoutMs: 100, heartbeatMaxCount: 2 });
-    await server.start();
-    const reader = await RegistryClient.connect(server.address, { loop: new EventLoop() });
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.address.port });
-    const frames = new FrameReader(conn);
-    await writeAll(conn, lengthPrefixed(encodeClientFrame({ xid: 1, connect: { sessionId: "0" } })));
-    const connected = decodeServerFrame(await frames.next()).connect!;
-    const create = { xid: 2, create: { path: "/lock", data: new Uint8Array(0), nodeType: NodeType.EPHEMERAL } };
-    await writeAll(conn, lengthPrefixed(encodeClientFrame(create)));
-    assert.equal(decodeServerFrame(await frames.next()).errorCode ?? 0, 0);
+    const { disk, server, reader, dataDir } = await expiringRig();
+    const { conn, frames, connected } = await silentHolderOf(server, "/lock");
     const resumer = await Deno.connect({ hostname: "127.0.0.1", port: server.address.port });
     const udp = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
     try {
