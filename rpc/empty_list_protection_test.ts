@@ -152,6 +152,20 @@ Deno.test("parseRpcConfig reads rpcclient_empty_list_grace_ms and refuses a bad 
   );
 });
 
+type Children = RegistryClient["children"];
+
+/** The real client with its `children` wrapped (to inject failures around the real reads). */
+function withChildren(client: RegistryClient, wrap: (children: Children) => Children): RegistryClient {
+  const children = wrap(client.children.bind(client));
+  return new Proxy(client, {
+    get(target, property) {
+      if (property === "children") return children;
+      const value = Reflect.get(target, property);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
 Deno.test("RpcChannel reads the list again until it works when the read after a watch fails", async () => {
   const loop = new EventLoop();
   const server = new RegistryServer({ port: 0, heartbeatPort: 0, loop });
@@ -160,17 +174,10 @@ Deno.test("RpcChannel reads the list again until it works when the read after a 
   const client = await RegistryClient.connect(server.address, { loop });
   // The real client, with its next reads of children failing as a lost connection would make them.
   let failures = 0;
-  const flaky = new Proxy(client, {
-    get(target, property) {
-      if (property === "children" && failures > 0) {
-        return () => {
-          failures--;
-          return Promise.reject(new RegistryError(RegistryErrorCode.CONNECTION_LOSS, "Cannot list: injected"));
-        };
-      }
-      const value = Reflect.get(target, property);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
+  const flaky = withChildren(client, (children) => (...args) => {
+    if (failures === 0) return children(...args);
+    failures--;
+    return Promise.reject(new RegistryError(RegistryErrorCode.CONNECTION_LOSS, "Cannot list: injected"));
   });
   const channel = new RpcChannel({ loop, registry: flaky });
   try {
@@ -198,22 +205,14 @@ Deno.test("RpcChannel: one provider change costs one read, however many reads af
   // The real client; the answers of the next `lose` reads are lost after the server set their watch.
   let lose = 0;
   let reads = 0;
-  const lossy = new Proxy(client, {
-    get(target, property) {
-      if (property === "children") {
-        return async (...args: Parameters<RegistryClient["children"]>) => {
-          reads++;
-          const listed = await target.children(...args);
-          if (lose > 0) {
-            lose--;
-            throw new RegistryError(RegistryErrorCode.CONNECTION_LOSS, "Cannot list: the answer was lost (injected)");
-          }
-          return listed;
-        };
-      }
-      const value = Reflect.get(target, property);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
+  const lossy = withChildren(client, (children) => async (...args) => {
+    reads++;
+    const listed = await children(...args);
+    if (lose > 0) {
+      lose--;
+      throw new RegistryError(RegistryErrorCode.CONNECTION_LOSS, "Cannot list: the answer was lost (injected)");
+    }
+    return listed;
   });
   const channel = new RpcChannel({ loop, registry: lossy });
   try {
