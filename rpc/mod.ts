@@ -16,12 +16,14 @@ export type { RpcClientSettings, RpcServerLimits } from "./rpc_application.ts";
 // Publishing services.
 export { type CallContext, type MethodHandler, type RegisterServices, RpcProvider } from "./rpc_provider.ts";
 export type { RpcProviderOptions, RpcProviderStats, ServerHandler, ServerInterceptor } from "./rpc_provider.ts";
+export type { BidiStreamingHandler, ClientStreamingHandler, ServerStreamingHandler } from "./server_handler.ts";
 export type { ServiceImplementation } from "./rpc_provider.ts";
 export { providerMetrics, type ProviderStatsSource, providerStatusHandler } from "./provider_status.ts";
 
 // Calling them.
 export { type CallOptions, RpcChannel, type RpcChannelOptions, type Stub, type StubMethod } from "./rpc_channel.ts";
 export type { ClientCall, ClientHandler, ClientInterceptor, ClientResult } from "./rpc_channel.ts";
+export type { BidiStreamingStubMethod, ClientStreamingStubMethod, ServerStreamingStubMethod } from "./rpc_channel.ts";
 export { RpcController } from "./rpc_controller.ts";
 export { RpcCode, rpcCodeName, RpcError } from "./rpc_error.ts";
 

@@ -45,6 +45,78 @@ import type { RpcChannelOptions } from "./rpc_channel_options.ts";
 export type StubMethod<Req = any, Res = any> = (request?: Req, options?: CallOptions) => Promise<Res>;
 
 /**
+ * A server-streaming method of a stub: takes one request, returns the responses as an async iterable. The call
+ * starts when iteration does; a `break` (or `return`) out of the loop cancels it on both sides, and a failure
+ * (deadline, cancel, the provider's error, a lost connection) is thrown by the loop as an {@linkcode RpcError}.
+ *
+ * @example
+ * ```ts
+ * import type { ServerStreamingStubMethod } from "./rpc_channel.ts";
+ *
+ * interface FeedStub {
+ *   Watch: ServerStreamingStubMethod<{ topic?: string }, { text: string }>;
+ * }
+ * const firstThree = async (stub: FeedStub) => {
+ *   const texts: string[] = [];
+ *   for await (const update of stub.Watch({ topic: "news" }, { timeoutMs: 60_000 })) {
+ *     texts.push(update.text);
+ *     if (texts.length === 3) break; // cancels the stream
+ *   }
+ *   return texts;
+ * };
+ * ```
+ */
+// deno-lint-ignore no-explicit-any
+export type ServerStreamingStubMethod<Req = any, Res = any> = (
+  request?: Req,
+  options?: CallOptions,
+) => AsyncIterable<Res>;
+
+/**
+ * A client-streaming method of a stub: sends the messages `requests` yields (as fast as the provider's window lets
+ * it), half-closes when it ends, and resolves with the one response.
+ *
+ * @example
+ * ```ts
+ * import type { ClientStreamingStubMethod } from "./rpc_channel.ts";
+ *
+ * interface SumStub {
+ *   Sum: ClientStreamingStubMethod<{ n?: number }, { total: number }>;
+ * }
+ * const total = async (stub: SumStub) => (await stub.Sum([{ n: 1 }, { n: 2 }, { n: 3 }])).total;
+ * ```
+ */
+// deno-lint-ignore no-explicit-any
+export type ClientStreamingStubMethod<Req = any, Res = any> = (
+  requests: AsyncIterable<Req> | Iterable<Req>,
+  options?: CallOptions,
+) => Promise<Res>;
+
+/**
+ * A bidirectional-streaming method of a stub: sends what `requests` yields while the returned iterable yields the
+ * provider's messages; both directions are flow-controlled on their own. Breaking out of the loop cancels the call.
+ *
+ * @example
+ * ```ts
+ * import type { BidiStreamingStubMethod } from "./rpc_channel.ts";
+ *
+ * interface ChatStub {
+ *   Chat: BidiStreamingStubMethod<{ text?: string }, { text: string }>;
+ * }
+ * const echoes = async (stub: ChatStub) => {
+ *   const texts: string[] = [];
+ *   for await (const reply of stub.Chat([{ text: "hi" }, { text: "bye" }])) texts.push(reply.text);
+ *   return texts;
+ * };
+ * ```
+ */
+// deno-lint-ignore no-explicit-any
+export type BidiStreamingStubMethod<Req = any, Res = any> = (
+  requests: AsyncIterable<Req> | Iterable<Req>,
+  options?: CallOptions,
+) => AsyncIterable<Res>;
+
+/**
  * Method calls on a service: `await stub.Login({ name, password })`. Name the methods with a type argument.
  *
  * @example

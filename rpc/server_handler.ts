@@ -131,3 +131,64 @@ export type ServiceImplementation = object;
  * ```
  */
 export type ServerInterceptor = (next: ServerHandler) => ServerHandler;
+
+/**
+ * A server-streaming method's handler: an async generator of responses for one request. The stream ends OK when
+ * the generator returns, with the thrown error's status when it throws; when the caller goes away (cancel,
+ * deadline, a `break` out of its loop, the connection lost) `context.signal` fires and the generator's `finally`
+ * runs at its next `yield`.
+ *
+ * @example
+ * ```ts
+ * import type { CallContext, ServerStreamingHandler } from "./server_handler.ts";
+ *
+ * const countdown: ServerStreamingHandler<{ from: number }, { n: number }> = async function* (request, context) {
+ *   for (let n = request.from; n > 0 && !context.signal.aborted; n--) yield { n };
+ * };
+ * ```
+ */
+// deno-lint-ignore no-explicit-any
+export type ServerStreamingHandler<Req = any, Res = any> = (
+  request: Req,
+  context: CallContext,
+) => AsyncIterable<Res> | Iterable<Res>;
+
+/**
+ * A client-streaming method's handler: reads the caller's messages and returns the one response. The iterable
+ * ends when the caller half-closes; reading it is what grants the caller credit to send more (flow control).
+ *
+ * @example
+ * ```ts
+ * import type { ClientStreamingHandler } from "./server_handler.ts";
+ *
+ * const sum: ClientStreamingHandler<{ n: number }, { total: number }> = async (requests) => {
+ *   let total = 0;
+ *   for await (const request of requests) total += request.n;
+ *   return { total };
+ * };
+ * ```
+ */
+// deno-lint-ignore no-explicit-any
+export type ClientStreamingHandler<Req = any, Res = any> = (
+  requests: AsyncIterable<Req>,
+  context: CallContext,
+) => Res | Promise<Res>;
+
+/**
+ * A bidirectional-streaming method's handler: an async generator of responses that reads the caller's messages
+ * as it likes (both sides flow-controlled on their own).
+ *
+ * @example
+ * ```ts
+ * import type { BidiStreamingHandler } from "./server_handler.ts";
+ *
+ * const echo: BidiStreamingHandler<{ text: string }, { text: string }> = async function* (requests) {
+ *   for await (const request of requests) yield { text: request.text };
+ * };
+ * ```
+ */
+// deno-lint-ignore no-explicit-any
+export type BidiStreamingHandler<Req = any, Res = any> = (
+  requests: AsyncIterable<Req>,
+  context: CallContext,
+) => AsyncIterable<Res>;
