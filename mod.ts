@@ -38,8 +38,10 @@ export type {
   ServerHandler,
 } from "./rpc/mod.ts";
 export type { ServerInterceptor, ServiceImplementation } from "./rpc/mod.ts";
+export type { BidiStreamingHandler, ClientStreamingHandler, ServerStreamingHandler } from "./rpc/mod.ts";
 export { type CallOptions, RpcChannel, type RpcChannelOptions, type Stub, type StubMethod } from "./rpc/mod.ts";
 export type { ClientCall, ClientHandler, ClientInterceptor, ClientResult } from "./rpc/mod.ts";
+export type { BidiStreamingStubMethod, ClientStreamingStubMethod, ServerStreamingStubMethod } from "./rpc/mod.ts";
 export { RpcCode, rpcCodeName, RpcController, RpcError } from "./rpc/mod.ts";
 export {
   definitionOf,

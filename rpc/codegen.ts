@@ -1,13 +1,15 @@
 /**
  * Code generation from a `.proto` (protoc's `cc_generic_services` for TypeScript): message interfaces, enum
  * objects, a service definition, an abstract base class a service author extends, and a typed stub to call the
- * service. The schema text is embedded, and protobufjs does the encoding at run time.
+ * service, for unary and streaming methods alike. The schema text is embedded, and protobufjs does the encoding at
+ * run time.
  *
  * @module
  */
 
 import protobuf from "protobufjs";
 import { parseWithImports } from "./_proto_imports.ts";
+import { MethodKind } from "./service_definition.ts";
 
 /**
  * Options of {@linkcode generateTypeScript}.
@@ -100,34 +102,87 @@ function reachable(start: readonly protobuf.ReflectionObject[]): protobuf.Reflec
 /** Throws a TypeError naming the first construct of `declared` the generator cannot express yet. */
 function checkSupported(declared: readonly protobuf.ReflectionObject[]): void {
   for (const object of declared) {
-    if (object instanceof protobuf.Service) {
-      for (const method of object.methodsArray) {
-        if (method.requestStream || method.responseStream) {
-          const which = method.requestStream && method.responseStream
-            ? "bidirectional streaming"
-            : method.requestStream
-            ? "client streaming"
-            : "server streaming";
-          throw new TypeError(
-            `Cannot generate method ${object.fullName.replace(/^\./, "")}.${method.name}: it is ${which} ('stream'), ` +
-              "and streaming is not supported yet; only unary methods are",
-          );
-        }
-      }
-    } else if (object instanceof protobuf.Type) {
-      const extension = object.fieldsArray.find((field) => field.extend !== undefined || field.name.startsWith("."));
-      if (extension !== undefined) {
-        throw new TypeError(
-          `Cannot generate message ${object.fullName.replace(/^\./, "")}: extensions ('extend') are not supported yet`,
-        );
-      }
+    if (!(object instanceof protobuf.Type)) continue;
+    const extension = object.fieldsArray.find((field) => field.extend !== undefined || field.name.startsWith("."));
+    if (extension !== undefined) {
+      throw new TypeError(
+        `Cannot generate message ${object.fullName.replace(/^\./, "")}: extensions ('extend') are not supported yet`,
+      );
     }
   }
 }
 
+/** A method as the generator writes it: names of its TypeScript types and how its messages flow. */
+interface GeneratedMethod {
+  readonly name: string;
+  readonly kind: MethodKind;
+  readonly request: string;
+  readonly response: string;
+  readonly comment: string | null;
+}
+
+function generatedMethods(service: protobuf.Service, packageName: string): GeneratedMethod[] {
+  return service.methodsArray.map((method) => {
+    method.resolve();
+    const kind = method.requestStream
+      ? (method.responseStream ? MethodKind.BIDI_STREAMING : MethodKind.CLIENT_STREAMING)
+      : (method.responseStream ? MethodKind.SERVER_STREAMING : MethodKind.UNARY);
+    return {
+      name: method.name,
+      kind,
+      request: typeName(method.resolvedRequestType!, packageName),
+      response: typeName(method.resolvedResponseType!, packageName),
+      comment: method.comment,
+    };
+  });
+}
+
 /**
- * Generate the TypeScript module for `protoText`. Throws a TypeError naming the method or message of a construct
- * not supported yet (streaming methods, extensions) or an import that cannot be resolved.
+ * The abstract method of the base class, in the shapes of server_handler.ts's handler types. Responses are
+ * `Partial<>`, as unary ones always were (an unset field goes out as its default). A server-streaming handler may
+ * be a plain generator; a bidirectional one is async, as its responses usually wait on the requests it reads.
+ */
+function baseMethod({ name, kind, request, response }: GeneratedMethod): string {
+  switch (kind) {
+    case MethodKind.UNARY:
+      return `  abstract ${name}(request: ${request}, context: CallContext): Partial<${response}> | Promise<Partial<${response}>>;`;
+    case MethodKind.SERVER_STREAMING:
+      return `  abstract ${name}(request: ${request}, context: CallContext): AsyncIterable<Partial<${response}>> | Iterable<Partial<${response}>>;`;
+    case MethodKind.CLIENT_STREAMING:
+      return `  abstract ${name}(requests: AsyncIterable<${request}>, context: CallContext): Partial<${response}> | Promise<Partial<${response}>>;`;
+    case MethodKind.BIDI_STREAMING:
+      return `  abstract ${name}(requests: AsyncIterable<${request}>, context: CallContext): AsyncIterable<Partial<${response}>>;`;
+  }
+}
+
+/** The type of a stub's method, by kind (each one of rpc_channel.ts's, imported by the generated module). */
+const STUB_METHOD_TYPES: Readonly<Record<MethodKind, string>> = {
+  [MethodKind.UNARY]: "StubMethod",
+  [MethodKind.SERVER_STREAMING]: "ServerStreamingStubMethod",
+  [MethodKind.CLIENT_STREAMING]: "ClientStreamingStubMethod",
+  [MethodKind.BIDI_STREAMING]: "BidiStreamingStubMethod",
+};
+
+/**
+ * Everything a generated module may import, in the order it lists them (sorted by name, ignoring case). A module
+ * imports only the names it uses, so that it passes `deno lint` (no unused imports).
+ */
+const IMPORTABLE: readonly { readonly name: string; readonly typeOnly: boolean }[] = [
+  { name: "BidiStreamingStubMethod", typeOnly: true },
+  { name: "CallContext", typeOnly: true },
+  { name: "ClientStreamingStubMethod", typeOnly: true },
+  { name: "parseProto", typeOnly: false },
+  { name: "RpcChannel", typeOnly: true },
+  { name: "ServerStreamingStubMethod", typeOnly: true },
+  { name: "serviceDefinition", typeOnly: false },
+  { name: "ServiceDefinition", typeOnly: true },
+  { name: "StubMethod", typeOnly: true },
+];
+
+/**
+ * Generate the TypeScript module for `protoText`: unary and streaming methods (server, client, bidirectional) each
+ * get a typed abstract method in the base class and a typed method in the stub. Throws a TypeError naming the
+ * message of a construct not supported yet (extensions) or an import that cannot be resolved.
  *
  * @example
  * ```ts
@@ -164,17 +219,20 @@ export function generateTypeScript(protoText: string, options: GenerateOptions):
     owners.set(name, fullName);
   }
 
+  const serviceMethods = new Map(services.map((service) => [service, generatedMethods(service, packageName)]));
+  const allMethods = [...serviceMethods.values()].flat();
+  // What the module below names of the RPC layer, for its import list.
+  const uses = new Set(["parseProto"]);
+  if (services.length > 0) ["RpcChannel", "serviceDefinition", "ServiceDefinition"].forEach((name) => uses.add(name));
+  if (allMethods.length > 0) uses.add("CallContext");
+  for (const method of allMethods) uses.add(STUB_METHOD_TYPES[method.kind]);
+
   const importFrom = options.importFrom ?? "@dwt/rpc/rpc";
   const out: string[] = [];
   out.push(`// Code generated by dwt-rpc (deno task gen) from ${options.fileName}. DO NOT EDIT.`);
   out.push("");
   out.push(`import {`);
-  out.push(`  type CallContext,`);
-  out.push(`  parseProto,`);
-  out.push(`  type RpcChannel,`);
-  out.push(`  serviceDefinition,`);
-  out.push(`  type ServiceDefinition,`);
-  out.push(`  type StubMethod,`);
+  for (const { name, typeOnly } of IMPORTABLE) if (uses.has(name)) out.push(`  ${typeOnly ? "type " : ""}${name},`);
   out.push(`} from ${JSON.stringify(importFrom)};`);
   out.push("");
   out.push(`/** The schema of ${options.fileName}. */`);
@@ -233,15 +291,7 @@ export function generateTypeScript(protoText: string, options: GenerateOptions):
   for (const service of services) {
     const name = typeName(service, packageName);
     const fullName = service.fullName.replace(/^\./, "");
-    const methods = service.methodsArray.map((method) => {
-      method.resolve();
-      return {
-        name: method.name,
-        request: typeName(method.resolvedRequestType!, packageName),
-        response: typeName(method.resolvedResponseType!, packageName),
-        comment: method.comment,
-      };
-    });
+    const methods = serviceMethods.get(service)!;
     out.push("");
     out.push(`/** The definition of service ${fullName}. */`);
     out.push(`export const ${name}: ServiceDefinition = serviceDefinition(root, ${JSON.stringify(fullName)});`);
@@ -252,9 +302,7 @@ export function generateTypeScript(protoText: string, options: GenerateOptions):
     out.push(`  static readonly definition: ServiceDefinition = ${name};`);
     for (const method of methods) {
       out.push(doc(method.comment, "  ").trimEnd() || `  /** ${method.name}. */`);
-      out.push(
-        `  abstract ${method.name}(request: ${method.request}, context: CallContext): Partial<${method.response}> | Promise<Partial<${method.response}>>;`,
-      );
+      out.push(baseMethod(method));
     }
     out.push(`}`);
     out.push("");
@@ -262,7 +310,7 @@ export function generateTypeScript(protoText: string, options: GenerateOptions):
     out.push(`export interface ${name}Stub {`);
     for (const method of methods) {
       out.push(`  /** Call ${method.name}. */`);
-      out.push(`  ${method.name}: StubMethod<Partial<${method.request}>, ${method.response}>;`);
+      out.push(`  ${method.name}: ${STUB_METHOD_TYPES[method.kind]}<Partial<${method.request}>, ${method.response}>;`);
     }
     out.push(`}`);
     out.push("");
