@@ -33,6 +33,8 @@ export interface FlowControlOptions {
    * @default {64 MiB}
    */
   closeAtBytes?: number;
+  /** Also told when a connection's output has drained (say, to write what waited for room). */
+  onWriteComplete?: (connection: TcpConnection) => void;
 }
 
 /** Unsent bytes at which {@linkcode applyFlowControl} stops reading a connection by default. */
@@ -60,8 +62,10 @@ export function applyFlowControl(server: TcpServer, options: FlowControlOptions 
   server.setHighWaterMarkCallback((connection) => {
     if (connection.connected) connection.stopRead();
   }, options.pauseAtBytes ?? DEFAULT_PAUSE_AT_BYTES);
+  const onWriteComplete = options.onWriteComplete;
   server.setWriteCompleteCallback((connection) => {
     if (!connection.reading && connection.connected) connection.startRead();
+    onWriteComplete?.(connection);
   });
 }
 

@@ -14,12 +14,13 @@ import type { CallLedger } from "./_call_ledger.ts";
 import { messageDecoder, messageEncoder } from "./_proto3_defaults.ts";
 import { type CallsOwner, RETRY_SAFE, ServedCalls } from "./_served_calls.ts";
 import { type HandlerEntry, MAX_DEADLINE_MS, ServerCall } from "./_server_call.ts";
+import { ServerStream } from "./_server_stream.ts";
+import { StreamKind } from "./_rpc_wire.ts";
 import type { ServerLimits } from "./_server_limits.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
 import type { CallContext, MethodHandler, ServerHandler, ServerInterceptor } from "./server_handler.ts";
 import type { RequestFrame, ServerConnection, ServerTransportHandler } from "./server_transport.ts";
 import { MethodKind, type ServiceDefinition } from "./service_definition.ts";
-import { getLogger } from "../reactor/logger.ts";
 
 const EMPTY_BYTES = new Uint8Array(0);
 
@@ -67,16 +68,6 @@ export class CallDispatcher implements ServerTransportHandler, CallsOwner {
     for (const method of definition.methods.values()) {
       const lower = method.name[0]!.toLowerCase() + method.name.slice(1);
       const fn = impl[method.name] ?? impl[lower];
-      if (method.kind !== undefined && method.kind !== MethodKind.UNARY) {
-        // Not served yet: its calls are answered UNIMPLEMENTED (serve), never run as a unary call.
-        if (typeof fn === "function") {
-          getLogger().warn(
-            `RpcProvider: ${definition.fullName}.${method.name} is ${method.kind.replace("_", " ")}, which is not ` +
-              `served yet: its calls are answered UNIMPLEMENTED`,
-          );
-        }
-        continue;
-      }
       if (typeof fn !== "function") {
         throw new TypeError(
           `Cannot register service '${definition.fullName}' as it has no handler for method '${method.name}'`,
@@ -86,6 +77,8 @@ export class CallDispatcher implements ServerTransportHandler, CallsOwner {
         method,
         handler: handlerChain(fn as MethodHandler, implementation, interceptors),
         counts: undefined,
+        messagesIn: 0,
+        messagesOut: 0,
         decodeRequest: messageDecoder(method.requestType),
         encodableResponse: messageEncoder(method.responseType),
       });
@@ -122,23 +115,43 @@ export class CallDispatcher implements ServerTransportHandler, CallsOwner {
     const service = this.#services.get(request.service);
     const entry = service?.handlers.get(request.method);
     if (entry === undefined) {
-      const kind = service?.definition.methods.get(request.method)?.kind;
       const why = service === undefined
         ? `Service '${request.service}' is not served here`
-        : kind !== undefined && kind !== MethodKind.UNARY
-        ? `Method '${request.service}.${request.method}' is ${kind.replace("_", " ")}, which is not served yet`
         : `Method '${request.method}' is not in service '${request.service}'`;
       // Not run: another provider (a newer version during a rolling upgrade) may serve it.
       this.refuse(served, request, new RpcError(RpcCode.UNIMPLEMENTED, why), RETRY_SAFE);
       return;
     }
+    const kind = STREAM_KINDS[entry.method.kind ?? MethodKind.UNARY];
+    const opened = request.stream ?? 0;
+    if (opened !== kind) {
+      // Not run, and not safe to retry: every provider of this .proto would say the same.
+      const why = `Method '${request.service}.${request.method}' is ${kindName(kind)}; the call opened it as ` +
+        kindName(opened);
+      this.refuse(served, request, new RpcError(RpcCode.UNIMPLEMENTED, why));
+      return;
+    }
+    if (kind !== StreamKind.UNARY && served.connection.sendMessage === undefined) {
+      const why = `Method '${request.service}.${request.method}' streams, and this transport carries no streams`;
+      this.refuse(served, request, new RpcError(RpcCode.UNIMPLEMENTED, why));
+      return;
+    }
     let decoded: unknown;
-    try {
-      // A copy first: the payload may be a view into the connection's buffer, and the handler may keep bytes.
-      decoded = entry.decodeRequest(copyBytes(request.payload));
-    } catch (error) {
-      const why = `The request for ${request.service}.${request.method} does not parse`;
-      this.refuse(served, request, new RpcError(RpcCode.INVALID_ARGUMENT, why, { cause: error }));
+    if (kind === StreamKind.UNARY || kind === StreamKind.SERVER) {
+      try {
+        // A copy first: the payload may be a view into the connection's buffer, and the handler may keep bytes.
+        decoded = entry.decodeRequest(copyBytes(request.payload));
+      } catch (error) {
+        const why = `The request for ${request.service}.${request.method} does not parse`;
+        this.refuse(served, request, new RpcError(RpcCode.INVALID_ARGUMENT, why, { cause: error }));
+        return;
+      }
+    }
+    if (kind !== StreamKind.UNARY) {
+      const stream = new ServerStream(served, request, entry, receiveTimeMs, kind, this.limits.streamWindowBytes);
+      served.addStream(stream);
+      this.ledger.started();
+      stream.start(decoded);
       return;
     }
     const call = new ServerCall(served, request, entry, receiveTimeMs);
@@ -199,6 +212,18 @@ export class CallDispatcher implements ServerTransportHandler, CallsOwner {
     await Promise.race([promise, new Promise<void>((resolve) => timer = this.#loop.runAfter(ms, resolve))]);
     if (timer !== undefined) this.#loop.cancel(timer);
   }
+}
+
+// The wire's stream kind of each method kind.
+const STREAM_KINDS: Record<MethodKind, StreamKind> = {
+  [MethodKind.UNARY]: StreamKind.UNARY,
+  [MethodKind.CLIENT_STREAMING]: StreamKind.CLIENT,
+  [MethodKind.SERVER_STREAMING]: StreamKind.SERVER,
+  [MethodKind.BIDI_STREAMING]: StreamKind.BIDI,
+};
+
+function kindName(kind: number): string {
+  return ["unary", "client streaming", "server streaming", "bidirectional streaming"][kind] ?? `stream kind ${kind}`;
 }
 
 // Without interceptors the handler is called as it is: a synchronous answer settles the call at once, with no

@@ -19,7 +19,8 @@ import { getLogger } from "../reactor/logger.ts";
 import { TcpClient } from "../reactor/tcp_client.ts";
 import type { TcpConnection } from "../reactor/tcp_connection.ts";
 import { decodeRpcFrame } from "./_rpc_decoder.ts";
-import { sendCancel, sendPing, sendRequest } from "./_rpc_encoder.ts";
+import { sendCancel, sendCredit, sendHalfClose, sendPing, sendRequest, sendStreamRequest } from "./_rpc_encoder.ts";
+import { StreamWrites } from "./_stream_writes.ts";
 import { type DecodedFrame, FrameKind } from "./_rpc_wire.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
 import type { ClientTransport, ClientTransportEvents, TransportCall } from "./transport.ts";
@@ -65,6 +66,8 @@ export class ProviderConnection implements ClientTransport {
   // Keepalive: when a frame last arrived, and when the unanswered ping went out (0: none).
   #lastReceivedMs: number;
   #pingSentMs = 0;
+  // Streams' messages waiting for room in the output (made with the first one).
+  #streamWrites: StreamWrites | undefined;
 
   /** Start connecting to `address` at once. */
   constructor(address: string, options: ProviderConnectionOptions) {
@@ -84,6 +87,7 @@ export class ProviderConnection implements ClientTransport {
     });
     this.#client.setConnectionCallback((connection) => this.#onConnection(connection));
     this.#client.setMessageCallback(this.#codec.onMessage);
+    this.#client.setWriteCompleteCallback(() => this.#streamWrites?.drained());
     this.#client.setConnectFailedCallback((error) => this.#fail(error));
     this.#client.connect();
   }
@@ -120,9 +124,30 @@ export class ProviderConnection implements ClientTransport {
     if (queued >= 0) {
       this.#queue.splice(queued, 1);
     } else if (this.#take(call.callId) === call && this.#connection?.connected) {
+      if (call.stream) this.#streamWrites?.drop(call.callId);
       sendCancel(this.#connection, call.callId);
     }
     this.#checkIdle();
+  }
+
+  /** Write a stream's message when there is room, fairly among the connection's streams. */
+  sendMessage(call: TransportCall, payload: Uint8Array, written: () => void): number {
+    const connection = this.#connection;
+    if (connection === undefined || this.#find(call.callId) !== call) return 0; // ended: the stream knows
+    this.#streamWrites ??= new StreamWrites(connection, this.#codec.maxFrameBytes);
+    return this.#streamWrites.send(call.callId, payload, written);
+  }
+
+  /** The stream's last message was sent. */
+  halfClose(call: TransportCall): void {
+    if (this.#connection?.connected && this.#find(call.callId) === call) sendHalfClose(this.#connection, call.callId);
+  }
+
+  /** Grant the provider credit on a stream. */
+  sendCredit(call: TransportCall, bytes: number): void {
+    if (this.#connection?.connected && this.#find(call.callId) === call) {
+      sendCredit(this.#connection, call.callId, bytes);
+    }
   }
 
   /** Close once nothing is outstanding (a provider left the registry but still answers its calls). */
@@ -142,7 +167,10 @@ export class ProviderConnection implements ClientTransport {
   #write(call: TransportCall): void {
     this.#register(call);
     const maxFrameBytes = this.#codec.maxFrameBytes;
-    const size = sendRequest(this.#connection!, call, Math.ceil(call.timeoutMs()), maxFrameBytes);
+    const timeoutMs = Math.ceil(call.timeoutMs());
+    const size = call.stream
+      ? sendStreamRequest(this.#connection!, call, timeoutMs, call.stream, call.window ?? 0, maxFrameBytes)
+      : sendRequest(this.#connection!, call, timeoutMs, maxFrameBytes);
     if (size > maxFrameBytes) {
       // Nothing was written.
       this.#take(call.callId);
@@ -171,6 +199,12 @@ export class ProviderConnection implements ClientTransport {
     call.callId = id;
     this.#slots[id & this.#mask] = call;
     this.#inFlight++;
+  }
+
+  // The call in flight with this id; undefined if none (answered, cancelled, unknown).
+  #find(callId: number): TransportCall | undefined {
+    const call = this.#slots[callId & this.#mask];
+    return call !== undefined && call.callId === callId ? call : undefined;
   }
 
   // The call in flight with this id, removed from the table; undefined if none (answered, cancelled, unknown).
@@ -276,8 +310,13 @@ export class ProviderConnection implements ClientTransport {
     if (frame.kind === FrameKind.RESPONSE) {
       const call = this.#take(frame.callId);
       if (call === undefined) return; // cancelled or timed out
+      if (call.stream) this.#streamWrites?.drop(call.callId);
       call.onResponse(frame);
       this.#checkIdle();
+    } else if (frame.kind === FrameKind.MESSAGE) {
+      this.#find(frame.callId)?.onMessage?.(frame.payload); // an ended stream's: crossed its end on the wire
+    } else if (frame.kind === FrameKind.CREDIT) {
+      this.#find(frame.callId)?.onCredit?.(frame.credit);
     } else if (frame.kind === FrameKind.PING) {
       if (!frame.ack && this.#connection?.connected) sendPing(this.#connection, frame.pingData, true);
     } else if (frame.kind === FrameKind.DRAIN) {

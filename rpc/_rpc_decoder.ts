@@ -13,12 +13,17 @@ import {
   type FrameKind,
   LEN,
   TAG_CANCEL_CALL_ID,
+  TAG_CREDIT_BYTES,
+  TAG_CREDIT_CALL_ID,
   TAG_DRAIN_GRACE,
   TAG_DRAIN_LAST_CALL_ID,
   TAG_DRAIN_REASON,
   TAG_DRAIN_STATUS,
   TAG_ENTRY_KEY,
   TAG_ENTRY_VALUE,
+  TAG_HALF_CLOSE_CALL_ID,
+  TAG_MESSAGE_CALL_ID,
+  TAG_MESSAGE_PAYLOAD,
   TAG_PING_ACK,
   TAG_PING_DATA,
   TAG_REQUEST_CALL_ID,
@@ -26,7 +31,9 @@ import {
   TAG_REQUEST_METHOD,
   TAG_REQUEST_PAYLOAD,
   TAG_REQUEST_SERVICE,
+  TAG_REQUEST_STREAM,
   TAG_REQUEST_TIMEOUT,
+  TAG_REQUEST_WINDOW,
   TAG_RESPONSE_CALL_ID,
   TAG_RESPONSE_ERROR,
   TAG_RESPONSE_METADATA,
@@ -199,8 +206,14 @@ function readRequest(frame: DecodedFrame, end: number): void {
       case TAG_REQUEST_PAYLOAD:
         frame.payload = readBytes(end);
         break;
+      case TAG_REQUEST_STREAM:
+        frame.stream = readVarint(end);
+        break;
+      case TAG_REQUEST_WINDOW:
+        frame.window = readVarint(end);
+        break;
       default:
-        skipKnownOrUnknown(tag, 6, end);
+        skipKnownOrUnknown(tag, 8, end);
     }
   }
 }
@@ -258,6 +271,32 @@ function readPing(frame: DecodedFrame, end: number): void {
   }
 }
 
+function readMessage(frame: DecodedFrame, end: number): void {
+  while (pos < end) {
+    const tag = readVarint(end);
+    if (tag === TAG_MESSAGE_CALL_ID) frame.callId = readVarint(end);
+    else if (tag === TAG_MESSAGE_PAYLOAD) frame.payload = readBytes(end);
+    else skipKnownOrUnknown(tag, 2, end);
+  }
+}
+
+function readHalfClose(frame: DecodedFrame, end: number): void {
+  while (pos < end) {
+    const tag = readVarint(end);
+    if (tag === TAG_HALF_CLOSE_CALL_ID) frame.callId = readVarint(end);
+    else skipKnownOrUnknown(tag, 1, end);
+  }
+}
+
+function readCredit(frame: DecodedFrame, end: number): void {
+  while (pos < end) {
+    const tag = readVarint(end);
+    if (tag === TAG_CREDIT_CALL_ID) frame.callId = readVarint(end);
+    else if (tag === TAG_CREDIT_BYTES) frame.credit = readVarint(end);
+    else skipKnownOrUnknown(tag, 2, end);
+  }
+}
+
 // A tag none of the cases took: a known field (1..lastField) with the wrong wire type does not parse; an unknown
 // field is skipped, as protobuf requires.
 function skipKnownOrUnknown(tag: number, lastField: number, end: number): void {
@@ -283,7 +322,7 @@ export function decodeRpcFrame(body: Uint8Array, maxMetadataBytes: number = Infi
     while (pos < end) {
       const tag = readVarint(end);
       const field = tag >>> 3;
-      if (field >= 1 && field <= 5) {
+      if (field >= 1 && field <= 8) {
         expectWireType(tag, LEN);
         const length = readLength(end);
         const messageEnd = pos + length;
@@ -294,7 +333,10 @@ export function decodeRpcFrame(body: Uint8Array, maxMetadataBytes: number = Infi
         else if (field === 2) readResponse(frame, messageEnd);
         else if (field === 3) readCancel(frame, messageEnd);
         else if (field === 4) readDrain(frame, messageEnd);
-        else readPing(frame, messageEnd);
+        else if (field === 5) readPing(frame, messageEnd);
+        else if (field === 6) readMessage(frame, messageEnd);
+        else if (field === 7) readHalfClose(frame, messageEnd);
+        else readCredit(frame, messageEnd);
       } else if (field === 0) {
         fail("field number 0");
       } else {

@@ -9,6 +9,7 @@ import type { TcpConnection } from "../reactor/tcp_connection.ts";
 import {
   EMPTY_BYTES,
   TAG_CANCEL_CALL_ID,
+  TAG_CREDIT_BYTES,
   TAG_DRAIN_GRACE,
   TAG_DRAIN_LAST_CALL_ID,
   TAG_DRAIN_REASON,
@@ -16,10 +17,15 @@ import {
   TAG_ENTRY_KEY,
   TAG_ENTRY_VALUE,
   TAG_FRAME_CANCEL,
+  TAG_FRAME_CREDIT,
   TAG_FRAME_DRAIN,
+  TAG_FRAME_HALF_CLOSE,
+  TAG_FRAME_MESSAGE,
   TAG_FRAME_PING,
   TAG_FRAME_REQUEST,
   TAG_FRAME_RESPONSE,
+  TAG_MESSAGE_CALL_ID,
+  TAG_MESSAGE_PAYLOAD,
   TAG_PING_ACK,
   TAG_PING_DATA,
   TAG_REQUEST_CALL_ID,
@@ -27,7 +33,9 @@ import {
   TAG_REQUEST_METHOD,
   TAG_REQUEST_PAYLOAD,
   TAG_REQUEST_SERVICE,
+  TAG_REQUEST_STREAM,
   TAG_REQUEST_TIMEOUT,
+  TAG_REQUEST_WINDOW,
   TAG_RESPONSE_CALL_ID,
   TAG_RESPONSE_ERROR,
   TAG_RESPONSE_METADATA,
@@ -204,7 +212,13 @@ export interface ResponseHead {
 }
 
 // The request frame up to the payload bytes into the scratch; returns the body size (without the length prefix).
-function writeRequestHead(request: RequestHead, timeoutMs: number, payloadLength: number): number {
+function writeRequestHead(
+  request: RequestHead,
+  timeoutMs: number,
+  payloadLength: number,
+  stream = 0,
+  window = 0,
+): number {
   const { callId, metadata } = request;
   const service = encodedName(request.service);
   const method = encodedName(request.method);
@@ -214,7 +228,9 @@ function writeRequestHead(request: RequestHead, timeoutMs: number, payloadLength
     (method.length > 0 ? 1 + varintSize(method.length) + method.length : 0) +
     (timeout > 0 ? 1 + varintSize(timeout) : 0) +
     metadataSize(metadata) +
-    (payloadLength > 0 ? 1 + varintSize(payloadLength) : 0);
+    (payloadLength > 0 ? 1 + varintSize(payloadLength) : 0) +
+    (stream !== 0 ? 1 + varintSize(stream) : 0) +
+    (window !== 0 ? 1 + varintSize(window) : 0);
   const inner = headSize + payloadLength;
   const body = 1 + varintSize(inner) + inner;
   scratch.reset(4 + body - payloadLength);
@@ -240,6 +256,15 @@ function writeRequestHead(request: RequestHead, timeoutMs: number, payloadLength
     scratch.varint(timeout);
   }
   writeMetadata(TAG_REQUEST_METADATA, metadata);
+  // The stream fields before the payload, so the payload stays last (it may be sent as a second piece).
+  if (stream !== 0) {
+    scratch.byte(TAG_REQUEST_STREAM);
+    scratch.varint(stream);
+  }
+  if (window !== 0) {
+    scratch.byte(TAG_REQUEST_WINDOW);
+    scratch.varint(window);
+  }
   if (payloadLength > 0) {
     scratch.byte(TAG_REQUEST_PAYLOAD);
     scratch.varint(payloadLength);
@@ -293,6 +318,30 @@ function writeCancel(callId: number): number {
   if (callId !== 0) {
     scratch.byte(TAG_CANCEL_CALL_ID);
     scratch.varint(callId);
+  }
+  return body;
+}
+
+// A frame of one call id and at most one more field: a uint32 (`valueTag`) or a payload that follows (`payloadTag`).
+function writeStreamFrame(frameTag: number, callId: number, valueTag: number, value: number, payloadLength: number) {
+  const inner = (callId !== 0 ? 1 + varintSize(callId) : 0) + (value !== 0 ? 1 + varintSize(value) : 0) +
+    (payloadLength > 0 ? 1 + varintSize(payloadLength) + payloadLength : 0);
+  const body = 1 + varintSize(inner) + inner;
+  scratch.reset(4 + body - payloadLength);
+  scratch.uint32BE(body);
+  scratch.byte(frameTag);
+  scratch.varint(inner);
+  if (callId !== 0) {
+    scratch.byte(TAG_MESSAGE_CALL_ID); // field 1 (a varint) in every stream frame
+    scratch.varint(callId);
+  }
+  if (value !== 0) {
+    scratch.byte(valueTag);
+    scratch.varint(value);
+  }
+  if (payloadLength > 0) {
+    scratch.byte(TAG_MESSAGE_PAYLOAD);
+    scratch.varint(payloadLength);
   }
   return body;
 }
@@ -380,6 +429,48 @@ export function sendRequest(
 }
 
 /**
+ * Send a request that opens a stream of `stream` kind (see StreamKind), with the caller's receive `window`, unless
+ * its body would exceed `maxBodyBytes`. Returns the body's size.
+ */
+export function sendStreamRequest(
+  connection: TcpConnection,
+  request: RequestHead & { readonly payload: Uint8Array },
+  timeoutMs: number,
+  stream: number,
+  window: number,
+  maxBodyBytes: number,
+): number {
+  const payload = request.payload;
+  const body = writeRequestHead(request, timeoutMs, payload.length, stream, window);
+  if (body <= maxBodyBytes) sendScratch(connection, payload);
+  return body;
+}
+
+/** Send one message of a stream unless its body would exceed `maxBodyBytes`. Returns the body's size. */
+export function sendStreamMessage(
+  connection: TcpConnection,
+  callId: number,
+  payload: Uint8Array,
+  maxBodyBytes: number,
+): number {
+  const body = writeStreamFrame(TAG_FRAME_MESSAGE, callId, 0, 0, payload.length);
+  if (body <= maxBodyBytes) sendScratch(connection, payload);
+  return body;
+}
+
+/** Send a half-close: the caller's last message on the stream was sent. */
+export function sendHalfClose(connection: TcpConnection, callId: number): void {
+  writeStreamFrame(TAG_FRAME_HALF_CLOSE, callId, 0, 0, 0);
+  sendScratch(connection, EMPTY_BYTES);
+}
+
+/** Grant the peer `bytes` more credit on a stream. */
+export function sendCredit(connection: TcpConnection, callId: number, bytes: number): void {
+  writeStreamFrame(TAG_FRAME_CREDIT, callId, TAG_CREDIT_BYTES, bytes >>> 0, 0);
+  sendScratch(connection, EMPTY_BYTES);
+}
+
+/**
  * Send a response frame (length prefix included) unless its body would exceed `maxBodyBytes`. Returns the body's
  * size: compare it with `maxBodyBytes` to learn whether it was sent.
  */
@@ -415,7 +506,7 @@ export function encodeRpcFrame(frame: WireFrame): Uint8Array {
   if (frame.request) {
     const r = frame.request;
     payload = r.payload ?? EMPTY_BYTES;
-    body = writeRequestHead(r, r.timeoutMs ?? 0, payload.length);
+    body = writeRequestHead(r, r.timeoutMs ?? 0, payload.length, r.stream ?? 0, r.window ?? 0);
   } else if (frame.response) {
     const r = frame.response;
     payload = r.payload ?? EMPTY_BYTES;
@@ -432,6 +523,13 @@ export function encodeRpcFrame(frame: WireFrame): Uint8Array {
     body = writeDrain(frame.drain);
   } else if (frame.ping) {
     body = writePing((frame.ping.data ?? 0) >>> 0, frame.ping.ack ?? false);
+  } else if (frame.message) {
+    payload = frame.message.payload ?? EMPTY_BYTES;
+    body = writeStreamFrame(TAG_FRAME_MESSAGE, frame.message.callId, 0, 0, payload.length);
+  } else if (frame.halfClose) {
+    body = writeStreamFrame(TAG_FRAME_HALF_CLOSE, frame.halfClose.callId, 0, 0, 0);
+  } else if (frame.credit) {
+    body = writeStreamFrame(TAG_FRAME_CREDIT, frame.credit.callId, TAG_CREDIT_BYTES, frame.credit.bytes ?? 0, 0);
   } else {
     return new Uint8Array(0);
   }

@@ -22,6 +22,10 @@ export interface WireRequest {
   timeoutMs?: number;
   metadata?: Record<string, string>;
   payload?: Uint8Array;
+  /** 0 or absent: unary; else the {@linkcode StreamKind} this request opens. */
+  stream?: number;
+  /** A stream's receive window of the caller, in bytes; 0 or absent: {@linkcode DEFAULT_WINDOW_BYTES}. */
+  window?: number;
 }
 
 /** A response as it travels. */
@@ -59,10 +63,37 @@ export interface WireFrame {
   cancel?: { callId: number } | null;
   drain?: WireDrain | null;
   ping?: WirePing | null;
+  message?: { callId: number; payload?: Uint8Array } | null;
+  halfClose?: { callId: number } | null;
+  credit?: { callId: number; bytes?: number } | null;
 }
 
 /** What a frame carries: RpcFrame's `kind` field numbers. */
-export const FrameKind = { REQUEST: 1, RESPONSE: 2, CANCEL: 3, DRAIN: 4, PING: 5 } as const;
+export const FrameKind = {
+  REQUEST: 1,
+  RESPONSE: 2,
+  CANCEL: 3,
+  DRAIN: 4,
+  PING: 5,
+  MESSAGE: 6,
+  HALF_CLOSE: 7,
+  CREDIT: 8,
+} as const;
+
+/** A request's `stream` field: which kind of stream it opens (0: a unary call). */
+export const StreamKind = { UNARY: 0, CLIENT: 1, SERVER: 2, BIDI: 3 } as const;
+
+/** One of {@linkcode StreamKind}. */
+export type StreamKind = typeof StreamKind[keyof typeof StreamKind];
+
+/** A stream's receive window when the opening request names none (HTTP/2's initial window, rounded). */
+export const DEFAULT_WINDOW_BYTES = 65_536;
+
+/** What a stream's message costs its receiver's credit besides its payload (proto/rpc.proto, "Streams"). */
+export const MESSAGE_OVERHEAD_BYTES = 16;
+
+/** The most credit a sender may hold on one stream (HTTP/2's limit too). */
+export const MAX_CREDIT_BYTES = 0x7fff_ffff;
 
 /** One of {@linkcode FrameKind}. */
 export type FrameKind = typeof FrameKind[keyof typeof FrameKind];
@@ -77,6 +108,12 @@ export class DecodedFrame {
   service = "";
   method = "";
   timeoutMs = 0;
+  /** Request: the {@linkcode StreamKind} it opens (0: unary). */
+  stream = 0;
+  /** Request: the caller's receive window for the stream (0: the default). */
+  window = 0;
+  /** Credit: how many more bytes the peer may send. */
+  credit = 0;
   status = 0;
   errorMessage = "";
   metadata: Record<string, string> | undefined = undefined;
@@ -117,12 +154,17 @@ export const TAG_FRAME_RESPONSE = 0x12;
 export const TAG_FRAME_CANCEL = 0x1a;
 export const TAG_FRAME_DRAIN = 0x22;
 export const TAG_FRAME_PING = 0x2a;
+export const TAG_FRAME_MESSAGE = 0x32;
+export const TAG_FRAME_HALF_CLOSE = 0x3a;
+export const TAG_FRAME_CREDIT = 0x42;
 export const TAG_REQUEST_CALL_ID = 0x08;
 export const TAG_REQUEST_SERVICE = 0x12;
 export const TAG_REQUEST_METHOD = 0x1a;
 export const TAG_REQUEST_TIMEOUT = 0x20;
 export const TAG_REQUEST_METADATA = 0x2a;
 export const TAG_REQUEST_PAYLOAD = 0x32;
+export const TAG_REQUEST_STREAM = 0x38;
+export const TAG_REQUEST_WINDOW = 0x40;
 export const TAG_RESPONSE_CALL_ID = 0x08;
 export const TAG_RESPONSE_STATUS = 0x10;
 export const TAG_RESPONSE_ERROR = 0x1a;
@@ -135,5 +177,10 @@ export const TAG_DRAIN_REASON = 0x1a;
 export const TAG_DRAIN_GRACE = 0x20;
 export const TAG_PING_DATA = 0x08;
 export const TAG_PING_ACK = 0x10;
+export const TAG_MESSAGE_CALL_ID = 0x08;
+export const TAG_MESSAGE_PAYLOAD = 0x12;
+export const TAG_HALF_CLOSE_CALL_ID = 0x08;
+export const TAG_CREDIT_CALL_ID = 0x08;
+export const TAG_CREDIT_BYTES = 0x10;
 export const TAG_ENTRY_KEY = 0x0a;
 export const TAG_ENTRY_VALUE = 0x12;

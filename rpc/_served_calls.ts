@@ -13,6 +13,7 @@ import { getLogger } from "../reactor/logger.ts";
 import type { CallLedger } from "./_call_ledger.ts";
 import type { ServerLimits } from "./_server_limits.ts";
 import type { ServerCall, ServerCallOwner } from "./_server_call.ts";
+import type { ServerStream, ServerStreamOwner } from "./_server_stream.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
 import type { RequestFrame, ServerConnection, ServerConnectionHandler } from "./server_transport.ts";
 
@@ -40,12 +41,12 @@ export interface CallsOwner {
 }
 
 /** Calls served on one connection. */
-export class ServedCalls implements ServerConnectionHandler, ServerCallOwner {
+export class ServedCalls implements ServerConnectionHandler, ServerCallOwner, ServerStreamOwner {
   /** The transport's end of the connection. */
   readonly connection: ServerConnection;
   /** The connection's loop. */
   readonly loop: EventLoop;
-  /** Calls in flight. */
+  /** Calls in flight, streams included. */
   callsInFlight = 0;
   /** The highest call id received: ids above it cannot be in flight (no walk to find duplicates). */
   maxCallId = 0;
@@ -57,6 +58,8 @@ export class ServedCalls implements ServerConnectionHandler, ServerCallOwner {
   onClosed: () => void = () => {};
   readonly #dispatcher: CallsOwner;
   #head: ServerCall | undefined;
+  // Open streams by id: their frames arrive often, so they are found in a Map, not by a walk.
+  readonly #streams = new Map<number, ServerStream>();
 
   /** Record `connection`, which is up now. */
   constructor(connection: ServerConnection, dispatcher: CallsOwner) {
@@ -75,7 +78,7 @@ export class ServedCalls implements ServerConnectionHandler, ServerCallOwner {
     const callId = request.callId;
     if (callId > this.maxCallId) {
       this.maxCallId = callId;
-    } else if (this.find(callId) !== undefined) {
+    } else if (this.find(callId) !== undefined || this.#streams.has(callId)) {
       this.protocolError(`call id ${callId} is already in flight on this connection`, "duplicate_call_id");
       return;
     }
@@ -98,8 +101,19 @@ export class ServedCalls implements ServerConnectionHandler, ServerCallOwner {
       dispatcher.refuse(this, request, error);
       return;
     }
+    if ((request.stream ?? 0) !== 0) {
+      const maxStreams = dispatcher.limits.maxStreamsPerConnection;
+      if (this.#streams.size >= maxStreams) {
+        dispatcher.limitHit("streams");
+        const why = `The provider refused the stream: ${maxStreams} streams are already open on this connection`;
+        dispatcher.refuse(this, request, new RpcError(RpcCode.RESOURCE_EXHAUSTED, why), RETRY_SAFE);
+        return;
+      }
+      dispatcher.serve(this, request, receiveTimeMs);
+      return;
+    }
     const maxCalls = dispatcher.limits.maxCallsPerConnection;
-    if (this.callsInFlight >= maxCalls) {
+    if (this.callsInFlight - this.#streams.size >= maxCalls) {
       // Not run: RESOURCE_EXHAUSTED, marked safe for the caller to retry elsewhere.
       dispatcher.limitHit("calls");
       const why = `The provider refused the call: ${maxCalls} calls are already in flight on this connection`;
@@ -109,9 +123,55 @@ export class ServedCalls implements ServerConnectionHandler, ServerCallOwner {
     dispatcher.serve(this, request, receiveTimeMs);
   }
 
-  /** From the transport: the caller cancelled a call. */
+  /** From the transport: the caller cancelled a call or a stream. */
   cancel(callId: number): void {
-    this.find(callId)?.abort(new RpcError(RpcCode.CANCELLED, "The caller cancelled the call"));
+    const call = this.#streams.get(callId) ?? this.find(callId);
+    call?.abort(new RpcError(RpcCode.CANCELLED, "The caller cancelled the call"));
+  }
+
+  /** From the transport: a message of a stream (one not open is ignored: frames cross its end on the wire). */
+  message(callId: number, payload: Uint8Array): void {
+    const stream = this.#streams.get(callId);
+    if (stream !== undefined) stream.message(payload);
+    else this.#dispatcher.limitHit("stream_frame_ignored");
+  }
+
+  /** From the transport: the caller's half-close of a stream. */
+  halfClose(callId: number): void {
+    const stream = this.#streams.get(callId);
+    if (stream !== undefined) stream.halfClose();
+    else this.#dispatcher.limitHit("stream_frame_ignored");
+  }
+
+  /** From the transport: credit for a stream's messages. */
+  credit(callId: number, bytes: number): void {
+    this.#streams.get(callId)?.credit(bytes);
+  }
+
+  /** Streams open now. */
+  get streamsOpen(): number {
+    return this.#streams.size;
+  }
+
+  /** Put a stream that is starting in the table. */
+  addStream(stream: ServerStream): void {
+    this.#streams.set(stream.callId, stream);
+    this.callsInFlight++;
+  }
+
+  /** From a stream: write one of its messages when there is room. */
+  sendMessage(callId: number, payload: Uint8Array, written: () => void): number {
+    return this.connection.sendMessage!(callId, payload, written);
+  }
+
+  /** From a stream: grant its caller credit. */
+  sendCredit(callId: number, bytes: number): void {
+    this.connection.sendCredit!(callId, bytes);
+  }
+
+  /** From a stream: it ended; forget its message waiting for room. */
+  dropMessages(callId: number): void {
+    this.connection.dropMessages?.(callId);
   }
 
   /** From the transport: the connection closed; nobody waits for its calls any more. */
@@ -123,15 +183,20 @@ export class ServedCalls implements ServerConnectionHandler, ServerCallOwner {
     this.onClosed();
   }
 
-  /** From a call: send its answer (counted under its method). */
-  answer(call: ServerCall): void {
+  /** From a call or stream: send its answer or end (counted under its method). */
+  answer(call: ServerCall | ServerStream): void {
     this.#dispatcher.ledger.count(call.service, call.method, call.entry, call.status);
     this.connection.answer(call);
   }
 
-  /** From a call: it settled. */
-  settled(call: ServerCall, answered: boolean): void {
-    this.remove(call);
+  /** From a call or stream: it settled. */
+  settled(call: ServerCall | ServerStream, answered: boolean): void {
+    if ("kind" in call) {
+      if (!this.#streams.delete(call.callId)) return;
+      this.callsInFlight--;
+    } else {
+      this.remove(call);
+    }
     const ledger = this.#dispatcher.ledger;
     ledger.settled();
     if (!answered) ledger.count(call.service, call.method, call.entry, RpcCode.CANCELLED);
@@ -153,9 +218,9 @@ export class ServedCalls implements ServerConnectionHandler, ServerCallOwner {
     this.abortAll(new RpcError(RpcCode.CANCELLED, `Protocol error: ${reason}`));
   }
 
-  /** Abort every call in flight. */
+  /** Abort every call and stream in flight. */
   abortAll(reason: RpcError): number {
-    const calls = this.#calls();
+    const calls: Array<ServerCall | ServerStream> = [...this.#calls(), ...this.#streams.values()];
     for (const call of calls) call.abort(reason);
     return calls.length;
   }

@@ -12,7 +12,8 @@ import type { EventLoop } from "../reactor/event_loop.ts";
 import { closeIfBacklogged } from "../reactor/flow_control.ts";
 import { getLogger } from "../reactor/logger.ts";
 import type { TcpConnection } from "../reactor/tcp_connection.ts";
-import { sendDrain, sendResponse } from "./_rpc_encoder.ts";
+import { sendCredit, sendDrain, sendResponse } from "./_rpc_encoder.ts";
+import { StreamWrites } from "./_stream_writes.ts";
 import type { GatedConnection } from "./_connection_gate.ts";
 import type { ServerLimits } from "./_server_limits.ts";
 import { RpcCode } from "./rpc_error.ts";
@@ -51,6 +52,8 @@ export class ServedConnection implements ServerConnection, GatedConnection {
   readonly #provider: ServerTransportHandler;
   readonly #maxFrameBytes: number;
   readonly #maxUnsentBytes: number;
+  // Streams' messages waiting for room (made with the first stream message).
+  #streamWrites: StreamWrites | undefined;
 
   /** Serve `connection`, which is up now, for `provider`. */
   constructor(connection: TcpConnection, provider: ServerTransportHandler, limits: ServerLimits) {
@@ -101,6 +104,27 @@ export class ServedConnection implements ServerConnection, GatedConnection {
       this.#provider.limitHit("unsent_bytes");
       closeIfBacklogged(connection, this.#maxUnsentBytes);
     }
+  }
+
+  /** Write a stream's message when there is room, fairly among the connection's streams. */
+  sendMessage(callId: number, payload: Uint8Array, written: () => void): number {
+    this.#streamWrites ??= new StreamWrites(this.connection, this.#maxFrameBytes);
+    return this.#streamWrites.send(callId, payload, written);
+  }
+
+  /** Grant the caller credit on a stream. */
+  sendCredit(callId: number, bytes: number): void {
+    if (this.connection.connected) sendCredit(this.connection, callId, bytes);
+  }
+
+  /** Forget a stream's message still waiting for room. */
+  dropMessages(callId: number): void {
+    this.#streamWrites?.drop(callId);
+  }
+
+  /** The output drained: write streams' messages that waited for room. */
+  writesDrained(): void {
+    this.#streamWrites?.drained();
   }
 
   /** Send a drain frame; after a protocol error's (`status` ≠ 0), close. */

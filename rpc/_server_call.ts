@@ -34,6 +34,9 @@ export interface HandlerEntry {
   handler: (request: unknown, context: CallContext) => unknown;
   /** Answers by status code (shared with the provider's table; made on first use). */
   counts: number[] | undefined;
+  /** Stream messages received from callers and sent to them (streaming methods). */
+  messagesIn: number;
+  messagesOut: number;
 }
 
 /** The longest deadline a provider keeps: longer ones are clamped to it (the host timers' range, about 24.8 days). */

@@ -11,6 +11,7 @@
 
 import { DEFAULT_MAX_FRAME_BYTES, RECOMMENDED_FRAME_TIMEOUT_MS } from "../reactor/length_header_codec.ts";
 import { DEFAULT_CLOSE_AT_BYTES, DEFAULT_PAUSE_AT_BYTES } from "../reactor/flow_control.ts";
+import { DEFAULT_WINDOW_BYTES } from "./_rpc_wire.ts";
 
 /** What the limits resolved before one limit came to (a default may follow another limit). */
 type Resolved = Readonly<Record<string, number | boolean | undefined>>;
@@ -40,6 +41,8 @@ export const SERVER_LIMITS = {
   handshakeTimeoutMs: { key: "rpcserver_handshake_timeout_ms", min: 1, fallback: constant(10_000) },
   evictSilentAtCap: { key: "rpcserver_evict_silent_at_cap", switch: true, fallback: constant(true) },
   maxCallsPerConnection: { key: "rpcserver_max_calls_per_connection", min: 1, fallback: constant(1000) },
+  maxStreamsPerConnection: { key: "rpcserver_max_streams_per_connection", min: 1, fallback: constant(100) },
+  streamWindowBytes: { key: "rpcserver_stream_window_bytes", min: 65_536, fallback: constant(DEFAULT_WINDOW_BYTES) },
   idleTimeoutMs: { key: "rpcserver_idle_timeout_ms", min: 0, fallback: constant(300_000) },
   maxFrameBytes: { key: "rpcserver_max_frame_bytes", min: 1024, fallback: constant(DEFAULT_MAX_FRAME_BYTES) },
   frameTimeoutMs: { key: "rpcserver_frame_timeout_ms", min: 1, fallback: constant(RECOMMENDED_FRAME_TIMEOUT_MS) },

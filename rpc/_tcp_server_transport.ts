@@ -66,9 +66,12 @@ export class TcpServerTransport implements ServerTransport {
     return this.#server.address;
   }
 
-  /** Connections open now. */
+  /**
+   * Connections open now: those the gate admitted (a refused or evicted socket still closing is not one, so the
+   * figure never reads above the cap).
+   */
   get connections(): number {
-    return this.#server.connectionCount;
+    return this.#gate?.size ?? 0;
   }
 
   /** Connections open now that have not sent a whole frame yet. */
@@ -88,7 +91,11 @@ export class TcpServerTransport implements ServerTransport {
     server.setMessageCallback(this.#codec.onMessage);
     // A caller that sends and never reads stops being read once its replies back up (and is closed past
     // maxUnsentBytes, checked after each answer).
-    applyFlowControl(server, { pauseAtBytes: this.#limits.pauseReadingAtBytes });
+    applyFlowControl(server, {
+      pauseAtBytes: this.#limits.pauseReadingAtBytes,
+      // Streams' messages wait for room in the output (fairness among streams and unary answers).
+      onWriteComplete: (connection) => (connection.context as ServedConnection | undefined)?.writesDrained(),
+    });
     if (this.ownsServer) await server.start();
   }
 
@@ -160,6 +167,14 @@ export class TcpServerTransport implements ServerTransport {
     if (kind === FrameKind.REQUEST) {
       served.lastCallMs = receiveTimeMs;
       served.calls!.request(frame, receiveTimeMs);
+    } else if (kind === FrameKind.MESSAGE) {
+      served.lastCallMs = receiveTimeMs;
+      served.calls!.message?.(frame.callId, frame.payload);
+    } else if (kind === FrameKind.CREDIT) {
+      served.calls!.credit?.(frame.callId, frame.credit);
+    } else if (kind === FrameKind.HALF_CLOSE) {
+      served.lastCallMs = receiveTimeMs;
+      served.calls!.halfClose?.(frame.callId);
     } else if (kind === FrameKind.CANCEL) {
       served.lastCallMs = receiveTimeMs;
       served.calls!.cancel(frame.callId);

@@ -7,6 +7,7 @@
 
 import type { RpcController } from "./rpc_controller.ts";
 import type { CallContext } from "./server_handler.ts";
+import type { MethodKind } from "./service_definition.ts";
 
 /**
  * Per-call options.
@@ -32,6 +33,8 @@ export interface CallOptions {
   hashKey?: string;
   /** A seed-style controller: told of failure, and its `startCancel` cancels the call. */
   controller?: RpcController;
+  /** Streams: told of the provider's trailing metadata when the stream ends OK. */
+  onTrailers?: (metadata: Record<string, string>) => void;
   /**
    * The incoming call this call is made for (a handler's `context`): the call gets at most the parent's remaining
    * deadline, and is cancelled when the parent is (its caller cancelled, its deadline passed, the provider
@@ -61,6 +64,13 @@ export interface ClientCall {
   metadata: Record<string, string>;
   /** The options the call was made with. */
   readonly options: CallOptions;
+  /**
+   * Absent for a unary call; for a stream, which side streams. An interceptor sees a stream's opening (its
+   * `payload` is a server stream's one request, else empty; metadata set here is sent with it) and its end: the
+   * promise `next` returns settles when the stream ends, with a client stream's answer as `payload` (else empty)
+   * and the trailing metadata, or with the stream's error. It does not see the messages.
+   */
+  readonly kind?: MethodKind;
 }
 
 /**

@@ -99,10 +99,15 @@ export interface RpcConfig {
 export interface RpcClientSettings {
   /** `rpcclient_empty_list_grace_ms`: {@linkcode RpcChannelOptions.emptyListGraceMs}. */
   emptyListGraceMs?: number;
+  /** `rpcclient_stream_window_bytes`: {@linkcode RpcChannelOptions.streamWindowBytes}. */
+  streamWindowBytes?: number;
 }
 
 // The caller's settings: key, RpcChannelOptions field, least value (one row per setting, as the provider's limits).
-const CLIENT_KEYS = [["rpcclient_empty_list_grace_ms", "emptyListGraceMs", 0]] as const;
+const CLIENT_KEYS = [
+  ["rpcclient_empty_list_grace_ms", "emptyListGraceMs", 0],
+  ["rpcclient_stream_window_bytes", "streamWindowBytes", 65_536],
+] as const;
 
 /**
  * The provider options that come from `rpcserver_` keys.
@@ -128,6 +133,10 @@ export interface RpcServerLimits {
   evictSilentAtCap?: boolean;
   /** `rpcserver_max_calls_per_connection`: {@linkcode RpcProviderOptions.maxCallsPerConnection}. */
   maxCallsPerConnection?: number;
+  /** `rpcserver_max_streams_per_connection`: {@linkcode RpcProviderOptions.maxStreamsPerConnection}. */
+  maxStreamsPerConnection?: number;
+  /** `rpcserver_stream_window_bytes`: {@linkcode RpcProviderOptions.streamWindowBytes}. */
+  streamWindowBytes?: number;
   /** `rpcserver_idle_timeout_ms`: {@linkcode RpcProviderOptions.idleTimeoutMs}. */
   idleTimeoutMs?: number;
   /** `rpcserver_max_frame_bytes`: {@linkcode RpcProviderOptions.maxFrameBytes}. */

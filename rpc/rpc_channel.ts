@@ -15,7 +15,21 @@ import { messageDecoder, messageEncoder, prepareType } from "./_proto3_defaults.
 import { decodeAnswer, PendingCall, type ResponseDecoder } from "./_pending_call.ts";
 import { encodeMessage } from "./_byte_slab.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
-import { definitionOf, MethodKind, type ServiceDefinition } from "./service_definition.ts";
+import { definitionOf, type MethodDefinition, MethodKind, type ServiceDefinition } from "./service_definition.ts";
+import { ClientStream } from "./_client_stream.ts";
+import { DEFAULT_WINDOW_BYTES, MAX_CREDIT_BYTES, StreamKind } from "./_rpc_wire.ts";
+
+const EMPTY_BYTES = new Uint8Array(0);
+
+// Where a stream's opening carries the stream through the interceptors (a symbol: spreads keep it, users never
+// see it).
+const STREAM = Symbol("dwt-stream");
+
+const STREAM_METHOD_KINDS: Record<number, MethodKind> = {
+  [StreamKind.CLIENT]: MethodKind.CLIENT_STREAMING,
+  [StreamKind.SERVER]: MethodKind.SERVER_STREAMING,
+  [StreamKind.BIDI]: MethodKind.BIDI_STREAMING,
+};
 
 /** The longest deadline a call can have: longer ones are clamped (the host timers' range, about 24.8 days). */
 export const MAX_CALL_TIMEOUT_MS = 0x7fff_ffff;
@@ -172,6 +186,7 @@ export class RpcChannel {
   // Undefined without interceptors: calls then skip building a ClientCall and the promise layers around it.
   readonly #send: ClientHandler | undefined;
   readonly #timeoutMs: number;
+  readonly #streamWindowBytes: number;
 
   /** Create a channel; connections open on first use. */
   constructor(options: RpcChannelOptions) {
@@ -182,10 +197,26 @@ export class RpcChannel {
     if (!(timeoutMs > 0)) {
       throw new RangeError(`Cannot create channel as 'timeoutMs' must be > 0: current value is ${timeoutMs}`);
     }
+    const windowBytes = options.streamWindowBytes ?? DEFAULT_WINDOW_BYTES;
+    if (!Number.isInteger(windowBytes) || windowBytes < DEFAULT_WINDOW_BYTES || windowBytes > MAX_CREDIT_BYTES) {
+      throw new RangeError(
+        `Cannot create channel as 'streamWindowBytes' must be an integer from 65536 to 2^31 - 1: current value is ` +
+          windowBytes,
+      );
+    }
+    this.#streamWindowBytes = windowBytes;
     this.#options = options;
     this.#router = new ChannelRouter(options);
     this.#timeoutMs = timeoutMs;
-    const base: ClientHandler = (call) => this.#invoke(call, undefined) as Promise<ClientResult>;
+    // A stream's opening reaches the end of the chain with the stream itself: it starts there with the metadata the
+    // interceptors set, and the chain's promise settles when the stream ends.
+    const base: ClientHandler = (call) => {
+      const stream = (call as { [STREAM]?: ClientStream })[STREAM];
+      if (stream === undefined) return this.#invoke(call, undefined) as Promise<ClientResult>;
+      stream.metadata = call.metadata;
+      stream.start();
+      return stream.ended;
+    };
     const interceptors = options.interceptors ?? [];
     this.#send = interceptors.length === 0
       ? undefined
@@ -219,17 +250,9 @@ export class RpcChannel {
     const stub: Stub = {};
     for (const method of definition.methods.values()) {
       if (method.kind !== undefined && method.kind !== MethodKind.UNARY) {
-        // Never sent as a unary call, which a provider would take as one message.
-        const refuse = () =>
-          Promise.reject(
-            new RpcError(
-              RpcCode.UNIMPLEMENTED,
-              `Cannot call ${definition.fullName}.${method.name}: it is ${method.kind!.replace("_", " ")}, and ` +
-                "streaming is not supported yet",
-            ),
-          );
-        stub[method.name] = refuse;
-        stub[method.name[0]!.toLowerCase() + method.name.slice(1)] = refuse;
+        const call = this.#streamMethod(definition.fullName, method);
+        stub[method.name] = call;
+        stub[method.name[0]!.toLowerCase() + method.name.slice(1)] = call;
         continue;
       }
       const type = method.requestType;
@@ -257,6 +280,97 @@ export class RpcChannel {
       stub[method.name[0]!.toLowerCase() + method.name.slice(1)] = call;
     }
     return stub as T;
+  }
+
+  // One streaming method of a stub: server and bidirectional streams return an iterable that starts the stream
+  // when iterated; a client stream starts at once and resolves with the answer.
+  #streamMethod(service: string, method: MethodDefinition): StubMethod {
+    const kind = method.kind === MethodKind.CLIENT_STREAMING
+      ? StreamKind.CLIENT
+      : method.kind === MethodKind.SERVER_STREAMING
+      ? StreamKind.SERVER
+      : StreamKind.BIDI;
+    const requestType = method.requestType;
+    const encodable = messageEncoder(requestType);
+    const encode = (value: unknown) => encodeMessage(requestType, encodable(value ?? {}));
+    const decode = messageDecoder(method.responseType);
+    const open = (first: unknown, options: CallOptions): ClientStream => {
+      let payload: Uint8Array = EMPTY_BYTES;
+      if (kind === StreamKind.SERVER) {
+        try {
+          payload = encode(first);
+        } catch (error) {
+          throw new RpcError(RpcCode.INVALID_ARGUMENT, `Cannot encode the request of ${method.name}`, { cause: error });
+        }
+      }
+      return new ClientStream({
+        router: this.#router,
+        service,
+        method: method.name,
+        kind,
+        payload,
+        metadata: options.metadata,
+        options,
+        timeoutMs: this.#streamTimeoutMs(options),
+        windowBytes: this.#streamWindowBytes,
+        decode,
+        encode,
+        requests: kind === StreamKind.SERVER ? undefined : first as AsyncIterable<unknown> | Iterable<unknown>,
+      });
+    };
+    if (kind === StreamKind.CLIENT) {
+      return (requests: unknown, options: CallOptions = {}) => {
+        const stream = open(requests, options);
+        this.#startStream(stream, kind, options);
+        return stream.ended.then((result) => decodeAnswer(decode, method.name, result.payload, result.metadata));
+      };
+    }
+    return (first: unknown = {}, options: CallOptions = {}) =>
+      ({
+        [Symbol.asyncIterator]: () => {
+          const stream = open(first, options);
+          this.#startStream(stream, kind, options);
+          return stream.responses![Symbol.asyncIterator]();
+        },
+      }) as unknown as Promise<unknown>;
+  }
+
+  // Through the interceptors when there are any (they see the opening and the end, not the messages), else at once.
+  #startStream(stream: ClientStream, kind: StreamKind, options: CallOptions): void {
+    this.#router.callStarted();
+    if (this.#send === undefined) {
+      stream.start();
+      return;
+    }
+    const call = {
+      service: stream.service,
+      method: stream.method,
+      payload: stream.payload,
+      metadata: { ...stream.metadata },
+      options,
+      kind: STREAM_METHOD_KINDS[kind],
+      [STREAM]: stream,
+    };
+    let sent: Promise<ClientResult>;
+    try {
+      sent = this.#send(call);
+    } catch (error) {
+      sent = Promise.reject(error);
+    }
+    sent.then(
+      () => {
+        if (!stream.started) {
+          stream.fail(new RpcError(RpcCode.INTERNAL, `An interceptor answered the stream ${stream.method} without it`));
+        }
+      },
+      (error) => stream.fail(RpcError.from(error)),
+    );
+  }
+
+  #streamTimeoutMs(options: CallOptions): number {
+    let timeoutMs = Math.min(options.timeoutMs ?? this.#timeoutMs, MAX_CALL_TIMEOUT_MS);
+    if (options.parent !== undefined) timeoutMs = Math.min(timeoutMs, Math.max(0, options.parent.timeRemainingMs()));
+    return timeoutMs;
   }
 
   /**

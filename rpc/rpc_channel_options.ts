@@ -126,4 +126,11 @@ export interface RpcChannelOptions {
    * @default {10000}
    */
   emptyListGraceMs?: number;
+  /**
+   * Each stream's receive window in bytes: the most a provider may send on one stream before this caller's loop
+   * reads it, so the most one stream buffers here (at least 65536, HTTP/2's initial window, also the default).
+   * Config key `rpcclient_stream_window_bytes`.
+   * @default {65536}
+   */
+  streamWindowBytes?: number;
 }

@@ -146,6 +146,19 @@ export interface RpcProviderOptions {
    */
   maxCallsPerConnection?: number;
   /**
+   * Streams open on one connection (beside its unary calls); more are answered RESOURCE_EXHAUSTED, safe to retry
+   * (limit `streams`). gRPC servers commonly allow 100 concurrent streams per connection too.
+   * @default {100}
+   */
+  maxStreamsPerConnection?: number;
+  /**
+   * Each stream's receive window in bytes: the most a caller may send on one stream before the handler reads it,
+   * so the most one stream buffers here (at least 65536, HTTP/2's initial window, which is also the default: a
+   * connection's 100 streams then buffer at most 6.4 MiB). Raise it for fast uploads over long round trips.
+   * @default {65536}
+   */
+  streamWindowBytes?: number;
+  /**
    * Close a connection with no call in flight and no request for this long, in milliseconds (limit `idle`); 0
    * never. Keepalive pings do not count as traffic here.
    * @default {300000}

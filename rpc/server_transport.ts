@@ -9,17 +9,15 @@
  * What crosses, and why it is shaped so: a call is a stream in both directions, named by an id unique among the
  * calls in flight on its connection. Towards the provider it is a head (service, method, metadata, deadline), its
  * messages and the caller's half-close, or a cancel; towards the caller it is headers, messages, and trailers
- * (status, reason, metadata). Unary is the only kind served now, so its request arrives as one
- * {@linkcode RequestFrame} (head, one message and the half-close at once) and its answer leaves as one
- * {@linkcode CallAnswer} (headers, one message and trailers at once). Later:
- *
- * - streaming calls (server, client, bidi, with a flow-control window) add `message(callId, payload)` and
- *   `halfClose(callId)` to {@linkcode ServerConnectionHandler} and `sendHeaders`, `sendMessage` (which reports the
- *   window) and `sendTrailers` to {@linkcode ServerConnection}, on the same ids; unary keeps its one-shot forms;
- * - a Connect-protocol HTTP gateway is one more {@linkcode ServerTransport}: each HTTP request is a call on a
- *   connection of its own (`Connect-Timeout-Ms` is the deadline, headers the metadata, an aborted request the
- *   cancel, `drain` a `Connection: close`), so the provider's dispatch, limits on calls and accounting serve it
- *   unchanged.
+ * (status, reason, metadata). A unary request arrives as one {@linkcode RequestFrame} (head, one message and the
+ * half-close at once) and its answer leaves as one {@linkcode CallAnswer} (one message and trailers at once). A
+ * stream opens with a RequestFrame whose `stream` names its kind; its messages, half-close and credit arrive
+ * through the handler's optional `message`, `halfClose` and `credit`, its messages and credit leave through the
+ * connection's optional `sendMessage` (fair among the connection's streams) and `sendCredit`, and its end leaves
+ * as a CallAnswer. A Connect-protocol HTTP gateway is one more {@linkcode ServerTransport}: each HTTP request is a
+ * call on a connection of its own (`Connect-Timeout-Ms` is the deadline, headers the metadata, an aborted request
+ * the cancel, `drain` a `Connection: close`), so the provider's dispatch, limits on calls and accounting serve it
+ * unchanged.
  *
  * The provider owns the calls and everything about them (which ones run, limits on calls and metadata, deadlines,
  * drain, counting); a transport owns its connections and its bytes (framing, flow control, keepalive, idle
@@ -71,6 +69,10 @@ export interface RequestFrame {
   readonly metadataOverLimit?: boolean;
   /** The metadata's size as counted against the limit (key + value + 32 per entry), when measured. */
   readonly metadataBytes?: number;
+  /** 0 or absent: a unary call; else the kind of stream it opens (1 client, 2 server, 3 bidirectional). */
+  readonly stream?: number;
+  /** A stream's receive window of the caller in bytes (0 or absent: 65536). */
+  readonly window?: number;
 }
 
 /**
@@ -134,6 +136,16 @@ export interface ServerConnection {
    */
   drain(lastCallId: number, reason: string, graceMs: number, status?: number): void;
   /**
+   * Streams: write a message of stream `callId` when the connection has room (fairly among streams), calling
+   * `written` once it is in the output. Returns 0, or the frame's size when it exceeds the frame limit (nothing is
+   * written). Absent on a transport that carries no streams (streaming calls are then refused).
+   */
+  sendMessage?(callId: number, payload: Uint8Array, written: () => void): number;
+  /** Streams: grant the caller `bytes` more credit on stream `callId`. */
+  sendCredit?(callId: number, bytes: number): void;
+  /** Streams: forget stream `callId`'s message still waiting for room (the stream ended). */
+  dropMessages?(callId: number): void;
+  /**
    * Close once the answers sent so far are delivered (a half-close: the caller closes its side once its calls are
    * answered); the transport then reports `closed` to the connection's handler.
    */
@@ -165,6 +177,12 @@ export interface ServerConnectionHandler {
   request(request: RequestFrame, receiveTimeMs: number): void;
   /** The caller gave up on a call (no answer will reach it). */
   cancel(callId: number): void;
+  /** Streams: a message of stream `callId` arrived (`payload` may be a view: valid only during the call). */
+  message?(callId: number, payload: Uint8Array): void;
+  /** Streams: the caller sent its last message on stream `callId`. */
+  halfClose?(callId: number): void;
+  /** Streams: the caller grants `bytes` more credit on stream `callId`. */
+  credit?(callId: number, bytes: number): void;
   /** The connection closed (idempotent): calls still running are cancelled with `reason`. */
   closed(reason?: string): void;
 }

@@ -5,11 +5,11 @@
  * same seam is in server_transport.ts.
  *
  * Everything that crosses the seam names its call by id (unique per connection, chosen by the caller's transport)
- * and is one of the envelope's frame kinds (request, response, cancel, drain, ping): calls never see bytes or
- * sockets, transports never see messages or handlers. Streaming calls (a later issue) add frame kinds on the same
- * ids: a caller's transport gets `message(call, payload)` and `halfClose(call)` beside `request`/`cancel`, a
- * {@linkcode TransportCall} gets `onMessage` (with a flow-control window) beside `onResponse`; an HTTP gateway
- * (Connect protocol) is one more pair of implementations, one HTTP request per call id.
+ * and are one of the envelope's frame kinds (request, response, cancel, drain, ping; for streams message,
+ * half-close and credit): calls never see bytes or sockets, transports never see messages or handlers. A stream is a
+ * {@linkcode TransportCall} with `stream` set: its response ends it, `onMessage` and `onCredit` bring the rest, and
+ * the transport's optional `sendMessage`, `halfClose` and `sendCredit` send its side. An HTTP gateway (Connect
+ * protocol) is one more pair of implementations, one HTTP request per call id.
  *
  * @module
  */
@@ -76,6 +76,14 @@ export interface TransportCall {
   readonly metadata: Record<string, string> | undefined;
   /** Milliseconds the caller still waits, read when the request is written (0: no deadline). */
   timeoutMs(): number;
+  /** Absent or 0: a unary call; else the kind of stream it opens (1 client, 2 server, 3 bidirectional). */
+  readonly stream?: number;
+  /** A stream's receive window of the caller in bytes (absent or 0: 65536). */
+  readonly window?: number;
+  /** Streams: a message arrived (`payload` may be a view into the transport's input: valid only during the call). */
+  onMessage?(payload: Uint8Array): void;
+  /** Streams: the provider granted `bytes` more credit. */
+  onCredit?(bytes: number): void;
   /** The response arrived. */
   onResponse(frame: ResponseFrame): void;
   /**
@@ -116,6 +124,16 @@ export interface ClientTransport {
   request(call: TransportCall): void;
   /** The caller gave up on the call: forget it (no answer will reach it) and send a cancel frame. */
   cancel(call: TransportCall): void;
+  /**
+   * Streams: write a message of `call` when the connection has room (fairly among its streams), calling `written`
+   * once it is in the output. Returns 0, or the frame's size when it exceeds the frame limit (nothing written).
+   * Absent on a transport that carries no streams.
+   */
+  sendMessage?(call: TransportCall, payload: Uint8Array, written: () => void): number;
+  /** Streams: the caller sent its last message. */
+  halfClose?(call: TransportCall): void;
+  /** Streams: grant the provider `bytes` more credit. */
+  sendCredit?(call: TransportCall, bytes: number): void;
   /** Close once nothing is outstanding. */
   closeWhenIdle(): void;
   /** Close now: calls outstanding fail UNAVAILABLE. */
