@@ -150,7 +150,7 @@ export class CallDispatcher implements ServerTransportHandler, CallsOwner {
     if (kind !== StreamKind.UNARY) {
       const stream = new ServerStream(served, request, entry, receiveTimeMs, kind, this.limits.streamWindowBytes);
       served.addStream(stream);
-      this.ledger.started();
+      this.ledger.streamStarted(request.service, entry);
       stream.start(decoded);
       return;
     }

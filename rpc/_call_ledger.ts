@@ -16,16 +16,41 @@ export class CallLedger {
   inFlight = 0;
   /** Calls settled so far. */
   served = 0;
+  /** Streams open now (they count in `inFlight` too). */
+  streamsOpen = 0;
   /** Resolved when `inFlight` drops to 0, while a drain waits for it (set by the provider). */
   idle: PromiseWithResolvers<void> | undefined;
   // Answers by status code, per `service.method` (made-up names share "unknown"); codes are named when read.
   readonly #calls = new Map<string, number[]>();
   readonly #errorsByCode = new Map<string, number>();
   readonly #limitsHit = new Map<string, number>();
+  // Streaming methods that opened a stream, by `service.method`: their entries count messages in and out.
+  readonly #streamMethods = new Map<string, HandlerEntry>();
 
   /** A call started running. */
   started(): void {
     this.inFlight++;
+  }
+
+  /** A stream started on a method served here (it counts as a call in flight too). */
+  streamStarted(service: string, entry: HandlerEntry): void {
+    this.started();
+    this.streamsOpen++;
+    const name = `${service}.${entry.method.name}`;
+    if (!this.#streamMethods.has(name)) this.#streamMethods.set(name, entry);
+  }
+
+  /** A stream settled. */
+  streamSettled(): void {
+    this.streamsOpen--;
+    this.settled();
+  }
+
+  /** Stream messages received and sent, by `service.method`. */
+  streamMessages(): Record<string, { in: number; out: number }> {
+    return Object.fromEntries(
+      [...this.#streamMethods].map(([name, entry]) => [name, { in: entry.messagesIn, out: entry.messagesOut }]),
+    );
   }
 
   /** A call settled (answered or not). */

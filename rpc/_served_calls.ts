@@ -191,14 +191,15 @@ export class ServedCalls implements ServerConnectionHandler, ServerCallOwner, Se
 
   /** From a call or stream: it settled. */
   settled(call: ServerCall | ServerStream, answered: boolean): void {
+    const ledger = this.#dispatcher.ledger;
     if ("kind" in call) {
       if (!this.#streams.delete(call.callId)) return;
       this.callsInFlight--;
+      ledger.streamSettled();
     } else {
       this.remove(call);
+      ledger.settled();
     }
-    const ledger = this.#dispatcher.ledger;
-    ledger.settled();
     if (!answered) ledger.count(call.service, call.method, call.entry, RpcCode.CANCELLED);
   }
 

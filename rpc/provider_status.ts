@@ -36,6 +36,10 @@ export interface RpcProviderStats {
   callsInFlight: number;
   /** Calls answered since start (successfully or not). */
   callsServed: number;
+  /** Streams open now (counted in `callsInFlight` too). */
+  streamsOpen: number;
+  /** Stream messages received from callers (`in`) and sent to them (`out`), by `service.method`. */
+  streamMessages: Record<string, { in: number; out: number }>;
   /** Answers by `service.method` (unknown ones as `unknown`), split by status name (`OK`, `UNKNOWN`, ...). */
   calls: Record<string, Record<string, number>>;
   /** Failed calls by status name. */
@@ -43,7 +47,8 @@ export interface RpcProviderStats {
   /**
    * Times a limit was hit, by limit: `connections`, `connections_per_address`, `handshake_timeout` (connections
    * closed for sending no whole frame in time), `silent_evicted` (silent connections closed to make room at the
-   * cap), `calls`, `idle`, `frame` (every
+   * cap), `calls`, `streams` (streams refused past maxStreamsPerConnection), `stream_frame_ignored` (stream frames
+   * for an id not open: they may cross a stream's end), `idle`, `frame` (every
    * frame rejected: too large, too slow or over the partial-frame cap), `frame_timeout`, `partial_frame_bytes`,
    * `unsent_bytes`, `metadata`, `duplicate_call_id`, `deadline_clamped`, `keepalive`, `drain_refused` (requests
    * refused while draining) and `drain_grace_expired` (calls cut off after the grace period).
@@ -99,6 +104,16 @@ export function providerMetrics(provider: ProviderStatsSource): string {
     )
     .family("dwt_rpc_calls_in_flight", "gauge", "Calls being handled.", stats.callsInFlight)
     .family("dwt_rpc_calls_total", "counter", "Calls answered, by method and status.", calls)
+    .family("dwt_rpc_streams_open", "gauge", "Streams open now.", stats.streamsOpen)
+    .family(
+      "dwt_rpc_stream_messages_total",
+      "counter",
+      "Stream messages received from callers (in) and sent to them (out), by method.",
+      Object.entries(stats.streamMessages).flatMap(([method, counts]): [MetricLabels, number][] => [
+        [{ method, direction: "in" }, counts.in],
+        [{ method, direction: "out" }, counts.out],
+      ]),
+    )
     .family(
       "dwt_rpc_limit_hits_total",
       "counter",
@@ -116,9 +131,13 @@ function statusText(provider: ProviderStatsSource): string {
     `connections_silent ${stats.silentConnections}`,
     `calls_in_flight ${stats.callsInFlight}`,
     `calls_served ${stats.callsServed}`,
+    `streams_open ${stats.streamsOpen}`,
   ];
   for (const [method, byCode] of Object.entries(stats.calls)) {
     lines.push(`calls.${method} ${Object.entries(byCode).map(([code, count]) => `${code}=${count}`).join(" ")}`);
+  }
+  for (const [method, counts] of Object.entries(stats.streamMessages)) {
+    lines.push(`stream_messages.${method} in=${counts.in} out=${counts.out}`);
   }
   for (const [code, count] of Object.entries(stats.errorsByCode)) lines.push(`errors.${code} ${count}`);
   for (const [limit, count] of Object.entries(stats.limitsHit)) lines.push(`limits.${limit} ${count}`);
@@ -135,7 +154,7 @@ function statusHtml(provider: ProviderStatsSource): string {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="2">
 <title>dwt provider</title></head><body><h1>dwt provider</h1>
 <p>uptime ${(stats.uptimeMs / 1000).toFixed(0)} s, ${stats.connections} connections, ${stats.callsInFlight} calls in
-flight, ${stats.callsServed} served</p>
+flight, ${stats.callsServed} served, ${stats.streamsOpen} streams open</p>
 <table border="1"><tr><th>method</th><th>answers by status</th></tr>${rows}</table></body></html>`;
 }
 

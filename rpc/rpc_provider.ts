@@ -323,6 +323,8 @@ export class RpcProvider {
       silentConnections: this.#transport?.silentConnections ?? 0,
       callsInFlight: this.#ledger.inFlight,
       callsServed: this.#ledger.served,
+      streamsOpen: this.#ledger.streamsOpen,
+      streamMessages: this.#ledger.streamMessages(),
       calls: this.#ledger.calls(),
       errorsByCode: this.#ledger.errorsByCode(),
       limitsHit: { ...this.#ledger.limitsHit(), ...this.#transport?.limitsHit?.() },

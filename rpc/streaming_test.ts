@@ -250,3 +250,40 @@ Deno.test("The method's kind and the opening must agree: a mismatch is answered 
     );
   });
 });
+
+Deno.test("/metrics and stats count open streams and messages in and out per method", async () => {
+  const holding = Promise.withResolvers<void>();
+  const release = Promise.withResolvers<void>();
+  await withFeed({
+    Chat: async function* (requests: AsyncIterable<Msg>) {
+      let n = 0;
+      for await (const request of requests) {
+        yield request;
+        if (++n === 3) {
+          holding.resolve();
+          await release.promise;
+        }
+      }
+    },
+  }, async (stub, { provider }) => {
+    async function* three() {
+      for (let n = 0; n < 3; n++) yield { n };
+    }
+    const replies: number[] = [];
+    const done = (async () => {
+      for await (const reply of stub.Chat(three())) replies.push(reply.n);
+    })();
+    await holding.promise;
+    const open = provider.stats();
+    assert.equal(open.streamsOpen, 1);
+    release.resolve();
+    await done;
+    const stats = provider.stats();
+    assert.equal(stats.streamsOpen, 0);
+    assert.deepEqual(stats.streamMessages["test.Feed.Chat"], { in: 3, out: 3 });
+    const { providerMetrics } = await import("./provider_status.ts");
+    const metrics = providerMetrics(provider);
+    assert.match(metrics, /dwt_rpc_streams_open 0/);
+    assert.match(metrics, /dwt_rpc_stream_messages_total\{method="test.Feed.Chat",direction="out"\} 3/);
+  });
+});
