@@ -33,7 +33,7 @@ export interface ClientStreamInit {
   payload: Uint8Array;
   metadata: Record<string, string> | undefined;
   options: PendingCallOptions & { readonly onTrailers?: (metadata: Record<string, string>) => void };
-  /** The whole stream's deadline, in milliseconds from when it starts. */
+  /** The whole stream's deadline, in milliseconds from when it starts; Infinity: none. */
   timeoutMs: number;
   /** This caller's receive window for the provider's messages. */
   windowBytes: number;
@@ -124,7 +124,17 @@ export class ClientStream implements TransportCall {
       return;
     }
     this.#deadline = router.loop.now() + this.#init.timeoutMs;
-    this.#deadlineTimer = router.loop.runAt(this.#deadline, () => {
+    if (this.#deadline !== Infinity) this.#armDeadline();
+    signal?.addEventListener("abort", this);
+    controller?.signal.addEventListener("abort", this);
+    parent?.signal.addEventListener("abort", this);
+    const discovered = router.discovered(this.service);
+    if (discovered === undefined) this.#attempt();
+    else discovered.then(() => this.#attempt(), (error) => this.#fail(RpcError.from(error, RpcCode.UNAVAILABLE)));
+  }
+
+  #armDeadline(): void {
+    this.#deadlineTimer = this.#router.loop.runAt(this.#deadline, () => {
       this.#deadlineTimer = undefined;
       const where = this.#address === undefined ? "" : ` on ${this.#address}`;
       this.#giveUp(
@@ -134,12 +144,6 @@ export class ClientStream implements TransportCall {
         ),
       );
     });
-    signal?.addEventListener("abort", this);
-    controller?.signal.addEventListener("abort", this);
-    parent?.signal.addEventListener("abort", this);
-    const discovered = router.discovered(this.service);
-    if (discovered === undefined) this.#attempt();
-    else discovered.then(() => this.#attempt(), (error) => this.#fail(RpcError.from(error, RpcCode.UNAVAILABLE)));
   }
 
   /** Fail the stream from outside (an interceptor refused it, or answered it without sending it). */
@@ -147,8 +151,9 @@ export class ClientStream implements TransportCall {
     this.#giveUp(error);
   }
 
-  /** Milliseconds left, sent with the opening request (at least 1: 0 would mean none). */
+  /** Milliseconds left, sent with the opening request: at least 1, or 0 for a stream without a deadline. */
   timeoutMs(): number {
+    if (this.#deadline === Infinity) return 0;
     return Math.max(1, this.#deadline - this.#router.loop.now());
   }
 

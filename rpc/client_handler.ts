@@ -23,7 +23,11 @@ import type { MethodKind } from "./service_definition.ts";
  * ```
  */
 export interface CallOptions {
-  /** This call's deadline in milliseconds from now (overrides the channel's default). */
+  /**
+   * This call's deadline in milliseconds from now (overrides the channel's default). A stream's deadline covers the
+   * whole stream, and a stream has none unless this sets one (or its `parent` has one): the channel's default is
+   * for unary calls.
+   */
   timeoutMs?: number;
   /** Cancels the call. */
   signal?: AbortSignal;

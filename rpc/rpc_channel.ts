@@ -367,8 +367,10 @@ export class RpcChannel {
     );
   }
 
+  // A stream's deadline covers all of it, so it has none unless the call sets one (the channel's `timeoutMs` is for
+  // unary calls: a feed that runs for hours is no error) or its parent call has one.
   #streamTimeoutMs(options: CallOptions): number {
-    let timeoutMs = Math.min(options.timeoutMs ?? this.#timeoutMs, MAX_CALL_TIMEOUT_MS);
+    let timeoutMs = options.timeoutMs === undefined ? Infinity : Math.min(options.timeoutMs, MAX_CALL_TIMEOUT_MS);
     if (options.parent !== undefined) timeoutMs = Math.min(timeoutMs, Math.max(0, options.parent.timeRemainingMs()));
     return timeoutMs;
   }

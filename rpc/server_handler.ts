@@ -55,7 +55,11 @@ export interface CallContext {
 }
 
 /**
- * A decoded call on its way to the handler.
+ * A decoded call on its way to the handler. Interceptors see streams through the same shape: for a client or
+ * bidirectional stream `request` is the AsyncIterable of the caller's messages (an interceptor may wrap it), and
+ * for a server or bidirectional stream the promise resolves with the handler's AsyncIterable of responses (wrap
+ * it to see or change each one); a client stream's promise resolves with its one response, as for unary calls.
+ * The stream ends when that iterable does; an interceptor that throws or rejects ends it with the error's status.
  *
  * @example
  * ```ts

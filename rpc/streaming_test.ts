@@ -287,3 +287,62 @@ Deno.test("/metrics and stats count open streams and messages in and out per met
     assert.match(metrics, /dwt_rpc_stream_messages_total\{method="test.Feed.Chat",direction="out"\} 3/);
   });
 });
+
+Deno.test("Interceptors see streams: the server's wraps the responses, the client's sets metadata and sees the end", async () => {
+  const loop = new EventLoop();
+  const provider = new RpcProvider({
+    loop,
+    interceptors: [(next) => async (request, context) => {
+      if (context.metadata["token"] !== "s3cret") throw new RpcError(RpcCode.UNAUTHENTICATED, "no token");
+      const result = await next(request, context);
+      if (context.method !== "Watch") return result;
+      return (async function* () {
+        for await (const message of result as AsyncIterable<Msg>) yield { n: message.n * 10 };
+      })();
+    }],
+  });
+  provider.registerService(FEED, {
+    Say: (request: Msg) => request,
+    Watch: async function* () {
+      yield { n: 1 };
+      yield { n: 2 };
+    },
+    Upload: async (requests: AsyncIterable<Msg>) => {
+      let n = 0;
+      for await (const _ of requests) n++;
+      return { n };
+    },
+    Chat: async function* () {},
+  });
+  await provider.start();
+  const seen: string[] = [];
+  const channel = new RpcChannel({
+    loop,
+    providers: { "test.Feed": [provider.advertisedAddress] },
+    interceptors: [(next) => async (call) => {
+      call.metadata["token"] = "s3cret";
+      const result = await next(call);
+      seen.push(`${call.method}:${call.kind ?? "unary"}:${result.payload.length}`);
+      return result;
+    }],
+  });
+  try {
+    const stub = channel.stub<FeedStub>(FEED);
+    const got: number[] = [];
+    for await (const update of stub.Watch({})) got.push(update.n);
+    assert.deepEqual(got, [10, 20]);
+    assert.equal((await stub.Upload([{}, {}, {}])).n, 3);
+    assert.deepEqual(seen, ["Watch:server_streaming:0", "Upload:client_streaming:2"]);
+    const bare = new RpcChannel({ loop, providers: { "test.Feed": [provider.advertisedAddress] } });
+    await assert.rejects(
+      async () => {
+        for await (const _ of bare.stub<FeedStub>(FEED).Watch({})) { /* refused */ }
+      },
+      (error: RpcError) => error.code === RpcCode.UNAUTHENTICATED,
+    );
+    await bare.close();
+  } finally {
+    await channel.close();
+    await provider.stop();
+  }
+});
