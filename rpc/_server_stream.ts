@@ -168,7 +168,11 @@ export class ServerStream implements CallContext, CallAnswer {
   halfClose(): void {
     if (this.#settled) return;
     if (this.#halfClosed) {
-      this.abort(new RpcError(RpcCode.INVALID_ARGUMENT, `Protocol error on ${this.method}: a second half-close`));
+      // A server stream's open is its half-close: say so rather than "second", which would puzzle its caller.
+      const why = this.kind === StreamKind.SERVER
+        ? "a half-close on a server stream (its one request came with the open)"
+        : "a second half-close";
+      this.abort(new RpcError(RpcCode.INVALID_ARGUMENT, `Protocol error on ${this.method}: ${why}`));
       return;
     }
     this.#halfClosed = true;
@@ -214,6 +218,12 @@ export class ServerStream implements CallContext, CallAnswer {
       return;
     }
     this.#iterator = iterator;
+    if (this.#settled) {
+      // Ended before the handler's generator started (a cancel or a protocol error in the same read as the open):
+      // #fail found no iterator to close, so close it here; its body never runs, as no message could go out.
+      void this.#closeIterator();
+      return;
+    }
     try {
       for (;;) {
         const step = await iterator.next();
@@ -252,6 +262,12 @@ export class ServerStream implements CallContext, CallAnswer {
     }
     await written.promise;
     entry.messagesOut++;
+  }
+
+  async #closeIterator(): Promise<void> {
+    try {
+      await this.#iterator?.return?.();
+    } catch { /* a generator that throws from its finally: the stream is over anyway */ }
   }
 
   #settle(): boolean {
@@ -297,12 +313,7 @@ export class ServerStream implements CallContext, CallAnswer {
     this.#inbox?.fail(rpcError);
     this.#owner.dropMessages(this.callId);
     // The generator's `finally` runs now if it waits at a `yield`, else at its next one.
-    const iterator = this.#iterator;
-    if (iterator?.return !== undefined) {
-      try {
-        Promise.resolve(iterator.return()).catch(() => {});
-      } catch { /* a generator that throws from its finally: the stream is over anyway */ }
-    }
+    void this.#closeIterator();
     if (rpcError.code === RpcCode.UNKNOWN) {
       getLogger().warn(`RpcProvider: ${this.service}.${this.method} threw`, { error });
     }

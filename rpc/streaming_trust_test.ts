@@ -1,0 +1,545 @@
+// Streams under a hostile caller (issue 19): frames a raw socket sends against proto/rpc.proto "Streams", each
+// answered as the .proto documents (the stream ended with its status, the connection kept; or a protocol error's
+// drain and close), never a crash, never unbounded memory, while an honest caller on its own connection keeps
+// working. Real sockets on 127.0.0.1; every wait is bounded.
+import assert from "node:assert/strict";
+import { EventLoop } from "../reactor/event_loop.ts";
+import { decodeRpcFrame } from "./_rpc_decoder.ts";
+import { encodeRpcFrame } from "./_rpc_encoder.ts";
+import { DecodedFrame, FrameKind, MAX_CREDIT_BYTES, StreamKind, type WireFrame } from "./_rpc_wire.ts";
+import {
+  type ClientStreamingStubMethod,
+  RpcChannel,
+  type ServerStreamingStubMethod,
+  type StubMethod,
+} from "./rpc_channel.ts";
+import { RpcCode } from "./rpc_error.ts";
+import { RpcProvider, type RpcProviderOptions } from "./rpc_provider.ts";
+import { FEED, type FeedCounters, feedHandlers, type Msg } from "./testdata/stream_feed.ts";
+
+interface FeedStub {
+  Say: StubMethod<Partial<Msg>, Msg>;
+  Watch: ServerStreamingStubMethod<Partial<Msg>, Msg>;
+  Upload: ClientStreamingStubMethod<Partial<Msg>, Msg>;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const MSG = FEED.methods.get("Say")!.requestType;
+
+/** A Msg's bytes. */
+function msg(value: Partial<Msg>): Uint8Array {
+  return MSG.encode(MSG.fromObject(value)).finish();
+}
+
+/** One write of the frames, each with its 4-byte length prefix. */
+function framed(frames: WireFrame[]): Uint8Array {
+  const bodies = frames.map(encodeRpcFrame);
+  const out = new Uint8Array(bodies.reduce((sum, body) => sum + 4 + body.length, 0));
+  let at = 0;
+  for (const body of bodies) {
+    new DataView(out.buffer).setUint32(at, body.length);
+    out.set(body, at + 4);
+    at += 4 + body.length;
+  }
+  return out;
+}
+
+/** The request frame that opens a stream (or, with `stream` 0, a unary call) of test.Feed. */
+function open(callId: number, method: string, stream: number, extra: Partial<NonNullable<WireFrame["request"]>> = {}) {
+  return { request: { callId, service: "test.Feed", method, stream, ...extra } };
+}
+
+/**
+ * A caller speaking the envelope by hand over a raw socket, as a hostile one would. It reads everything the
+ * provider sends into `frames` (unless made with `read: false`, to play a caller that never reads).
+ */
+class RawCaller {
+  readonly conn: Deno.TcpConn;
+  /** Every frame received, in order. */
+  readonly frames: DecodedFrame[] = [];
+  #eof = false;
+  #wake: () => void = () => {};
+  readonly #reading: Promise<void>;
+
+  private constructor(conn: Deno.TcpConn, read: boolean) {
+    this.conn = conn;
+    this.#reading = read ? this.#read() : Promise.resolve();
+  }
+
+  static async connect(port: number, read = true): Promise<RawCaller> {
+    return new RawCaller(await Deno.connect({ hostname: "127.0.0.1", port }), read);
+  }
+
+  /** Whether the provider closed the connection (EOF or reset). */
+  get closed(): boolean {
+    return this.#eof;
+  }
+
+  async send(...frames: WireFrame[]): Promise<void> {
+    const bytes = framed(frames);
+    for (let at = 0; at < bytes.length;) at += await this.conn.write(bytes.subarray(at));
+  }
+
+  /** The first frame received (from index `from` on) that `match` accepts; null at EOF; throws after `timeoutMs`. */
+  async waitFor(match: (frame: DecodedFrame) => boolean, timeoutMs = 3000, from = 0): Promise<DecodedFrame | null> {
+    const deadline = performance.now() + timeoutMs;
+    for (let seen = from;;) {
+      for (; seen < this.frames.length; seen++) if (match(this.frames[seen]!)) return this.frames[seen]!;
+      if (this.#eof) return null;
+      const left = deadline - performance.now();
+      if (left <= 0) throw new Error(`No matching frame within ${timeoutMs} ms`);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+        timer = setTimeout(resolve, left);
+      });
+      clearTimeout(timer);
+    }
+  }
+
+  /** The response that ends `callId` (fails at EOF or after `timeoutMs`). */
+  async endOf(callId: number, timeoutMs = 3000): Promise<DecodedFrame> {
+    const frame = await this.waitFor((f) => f.kind === FrameKind.RESPONSE && f.callId === callId, timeoutMs);
+    assert.ok(frame !== null, `the connection closed before call ${callId} ended`);
+    return frame;
+  }
+
+  /** The frames received so far for `callId` of one kind. */
+  framesOf(callId: number, kind: FrameKind): DecodedFrame[] {
+    return this.frames.filter((frame) => frame.callId === callId && frame.kind === kind);
+  }
+
+  /** A unary Say as call `callId` is answered OK: the connection still serves. */
+  async alive(callId: number): Promise<void> {
+    await this.send(open(callId, "Say", 0, { payload: msg({ text: "still here" }) }));
+    const end = await this.endOf(callId);
+    assert.equal(end.status, 0, end.errorMessage);
+    assert.equal(MSG.decode(end.payload).toJSON().text, "still here");
+  }
+
+  async close(): Promise<void> {
+    try {
+      this.conn.close();
+    } catch { /* closed */ }
+    await this.#reading;
+  }
+
+  async #read(): Promise<void> {
+    const chunk = new Uint8Array(256 * 1024);
+    let pending = new Uint8Array(0);
+    try {
+      for (;;) {
+        const n = await this.conn.read(chunk);
+        if (n === null) break;
+        const merged = new Uint8Array(pending.length + n);
+        merged.set(pending);
+        merged.set(chunk.subarray(0, n), pending.length);
+        pending = merged;
+        let at = 0;
+        while (pending.length - at >= 4) {
+          const length = new DataView(pending.buffer, pending.byteOffset + at).getUint32(0);
+          if (pending.length - at - 4 < length) break;
+          const frame = decodeRpcFrame(pending.subarray(at + 4, at + 4 + length));
+          this.frames.push(Object.assign(new DecodedFrame(), frame, { payload: frame.payload.slice() }));
+          at += 4 + length;
+        }
+        pending = pending.slice(at);
+        this.#wake();
+      }
+    } catch { /* reset, or closed by us */ }
+    this.#eof = true;
+    this.#wake();
+  }
+}
+
+/**
+ * An honest caller on a connection of its own: a unary call, a server stream of 20 and a client stream of 3, in a
+ * loop until stopped. Every round must succeed.
+ */
+function honestCaller(stub: FeedStub): { stop: () => Promise<{ rounds: number; errors: string[] }> } {
+  let stopping = false;
+  const errors: string[] = [];
+  let rounds = 0;
+  const running = (async () => {
+    while (!stopping) {
+      try {
+        const reply = await stub.Say({ text: "honest" }, { timeoutMs: 2000 });
+        assert.equal(reply.text, "honest");
+        let got = 0;
+        for await (const update of stub.Watch({ text: "count", n: 20 }, { timeoutMs: 2000 })) {
+          assert.equal(update.n, got++);
+        }
+        assert.equal(got, 20);
+        assert.equal((await stub.Upload([{}, {}, {}], { timeoutMs: 2000 })).n, 3);
+        rounds++;
+      } catch (error) {
+        errors.push(String(error));
+      }
+      await sleep(2);
+    }
+  })();
+  return {
+    stop: async () => {
+      stopping = true;
+      await running;
+      return { rounds, errors };
+    },
+  };
+}
+
+interface Rig {
+  provider: RpcProvider;
+  counters: FeedCounters;
+  port: number;
+  /** A raw caller on a new connection (closed by the rig). */
+  raw(read?: boolean): Promise<RawCaller>;
+}
+
+/** A provider of test.Feed, raw callers for `use` to attack it with, and an honest caller that must keep working. */
+async function underAttack(use: (rig: Rig) => Promise<void>, options: Partial<RpcProviderOptions> = {}) {
+  const loop = new EventLoop();
+  const counters: FeedCounters = { produced: 0, taken: 0, running: 0 };
+  const provider = new RpcProvider({ loop, host: "127.0.0.1", ...options });
+  provider.registerService(FEED, feedHandlers(counters));
+  await provider.start();
+  const channel = new RpcChannel({ loop, providers: { "test.Feed": [provider.advertisedAddress] }, maxRetries: 0 });
+  const honest = honestCaller(channel.stub<FeedStub>(FEED));
+  const raws: RawCaller[] = [];
+  try {
+    await use({
+      provider,
+      counters,
+      port: provider.address.port,
+      raw: async (read = true) => {
+        const raw = await RawCaller.connect(provider.address.port, read);
+        raws.push(raw);
+        return raw;
+      },
+    });
+    await sleep(20); // at least a round or two of the honest caller after the last attack
+    const { rounds, errors } = await honest.stop();
+    assert.deepEqual(errors, [], "the honest caller kept working");
+    assert.ok(rounds > 0, "the honest caller got through");
+  } finally {
+    await honest.stop();
+    for (const raw of raws) await raw.close();
+    await channel.close();
+    await provider.stop({ graceMs: 100 });
+  }
+}
+
+/** Resolves once `condition` holds, checking every 5 ms for up to `timeoutMs`. */
+async function eventually(condition: () => boolean, what: string, timeoutMs = 2000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`Not within ${timeoutMs} ms: ${what}`);
+    await sleep(5);
+  }
+}
+
+Deno.test("Hostile stream frames: a credit past 2^31 - 1 ends that stream RESOURCE_EXHAUSTED; up to it is fine", async () => {
+  await underAttack(async ({ raw: connect, counters }) => {
+    const raw = await connect();
+    // Starting credit 65536 (window 0): a credit up to exactly 2^31 - 1 is allowed, one byte more is not.
+    await raw.send(open(1, "Watch", StreamKind.SERVER, { payload: msg({ text: "hold" }) }));
+    await raw.send({ credit: { callId: 1, bytes: MAX_CREDIT_BYTES - 65_536 } });
+    await raw.alive(2);
+    assert.equal(raw.framesOf(1, FrameKind.RESPONSE).length, 0, "a credit that reaches 2^31 - 1 exactly is fine");
+    await raw.send({ credit: { callId: 1, bytes: 1 } });
+    const end = await raw.endOf(1);
+    assert.equal(end.status, RpcCode.RESOURCE_EXHAUSTED);
+    assert.match(end.errorMessage, /past 2\^31 - 1/);
+    // The largest uint32 at once, and a window that already starts at the limit.
+    await raw.send(
+      open(3, "Watch", StreamKind.SERVER, { payload: msg({ text: "hold" }) }),
+      { credit: { callId: 3, bytes: 0xffff_ffff } },
+      open(4, "Chat", StreamKind.BIDI, { window: MAX_CREDIT_BYTES }),
+      { credit: { callId: 4, bytes: 1 } },
+    );
+    assert.equal((await raw.endOf(3)).status, RpcCode.RESOURCE_EXHAUSTED);
+    assert.equal((await raw.endOf(4)).status, RpcCode.RESOURCE_EXHAUSTED);
+    await raw.alive(5);
+    // The handlers saw their streams end (their signals fired), and nothing stays open.
+    await eventually(() => counters.running === 0, "the handlers ended");
+    await eventually(() => counters.running === 0, "no hostile stream left open");
+  });
+});
+
+Deno.test("Hostile stream frames: after the caller's half-close, and on a server stream, messages are INVALID_ARGUMENT", async () => {
+  await underAttack(async ({ raw: connect, counters }) => {
+    const raw = await connect();
+    // A client stream that reads everything, then holds: a message after its half-close.
+    await raw.send(open(1, "Upload", StreamKind.CLIENT, { metadata: { mode: "read-then-hold" } }));
+    const credit = await raw.waitFor((f) => f.kind === FrameKind.CREDIT && f.callId === 1);
+    assert.equal(credit?.credit, 65_536, "the provider's window comes at once");
+    await raw.send({ message: { callId: 1, payload: msg({ n: 1 }) } }, { halfClose: { callId: 1 } });
+    await raw.alive(2);
+    await raw.send({ message: { callId: 1, payload: msg({ n: 2 }) } });
+    let end = await raw.endOf(1);
+    assert.equal(end.status, RpcCode.INVALID_ARGUMENT);
+    assert.match(end.errorMessage, /after the caller's half-close/);
+    // A bidirectional stream half-closed twice.
+    await raw.send(open(3, "Chat", StreamKind.BIDI, { metadata: { mode: "hold" } }), { halfClose: { callId: 3 } });
+    await raw.alive(4);
+    await raw.send({ halfClose: { callId: 3 } });
+    end = await raw.endOf(3);
+    assert.equal(end.status, RpcCode.INVALID_ARGUMENT);
+    assert.match(end.errorMessage, /second half-close/);
+    // A message on a server stream (its one request came with the open), and a half-close on one.
+    await raw.send(
+      open(5, "Watch", StreamKind.SERVER, { payload: msg({ text: "hold" }) }),
+      { message: { callId: 5, payload: msg({}) } },
+      open(6, "Watch", StreamKind.SERVER, { payload: msg({ text: "hold" }) }),
+      { halfClose: { callId: 6 } },
+    );
+    end = await raw.endOf(5);
+    assert.equal(end.status, RpcCode.INVALID_ARGUMENT);
+    assert.match(end.errorMessage, /server stream/);
+    end = await raw.endOf(6);
+    assert.equal(end.status, RpcCode.INVALID_ARGUMENT);
+    assert.match(end.errorMessage, /server stream/);
+    await raw.alive(7);
+    await eventually(() => counters.running === 0, "no hostile stream left open");
+  });
+});
+
+Deno.test("Hostile stream frames: frames for ids never opened, finished, refused or cancelled are ignored", async () => {
+  await underAttack(async ({ raw: connect, counters, provider }) => {
+    const raw = await connect();
+    const junk = (callId: number): WireFrame[] => [
+      { message: { callId, payload: msg({ text: "junk" }) } },
+      { halfClose: { callId } },
+      { credit: { callId, bytes: 0xffff_ffff } },
+    ];
+    // Finished (answered OK), refused (UNIMPLEMENTED, a wrong kind) and cancelled streams.
+    await raw.send(open(1, "Watch", StreamKind.SERVER, { payload: msg({ text: "count", n: 2 }) }));
+    assert.equal((await raw.endOf(1)).status, 0);
+    assert.equal(raw.framesOf(1, FrameKind.MESSAGE).length, 2);
+    await raw.send(open(2, "Watch", StreamKind.CLIENT));
+    assert.equal((await raw.endOf(2)).status, RpcCode.UNIMPLEMENTED);
+    await raw.send(open(3, "Chat", StreamKind.BIDI, { metadata: { mode: "hold" } }), { cancel: { callId: 3 } });
+    await eventually(() => counters.running === 0, "the cancelled handler ended");
+    const ignoredBefore = provider.stats().limitsHit["stream_frame_ignored"] ?? 0;
+    await raw.send(...junk(1), ...junk(2), ...junk(3), ...junk(1000), ...junk(0));
+    // A flood of them: 30,000 frames in one write, handled in bounded time, keeping nothing.
+    const flood: WireFrame[] = [];
+    for (let i = 0; i < 10_000; i++) flood.push(...junk(10_000 + i));
+    const start = performance.now();
+    await raw.send(...flood);
+    await raw.alive(4);
+    const elapsedMs = performance.now() - start;
+    assert.ok(elapsedMs < 2000, `the flood took ${Math.round(elapsedMs)} ms`);
+    // Nothing answered them: the only responses are the three ends above and the one unary call.
+    assert.deepEqual(
+      raw.frames.filter((f) => f.kind === FrameKind.RESPONSE).map((f) => f.callId),
+      [1, 2, 4],
+    );
+    assert.ok(!raw.frames.some((f) => f.kind === FrameKind.DRAIN), "no protocol error");
+    // Messages and half-closes are counted, so an operator sees a caller that sends them.
+    const ignored = (provider.stats().limitsHit["stream_frame_ignored"] ?? 0) - ignoredBefore;
+    assert.equal(ignored, 2 * 5 + 2 * 10_000);
+    await eventually(() => counters.running === 0, "no hostile stream left open");
+  });
+});
+
+Deno.test("Hostile stream frames: a kind that does not match the method is UNIMPLEMENTED, not run, and gets no credit", async () => {
+  await underAttack(async ({ raw: connect, counters }) => {
+    const raw = await connect();
+    const wrong: Array<[string, number]> = [
+      ["Say", StreamKind.SERVER], // a stream opened on a unary method
+      ["Say", StreamKind.BIDI],
+      ["Watch", StreamKind.UNARY], // a unary request for a streaming method
+      ["Upload", StreamKind.UNARY],
+      ["Chat", StreamKind.UNARY],
+      ["Watch", StreamKind.CLIENT], // another kind
+      ["Upload", StreamKind.BIDI],
+      ["Chat", StreamKind.SERVER],
+      ["Watch", 7], // no kind at all
+      ["Chat", 0xffff_ffff],
+    ];
+    await raw.send(
+      ...wrong.map(([method, stream], i) =>
+        open(i + 1, method, stream, { payload: msg({ text: "hold" }), metadata: { mode: "hold" } })
+      ),
+    );
+    for (let i = 0; i < wrong.length; i++) {
+      const end = await raw.endOf(i + 1);
+      assert.equal(end.status, RpcCode.UNIMPLEMENTED, `${wrong[i]}: ${end.errorMessage}`);
+      // Not safe to retry: every provider of this .proto would say the same.
+      assert.equal(end.metadata?.["dwt-retry-safe"], undefined);
+    }
+    await raw.alive(100);
+    assert.equal(raw.frames.filter((f) => f.kind === FrameKind.CREDIT).length, 0, "a refused stream gets no credit");
+    await eventually(() => counters.running === 0, "no hostile stream left open");
+    assert.equal(counters.running, 0, "no handler ran");
+  });
+});
+
+Deno.test("Hostile stream frames: messages past the credit granted, or one larger than the window, are RESOURCE_EXHAUSTED", async () => {
+  await underAttack(async ({ raw: connect, counters }) => {
+    const raw = await connect();
+    // A handler that never reads: 15 messages of 4096 bytes (4112 each) fit the 65536-byte window, the 16th not.
+    await raw.send(open(1, "Upload", StreamKind.CLIENT, { metadata: { mode: "hold" } }));
+    await raw.waitFor((f) => f.kind === FrameKind.CREDIT && f.callId === 1);
+    const blob = new Uint8Array(4096 - 3); // a Msg of one 4096-byte field... minus its tag and length
+    const payload = msg({ blob });
+    assert.equal(payload.length, 4096);
+    await raw.send(...Array.from({ length: 15 }, () => ({ message: { callId: 1, payload } })));
+    await raw.alive(2);
+    assert.equal(raw.framesOf(1, FrameKind.RESPONSE).length, 0, "within the credit: still open");
+    await raw.send({ message: { callId: 1, payload } });
+    let end = await raw.endOf(1);
+    assert.equal(end.status, RpcCode.RESOURCE_EXHAUSTED);
+    assert.match(end.errorMessage, /4112 bytes with only 3856 bytes of credit/);
+    // One message that costs exactly the window is fine; one byte more never fits.
+    const exact = msg({ blob: new Uint8Array(65_516) });
+    assert.equal(exact.length, 65_536 - 16);
+    await raw.send(
+      open(3, "Upload", StreamKind.CLIENT),
+      { message: { callId: 3, payload: exact } },
+      { halfClose: { callId: 3 } },
+      open(4, "Chat", StreamKind.BIDI, { metadata: { mode: "hold" } }),
+      { message: { callId: 4, payload: new Uint8Array(65_536 - 15) } },
+    );
+    end = await raw.endOf(3);
+    assert.equal(end.status, 0, end.errorMessage);
+    assert.equal(MSG.decode(end.payload).toJSON().n, 1, "the message costing the whole window was taken");
+    end = await raw.endOf(4);
+    assert.equal(end.status, RpcCode.RESOURCE_EXHAUSTED);
+    assert.match(end.errorMessage, /65537 bytes with only 65536/);
+    await raw.alive(5);
+    await eventually(() => counters.running === 0, "no hostile stream left open");
+  });
+});
+
+Deno.test("Hostile stream frames: more streams than maxStreamsPerConnection are refused, safe to retry; calls still run", async () => {
+  await underAttack(async ({ raw: connect, counters }) => {
+    const raw = await connect();
+    // The default limit, 100: they all open; the 101st stream of any kind is refused without running.
+    const hold = { payload: msg({ text: "hold" }), metadata: { mode: "hold" } };
+    await raw.send(...Array.from({ length: 100 }, (_, i) => open(i + 1, "Watch", StreamKind.SERVER, hold)));
+    await raw.alive(101);
+    assert.equal(counters.running, 100);
+    await raw.send(open(102, "Watch", StreamKind.SERVER, hold), open(103, "Upload", StreamKind.CLIENT, hold));
+    for (const callId of [102, 103]) {
+      const end = await raw.endOf(callId);
+      assert.equal(end.status, RpcCode.RESOURCE_EXHAUSTED);
+      assert.match(end.errorMessage, /100 streams are already open/);
+      assert.equal(end.metadata?.["dwt-retry-safe"], "1");
+    }
+    assert.equal(raw.framesOf(103, FrameKind.CREDIT).length, 0, "the refused client stream got no credit");
+    // Unary calls have their own limit; a cancelled stream frees its slot.
+    await raw.alive(104);
+    await raw.send(
+      { cancel: { callId: 1 } },
+      open(105, "Watch", StreamKind.SERVER, { payload: msg({ text: "count", n: 1 }) }),
+    );
+    const end = await raw.endOf(105);
+    assert.equal(end.status, 0, end.errorMessage);
+    assert.equal(raw.framesOf(105, FrameKind.MESSAGE).length, 1);
+  });
+  // A lower limit applies the same way.
+  await underAttack(async ({ raw: connect }) => {
+    const raw = await connect();
+    await raw.send(
+      ...Array.from({ length: 3 }, (_, i) => open(i + 1, "Chat", StreamKind.BIDI, { metadata: { mode: "hold" } })),
+    );
+    const end = await raw.endOf(3);
+    assert.equal(end.status, RpcCode.RESOURCE_EXHAUSTED);
+    assert.equal(end.metadata?.["dwt-retry-safe"], "1");
+    assert.equal(raw.framesOf(1, FrameKind.CREDIT).length + raw.framesOf(2, FrameKind.CREDIT).length, 2);
+  }, { maxStreamsPerConnection: 2 });
+});
+
+Deno.test("Hostile stream frames: a request with the id of an open stream is a protocol error: drain, then close", async () => {
+  await underAttack(async ({ raw: connect, counters }) => {
+    // A second stream with the id of an open one.
+    let raw = await connect();
+    await raw.send(open(5, "Watch", StreamKind.SERVER, { payload: msg({ text: "hold" }) }));
+    await raw.alive(6);
+    await raw.send(open(5, "Watch", StreamKind.SERVER, { payload: msg({ text: "count", n: 1 }) }));
+    let drain = await raw.waitFor((f) => f.kind === FrameKind.DRAIN);
+    assert.ok(drain !== null, "a drain frame");
+    assert.equal(drain.status, RpcCode.INVALID_ARGUMENT);
+    assert.match(drain.errorMessage, /call id 5 is already in flight/);
+    assert.equal(await raw.waitFor(() => false, 3000, raw.frames.length), null, "then the connection closes");
+    await eventually(() => counters.running === 0, "the open stream's handler was aborted");
+    // A unary call with the id of an open client stream.
+    raw = await connect();
+    await raw.send(open(7, "Upload", StreamKind.CLIENT, { metadata: { mode: "hold" } }));
+    await raw.waitFor((f) => f.kind === FrameKind.CREDIT && f.callId === 7);
+    await raw.send(open(7, "Say", StreamKind.UNARY, { payload: msg({}) }));
+    drain = await raw.waitFor((f) => f.kind === FrameKind.DRAIN);
+    assert.equal(drain?.status, RpcCode.INVALID_ARGUMENT);
+    assert.equal(await raw.waitFor(() => false, 3000, raw.frames.length), null, "then the connection closes");
+    assert.equal(raw.framesOf(7, FrameKind.RESPONSE).length, 0, "the lost stream is not answered");
+    await eventually(() => counters.running === 0, "the open stream's handler was aborted");
+  });
+});
+
+Deno.test("Hostile stream frames: a window smaller than one message ends the stream RESOURCE_EXHAUSTED, naming both sizes", async () => {
+  await underAttack(async ({ raw: connect, counters }) => {
+    const raw = await connect();
+    await raw.send(open(1, "Watch", StreamKind.SERVER, { payload: msg({ text: "flood", n: 4096 }), window: 100 }));
+    const end = await raw.endOf(1);
+    assert.equal(end.status, RpcCode.RESOURCE_EXHAUSTED);
+    assert.match(end.errorMessage, /its 4115 bytes \(payload \+ 16\) exceed the receiver's stream window of 100 bytes/);
+    assert.equal(raw.framesOf(1, FrameKind.MESSAGE).length, 0);
+    await raw.alive(2);
+    await eventually(() => counters.running === 0, "no hostile stream left open");
+  });
+});
+
+Deno.test("Hostile stream frames: a caller that grants all the credit there is and never reads stalls its streams, bounded", async () => {
+  await underAttack(async ({ raw: connect, counters }) => {
+    // 20 flood streams with a window of 2^31 - 1, on a socket the caller never reads.
+    const raw = await connect(false);
+    await raw.send(
+      ...Array.from(
+        { length: 20 },
+        (_, i) =>
+          open(i + 1, "Watch", StreamKind.SERVER, {
+            payload: msg({ text: "flood", n: 4096 }),
+            window: MAX_CREDIT_BYTES,
+          }),
+      ),
+    );
+    // The provider writes until the socket's buffers fill, then its producers wait: production stops.
+    let last = -1;
+    const deadline = performance.now() + 5000;
+    while (counters.produced !== last && performance.now() < deadline) {
+      last = counters.produced;
+      await sleep(200);
+    }
+    assert.equal(counters.produced, last, "production stopped");
+    await sleep(300);
+    assert.equal(counters.produced, last, "and stays stopped");
+    // Bounded by the kernel's socket buffers (a few MiB on loopback) plus one message per stream here.
+    console.log(`a caller that never reads got ${last} messages of 4 KiB written before its streams stalled`);
+    assert.ok(last * 4112 < 32 * 1024 * 1024, `${last} messages produced`);
+    assert.equal(counters.running, 20);
+  });
+});
+
+Deno.test("Hostile stream frames: a stream cancelled in the read that opened it never leaves its generator suspended", async () => {
+  await underAttack(async ({ raw: connect, counters }) => {
+    const raw = await connect();
+    // Open and end in one write: the stream ends before its handler's generator started. Whether its body runs
+    // or not, it must not be left suspended at a yield with its `finally` never run.
+    const tick = { payload: msg({ text: "tick", n: 5 }) };
+    await raw.send(
+      open(1, "Watch", StreamKind.SERVER, tick),
+      { cancel: { callId: 1 } },
+      open(2, "Watch", StreamKind.SERVER, tick),
+      { message: { callId: 2, payload: msg({}) } }, // a protocol error: ended INVALID_ARGUMENT
+      open(3, "Watch", StreamKind.SERVER, tick),
+      { credit: { callId: 3, bytes: MAX_CREDIT_BYTES } }, // ended RESOURCE_EXHAUSTED
+    );
+    assert.equal((await raw.endOf(2)).status, RpcCode.INVALID_ARGUMENT);
+    assert.equal((await raw.endOf(3)).status, RpcCode.RESOURCE_EXHAUSTED);
+    await raw.alive(4);
+    await eventually(() => counters.running === 0, `every generator closed (${counters.running} suspended)`);
+    assert.equal(raw.framesOf(1, FrameKind.MESSAGE).length + raw.framesOf(2, FrameKind.MESSAGE).length, 0);
+    await eventually(() => counters.running === 0, "no hostile stream left open");
+  });
+});

@@ -1,0 +1,159 @@
+/**
+ * The streaming service the adversarial stream tests serve (streaming_trust_test.ts, streaming_load_test.ts), in
+ * one module so a provider in this process, on Worker threads (`registerServices`) or in a child process
+ * (`deno run -A stream_feed.ts`, which prints `READY <address>` and serves until killed) behaves the same. Each
+ * handler's behaviour is chosen by the request (Watch) or the metadata key `mode` (Upload, Chat), and counts what
+ * it produced and took in {@linkcode FeedCounters}, which Say reports.
+ */
+
+import { EventLoop } from "../../reactor/event_loop.ts";
+import { type CallContext, RpcProvider } from "../rpc_provider.ts";
+import { parseProto, serviceDefinition } from "../service_definition.ts";
+
+/** test.Feed: one method of each kind. */
+export const FEED = serviceDefinition(
+  parseProto(`
+    syntax = "proto3";
+    package test;
+    message Msg { string text = 1; int32 n = 2; bytes blob = 3; int32 produced = 4; int32 taken = 5; }
+    service Feed {
+      rpc Say (Msg) returns (Msg);
+      rpc Watch (Msg) returns (stream Msg);
+      rpc Upload (stream Msg) returns (Msg);
+      rpc Chat (stream Msg) returns (stream Msg);
+    }
+  `),
+  "test.Feed",
+);
+
+/** test.Feed's message. */
+export interface Msg {
+  text: string;
+  n: number;
+  blob: Uint8Array;
+  produced: number;
+  taken: number;
+}
+
+/** What the handlers did, for assertions on the provider's side. */
+export interface FeedCounters {
+  /** Messages Watch "flood" yielded (counted before each yield). */
+  produced: number;
+  /** Messages Upload "slow" took from the caller. */
+  taken: number;
+  /**
+   * Handlers of the modes that run until aborted ("flood", "tick", "hold", "read-then-hold", "slow") whose body
+   * started and whose `finally` has not run yet: 0 once every such stream ended and was cleaned up.
+   */
+  running: number;
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+  });
+
+// Until the stream is aborted (cancel, deadline, drain's end, protocol error, connection lost).
+const aborted = (signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener("abort", () => resolve(), { once: true });
+  });
+
+/**
+ * The handlers, counting into `counters`:
+ *
+ * - Say: answers its text with the counters.
+ * - Watch, by `text`: "flood" yields messages of `n` bytes as fast as the caller's credit lets it, until aborted;
+ *   "count" yields `n` messages numbered 0..n-1, then ends; "tick" yields one message every `n` ms until aborted;
+ *   "hold" yields nothing until aborted.
+ * - Upload, by metadata `mode`: "slow" takes one message per 10 ms; "hold" takes none and waits until aborted;
+ *   "read-then-hold" takes all, then waits until aborted; else takes all. Answers how many it took.
+ * - Chat: echoes each message; with `mode` "hold" reads nothing until aborted.
+ */
+export function feedHandlers(counters: FeedCounters): Record<string, unknown> {
+  return {
+    Say: (request: Msg) => ({ text: request.text, produced: counters.produced, taken: counters.taken }),
+    Watch: async function* (request: Msg, context: CallContext) {
+      const signal = context.signal;
+      if (request.text === "count") {
+        for (let n = 0; n < request.n && !signal.aborted; n++) yield { n };
+        return;
+      }
+      counters.running++;
+      try {
+        if (request.text === "flood") {
+          const blob = new Uint8Array(request.n);
+          while (!signal.aborted) {
+            counters.produced++;
+            yield { blob };
+          }
+        } else if (request.text === "tick") {
+          // Ended by the stream closing the generator (no check of the signal), as many handlers are written.
+          for (let n = 0;; n++) {
+            yield { n };
+            await sleep(request.n, signal);
+          }
+        } else {
+          await aborted(signal);
+        }
+      } finally {
+        counters.running--;
+      }
+    },
+    Upload: async (requests: AsyncIterable<Msg>, context: CallContext) => {
+      const signal = context.signal;
+      const mode = context.metadata["mode"];
+      if (mode !== undefined) counters.running++;
+      try {
+        if (mode === "hold") {
+          await aborted(signal);
+          return {};
+        }
+        let n = 0;
+        for await (const _ of requests) {
+          n++;
+          if (mode === "slow") {
+            counters.taken++;
+            await sleep(10, signal);
+          }
+        }
+        if (mode === "read-then-hold") await aborted(signal);
+        return { n };
+      } finally {
+        if (mode !== undefined) counters.running--;
+      }
+    },
+    Chat: async function* (requests: AsyncIterable<Msg>, context: CallContext) {
+      if (context.metadata["mode"] !== "hold") {
+        for await (const request of requests) yield request;
+        return;
+      }
+      counters.running++;
+      try {
+        await aborted(context.signal);
+      } finally {
+        counters.running--;
+      }
+    },
+  };
+}
+
+/** For a provider with `threads`: each Worker registers test.Feed with counters of its own. */
+export function registerServices(provider: RpcProvider): void {
+  provider.registerService(FEED, feedHandlers({ produced: 0, taken: 0, running: 0 }));
+}
+
+if (import.meta.main) {
+  const provider = new RpcProvider({ loop: new EventLoop(), host: "127.0.0.1" });
+  registerServices(provider);
+  await provider.start();
+  console.log(`READY ${provider.advertisedAddress}`);
+}
