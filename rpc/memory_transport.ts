@@ -2,8 +2,11 @@
  * Both ends of one in-process connection, with no socket: the caller's {@linkcode ClientTransport} and the
  * provider's {@linkcode ServerConnection}, and {@linkcode MemoryServer}, a provider's {@linkcode ServerTransport}
  * whose connections are made by `connect` (a channel's `transport` factory). Frames cross on the event loop
- * (`queueInLoop`), in order, one loop turn later, as they would over a socket; payloads are copied. For unit tests
- * of calls, of a real provider's dispatch, and for a test that plays the other side by hand.
+ * (`queueInLoop`), in order, one loop turn later, as they would over a socket; payloads are copied. Streams cross
+ * too (their messages, half-closes and credits): with no output buffer, a message is handed over as it is sent,
+ * so its `written` callback runs at once, and one queue for every frame keeps a stream's messages before its end.
+ * There is no frame limit. For unit tests of calls and streams, of a real provider's dispatch, and for a test that
+ * plays the other side by hand.
  *
  * @module
  */
@@ -123,6 +126,8 @@ export class MemoryTransport implements ClientTransport {
       timeoutMs: Math.ceil(call.timeoutMs()),
       metadata: call.metadata === undefined ? undefined : { ...call.metadata },
       payload: call.payload.slice(),
+      stream: call.stream ?? 0,
+      window: call.window ?? 0,
     };
     this.#loop.queueInLoop(() => this.server.deliverRequest(request));
   }
@@ -134,6 +139,36 @@ export class MemoryTransport implements ClientTransport {
     const callId = call.callId;
     this.#loop.queueInLoop(() => this.server.deliverCancel(callId));
     this.#checkIdle();
+  }
+
+  /**
+   * Send a message of stream `call` to the provider's end (delivered one loop turn later, after the frames sent
+   * before it). `written` runs at once: nothing waits for room. Returns 0: there is no frame limit.
+   */
+  sendMessage(call: TransportCall, payload: Uint8Array, written: () => void): number {
+    if (this.#calls.get(call.callId) === call) {
+      const callId = call.callId;
+      const copy = payload.slice(); // the sender may reuse its array once `written` ran
+      this.#loop.queueInLoop(() => this.server.deliverMessage(callId, copy));
+    }
+    // Also for a stream that ended (its message is dropped, as a closed socket drops it): the sender then goes on
+    // and finds the stream over, rather than waiting for ever.
+    written();
+    return 0;
+  }
+
+  /** Send stream `call`'s half-close to the provider's end. */
+  halfClose(call: TransportCall): void {
+    if (this.#calls.get(call.callId) !== call) return;
+    const callId = call.callId;
+    this.#loop.queueInLoop(() => this.server.deliverHalfClose(callId));
+  }
+
+  /** Grant the provider `bytes` more credit on stream `call`. */
+  sendCredit(call: TransportCall, bytes: number): void {
+    if (this.#calls.get(call.callId) !== call) return;
+    const callId = call.callId;
+    this.#loop.queueInLoop(() => this.server.deliverCredit(callId, bytes));
   }
 
   /** Close once no call is outstanding. */
@@ -168,6 +203,16 @@ export class MemoryTransport implements ClientTransport {
     this.#checkIdle();
   }
 
+  /** Internal, from the provider's end: a message of a stream (one that ended is ignored: it crossed the end). */
+  deliverMessage(callId: number, payload: Uint8Array): void {
+    this.#calls.get(callId)?.onMessage?.(payload);
+  }
+
+  /** Internal, from the provider's end: credit for a stream's messages. */
+  deliverCredit(callId: number, bytes: number): void {
+    this.#calls.get(callId)?.onCredit?.(bytes);
+  }
+
   /** Internal, from the provider's end: a drain; calls above `lastCallId` are handed back unprocessed. */
   deliverDrain(lastCallId: number, reason: string, graceMs: number): void {
     this.#draining = true;
@@ -190,8 +235,9 @@ export class MemoryTransport implements ClientTransport {
 
 /**
  * The provider's end of a {@linkcode MemoryTransport}: requests and cancels arrive on its callbacks (and are
- * kept in `requests` and `cancels`) and go to the provider that accepted it, if any ({@linkcode MemoryServer});
- * answers go back by `respond`, or as a served call's {@linkcode ServerConnection}.
+ * kept in `requests` and `cancels`), as do streams' messages, half-closes and credits (not kept), and all go to
+ * the provider that accepted it, if any ({@linkcode MemoryServer}); answers go back by `respond`, or as a served
+ * call's {@linkcode ServerConnection}, and streams' messages and credits by `sendMessage` and `sendCredit`.
  *
  * @example
  * ```ts
@@ -214,6 +260,12 @@ export class MemoryServerEnd implements ServerConnection {
   onRequest: (request: RequestFrame) => void = () => {};
   /** Told of each cancel as it arrives. */
   onCancel: (callId: number) => void = () => {};
+  /** Told of each stream message as it arrives (`payload` is the end's own copy). */
+  onMessage: (callId: number, payload: Uint8Array) => void = () => {};
+  /** Told of each stream half-close as it arrives. */
+  onHalfClose: (callId: number) => void = () => {};
+  /** Told of each stream credit as it arrives. */
+  onCredit: (callId: number, bytes: number) => void = () => {};
   /** The loop both ends run on. */
   readonly loop: EventLoop;
   readonly #client: MemoryTransport;
@@ -265,6 +317,28 @@ export class MemoryServerEnd implements ServerConnection {
     });
   }
 
+  /**
+   * Send a message of stream `callId` to the caller (one loop turn later, after the frames sent before it).
+   * `written` runs at once: nothing waits for room. Returns 0: there is no frame limit.
+   */
+  sendMessage(callId: number, payload: Uint8Array, written: () => void): number {
+    if (!this.#closed) {
+      const copy = payload.slice(); // the sender may reuse its array once `written` ran
+      this.loop.queueInLoop(() => this.#client.deliverMessage(callId, copy));
+    }
+    written(); // also once closed: the message is dropped, as a closed socket drops it
+    return 0;
+  }
+
+  /** Grant the caller `bytes` more credit on stream `callId`. */
+  sendCredit(callId: number, bytes: number): void {
+    if (this.#closed) return;
+    this.loop.queueInLoop(() => this.#client.deliverCredit(callId, bytes));
+  }
+
+  /** Nothing to forget: every message was handed over as it was sent (what crosses the end is ignored there). */
+  dropMessages(_callId: number): void {}
+
   /** Close after the frames sent so far: the caller's end fails what is still outstanding. */
   close(): void {
     if (this.#closed) return;
@@ -296,6 +370,27 @@ export class MemoryServerEnd implements ServerConnection {
     this.cancels.push(callId);
     this.onCancel(callId);
     this.#calls?.cancel(callId);
+  }
+
+  /** Internal, from the caller's end. */
+  deliverMessage(callId: number, payload: Uint8Array): void {
+    if (this.#closed) return;
+    this.onMessage(callId, payload);
+    this.#calls?.message?.(callId, payload);
+  }
+
+  /** Internal, from the caller's end. */
+  deliverHalfClose(callId: number): void {
+    if (this.#closed) return;
+    this.onHalfClose(callId);
+    this.#calls?.halfClose?.(callId);
+  }
+
+  /** Internal, from the caller's end. */
+  deliverCredit(callId: number, bytes: number): void {
+    if (this.#closed) return;
+    this.onCredit(callId, bytes);
+    this.#calls?.credit?.(callId, bytes);
   }
 
   /** Internal: the connection closed (from either end). */
