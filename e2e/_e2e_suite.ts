@@ -23,9 +23,14 @@ import { RegistryClient } from "../registry/client/registry_client.ts";
 import { RegistryServer } from "../registry/server/registry_server.ts";
 import type { WatchedEvent } from "../registry/client/registry_client.ts";
 import { newUserServiceRpcStub } from "../examples/rpc/user_pb.ts";
-import { RpcChannel } from "../rpc/rpc_channel.ts";
+import {
+  type BidiStreamingStubMethod,
+  type ClientStreamingStubMethod,
+  RpcChannel,
+  type ServerStreamingStubMethod,
+} from "../rpc/rpc_channel.ts";
 import { RpcCode, RpcError } from "../rpc/rpc_error.ts";
-import { RpcProvider } from "../rpc/rpc_provider.ts";
+import { type CallContext, RpcProvider } from "../rpc/rpc_provider.ts";
 import { parseProto, serviceDefinition } from "../rpc/service_definition.ts";
 import { until } from "../reactor/testdata/until.ts";
 
@@ -107,6 +112,32 @@ const ECHO = serviceDefinition(
   `),
   "e2e.Echo",
 );
+
+const STREAMS = serviceDefinition(
+  parseProto(`
+    syntax = "proto3";
+    package e2e;
+    message Part { uint32 n = 1; bytes data = 2; string text = 3; }
+    service Streams {
+      rpc Count (Part) returns (stream Part);
+      rpc Upload (stream Part) returns (Part);
+      rpc Chat (stream Part) returns (stream Part);
+    }
+  `),
+  "e2e.Streams",
+);
+
+interface Part {
+  n: number;
+  data: Uint8Array;
+  text: string;
+}
+
+interface StreamsStub {
+  Count: ServerStreamingStubMethod<Partial<Part>, Part>;
+  Upload: ClientStreamingStubMethod<Partial<Part>, Part>;
+  Chat: BidiStreamingStubMethod<Partial<Part>, Part>;
+}
 
 export const scenarios: Scenario[] = [
   {
@@ -319,6 +350,119 @@ export const scenarios: Scenario[] = [
     },
   },
   {
+    name: "rpc streams through the registry: server, client and bidirectional; flow control; break cancels",
+    async run() {
+      const loop = new EventLoop();
+      const server = new RegistryServer({ port: 0, loop });
+      await server.start();
+      const providerRegistry = await RegistryClient.connect(server.address, { loop });
+      const callerRegistry = await RegistryClient.connect(server.address, { loop });
+      const CHUNK_BYTES = 16 * 1024;
+      const CHUNKS = 64; // 1 MiB: 16 windows of 64 KiB
+      let produced = 0;
+      let consumed = 0;
+      let mostAhead = 0;
+      let countEnded = Promise.withResolvers<string>(); // how the latest Count handler ended
+      const provider = new RpcProvider({ loop, registry: providerRegistry });
+      provider.registerService(STREAMS, {
+        // n > 0: that many messages then the end, with trailers; n = 0: no end, until the caller goes away.
+        Count: async function* (request: Part, context: CallContext) {
+          try {
+            for (let n = 0; request.n === 0 || n < request.n; n++) {
+              yield { n };
+              if (request.n === 0) await sleep(1);
+            }
+            context.responseMetadata["count"] = String(request.n);
+          } finally {
+            countEnded.resolve(context.signal.aborted ? "aborted" : "ended");
+          }
+        },
+        // A slow reader: the caller can only be a window ahead of it.
+        Upload: async (requests: AsyncIterable<Part>) => {
+          let bytes = 0;
+          for await (const part of requests) {
+            consumed++;
+            mostAhead = Math.max(mostAhead, produced - consumed);
+            bytes += part.data.length;
+            if (consumed % 8 === 0) await sleep(5);
+          }
+          return { n: consumed, text: String(bytes) };
+        },
+        Chat: async function* (requests: AsyncIterable<Part>) {
+          for await (const part of requests) yield { n: part.n + 1, text: `re: ${part.text}` };
+        },
+      });
+      await provider.start();
+      const channel = new RpcChannel({ loop, registry: callerRegistry });
+      // Streams have no deadline unless the call gives one: each here gets one, so a stuck stream fails the scenario.
+      const timeoutMs = 20_000;
+      try {
+        const stub = channel.stub<StreamsStub>(STREAMS);
+
+        // Server streaming: 10,000 messages in order, then the trailers.
+        let expected = 0;
+        let trailers: Record<string, string> = {};
+        for await (
+          const part of stub.Count({ n: 10_000 }, {
+            timeoutMs,
+            onTrailers: (metadata) => trailers = metadata,
+          })
+        ) {
+          assert.equal(part.n, expected++);
+        }
+        assert.equal(expected, 10_000);
+        assert.equal(trailers["count"], "10000");
+        assert.equal(await countEnded.promise, "ended");
+
+        // Client streaming: 1 MiB from a fast writer to a slow reader. The reader's 64 KiB window holds 3 chunks
+        // (16 KiB + 16 bytes each), and the writer holds one more while it waits for credit: never 5 ahead.
+        const chunks = async function* () {
+          for (let i = 0; i < CHUNKS; i++) {
+            produced++;
+            yield { data: new Uint8Array(CHUNK_BYTES).fill(i) };
+          }
+        };
+        const summary = await stub.Upload(chunks(), { timeoutMs });
+        assert.equal(summary.n, CHUNKS);
+        assert.equal(summary.text, String(CHUNKS * CHUNK_BYTES));
+        assert.ok(mostAhead <= 4, `the writer ran ${mostAhead} chunks ahead of the reader`);
+        // A message larger than the provider's whole window can never be sent.
+        await assert.rejects(
+          stub.Upload([{ data: new Uint8Array(65_536) }], { timeoutMs }),
+          (error: unknown) => error instanceof RpcError && error.code === RpcCode.RESOURCE_EXHAUSTED,
+        );
+
+        // Bidirectional: a ping-pong, each message sent only after the reply to the one before came back.
+        let reply = Promise.withResolvers<void>();
+        const pings = async function* () {
+          for (let n = 0; n < 100; n += 2) {
+            yield { n, text: `ping ${n}` };
+            await reply.promise;
+            reply = Promise.withResolvers<void>();
+          }
+        };
+        const pongs: number[] = [];
+        for await (const pong of stub.Chat(pings(), { timeoutMs })) {
+          pongs.push(pong.n);
+          reply.resolve();
+        }
+        assert.deepEqual(pongs, Array.from({ length: 50 }, (_, i) => 2 * i + 1));
+
+        // A break out of the caller's loop cancels the stream: the handler's signal fires, its finally runs.
+        countEnded = Promise.withResolvers<string>();
+        let seen = 0;
+        for await (const _ of stub.Count({ n: 0 }, { timeoutMs })) if (++seen === 5) break;
+        assert.equal(await countEnded.promise, "aborted");
+      } finally {
+        await channel.close();
+        await provider.stop({ graceMs: 100 });
+        await providerRegistry.close();
+        await callerRegistry.close();
+        await server.stop();
+      }
+    },
+  },
+  {
     name: "rpc: two provider processes share calls; kill -9 of one fails over to the other",
     permissions: ["read", "write", "run"],
     async run() {
@@ -406,6 +550,28 @@ export const scenarios: Scenario[] = [
       assert.equal(code, 0, text);
       assert.match(text, /demo ok: every call succeeded/);
       assert.match(text, /\[caller\] rpc call success: true/);
+    },
+  },
+  {
+    name: "the streaming demo: registry, feed provider and feed caller; every kind of stream, break and deadline",
+    permissions: ["run"],
+    async run() {
+      const handle = backend.process.spawn(
+        backend.process.commandFor(new URL("../examples/streaming/demo.ts", here).href),
+      );
+      let text = "";
+      const pump = async (lines: AsyncIterable<string>) => {
+        for await (const line of lines) text += `${line}\n`;
+      };
+      const pumps = Promise.all([pump(handle.stdout), pump(handle.stderr)]);
+      const timer = setTimeout(() => handle.kill("SIGKILL"), 60_000);
+      const code = await handle.exited;
+      clearTimeout(timer);
+      await pumps;
+      assert.equal(code, 0, text);
+      assert.match(text, /demo-streaming ok/);
+      assert.match(text, /\[feed-provider\] Follow\(CAN\) stopped after \d+ ticks: \[CANCELLED\]/);
+      assert.match(text, /\[feed-caller\] uploaded 64 chunks, 1048576 bytes/);
     },
   },
 ];
