@@ -7,7 +7,7 @@
  */
 
 import { EventLoop } from "../../reactor/event_loop.ts";
-import { applyFlowControl } from "../../reactor/flow_control.ts";
+import { DEFAULT_PAUSE_AT_BYTES } from "../../reactor/flow_control.ts";
 import { InetAddress } from "../../reactor/inet_address.ts";
 import { LengthHeaderCodec } from "../../reactor/length_header_codec.ts";
 import { getLogger } from "../../reactor/logger.ts";
@@ -36,9 +36,6 @@ import {
 } from "./registry_server_options.ts";
 
 export type { RegistryServerOptions, RegistryServerStats, SessionInfo } from "./registry_server_options.ts";
-
-// Requests held while a connection's session is being opened, past which it is not read until they are served.
-const MAX_WAITING_FRAMES = 4096;
 
 /**
  * A registry server.
@@ -264,9 +261,16 @@ export class RegistryServer {
       );
       server.setConnectionCallback((connection) => this.#onConnection(connection));
       server.setMessageCallback(this.#codec.onMessage);
-      // A client that never reads stops being read once its answers back up; one that still backs up (watch
-      // events it did not ask for this moment) past the hard limit is closed in #write.
-      applyFlowControl(server);
+      // Flow control as reactor/flow_control.ts's applyFlowControl, plus one duty: a client that never reads stops
+      // being read once its answers back up, and the reads it sent meanwhile wait until its output drains
+      // (RegistryConnection); one that still backs up (watch events it did not ask for this moment) past the hard
+      // limit is closed by the ReplyWriter.
+      server.setHighWaterMarkCallback((connection) => {
+        if (connection.connected) connection.stopRead();
+      }, DEFAULT_PAUSE_AT_BYTES);
+      server.setWriteCompleteCallback((connection) =>
+        (connection.context as RegistryConnection | undefined)?.drained()
+      );
       await server.start();
       const udpPort = this.#options.heartbeatPort ?? server.address.port;
       try {
@@ -340,6 +344,7 @@ export class RegistryServer {
     if (state.handshakeTimer !== undefined) this.#loop.cancel(state.handshakeTimer);
     state.handshakeTimer = undefined;
     state.waiting = undefined;
+    state.closed();
     // The session outlives its connection until it expires, so the client can resume it elsewhere.
     if (state.session !== undefined && state.session.connection === state) state.session.connection = undefined;
   }
@@ -362,9 +367,8 @@ export class RegistryServer {
     }
     this.#stats.requests++;
     if (state.waiting !== undefined) {
-      // The session is being opened: serve this once it is (and read no more while many wait).
-      state.waiting.push(request);
-      if (state.waiting.length >= MAX_WAITING_FRAMES && connection.reading) connection.stopRead();
+      // The session is being opened: serve this once it is.
+      state.wait(request);
       return;
     }
     this.#serveRequest(state, request);
@@ -383,7 +387,7 @@ export class RegistryServer {
       if (!state.connected) return;
       this.#serveRequest(state, request);
     }
-    if (!state.connection.reading && state.connected) state.connection.startRead();
+    state.readIfClear();
   }
 
   #serve(state: RegistryConnection, frame: ClientFrame): void {

@@ -11,7 +11,7 @@ import { RegistryErrorCode } from "../registry_error.ts";
 import { RegistryServer } from "./registry_server.ts";
 import { needs } from "../../reactor/testdata/permissions.ts";
 import { until } from "../../reactor/testdata/until.ts";
-import { lengthPrefixed, writeAll } from "../testdata/raw_frames.ts";
+import { FrameReader, lengthPrefixed, writeAll } from "../testdata/raw_frames.ts";
 
 /** A raw client: writes frames as it likes (pipelined, partial) and reads server frames in order. */
 class RawClient {
@@ -425,6 +425,38 @@ Deno.test(
     assert.ok(replies.slice(1).every((reply) => (reply.errorCode ?? 0) === 0));
     assert.ok(replies.filter((_, i) => i % 2 === 0 && i > 0).every((reply) => reply.exists?.stat));
     await close();
+  },
+);
+
+Deno.test(
+  "RegistryServer answers the reads of a client that does not read only as its output drains: others are served " +
+    "meanwhile, and it gets every answer, in order, once it reads",
+  async () => {
+    const server = new RegistryServer({ port: 0, loop: new EventLoop() });
+    await server.start();
+    const honest = await RawClient.connect(server.address);
+    await honest.connectSession();
+    await honest.send({ xid: 2, create: { path: "/big", data: new Uint8Array(512 * 1024) } });
+    assert.equal((await honest.take(1))[0]!.errorCode ?? 0, 0);
+    const conn = await Deno.connect({ hostname: server.address.hostname, port: server.address.port });
+    const reader = new FrameReader(conn);
+    await writeAll(conn, lengthPrefixed(encodeClientFrame({ xid: 1, connect: { sessionId: "0" } })));
+    assert.ok(decodeServerFrame(await reader.next()).connect);
+    // 150 MiB of answers in one read: more than the server ever holds unsent (it closes a connection past 64 MiB).
+    const gets = Array.from({ length: 300 }, (_, i) => encodeClientFrame({ xid: 10 + i, get: { path: "/big" } }));
+    await writeAll(conn, lengthPrefixed(...gets));
+    for (let i = 0; i < 3; i++) {
+      await honest.send({ xid: 3 + i, exists: { path: "/big" } });
+      assert.ok((await honest.take(1))[0]!.exists?.stat, "another client is served meanwhile");
+    }
+    for (let i = 0; i < gets.length; i++) {
+      const reply = decodeServerFrame(await reader.next());
+      assert.equal(reply.xid, 10 + i);
+      assert.equal(reply.get?.data?.length, 512 * 1024);
+    }
+    conn.close();
+    await honest.close();
+    await server.stop();
   },
 );
 
