@@ -4,18 +4,18 @@
 // working. Real sockets on 127.0.0.1; every wait is bounded.
 import assert from "node:assert/strict";
 import { EventLoop } from "../reactor/event_loop.ts";
-import { decodeRpcFrame } from "./_rpc_decoder.ts";
-import { encodeRpcFrame } from "./_rpc_encoder.ts";
-import { DecodedFrame, FrameKind, MAX_CREDIT_BYTES, StreamKind, type WireFrame } from "./_rpc_wire.ts";
+import { FrameKind, MAX_CREDIT_BYTES, StreamKind, type WireFrame } from "./_rpc_wire.ts";
 import {
+  type BidiStreamingStubMethod,
   type ClientStreamingStubMethod,
   RpcChannel,
   type ServerStreamingStubMethod,
   type StubMethod,
 } from "./rpc_channel.ts";
-import { RpcCode } from "./rpc_error.ts";
+import { RpcCode, RpcError } from "./rpc_error.ts";
 import { RpcProvider, type RpcProviderOptions } from "./rpc_provider.ts";
 import { FEED, type FeedCounters, feedHandlers, type Msg } from "./testdata/stream_feed.ts";
+import { MSG, msg, open, RawPeer } from "./testdata/raw_peer.ts";
 
 interface FeedStub {
   Say: StubMethod<Partial<Msg>, Msg>;
@@ -24,134 +24,6 @@ interface FeedStub {
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-const MSG = FEED.methods.get("Say")!.requestType;
-
-/** A Msg's bytes. */
-function msg(value: Partial<Msg>): Uint8Array {
-  return MSG.encode(MSG.fromObject(value)).finish();
-}
-
-/** One write of the frames, each with its 4-byte length prefix. */
-function framed(frames: WireFrame[]): Uint8Array {
-  const bodies = frames.map(encodeRpcFrame);
-  const out = new Uint8Array(bodies.reduce((sum, body) => sum + 4 + body.length, 0));
-  let at = 0;
-  for (const body of bodies) {
-    new DataView(out.buffer).setUint32(at, body.length);
-    out.set(body, at + 4);
-    at += 4 + body.length;
-  }
-  return out;
-}
-
-/** The request frame that opens a stream (or, with `stream` 0, a unary call) of test.Feed. */
-function open(callId: number, method: string, stream: number, extra: Partial<NonNullable<WireFrame["request"]>> = {}) {
-  return { request: { callId, service: "test.Feed", method, stream, ...extra } };
-}
-
-/**
- * A caller speaking the envelope by hand over a raw socket, as a hostile one would. It reads everything the
- * provider sends into `frames` (unless made with `read: false`, to play a caller that never reads).
- */
-class RawCaller {
-  readonly conn: Deno.TcpConn;
-  /** Every frame received, in order. */
-  readonly frames: DecodedFrame[] = [];
-  #eof = false;
-  #wake: () => void = () => {};
-  readonly #reading: Promise<void>;
-
-  private constructor(conn: Deno.TcpConn, read: boolean) {
-    this.conn = conn;
-    this.#reading = read ? this.#read() : Promise.resolve();
-  }
-
-  static async connect(port: number, read = true): Promise<RawCaller> {
-    return new RawCaller(await Deno.connect({ hostname: "127.0.0.1", port }), read);
-  }
-
-  /** Whether the provider closed the connection (EOF or reset). */
-  get closed(): boolean {
-    return this.#eof;
-  }
-
-  async send(...frames: WireFrame[]): Promise<void> {
-    const bytes = framed(frames);
-    for (let at = 0; at < bytes.length;) at += await this.conn.write(bytes.subarray(at));
-  }
-
-  /** The first frame received (from index `from` on) that `match` accepts; null at EOF; throws after `timeoutMs`. */
-  async waitFor(match: (frame: DecodedFrame) => boolean, timeoutMs = 3000, from = 0): Promise<DecodedFrame | null> {
-    const deadline = performance.now() + timeoutMs;
-    for (let seen = from;;) {
-      for (; seen < this.frames.length; seen++) if (match(this.frames[seen]!)) return this.frames[seen]!;
-      if (this.#eof) return null;
-      const left = deadline - performance.now();
-      if (left <= 0) throw new Error(`No matching frame within ${timeoutMs} ms`);
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await new Promise<void>((resolve) => {
-        this.#wake = resolve;
-        timer = setTimeout(resolve, left);
-      });
-      clearTimeout(timer);
-    }
-  }
-
-  /** The response that ends `callId` (fails at EOF or after `timeoutMs`). */
-  async endOf(callId: number, timeoutMs = 3000): Promise<DecodedFrame> {
-    const frame = await this.waitFor((f) => f.kind === FrameKind.RESPONSE && f.callId === callId, timeoutMs);
-    assert.ok(frame !== null, `the connection closed before call ${callId} ended`);
-    return frame;
-  }
-
-  /** The frames received so far for `callId` of one kind. */
-  framesOf(callId: number, kind: FrameKind): DecodedFrame[] {
-    return this.frames.filter((frame) => frame.callId === callId && frame.kind === kind);
-  }
-
-  /** A unary Say as call `callId` is answered OK: the connection still serves. */
-  async alive(callId: number): Promise<void> {
-    await this.send(open(callId, "Say", 0, { payload: msg({ text: "still here" }) }));
-    const end = await this.endOf(callId);
-    assert.equal(end.status, 0, end.errorMessage);
-    assert.equal(MSG.decode(end.payload).toJSON().text, "still here");
-  }
-
-  async close(): Promise<void> {
-    try {
-      this.conn.close();
-    } catch { /* closed */ }
-    await this.#reading;
-  }
-
-  async #read(): Promise<void> {
-    const chunk = new Uint8Array(256 * 1024);
-    let pending = new Uint8Array(0);
-    try {
-      for (;;) {
-        const n = await this.conn.read(chunk);
-        if (n === null) break;
-        const merged = new Uint8Array(pending.length + n);
-        merged.set(pending);
-        merged.set(chunk.subarray(0, n), pending.length);
-        pending = merged;
-        let at = 0;
-        while (pending.length - at >= 4) {
-          const length = new DataView(pending.buffer, pending.byteOffset + at).getUint32(0);
-          if (pending.length - at - 4 < length) break;
-          const frame = decodeRpcFrame(pending.subarray(at + 4, at + 4 + length));
-          this.frames.push(Object.assign(new DecodedFrame(), frame, { payload: frame.payload.slice() }));
-          at += 4 + length;
-        }
-        pending = pending.slice(at);
-        this.#wake();
-      }
-    } catch { /* reset, or closed by us */ }
-    this.#eof = true;
-    this.#wake();
-  }
-}
-
 /**
  * An honest caller on a connection of its own: a unary call, a server stream of 20 and a client stream of 3, in a
  * loop until stopped. Every round must succeed.
@@ -192,7 +64,7 @@ interface Rig {
   counters: FeedCounters;
   port: number;
   /** A raw caller on a new connection (closed by the rig). */
-  raw(read?: boolean): Promise<RawCaller>;
+  raw(read?: boolean): Promise<RawPeer>;
 }
 
 /** A provider of test.Feed, raw callers for `use` to attack it with, and an honest caller that must keep working. */
@@ -204,14 +76,14 @@ async function underAttack(use: (rig: Rig) => Promise<void>, options: Partial<Rp
   await provider.start();
   const channel = new RpcChannel({ loop, providers: { "test.Feed": [provider.advertisedAddress] }, maxRetries: 0 });
   const honest = honestCaller(channel.stub<FeedStub>(FEED));
-  const raws: RawCaller[] = [];
+  const raws: RawPeer[] = [];
   try {
     await use({
       provider,
       counters,
       port: provider.address.port,
       raw: async (read = true) => {
-        const raw = await RawCaller.connect(provider.address.port, read);
+        const raw = await RawPeer.connect(provider.address.port, read);
         raws.push(raw);
         return raw;
       },
@@ -542,4 +414,73 @@ Deno.test("Hostile stream frames: a stream cancelled in the read that opened it 
     assert.equal(raw.framesOf(1, FrameKind.MESSAGE).length + raw.framesOf(2, FrameKind.MESSAGE).length, 0);
     await eventually(() => counters.running === 0, "no hostile stream left open");
   });
+});
+
+Deno.test("A provider that breaks a stream's rules: the caller fails that stream INTERNAL and cancels it; others go on", async () => {
+  // A fake provider on a raw socket; the channel's one connection goes to it.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const channel = new RpcChannel({
+    loop: EventLoop.current(),
+    providers: { "test.Feed": [`127.0.0.1:${listener.addr.port}`] },
+    maxRetries: 0,
+  });
+  const stub = channel.stub<FeedStub & { Chat: BidiStreamingStubMethod<Partial<Msg>, Msg> }>(FEED);
+  let peer: RawPeer | undefined;
+  try {
+    const accepted = listener.accept();
+    // A server stream whose caller has taken one message and waits for the next.
+    const flooded = stub.Watch({ text: "flood" })[Symbol.asyncIterator]();
+    const first = flooded.next();
+    // Their failures are asserted later: caught now, so none is an unhandled rejection meanwhile.
+    const overCredited = stub.Chat([{ n: 1 }])[Symbol.asyncIterator]().next().then(() => undefined, (e) => e);
+    const upload = stub.Upload([{ n: 1 }]).then(() => undefined, (e) => e);
+    const fine = (async () => {
+      const got: number[] = [];
+      for await (const update of stub.Watch({ text: "fine" })) got.push(update.n);
+      return got;
+    })();
+    peer = new RawPeer(await accepted);
+    const requests = new Map<string, number>();
+    await peer.waitFor((frame) => {
+      if (frame.kind === FrameKind.REQUEST) {
+        requests.set(`${frame.method}:${MSG.decode(frame.payload).toJSON().text ?? ""}`, frame.callId);
+      }
+      return requests.size === 4;
+    });
+    const id = (key: string) => requests.get(key)!;
+    const blob = msg({ blob: new Uint8Array(4093) }); // 4096 bytes: costs 4112, 15 fit the caller's window
+    await peer.send(
+      // 40 messages in one go, far past the window whatever credit the caller gave back for the one it took.
+      ...Array.from({ length: 40 }, () => ({ message: { callId: id("Watch:flood"), payload: blob } })),
+      { credit: { callId: id("Chat:"), bytes: MAX_CREDIT_BYTES } },
+      { credit: { callId: id("Chat:"), bytes: 1 } }, // past 2^31 - 1
+      { credit: { callId: id("Upload:"), bytes: 65_536 } },
+      { message: { callId: id("Upload:"), payload: msg({ n: 7 }) } }, // a message on a client stream
+      { message: { callId: id("Watch:fine"), payload: msg({ n: 0 }) } },
+      { message: { callId: id("Watch:fine"), payload: msg({ n: 1 }) } },
+      { response: { callId: id("Watch:fine") } },
+    );
+    const internal = (what: RegExp) => (error: unknown) => {
+      assert.ok(error instanceof RpcError, String(error));
+      assert.equal(error.code, RpcCode.INTERNAL, error.message);
+      assert.match(error.message, /broke the stream protocol/);
+      assert.match(error.message, what);
+      return true;
+    };
+    assert.equal((await first).done, false);
+    // Each broken stream is cancelled towards the provider.
+    for (const key of ["Watch:flood", "Chat:", "Upload:"]) {
+      const cancel = await peer.waitFor((frame) => frame.kind === FrameKind.CANCEL && frame.callId === id(key));
+      assert.ok(cancel !== null, `${key} was cancelled`);
+    }
+    // What the flooded stream's loop had not taken is dropped: its next step throws.
+    await assert.rejects(flooded.next(), internal(/a message of 4112 bytes with only \d+ granted/));
+    internal(/past 2\^31 - 1/)(await overCredited);
+    internal(/a message on a client stream/)(await upload);
+    assert.deepEqual(await fine, [0, 1], "the stream that kept the rules went on");
+  } finally {
+    await channel.close();
+    await peer?.close();
+    listener.close();
+  }
 });

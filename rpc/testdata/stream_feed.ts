@@ -10,6 +10,9 @@ import { EventLoop } from "../../reactor/event_loop.ts";
 import { type CallContext, RpcProvider } from "../rpc_provider.ts";
 import { parseProto, serviceDefinition } from "../service_definition.ts";
 
+// One value per isolate: each Worker of a provider with threads loads this module afresh.
+const isolateId = crypto.randomUUID();
+
 /** test.Feed: one method of each kind. */
 export const FEED = serviceDefinition(
   parseProto(`
@@ -70,17 +73,22 @@ const aborted = (signal: AbortSignal) =>
 /**
  * The handlers, counting into `counters`:
  *
- * - Say: answers its text with the counters.
+ * - Say: answers its text (or, for "who", an id of the isolate serving it) with the counters (`running` as `n`).
  * - Watch, by `text`: "flood" yields messages of `n` bytes as fast as the caller's credit lets it, until aborted;
- *   "count" yields `n` messages numbered 0..n-1, then ends; "tick" yields one message every `n` ms until aborted;
- *   "hold" yields nothing until aborted.
+ *   "count" yields `n` messages numbered 0..n-1, then ends; "tick" yields one message every `n` ms until aborted
+ *   (or, when `taken` is set, that many, then ends); "hold" yields nothing until aborted.
  * - Upload, by metadata `mode`: "slow" takes one message per 10 ms; "hold" takes none and waits until aborted;
  *   "read-then-hold" takes all, then waits until aborted; else takes all. Answers how many it took.
  * - Chat: echoes each message; with `mode` "hold" reads nothing until aborted.
  */
 export function feedHandlers(counters: FeedCounters): Record<string, unknown> {
   return {
-    Say: (request: Msg) => ({ text: request.text, produced: counters.produced, taken: counters.taken }),
+    Say: (request: Msg) => ({
+      text: request.text === "who" ? isolateId : request.text,
+      n: counters.running,
+      produced: counters.produced,
+      taken: counters.taken,
+    }),
     Watch: async function* (request: Msg, context: CallContext) {
       const signal = context.signal;
       if (request.text === "count") {
@@ -97,7 +105,7 @@ export function feedHandlers(counters: FeedCounters): Record<string, unknown> {
           }
         } else if (request.text === "tick") {
           // Ended by the stream closing the generator (no check of the signal), as many handlers are written.
-          for (let n = 0;; n++) {
+          for (let n = 0; request.taken === 0 || n < request.taken; n++) {
             yield { n };
             await sleep(request.n, signal);
           }
