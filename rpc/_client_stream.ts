@@ -72,6 +72,8 @@ export class ClientStream implements TransportCall {
   #done = false;
   #ended: PromiseWithResolvers<ClientResult> | undefined;
   #failure: RpcError | undefined;
+  // The writer's wait for its message to leave the connection's write queue (see #sendRequests).
+  #writeWaiting: (() => void) | undefined;
 
   /** A stream, not started yet. */
   constructor(init: ClientStreamInit) {
@@ -342,6 +344,9 @@ export class ClientStream implements TransportCall {
         const connection = this.#connection;
         if (this.#done || connection === undefined) break;
         const written = Promise.withResolvers<void>();
+        // A message waiting for room is dropped when the stream ends, and never reports written: the end
+        // releases this wait too (#finish), or the loop would hang and the caller's generator never be closed.
+        this.#writeWaiting = written.resolve;
         const tooLarge = connection.sendMessage!(this, payload, written.resolve);
         if (tooLarge > 0) {
           throw new RpcError(
@@ -350,6 +355,8 @@ export class ClientStream implements TransportCall {
           );
         }
         await written.promise;
+        this.#writeWaiting = undefined;
+        if (this.#done) break;
       }
     } catch (error) {
       // The caller's iterable threw, or a message could not be sent: the stream fails with that.
@@ -372,6 +379,9 @@ export class ClientStream implements TransportCall {
 
   #finish(): void {
     this.#done = true;
+    const writeWaiting = this.#writeWaiting;
+    this.#writeWaiting = undefined;
+    writeWaiting?.();
     const loop = this.#router.loop;
     if (this.#deadlineTimer !== undefined) loop.cancel(this.#deadlineTimer);
     if (this.#retryTimer !== undefined) loop.cancel(this.#retryTimer);

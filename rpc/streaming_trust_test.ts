@@ -484,3 +484,49 @@ Deno.test("A provider that breaks a stream's rules: the caller fails that stream
     listener.close();
   }
 });
+
+Deno.test("A client stream that ends while its message waits for room in the output still closes the caller's generator", async () => {
+  // A provider that grants all the credit there is and never reads: the caller's messages fill the sockets, then
+  // wait in the connection's write queue; the caller then gives up on the stream.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const channel = new RpcChannel({
+    loop: EventLoop.current(),
+    providers: { "test.Feed": [`127.0.0.1:${listener.addr.port}`] },
+    maxRetries: 0,
+  });
+  let peer: RawPeer | undefined;
+  try {
+    const accepted = listener.accept();
+    let made = 0;
+    let closed = false;
+    const blob = new Uint8Array(4096);
+    const requests = async function* () {
+      try {
+        for (; made < 50_000; made++) yield { blob };
+      } finally {
+        closed = true;
+      }
+    };
+    const controller = new AbortController();
+    const stub = channel.stub<FeedStub>(FEED);
+    const upload = stub.Upload(requests(), { signal: controller.signal }).then(() => undefined, (e) => e);
+    peer = new RawPeer(await accepted, false);
+    await peer.send({ credit: { callId: 1, bytes: MAX_CREDIT_BYTES } }); // the first stream's id on a connection
+    // Until the writer is stuck: nothing more is made for 200 ms.
+    let last = -1;
+    const deadline = performance.now() + 5000;
+    while (made !== last && performance.now() < deadline) {
+      last = made;
+      await sleep(200);
+    }
+    assert.ok(made < 50_000, `the writer was held back (${made} made)`);
+    controller.abort();
+    const error = await upload;
+    assert.ok(error instanceof RpcError && error.code === RpcCode.CANCELLED, String(error));
+    await eventually(() => closed, "the caller's generator was closed (its finally ran)");
+  } finally {
+    await channel.close();
+    await peer?.close();
+    listener.close();
+  }
+});
