@@ -18,9 +18,9 @@ import {
 } from "./rpc_channel.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
 import { RpcProvider } from "./rpc_provider.ts";
-import { StreamKind } from "./_rpc_wire.ts";
+import { FrameKind, StreamKind } from "./_rpc_wire.ts";
 import { FEED, type FeedCounters, feedHandlers, type Msg } from "./testdata/stream_feed.ts";
-import { msg, open, RawPeer } from "./testdata/raw_peer.ts";
+import { MSG, msg, open, RawPeer } from "./testdata/raw_peer.ts";
 
 interface FeedStub {
   Say: StubMethod<Partial<Msg>, Msg>;
@@ -418,6 +418,46 @@ Deno.test("Drain: open streams run until the grace period ends, then fail UNAVAI
   }
 });
 
+Deno.test("Drain, on the wire: the open stream is named and runs to the grace's end; streams opened after are refused", async () => {
+  const { provider, counters } = await localProvider();
+  const raw = await RawPeer.connect(provider.address.port);
+  try {
+    await raw.send(open(1, "Chat", StreamKind.BIDI));
+    await raw.waitFor((f) => f.kind === FrameKind.CREDIT && f.callId === 1);
+    const stopped = provider.stop({ graceMs: 300 });
+    const drain = await raw.waitFor((f) => f.kind === FrameKind.DRAIN);
+    assert.ok(drain !== null);
+    assert.deepEqual([drain.status, drain.lastCallId, drain.graceMs], [0, 1, 300]);
+    // During the grace the open stream still works both ways; a new one of any kind is refused without running.
+    await raw.send(
+      { message: { callId: 1, payload: msg({ n: 42 }) } },
+      open(2, "Upload", StreamKind.CLIENT),
+      open(3, "Watch", StreamKind.SERVER, { payload: msg({ text: "count", n: 1 }) }),
+    );
+    const echo = await raw.waitFor((f) => f.kind === FrameKind.MESSAGE && f.callId === 1);
+    assert.equal(MSG.decode(echo!.payload).toJSON().n, 42);
+    for (const callId of [2, 3]) {
+      const end = await raw.endOf(callId);
+      assert.equal(end.status, RpcCode.UNAVAILABLE, end.errorMessage);
+      assert.equal(end.metadata?.["dwt-retry-safe"], "1");
+    }
+    assert.equal(raw.framesOf(2, FrameKind.CREDIT).length, 0, "a refused client stream gets no credit");
+    assert.equal(raw.framesOf(3, FrameKind.MESSAGE).length, 0, "nor does a refused server stream run");
+    // At the grace's end the open stream is cut off UNAVAILABLE (it ran: not safe to retry), then the provider
+    // half-closes the connection.
+    const end = await raw.endOf(1);
+    assert.equal(end.status, RpcCode.UNAVAILABLE);
+    assert.equal(end.metadata?.["dwt-retry-safe"], undefined);
+    assert.equal(await raw.waitFor(() => false, 3000, raw.frames.length), null, "then EOF");
+    await raw.close();
+    await stopped;
+    assert.equal(counters.running, 0);
+  } finally {
+    await raw.close();
+    await provider.stop();
+  }
+});
+
 /**
  * Every kind of stream over `stub`, checked: a server stream of 2000, a client stream of 300 messages of 4 KiB, a
  * bidirectional echo of 200. With `counted` (nothing else runs on the provider's isolate), also flow control
@@ -473,6 +513,17 @@ Deno.test(
       await Promise.all(channels.map((channel) => exerciseStreams(channel.stub<FeedStub>(FEED), false)));
       // One connection per Worker at a time, so each Worker's counters are that connection's.
       for (const stub of byWorker.values()) await exerciseStreams(stub, true);
+      // The drain reaches the Workers' streams: each runs until the grace's end, then fails UNAVAILABLE.
+      const ticking = [...byWorker.values()].map((stub) => collect(stub.Watch({ text: "tick", n: 10 })));
+      await sleep(50);
+      const drainAt = performance.now();
+      const stopped = provider.stop({ graceMs: 300 });
+      for (const { got, error, endedAt } of await Promise.all(ticking)) {
+        assert.ok(error instanceof RpcError && error.code === RpcCode.UNAVAILABLE, String(error));
+        assert.ok(endedAt - drainAt >= 280 && endedAt - drainAt < 2000, `ended ${endedAt - drainAt} ms after`);
+        assert.ok(got.length >= 10, `${got.length} messages`);
+      }
+      await stopped;
     } finally {
       for (const channel of channels) await channel.close();
       await provider.stop({ graceMs: 100 });

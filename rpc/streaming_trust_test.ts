@@ -416,6 +416,52 @@ Deno.test("Hostile stream frames: a stream cancelled in the read that opened it 
   });
 });
 
+Deno.test("Hostile stream frames: credit dribbled a byte at a time adds up exactly; the provider stays responsive", async () => {
+  await underAttack(async ({ raw: connect, counters }) => {
+    const raw = await connect();
+    // A window of exactly one message (a Msg of 4096 bytes of blob costs 4115): one goes out, then the producer
+    // waits for credit, which comes as 4115 frames of 1 byte each: exactly one more message, not two, not none.
+    await raw.send(open(1, "Watch", StreamKind.SERVER, { payload: msg({ text: "flood", n: 4096 }), window: 4115 }));
+    await raw.waitFor((f) => f.kind === FrameKind.MESSAGE && f.callId === 1);
+    await raw.send(...Array.from({ length: 4114 }, () => ({ credit: { callId: 1, bytes: 1 } })));
+    await raw.alive(2);
+    assert.equal(raw.framesOf(1, FrameKind.MESSAGE).length, 1, "4114 bytes of credit are not enough");
+    await raw.send({ credit: { callId: 1, bytes: 1 } });
+    await raw.waitFor(
+      (f) => f.kind === FrameKind.MESSAGE && f.callId === 1,
+      3000,
+      raw.frames.indexOf(raw.framesOf(1, FrameKind.MESSAGE)[0]!) + 1,
+    );
+    await raw.alive(3);
+    assert.equal(raw.framesOf(1, FrameKind.MESSAGE).length, 2);
+    await raw.send({ cancel: { callId: 1 } });
+    await eventually(() => counters.running === 0, "the cancelled producer ended");
+  });
+});
+
+Deno.test("Hostile stream frames: a caller that drops its connection with 60 streams open ends every handler", async () => {
+  await underAttack(async ({ raw: connect, counters }) => {
+    const raw = await connect();
+    const kinds: Array<[string, number]> = [["Watch", StreamKind.SERVER], ["Upload", StreamKind.CLIENT], [
+      "Chat",
+      StreamKind.BIDI,
+    ]];
+    const hold = { payload: msg({ text: "hold" }), metadata: { mode: "hold" } };
+    await raw.send(...Array.from({ length: 60 }, (_, i) => open(i + 1, kinds[i % 3]![0], kinds[i % 3]![1], hold)));
+    // Half of them with a half-full window of messages the handlers never read.
+    const blob = msg({ blob: new Uint8Array(4093) });
+    await raw.send(
+      ...Array.from({ length: 20 }, (_, i) => i * 3 + 2).flatMap((callId) =>
+        Array.from({ length: 8 }, () => ({ message: { callId, payload: blob } }))
+      ),
+    );
+    await raw.alive(100);
+    assert.equal(counters.running, 60);
+    await raw.close();
+    await eventually(() => counters.running === 0, `every handler ended (${counters.running} left)`);
+  });
+});
+
 Deno.test("A provider that breaks a stream's rules: the caller fails that stream INTERNAL and cancels it; others go on", async () => {
   // A fake provider on a raw socket; the channel's one connection goes to it.
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
