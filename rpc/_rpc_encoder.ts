@@ -402,10 +402,18 @@ function writePing(data: number, ack: boolean): number {
 const COPY_PAYLOAD_BYTES = 1024;
 
 // The scratch's bytes and then the payload, as one frame (TcpConnection coalesces them into one write).
-function sendScratch(connection: TcpConnection, payload: Uint8Array): void {
+// `gathered`: let it wait for the next turn of the loop, so a stream's messages share writes (sendGathered).
+function sendScratch(connection: TcpConnection, payload: Uint8Array, gathered = false): void {
   if (payload.length <= COPY_PAYLOAD_BYTES) {
     scratch.raw(payload);
-    connection.send(scratch.bytes.subarray(0, scratch.pos));
+    const frame = scratch.bytes.subarray(0, scratch.pos);
+    if (gathered) connection.sendGathered(frame);
+    else connection.send(frame);
+    return;
+  }
+  if (gathered) {
+    connection.sendGathered(scratch.bytes.subarray(0, scratch.pos));
+    connection.sendGathered(payload);
     return;
   }
   connection.send(scratch.bytes.subarray(0, scratch.pos));
@@ -446,7 +454,10 @@ export function sendStreamRequest(
   return body;
 }
 
-/** Send one message of a stream unless its body would exceed `maxBodyBytes`. Returns the body's size. */
+/**
+ * Send one message of a stream unless its body would exceed `maxBodyBytes`; it waits for the loop's next turn
+ * (see TcpConnection.sendGathered), so a stream's messages share writes. Returns the body's size.
+ */
 export function sendStreamMessage(
   connection: TcpConnection,
   callId: number,
@@ -454,7 +465,7 @@ export function sendStreamMessage(
   maxBodyBytes: number,
 ): number {
   const body = writeStreamFrame(TAG_FRAME_MESSAGE, callId, 0, 0, payload.length);
-  if (body <= maxBodyBytes) sendScratch(connection, payload);
+  if (body <= maxBodyBytes) sendScratch(connection, payload, true);
   return body;
 }
 
@@ -464,10 +475,10 @@ export function sendHalfClose(connection: TcpConnection, callId: number): void {
   sendScratch(connection, EMPTY_BYTES);
 }
 
-/** Grant the peer `bytes` more credit on a stream. */
+/** Grant the peer `bytes` more credit on a stream (gathered, like messages: a reader grants as it reads). */
 export function sendCredit(connection: TcpConnection, callId: number, bytes: number): void {
   writeStreamFrame(TAG_FRAME_CREDIT, callId, TAG_CREDIT_BYTES, bytes >>> 0, 0);
-  sendScratch(connection, EMPTY_BYTES);
+  sendScratch(connection, EMPTY_BYTES, true);
 }
 
 /**
