@@ -458,6 +458,21 @@ Deno.test("Drain, on the wire: the open stream is named and runs to the grace's 
   }
 });
 
+Deno.test("A quiet stream is not an idle connection: it outlives the idle limit; the connection closes once it ends", async () => {
+  const { provider } = await localProvider({ idleTimeoutMs: 200 });
+  const raw = await RawPeer.connect(provider.address.port);
+  try {
+    await raw.send(open(1, "Watch", StreamKind.SERVER, { payload: msg({ text: "hold" }) }));
+    await sleep(600);
+    assert.ok(!raw.closed, "the connection with a stream open was kept past 3 idle limits");
+    await raw.send({ cancel: { callId: 1 } });
+    assert.equal(await raw.waitFor(() => false, 3000), null, "then closed as idle");
+  } finally {
+    await raw.close();
+    await provider.stop({ graceMs: 100 });
+  }
+});
+
 /**
  * Every kind of stream over `stub`, checked: a server stream of 2000, a client stream of 300 messages of 4 KiB, a
  * bidirectional echo of 200. With `counted` (nothing else runs on the provider's isolate), also flow control

@@ -416,6 +416,27 @@ Deno.test("Hostile stream frames: a stream cancelled in the read that opened it 
   });
 });
 
+Deno.test("Hostile stream frames: a request or message that does not parse is INVALID_ARGUMENT for that stream only", async () => {
+  await underAttack(async ({ raw: connect }) => {
+    const raw = await connect();
+    const garbage = new Uint8Array([0xff, 0xff, 0xff]); // a field of wire type 7: no protobuf parses it
+    await raw.send(
+      open(1, "Watch", StreamKind.SERVER, { payload: garbage }), // refused before its handler runs
+      open(2, "Chat", StreamKind.BIDI),
+      { message: { callId: 2, payload: msg({ n: 1 }) } },
+      { message: { callId: 2, payload: garbage } },
+    );
+    let end = await raw.endOf(1);
+    assert.equal(end.status, RpcCode.INVALID_ARGUMENT);
+    assert.match(end.errorMessage, /does not parse/);
+    end = await raw.endOf(2);
+    assert.equal(end.status, RpcCode.INVALID_ARGUMENT);
+    assert.match(end.errorMessage, /does not parse/);
+    assert.equal(raw.framesOf(2, FrameKind.MESSAGE).length, 1, "the message before it was echoed");
+    await raw.alive(3);
+  });
+});
+
 Deno.test("Hostile stream frames: credit dribbled a byte at a time adds up exactly; the provider stays responsive", async () => {
   await underAttack(async ({ raw: connect, counters }) => {
     const raw = await connect();
