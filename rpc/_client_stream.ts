@@ -377,8 +377,12 @@ export class ClientStream implements TransportCall {
     this.#fail(error);
   }
 
-  #finish(): void {
+  // `error`: the stream failed with it; else it ended OK (a client stream's answer may come while its writer is
+  // still sending). Either way the writer's wait for credit or for room is released: neither comes any more, and
+  // a writer left waiting would never close the caller's generator.
+  #finish(error?: RpcError): void {
     this.#done = true;
+    this.#credit.fail(error ?? new RpcError(RpcCode.CANCELLED, `The stream ${this.method} ended`));
     const writeWaiting = this.#writeWaiting;
     this.#writeWaiting = undefined;
     writeWaiting?.();
@@ -395,9 +399,8 @@ export class ClientStream implements TransportCall {
   // gets those first); else the stream is cut off here and what did not reach the loop is dropped.
   #fail(error: RpcError, fromProvider = false): void {
     if (this.#done) return;
-    this.#finish();
+    this.#finish(error);
     this.#failure = error;
-    this.#credit.fail(error);
     if (fromProvider) this.responses?.end(error);
     else this.responses?.fail(error);
     this.#init.options.controller?.setFailed(error.rawMessage, error.code);

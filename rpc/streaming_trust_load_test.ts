@@ -473,6 +473,43 @@ Deno.test("A quiet stream is not an idle connection: it outlives the idle limit;
   }
 });
 
+Deno.test("A stream the provider ends before the caller is done sending closes the caller's generator", async () => {
+  const { provider } = await localProvider();
+  const channel = new RpcChannel({
+    loop: EventLoop.current(),
+    providers: { "test.Feed": [provider.advertisedAddress] },
+  });
+  const stub = channel.stub<FeedStub>(FEED);
+  try {
+    // The handler ends OK after 50 ms without reading; the caller, with 100 to send, waits for credit by then.
+    for (const kind of ["client", "bidirectional"]) {
+      let made = 0;
+      let closed = false;
+      const requests = async function* () {
+        try {
+          for (; made < 100; made++) yield { blob: BLOB };
+        } finally {
+          closed = true;
+        }
+      };
+      const options = { metadata: { mode: "late" } };
+      if (kind === "client") {
+        assert.equal((await stub.Upload(requests(), options)).n, 0);
+      } else {
+        const { got, error } = await collect(stub.Chat(requests(), options));
+        assert.deepEqual([got, error], [[], undefined]);
+      }
+      const deadline = performance.now() + 2000;
+      while (!closed && performance.now() < deadline) await sleep(5);
+      assert.ok(closed, `${kind}: the caller's generator was closed (it made ${made})`);
+      assert.ok(made < 100, `${kind}: it stopped early`);
+    }
+  } finally {
+    await channel.close();
+    await provider.stop({ graceMs: 100 });
+  }
+});
+
 /**
  * Every kind of stream over `stub`, checked: a server stream of 2000, a client stream of 300 messages of 4 KiB, a
  * bidirectional echo of 200. With `counted` (nothing else runs on the provider's isolate), also flow control

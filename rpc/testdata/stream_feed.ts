@@ -78,8 +78,10 @@ const aborted = (signal: AbortSignal) =>
  *   "count" yields `n` messages numbered 0..n-1, then ends; "tick" yields one message every `n` ms until aborted
  *   (or, when `taken` is set, that many, then ends); "hold" yields nothing until aborted.
  * - Upload, by metadata `mode`: "slow" takes one message per 10 ms; "hold" takes none and waits until aborted;
- *   "read-then-hold" takes all, then waits until aborted; else takes all. Answers how many it took.
- * - Chat: echoes each message; with `mode` "hold" reads nothing until aborted.
+ *   "read-then-hold" takes all, then waits until aborted; "late" takes none and answers after 50 ms; else takes
+ *   all. Answers how many it took.
+ * - Chat: echoes each message; with `mode` "hold" reads nothing until aborted; "late" reads nothing and ends
+ *   after 50 ms.
  */
 export function feedHandlers(counters: FeedCounters): Record<string, unknown> {
   return {
@@ -125,6 +127,11 @@ export function feedHandlers(counters: FeedCounters): Record<string, unknown> {
           await aborted(signal);
           return {};
         }
+        if (mode === "late") {
+          // Answers after 50 ms without reading: the caller, still sending, waits for credit that never comes.
+          await sleep(50, signal);
+          return {};
+        }
         let n = 0;
         for await (const _ of requests) {
           n++;
@@ -140,6 +147,10 @@ export function feedHandlers(counters: FeedCounters): Record<string, unknown> {
       }
     },
     Chat: async function* (requests: AsyncIterable<Msg>, context: CallContext) {
+      if (context.metadata["mode"] === "late") {
+        await sleep(50, context.signal);
+        return;
+      }
       if (context.metadata["mode"] !== "hold") {
         for await (const request of requests) yield request;
         return;
