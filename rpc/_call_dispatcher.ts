@@ -15,7 +15,7 @@ import { messageDecoder, messageEncoder } from "./_proto3_defaults.ts";
 import { type CallsOwner, RETRY_SAFE, ServedCalls } from "./_served_calls.ts";
 import { type HandlerEntry, MAX_DEADLINE_MS, ServerCall } from "./_server_call.ts";
 import { ServerStream } from "./_server_stream.ts";
-import { StreamKind } from "./_rpc_wire.ts";
+import { MAX_CREDIT_BYTES, StreamKind } from "./_rpc_wire.ts";
 import type { ServerLimits } from "./_server_limits.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
 import type { CallContext, MethodHandler, ServerHandler, ServerInterceptor } from "./server_handler.ts";
@@ -129,6 +129,11 @@ export class CallDispatcher implements ServerTransportHandler, CallsOwner {
       const why = `Method '${request.service}.${request.method}' is ${kindName(kind)}; the call opened it as ` +
         kindName(opened);
       this.refuse(served, request, new RpcError(RpcCode.UNIMPLEMENTED, why));
+      return;
+    }
+    if ((request.window ?? 0) > MAX_CREDIT_BYTES) {
+      const why = `The stream's window of ${request.window} bytes is above 2^31 - 1`;
+      this.refuse(served, request, new RpcError(RpcCode.INVALID_ARGUMENT, why));
       return;
     }
     if (kind !== StreamKind.UNARY && served.connection.sendMessage === undefined) {

@@ -8,6 +8,8 @@
  * @module
  */
 
+import { nextTurn } from "../reactor/next_turn.ts";
+import { copyBytes } from "./_byte_slab.ts";
 import { MAX_CREDIT_BYTES, MESSAGE_OVERHEAD_BYTES } from "./_rpc_wire.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
 
@@ -107,6 +109,7 @@ export class MessageInbox<T> implements AsyncIterable<T> {
   #head = 0;
   #unreturned = 0;
   #returnScheduled = false;
+  #caughtUpCheck = false;
   #ended = false;
   #endError: unknown = undefined;
   #failure: unknown = undefined;
@@ -142,7 +145,7 @@ export class MessageInbox<T> implements AsyncIterable<T> {
     const cost = messageCost(payload.length);
     if (cost > this.granted) return false;
     this.granted -= cost;
-    const copy = payload.slice();
+    const copy = copyBytes(payload); // from a shared slab: a new ArrayBuffer per message cost more than the rest
     const reader = this.#reader;
     if (reader !== undefined) {
       this.#reader = undefined;
@@ -229,21 +232,30 @@ export class MessageInbox<T> implements AsyncIterable<T> {
     reader.resolve({ value, done: false });
   }
 
-  // Credit goes back once half the window was consumed, or when the application caught up with all that arrived
-  // (so a writer waiting for room for a large message is never left short); coalesced within one turn.
+  // Credit goes back once half the window was consumed (within this turn's microtasks), or once the application
+  // caught up with all that arrived and nothing more came by the next turn of the loop: a writer waiting for room
+  // for a large message is never left short, and a reader that keeps up does not answer every read with a credit.
   #consumed(cost: number): void {
     this.#unreturned += cost;
     if (this.#returnScheduled || this.closed) return;
-    if (this.#unreturned * 2 >= this.window || this.buffered === 0) {
+    if (this.#unreturned * 2 >= this.window) {
       this.#returnScheduled = true;
-      queueMicrotask(() => {
-        this.#returnScheduled = false;
-        const bytes = this.#unreturned;
-        this.#unreturned = 0;
-        if (bytes === 0 || this.closed) return;
-        this.granted += bytes;
-        this.#grant(bytes);
+      queueMicrotask(this.#returnCredit);
+    } else if (this.buffered === 0 && !this.#caughtUpCheck) {
+      this.#caughtUpCheck = true;
+      nextTurn(() => {
+        this.#caughtUpCheck = false;
+        if (this.buffered === 0 && !this.#returnScheduled) this.#returnCredit();
       });
     }
   }
+
+  #returnCredit = (): void => {
+    this.#returnScheduled = false;
+    const bytes = this.#unreturned;
+    this.#unreturned = 0;
+    if (bytes === 0 || this.closed) return;
+    this.granted += bytes;
+    this.#grant(bytes);
+  };
 }

@@ -473,12 +473,9 @@ Deno.test("MemoryServer: a client stream's caller gets no more than the provider
   assert.ok(mostAhead >= MAX_AHEAD - 8, `the caller got only ${mostAhead} ahead: the handler was not slow`);
 });
 
-// FIXME: enable once ClientStream fails its SendCredit when the provider ends the stream OK (_client_stream.ts,
-// `onResponse` calls `#finish` but not `#credit.fail`): a writer waiting for credit is never woken, so the caller's
-// generator stays suspended and its `finally` never runs.
+// A writer waiting for credit when the provider answers must be woken, or the caller's generator never finishes.
 Deno.test({
   name: "MemoryServer: a client stream answered while the caller waits for credit stops the caller's generator",
-  ignore: true,
   fn: async () => {
     await using served = await serveFeed({
       Upload: async () => {

@@ -52,9 +52,8 @@ export interface MethodDefinition {
   /** The method's name as in the .proto (`Login`). */
   readonly name: string;
   /**
-   * Unary, or which side streams (`stream` in the .proto); absent means unary. Only unary methods are served and
-   * called so far: a provider answers a streaming method UNIMPLEMENTED and a stub refuses to call one, so peers
-   * of mixed versions fail cleanly instead of treating a stream as one message.
+   * Unary, or which side streams (`stream` in the .proto); absent means unary. It decides the handler's and the
+   * stub method's shape, and a call must open the method as its kind (a mismatch is answered UNIMPLEMENTED).
    */
   readonly kind?: MethodKind;
   /** The request message type. */
