@@ -12,7 +12,7 @@
  */
 
 import type { TimerId } from "../reactor/timer_queue.ts";
-import type { CallRouter, PendingCallOptions } from "./_pending_call.ts";
+import { type CallRouter, noProviderError, parentCancelError, type PendingCallOptions } from "./_pending_call.ts";
 import { copyBytes } from "./_byte_slab.ts";
 import { DEFAULT_WINDOW_BYTES, StreamKind } from "./_rpc_wire.ts";
 import { messageCost, MessageInbox, SendCredit } from "./_stream_flow.ts";
@@ -236,15 +236,10 @@ export class ClientStream implements TransportCall {
   }
 
   #cancelledError(parent: AbortSignal | undefined): RpcError {
-    if (parent === undefined) {
-      return new RpcError(RpcCode.CANCELLED, `The stream ${this.service}.${this.method} was cancelled`);
-    }
-    const reason = parent.reason;
-    const code = reason instanceof RpcError && reason.code === RpcCode.DEADLINE_EXCEEDED
-      ? RpcCode.DEADLINE_EXCEEDED
-      : RpcCode.CANCELLED;
-    const why = reason instanceof Error ? reason.message : String(reason);
-    return new RpcError(code, `The stream ${this.service}.${this.method} was cancelled with its parent call: ${why}`);
+    const what = `The stream ${this.service}.${this.method}`;
+    return parent === undefined
+      ? new RpcError(RpcCode.CANCELLED, `${what} was cancelled`)
+      : parentCancelError(what, parent);
   }
 
   // The provider broke the stream's rules: tell it to stop, and fail INTERNAL.
@@ -270,10 +265,7 @@ export class ClientStream implements TransportCall {
         });
         return;
       }
-      const message = router.providerCount(this.service) === 0
-        ? `No provider of ${this.service} is registered`
-        : `No provider of ${this.service} could take the stream`;
-      this.#fail(new RpcError(RpcCode.UNAVAILABLE, message));
+      this.#fail(noProviderError(router, this.service, "stream"));
       return;
     }
     const connection = router.connection(address);

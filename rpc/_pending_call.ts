@@ -102,6 +102,27 @@ export function decodeAnswer(
   }
 }
 
+/**
+ * `what` (a call or stream) cancelled because its parent call was: the parent's deadline passing reads as this
+ * one's deadline, anything else as a cancel.
+ */
+export function parentCancelError(what: string, parent: AbortSignal): RpcError {
+  const reason = parent.reason;
+  const code = reason instanceof RpcError && reason.code === RpcCode.DEADLINE_EXCEEDED
+    ? RpcCode.DEADLINE_EXCEEDED
+    : RpcCode.CANCELLED;
+  const why = reason instanceof Error ? reason.message : String(reason);
+  return new RpcError(code, `${what} was cancelled with its parent call: ${why}`);
+}
+
+/** No provider of `service` can take a `what` (a call or a stream) now. */
+export function noProviderError(router: CallRouter, service: string, what: string): RpcError {
+  const message = router.providerCount(service) === 0
+    ? `No provider of ${service} is registered`
+    : `No provider of ${service} could take the ${what}`;
+  return new RpcError(RpcCode.UNAVAILABLE, message);
+}
+
 /** A call in progress. Start it with {@linkcode PendingCall.start}; its promise settles once. */
 export class PendingCall implements TransportCall {
   callId = 0;
@@ -229,14 +250,8 @@ export class PendingCall implements TransportCall {
     return new RpcError(RpcCode.CANCELLED, `The call to ${this.service}.${this.method} was cancelled`);
   }
 
-  // The parent's deadline passing reads as this call's deadline; anything else as a cancel.
   #parentError(): RpcError {
-    const reason = this.#options.parent?.signal.reason;
-    const code = reason instanceof RpcError && reason.code === RpcCode.DEADLINE_EXCEEDED
-      ? RpcCode.DEADLINE_EXCEEDED
-      : RpcCode.CANCELLED;
-    const why = reason instanceof Error ? reason.message : String(reason);
-    return new RpcError(code, `The call to ${this.service}.${this.method} was cancelled with its parent call: ${why}`);
+    return parentCancelError(`The call to ${this.service}.${this.method}`, this.#options.parent!.signal);
   }
 
   #expire(): void {
@@ -277,11 +292,8 @@ export class PendingCall implements TransportCall {
         });
         return;
       }
-      const message = router.providerCount(this.service) === 0
-        ? `No provider of ${this.service} is registered`
-        : `No provider of ${this.service} could take the call`;
       this.#address = undefined;
-      this.#retryOrFail(new RpcError(RpcCode.UNAVAILABLE, message), true);
+      this.#retryOrFail(noProviderError(router, this.service, "call"), true);
       return;
     }
     this.#address = address;
