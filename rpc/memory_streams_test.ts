@@ -5,46 +5,11 @@
 import assert from "node:assert/strict";
 import { EventLoop } from "../reactor/event_loop.ts";
 import { MemoryServer, MemoryTransport } from "./memory_transport.ts";
-import {
-  type BidiStreamingStubMethod,
-  type ClientStreamingStubMethod,
-  RpcChannel,
-  type RpcChannelOptions,
-  type ServerStreamingStubMethod,
-  type StubMethod,
-} from "./rpc_channel.ts";
+import { RpcChannel, type RpcChannelOptions } from "./rpc_channel.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
 import { type CallContext, RpcProvider, type RpcProviderOptions } from "./rpc_provider.ts";
-import { parseProto, serviceDefinition } from "./service_definition.ts";
+import { FEED, feedDefaults, type FeedStub, type Msg } from "./testdata/feed_service.ts";
 import type { ResponseFrame, TransportCall } from "./transport.ts";
-
-const FEED = serviceDefinition(
-  parseProto(`
-    syntax = "proto3";
-    package test;
-    message Msg { string text = 1; int32 n = 2; bytes blob = 3; }
-    service Feed {
-      rpc Say (Msg) returns (Msg);
-      rpc Watch (Msg) returns (stream Msg);
-      rpc Upload (stream Msg) returns (Msg);
-      rpc Chat (stream Msg) returns (stream Msg);
-    }
-  `),
-  "test.Feed",
-);
-
-interface Msg {
-  text: string;
-  n: number;
-  blob: Uint8Array;
-}
-
-interface FeedStub {
-  Say: StubMethod<Partial<Msg>, Msg>;
-  Watch: ServerStreamingStubMethod<Partial<Msg>, Msg>;
-  Upload: ClientStreamingStubMethod<Partial<Msg>, Msg>;
-  Chat: BidiStreamingStubMethod<Partial<Msg>, Msg>;
-}
 
 const STREAM_CLIENT = 1;
 const STREAM_SERVER = 2;
@@ -53,6 +18,21 @@ const DEFAULT_WINDOW = 65_536;
 const MESSAGE_OVERHEAD = 16;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * A caller's endless stream: `{ n }` counting up from `first`, one every `everyMs`, for as long as the stream takes
+ * them; `onReturn` runs once it is stopped.
+ */
+async function* endless(first: number, everyMs: number, onReturn: () => void = () => {}) {
+  try {
+    for (let n = first;; n++) {
+      yield { n };
+      await sleep(everyMs);
+    }
+  } finally {
+    onReturn();
+  }
+}
 
 /** Resolves once `signal` aborts (a handler that only waits to be stopped). */
 const aborted = (signal: AbortSignal) =>
@@ -69,13 +49,7 @@ async function serveFeed(
   const loop = new EventLoop();
   const server = new MemoryServer({ loop, address: "memory:1" });
   const provider = new RpcProvider({ ...options.provider, loop, transport: server });
-  provider.registerService(FEED, {
-    Say: (request: Msg) => ({ text: request.text }),
-    Watch: async function* () {},
-    Upload: () => ({}),
-    Chat: async function* () {},
-    ...handlers,
-  });
+  provider.registerService(FEED, { ...feedDefaults(), ...handlers });
   await provider.start();
   const transports: MemoryTransport[] = [];
   const channel = new RpcChannel({
@@ -254,17 +228,8 @@ Deno.test("MemoryServer: a break out of a bidirectional loop stops the handler a
       }
     },
   });
-  async function* forever() {
-    try {
-      for (let n = 0;; n++) {
-        yield { n };
-        await sleep(1);
-      }
-    } finally {
-      callerEnded.resolve();
-    }
-  }
-  for await (const reply of served.stub.Chat(forever())) if (reply.n === 3) break;
+  const forever = endless(0, 1, () => callerEnded.resolve());
+  for await (const reply of served.stub.Chat(forever)) if (reply.n === 3) break;
   assert.equal(await handlerEnded.promise, true, "the handler's signal aborted");
   await callerEnded.promise;
   assert.equal(served.provider.stats().streamsOpen, 0);
@@ -296,28 +261,12 @@ Deno.test("MemoryServer: a handler's error ends each kind of stream with its sta
   assert.equal(watched.error?.rawMessage, "no more for you");
 
   const uploadReturned = Promise.withResolvers<void>();
-  async function* upload() {
-    try {
-      for (let n = 1;; n++) {
-        yield { n };
-        await sleep(1);
-      }
-    } finally {
-      uploadReturned.resolve();
-    }
-  }
-  const uploaded = await failure(served.stub.Upload(upload()));
+  const uploaded = await failure(served.stub.Upload(endless(1, 1, () => uploadReturned.resolve())));
   assert.equal(uploaded.code, RpcCode.FAILED_PRECONDITION);
   assert.equal(uploaded.rawMessage, "not three");
   await uploadReturned.promise; // the caller's generator is stopped, not left suspended
 
-  async function* talk() {
-    for (let n = 0;; n++) {
-      yield { n };
-      await sleep(1);
-    }
-  }
-  const chatted = await drain(served.stub.Chat(talk()));
+  const chatted = await drain(served.stub.Chat(endless(0, 1)));
   assert.deepEqual(chatted.got.map((reply) => reply.n), [0, 1, 2]);
   assert.equal(chatted.error?.code, RpcCode.UNKNOWN);
   assert.match(chatted.error?.rawMessage ?? "", /boom/);
@@ -366,13 +315,7 @@ Deno.test("MemoryServer: a connection closed under open streams fails them UNAVA
     },
   });
   const watching = drain(served.stub.Watch({}));
-  async function* slowly() {
-    for (let n = 0;; n++) {
-      yield { n };
-      await sleep(2);
-    }
-  }
-  const uploading = failure(served.stub.Upload(slowly()));
+  const uploading = failure(served.stub.Upload(endless(0, 2)));
   await started.promise;
   await sleep(10);
   assert.equal(served.provider.stats().streamsOpen, 2);

@@ -2,45 +2,12 @@
 // errors with status, metadata both ways, and the method kinds checked against the opening request.
 import assert from "node:assert/strict";
 import { EventLoop } from "../reactor/event_loop.ts";
-import {
-  type BidiStreamingStubMethod,
-  type ClientStreamingStubMethod,
-  RpcChannel,
-  type ServerStreamingStubMethod,
-  type StubMethod,
-} from "./rpc_channel.ts";
+import { RpcChannel, type ServerStreamingStubMethod } from "./rpc_channel.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
 import { RpcProvider, type RpcProviderOptions } from "./rpc_provider.ts";
 import type { CallContext } from "./server_handler.ts";
 import { MethodKind, parseProto, serviceDefinition } from "./service_definition.ts";
-
-const FEED = serviceDefinition(
-  parseProto(`
-    syntax = "proto3";
-    package test;
-    message Msg { string text = 1; int32 n = 2; bytes blob = 3; }
-    service Feed {
-      rpc Say (Msg) returns (Msg);
-      rpc Watch (Msg) returns (stream Msg);
-      rpc Upload (stream Msg) returns (Msg);
-      rpc Chat (stream Msg) returns (stream Msg);
-    }
-  `),
-  "test.Feed",
-);
-
-interface Msg {
-  text: string;
-  n: number;
-  blob: Uint8Array;
-}
-
-interface FeedStub {
-  Say: StubMethod<Partial<Msg>, Msg>;
-  Watch: ServerStreamingStubMethod<Partial<Msg>, Msg>;
-  Upload: ClientStreamingStubMethod<Partial<Msg>, Msg>;
-  Chat: BidiStreamingStubMethod<Partial<Msg>, Msg>;
-}
+import { FEED, feedDefaults, type FeedStub, type Msg } from "./testdata/feed_service.ts";
 
 /** A provider of Feed with `handlers` over the defaults, and a channel to it; `use` runs with both. */
 async function withFeed(
@@ -50,13 +17,7 @@ async function withFeed(
 ): Promise<void> {
   const loop = new EventLoop();
   const provider = new RpcProvider({ loop, ...options });
-  provider.registerService(FEED, {
-    Say: (request: Msg) => ({ text: request.text }),
-    Watch: async function* () {},
-    Upload: () => ({}),
-    Chat: async function* () {},
-    ...handlers,
-  });
+  provider.registerService(FEED, { ...feedDefaults(), ...handlers });
   await provider.start();
   const channel = new RpcChannel({ loop, providers: { "test.Feed": [provider.advertisedAddress] } });
   try {

@@ -8,26 +8,13 @@ import { EventLoop } from "../reactor/event_loop.ts";
 import { needs } from "../reactor/testdata/permissions.ts";
 import { selfSignedCertificate } from "../reactor/testdata/self_signed.ts";
 import { denoRun, spawnReady } from "../reactor/testdata/spawn_ready.ts";
-import {
-  type BidiStreamingStubMethod,
-  type ClientStreamingStubMethod,
-  RpcChannel,
-  type RpcChannelOptions,
-  type ServerStreamingStubMethod,
-  type StubMethod,
-} from "./rpc_channel.ts";
+import { RpcChannel, type RpcChannelOptions } from "./rpc_channel.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
 import { RpcProvider } from "./rpc_provider.ts";
 import { FrameKind, StreamKind } from "./_rpc_wire.ts";
-import { FEED, type FeedCounters, feedHandlers, type Msg } from "./testdata/stream_feed.ts";
+import { FEED, type FeedStub, type Msg } from "./testdata/feed_service.ts";
+import { startFeedProvider } from "./testdata/stream_feed.ts";
 import { MSG, msg, open, RawPeer } from "./testdata/raw_peer.ts";
-
-interface FeedStub {
-  Say: StubMethod<Partial<Msg>, Msg>;
-  Watch: ServerStreamingStubMethod<Partial<Msg>, Msg>;
-  Upload: ClientStreamingStubMethod<Partial<Msg>, Msg>;
-  Chat: BidiStreamingStubMethod<Partial<Msg>, Msg>;
-}
 
 const STREAM_FEED = new URL("./testdata/stream_feed.ts", import.meta.url);
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -53,15 +40,6 @@ async function childProvider(options: Partial<RpcChannelOptions> = {}) {
   return { child, channel, stub: channel.stub<FeedStub>(FEED) };
 }
 
-/** test.Feed in this process, with its counters. */
-async function localProvider(options: ConstructorParameters<typeof RpcProvider>[0] = {}) {
-  const counters: FeedCounters = { produced: 0, taken: 0, running: 0 };
-  const provider = new RpcProvider({ loop: EventLoop.current(), host: "127.0.0.1", ...options });
-  provider.registerService(FEED, feedHandlers(counters));
-  await provider.start();
-  return { provider, counters };
-}
-
 /** A process's resident memory in bytes, from /proc (undefined where there is none). */
 function rssBytes(pid: number): number | undefined {
   try {
@@ -75,6 +53,31 @@ function rssBytes(pid: number): number | undefined {
 
 const MiB = 1024 * 1024;
 
+/**
+ * A provider process's resident memory over a flow control test: `sample()` reads it, the sample numbered
+ * `baselineSample` (from 0) is the one growth is measured from, and it prints as `<baseline> -> max <most> MiB`.
+ */
+function rssOf(pid: number, baselineSample: number) {
+  let samples = 0;
+  let start: number | undefined;
+  let max = 0;
+  return {
+    sample() {
+      const rss = rssBytes(pid) ?? 0;
+      if (samples++ === baselineSample) start = rss;
+      max = Math.max(max, rss);
+    },
+    toString: () => `${((start ?? 0) / MiB).toFixed(1)} -> max ${(max / MiB).toFixed(1)} MiB`,
+    /** Grown by less than 24 MiB since the baseline (where /proc tells). */
+    assertFlat() {
+      if (start !== undefined && start > 0) {
+        // Unbounded, 1.5 s of a producer that is never held back would be hundreds of MiB.
+        assert.ok(max - start < 24 * MiB, `the provider grew by ${((max - start) / MiB).toFixed(1)} MiB`);
+      }
+    },
+  };
+}
+
 Deno.test(
   "Flow control: a consumer taking one message per 10 ms holds a server stream's producer to one window; provider RSS flat",
   needs("run", "read"),
@@ -83,17 +86,14 @@ Deno.test(
     try {
       let taken = 0;
       let maxAhead = 0;
-      let rssStart: number | undefined;
-      let rssMax = 0;
+      const rss = rssOf(child.pid, 1); // sampled every 10 taken: the baseline at 20, after a warm-up
       for await (const _ of stub.Watch({ text: "flood", n: 4096 }, { timeoutMs: 20_000 })) {
         taken++;
         if (taken % 10 === 0) {
           // The handler's count, asked on the same connection (a unary call beside the stream).
           const { produced } = await stub.Say({}, { timeoutMs: 2000 });
           maxAhead = Math.max(maxAhead, produced - taken);
-          const rss = rssBytes(child.pid) ?? 0;
-          if (taken === 20) rssStart = rss;
-          rssMax = Math.max(rssMax, rss);
+          rss.sample();
         }
         if (taken === 150) break;
         await sleep(10);
@@ -101,16 +101,11 @@ Deno.test(
       const { produced } = await stub.Say({});
       console.log(
         `server stream: consumer took ${taken}, producer made ${produced}, at most ${maxAhead} ahead ` +
-          `(bound ${AHEAD_BOUND}); provider RSS ${((rssStart ?? 0) / MiB).toFixed(1)} -> max ${
-            (rssMax / MiB).toFixed(1)
-          } MiB`,
+          `(bound ${AHEAD_BOUND}); provider RSS ${rss}`,
       );
       assert.ok(maxAhead <= AHEAD_BOUND, `the producer got ${maxAhead} messages ahead`);
       assert.ok(produced - taken <= AHEAD_BOUND, `${produced} made for ${taken} taken`);
-      if (rssStart !== undefined && rssStart > 0) {
-        // Unbounded, 1.5 s of a producer that is never held back would be hundreds of MiB.
-        assert.ok(rssMax - rssStart < 24 * MiB, `the provider grew by ${((rssMax - rssStart) / MiB).toFixed(1)} MiB`);
-      }
+      rss.assertFlat();
     } finally {
       await channel.close();
       await child.stop("SIGKILL");
@@ -127,8 +122,7 @@ Deno.test(
       let produced = 0;
       let maxAhead = 0;
       let taken = 0;
-      let rssStart: number | undefined;
-      let rssMax = 0;
+      const rss = rssOf(child.pid, 0);
       const fast = async function* () {
         while (taken < 100) {
           produced++;
@@ -141,22 +135,16 @@ Deno.test(
         await sleep(50);
         taken = (await stub.Say({}, { timeoutMs: 2000 })).taken;
         maxAhead = Math.max(maxAhead, produced - taken);
-        const rss = rssBytes(child.pid) ?? 0;
-        rssStart ??= rss;
-        rssMax = Math.max(rssMax, rss);
+        rss.sample();
       }
       const answer = await upload;
       console.log(
         `client stream: handler took ${taken}, caller made ${produced}, at most ${maxAhead} ahead ` +
-          `(bound ${AHEAD_BOUND}); provider RSS ${((rssStart ?? 0) / MiB).toFixed(1)} -> max ${
-            (rssMax / MiB).toFixed(1)
-          } MiB`,
+          `(bound ${AHEAD_BOUND}); provider RSS ${rss}`,
       );
       assert.equal(answer.n, produced, "every message made was taken");
       assert.ok(maxAhead <= AHEAD_BOUND, `the producer got ${maxAhead} messages ahead`);
-      if (rssStart !== undefined && rssStart > 0) {
-        assert.ok(rssMax - rssStart < 24 * MiB, `the provider grew by ${((rssMax - rssStart) / MiB).toFixed(1)} MiB`);
-      }
+      rss.assertFlat();
     } finally {
       await channel.close();
       await child.stop("SIGKILL");
@@ -179,7 +167,7 @@ Deno.test(
   needs("run"),
   async () => {
     const { child, channel, stub } = await childProvider();
-    const local = await localProvider();
+    const local = await startFeedProvider();
     const honestChannel = new RpcChannel({
       loop: EventLoop.current(),
       providers: { "test.Feed": [local.provider.advertisedAddress] },
@@ -369,7 +357,7 @@ async function collect(stream: AsyncIterable<Msg>, onMessage: (n: number) => voi
 }
 
 Deno.test("Drain: open streams run until the grace period ends, then fail UNAVAILABLE; one that ends in time is OK", async () => {
-  const { provider, counters } = await localProvider();
+  const { provider, counters } = await startFeedProvider();
   const channel = new RpcChannel({
     loop: EventLoop.current(),
     providers: { "test.Feed": [provider.advertisedAddress] },
@@ -419,7 +407,7 @@ Deno.test("Drain: open streams run until the grace period ends, then fail UNAVAI
 });
 
 Deno.test("Drain, on the wire: the open stream is named and runs to the grace's end; streams opened after are refused", async () => {
-  const { provider, counters } = await localProvider();
+  const { provider, counters } = await startFeedProvider();
   const raw = await RawPeer.connect(provider.address.port);
   try {
     await raw.send(open(1, "Chat", StreamKind.BIDI));
@@ -459,7 +447,7 @@ Deno.test("Drain, on the wire: the open stream is named and runs to the grace's 
 });
 
 Deno.test("A quiet stream is not an idle connection: it outlives the idle limit; the connection closes once it ends", async () => {
-  const { provider } = await localProvider({ idleTimeoutMs: 200 });
+  const { provider } = await startFeedProvider({ idleTimeoutMs: 200 });
   const raw = await RawPeer.connect(provider.address.port);
   try {
     await raw.send(open(1, "Watch", StreamKind.SERVER, { payload: msg({ text: "hold" }) }));
@@ -474,7 +462,7 @@ Deno.test("A quiet stream is not an idle connection: it outlives the idle limit;
 });
 
 Deno.test("A stream the provider ends before the caller is done sending closes the caller's generator", async () => {
-  const { provider } = await localProvider();
+  const { provider } = await startFeedProvider();
   const channel = new RpcChannel({
     loop: EventLoop.current(),
     providers: { "test.Feed": [provider.advertisedAddress] },
@@ -589,7 +577,7 @@ Deno.test({
     "Streams over TLS: every kind, flow-controlled and cancellable; a hostile peer's frames still end only its stream",
   async fn() {
     const certificate = await selfSignedCertificate();
-    const { provider } = await localProvider({ tls: certificate });
+    const { provider } = await startFeedProvider({ tls: certificate });
     const channel = new RpcChannel({
       loop: EventLoop.current(),
       providers: { "test.Feed": [provider.advertisedAddress] },

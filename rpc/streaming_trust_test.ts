@@ -5,23 +5,12 @@
 import assert from "node:assert/strict";
 import { EventLoop } from "../reactor/event_loop.ts";
 import { FrameKind, MAX_CREDIT_BYTES, StreamKind, type WireFrame } from "./_rpc_wire.ts";
-import {
-  type BidiStreamingStubMethod,
-  type ClientStreamingStubMethod,
-  RpcChannel,
-  type ServerStreamingStubMethod,
-  type StubMethod,
-} from "./rpc_channel.ts";
+import { RpcChannel } from "./rpc_channel.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
-import { RpcProvider, type RpcProviderOptions } from "./rpc_provider.ts";
-import { FEED, type FeedCounters, feedHandlers, type Msg } from "./testdata/stream_feed.ts";
+import type { RpcProvider, RpcProviderOptions } from "./rpc_provider.ts";
+import { FEED, type FeedStub } from "./testdata/feed_service.ts";
+import { type FeedCounters, startFeedProvider } from "./testdata/stream_feed.ts";
 import { MSG, msg, open, RawPeer } from "./testdata/raw_peer.ts";
-
-interface FeedStub {
-  Say: StubMethod<Partial<Msg>, Msg>;
-  Watch: ServerStreamingStubMethod<Partial<Msg>, Msg>;
-  Upload: ClientStreamingStubMethod<Partial<Msg>, Msg>;
-}
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 /**
@@ -70,10 +59,7 @@ interface Rig {
 /** A provider of test.Feed, raw callers for `use` to attack it with, and an honest caller that must keep working. */
 async function underAttack(use: (rig: Rig) => Promise<void>, options: Partial<RpcProviderOptions> = {}) {
   const loop = new EventLoop();
-  const counters: FeedCounters = { produced: 0, taken: 0, running: 0 };
-  const provider = new RpcProvider({ loop, host: "127.0.0.1", ...options });
-  provider.registerService(FEED, feedHandlers(counters));
-  await provider.start();
+  const { provider, counters } = await startFeedProvider({ loop, ...options });
   const channel = new RpcChannel({ loop, providers: { "test.Feed": [provider.advertisedAddress] }, maxRetries: 0 });
   const honest = honestCaller(channel.stub<FeedStub>(FEED));
   const raws: RawPeer[] = [];
@@ -483,15 +469,23 @@ Deno.test("Hostile stream frames: a caller that drops its connection with 60 str
   });
 });
 
-Deno.test("A provider that breaks a stream's rules: the caller fails that stream INTERNAL and cancels it; others go on", async () => {
-  // A fake provider on a raw socket; the channel's one connection goes to it.
+/**
+ * A channel to test.Feed whose one provider is a socket listening on 127.0.0.1, for the test to accept and play
+ * the provider on by hand (a RawPeer).
+ */
+function channelToListener() {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const channel = new RpcChannel({
     loop: EventLoop.current(),
     providers: { "test.Feed": [`127.0.0.1:${listener.addr.port}`] },
     maxRetries: 0,
   });
-  const stub = channel.stub<FeedStub & { Chat: BidiStreamingStubMethod<Partial<Msg>, Msg> }>(FEED);
+  return { listener, channel, stub: channel.stub<FeedStub>(FEED) };
+}
+
+Deno.test("A provider that breaks a stream's rules: the caller fails that stream INTERNAL and cancels it; others go on", async () => {
+  // A fake provider on a raw socket; the channel's one connection goes to it.
+  const { listener, channel, stub } = channelToListener();
   let peer: RawPeer | undefined;
   try {
     const accepted = listener.accept();
@@ -555,12 +549,7 @@ Deno.test("A provider that breaks a stream's rules: the caller fails that stream
 Deno.test("A client stream that ends while its message waits for room in the output still closes the caller's generator", async () => {
   // A provider that grants all the credit there is and never reads: the caller's messages fill the sockets, then
   // wait in the connection's write queue; the caller then gives up on the stream.
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const channel = new RpcChannel({
-    loop: EventLoop.current(),
-    providers: { "test.Feed": [`127.0.0.1:${listener.addr.port}`] },
-    maxRetries: 0,
-  });
+  const { listener, channel, stub } = channelToListener();
   let peer: RawPeer | undefined;
   try {
     const accepted = listener.accept();
@@ -575,7 +564,6 @@ Deno.test("A client stream that ends while its message waits for room in the out
       }
     };
     const controller = new AbortController();
-    const stub = channel.stub<FeedStub>(FEED);
     const upload = stub.Upload(requests(), { signal: controller.signal }).then(() => undefined, (e) => e);
     peer = new RawPeer(await accepted, false);
     await peer.send({ credit: { callId: 1, bytes: MAX_CREDIT_BYTES } }); // the first stream's id on a connection

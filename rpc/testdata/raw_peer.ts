@@ -1,14 +1,14 @@
 /**
  * A peer speaking proto/rpc.proto's envelope by hand over a raw socket (TCP or TLS), as a hostile or foreign one
  * would: for the stream trust tests (streaming_trust_test.ts, streaming_trust_load_test.ts). As a caller it opens
- * test.Feed's streams (stream_feed.ts) frame by frame; on an accepted socket it plays a provider.
+ * test.Feed's streams (feed_service.ts) frame by frame; on an accepted socket it plays a provider.
  */
 
 import assert from "node:assert/strict";
 import { decodeRpcFrame } from "../_rpc_decoder.ts";
 import { encodeRpcFrame } from "../_rpc_encoder.ts";
 import { DecodedFrame, FrameKind, type WireFrame } from "../_rpc_wire.ts";
-import { FEED, type Msg } from "./stream_feed.ts";
+import { FEED, type Msg } from "./feed_service.ts";
 
 /** test.Feed's message type. */
 export const MSG = FEED.methods.get("Say")!.requestType;

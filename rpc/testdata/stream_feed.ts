@@ -1,42 +1,18 @@
 /**
- * The streaming service the adversarial stream tests serve (streaming_trust_test.ts, streaming_load_test.ts), in
- * one module so a provider in this process, on Worker threads (`registerServices`) or in a child process
- * (`deno run -A stream_feed.ts`, which prints `READY <address>` and serves until killed) behaves the same. Each
- * handler's behaviour is chosen by the request (Watch) or the metadata key `mode` (Upload, Chat), and counts what
- * it produced and took in {@linkcode FeedCounters}, which Say reports.
+ * The streaming service the adversarial stream tests serve (streaming_trust_test.ts,
+ * streaming_trust_load_test.ts), in one module so a provider in this process, on Worker threads
+ * (`registerServices`) or in a child process (`deno run -A stream_feed.ts`, which prints `READY <address>` and
+ * serves until killed) behaves the same. The service is test.Feed (feed_service.ts). Each handler's behaviour is
+ * chosen by the request (Watch) or the metadata key `mode` (Upload, Chat), and counts what it produced and took in
+ * {@linkcode FeedCounters}, which Say reports.
  */
 
 import { EventLoop } from "../../reactor/event_loop.ts";
-import { type CallContext, RpcProvider } from "../rpc_provider.ts";
-import { parseProto, serviceDefinition } from "../service_definition.ts";
+import { type CallContext, RpcProvider, type RpcProviderOptions } from "../rpc_provider.ts";
+import { FEED, type Msg } from "./feed_service.ts";
 
 // One value per isolate: each Worker of a provider with threads loads this module afresh.
 const isolateId = crypto.randomUUID();
-
-/** test.Feed: one method of each kind. */
-export const FEED = serviceDefinition(
-  parseProto(`
-    syntax = "proto3";
-    package test;
-    message Msg { string text = 1; int32 n = 2; bytes blob = 3; int32 produced = 4; int32 taken = 5; }
-    service Feed {
-      rpc Say (Msg) returns (Msg);
-      rpc Watch (Msg) returns (stream Msg);
-      rpc Upload (stream Msg) returns (Msg);
-      rpc Chat (stream Msg) returns (stream Msg);
-    }
-  `),
-  "test.Feed",
-);
-
-/** test.Feed's message. */
-export interface Msg {
-  text: string;
-  n: number;
-  blob: Uint8Array;
-  produced: number;
-  taken: number;
-}
 
 /** What the handlers did, for assertions on the provider's side. */
 export interface FeedCounters {
@@ -163,6 +139,17 @@ export function feedHandlers(counters: FeedCounters): Record<string, unknown> {
       }
     },
   };
+}
+
+/** A provider of test.Feed on 127.0.0.1 (`options` over that), started, and the counters its handlers count in. */
+export async function startFeedProvider(
+  options: RpcProviderOptions = {},
+): Promise<{ provider: RpcProvider; counters: FeedCounters }> {
+  const counters: FeedCounters = { produced: 0, taken: 0, running: 0 };
+  const provider = new RpcProvider({ host: "127.0.0.1", ...options });
+  provider.registerService(FEED, feedHandlers(counters));
+  await provider.start();
+  return { provider, counters };
 }
 
 /** For a provider with `threads`: each Worker registers test.Feed with counters of its own. */
