@@ -258,3 +258,66 @@ export function metadataFromHeaders(headers: Iterable<readonly [string, string]>
   }
   return metadata;
 }
+
+/** What a Connect content type says: the codec, and whether the call streams (enveloped messages). */
+export interface ConnectContentType {
+  /** `proto` or `json` (another name is a codec this gateway does not speak: 415). */
+  codec: string;
+  /** `application/connect+<codec>`: a streaming call; `application/<codec>`: unary. */
+  streaming: boolean;
+}
+
+/**
+ * `application/<codec>` (unary) or `application/connect+<codec>` (streaming), parameters such as charset ignored;
+ * undefined for a type that is neither (say gRPC-Web's, or none).
+ *
+ * @example
+ * ```ts
+ * import { parseConnectContentType } from "./connect_protocol.ts";
+ *
+ * const type = parseConnectContentType("application/connect+json; charset=utf-8");
+ * if (type?.codec !== "json" || !type.streaming) throw new Error("a JSON stream");
+ * ```
+ */
+export function parseConnectContentType(value: string | undefined): ConnectContentType | undefined {
+  if (value === undefined) return undefined;
+  const type = value.split(";")[0]!.trim().toLowerCase();
+  const streaming = /^application\/connect\+([a-z0-9._-]+)$/.exec(type);
+  if (streaming !== null) return { codec: streaming[1]!, streaming: true };
+  const unary = /^application\/([a-z0-9._-]+)$/.exec(type);
+  if (unary === null || unary[1]!.startsWith("grpc")) return undefined;
+  return { codec: unary[1]!, streaming: false };
+}
+
+/** A unary GET request's query (`connect=v1&encoding=...&message=...[&base64=1][&compression=...]`), decoded. */
+export interface ConnectGetRequest {
+  codec: string;
+  /** The message bytes: base64url-decoded when `base64=1`, else the query value's UTF-8 (JSON). */
+  message: Uint8Array;
+  /** `compression`, when given. */
+  compression: string | undefined;
+}
+
+/**
+ * The request of a unary GET (for methods with `idempotency_level = NO_SIDE_EFFECTS`) from its query. Throws a
+ * TypeError naming what is missing or malformed (the gateway answers invalid_argument).
+ */
+export function parseConnectGet(query: URLSearchParams): ConnectGetRequest {
+  const version = query.get("connect");
+  if (version !== null && version !== "v1") throw new TypeError(`connect must be "v1": "${version}"`);
+  const codec = query.get("encoding");
+  if (codec === null) throw new TypeError("A GET request needs the 'encoding' query parameter");
+  const text = query.get("message") ?? "";
+  const compression = query.get("compression") ?? undefined;
+  if (query.get("base64") === "1") return { codec, message: fromBase64Url(text), compression };
+  return { codec, message: new TextEncoder().encode(text), compression };
+}
+
+/** Bytes from base64, standard or URL-safe alphabet, padded or not. Throws a TypeError on other characters. */
+export function fromBase64Url(text: string): Uint8Array {
+  if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(text)) throw new TypeError("The value is not base64");
+  const standard = text.replace(/-/g, "+").replace(/_/g, "/").replace(/=+$/, "");
+  if (standard.length % 4 === 1) throw new TypeError("The value is not base64 (a stray character at its end)");
+  const padded = standard + "=".repeat((4 - (standard.length % 4)) % 4);
+  return Uint8Array.from(atob(padded), (char) => char.charCodeAt(0));
+}

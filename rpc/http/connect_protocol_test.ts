@@ -8,7 +8,10 @@ import {
   envelope,
   EnvelopeReader,
   EnvelopeTooLarge,
+  fromBase64Url,
   metadataFromHeaders,
+  parseConnectContentType,
+  parseConnectGet,
   parseConnectTimeout,
 } from "./connect_protocol.ts";
 
@@ -88,4 +91,24 @@ Deno.test("Connect: the timeout header and which headers are metadata", () => {
   ]);
   assert.deepEqual(Object.entries(metadata), [["x-user", "a, b"], ["token-bin", "AAEC"], ["__proto__", "p"]]);
   assert.equal(Object.getPrototypeOf(metadata), Object.prototype);
+});
+
+Deno.test("Connect: content types tell unary from streaming and name the codec; GET queries decode", () => {
+  assert.deepEqual(parseConnectContentType("application/proto"), { codec: "proto", streaming: false });
+  assert.deepEqual(parseConnectContentType("application/json; charset=utf-8"), { codec: "json", streaming: false });
+  assert.deepEqual(parseConnectContentType("application/connect+proto"), { codec: "proto", streaming: true });
+  assert.deepEqual(parseConnectContentType("application/foo"), { codec: "foo", streaming: false });
+  for (const other of [undefined, "application/grpc-web+proto", "application/grpc", "text/plain"]) {
+    assert.equal(parseConnectContentType(other), undefined, other);
+  }
+  const json = parseConnectGet(new URLSearchParams("connect=v1&encoding=json&message=%7B%22a%22%3A1%7D"));
+  assert.equal(new TextDecoder().decode(json.message), '{"a":1}');
+  const proto = parseConnectGet(new URLSearchParams("encoding=proto&base64=1&message=-_8&compression=gzip"));
+  assert.deepEqual([...proto.message], [0xfb, 0xff]);
+  assert.equal(proto.compression, "gzip");
+  assert.throws(() => parseConnectGet(new URLSearchParams("message=e30")), TypeError);
+  assert.throws(() => parseConnectGet(new URLSearchParams("connect=v2&encoding=json")), TypeError);
+  assert.throws(() => fromBase64Url("a*b"), TypeError);
+  assert.deepEqual([...fromBase64Url("AAEC")], [0, 1, 2]);
+  assert.deepEqual([...fromBase64Url("AAE=")], [0, 1]);
 });
