@@ -6,10 +6,10 @@
  *   deno task bench [--seconds 3] [--block 16384] [--conns 1,64]
  */
 
-import { parseArgs } from "node:util";
+import { parseArgsOrExit } from "../reactor/backend/parse_args.ts";
 import { denoRun, spawnReady } from "../reactor/testdata/spawn_ready.ts";
 
-const { values } = parseArgs({
+const { values } = parseArgsOrExit({
   args: Deno.args,
   options: {
     seconds: { type: "string", default: "3" },

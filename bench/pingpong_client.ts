@@ -4,10 +4,10 @@
  * read and the elapsed time. `--stack reactor` uses TcpClient, `--stack raw` plain Deno.connect.
  */
 
-import { parseArgs } from "node:util";
+import { parseArgsOrExit } from "../reactor/backend/parse_args.ts";
 import { EventLoop, InetAddress, TcpClient } from "../reactor/mod.ts";
 
-const { values } = parseArgs({
+const { values } = parseArgsOrExit({
   args: Deno.args,
   options: {
     stack: { type: "string", default: "reactor" },

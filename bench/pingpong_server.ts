@@ -3,10 +3,10 @@
  * plain Deno.listen. Prints `READY <port>` once listening; exits on SIGTERM.
  */
 
-import { parseArgs } from "node:util";
+import { parseArgsOrExit } from "../reactor/backend/parse_args.ts";
 import { EventLoop, InetAddress, TcpServer } from "../reactor/mod.ts";
 
-const { values } = parseArgs({
+const { values } = parseArgsOrExit({
   args: Deno.args,
   options: { stack: { type: "string", default: "reactor" }, threads: { type: "string", default: "0" } },
 });

@@ -10,7 +10,7 @@
  *   deno task bench-discovery [--rounds 200]
  */
 
-import { parseArgs } from "node:util";
+import { parseArgsOrExit } from "../reactor/backend/parse_args.ts";
 import { EventLoop } from "../reactor/event_loop.ts";
 import { getLogger, LogLevel } from "../reactor/logger.ts";
 import { NodeType } from "../registry/server/data_tree.ts";
@@ -22,7 +22,7 @@ import { loadProtoFile, RpcChannel, RpcProvider, serviceDefinition, type StubMet
 import { defaultBackend } from "../reactor/backend/mod.ts";
 import { startRegistry } from "./_spawn_ready.ts";
 
-const { values } = parseArgs({ args: Deno.args, options: { rounds: { type: "string", default: "200" } } });
+const { values } = parseArgsOrExit({ args: Deno.args, options: { rounds: { type: "string", default: "200" } } });
 const rounds = Number(values.rounds);
 getLogger().level = LogLevel.WARN;
 const loop = EventLoop.current();

@@ -14,7 +14,7 @@
  *   deno task bench-registry [--seconds 2] [--runs 5]
  */
 
-import { parseArgs } from "node:util";
+import { parseArgsOrExit } from "../reactor/backend/parse_args.ts";
 import { EventLoop } from "../reactor/event_loop.ts";
 import { getLogger, LogLevel } from "../reactor/logger.ts";
 import type { Registry } from "../registry/registry.ts";
@@ -24,7 +24,7 @@ import { startZooKeeper } from "../registry/testdata/zookeeper_server.ts";
 import { denoRun, spawnReady } from "../reactor/testdata/spawn_ready.ts";
 import { startRegistry } from "./_spawn_ready.ts";
 
-const { values } = parseArgs({
+const { values } = parseArgsOrExit({
   args: Deno.args,
   options: { seconds: { type: "string", default: "2" }, runs: { type: "string", default: "5" } },
 });

@@ -11,11 +11,11 @@
  *   deno task bench-rpc [--seconds 3] [--runs 3] [--pin]
  */
 
-import { parseArgs } from "node:util";
+import { parseArgsOrExit } from "../reactor/backend/parse_args.ts";
 import { pinMainThread } from "./_spawn_ready.ts";
 import { spawnReady } from "../reactor/testdata/spawn_ready.ts";
 
-const { values } = parseArgs({
+const { values } = parseArgsOrExit({
   args: Deno.args,
   options: {
     seconds: { type: "string", default: "3" },

@@ -4,14 +4,14 @@
  * one); prints one JSON line with QPS, p50 and p99 (ms).
  */
 
-import { parseArgs } from "node:util";
+import { parseArgsOrExit } from "../reactor/backend/parse_args.ts";
 import { EventLoop } from "../reactor/mod.ts";
 import { loadProtoFile, RpcChannel, serviceDefinition, type StubMethod } from "../rpc/mod.ts";
 import { defaultBackend } from "../reactor/backend/mod.ts";
 import { encodeRpcFrame } from "../rpc/_rpc_encoder.ts";
 import { frameAll, FrameReader } from "./_length_prefixed.ts";
 
-const { values } = parseArgs({
+const { values } = parseArgsOrExit({
   args: Deno.args,
   options: {
     stack: { type: "string", default: "dwt" },

@@ -5,13 +5,13 @@
  * sockets echoing bytes as they come. Prints `READY <port>`.
  */
 
-import { parseArgs } from "node:util";
+import { parseArgsOrExit } from "../reactor/backend/parse_args.ts";
 import { EventLoop } from "../reactor/mod.ts";
 import { defaultBackend } from "../reactor/backend/mod.ts";
 import { loadProtoFile, RpcProvider } from "../rpc/mod.ts";
 import { frameAll, FrameReader } from "./_length_prefixed.ts";
 
-const { values } = parseArgs({
+const { values } = parseArgsOrExit({
   args: Deno.args,
   options: { stack: { type: "string", default: "dwt" }, threads: { type: "string", default: "0" } },
 });

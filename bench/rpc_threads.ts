@@ -13,10 +13,10 @@
  * share of the CPU dominates and the second core shows.
  */
 
-import { parseArgs } from "node:util";
+import { parseArgsOrExit } from "../reactor/backend/parse_args.ts";
 import { spawnReady } from "../reactor/testdata/spawn_ready.ts";
 
-const { values } = parseArgs({
+const { values } = parseArgsOrExit({
   args: Deno.args,
   options: {
     client: { type: "string", default: "load" },

@@ -15,10 +15,10 @@
  *   deno task bench-stream [--seconds 2] [--runs 3] [--slow-seconds 5] [--round-trips 10000]
  */
 
-import { parseArgs } from "node:util";
+import { parseArgsOrExit } from "../reactor/backend/parse_args.ts";
 import { type ReadyProcess, spawnReady } from "../reactor/testdata/spawn_ready.ts";
 
-const { values } = parseArgs({
+const { values } = parseArgsOrExit({
   args: Deno.args,
   options: {
     seconds: { type: "string", default: "2" },

@@ -10,7 +10,7 @@
  * window (default 65536), for experiments.
  */
 
-import { parseArgs } from "node:util";
+import { parseArgsOrExit } from "../reactor/backend/parse_args.ts";
 import { EventLoop } from "../reactor/mod.ts";
 import { defaultBackend } from "../reactor/backend/mod.ts";
 import {
@@ -23,7 +23,7 @@ import {
 import { frameAll, FrameReader } from "./_length_prefixed.ts";
 import { RateMeter } from "./_rate_meter.ts";
 
-const { values } = parseArgs({
+const { values } = parseArgsOrExit({
   args: Deno.args,
   options: {
     mode: { type: "string", default: "flood" },

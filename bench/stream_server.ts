@@ -8,13 +8,13 @@
  * the Chunks the handlers yielded so far, and the wall clock in ms). Prints `READY <port>`.
  */
 
-import { parseArgs } from "node:util";
+import { parseArgsOrExit } from "../reactor/backend/parse_args.ts";
 import { EventLoop } from "../reactor/mod.ts";
 import { defaultBackend } from "../reactor/backend/mod.ts";
 import { loadProtoFile, RpcProvider, serviceDefinition } from "../rpc/mod.ts";
 import { frameAll, FrameReader } from "./_length_prefixed.ts";
 
-const { values } = parseArgs({
+const { values } = parseArgsOrExit({
   args: Deno.args,
   options: { stack: { type: "string", default: "dwt" }, "sample-memory": { type: "string", default: "0" } },
 });

@@ -14,14 +14,14 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { parseArgsOrExit } from "../reactor/backend/parse_args.ts";
 import { RpcApplication } from "../rpc/rpc_application.ts";
 import { RpcError } from "../rpc/rpc_error.ts";
 import { newUserServiceRpcStub } from "../examples/rpc/user_pb.ts";
 
 const SERVICE = "dwt.UserServiceRpc";
 
-const { values } = parseArgs({
+const { values } = parseArgsOrExit({
   args: Deno.args,
   options: {
     i: { type: "string" },

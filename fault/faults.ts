@@ -14,7 +14,7 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { parseArgsOrExit } from "../reactor/backend/parse_args.ts";
 import { framed, QUIET } from "./_harness.ts";
 import { denoRun, type ReadyProcess, spawnReady } from "../reactor/testdata/spawn_ready.ts";
 import { newUserServiceRpcStub } from "../examples/rpc/user_pb.ts";
@@ -29,7 +29,7 @@ import { RpcChannel, type StubMethod } from "../rpc/rpc_channel.ts";
 import { RpcProvider } from "../rpc/rpc_provider.ts";
 import { parseProto, serviceDefinition } from "../rpc/service_definition.ts";
 
-const { values } = parseArgs({
+const { values } = parseArgsOrExit({
   args: Deno.args,
   // --only TEXT: run only the scenarios whose name contains TEXT.
   options: { "soak-seconds": { type: "string", default: "60" }, only: { type: "string" } },

@@ -18,7 +18,7 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { parseArgsOrExit } from "../reactor/backend/parse_args.ts";
 import { framed, QUIET } from "./_harness.ts";
 import { denoRun, spawnReady } from "../reactor/testdata/spawn_ready.ts";
 import { newUserServiceRpcStub } from "../examples/rpc/user_pb.ts";
@@ -32,7 +32,7 @@ import { decodeRpcFrame } from "../rpc/_rpc_decoder.ts";
 import { encodeRpcFrame } from "../rpc/_rpc_encoder.ts";
 import { RpcChannel } from "../rpc/rpc_channel.ts";
 
-const { values } = parseArgs({
+const { values } = parseArgsOrExit({
   args: Deno.args,
   options: { seconds: { type: "string", default: "20" }, seed: { type: "string" } },
 });

@@ -22,7 +22,7 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { parseArgsOrExit } from "../reactor/backend/parse_args.ts";
 import { QUIET, seededRandom } from "./_harness.ts";
 import { HistoryRecorder, NOT_SENT, type OpInput, type OpResult } from "./_history.ts";
 import { checkHistory } from "./_linearizability_checker.ts";
@@ -33,7 +33,7 @@ import { getLogger, LogLevel } from "../reactor/logger.ts";
 import { RegistryClient } from "../registry/client/registry_client.ts";
 import { PartitionProxy } from "../registry/testdata/partition_proxy.ts";
 
-const { values } = parseArgs({
+const { values } = parseArgsOrExit({
   args: Deno.args,
   options: {
     seconds: { type: "string", default: "30" },

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { parseArgsOrExit } from "../reactor/backend/parse_args.ts";
 import { framed, QUIET } from "./_harness.ts";
 import { denoRun, spawnReady } from "../reactor/testdata/spawn_ready.ts";
 import { EventLoop } from "../reactor/event_loop.ts";
@@ -19,7 +19,7 @@ import { getLogger, LogLevel } from "../reactor/logger.ts";
 import { encodeClientFrame } from "../registry/_codec.ts";
 import { RegistryClient } from "../registry/client/registry_client.ts";
 
-const { values } = parseArgs({
+const { values } = parseArgsOrExit({
   args: Deno.args,
   options: { seconds: { type: "string", default: "60" }, "limit-mib": { type: "string", default: "350" } },
 });

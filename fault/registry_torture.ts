@@ -15,7 +15,7 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { parseArgsOrExit } from "../reactor/backend/parse_args.ts";
 import { QUIET, seededRandom } from "./_harness.ts";
 import { denoRun, type ReadyProcess, spawnReady } from "../reactor/testdata/spawn_ready.ts";
 import { EventLoop } from "../reactor/event_loop.ts";
@@ -23,7 +23,7 @@ import { getLogger, LogLevel } from "../reactor/logger.ts";
 import { RegistryClient } from "../registry/client/registry_client.ts";
 import { RegistryError, RegistryErrorCode } from "../registry/registry_error.ts";
 
-const { values } = parseArgs({
+const { values } = parseArgsOrExit({
   args: Deno.args,
   options: {
     rounds: { type: "string", default: "40" },

@@ -27,7 +27,7 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { parseArgsOrExit } from "../reactor/backend/parse_args.ts";
 import { QUIET, seededRandom } from "./_harness.ts";
 import { denoRun, type ReadyProcess, spawnReady } from "../reactor/testdata/spawn_ready.ts";
 import { EventLoop } from "../reactor/event_loop.ts";
@@ -39,7 +39,7 @@ import { ServerState, ZooKeeperEnsemble } from "../registry/testdata/zookeeper_e
 const FAULT_NAMES = ["leader-kill", "freeze", "quorum-loss", "rolling-restart", "provider-restart"] as const;
 type FaultName = typeof FAULT_NAMES[number];
 
-const { values } = parseArgs({
+const { values } = parseArgsOrExit({
   args: Deno.args,
   options: {
     fault: { type: "string" },

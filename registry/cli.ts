@@ -259,11 +259,7 @@ export async function main(args: string[], backend: NetBackend = defaultBackend(
       },
     });
   } catch (error) {
-    writeError(
-      `${
-        (error as Error).message
-      }\nusage: registry-cli [--server HOST:PORT | --zookeeper CONNECT_STRING] [--auth TOKEN] [command ...]`,
-    );
+    writeError(`Cannot read the command line: ${(error as Error).message} (see registry-cli --help)`);
     return 2;
   }
   // Help needs no server: `--help`, `help`, `help ls`, `ls --help`.

@@ -15,7 +15,7 @@
 
 import { defaultBackend } from "../reactor/backend/default.ts";
 import type { TlsServerOptions } from "../reactor/backend/net_backend.ts";
-import { parseArgs } from "../reactor/backend/parse_args.ts";
+import { parseArgs, USAGE_EXIT_STATUS } from "../reactor/backend/parse_args.ts";
 import { EventLoop } from "../reactor/event_loop.ts";
 import type { HttpServer } from "../reactor/http_server.ts";
 import { InetAddress } from "../reactor/inet_address.ts";
@@ -51,15 +51,26 @@ import { RegistryServer } from "./server/registry_server.ts";
  */
 export async function main(args: string[]): Promise<number> {
   const backend = defaultBackend();
-  const { values } = parseArgs({
-    args,
-    options: {
-      config: { type: "string", short: "c" },
-      port: { type: "string" },
-      "data-dir": { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
-  });
+  // A bad command line or config file is one line on stderr and the usage status, with no stack trace.
+  const usageError = (error: unknown) => {
+    const message = error instanceof Error ? error.message : String(error);
+    backend.process.writeStderr(`${message.replace(/\s*[\r\n]+\s*/g, " ")}\n`);
+    return USAGE_EXIT_STATUS;
+  };
+  let values;
+  try {
+    values = parseArgs({
+      args,
+      options: {
+        config: { type: "string", short: "c" },
+        port: { type: "string" },
+        "data-dir": { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    }).values;
+  } catch (error) {
+    return usageError(new TypeError(`Cannot read the command line: ${(error as Error).message}`));
+  }
   if (values.help) {
     backend.process.writeStdout(
       "usage: registry-server [--config FILE] [--port N] [--data-dir DIR]\n" +
@@ -73,11 +84,10 @@ export async function main(args: string[]): Promise<number> {
   let config: RegistryConfig = { ...DEFAULT_REGISTRY_CONFIG };
   try {
     if (values.config !== undefined) config = await loadRegistryConfig(backend, values.config);
-    if (values.port !== undefined) config.port = Number(values.port);
+    if (values.port !== undefined) config.port = parsePortOption(values.port);
     if (values["data-dir"] !== undefined) config.dataDir = values["data-dir"];
   } catch (error) {
-    backend.process.writeStderr(`${error instanceof Error ? error.message : error}\n`);
-    return 2;
+    return usageError(error);
   }
   const outputs: LogOutput[] = [new StderrLogOutput()];
   if (config.logPath !== undefined) outputs.push(new DailyFileLogOutput({ dir: config.logPath }));
@@ -91,13 +101,21 @@ export async function main(args: string[]): Promise<number> {
   const loop = EventLoop.current();
   let tls: TlsServerOptions | undefined;
   if (config.tlsCertFile !== undefined && config.tlsKeyFile !== undefined) {
+    const text = async (key: string, path: string) => {
+      try {
+        return new TextDecoder().decode(await backend.fs.readFile(path));
+      } catch (error) {
+        throw new TypeError(
+          `Cannot load registry config ${values.config} as '${key}' names a file that cannot be read: ` +
+            (error as Error).message,
+        );
+      }
+    };
     try {
-      const text = async (path: string) => new TextDecoder().decode(await backend.fs.readFile(path));
-      tls = { cert: await text(config.tlsCertFile), key: await text(config.tlsKeyFile) };
+      tls = { cert: await text("tlsCertFile", config.tlsCertFile), key: await text("tlsKeyFile", config.tlsKeyFile) };
     } catch (error) {
-      logger.fatal(`Cannot read the TLS certificate or key (${config.tlsCertFile}, ${config.tlsKeyFile})`, { error });
       await logger.close();
-      return 2;
+      return usageError(error);
     }
   }
   // Only for showing that the linearizability checker catches the old answer order (fault/linearizability.ts).
@@ -140,6 +158,15 @@ export async function main(args: string[]): Promise<number> {
   removeGuard();
   await logger.close();
   return 0;
+}
+
+/** The `--port` option: an integer in [0, 65535], checked as the config file's `port` is. */
+function parsePortOption(text: string): number {
+  const port = text.trim() === "" ? NaN : Number(text);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new RangeError(`Cannot listen as '--port' must be an integer in [0, 65535]: current value is '${text}'`);
+  }
+  return port;
 }
 
 if (defaultBackend().process.isMain(import.meta)) {

@@ -368,7 +368,9 @@ export async function main(args: string[], backend: NetBackend = defaultBackend(
       options: { data: { type: "string" }, apply: { type: "boolean" }, help: { type: "boolean", short: "h" } },
     }).values;
   } catch (error) {
-    backend.process.writeStderr(`${error instanceof Error ? error.message : error}\n${USAGE}`);
+    backend.process.writeStderr(
+      `Cannot read the command line: ${(error as Error).message} (see registry-repair --help)\n`,
+    );
     return 2;
   }
   if (values.help) {
@@ -376,7 +378,7 @@ export async function main(args: string[], backend: NetBackend = defaultBackend(
     return 0;
   }
   if (values.data === undefined) {
-    backend.process.writeStderr(USAGE);
+    backend.process.writeStderr("Cannot repair as '--data DIR' is missing (see registry-repair --help)\n");
     return 2;
   }
   const dir = values.data.replace(/\/+$/, "") || "/";

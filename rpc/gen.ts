@@ -51,7 +51,7 @@ export async function main(args: string[]): Promise<number> {
       },
     });
   } catch (error) {
-    backend.process.writeStderr(`${(error as Error).message}\n${USAGE}`);
+    backend.process.writeStderr(`Cannot read the command line: ${(error as Error).message} (${USAGE.trimEnd()})\n`);
     return 2;
   }
   const { values, positionals } = parsed;

@@ -12,6 +12,7 @@
 // The application: config file, registry, provider and channel in one.
 export { parseRpcConfig, RpcApplication, type RpcApplicationOptions, type RpcConfig } from "./rpc_application.ts";
 export type { RpcClientSettings, RpcServerLimits } from "./rpc_application.ts";
+export { ConfigError, exitOnConfigError, USAGE_EXIT_STATUS } from "./config_error.ts";
 
 // Publishing services.
 export { type CallContext, type MethodHandler, type RegisterServices, RpcProvider } from "./rpc_provider.ts";

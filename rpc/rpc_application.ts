@@ -29,6 +29,7 @@ import {
   ZooKeeperRegistry,
 } from "../registry/zookeeper/zookeeper_registry.ts";
 import { SERVER_LIMIT_NAMES, SERVER_LIMITS } from "./_server_limits.ts";
+import { ConfigError, readJsonConfig } from "./config_error.ts";
 import { RpcChannel, type RpcChannelOptions } from "./rpc_channel.ts";
 import { RpcProvider, type RpcProviderOptions } from "./rpc_provider.ts";
 
@@ -242,7 +243,7 @@ function readValue(key: string, spec: KeySpec, value: unknown, source: string): 
 }
 
 function fail(source: string, message: string): never {
-  throw new TypeError(`Cannot load RPC config ${source}: ${message}`);
+  throw new ConfigError(`Cannot load RPC config ${source}: ${message}`);
 }
 
 /**
@@ -374,9 +375,12 @@ export class RpcApplication {
   #registry: Promise<Registry> | undefined;
 
   readonly #backend: NetBackend;
+  /** The config file, for errors about the files it names. */
+  readonly #source: string;
 
-  private constructor(config: RpcConfig, loop: EventLoop, logger: Logger, backend: NetBackend) {
+  private constructor(config: RpcConfig, loop: EventLoop, logger: Logger, backend: NetBackend, source: string) {
     this.#backend = backend;
+    this.#source = source;
     this.config = config;
     this.loop = loop;
     this.#logger = logger;
@@ -385,7 +389,7 @@ export class RpcApplication {
   /**
    * Read `-i FILE` / `--config FILE` (or the seed's `-c FILE`) and `-l LEVEL` / `--loglevel LEVEL` (the seed's
    * 0-4 or a name; it overrides `log_level`) from `args`, load the config and set up logging (stderr, plus daily
-   * files in `log_path`). Throws a TypeError naming the key and the file on a bad config.
+   * files in `log_path`). Throws a {@linkcode ConfigError} naming the key and the file on a bad config.
    */
   static async init(args: string[], options: RpcApplicationOptions = {}): Promise<RpcApplication> {
     const backend = options.backend ?? defaultBackend();
@@ -408,22 +412,16 @@ export class RpcApplication {
         logLevelArg = parseLogLevel(values.loglevel);
       }
     } catch (error) {
-      throw new TypeError(`Cannot read the command line: ${(error as Error).message}`);
+      throw new ConfigError(`Cannot read the command line: ${(error as Error).message}`);
     }
-    if (path === undefined) throw new TypeError("Cannot initialise the application: give the config file as -i FILE");
-    let raw: unknown;
-    try {
-      raw = JSON.parse(new TextDecoder().decode(await backend.fs.readFile(path)));
-    } catch (error) {
-      throw new TypeError(`Cannot load RPC config ${path}: ${(error as Error).message}`, { cause: error });
-    }
-    const fromFile = parseRpcConfig(raw, path);
+    if (path === undefined) throw new ConfigError("Cannot initialise the application: give the config file as -i FILE");
+    const fromFile = parseRpcConfig(await readJsonConfig(backend, path, "RPC config"), path);
     const config = logLevelArg === undefined ? fromFile : { ...fromFile, logLevel: logLevelArg };
     const outputs: LogOutput[] = [new StderrLogOutput(backend)];
     if (config.logPath !== undefined) outputs.push(new DailyFileLogOutput({ dir: config.logPath, backend }));
     const logger = new Logger({ level: config.logLevel, outputs, name: options.name ?? "rpc" });
     setLogger(logger);
-    return new RpcApplication(config, options.loop ?? EventLoop.current(), logger, backend);
+    return new RpcApplication(config, options.loop ?? EventLoop.current(), logger, backend, path);
   }
 
   /** The registry session (opened on first use; its ephemeral nodes are re-created after an expiry). */
@@ -440,7 +438,7 @@ export class RpcApplication {
         RegistryClient.connect(`${config.host}:${config.port}`, {
           loop: this.loop,
           recreateEphemerals: true,
-          tls: caFile === undefined ? undefined : { caCerts: [await this.#readText(caFile)] },
+          tls: caFile === undefined ? undefined : { caCerts: [await this.#readText("dwt_src_tls_ca_file", caFile)] },
         }))();
     return this.#registry;
   }
@@ -448,15 +446,15 @@ export class RpcApplication {
   /** A provider listening on `rpcserver_ip:rpcserver_port`, publishing to the registry. */
   async provider(options: Omit<RpcProviderOptions, "registry" | "loop"> = {}): Promise<RpcProvider> {
     if (this.config.rpcserverIp === undefined) {
-      throw new TypeError("Cannot create a provider as the config has no 'rpcserver_ip'");
+      throw new ConfigError(`Cannot create a provider as RPC config ${this.#source} has no 'rpcserver_ip'`);
     }
     return new RpcProvider({
       host: this.config.rpcserverIp,
       port: this.config.rpcserverPort,
       threads: this.config.rpcserverThreads,
       tls: this.config.tlsCertFile === undefined ? undefined : {
-        cert: await this.#readText(this.config.tlsCertFile),
-        key: await this.#readText(this.config.tlsKeyFile!),
+        cert: await this.#readText("tls_cert_file", this.config.tlsCertFile),
+        key: await this.#readText("tls_key_file", this.config.tlsKeyFile!),
       },
       statusPort: this.config.rpcserverStatusPort,
       ...this.config.rpcserverLimits,
@@ -470,7 +468,7 @@ export class RpcApplication {
   async channel(options: Omit<RpcChannelOptions, "registry" | "loop"> = {}): Promise<RpcChannel> {
     const caFile = this.config.tlsCaFile;
     return new RpcChannel({
-      tls: caFile === undefined ? undefined : { caCerts: [await this.#readText(caFile)] },
+      tls: caFile === undefined ? undefined : { caCerts: [await this.#readText("tls_ca_file", caFile)] },
       ...this.config.rpcclient,
       ...options,
       registry: await this.registry(),
@@ -478,11 +476,12 @@ export class RpcApplication {
     });
   }
 
-  async #readText(path: string): Promise<string> {
+  async #readText(key: string, path: string): Promise<string> {
     try {
       return new TextDecoder().decode(await this.#backend.fs.readFile(path));
     } catch (error) {
-      throw new TypeError(`Cannot read ${path} named in the RPC config: ${(error as Error).message}`, { cause: error });
+      const why = `'${key}' names a file that cannot be read: ${(error as Error).message}`;
+      throw new ConfigError(`Cannot load RPC config ${this.#source}: ${why}`, { cause: error });
     }
   }
 

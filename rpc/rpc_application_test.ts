@@ -41,16 +41,16 @@ Deno.test(
   async () => {
     await withConfig(CALLER, async (path) => {
       await assert.rejects(RpcApplication.init(["-i", path, "-l", "5"]), {
-        name: "TypeError",
+        name: "ConfigError",
         message: /^Cannot read the command line: .*current value is '5'/,
       });
       await assert.rejects(RpcApplication.init(["-i", path, "-l"]), {
-        name: "TypeError",
+        name: "ConfigError",
         message: /'-l' needs a level/,
       });
     });
     await withConfig({ ...CALLER, log_level: 7 }, async (path) => {
-      await assert.rejects(RpcApplication.init(["-i", path]), { name: "TypeError", message: /'log_level'.*'7'/ });
+      await assert.rejects(RpcApplication.init(["-i", path]), { name: "ConfigError", message: /'log_level'.*'7'/ });
     });
   },
 );

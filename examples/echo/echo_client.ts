@@ -3,7 +3,7 @@
  * Run alone with `deno task echo-client [--port N] [--count N]` against `deno task echo-server`.
  */
 
-import { parseArgs } from "node:util";
+import { parseArgsOrExit } from "../../reactor/backend/parse_args.ts";
 import { type Buffer, EventLoop, InetAddress, TcpClient, type TcpConnection } from "../../reactor/mod.ts";
 
 /** Sends `count` lines, collects the echoes, and resolves with them once all have come back. */
@@ -54,7 +54,7 @@ export class EchoClient {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
+  const { values } = parseArgsOrExit({
     args: Deno.args,
     options: {
       host: { type: "string", default: "127.0.0.1" },

@@ -3,7 +3,7 @@
  * Run alone with `deno task echo-server [--port N] [--threads N]`.
  */
 
-import { parseArgs } from "node:util";
+import { parseArgsOrExit } from "../../reactor/backend/parse_args.ts";
 import { type Buffer, EventLoop, getLogger, InetAddress, type TcpConnection, TcpServer } from "../../reactor/mod.ts";
 
 /** Echoes every byte back to its sender. */
@@ -52,7 +52,7 @@ function onMessage(connection: TcpConnection, buffer: Buffer, _receiveTimeMs: nu
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
+  const { values } = parseArgsOrExit({
     args: Deno.args,
     options: {
       host: { type: "string", default: "127.0.0.1" },

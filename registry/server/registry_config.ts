@@ -11,6 +11,7 @@
 
 import type { NetBackend } from "../../reactor/backend/net_backend.ts";
 import type { HttpServerOptions } from "../../reactor/http_server.ts";
+import { parseJsonText } from "../../reactor/parse_json_text.ts";
 import { validatePath } from "../path.ts";
 import { REGISTRY_SERVER_DEFAULTS, type RegistryServerOptions } from "./registry_server_options.ts";
 
@@ -338,7 +339,7 @@ export async function loadRegistryConfig(backend: NetBackend, path: string): Pro
   }
   let raw: unknown;
   try {
-    raw = JSON.parse(text);
+    raw = parseJsonText(text);
   } catch (error) {
     throw new TypeError(`Cannot load registry config ${path} as it is not valid JSON: ${(error as Error).message}`, {
       cause: error,
