@@ -39,17 +39,43 @@ export interface ParsedProto {
   readonly importsUsed: readonly string[];
 }
 
+/** Options of {@linkcode parseWithImports}: protobufjs's, and the main file's name. */
+export interface ParseWithImportsOptions extends protobuf.IParseOptions {
+  /** The main file's name, set on what it declares (`filename`) as each import's path is on what the import declares. */
+  fileName?: string;
+}
+
+// protobufjs stamps `filename` on what it parses from the one global `parse.filename` (its own loader sets it the
+// same way); reflection tells the files of a Root apart by it.
+const parser = protobuf.parse as typeof protobuf.parse & { filename: string | null };
+
+function parseFile(
+  text: string,
+  root: protobuf.Root,
+  options: protobuf.IParseOptions,
+  fileName: string | undefined,
+): protobuf.IParserResult {
+  parser.filename = fileName ?? null;
+  try {
+    return protobuf.parse(text, root, options);
+  } finally {
+    parser.filename = null;
+  }
+}
+
 /**
  * Parse `text` and, recursively, every file it imports into one Root and resolve it. Throws a TypeError naming an
- * import that is neither well-known nor in `imports`.
+ * import that is neither well-known nor in `imports`. What each file declares carries the file's name
+ * (`filename`: the import path, or `options.fileName` for the main file).
  */
 export function parseWithImports(
   text: string,
   imports: Readonly<Record<string, string>>,
-  options: protobuf.IParseOptions,
+  options: ParseWithImportsOptions,
 ): ParsedProto {
+  const { fileName, ...parseOptions } = options;
   const root = new protobuf.Root();
-  const main = protobuf.parse(text, root, options);
+  const main = parseFile(text, root, parseOptions, fileName);
   const declared: protobuf.ReflectionObject[] = [];
   const visit = (ns: protobuf.NamespaceBase) => {
     for (const nested of ns.nestedArray) {
@@ -70,7 +96,7 @@ export function parseWithImports(
       const given = Object.hasOwn(imports, name) ? imports[name] : undefined;
       if (given !== undefined) {
         importsUsed.push(name);
-        const parsed = protobuf.parse(given, root, options);
+        const parsed = parseFile(given, root, parseOptions, name);
         load([...(parsed.imports ?? []), ...(parsed.weakImports ?? [])], name);
         continue;
       }

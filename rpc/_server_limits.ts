@@ -57,6 +57,8 @@ export const SERVER_LIMITS = {
   keepaliveIntervalMs: { key: "rpcserver_keepalive_interval_ms", min: 0, fallback: constant(10_000) },
   keepaliveTimeoutMs: { key: "rpcserver_keepalive_timeout_ms", min: 1, fallback: constant(5_000) },
   drainGraceMs: { key: "rpcserver_drain_grace_ms", min: 0, fallback: constant(5_000) },
+  // Not a limit, but a switch Workers need as well; the table is how provider settings reach them and the config.
+  reflection: { key: "rpcserver_reflection", switch: true, fallback: constant(true) },
 } as const satisfies Record<string, LimitSpec>;
 
 /** The name of one limit (an RpcProviderOptions field). */

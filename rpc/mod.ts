@@ -41,5 +41,7 @@ export type { MemoryTransportOptions } from "./memory_transport.ts";
 export { definitionOf, loadProtoFile, type MethodDefinition, MethodKind, parseProto } from "./service_definition.ts";
 export { type ParseProtoOptions, type ServiceDefinition, serviceDefinition } from "./service_definition.ts";
 export { type GenerateOptions, generateTypeScript } from "./codegen.ts";
+export { fileDescriptorSet, SERVER_REFLECTION_V1, SERVER_REFLECTION_V1ALPHA } from "./reflection/mod.ts";
+export type { ServerReflectionRequest, ServerReflectionResponse, ServerReflectionStub } from "./reflection/mod.ts";
 export { type Candidate, createLoadBalancer, type LoadBalancer, type LoadBalancerName } from "./load_balancer.ts";
 export { ConsistentHashBalancer, P2cBalancer, RandomBalancer, RoundRobinBalancer } from "./load_balancer.ts";

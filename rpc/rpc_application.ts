@@ -158,6 +158,8 @@ export interface RpcServerLimits {
   keepaliveTimeoutMs?: number;
   /** `rpcserver_drain_grace_ms`: {@linkcode RpcProviderOptions.drainGraceMs}. */
   drainGraceMs?: number;
+  /** `rpcserver_reflection` (true or false): {@linkcode RpcProviderOptions.reflection}. */
+  reflection?: boolean;
 }
 
 /** How a key's value is read: a non-empty string, a port, an integer at least `min`, true or false, a log level. */

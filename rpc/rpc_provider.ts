@@ -28,6 +28,8 @@ import { CallLedger } from "./_call_ledger.ts";
 import { ProviderThreads, type ServicesModule } from "./_provider_threads.ts";
 import { type ServerLimits, serverLimits } from "./_server_limits.ts";
 import { ServicePublisher } from "./_service_publisher.ts";
+import { ServerReflection } from "./reflection/server_reflection.ts";
+import { SERVER_REFLECTION_SERVICES } from "./reflection/server_reflection_proto.ts";
 import { TcpServerTransport } from "./_tcp_server_transport.ts";
 import { providerStatusHandler, type RpcProviderStats } from "./provider_status.ts";
 export type { RpcProviderStats } from "./provider_status.ts";
@@ -222,6 +224,13 @@ export interface RpcProviderOptions {
    */
   transport?: ServerTransport;
   /**
+   * Answer gRPC server reflection (`grpc.reflection.v1` and `v1alpha` `ServerReflection`, a bidirectional stream)
+   * with the .proto files of the services registered before start, imports included, so grpcurl, `buf curl` and
+   * `deno task call` need no .proto of them. The reflection services are not published in the registry.
+   * @default {true}
+   */
+  reflection?: boolean;
+  /**
    * Serve calls over TLS with this PEM certificate and key (on the main loop; not with `threads`).
    * @default {undefined}
    */
@@ -278,6 +287,8 @@ export class RpcProvider {
   #startedAt = 0;
   #status: HttpServer | undefined;
   #stopped: Promise<void> | undefined;
+  /** The reflection services this provider added to its own at start. */
+  #reflection: readonly ServiceDefinition[] = [];
 
   /** Configure a provider; nothing listens until {@linkcode RpcProvider.start}. */
   constructor(options: RpcProviderOptions = {}) {
@@ -298,6 +309,14 @@ export class RpcProvider {
     const address = this.address;
     const host = this.#options.advertisedHost ?? address.hostname;
     return new InetAddress(host, address.port).toString();
+  }
+
+  /**
+   * The services registered, in order (not the reflection services the provider adds at start): what it
+   * publishes, and what `fileDescriptorSet` (rpc/reflection) describes for download.
+   */
+  get services(): ServiceDefinition[] {
+    return this.#dispatcher.definitions.filter((definition) => !this.#reflection.includes(definition));
   }
 
   /** Calls answered so far. */
@@ -372,6 +391,7 @@ export class RpcProvider {
   async start(): Promise<void> {
     if (this.#transport !== undefined) throw new TypeError("Cannot start a provider twice");
     const transport = this.#makeTransport();
+    this.#addReflection();
     await transport.listen(this.#dispatcher);
     this.#transport = transport;
     this.#startedAt = this.#loop.now();
@@ -381,10 +401,23 @@ export class RpcProvider {
     const registry = this.#options.registry;
     if (registry !== undefined) {
       this.#publisher = new ServicePublisher(registry);
-      await this.#publisher.start(this.advertisedAddress, this.#dispatcher.definitions);
+      await this.#publisher.start(this.advertisedAddress, this.services);
     }
-    const names = this.#dispatcher.definitions.map((definition) => definition.fullName).join(", ");
+    const names = this.services.map((definition) => definition.fullName).join(", ");
     getLogger().info(`RpcProvider serving ${names} at ${this.advertisedAddress}`);
+  }
+
+  // Reflection over the services registered so far, behind the same interceptors; a service of the same name the
+  // user registered stays theirs.
+  #addReflection(): void {
+    if (!this.#limits.reflection || this.#reflection.length > 0) return;
+    const services = this.services;
+    const reflection = new ServerReflection(services);
+    const added = SERVER_REFLECTION_SERVICES.filter((definition) =>
+      !services.some((service) => service.fullName === definition.fullName)
+    );
+    for (const definition of added) this.#dispatcher.register(definition, reflection, this.#options.interceptors ?? []);
+    this.#reflection = added;
   }
 
   // The `transport` option, else TCP: on Worker threads with `threads`, else on this loop.

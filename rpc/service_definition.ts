@@ -105,6 +105,13 @@ export interface ParseProtoOptions {
    * @default {{}}
    */
   imports?: Readonly<Record<string, string>>;
+  /**
+   * The file's name as server reflection reports it (`user.proto`, or `shop/orders.proto` as protoc would name it
+   * relative to its import root); its imports are named by their import paths. {@linkcode loadProtoFile} gives the
+   * file's base name.
+   * @default {a name made of the package and the first service or type, `dwt/UserServiceRpc.proto`}
+   */
+  fileName?: string;
 }
 
 /**
@@ -126,7 +133,7 @@ export interface ParseProtoOptions {
  * ```
  */
 export function parseProto(text: string, options: ParseProtoOptions = {}): protobuf.Root {
-  return parseWithImports(text, options.imports ?? {}, { keepCase: false }).root;
+  return parseWithImports(text, options.imports ?? {}, { keepCase: false, fileName: options.fileName }).root;
 }
 
 /**
@@ -148,7 +155,8 @@ export async function loadProtoFile(backend: NetBackend, path: string): Promise<
   const decoder = new TextDecoder();
   const readText = async (file: string) => decoder.decode(await backend.fs.readFile(file));
   const text = await readText(path);
-  return parseProto(text, { imports: await readImports(path, text, { readText }) });
+  const fileName = path.slice(path.lastIndexOf("/") + 1);
+  return parseProto(text, { imports: await readImports(path, text, { readText }), fileName });
 }
 
 /**
