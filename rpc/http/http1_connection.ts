@@ -164,7 +164,6 @@ type DeadlineKind = typeof DeadlineKind[keyof typeof DeadlineKind];
  * import assert from "node:assert/strict";
  *
  * const server = new TcpServer(new EventLoop(), new InetAddress("127.0.0.1", 0), "http");
- * const handler = async () => {};
  * server.setConnectionCallback((connection) => {
  *   if (connection.connected) {
  *     connection.context = new Http1Connection(connection, {
@@ -454,9 +453,9 @@ export class Http1Connection {
       if (error !== undefined) {
         if (writer.headersSent) {
           if (!writer.ended) {
-            // The response cannot be finished honestly: the client must see it fail.
+            // The response cannot be finished honestly: cut short, the client sees it fail.
             getLogger().debug(`Http1Connection ${this.#tcp.name}: handler failed mid-response`, { error });
-            this.#tcp.forceClose();
+            this.#closeGracefully();
             return;
           }
         } else {
@@ -477,7 +476,7 @@ export class Http1Connection {
       }
     } catch (fixError) {
       getLogger().warn(`Http1Connection ${this.#tcp.name}: could not finish a response`, { error: fixError });
-      this.#tcp.forceClose();
+      this.#closeGracefully();
       return;
     }
     if (!writer.complete || writer.closesConnection) {
@@ -521,12 +520,10 @@ export class Http1Connection {
     getLogger().debug(`Http1Connection ${this.#tcp.name} refused a body: ${error.message}`);
     exchange.body.fail(error);
     this.#stopBodyTimer();
-    if (this.#state === Http1ConnectionState.DRAINING || exchange.writer.preempt(error)) {
-      // The response is whole (the handler's, or the refusal): let it reach the client.
-      this.#closeGracefully();
-    } else {
-      this.#tcp.forceClose();
-    }
+    // Whole (the handler's response, or the refusal answered in its stead) or cut short (a response under way:
+    // the client sees it end without its last chunk or short of its length), what was sent reaches the client.
+    if (this.#state !== Http1ConnectionState.DRAINING) exchange.writer.preempt(error);
+    this.#closeGracefully();
   }
 
   #onSendTimeout(): void {
