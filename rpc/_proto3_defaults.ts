@@ -124,7 +124,9 @@ function convertDecoded(type: protobuf.Type, message: Record<string, unknown>): 
 function convertForEncode(type: protobuf.Type, value: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const field of prepareType(type).fields) {
-    if (!(field.name in value)) continue;
+    // Own fields only: a decoded message's unset fields are its prototype's defaults, and copying them would set
+    // every member of a oneof (the last one encoded wins on the other side).
+    if (!Object.hasOwn(value, field.name)) continue;
     const item = value[field.name];
     if (item === null || item === undefined) {
       out[field.name] = item;

@@ -210,3 +210,18 @@ Deno.test("RPC codec: malformed bodies throw WireFormatError and nothing else", 
     }
   }
 });
+
+Deno.test("A decoded message with a 64-bit field re-encodes its oneof as it was (the unset member is not copied)", async () => {
+  const { parseProto } = await import("./service_definition.ts");
+  const { messageDecoder, messageEncoder } = await import("./_proto3_defaults.ts");
+  const root = parseProto(`syntax = "proto3"; package t;
+    message M { int64 big = 1; oneof pick { string s = 2; int64 i = 3; } }`);
+  const type = root.lookupType("t.M");
+  const decode = messageDecoder(type);
+  const encode = messageEncoder(type);
+  const first = decode(type.encode(type.fromObject({ big: 5, s: "x" })).finish()) as unknown as Record<string, unknown>;
+  const again = decode(type.encode(encode(first)).finish()) as unknown as Record<string, unknown>;
+  assert.equal(again.s, "x");
+  assert.equal(again.pick, "s");
+  assert.equal(again.big, 5n);
+});
