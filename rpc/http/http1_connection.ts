@@ -377,9 +377,11 @@ export class Http1Connection {
 
   #onBodyDemand(exchange: Exchange): void {
     if (exchange !== this.#exchange || this.#state !== Http1ConnectionState.ACTIVE) return;
-    if (exchange.head.expect === "continue" && !exchange.continueSent && !exchange.writer.headersSent) {
+    if (exchange.head.expect === "continue" && !exchange.continueSent) {
+      // From now on the client is no longer told to wait (and the body deadline runs), whether it gets a 100 or,
+      // the answer having begun already, has to decide by itself.
       exchange.continueSent = true;
-      if (!this.#parser.bodyDone) this.#tcp.send(CONTINUE);
+      if (!exchange.writer.headersSent && !this.#parser.bodyDone) this.#tcp.send(CONTINUE);
     }
     this.#process();
   }
@@ -547,7 +549,10 @@ export class Http1Connection {
   #updateReading(): void {
     if (this.#state === Http1ConnectionState.CLOSED) return;
     const exchange = this.#exchange;
-    const consuming = this.#state === Http1ConnectionState.READING_HEAD ||
+    // A client that does not read its answers is not read from either (beyond READ_AHEAD_BYTES), so one that
+    // pipelines requests without reading costs at most the high-water mark of answers and that much of requests.
+    const answering = this.#tcp.pendingBytes <= this.#settings.highWaterMarkBytes;
+    const consuming = answering && this.#state === Http1ConnectionState.READING_HEAD ||
       this.#state === Http1ConnectionState.DRAINING ||
       this.#state === Http1ConnectionState.CLOSING ||
       this.#state === Http1ConnectionState.ACTIVE && exchange !== undefined && !this.#parser.bodyDone &&
@@ -556,9 +561,11 @@ export class Http1Connection {
     else this.#tcp.stopRead();
   }
 
-  // The body deadline runs only while the server waits on the client: it wants body bytes and has none to parse.
+  // The body deadline runs only while the server waits on the client: it wants body bytes and has none to parse,
+  // and has not told it to wait (Expect: 100-continue before the handler reads).
   #updateBodyTimer(exchange: Exchange): void {
-    const waiting = !this.#parser.bodyDone &&
+    const toldToWait = exchange.head.expect === "continue" && !exchange.continueSent;
+    const waiting = !this.#parser.bodyDone && !toldToWait &&
       (this.#state === Http1ConnectionState.DRAINING || exchange.body.room > 0);
     if (!waiting) {
       this.#stopBodyTimer();

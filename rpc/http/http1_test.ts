@@ -29,6 +29,9 @@ const routes: Http1Handler = async (request, response) => {
       await response.end(JSON.stringify({ bytes, trailers, query: request.query.get("q") }));
       return;
     }
+    case "/big":
+      await response.end(new Uint8Array(64 * 1024).fill(0x62));
+      return;
     case "/ignore":
       await response.end("ignored");
       return;
@@ -875,4 +878,56 @@ Deno.test("Http1Server closes under a response already started when the body the
   }
   assert.equal(failure, "bad_chunk");
   assert.equal(server.stats.refusals.bad_chunk, 1);
+});
+
+Deno.test("Http1Server holds a bounded amount for a client pipelining requests it never reads the answers of", async () => {
+  let bigAnswers = 0;
+  await using server = await startServer({}, async (request, response) => {
+    if (request.path === "/big") bigAnswers++;
+    await routes(request, response);
+  });
+  const honest = honestClient(server);
+  const flooder = await RawClient.open(server);
+  let maxBuffered = 0;
+  try {
+    const request = encoder.encode("GET /big HTTP/1.1\r\nHost: x\r\n\r\n".repeat(100));
+    let sent = 0;
+    const flood = (async () => {
+      for (let i = 0; i < 2000; i++) {
+        if ((await flooder.conn.write(request).catch(() => 0)) === 0) return;
+        sent += request.length;
+      }
+    })();
+    for (let i = 0; i < 30; i++) {
+      await sleep(50);
+      maxBuffered = Math.max(maxBuffered, server.stats.bufferedBytes);
+    }
+    const answersWhileStalled = bigAnswers;
+    await sleep(300);
+    assert.equal(bigAnswers, answersWhileStalled, "requests kept being answered to a non-reader");
+    assert.ok(maxBuffered < 512 * 1024, `the server held ${maxBuffered} bytes for the flooder`);
+    assert.ok(sent < 64 * 1024 * 1024, `the flooder got ${sent} bytes of requests in`);
+    flooder.close();
+    await flood;
+  } finally {
+    flooder.close();
+    assert.ok(await honest.stop() > 0);
+  }
+});
+
+Deno.test("Http1Server does not time out a body it told the client to hold back (Expect: 100-continue)", async () => {
+  await using server = await startServer({ bodyTimeoutMs: 200 }, async (request, response) => {
+    await sleep(600); // say, authorising the upload before reading it
+    await routes(request, response);
+  });
+  const client = await RawClient.open(server);
+  try {
+    await client.write("POST /count HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n");
+    assert.equal((await client.read()).status, 100);
+    await client.write("abc");
+    assert.equal(JSON.parse((await client.read()).body).bytes, 3);
+  } finally {
+    client.close();
+  }
+  assert.equal(server.stats.refusals.body_timeout, 0);
 });
