@@ -248,11 +248,11 @@ export function generateTypeScript(protoText: string, options: GenerateOptions):
   }
   out.push("");
   out.push(`/** The parsed schema. */`);
-  out.push(
-    `export const root: ReturnType<typeof parseProto> = parseProto(PROTO${
-      imported.length > 0 ? ", { imports: PROTO_IMPORTS }" : ""
-    });`,
-  );
+  // The file's name goes with it, so reflection describes the services as the file they came from.
+  const parseOptions = `{ fileName: ${JSON.stringify(options.fileName)}${
+    imported.length > 0 ? ", imports: PROTO_IMPORTS" : ""
+  } }`;
+  out.push(`export const root: ReturnType<typeof parseProto> = parseProto(PROTO, ${parseOptions});`);
 
   for (const e of enums) {
     const name = typeName(e, packageName);

@@ -13,7 +13,7 @@ import {
 export const PROTO: string = "// The seed's info service (dwt_rpc example/info.proto).\nsyntax = \"proto3\";\n\npackage dwt;\n\nmessage InfoRequest {\n  int32 uid = 1;\n  int32 type = 2;\n}\n\nmessage InfoResponse {\n  bool success = 1;\n  int32 size = 2;\n  repeated bytes info = 3;\n}\n\nservice InfoServiceRpc {\n  rpc GetInfo(InfoRequest) returns (InfoResponse);\n}\n";
 
 /** The parsed schema. */
-export const root: ReturnType<typeof parseProto> = parseProto(PROTO);
+export const root: ReturnType<typeof parseProto> = parseProto(PROTO, { fileName: "info.proto" });
 
 /** The message dwt.InfoRequest. */
 export interface InfoRequest {

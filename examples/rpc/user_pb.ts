@@ -13,7 +13,7 @@ import {
 export const PROTO: string = "// The seed's user service (dwt_rpc example/user.proto).\nsyntax = \"proto3\";\n\npackage dwt;\n\nmessage ResultCode {\n  int32 errcode = 1;\n  bytes errmsg = 2;\n}\n\nmessage LoginRequest {\n  bytes name = 1;\n  bytes password = 2;\n}\n\nmessage LoginResponse {\n  ResultCode result = 1;\n  bool success = 2;\n}\n\nmessage RegisterRequest {\n  bytes name = 1;\n  bytes password = 2;\n}\n\nmessage RegisterResponse {\n  ResultCode result = 1;\n  bool success = 2;\n  int32 id = 3;\n}\n\nservice UserServiceRpc {\n  rpc Login(LoginRequest) returns (LoginResponse);\n  rpc Register(RegisterRequest) returns (RegisterResponse);\n}\n";
 
 /** The parsed schema. */
-export const root: ReturnType<typeof parseProto> = parseProto(PROTO);
+export const root: ReturnType<typeof parseProto> = parseProto(PROTO, { fileName: "user.proto" });
 
 /** The message dwt.ResultCode. */
 export interface ResultCode {

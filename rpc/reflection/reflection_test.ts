@@ -404,9 +404,9 @@ Deno.test("file_containing_symbol finds every kind of name, with or without a le
       ["legacy.trace_id", "legacy.proto"], // extension
       ["legacy.Envelope.Meta", "legacy.proto"], // group
       // Generated code parses its .proto with no file name: one file per service's .proto, named for it.
-      ["dwt.UserServiceRpc", "dwt/UserServiceRpc.proto"],
-      ["dwt.LoginRequest", "dwt/UserServiceRpc.proto"],
-      ["dwt.InfoServiceRpc.GetInfo", "dwt/InfoServiceRpc.proto"],
+      ["dwt.UserServiceRpc", "user.proto"],
+      ["dwt.LoginRequest", "user.proto"],
+      ["dwt.InfoServiceRpc.GetInfo", "info.proto"],
       ["grpc.reflection.v1.ServerReflection", "grpc/reflection/v1/reflection.proto"],
       ["grpc.reflection.v1alpha.ServerReflectionResponse", "grpc/reflection/v1alpha/reflection.proto"],
     ];
@@ -554,7 +554,7 @@ Deno.test("fileDescriptorSet: every file once, each after its imports; protobufj
   const bytes = fileDescriptorSet([UserServiceRpc, orders, legacy]);
   const set = descriptor.FileDescriptorSet.decode(bytes) as unknown as { file: File[] };
   assert.deepEqual(set.file.map((file) => file.name), [
-    "dwt/UserServiceRpc.proto",
+    "user.proto",
     "google/protobuf/timestamp.proto",
     "common/money.proto",
     "orders.proto",
@@ -627,7 +627,7 @@ Deno.test("ServerReflection.answer works without a socket and on plain objects",
   const sent = new Set<string>();
   const answer = reflection.answer({ fileContainingSymbol: "dwt.LoginResponse" }, sent);
   assert.equal(answer.fileDescriptorResponse?.fileDescriptorProto.length, 1);
-  assert.deepEqual([...sent], ["dwt/UserServiceRpc.proto"]);
+  assert.deepEqual([...sent], ["user.proto"]);
   assert.deepEqual(reflection.serviceNames, ["dwt.UserServiceRpc", ...REFLECTION]);
 });
 

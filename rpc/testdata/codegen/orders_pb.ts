@@ -18,7 +18,7 @@ export const PROTO_IMPORTS: Readonly<Record<string, string>> = {
 };
 
 /** The parsed schema. */
-export const root: ReturnType<typeof parseProto> = parseProto(PROTO, { imports: PROTO_IMPORTS });
+export const root: ReturnType<typeof parseProto> = parseProto(PROTO, { fileName: "orders.proto", imports: PROTO_IMPORTS });
 
 /** Where an order is. */
 export const Status = {

@@ -16,7 +16,7 @@ import {
 export const PROTO: string = "// Golden input of the code generator: one method of each kind, unary and the three streaming ones. Regenerate the\n// expected output with:\n//   deno task gen --import ../../mod.ts rpc/testdata/codegen/streams.proto\nsyntax = \"proto3\";\n\npackage feed;\n\n// A topic to read or write.\nmessage Topic {\n  string name = 1;\n}\n\n// One post on a topic.\nmessage Post {\n  string topic = 1;\n  string text = 2;\n  uint64 sequence = 3;\n}\n\nmessage UploadSummary {\n  uint32 posts = 1;\n  int64 bytes = 2;\n}\n\n// Feed, the golden streaming service.\nservice Feed {\n  // The latest post on a topic.\n  rpc Latest(Topic) returns (Post);\n  // Every post on a topic, as they come (server streaming).\n  rpc Watch(Topic) returns (stream Post);\n  rpc Upload(stream Post) returns (UploadSummary);\n  // Posts in, echoes out (bidirectional).\n  rpc Chat(stream Post) returns (stream Post);\n}\n";
 
 /** The parsed schema. */
-export const root: ReturnType<typeof parseProto> = parseProto(PROTO);
+export const root: ReturnType<typeof parseProto> = parseProto(PROTO, { fileName: "streams.proto" });
 
 /** A topic to read or write. */
 export interface Topic {
