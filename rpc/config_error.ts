@@ -28,6 +28,7 @@ export { USAGE_EXIT_STATUS };
  * ```
  */
 export class ConfigError extends TypeError {
+  /** Always `"ConfigError"`, so logs and `instanceof`-free checks can tell it from other TypeErrors. */
   override readonly name: string = "ConfigError";
 }
 

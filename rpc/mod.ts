@@ -42,6 +42,7 @@ export { definitionOf, loadProtoFile, type MethodDefinition, MethodKind, parsePr
 export { type ParseProtoOptions, type ServiceDefinition, serviceDefinition } from "./service_definition.ts";
 export { type GenerateOptions, generateTypeScript } from "./codegen.ts";
 export { fileDescriptorSet, SERVER_REFLECTION_V1, SERVER_REFLECTION_V1ALPHA } from "./reflection/mod.ts";
-export type { ServerReflectionRequest, ServerReflectionResponse, ServerReflectionStub } from "./reflection/mod.ts";
+export type { ExtensionRequest, ServerReflectionRequest, ServerReflectionResponse } from "./reflection/mod.ts";
+export type { ServerReflectionStub } from "./reflection/mod.ts";
 export { type Candidate, createLoadBalancer, type LoadBalancer, type LoadBalancerName } from "./load_balancer.ts";
 export { ConsistentHashBalancer, P2cBalancer, RandomBalancer, RoundRobinBalancer } from "./load_balancer.ts";
