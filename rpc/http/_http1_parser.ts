@@ -90,9 +90,11 @@ export const MAX_CHUNK_LINE_BYTES = 4096;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP\/(\d)\.(\d)$/;
-const ANY_VERSION = /^\S+ \S+ HTTP\/\d+\.\d+$/;
 const HOST = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]*)(:\d*)?$/;
 const OWS = /^[ \t]+|[ \t]+$/g;
+const NOT_ASCII = /[\u0080-\uffff]/;
+// ignoreBOM: keep a leading BOM as U+FEFF (not ASCII), rather than drop it and take the rest as a clean head.
+const utf8 = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /**
  * Parses requests out of one connection's input. Owned by one Http1Connection; call `parseHead` until it returns
@@ -251,11 +253,11 @@ export class Http1Parser {
     const lines = text.split("\r\n");
     const requestLine = lines[0] ?? "";
     const match = REQUEST_LINE.exec(requestLine);
-    if (match === null || match[3] !== "1") {
-      if (match !== null || ANY_VERSION.test(requestLine)) {
-        throw new Http1Error(Http1ErrorCode.VERSION_NOT_SUPPORTED, "Only HTTP/1.x is served on this port");
-      }
+    if (match === null) {
       throw new Http1Error(Http1ErrorCode.BAD_REQUEST_LINE, `Malformed request line '${shown(requestLine)}'`);
+    }
+    if (match[3] !== "1") {
+      throw new Http1Error(Http1ErrorCode.VERSION_NOT_SUPPORTED, "Only HTTP/1.x is served on this port");
     }
     const [, method = "", target = "", , minor] = match;
     const minorVersion = minor === "0" ? 0 : 1;
@@ -461,8 +463,11 @@ function hexValue(byte: number): number {
 }
 
 // Bytes as a string of the same length (each byte one UTF-16 unit): field values may hold obs-text, which UTF-8
-// decoding would mangle, and the WHATWG "latin1" decoder is windows-1252.
+// decoding would mangle, and the WHATWG "latin1" decoder is windows-1252. ASCII (nearly every head) takes the
+// native decoder: any byte above 0x7f would have decoded to a character above it, so none means all ASCII.
 function latin1(bytes: Uint8Array, start: number, end: number): string {
+  const ascii = utf8.decode(bytes.subarray(start, end));
+  if (!NOT_ASCII.test(ascii)) return ascii;
   let text = "";
   for (let i = start; i < end; i += 4096) text += String.fromCharCode(...bytes.subarray(i, Math.min(end, i + 4096)));
   return text;

@@ -128,6 +128,7 @@ Deno.test("Http1Parser refuses each framing ambiguity with its code", () => {
     ["a space in the target", "GET /a b HTTP/1.1\r\nHost: x\r\n\r\n", "bad_request_line"],
     ["a lower-case version", "GET / http/1.1\r\nHost: x\r\n\r\n", "bad_request_line"],
     ["empty lines forever", "\r\n".repeat(20), "bad_request_line"],
+    ["a byte-order mark first", "\ufeffGET / HTTP/1.1\r\nHost: x\r\n\r\n", "bad_request_line"],
   ];
   for (const [name, input, code] of cases) assert.equal(refusal(input), code, name);
 });
