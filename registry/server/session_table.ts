@@ -13,6 +13,7 @@ import {
   encodeHeartbeat,
   HEARTBEAT_FLAG_EXPIRED,
   HEARTBEAT_FLAG_NONE,
+  importHeartbeatKey,
   parseHeartbeat,
   verifyHeartbeat,
 } from "../heartbeat.ts";
@@ -38,7 +39,13 @@ type ParsedHeartbeat = NonNullable<ReturnType<typeof parseHeartbeat>>;
 
 /** A session that expired lately: its heartbeats get expiry notices once its end is durable. */
 interface ExpiredSession {
-  readonly key: CryptoKey;
+  /**
+   * Its secret, and its key only once a heartbeat comes after the end: 10,000 CryptoKeys cost 40 MiB of RSS (half
+   * of it on the JS heap, which V8 then grows in proportion), 10,000 copies of a 16-byte secret 5 MiB, and most
+   * clients send no heartbeat after their session ended.
+   */
+  readonly secret: Uint8Array;
+  key: Promise<CryptoKey> | undefined;
   readonly atMs: number;
   ended: boolean;
   /** The latest heartbeat that came before the end was durable, answered then. */
@@ -220,12 +227,14 @@ export class SessionTable {
     entry.ended = true;
     const waiting = entry.waiting;
     entry.waiting = undefined;
-    if (waiting !== undefined) this.#notifyExpired(waiting.heartbeat, entry.key, waiting.from);
+    if (waiting !== undefined) this.#notifyExpired(waiting.heartbeat, entry, waiting.from);
   }
 
   #remember(session: Session): void {
     const now = this.#loop.now();
-    this.#expired.set(session.id, { key: session.key, atMs: now, ended: false, waiting: undefined });
+    // A copy: the secret may be a view into a larger buffer (a record read back from the log).
+    const secret = session.secret.slice();
+    this.#expired.set(session.id, { secret, key: undefined, atMs: now, ended: false, waiting: undefined });
     // Oldest first (insertion order): drop what is too old or over the count.
     for (const [id, entry] of this.#expired) {
       if (this.#expired.size <= REMEMBER_EXPIRED && now - entry.atMs < REMEMBER_EXPIRED_MS) break;
@@ -260,7 +269,7 @@ export class SessionTable {
     if (session === undefined) {
       this.#stats.heartbeatsRejected++;
       const expired = this.#expired.get(heartbeat.sessionId);
-      if (expired?.ended) this.#notifyExpired(heartbeat, expired.key, from);
+      if (expired?.ended) this.#notifyExpired(heartbeat, expired, from);
       else if (expired !== undefined) expired.waiting = { heartbeat, from };
       return;
     }
@@ -283,13 +292,15 @@ export class SessionTable {
   // Only a datagram signed with the ended session's secret gets a notice: a stranger cannot aim notices at others.
   #notifyExpired(
     heartbeat: { sessionId: bigint; counter: bigint; signed: Uint8Array; proof: Uint8Array },
-    key: CryptoKey,
+    expired: ExpiredSession,
     from: InetAddress,
   ): void {
-    verifyHeartbeat(heartbeat.signed, heartbeat.proof, key)
-      .then((valid) =>
-        valid ? encodeHeartbeat(heartbeat.sessionId, heartbeat.counter, key, HEARTBEAT_FLAG_EXPIRED) : undefined
-      )
+    expired.key ??= importHeartbeatKey(expired.secret);
+    expired.key
+      .then(async (key) => {
+        if (!(await verifyHeartbeat(heartbeat.signed, heartbeat.proof, key))) return undefined;
+        return await encodeHeartbeat(heartbeat.sessionId, heartbeat.counter, key, HEARTBEAT_FLAG_EXPIRED);
+      })
       .then((notice) => {
         if (notice === undefined) return;
         this.#stats.expiryNotices++;
