@@ -546,6 +546,10 @@ export class Http1Connection {
     this.#arm(DeadlineKind.CLOSING, this.#settings.idleTimeoutMs);
   }
 
+  // FIXME: the connection keeps reading while a handler runs so that a client going away (an aborted stream) is
+  // seen at once. But TcpConnection closes the socket on the peer's FIN when no output is pending, so a client that
+  // half-closes after its request (`nc -N`, some HTTP/1.0 tools) loses the answer of any handler that takes a
+  // moment. Needs a reactor option to keep writing after the peer's FIN (and tell the owner of it).
   #updateReading(): void {
     if (this.#state === Http1ConnectionState.CLOSED) return;
     const exchange = this.#exchange;

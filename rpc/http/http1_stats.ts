@@ -34,6 +34,22 @@ export interface Http1Stats {
 }
 
 /**
+ * Options of {@linkcode Http1Counters}.
+ *
+ * @example
+ * ```ts
+ * import type { Http1CountersOptions } from "./http1_stats.ts";
+ *
+ * const refusals: string[] = [];
+ * const options: Http1CountersOptions = { onRefusal: (reason) => refusals.push(reason) };
+ * ```
+ */
+export interface Http1CountersOptions {
+  /** Also told of each refusal as it is counted (say, to count it as a provider's limit hit too). */
+  onRefusal?: (reason: Http1Refusal) => void;
+}
+
+/**
  * The live counters behind {@linkcode Http1Stats}. One per server; its connections count into it, all on one loop.
  *
  * @example
@@ -57,6 +73,12 @@ export class Http1Counters {
   readonly #refusals = Object.fromEntries(
     Object.values(Http1ErrorCode).filter((code) => code !== Http1ErrorCode.CONNECTION_CLOSED).map((code) => [code, 0]),
   ) as Record<Http1Refusal, number>;
+  readonly #onRefusal: ((reason: Http1Refusal) => void) | undefined;
+
+  /** Counters at zero. */
+  constructor(options: Http1CountersOptions = {}) {
+    this.#onRefusal = options.onRefusal;
+  }
 
   /** A connection opened. */
   connectionOpened(): void {
@@ -81,6 +103,7 @@ export class Http1Counters {
   /** A request was refused for `reason`. */
   refused(reason: Http1Refusal): void {
     this.#refusals[reason]++;
+    this.#onRefusal?.(reason);
   }
 
   /** An idle connection was closed. */

@@ -931,3 +931,29 @@ Deno.test("Http1Server does not time out a body it told the client to hold back 
   }
   assert.equal(server.stats.refusals.body_timeout, 0);
 });
+
+Deno.test("Http1ResponseWriter refuses to send a header that would split the response, and framing fields it owns", async () => {
+  const errors: string[] = [];
+  await using server = await startServer({}, async (request, response) => {
+    try {
+      if (request.path === "/split") response.writeHead(200, { "x-a": "1\r\nSet-Cookie: stolen=1" });
+      else response.writeHead(200, { "transfer-encoding": "gzip" });
+      await response.end("never");
+    } catch (error) {
+      errors.push(error instanceof TypeError ? "TypeError" : String(error));
+      throw error;
+    }
+  });
+  const client = await RawClient.open(server);
+  try {
+    for (const path of ["/split", "/framing"]) {
+      await client.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+      const response = await client.read();
+      assert.equal(response.status, 500);
+      assert.equal(response.headers.get("set-cookie"), undefined);
+    }
+  } finally {
+    client.close();
+  }
+  assert.deepEqual(errors, ["TypeError", "TypeError"]);
+});
