@@ -17,6 +17,8 @@ import type { Session } from "./session_table.ts";
 export interface ReplySlot {
   frame: ServerFrame | undefined;
   compute: (() => ServerFrame) | undefined;
+  /** The connection's last reply: once it is sent, the connection is shut down and what follows is dropped. */
+  last?: boolean;
 }
 
 /** A request held while its connection's session is being opened: decoded, or already answered with an error. */
@@ -121,6 +123,15 @@ export class RegistryConnection {
     else this.#push({ frame, compute: undefined });
   }
 
+  /**
+   * Send `frame` as the connection's last reply, after the replies queued before it (reads waiting for room in the
+   * output among them), then shut the connection down.
+   */
+  replyLast(frame: ServerFrame): void {
+    this.#push({ frame, compute: undefined, last: true });
+    this.#drain();
+  }
+
   /** Keep a place for a reply that comes later ({@linkcode RegistryConnection.fill}). */
   reserve(): ReplySlot {
     const slot: ReplySlot = { frame: undefined, compute: undefined };
@@ -138,6 +149,12 @@ export class RegistryConnection {
   fill(slot: ReplySlot, frame: ServerFrame, send = true): void {
     slot.frame = frame;
     if (send) this.#drain();
+  }
+
+  /** Fill a reserved place with the connection's last reply (see {@linkcode RegistryConnection.replyLast}). */
+  fillLast(slot: ReplySlot, frame: ServerFrame): void {
+    slot.last = true;
+    this.fill(slot, frame);
   }
 
   /**
@@ -184,6 +201,11 @@ export class RegistryConnection {
       if (slot.frame === undefined && (slot.compute === undefined || this.#backlogged)) break;
       sent++;
       this.#write(this.connection, slot.frame ?? slot.compute!());
+      if (slot.last) {
+        slots.length = 0;
+        this.connection.shutdown();
+        return;
+      }
     }
     if (sent > 0) slots.splice(0, sent);
     this.readIfClear();

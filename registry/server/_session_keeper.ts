@@ -224,8 +224,7 @@ export class SessionKeeper {
     const answer = (frame: ServerFrame) => {
       if (answered) return;
       answered = true;
-      state.fill(slot, frame);
-      state.connection.shutdown();
+      state.fillLast(slot, frame);
     };
     this.#end(session.id, (error) => answer(this.#options.replies.errorFrame(xid, error)));
     this.#whenEnded(session.id, () => answer({ xid, zxid: this.#options.pipeline().lastZxid.toString(), close: {} }));

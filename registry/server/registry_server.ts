@@ -414,7 +414,7 @@ export class RegistryServer {
     if (op === "connect") return this.#keeper.connect(state, frame);
     const session = state.session;
     if (session === undefined) {
-      state.reply(
+      state.replyLast(
         this.#replies.errorFrame(
           frame.xid,
           new RegistryError(
@@ -423,7 +423,6 @@ export class RegistryServer {
           ),
         ),
       );
-      state.connection.shutdown();
       return;
     }
     if (this.#keeper.table.get(session.id) !== session) {

@@ -460,6 +460,24 @@ Deno.test(
   },
 );
 
+Deno.test("RegistryServer answers a close after the reads pipelined before it, those waiting for room too", async () => {
+  const server = new RegistryServer({ port: 0, loop: new EventLoop() });
+  await server.start();
+  const raw = await RawClient.connect(server.address);
+  await raw.connectSession();
+  await raw.send({ xid: 2, create: { path: "/big", data: new Uint8Array(512 * 1024) } });
+  await raw.take(1);
+  const gets: ClientFrame[] = Array.from({ length: 20 }, (_, i) => ({ xid: 10 + i, get: { path: "/big" } }));
+  await raw.send(...gets, { xid: 30, close: {} });
+  const replies = await raw.take(gets.length + 1);
+  assert.deepEqual(replies.map((reply) => reply.xid), [...gets.map((get) => get.xid), 30]);
+  assert.ok(replies.slice(0, -1).every((reply) => reply.get?.data?.length === 512 * 1024));
+  assert.ok(replies.at(-1)!.close, replies.at(-1)!.errorMessage);
+  await until(() => raw.closed, 2000, "the server to shut the connection down");
+  await raw.close();
+  await server.stop();
+});
+
 Deno.test(
   "RegistryServer answers a request whose path is not UTF-8 in its turn, also right behind a connect",
   needs("read", "write"),
