@@ -20,7 +20,7 @@ import type { ServerLimits } from "./_server_limits.ts";
 import { RpcCode, RpcError } from "./rpc_error.ts";
 import type { CallContext, MethodHandler, ServerHandler, ServerInterceptor } from "./server_handler.ts";
 import type { RequestFrame, ServerConnection, ServerTransportHandler } from "./server_transport.ts";
-import { MethodKind, type ServiceDefinition } from "./service_definition.ts";
+import { type MethodDefinition, MethodKind, type ServiceDefinition } from "./service_definition.ts";
 
 const EMPTY_BYTES = new Uint8Array(0);
 
@@ -92,6 +92,11 @@ export class CallDispatcher implements ServerTransportHandler, CallsOwner {
     this.#connections.add(served);
     if (this.#stopping) served.drain(0);
     return served;
+  }
+
+  /** The definition of a method served here (for a transport that frames requests by it: the HTTP gateway). */
+  method(service: string, method: string): MethodDefinition | undefined {
+    return this.#services.get(service)?.handlers.get(method)?.method;
   }
 
   /** Count a limit that was hit. */

@@ -56,6 +56,15 @@ export interface RpcConfig {
   rpcserverThreads?: number;
   /** Key `rpcserver_status_port`: {@linkcode RpcProviderOptions.statusPort}. */
   rpcserverStatusPort?: number;
+  /** Key `rpcserver_http_port`: {@linkcode RpcProviderOptions.httpPort}; undefined (no gateway) when absent or 0. */
+  rpcserverHttpPort?: number;
+  /** Key `rpcserver_http_ip`: {@linkcode RpcProviderOptions.httpIp}; `rpcserver_ip` when absent. */
+  rpcserverHttpIp?: string;
+  /**
+   * Key `rpcserver_http_cors_origins`: the origins of {@linkcode RpcProviderOptions.httpCors}, `"*"` or a
+   * comma-separated list (`https://app.example, https://admin.example`); no CORS when absent.
+   */
+  rpcserverHttpCorsOrigins?: readonly string[] | "*";
   /** The provider's limits and timings, one `rpcserver_` key each: see {@linkcode RpcServerLimits}. */
   rpcserverLimits: RpcServerLimits;
   /** The caller's settings, one `rpcclient_` key each: see {@linkcode RpcClientSettings}. */
@@ -186,6 +195,9 @@ const RPC_KEYS: Readonly<Record<string, KeySpec>> = {
   rpcserver_port: { kind: "port" },
   rpcserver_threads: { kind: "count", min: 0 },
   rpcserver_status_port: { kind: "port" },
+  rpcserver_http_port: { kind: "port" },
+  rpcserver_http_ip: { kind: "text" },
+  rpcserver_http_cors_origins: { kind: "text" },
   ...Object.fromEntries(
     LIMIT_KEYS.map(([key, , min]) => [key, min === undefined ? { kind: "flag" } : { kind: "count", min }]),
   ),
@@ -242,6 +254,13 @@ function readValue(key: string, spec: KeySpec, value: unknown, source: string): 
       return n;
     }
   }
+}
+
+// `rpcserver_http_cors_origins`: "*", or origins separated by commas.
+function corsOrigins(value: string | undefined): readonly string[] | "*" | undefined {
+  if (value === undefined) return undefined;
+  if (value.trim() === "*") return "*";
+  return value.split(",").map((origin) => origin.trim()).filter((origin) => origin !== "");
 }
 
 function fail(source: string, message: string): never {
@@ -311,6 +330,9 @@ export function parseRpcConfig(raw: unknown, source: string): RpcConfig {
     rpcserverPort,
     rpcserverThreads,
     rpcserverStatusPort: port("rpcserver_status_port", false),
+    rpcserverHttpPort: port("rpcserver_http_port", false) || undefined,
+    rpcserverHttpIp: text("rpcserver_http_ip", false),
+    rpcserverHttpCorsOrigins: corsOrigins(text("rpcserver_http_cors_origins", false)),
     rpcserverLimits: Object.fromEntries(
       LIMIT_KEYS.flatMap(([key, option]) => values[key] === undefined ? [] : [[option, values[key]]]),
     ) as RpcServerLimits,
@@ -459,6 +481,11 @@ export class RpcApplication {
         key: await this.#readText("tls_key_file", this.config.tlsKeyFile!),
       },
       statusPort: this.config.rpcserverStatusPort,
+      httpPort: this.config.rpcserverHttpPort,
+      httpIp: this.config.rpcserverHttpIp,
+      httpCors: this.config.rpcserverHttpCorsOrigins === undefined
+        ? undefined
+        : { allowedOrigins: this.config.rpcserverHttpCorsOrigins },
       ...this.config.rpcserverLimits,
       ...options,
       registry: await this.registry(),

@@ -24,6 +24,10 @@ import { getLogger } from "../reactor/logger.ts";
 import { TcpServer } from "../reactor/tcp_server.ts";
 import type { Registry } from "../registry/registry.ts";
 import { CallDispatcher } from "./_call_dispatcher.ts";
+import type { Http1ConnectionOptions } from "./http/http1_connection.ts";
+import { GatewayTransport } from "./http/gateway_transport.ts";
+import type { GatewayCorsOptions } from "./http/gateway_cors.ts";
+import { fileDescriptorSet } from "./reflection/file_descriptor_set.ts";
 import { CallLedger } from "./_call_ledger.ts";
 import { ProviderThreads, type ServicesModule } from "./_provider_threads.ts";
 import { type ServerLimits, serverLimits } from "./_server_limits.ts";
@@ -236,6 +240,32 @@ export interface RpcProviderOptions {
    */
   tls?: TlsServerOptions;
   /**
+   * Serve the services over HTTP as well, on this port (0: any free port; off when undefined; the config key
+   * `rpcserver_http_port` is off when 0 or absent): the Connect protocol (unary, server and client streams; binary
+   * or JSON; GET for methods with `idempotency_level = NO_SIDE_EFFECTS`), gRPC-Web, and the services'
+   * FileDescriptorSet at `GET /dwt.rpc.Reflection/FileDescriptorSet`, for curl, browsers, connect-web, grpc-web and
+   * `buf curl` (rpc/http/gateway_transport.ts). Its calls go through the same dispatch as the native port's:
+   * interceptors, deadlines, limits, drain and `/metrics` cover them. See {@linkcode RpcProvider.httpAddress}.
+   * @default {undefined}
+   */
+  httpPort?: number;
+  /**
+   * The HTTP gateway's listen address (config key `rpcserver_http_ip`).
+   * @default {host}
+   */
+  httpIp?: string;
+  /**
+   * Let browser pages on other origins call through the HTTP gateway (CORS; config key
+   * `rpcserver_http_cors_origins`: `*` or a comma-separated list of origins).
+   * @default {undefined: no CORS}
+   */
+  httpCors?: GatewayCorsOptions;
+  /**
+   * Limits and deadlines of the HTTP gateway's connections (head size and time, idle time, output).
+   * @default {Http1Connection's defaults}
+   */
+  httpServer?: Http1ConnectionOptions;
+  /**
    * Serve the status pages (`/status`, `/metrics`, `/ruok`) over HTTP on this port (0: any free port); off when
    * undefined. See {@linkcode RpcProvider.statusAddress}.
    * @default {undefined}
@@ -286,6 +316,7 @@ export class RpcProvider {
   #module: ServicesModule | undefined;
   #startedAt = 0;
   #status: HttpServer | undefined;
+  #gateway: GatewayTransport | undefined;
   #stopped: Promise<void> | undefined;
   /** The reflection services this provider added to its own at start. */
   #reflection: readonly ServiceDefinition[] = [];
@@ -329,6 +360,11 @@ export class RpcProvider {
     return this.#ledger.inFlight;
   }
 
+  /** The HTTP gateway's address, when `httpPort` is set (after start). */
+  get httpAddress(): InetAddress | undefined {
+    return this.#gateway?.address;
+  }
+
   /** The status pages' address, when `statusPort` is set (after start). */
   get statusAddress(): InetAddress | undefined {
     return this.#status?.address;
@@ -338,15 +374,15 @@ export class RpcProvider {
   stats(): RpcProviderStats {
     return {
       uptimeMs: this.#startedAt === 0 ? 0 : this.#loop.now() - this.#startedAt,
-      connections: this.#transport?.connections ?? 0,
-      silentConnections: this.#transport?.silentConnections ?? 0,
+      connections: (this.#transport?.connections ?? 0) + (this.#gateway?.connections ?? 0),
+      silentConnections: (this.#transport?.silentConnections ?? 0) + (this.#gateway?.silentConnections ?? 0),
       callsInFlight: this.#ledger.inFlight,
       callsServed: this.#ledger.served,
       streamsOpen: this.#ledger.streamsOpen,
       streamMessages: this.#ledger.streamMessages(),
       calls: this.#ledger.calls(),
       errorsByCode: this.#ledger.errorsByCode(),
-      limitsHit: { ...this.#ledger.limitsHit(), ...this.#transport?.limitsHit?.() },
+      limitsHit: { ...this.#ledger.limitsHit(), ...this.#transport?.limitsHit?.(), ...this.#gateway?.limitsHit() },
     };
   }
 
@@ -395,6 +431,7 @@ export class RpcProvider {
     await transport.listen(this.#dispatcher);
     this.#transport = transport;
     this.#startedAt = this.#loop.now();
+    if (this.#options.httpPort !== undefined) await this.#startGateway(this.#options.httpPort);
     if (this.#options.statusPort !== undefined) await this.#startStatusPages(this.#options.statusPort);
     // A Worker's provider starts before its server does (the TcpServer's thread init), so it has no address yet.
     if (transport instanceof TcpServerTransport && !transport.ownsServer) return;
@@ -438,6 +475,20 @@ export class RpcProvider {
     return this.#threads = new ProviderThreads(server, threads, this.#module, this.#limits);
   }
 
+  // The HTTP gateway, on this loop and this dispatch (with `threads` too: the Workers serve the native port).
+  async #startGateway(port: number): Promise<void> {
+    const options = this.#options;
+    const gateway = new GatewayTransport(
+      this.#loop,
+      new InetAddress(options.httpIp ?? options.host ?? "127.0.0.1", port),
+      this.#limits,
+      { http: options.httpServer, cors: options.httpCors, fileDescriptorSet: () => fileDescriptorSet(this.services) },
+    );
+    await gateway.listen(this.#dispatcher);
+    this.#gateway = gateway;
+    getLogger().info(`RpcProvider HTTP gateway (Connect, gRPC-Web) on http://${gateway.address}/`);
+  }
+
   async #startStatusPages(port: number): Promise<void> {
     const status = new HttpServer(this.#loop, {
       ...this.#options.statusServer,
@@ -463,9 +514,11 @@ export class RpcProvider {
 
   async #stop(graceMs: number): Promise<void> {
     await this.#publisher?.stop();
+    this.#gateway?.drain();
     await this.#threads?.drain(this.#loop, graceMs);
     await this.#dispatcher.drain(graceMs);
     await this.#transport?.close();
+    await this.#gateway?.close();
     await this.#status?.stop();
   }
 

@@ -36,6 +36,7 @@
 
 import type { EventLoop } from "../reactor/event_loop.ts";
 import type { InetAddress } from "../reactor/inet_address.ts";
+import type { MethodDefinition } from "./service_definition.ts";
 
 /**
  * A request as a provider's transport hands it to the provider: a unary call's head, its one message and its
@@ -208,6 +209,13 @@ export interface ServerTransportHandler {
   accept(connection: ServerConnection): ServerConnectionHandler | undefined;
   /** The transport hit one of its limits (`connections`, `keepalive`, `unsent_bytes`, ...): counted in `/metrics`. */
   limitHit(limit: string): void;
+  /**
+   * The definition of `method` of `service` when it is served here (its kind, request and response types), else
+   * undefined. For a transport that must know a method before it can frame a request (the HTTP gateway: JSON to
+   * transcode, a stream kind to tell from the content type, a GET allowed or not); one that frames bytes as they
+   * come (TCP, memory) needs none.
+   */
+  method?(service: string, method: string): MethodDefinition | undefined;
 }
 
 /**

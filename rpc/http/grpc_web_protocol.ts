@@ -50,8 +50,18 @@ export function parseGrpcTimeout(value: string | undefined): number | undefined 
   return Math.ceil(Number(match[1]) * TIMEOUT_UNITS[match[2]!]!);
 }
 
-// A header value as gRPC sends it: printable ASCII as is; grpc-message is percent-encoded as gRPC specifies.
-function percentEncode(text: string): string {
+/**
+ * A `grpc-message` value as gRPC specifies it: printable ASCII as is, every other byte of the UTF-8 (and `%`)
+ * percent-encoded. Used in the trailers frame and in the headers of a trailers-only response.
+ *
+ * @example
+ * ```ts
+ * import { encodeGrpcMessage } from "./grpc_web_protocol.ts";
+ *
+ * if (encodeGrpcMessage("100% sûr") !== "100%25 s%C3%BBr") throw new Error("percent-encoded UTF-8");
+ * ```
+ */
+export function encodeGrpcMessage(text: string): string {
   let out = "";
   for (const byte of new TextEncoder().encode(text)) {
     out += byte >= 0x20 && byte <= 0x7e && byte !== 0x25
@@ -71,7 +81,7 @@ export function grpcWebTrailers(
   trailers: Iterable<readonly [string, string]> = [],
 ): Uint8Array {
   const lines = [`grpc-status: ${status}`];
-  if (message !== "") lines.push(`grpc-message: ${percentEncode(message)}`);
+  if (message !== "") lines.push(`grpc-message: ${encodeGrpcMessage(message)}`);
   for (const [name, value] of trailers) lines.push(`${name.toLowerCase()}: ${value}`);
   return new TextEncoder().encode(`${lines.join("\r\n")}\r\n`);
 }

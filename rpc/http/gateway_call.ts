@@ -1,0 +1,279 @@
+/**
+ * One HTTP request as the provider sees it: a {@linkcode ServerConnection} that carries exactly one call (the
+ * seam's rule for a gateway: each HTTP request is a call on a connection of its own), so the provider's dispatch,
+ * limits, deadlines, drain and accounting serve it as they serve a TCP caller. Towards the gateway's protocol code
+ * it is a queue of what the provider sends (stream messages, then the end) and the flow control of both
+ * directions: credit the provider grants for the client's messages, credit the gateway grants back once the HTTP
+ * client has taken a message.
+ *
+ * Made by a {@linkcode GatewayRequest} for the request's lifetime; loop-confined. Its end comes once, first of: the
+ * provider's answer, {@linkcode GatewayCall.fail} (the gateway refused the client's input), or
+ * {@linkcode GatewayCall.abandon} (the HTTP client went away).
+ *
+ * @module
+ */
+
+import type { EventLoop } from "../../reactor/event_loop.ts";
+import { withoutTransportKeys } from "../_server_call.ts";
+import { RpcCode, RpcError } from "../rpc_error.ts";
+import type {
+  CallAnswer,
+  RequestFrame,
+  ServerConnection,
+  ServerConnectionHandler,
+  ServerTransportHandler,
+} from "../server_transport.ts";
+
+/** The one call id of a gateway call's connection. */
+export const GATEWAY_CALL_ID = 1;
+
+/**
+ * How a call ended: the provider's answer (copied: the provider may reuse its bytes), or the gateway's own.
+ *
+ * @example
+ * ```ts
+ * import type { GatewayAnswer } from "./gateway_call.ts";
+ *
+ * const describe = (answer: GatewayAnswer) => answer.status === 0 ? "OK" : `${answer.status}: ${answer.message}`;
+ * ```
+ */
+export interface GatewayAnswer {
+  /** 0, or a gRPC status code. */
+  readonly status: number;
+  /** The reason, when status ≠ 0. */
+  readonly message: string;
+  /** The handler's response metadata (or its error's), without the transport's `dwt-` keys. */
+  readonly metadata: Readonly<Record<string, string>>;
+  /** A unary call's or client stream's response message (binary); empty otherwise. */
+  readonly payload: Uint8Array;
+}
+
+/**
+ * What the provider sent, in order: stream messages (each to be acknowledged with `written` once the gateway has
+ * handed it on), then one end.
+ *
+ * @example
+ * ```ts
+ * import type { GatewayEvent } from "./gateway_call.ts";
+ *
+ * const size = (event: GatewayEvent) => event.kind === "message" ? event.payload.length : 0;
+ * ```
+ */
+export type GatewayEvent =
+  | { readonly kind: "message"; readonly payload: Uint8Array; readonly written: () => void }
+  | { readonly kind: "end"; readonly answer: GatewayAnswer };
+
+const EMPTY_BYTES = new Uint8Array(0);
+const NO_METADATA: Readonly<Record<string, string>> = Object.freeze({});
+
+/**
+ * A call carried by one HTTP request.
+ *
+ * @example
+ * ```ts
+ * import { EventLoop } from "../../reactor/event_loop.ts";
+ * import { GatewayCall } from "./gateway_call.ts";
+ * import assert from "node:assert/strict";
+ *
+ * // A provider that answers every call OK with one byte.
+ * const call = new GatewayCall(new EventLoop(), "127.0.0.1:5000", {
+ *   accept: (connection) => ({
+ *     callsInFlight: 0,
+ *     request: (frame) =>
+ *       connection.answer({ ...frame, status: 0, errorMessage: "", answerMetadata: {}, answerPayload: new Uint8Array(1) }),
+ *     cancel: () => {},
+ *     closed: () => {},
+ *   }),
+ *   limitHit: () => {},
+ * });
+ * call.start({ callId: 1, service: "demo.Echo", method: "Say", timeoutMs: 0, metadata: {}, payload: new Uint8Array(0) }, 0);
+ * const event = await call.next();
+ * assert.equal(event.kind === "end" && event.answer.payload.length, 1);
+ * call.finish();
+ * ```
+ */
+export class GatewayCall implements ServerConnection {
+  /** The HTTP client's address. */
+  readonly peer: string;
+  /** The loop the call runs on. */
+  readonly loop: EventLoop;
+  /** Set when the provider drains or closes this call's connection: the HTTP connection closes after the response. */
+  closeConnection = false;
+  readonly #provider: ServerTransportHandler;
+  #calls: ServerConnectionHandler | undefined;
+  readonly #events: GatewayEvent[] = [];
+  #reader: ((event: GatewayEvent) => void) | undefined;
+  #ended = false;
+  #released = false;
+  #credit = 0;
+  #creditWaiter: { cost: number; resolve: (granted: boolean) => void } | undefined;
+
+  /** A call from `peer` for `provider`, on `loop`; nothing happens until {@linkcode GatewayCall.start}. */
+  constructor(loop: EventLoop, peer: string, provider: ServerTransportHandler) {
+    this.loop = loop;
+    this.peer = peer;
+    this.#provider = provider;
+  }
+
+  /** Whether the call's end is known (answered, failed or abandoned). */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /**
+   * Offer the call to the provider: its connection, then `frame` (received at `receiveTimeMs`, the loop's clock).
+   * A provider that refuses the connection ends the call UNAVAILABLE.
+   */
+  start(frame: RequestFrame, receiveTimeMs: number): void {
+    const calls = this.#provider.accept(this);
+    if (calls === undefined) {
+      this.#end(RpcCode.UNAVAILABLE, "The provider refused the call", NO_METADATA, EMPTY_BYTES);
+      return;
+    }
+    this.#calls = calls;
+    calls.request(frame, receiveTimeMs);
+  }
+
+  /** The next thing the provider sent (after the end: the end again). */
+  next(): Promise<GatewayEvent> {
+    const event = this.#events.shift();
+    if (event !== undefined) {
+      if (event.kind === "end") this.#events.unshift(event); // the end stays for later askers
+      return Promise.resolve(event);
+    }
+    return new Promise((resolve) => this.#reader = resolve);
+  }
+
+  /** The call's end (stream messages before it are let go: for a unary call, which sends none). */
+  async end(): Promise<GatewayAnswer> {
+    for (;;) {
+      const event = await this.next();
+      if (event.kind === "end") return event.answer;
+      event.written();
+    }
+  }
+
+  /** The HTTP client took a stream message of `bytes` (its cost): the provider may send that much more. */
+  grant(bytes: number): void {
+    if (!this.#released) this.#calls?.credit?.(GATEWAY_CALL_ID, bytes);
+  }
+
+  /**
+   * Wait until the provider's credit covers a client message costing `cost`, and take it: true, or false once the
+   * call has ended (stop sending).
+   */
+  reserve(cost: number): Promise<boolean> {
+    if (this.#ended) return Promise.resolve(false);
+    if (this.#creditWaiter === undefined && cost <= this.#credit) {
+      this.#credit -= cost;
+      return Promise.resolve(true);
+    }
+    if (this.#creditWaiter !== undefined) return Promise.reject(new TypeError("Cannot reserve credit twice at once"));
+    return new Promise((resolve) => this.#creditWaiter = { cost, resolve });
+  }
+
+  /** Hand the provider one client message (binary; copied there). Reserve its credit first. */
+  send(payload: Uint8Array): void {
+    if (!this.#ended) this.#calls?.message?.(GATEWAY_CALL_ID, payload);
+  }
+
+  /** The client's messages are over. */
+  halfClose(): void {
+    if (!this.#ended) this.#calls?.halfClose?.(GATEWAY_CALL_ID);
+  }
+
+  /**
+   * The gateway refuses the client's input (a message too large, not decodable, a broken envelope): the provider's
+   * side is cancelled and the call ends with `error`, which the gateway answers.
+   */
+  fail(error: RpcError): void {
+    if (this.#ended) return;
+    this.#end(error.code, error.rawMessage, withoutTransportKeys(error.metadata) ?? NO_METADATA, EMPTY_BYTES);
+    this.#calls?.cancel(GATEWAY_CALL_ID);
+  }
+
+  /** The HTTP client went away: the provider's call is cancelled (its handler's signal fires) and released. */
+  abandon(reason = "The HTTP client went away"): void {
+    if (this.#released) return;
+    this.#end(RpcCode.CANCELLED, reason, NO_METADATA, EMPTY_BYTES);
+    this.#release(reason);
+  }
+
+  /** The HTTP response is over: release the call's connection (a call still running is cancelled). */
+  finish(): void {
+    this.#release("The HTTP response ended");
+  }
+
+  // ServerConnection: what the provider calls.
+
+  /** From the provider: the call's answer or the stream's end. */
+  answer(call: CallAnswer): void {
+    if (this.#ended) return;
+    this.#end(
+      call.status,
+      call.errorMessage,
+      withoutTransportKeys(call.answerMetadata) ?? NO_METADATA,
+      call.answerPayload.length === 0 ? EMPTY_BYTES : call.answerPayload.slice(),
+    );
+  }
+
+  /** From the provider: a stream message, queued for the gateway (which acknowledges it with `written`). */
+  sendMessage(_callId: number, payload: Uint8Array, written: () => void): number {
+    if (!this.#ended) this.#push({ kind: "message", payload, written });
+    return 0;
+  }
+
+  /** From the provider: credit for the client's messages. */
+  sendCredit(_callId: number, bytes: number): void {
+    this.#credit += bytes;
+    const waiter = this.#creditWaiter;
+    if (waiter !== undefined && waiter.cost <= this.#credit) {
+      this.#creditWaiter = undefined;
+      this.#credit -= waiter.cost;
+      waiter.resolve(true);
+    }
+  }
+
+  /** From the provider: the stream ended; its messages not yet handed on are dropped. */
+  dropMessages(): void {
+    for (let i = this.#events.length - 1; i >= 0; i--) {
+      if (this.#events[i]!.kind === "message") this.#events.splice(i, 1);
+    }
+  }
+
+  /** From the provider: it drains. The HTTP connection closes after this response. */
+  drain(_lastCallId: number, reason: string, _graceMs: number, status = 0): void {
+    this.closeConnection = true;
+    if (status !== 0) this.fail(new RpcError(RpcCode.INTERNAL, reason));
+  }
+
+  /** From the provider: close once answered. The connection is released when the HTTP response ends. */
+  close(): void {
+    this.closeConnection = true;
+  }
+
+  #end(status: number, message: string, metadata: Readonly<Record<string, string>>, payload: Uint8Array): void {
+    this.#ended = true;
+    const waiter = this.#creditWaiter;
+    this.#creditWaiter = undefined;
+    waiter?.resolve(false);
+    this.#push({ kind: "end", answer: { status, message, metadata, payload } });
+  }
+
+  #push(event: GatewayEvent): void {
+    const reader = this.#reader;
+    if (reader !== undefined) {
+      this.#reader = undefined;
+      if (event.kind === "end") this.#events.push(event);
+      reader(event);
+      return;
+    }
+    this.#events.push(event);
+  }
+
+  #release(reason: string): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#calls?.closed(reason);
+  }
+}

@@ -1,0 +1,160 @@
+/**
+ * A stream's messages across the gateway, the same for Connect and gRPC-Web (they differ only in how a message is
+ * framed and how the end is written), with flow control end to end:
+ *
+ * - provider → HTTP client ({@linkcode relayMessages}): each message costs the provider stream's credit; the
+ *   gateway grants that credit back only once the HTTP response writer has taken the bytes below its high-water
+ *   mark (its `write` promise). A client that reads slowly stalls the writer, the credit stops, and the handler's
+ *   generator waits at its `yield`: the gateway holds at most one window of messages beyond the socket's buffers.
+ * - HTTP client → provider ({@linkcode uploadMessages}): the request body is read one message at a time, and only
+ *   as the provider's credit allows; a handler that does not read stops the body being read, and the HTTP layer
+ *   then stops reading the socket.
+ *
+ * @module
+ */
+
+import { messageCost } from "../_stream_flow.ts";
+import { RpcCode, RpcError } from "../rpc_error.ts";
+import type { Envelope } from "./connect_protocol.ts";
+import type { GatewayAnswer, GatewayCall } from "./gateway_call.ts";
+import type { Http1ResponseWriter } from "./http1_response_writer.ts";
+
+/**
+ * Turns a request envelope into the binary message the provider reads (checking its flags, decompressing,
+ * transcoding); throws an RpcError the client is answered with.
+ *
+ * @example
+ * ```ts
+ * import type { ReadEnvelope } from "./gateway_streams.ts";
+ *
+ * const uncompressedOnly: ReadEnvelope = (envelope) => {
+ *   if (envelope.flags !== 0) throw new TypeError("compressed");
+ *   return envelope.data;
+ * };
+ * ```
+ */
+export type ReadEnvelope = (envelope: Envelope) => Uint8Array | Promise<Uint8Array>;
+
+/**
+ * Turns the provider's binary message into the bytes the response carries (transcoded, compressed, framed).
+ *
+ * @example
+ * ```ts
+ * import { envelope } from "./connect_protocol.ts";
+ * import type { FrameMessage } from "./gateway_streams.ts";
+ *
+ * const plain: FrameMessage = (payload) => envelope(0, payload);
+ * ```
+ */
+export type FrameMessage = (payload: Uint8Array) => Uint8Array | Promise<Uint8Array>;
+
+/**
+ * The one request message of a unary gRPC-Web call or a server stream. Zero messages or more than one is
+ * UNIMPLEMENTED (what the Connect conformance suite expects of a server).
+ *
+ * @example
+ * ```ts
+ * import { envelope } from "./connect_protocol.ts";
+ * import { readOneMessage } from "./gateway_streams.ts";
+ * import assert from "node:assert/strict";
+ *
+ * async function* one() {
+ *   yield { flags: 0, data: new Uint8Array([8, 1]) };
+ * }
+ * assert.deepEqual(await readOneMessage(one(), (e) => e.data), new Uint8Array([8, 1]));
+ * ```
+ */
+export async function readOneMessage(envelopes: AsyncIterable<Envelope>, read: ReadEnvelope): Promise<Uint8Array> {
+  let message: Uint8Array | undefined;
+  for await (const envelope of envelopes) {
+    if (message !== undefined) {
+      throw new RpcError(RpcCode.UNIMPLEMENTED, "The method takes exactly one request message: a second one came");
+    }
+    // A copy: the envelope's data is a view into the reader's buffer, reused as more of the body arrives.
+    message = (await read(envelope)).slice();
+  }
+  if (message === undefined) {
+    throw new RpcError(RpcCode.UNIMPLEMENTED, "The method takes exactly one request message: the body had none");
+  }
+  return message;
+}
+
+/**
+ * Write the provider's stream messages to `response` as they come (`frame` makes each one's bytes;
+ * `beforeFirst` runs before the first is written, to finish the head), granting credit back as the writer takes
+ * them, until the call's end, which it returns (the end is not written). A message that cannot be framed fails
+ * the call INTERNAL; a client gone abandons it.
+ */
+export async function relayMessages(
+  call: GatewayCall,
+  response: Http1ResponseWriter,
+  frame: FrameMessage,
+  beforeFirst: () => void,
+): Promise<GatewayAnswer> {
+  const grant = (cost: number) => () => call.grant(cost);
+  const gone = () => call.abandon();
+  for (;;) {
+    const event = await call.next();
+    if (event.kind === "end") return event.answer;
+    let bytes: Uint8Array;
+    try {
+      bytes = await frame(event.payload);
+    } catch (error) {
+      call.fail(RpcError.from(error, RpcCode.INTERNAL));
+      continue;
+    }
+    if (call.ended) continue; // failed or abandoned meanwhile: the end is next
+    if (!response.headersSent) beforeFirst();
+    event.written();
+    response.write(bytes).then(grant(messageCost(event.payload.length)), gone);
+  }
+}
+
+/**
+ * Hand the client's messages to the provider as its credit allows (`read` makes each one's binary message), then
+ * half-close. Stops reading once the call ended (the provider answered before the client finished); fails the
+ * call with the error when the body breaks the rules (a message over the stream's window `windowBytes` included:
+ * the provider could never take it).
+ */
+export async function uploadMessages(
+  call: GatewayCall,
+  envelopes: AsyncIterable<Envelope>,
+  read: ReadEnvelope,
+  windowBytes: number,
+): Promise<void> {
+  try {
+    for await (const envelope of envelopes) {
+      const payload = await read(envelope);
+      const cost = messageCost(payload.length);
+      if (cost > windowBytes) {
+        throw new RpcError(
+          RpcCode.RESOURCE_EXHAUSTED,
+          `A request message of ${payload.length} bytes does not fit the stream's window of ${windowBytes} bytes`,
+        );
+      }
+      if (!(await call.reserve(cost))) return;
+      call.send(payload);
+    }
+    call.halfClose();
+  } catch (error) {
+    call.fail(RpcError.from(error, RpcCode.INTERNAL));
+  }
+}
+
+/**
+ * `a` then `b` in one array (a last message and the end, sent in one write).
+ *
+ * @example
+ * ```ts
+ * import { concatBytes } from "./gateway_streams.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(concatBytes(new Uint8Array([1]), new Uint8Array([2, 3])), new Uint8Array([1, 2, 3]));
+ * ```
+ */
+export function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const bytes = new Uint8Array(a.length + b.length);
+  bytes.set(a);
+  bytes.set(b, a.length);
+  return bytes;
+}
