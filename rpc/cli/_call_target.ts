@@ -1,0 +1,198 @@
+// Where `deno task call` sends calls and asks for schemas: the registry (ours or ZooKeeper) a caller's config
+// names, whose providers are found as an RpcChannel finds them, or one provider given as --provider HOST:PORT.
+
+import type { TlsClientOptions } from "../../reactor/backend/net_backend.ts";
+import type { EventLoop } from "../../reactor/event_loop.ts";
+import type { Registry } from "../../registry/registry.ts";
+import { SERVER_REFLECTION_V1, SERVER_REFLECTION_V1ALPHA } from "../reflection/mod.ts";
+import type { RpcApplication } from "../rpc_application.ts";
+import { RpcChannel } from "../rpc_channel.ts";
+import { RpcCode, RpcError } from "../rpc_error.ts";
+import { ReflectionClient } from "./_reflection_client.ts";
+import { ServiceDirectory } from "./_service_directory.ts";
+
+/** Where calls go and schemas come from. Owns the channels it makes; `close` closes them. */
+export interface CallTarget {
+  /** The services served: the registry's (with a provider now), or the provider's (by its reflection). */
+  listServices(timeoutMs: number): Promise<string[]>;
+  /** Rejects NOT_FOUND when `service` is not known where calls go, UNAVAILABLE when it has no provider now. */
+  checkService(service: string, timeoutMs: number): Promise<void>;
+  /** The providers to ask for the schema of `symbol` (a service, method, message or enum), best first. */
+  providersFor(symbol: string, timeoutMs: number): Promise<string[]>;
+  /** Reflection of the provider at `address`. */
+  reflection(address: string, timeoutMs: number, signal: AbortSignal): ReflectionClient;
+  /** A channel whose calls to `service` reach the target. */
+  channel(service: string): Promise<RpcChannel>;
+  /** Close every channel made. */
+  close(): Promise<void>;
+}
+
+/** `promise`, or `error()` once `timeoutMs` passed first. */
+export function within<T>(promise: Promise<T>, timeoutMs: number, error: () => RpcError): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => timer = setTimeout(() => reject(error()), timeoutMs));
+  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
+}
+
+/** The reflection services routed to one address (the rest of `providers` as given). */
+function withReflection(address: string, providers: Record<string, string[]> = {}): Record<string, string[]> {
+  return { ...providers, [SERVER_REFLECTION_V1.fullName]: [address], [SERVER_REFLECTION_V1ALPHA.fullName]: [address] };
+}
+
+/** The registry of a caller's config (`-i caller.json`). */
+export class RegistryTarget implements CallTarget {
+  readonly #app: RpcApplication;
+  readonly #tls: TlsClientOptions | undefined;
+  readonly #channels: RpcChannel[] = [];
+  #directory: Promise<ServiceDirectory> | undefined;
+
+  /**
+   * Calls through the registry `app`'s config names; `app` stays the caller's to close. `tls`: the config's
+   * `tls_ca_file` for reflection's channels (the app's own channel reads it itself).
+   */
+  constructor(app: RpcApplication, tls?: TlsClientOptions) {
+    this.#app = app;
+    this.#tls = tls;
+  }
+
+  async listServices(timeoutMs: number): Promise<string[]> {
+    const directory = await this.#open(timeoutMs);
+    return (await this.#read(directory.services(), timeoutMs)).map((service) => service.name);
+  }
+
+  async checkService(service: string, timeoutMs: number): Promise<void> {
+    const directory = await this.#open(timeoutMs);
+    const found = await this.#read(directory.service(service), timeoutMs);
+    if (found === undefined) {
+      const known = (await this.#read(directory.services(), timeoutMs)).map((each) => each.name);
+      throw new RpcError(
+        RpcCode.NOT_FOUND,
+        `Cannot find service '${service}' in ${this.#where}: it lists ${known.join(", ") || "no services"}`,
+      );
+    }
+    if (found.providers.length === 0) {
+      throw new RpcError(RpcCode.UNAVAILABLE, `No provider of ${service} is in ${this.#where} now`);
+    }
+  }
+
+  async providersFor(symbol: string, timeoutMs: number): Promise<string[]> {
+    const directory = await this.#open(timeoutMs);
+    const services = await this.#read(directory.services(), timeoutMs);
+    // The service the symbol is, or is in (the longest name that prefixes it); a message's could be any.
+    const owner =
+      services.filter((service) =>
+        symbol === service.name || symbol.startsWith(`${service.name}.`) || symbol.startsWith(`${service.name}/`)
+      ).sort((a, b) => b.name.length - a.name.length)[0];
+    const candidates = owner === undefined ? services : [owner];
+    return [...new Set(candidates.flatMap((service) => service.providers.map((provider) => provider.address)))];
+  }
+
+  reflection(address: string, timeoutMs: number, signal: AbortSignal): ReflectionClient {
+    const channel = new RpcChannel({
+      providers: withReflection(address),
+      loop: this.#app.loop,
+      tls: this.#tls,
+    });
+    this.#channels.push(channel);
+    return new ReflectionClient(channel, address, { timeoutMs, signal });
+  }
+
+  async channel(_service: string): Promise<RpcChannel> {
+    const channel = await this.#app.channel();
+    this.#channels.push(channel);
+    return channel;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.#channels.map((channel) => channel.close()));
+  }
+
+  get #where(): string {
+    const registry = this.#app.config.registry;
+    return registry.kind === "zookeeper"
+      ? `ZooKeeper at ${registry.connectString}`
+      : `the registry at ${registry.host}:${registry.port}`;
+  }
+
+  #open(timeoutMs: number): Promise<ServiceDirectory> {
+    this.#directory ??= within(
+      this.#app.registry(),
+      timeoutMs,
+      () => new RpcError(RpcCode.UNAVAILABLE, `Cannot reach ${this.#where} within ${timeoutMs} ms`),
+    ).then(
+      (registry: Registry) => new ServiceDirectory(registry),
+      (error) => {
+        throw error instanceof RpcError
+          ? error
+          : new RpcError(RpcCode.UNAVAILABLE, `Cannot reach ${this.#where}: ${(error as Error).message}`, {
+            cause: error,
+          });
+      },
+    );
+    return this.#directory;
+  }
+
+  #read<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
+    return within(
+      promise,
+      timeoutMs,
+      () => new RpcError(RpcCode.UNAVAILABLE, `${this.#where} did not answer within ${timeoutMs} ms`),
+    ).catch(
+      (error) => {
+        throw error instanceof RpcError ? error : new RpcError(
+          RpcCode.UNAVAILABLE,
+          `Cannot read ${this.#where}: ${(error as Error).message}`,
+          { cause: error },
+        );
+      },
+    );
+  }
+}
+
+/** One provider, `--provider HOST:PORT`: no registry, the schema from its reflection. */
+export class ProviderTarget implements CallTarget {
+  readonly #address: string;
+  readonly #loop: EventLoop | undefined;
+  readonly #tls: TlsClientOptions | undefined;
+  readonly #channels: RpcChannel[] = [];
+
+  /** Calls to the provider at `address` (`host:port`). */
+  constructor(address: string, options: { loop?: EventLoop; tls?: TlsClientOptions } = {}) {
+    this.#address = address;
+    this.#loop = options.loop;
+    this.#tls = options.tls;
+  }
+
+  listServices(timeoutMs: number): Promise<string[]> {
+    const signal = new AbortController().signal;
+    return this.reflection(this.#address, timeoutMs, signal).listServices();
+  }
+
+  async checkService(): Promise<void> {
+    // The provider's reflection says whether it serves the service, and its own answer to a call does.
+  }
+
+  providersFor(): Promise<string[]> {
+    return Promise.resolve([this.#address]);
+  }
+
+  reflection(address: string, timeoutMs: number, signal: AbortSignal): ReflectionClient {
+    const channel = new RpcChannel({ providers: withReflection(address), loop: this.#loop, tls: this.#tls });
+    this.#channels.push(channel);
+    return new ReflectionClient(channel, address, { timeoutMs, signal });
+  }
+
+  channel(service: string): Promise<RpcChannel> {
+    const channel = new RpcChannel({
+      providers: withReflection(this.#address, { [service]: [this.#address] }),
+      loop: this.#loop,
+      tls: this.#tls,
+    });
+    this.#channels.push(channel);
+    return Promise.resolve(channel);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.#channels.map((channel) => channel.close()));
+  }
+}
