@@ -164,6 +164,16 @@ export class GatewayTransport implements ServerTransport, GatewayContext {
     return this.#draining;
   }
 
+  /**
+   * Bytes the gateway holds for its clients now: unparsed input, request bodies waiting to be read, unsent output
+   * (each connection's), and partial messages (the byte budget).
+   */
+  get bufferedBytes(): number {
+    let bytes = this.bodyBudget.held;
+    for (const connection of this.#gate?.connections() ?? []) bytes += connection.http.bufferedBytes;
+    return bytes;
+  }
+
   /** The HTTP counters: requests, refusals by reason, timeouts. */
   get httpStats(): Http1Stats {
     return this.#counters.snapshot();

@@ -118,7 +118,7 @@ const sleep = (ms: number, signal: AbortSignal) =>
  *   `x-echo` (the text) and the trailer `x-count`.
  * - Count: yields `n` items (0: until aborted) of `size` bytes, `intervalMs` apart, then fails with `failCode`
  *   if set; response metadata `x-count`.
- * - Sum: counts the items and their bytes.
+ * - Sum: counts the items and their bytes; with metadata `x-mode: hold`, reads none and waits until aborted.
  * - Chat: echoes each item.
  */
 export function demoHandlers(record: DemoRecord): Record<string, unknown> {
@@ -172,6 +172,10 @@ export function demoHandlers(record: DemoRecord): Record<string, unknown> {
     Sum: async (items: AsyncIterable<Item>, context: CallContext) => {
       watch(context);
       try {
+        if (context.metadata["x-mode"] === "hold") {
+          await sleep(2 ** 31 - 1, context.signal);
+          return {};
+        }
         let count = 0;
         let bytes = 0;
         for await (const item of items) {
