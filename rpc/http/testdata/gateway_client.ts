@@ -156,6 +156,23 @@ export class RawHttpClient {
     await this.send(frames(encoder.encode(`${head}\r\ncontent-length: ${body.length}\r\n\r\n`), body));
   }
 
+  /** Read a response's head only (for a streamed body: then `chunk` by chunk). */
+  async head(): Promise<{ status: number; headers: Map<string, string> }> {
+    const headEnd = await this.#find(encoder.encode("\r\n\r\n"));
+    const head = text(this.#take(headEnd + 4)).split("\r\n");
+    return { status: Number(head[0]!.split(" ")[1]), headers: fieldMap(head.slice(1, -2)) };
+  }
+
+  /** The next chunk of a chunked body (the gateway writes one per stream message); undefined at its end. */
+  async chunk(): Promise<Uint8Array | undefined> {
+    const lineEnd = await this.#find(encoder.encode("\r\n"));
+    const size = parseInt(text(this.#take(lineEnd + 2)), 16);
+    if (size === 0) return undefined;
+    const data = await this.#read(size);
+    await this.#read(2);
+    return data;
+  }
+
   /** Read one response. */
   async response(): Promise<RawResponse> {
     const headEnd = await this.#find(encoder.encode("\r\n\r\n"));
