@@ -21,75 +21,26 @@
  * Memory per connection is bounded by the head limit, `maxBufferedBodyBytes` of body waiting for the handler, 64 KiB
  * read ahead while the handler is busy, and `highWaterMarkBytes` of unsent output (plus one write).
  *
+ * This file is the state machine; what is kept per request is in `_http1_exchange.ts`, the timers behind each
+ * deadline in `_http1_deadlines.ts`.
+ *
  * @module
  */
 
 import type { Buffer } from "../../reactor/buffer.ts";
 import { getLogger } from "../../reactor/logger.ts";
 import type { TcpConnection } from "../../reactor/tcp_connection.ts";
-import type { TimerId } from "../../reactor/timer_queue.ts";
+import { DeadlineKind, Http1Deadlines } from "./_http1_deadlines.ts";
+import { Exchange, type Http1Handler, refusalResponse } from "./_http1_exchange.ts";
 import { BodyFraming, Http1Parser, type Http1RequestHead } from "./_http1_parser.ts";
 import { type Http1ConnectionOptions, type Http1Settings, resolveHttp1Settings } from "./_http1_settings.ts";
 import { Http1Error, Http1ErrorCode, type Http1Refusal } from "./http1_error.ts";
 import { Http1RequestBody } from "./http1_request_body.ts";
-import { Http1ResponseWriter, type ResponseOwner } from "./http1_response_writer.ts";
+import { Http1ResponseWriter } from "./http1_response_writer.ts";
 import { Http1Counters } from "./http1_stats.ts";
-import type { HttpHeaders } from "./http_headers.ts";
 
 export type { Http1ConnectionOptions } from "./_http1_settings.ts";
-
-/**
- * A request as a handler sees it.
- *
- * @example
- * ```ts
- * import type { Http1Request } from "./http1_connection.ts";
- *
- * const describe = (request: Http1Request) =>
- *   `${request.method} ${request.path}?${request.query} HTTP/${request.httpVersion}, ` +
- *   `${request.headers.get("content-type") ?? "no content type"}`;
- * ```
- */
-export interface Http1Request {
-  /** The method, one of the allowed ones (`GET`, `HEAD`, `POST`, `OPTIONS` by default). */
-  readonly method: string;
-  /** The request target as sent (origin form `/path?query` for all but proxies and `OPTIONS *`). */
-  readonly target: string;
-  /** The target's path, as sent (not percent-decoded); `*` for `OPTIONS *`. */
-  readonly path: string;
-  /** The target's query. */
-  readonly query: URLSearchParams;
-  /** `1.1` or `1.0`. */
-  readonly httpVersion: "1.1" | "1.0";
-  /** The header fields, names lower-cased, duplicates kept. */
-  readonly headers: HttpHeaders;
-  /** The body, delivered as it arrives (empty for a request without one). */
-  readonly body: Http1RequestBody;
-  /** Aborted, with an Http1Error `connection_closed`, if the connection goes away before the response ends. */
-  readonly signal: AbortSignal;
-  /** The client's address, `host:port`. */
-  readonly peer: string;
-}
-
-/**
- * Answers one request through `response`. It may read the body, write the response in pieces, and take its time;
- * the next request on the connection waits until the returned promise settles. A rejection before the head was
- * sent is answered 500 (or the status of an {@linkcode Http1Error} it rethrows); after, the connection is closed so
- * the client sees the response fail.
- *
- * @example
- * ```ts
- * import type { Http1Handler } from "./http1_connection.ts";
- *
- * const echo: Http1Handler = async (request, response) => {
- *   if (request.method !== "POST") return void await response.end("POST something\n");
- *   response.writeHead(200, { "content-type": request.headers.get("content-type") ?? "application/octet-stream" });
- *   for await (const chunk of request.body) await response.write(chunk);
- *   await response.end();
- * };
- * ```
- */
-export type Http1Handler = (request: Http1Request, response: Http1ResponseWriter) => Promise<void>;
+export type { Http1Handler, Http1Request } from "./_http1_exchange.ts";
 
 /**
  * What an {@linkcode Http1Connection} serves, with its limits.
@@ -144,10 +95,6 @@ export type Http1ConnectionState = typeof Http1ConnectionState[keyof typeof Http
 
 /** Bytes read off the socket ahead of a handler that is not taking them (the next pipelined requests, say). */
 const READ_AHEAD_BYTES = 64 * 1024;
-const CONTINUE = "HTTP/1.1 100 Continue\r\n\r\n";
-
-const DeadlineKind = { HEAD: "head", IDLE: "idle", OUTPUT: "output", CLOSING: "closing" } as const;
-type DeadlineKind = typeof DeadlineKind[keyof typeof DeadlineKind];
 
 /**
  * HTTP/1.1 on one TcpConnection. The owner (an {@linkcode Http1Server}, or a gateway's transport with its own
@@ -188,13 +135,9 @@ export class Http1Connection {
   readonly #counters: Http1Counters;
   readonly #parser: Http1Parser;
   #state: Http1ConnectionState = Http1ConnectionState.READING_HEAD;
-  #deadline: TimerId | undefined;
-  #deadlineKind: DeadlineKind | undefined;
-  #bodyTimer: TimerId | undefined;
-  #bodyWindowStartBytes = 0;
+  readonly #deadlines: Http1Deadlines;
   #exchange: Exchange | undefined;
   #requests = 0;
-  #drainBudget = 0;
   #closeRequested = false;
   #processing = false;
   #processAgain = false;
@@ -204,10 +147,11 @@ export class Http1Connection {
     this.#tcp = connection;
     this.#handler = init.handler;
     this.#settings = resolveHttp1Settings(init, "Http1Connection");
+    this.#deadlines = new Http1Deadlines(connection, this.#settings, (kind) => this.#onDeadline(kind));
     this.#counters = init.counters ?? new Http1Counters();
     this.#parser = new Http1Parser(this.#settings);
     this.#counters.connectionOpened();
-    this.#arm(DeadlineKind.HEAD, this.#settings.headerTimeoutMs);
+    this.#deadlines.arm(DeadlineKind.HEAD);
   }
 
   /** The current state. */
@@ -220,9 +164,7 @@ export class Http1Connection {
     return this.#requests;
   }
 
-  /**
-   * Bytes this connection holds for its client: unparsed input, body waiting for the handler, unsent output.
-   */
+  /** Bytes this connection holds for its client: unparsed input, body waiting for the handler, unsent output. */
   get bufferedBytes(): number {
     return this.#tcp.inputBuffer.readableBytes + (this.#exchange?.body.bufferedBytes ?? 0) + this.#tcp.pendingBytes;
   }
@@ -235,7 +177,7 @@ export class Http1Connection {
   /** Internal reaction: the TCP connection's output drained (from its write-complete callback). */
   handleWriteComplete(): void {
     this.#exchange?.writer.handleWriteComplete();
-    if (this.#deadlineKind === DeadlineKind.OUTPUT) this.#disarm();
+    this.#deadlines.outputDrained();
     this.#process();
   }
 
@@ -243,16 +185,12 @@ export class Http1Connection {
   handleClose(): void {
     if (this.#state === Http1ConnectionState.CLOSED) return;
     this.#state = Http1ConnectionState.CLOSED;
-    this.#disarm();
-    this.#stopBodyTimer();
+    this.#deadlines.disarm();
+    this.#deadlines.stopBody();
     this.#counters.connectionClosed();
     const exchange = this.#exchange;
     this.#exchange = undefined;
-    if (exchange === undefined) return;
-    const error = new Http1Error(Http1ErrorCode.CONNECTION_CLOSED, `Connection ${this.#tcp.name} closed`);
-    exchange.body.fail(error);
-    exchange.writer.handleClose();
-    if (!exchange.writer.ended) exchange.abort.abort(error);
+    exchange?.connectionClosed();
   }
 
   /**
@@ -295,12 +233,12 @@ export class Http1Connection {
       switch (this.#state) {
         case Http1ConnectionState.IDLE:
           if (buffer.readableBytes === 0) return;
-          if (this.#outputBlocked()) return;
+          if (this.#deadlines.outputBlocked()) return;
           this.#state = Http1ConnectionState.READING_HEAD;
-          this.#disarm();
+          this.#deadlines.disarm();
           continue;
         case Http1ConnectionState.READING_HEAD: {
-          if (this.#outputBlocked()) return;
+          if (this.#deadlines.outputBlocked()) return;
           let head: Http1RequestHead | undefined;
           try {
             head = this.#parser.parseHead(buffer);
@@ -309,10 +247,10 @@ export class Http1Connection {
             return;
           }
           if (head === undefined) {
-            if (this.#deadlineKind !== DeadlineKind.HEAD) this.#arm(DeadlineKind.HEAD, this.#settings.headerTimeoutMs);
+            if (this.#deadlines.kind !== DeadlineKind.HEAD) this.#deadlines.arm(DeadlineKind.HEAD);
             return;
           }
-          this.#disarm();
+          this.#deadlines.disarm();
           this.#startExchange(head);
           continue;
         }
@@ -327,14 +265,6 @@ export class Http1Connection {
     }
   }
 
-  // Whether the client is not reading its answers: then nothing more is parsed until the output drains (and the
-  // output deadline runs).
-  #outputBlocked(): boolean {
-    if (this.#tcp.pendingBytes <= this.#settings.highWaterMarkBytes) return false;
-    if (this.#deadlineKind !== DeadlineKind.OUTPUT) this.#arm(DeadlineKind.OUTPUT, this.#settings.sendTimeoutMs);
-    return true;
-  }
-
   #startExchange(head: Http1RequestHead): void {
     this.#state = Http1ConnectionState.ACTIVE;
     const exchange = new Exchange(head, this.#parser, this.#settings, this.#tcp, () => this.#onSendTimeout());
@@ -344,32 +274,18 @@ export class Http1Connection {
     this.#exchange = exchange;
     if (head.framing === BodyFraming.NONE) exchange.body.end(undefined);
 
-    const refusal = !this.#settings.allowedMethods.includes(head.method)
-      ? new Http1Error(Http1ErrorCode.METHOD_NOT_ALLOWED, `Method ${head.method} is not served here`)
-      : head.expect === "other"
-      ? new Http1Error(Http1ErrorCode.EXPECTATION_FAILED, "Only 'Expect: 100-continue' is understood")
-      : undefined;
+    const refusal = exchange.refusal();
     if (refusal !== undefined) {
       // Answered as a handler that reads no body would be: the body is then discarded or the connection closed.
       this.#counters.refused(refusal.code as Http1Refusal);
-      const headers: Record<string, string> = { "content-type": "text/plain; charset=utf-8" };
-      if (refusal.code === Http1ErrorCode.METHOD_NOT_ALLOWED) headers.allow = this.#settings.allowHeader;
-      exchange.writer.writeHead(refusal.status, headers);
-      void exchange.writer.end(`${refusal.rawMessage}\n`);
+      exchange.answerRefusal(refusal);
       this.#onHandlerSettled(exchange, undefined);
       return;
     }
 
     this.#requests++;
     this.#counters.requested();
-    const request = new Request(head, exchange.body, exchange.abort.signal, this.#tcp);
-    let settled: Promise<void>;
-    try {
-      settled = Promise.resolve(this.#handler(request, exchange.writer));
-    } catch (error) {
-      settled = Promise.reject(error);
-    }
-    settled.then(
+    exchange.run(this.#handler).then(
       () => this.#onHandlerSettled(exchange, undefined),
       (error: unknown) => this.#onHandlerSettled(exchange, error ?? new Error("The handler rejected with nothing")),
     );
@@ -377,12 +293,7 @@ export class Http1Connection {
 
   #onBodyDemand(exchange: Exchange): void {
     if (exchange !== this.#exchange || this.#state !== Http1ConnectionState.ACTIVE) return;
-    if (exchange.head.expect === "continue" && !exchange.continueSent) {
-      // From now on the client is no longer told to wait (and the body deadline runs), whether it gets a 100 or,
-      // the answer having begun already, has to decide by itself.
-      exchange.continueSent = true;
-      if (!exchange.writer.headersSent && !this.#parser.bodyDone) this.#tcp.send(CONTINUE);
-    }
+    exchange.stopWaiting();
     this.#process();
   }
 
@@ -395,18 +306,11 @@ export class Http1Connection {
     const draining = this.#state === Http1ConnectionState.DRAINING;
     if (!parser.bodyDone) {
       try {
-        if (draining) {
-          for (let piece = parser.parseBody(buffer, this.#drainBudget); piece !== undefined;) {
-            this.#drainBudget -= piece.length;
-            piece = parser.parseBody(buffer, this.#drainBudget);
-          }
-          if (!parser.bodyDone && this.#drainBudget <= 0) {
-            getLogger().debug(`Http1Connection ${this.#tcp.name}: unread body past maxDrainBytes, closing`);
-            this.#closeGracefully();
-            return false;
-          }
-        } else {
-          this.#deliverBody(exchange.body, buffer);
+        if (!draining) exchange.deliverBody(buffer);
+        else if (!exchange.discardBody(buffer)) {
+          getLogger().debug(`Http1Connection ${this.#tcp.name}: unread body past maxDrainBytes, closing`);
+          this.#closeGracefully();
+          return false;
         }
       } catch (error) {
         this.#bodyFailed(exchange, error);
@@ -420,83 +324,24 @@ export class Http1Connection {
     return true;
   }
 
-  // As much body as the handler has room for, in one chunk per call (a body of tiny chunks is not delivered as
-  // tiny arrays).
-  #deliverBody(body: Http1RequestBody, buffer: Buffer): void {
-    let room = body.room;
-    let first = this.#parser.parseBody(buffer, room);
-    if (first === undefined) return;
-    room -= first.length;
-    let more: Uint8Array[] | undefined;
-    let total = first.length;
-    for (let piece = this.#parser.parseBody(buffer, room); piece !== undefined;) {
-      (more ??= []).push(piece);
-      total += piece.length;
-      room -= piece.length;
-      piece = this.#parser.parseBody(buffer, room);
-    }
-    if (more !== undefined) {
-      const joined = new Uint8Array(total);
-      joined.set(first);
-      let offset = first.length;
-      for (const piece of more) {
-        joined.set(piece, offset);
-        offset += piece.length;
-      }
-      first = joined;
-    }
-    body.push(first);
-  }
-
   #onHandlerSettled(exchange: Exchange, error: unknown): void {
     if (exchange !== this.#exchange || this.#state !== Http1ConnectionState.ACTIVE) return;
     const writer = exchange.writer;
-    try {
-      if (error !== undefined) {
-        if (writer.headersSent) {
-          if (!writer.ended) {
-            // The response cannot be finished honestly: cut short, the client sees it fail.
-            getLogger().debug(`Http1Connection ${this.#tcp.name}: handler failed mid-response`, { error });
-            this.#closeGracefully();
-            return;
-          }
-        } else {
-          const status = error instanceof Http1Error && error.status > 0 ? error.status : 500;
-          if (status === 500) getLogger().warn(`Http1Connection ${this.#tcp.name}: handler failed`, { error });
-          const message = status === 500 ? "internal error" : (error as Http1Error).rawMessage;
-          writer.writeHead(status, { "content-type": "text/plain; charset=utf-8" });
-          void writer.end(`${message}\n`);
-        }
-      } else if (!writer.ended) {
-        if (!writer.headersSent) {
-          getLogger().warn(`Http1Connection ${this.#tcp.name}: handler returned without answering`);
-          writer.writeHead(500, { "content-type": "text/plain; charset=utf-8" });
-          void writer.end("internal error: no answer\n");
-        } else {
-          void writer.end();
-        }
-      }
-    } catch (fixError) {
-      getLogger().warn(`Http1Connection ${this.#tcp.name}: could not finish a response`, { error: fixError });
-      this.#closeGracefully();
-      return;
-    }
-    if (!writer.complete || writer.closesConnection) {
+    if (!exchange.finishResponse(error) || !writer.complete || writer.closesConnection) {
       this.#closeGracefully();
       return;
     }
     this.#state = Http1ConnectionState.DRAINING;
-    exchange.body.abandon();
-    this.#drainBudget = this.#settings.maxDrainBytes;
+    exchange.abandonBody();
     this.#process();
   }
 
   #nextRequest(): void {
-    this.#stopBodyTimer();
+    this.#deadlines.stopBody();
     this.#exchange = undefined;
     this.#parser.reset();
     this.#state = Http1ConnectionState.IDLE;
-    this.#arm(DeadlineKind.IDLE, this.#settings.idleTimeoutMs);
+    this.#deadlines.arm(DeadlineKind.IDLE);
   }
 
   // A head that breaks the rules, or a head deadline: answered, then closed.
@@ -504,13 +349,7 @@ export class Http1Connection {
     const error = Http1Error.from(reason);
     if (error.code !== Http1ErrorCode.CONNECTION_CLOSED) this.#counters.refused(error.code as Http1Refusal);
     getLogger().debug(`Http1Connection ${this.#tcp.name} refused a request: ${error.message}`);
-    if (error.status > 0) {
-      const body = `${error.rawMessage}\n`;
-      this.#tcp.send(
-        `HTTP/1.1 ${error.status} ${statusText(error.status)}\r\ncontent-type: text/plain; charset=utf-8\r\n` +
-          `content-length: ${new TextEncoder().encode(body).length}\r\nconnection: close\r\n\r\n${body}`,
-      );
-    }
+    if (error.status > 0) this.#tcp.send(refusalResponse(error));
     this.#closeGracefully();
   }
 
@@ -521,7 +360,7 @@ export class Http1Connection {
     this.#counters.refused(error.code as Http1Refusal);
     getLogger().debug(`Http1Connection ${this.#tcp.name} refused a body: ${error.message}`);
     exchange.body.fail(error);
-    this.#stopBodyTimer();
+    this.#deadlines.stopBody();
     // Whole (the handler's response, or the refusal answered in its stead) or cut short (a response under way:
     // the client sees it end without its last chunk or short of its length), what was sent reaches the client.
     if (this.#state !== Http1ConnectionState.DRAINING) exchange.writer.preempt(error);
@@ -539,11 +378,11 @@ export class Http1Connection {
   #closeGracefully(): void {
     if (this.#state === Http1ConnectionState.CLOSED || this.#state === Http1ConnectionState.CLOSING) return;
     this.#state = Http1ConnectionState.CLOSING;
-    this.#stopBodyTimer();
+    this.#deadlines.stopBody();
     this.#tcp.inputBuffer.retrieveAll();
     this.#tcp.shutdown();
     this.#tcp.startRead();
-    this.#arm(DeadlineKind.CLOSING, this.#settings.idleTimeoutMs);
+    this.#deadlines.arm(DeadlineKind.CLOSING);
   }
 
   // FIXME: the connection keeps reading while a handler runs so that a client going away (an aborted stream) is
@@ -559,63 +398,22 @@ export class Http1Connection {
     const consuming = answering && this.#state === Http1ConnectionState.READING_HEAD ||
       this.#state === Http1ConnectionState.DRAINING ||
       this.#state === Http1ConnectionState.CLOSING ||
-      this.#state === Http1ConnectionState.ACTIVE && exchange !== undefined && !this.#parser.bodyDone &&
-        exchange.body.room > 0;
+      this.#state === Http1ConnectionState.ACTIVE && exchange !== undefined && exchange.wantsBody;
     if (consuming || this.#tcp.inputBuffer.readableBytes < READ_AHEAD_BYTES) this.#tcp.startRead();
     else this.#tcp.stopRead();
   }
 
-  // The body deadline runs only while the server waits on the client: it wants body bytes and has none to parse,
-  // and has not told it to wait (Expect: 100-continue before the handler reads).
+  // The body deadline runs only while the server waits on the client for body.
   #updateBodyTimer(exchange: Exchange): void {
-    const toldToWait = exchange.head.expect === "continue" && !exchange.continueSent;
-    const waiting = !this.#parser.bodyDone && !toldToWait &&
-      (this.#state === Http1ConnectionState.DRAINING || exchange.body.room > 0);
-    if (!waiting) {
-      this.#stopBodyTimer();
+    if (!exchange.waitingForBody(this.#state === Http1ConnectionState.DRAINING)) {
+      this.#deadlines.stopBody();
       return;
     }
-    if (this.#bodyTimer !== undefined) return;
-    this.#bodyWindowStartBytes = this.#tcp.bytesReceived;
-    this.#bodyTimer = this.#tcp.loop.runAfter(this.#settings.bodyTimeoutMs, () => {
-      this.#bodyTimer = undefined;
+    this.#deadlines.startBody((tooSlow) => {
       if (this.#exchange !== exchange) return;
-      const { bodyTimeoutMs, minBodyBytesPerSecond } = this.#settings;
-      const least = Math.max(1, Math.floor(minBodyBytesPerSecond * bodyTimeoutMs / 1000));
-      const received = this.#tcp.bytesReceived - this.#bodyWindowStartBytes;
-      if (received < least) {
-        this.#bodyFailed(
-          exchange,
-          new Http1Error(
-            Http1ErrorCode.BODY_TIMEOUT,
-            `Body came at ${received} bytes in ${bodyTimeoutMs} ms: at least ${least} are expected`,
-          ),
-        );
-        return;
-      }
-      this.#updateBodyTimer(exchange);
+      if (tooSlow !== undefined) this.#bodyFailed(exchange, tooSlow);
+      else this.#updateBodyTimer(exchange);
     });
-  }
-
-  #stopBodyTimer(): void {
-    if (this.#bodyTimer !== undefined) this.#tcp.loop.cancel(this.#bodyTimer);
-    this.#bodyTimer = undefined;
-  }
-
-  #arm(kind: DeadlineKind, delayMs: number): void {
-    this.#disarm();
-    this.#deadlineKind = kind;
-    this.#deadline = this.#tcp.loop.runAfter(delayMs, () => {
-      this.#deadline = undefined;
-      this.#deadlineKind = undefined;
-      this.#onDeadline(kind);
-    });
-  }
-
-  #disarm(): void {
-    if (this.#deadline !== undefined) this.#tcp.loop.cancel(this.#deadline);
-    this.#deadline = undefined;
-    this.#deadlineKind = undefined;
   }
 
   #onDeadline(kind: DeadlineKind): void {
@@ -647,129 +445,5 @@ export class Http1Connection {
       case DeadlineKind.CLOSING:
         this.#tcp.forceClose();
     }
-  }
-}
-
-// One request and its response: what the response writer needs to know (ResponseOwner), and the connection's
-// bookkeeping of the exchange.
-class Exchange implements ResponseOwner {
-  readonly head: Http1RequestHead;
-  readonly abort: AbortController = new AbortController();
-  readonly headOnly: boolean;
-  readonly minorVersion: 0 | 1;
-  readonly highWaterMarkBytes: number;
-  readonly sendTimeoutMs: number;
-  body!: Http1RequestBody;
-  writer!: Http1ResponseWriter;
-  closeRequested = false;
-  continueSent = false;
-  readonly #parser: Http1Parser;
-  readonly #maxDrainBytes: number;
-  readonly #tcp: TcpConnection;
-  readonly #onSendTimeout: () => void;
-
-  constructor(
-    head: Http1RequestHead,
-    parser: Http1Parser,
-    settings: Http1Settings,
-    tcp: TcpConnection,
-    onSendTimeout: () => void,
-  ) {
-    this.head = head;
-    this.headOnly = head.method === "HEAD";
-    this.minorVersion = head.minorVersion;
-    this.highWaterMarkBytes = settings.highWaterMarkBytes;
-    this.sendTimeoutMs = settings.sendTimeoutMs;
-    this.#parser = parser;
-    this.#maxDrainBytes = settings.maxDrainBytes;
-    this.#tcp = tcp;
-    this.#onSendTimeout = onSendTimeout;
-  }
-
-  closeAfterResponse(asked: boolean): boolean {
-    if (asked || !this.head.keepAlive || this.closeRequested) return true;
-    if (this.#parser.bodyDone) return false;
-    // The body is not all read yet. A client told to wait for 100 Continue may never send it; a body of unknown
-    // or large size is not worth discarding to keep the connection.
-    if (this.head.expect === "continue" && !this.continueSent) return true;
-    const remaining = this.#parser.remainingBodyBytes;
-    return remaining === undefined || remaining - this.#tcp.inputBuffer.readableBytes > this.#maxDrainBytes;
-  }
-
-  sendTimedOut(): void {
-    this.#onSendTimeout();
-  }
-}
-
-class Request implements Http1Request {
-  readonly method: string;
-  readonly target: string;
-  readonly httpVersion: "1.1" | "1.0";
-  readonly headers: HttpHeaders;
-  readonly body: Http1RequestBody;
-  readonly signal: AbortSignal;
-  readonly #tcp: TcpConnection;
-  #path: string | undefined;
-  #query: URLSearchParams | undefined;
-
-  constructor(head: Http1RequestHead, body: Http1RequestBody, signal: AbortSignal, tcp: TcpConnection) {
-    this.method = head.method;
-    this.target = head.target;
-    this.httpVersion = head.minorVersion === 1 ? "1.1" : "1.0";
-    this.headers = head.headers;
-    this.body = body;
-    this.signal = signal;
-    this.#tcp = tcp;
-  }
-
-  get path(): string {
-    if (this.#path === undefined) this.#split();
-    return this.#path as string;
-  }
-
-  get query(): URLSearchParams {
-    if (this.#query === undefined) this.#split();
-    return this.#query as URLSearchParams;
-  }
-
-  get peer(): string {
-    return this.#tcp.peerAddress.toString();
-  }
-
-  #split(): void {
-    let target = this.target;
-    if (!target.startsWith("/") && target !== "*") {
-      // absolute-form (RFC 9112 §3.2.2): keep the path and query.
-      try {
-        const url = new URL(target);
-        target = `${url.pathname}${url.search}`;
-      } catch {
-        target = "/";
-      }
-    }
-    const question = target.indexOf("?");
-    this.#path = question < 0 ? target : target.slice(0, question);
-    this.#query = new URLSearchParams(question < 0 ? "" : target.slice(question + 1));
-  }
-}
-
-function statusText(status: number): string {
-  switch (status) {
-    case 400:
-      return "Bad Request";
-    case 408:
-      return "Request Timeout";
-    case 413:
-      return "Content Too Large";
-    case 414:
-      return "URI Too Long";
-    case 431:
-      return "Request Header Fields Too Large";
-    case 501:
-      return "Not Implemented";
-    case 505:
-      return "HTTP Version Not Supported";
-    default:
-      return "";
   }
 }
