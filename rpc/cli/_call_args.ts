@@ -73,7 +73,8 @@ Exit status:
   64 + N  the call, or a step it needed, failed with gRPC code N: ${CODE_TABLE}.
           A service, method or symbol that is nowhere is 69 NOT_FOUND; no provider or an unreachable registry is
           78 UNAVAILABLE; a provider without reflection is 76 UNIMPLEMENTED; a request that is not JSON, or not
-          JSON of its message, is 67 INVALID_ARGUMENT; --timeout passing is 68 DEADLINE_EXCEEDED
+          JSON of its message, is 67 INVALID_ARGUMENT; --timeout passing (in the call or before it)
+          is 68 DEADLINE_EXCEEDED
 `;
 
 /** Options that say where and how, shared by every command. */

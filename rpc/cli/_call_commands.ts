@@ -8,7 +8,7 @@ import type { CallOptions, Stub } from "../rpc_channel.ts";
 import { MAX_CALL_TIMEOUT_MS } from "../rpc_channel.ts";
 import { RpcCode, RpcError } from "../rpc_error.ts";
 import { MethodKind } from "../service_definition.ts";
-import type { CallTarget } from "./_call_target.ts";
+import type { CallTarget, Lookup } from "./_call_target.ts";
 import type { CallArgs, CallTargetArgs } from "./_call_args.ts";
 import { type DescriptorSchema, SchemaError, type ServiceDescriptor } from "./_descriptor_schema.ts";
 import { describeText } from "./_proto_text.ts";
@@ -60,7 +60,7 @@ export class CallCommands {
       const target = this.#init.target;
       const names = target === undefined
         ? this.#init.files!.serviceNames
-        : await this.#step(target.listServices(this.#lookupMs()));
+        : await this.#step(target.listServices(this.#lookup()));
       this.#write(names.map((name) => `${name}\n`).join(""));
       return;
     }
@@ -88,7 +88,7 @@ export class CallCommands {
   async call(args: Extract<CallArgs, { command: "call" }>, input: RequestInput): Promise<void> {
     const { service, method } = args;
     const target = this.#init.target!;
-    await this.#step(target.checkService(service, this.#lookupMs()));
+    await this.#step(target.checkService(service, this.#lookup()));
     const found = await this.#service(service);
     if (!found.service.method.some((each) => each.name === method)) {
       const methods = found.service.method.map((each) => each.name).join(", ");
@@ -140,7 +140,7 @@ export class CallCommands {
   #schemaOf(symbol: string): Promise<DescriptorSchema> {
     const files = this.#init.files;
     if (files !== undefined) return Promise.resolve(files);
-    return this.#step(schemaFromReflection(this.#init.target!, symbol, this.#lookupMs(), this.#init.signal));
+    return this.#step(schemaFromReflection(this.#init.target!, symbol, this.#lookup()));
   }
 
   /** A step before the call: it ends with a cancel (Ctrl-C) too. */
@@ -148,10 +148,19 @@ export class CallCommands {
     return Promise.race([promise, this.#cancelled]);
   }
 
-  /** What is left of --timeout, up to the lookups' own limit. */
-  #lookupMs(): number {
+  /** The bounds of a step before the call: what is left of --timeout, up to the lookups' own limit. */
+  #lookup(): Lookup {
     const leftMs = this.#leftMs();
-    return Math.max(1, Math.min(LOOKUP_TIMEOUT_MS, leftMs ?? LOOKUP_TIMEOUT_MS));
+    const byTimeout = leftMs !== undefined && leftMs < LOOKUP_TIMEOUT_MS;
+    const timeoutMs = Math.max(1, Math.ceil(byTimeout ? leftMs : LOOKUP_TIMEOUT_MS));
+    return {
+      timeoutMs,
+      signal: this.#init.signal,
+      expired: (what) =>
+        byTimeout
+          ? new RpcError(RpcCode.DEADLINE_EXCEEDED, `${what} before the --timeout of ${this.#init.timeoutMs} ms passed`)
+          : new RpcError(RpcCode.UNAVAILABLE, `${what} within ${timeoutMs} ms`),
+    };
   }
 
   /** The call's deadline: what is left of --timeout (none without one). */

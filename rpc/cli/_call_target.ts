@@ -11,26 +11,39 @@ import { RpcCode, RpcError } from "../rpc_error.ts";
 import { ReflectionClient } from "./_reflection_client.ts";
 import { ServiceDirectory } from "./_service_directory.ts";
 
+/**
+ * The bounds of one step before the call (a registry read, a reflection conversation): how long it may take, the
+ * command's cancel, and the error when it takes longer (DEADLINE_EXCEEDED when --timeout is what ran out).
+ */
+export interface Lookup {
+  readonly timeoutMs: number;
+  readonly signal: AbortSignal;
+  /** The error of a step that did not end in time: `what` says which (`Cannot reach the registry at ...`). */
+  expired(what: string): RpcError;
+}
+
 /** Where calls go and schemas come from. Owns the channels it makes; `close` closes them. */
 export interface CallTarget {
   /** The services served: the registry's (with a provider now), or the provider's (by its reflection). */
-  listServices(timeoutMs: number): Promise<string[]>;
+  listServices(lookup: Lookup): Promise<string[]>;
   /** Rejects NOT_FOUND when `service` is not known where calls go, UNAVAILABLE when it has no provider now. */
-  checkService(service: string, timeoutMs: number): Promise<void>;
+  checkService(service: string, lookup: Lookup): Promise<void>;
   /** The providers to ask for the schema of `symbol` (a service, method, message or enum), best first. */
-  providersFor(symbol: string, timeoutMs: number): Promise<string[]>;
+  providersFor(symbol: string, lookup: Lookup): Promise<string[]>;
   /** Reflection of the provider at `address`. */
-  reflection(address: string, timeoutMs: number, signal: AbortSignal): ReflectionClient;
+  reflection(address: string, lookup: Lookup): ReflectionClient;
   /** A channel whose calls to `service` reach the target. */
   channel(service: string): Promise<RpcChannel>;
   /** Close every channel made. */
   close(): Promise<void>;
 }
 
-/** `promise`, or `error()` once `timeoutMs` passed first. */
-export function within<T>(promise: Promise<T>, timeoutMs: number, error: () => RpcError): Promise<T> {
+/** `promise`, or the lookup's `expired(what)` once its time is up first. */
+function within<T>(promise: Promise<T>, lookup: Lookup, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const expired = new Promise<never>((_, reject) => timer = setTimeout(() => reject(error()), timeoutMs));
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(lookup.expired(what)), lookup.timeoutMs);
+  });
   return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
 }
 
@@ -55,16 +68,16 @@ export class RegistryTarget implements CallTarget {
     this.#tls = tls;
   }
 
-  async listServices(timeoutMs: number): Promise<string[]> {
-    const directory = await this.#open(timeoutMs);
-    return (await this.#read(directory.services(), timeoutMs)).map((service) => service.name);
+  async listServices(lookup: Lookup): Promise<string[]> {
+    const directory = await this.#open(lookup);
+    return (await this.#read(directory.services(), lookup)).map((service) => service.name);
   }
 
-  async checkService(service: string, timeoutMs: number): Promise<void> {
-    const directory = await this.#open(timeoutMs);
-    const found = await this.#read(directory.service(service), timeoutMs);
+  async checkService(service: string, lookup: Lookup): Promise<void> {
+    const directory = await this.#open(lookup);
+    const found = await this.#read(directory.service(service), lookup);
     if (found === undefined) {
-      const known = (await this.#read(directory.services(), timeoutMs)).map((each) => each.name);
+      const known = (await this.#read(directory.services(), lookup)).map((each) => each.name);
       throw new RpcError(
         RpcCode.NOT_FOUND,
         `Cannot find service '${service}' in ${this.#where}: it lists ${known.join(", ") || "no services"}`,
@@ -75,9 +88,9 @@ export class RegistryTarget implements CallTarget {
     }
   }
 
-  async providersFor(symbol: string, timeoutMs: number): Promise<string[]> {
-    const directory = await this.#open(timeoutMs);
-    const services = await this.#read(directory.services(), timeoutMs);
+  async providersFor(symbol: string, lookup: Lookup): Promise<string[]> {
+    const directory = await this.#open(lookup);
+    const services = await this.#read(directory.services(), lookup);
     // The service the symbol is, or is in (the longest name that prefixes it); a message's could be any.
     const owner =
       services.filter((service) =>
@@ -87,14 +100,10 @@ export class RegistryTarget implements CallTarget {
     return [...new Set(candidates.flatMap((service) => service.providers.map((provider) => provider.address)))];
   }
 
-  reflection(address: string, timeoutMs: number, signal: AbortSignal): ReflectionClient {
-    const channel = new RpcChannel({
-      providers: withReflection(address),
-      loop: this.#app.loop,
-      tls: this.#tls,
-    });
+  reflection(address: string, lookup: Lookup): ReflectionClient {
+    const channel = new RpcChannel({ providers: withReflection(address), loop: this.#app.loop, tls: this.#tls });
     this.#channels.push(channel);
-    return new ReflectionClient(channel, address, { timeoutMs, signal });
+    return new ReflectionClient(channel, address, lookup);
   }
 
   async channel(_service: string): Promise<RpcChannel> {
@@ -114,38 +123,28 @@ export class RegistryTarget implements CallTarget {
       : `the registry at ${registry.host}:${registry.port}`;
   }
 
-  #open(timeoutMs: number): Promise<ServiceDirectory> {
-    this.#directory ??= within(
-      this.#app.registry(),
-      timeoutMs,
-      () => new RpcError(RpcCode.UNAVAILABLE, `Cannot reach ${this.#where} within ${timeoutMs} ms`),
-    ).then(
+  #open(lookup: Lookup): Promise<ServiceDirectory> {
+    // Opened once: the first lookup's bounds are the session's.
+    this.#directory ??= within(this.#app.registry(), lookup, `Cannot reach ${this.#where}`).then(
       (registry: Registry) => new ServiceDirectory(registry),
       (error) => {
-        throw error instanceof RpcError
-          ? error
-          : new RpcError(RpcCode.UNAVAILABLE, `Cannot reach ${this.#where}: ${(error as Error).message}`, {
-            cause: error,
-          });
+        if (error instanceof RpcError) throw error;
+        const message = `Cannot reach ${this.#where}: ${(error as Error).message}`;
+        throw new RpcError(RpcCode.UNAVAILABLE, message, { cause: error });
       },
     );
     return this.#directory;
   }
 
-  #read<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
-    return within(
-      promise,
-      timeoutMs,
-      () => new RpcError(RpcCode.UNAVAILABLE, `${this.#where} did not answer within ${timeoutMs} ms`),
-    ).catch(
-      (error) => {
-        throw error instanceof RpcError ? error : new RpcError(
-          RpcCode.UNAVAILABLE,
-          `Cannot read ${this.#where}: ${(error as Error).message}`,
-          { cause: error },
-        );
-      },
-    );
+  async #read<T>(promise: Promise<T>, lookup: Lookup): Promise<T> {
+    try {
+      return await within(promise, lookup, `${this.#where} did not answer`);
+    } catch (error) {
+      if (error instanceof RpcError) throw error;
+      throw new RpcError(RpcCode.UNAVAILABLE, `Cannot read ${this.#where}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
   }
 }
 
@@ -163,9 +162,8 @@ export class ProviderTarget implements CallTarget {
     this.#tls = options.tls;
   }
 
-  listServices(timeoutMs: number): Promise<string[]> {
-    const signal = new AbortController().signal;
-    return this.reflection(this.#address, timeoutMs, signal).listServices();
+  listServices(lookup: Lookup): Promise<string[]> {
+    return this.reflection(this.#address, lookup).listServices();
   }
 
   async checkService(): Promise<void> {
@@ -176,10 +174,10 @@ export class ProviderTarget implements CallTarget {
     return Promise.resolve([this.#address]);
   }
 
-  reflection(address: string, timeoutMs: number, signal: AbortSignal): ReflectionClient {
+  reflection(address: string, lookup: Lookup): ReflectionClient {
     const channel = new RpcChannel({ providers: withReflection(address), loop: this.#loop, tls: this.#tls });
     this.#channels.push(channel);
-    return new ReflectionClient(channel, address, { timeoutMs, signal });
+    return new ReflectionClient(channel, address, lookup);
   }
 
   channel(service: string): Promise<RpcChannel> {

@@ -18,9 +18,9 @@ import { decodeFileDescriptor, DescriptorSchema, type FileDescriptor } from "./_
 /** Options of {@linkcode ReflectionClient}. */
 export interface ReflectionClientOptions {
   /** Each conversation's deadline, in milliseconds. */
-  timeoutMs: number;
+  readonly timeoutMs: number;
   /** Cancels the conversation. */
-  signal?: AbortSignal;
+  readonly signal?: AbortSignal;
 }
 
 /** Reflection of one provider, through a channel whose reflection calls go to it. */

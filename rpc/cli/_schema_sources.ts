@@ -9,7 +9,7 @@ import { ConfigError } from "../config_error.ts";
 import { fileDescriptorSet } from "../reflection/mod.ts";
 import { RpcCode, RpcError } from "../rpc_error.ts";
 import { definitionOf, loadProtoFile, type ServiceDefinition } from "../service_definition.ts";
-import type { CallTarget } from "./_call_target.ts";
+import type { CallTarget, Lookup } from "./_call_target.ts";
 import { DescriptorSchema, type FileDescriptor } from "./_descriptor_schema.ts";
 
 /**
@@ -71,17 +71,16 @@ async function protoFileSchema(backend: NetBackend, path: string): Promise<Descr
 export async function schemaFromReflection(
   target: CallTarget,
   symbol: string,
-  timeoutMs: number,
-  signal: AbortSignal,
+  lookup: Lookup,
 ): Promise<DescriptorSchema> {
-  const addresses = await target.providersFor(symbol, timeoutMs);
+  const addresses = await target.providersFor(symbol, lookup);
   if (addresses.length === 0) {
     throw new RpcError(RpcCode.NOT_FOUND, `Cannot find '${symbol}': no provider is registered to ask about it`);
   }
   let failure: RpcError | undefined;
   for (const address of addresses) {
     try {
-      return await target.reflection(address, timeoutMs, signal).schemaOf(symbol);
+      return await target.reflection(address, lookup).schemaOf(symbol);
     } catch (error) {
       if (!(error instanceof RpcError)) throw error;
       // The deadline or a cancel ends the search; another provider may know a symbol this one does not.

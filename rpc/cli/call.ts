@@ -95,9 +95,25 @@ export async function runCall(args: string[], options: RunCallOptions = {}): Pro
     return report(backend, error);
   } finally {
     for (const stop of stopListening) stop();
-    await target?.close().catch(() => {});
-    await app?.close().catch(() => {});
+    // A registry still being connected to when the command ended would hold the close until it gives up.
+    await settledWithin(
+      CLOSE_TIMEOUT_MS,
+      (async () => {
+        await target?.close().catch(() => {});
+        await app?.close().catch(() => {});
+      })(),
+    );
   }
+}
+
+/** How long the command waits for its channels and registry session to close before it exits anyway. */
+const CLOSE_TIMEOUT_MS = 1000;
+
+/** Resolves once `promise` settles or `ms` passed. */
+async function settledWithin(ms: number, promise: Promise<unknown>): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([promise, new Promise((resolve) => timer = setTimeout(resolve, ms))]);
+  clearTimeout(timer);
 }
 
 /** The failure as one line on stderr; its exit status. */
