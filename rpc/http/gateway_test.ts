@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import descriptor from "protobufjs/ext/descriptor/index.js";
 import { parseRpcConfig } from "../rpc_application.ts";
-import { RpcCode } from "../rpc_error.ts";
+import { until } from "../../reactor/testdata/until.ts";
+import { RpcCode, RpcError } from "../rpc_error.ts";
+import type { ServerInterceptor } from "../rpc_provider.ts";
 import {
   decode,
   demoType,
@@ -407,4 +409,48 @@ Deno.test("rpcserver_http_port, rpcserver_http_ip and rpcserver_http_cors_origin
     "*",
   );
   assert.throws(() => parseRpcConfig({ ...base, rpcserver_http_port: 70000 }, "provider.json"), /rpcserver_http_port/);
+});
+
+Deno.test("GatewayTransport calls pass through the provider's interceptors, as calls on its own port do", async () => {
+  const requireToken: ServerInterceptor = (next) => (request, context) => {
+    if (context.metadata["authorization"] !== "Bearer s3cret") {
+      throw new RpcError(RpcCode.UNAUTHENTICATED, "A valid token is required");
+    }
+    return next(request, context);
+  };
+  await using demo = await startDemoProvider({ interceptors: [requireToken] });
+  const refused = await fetch(`${demo.base}${ECHO}`, { method: "POST", headers: json, body: "{}" });
+  assert.equal(refused.status, 401);
+  assert.deepEqual(await refused.json(), { code: "unauthenticated", message: "A valid token is required" });
+  const allowed = await fetch(`${demo.base}${ECHO}`, {
+    method: "POST",
+    headers: { ...json, authorization: "Bearer s3cret" },
+    body: '{"text":"in"}',
+  });
+  assert.equal((await allowed.json()).text, "in");
+});
+
+Deno.test("GatewayTransport is a front door like the native port: silent and hostile connections closed and counted", async () => {
+  await using demo = await startDemoProvider({ handshakeTimeoutMs: 300 });
+  const silent = await RawHttpClient.connect(demo.address);
+  const smuggler = await RawHttpClient.connect(demo.address);
+  try {
+    await until(() => demo.provider.stats().connections >= 2, 5000, "the gateway to count its connections");
+    assert.ok(demo.provider.stats().silentConnections >= 2);
+    await smuggler.send(
+      `POST ${ECHO} HTTP/1.1\r\nhost: gw\r\ncontent-type: application/json\r\ncontent-length: 4\r\n` +
+        "transfer-encoding: chunked\r\n\r\n0\r\n\r\n",
+    );
+    assert.equal((await smuggler.response()).status, 400);
+    assert.ok(await silent.closedByServer(5000), "a connection that never sends a request is closed");
+    // An honest client meanwhile.
+    const ok = await fetch(`${demo.base}${ECHO}`, { method: "POST", headers: json, body: '{"text":"honest"}' });
+    assert.equal((await ok.json()).text, "honest");
+  } finally {
+    silent.close();
+    smuggler.close();
+  }
+  const limits = demo.provider.stats().limitsHit;
+  assert.equal(limits.http_smuggling, 1);
+  assert.ok((limits.handshake_timeout ?? 0) >= 1, JSON.stringify(limits));
 });
