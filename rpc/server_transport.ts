@@ -14,17 +14,18 @@
  * stream opens with a RequestFrame whose `stream` names its kind; its messages, half-close and credit arrive
  * through the handler's optional `message`, `halfClose` and `credit`, its messages and credit leave through the
  * connection's optional `sendMessage` (fair among the connection's streams) and `sendCredit`, and its end leaves
- * as a CallAnswer. A Connect-protocol HTTP gateway is one more {@linkcode ServerTransport}: each HTTP request is a
- * call on a connection of its own (`Connect-Timeout-Ms` is the deadline, headers the metadata, an aborted request
- * the cancel, `drain` a `Connection: close`), so the provider's dispatch, limits on calls and accounting serve it
- * unchanged.
+ * as a CallAnswer. The HTTP gateway (`http/gateway_transport.ts`: Connect and gRPC-Web) is one more
+ * {@linkcode ServerTransport}: each HTTP request is a call on a connection of its own (`Connect-Timeout-Ms` is the
+ * deadline, headers the metadata, an aborted request the cancel, `drain` a `Connection: close`), so the provider's
+ * dispatch, limits on calls and accounting serve it unchanged; it asks the provider for a method's definition
+ * (`method`) to transcode JSON and tell a stream's kind before it frames the request.
  *
  * The provider owns the calls and everything about them (which ones run, limits on calls and metadata, deadlines,
  * drain, counting); a transport owns its connections and its bytes (framing, flow control, keepalive, idle
  * connections). Limits either side hits are counted through {@linkcode ServerTransportHandler.limitHit}.
  * Everything happens on the connection's loop.
  *
- * Every port is a front door: a transport that takes connections from the network (TCP now; the gateway and any
+ * Every port is a front door: a transport that takes connections from the network (TCP, the HTTP gateway, any
  * compatibility port later) keeps them in a `ConnectionGate` (`_connection_gate.ts`), which holds the connection
  * caps (in all and per address), closes a connection whose first whole frame does not come within
  * `handshakeTimeoutMs`, and at `maxConnections` makes room by evicting the oldest connection that never spoke. A

@@ -197,13 +197,14 @@ export class GatewayRequest {
   open(payload: Uint8Array, timeoutMs: number): GatewayCall {
     if (this.#call !== undefined) throw new TypeError("Cannot open a second call for one request");
     const call = this.#call = new GatewayCall(this.#context.loop, this.http.peer, this.#context.provider);
+    call.start(this.#frame(payload, timeoutMs), this.receiveTimeMs);
     const signal = this.http.signal;
-    if (signal.aborted) call.abandon();
-    else {
+    if (signal.aborted) {
+      call.abandon();
+    } else {
       this.#onAbort = () => call.abandon();
       signal.addEventListener("abort", this.#onAbort, { once: true });
     }
-    call.start(this.#frame(payload, timeoutMs), this.receiveTimeMs);
     return call;
   }
 
