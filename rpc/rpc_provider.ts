@@ -505,7 +505,9 @@ export class RpcProvider {
    * Stop gracefully (drain): unpublish every service, then send a drain frame on every connection (with the last
    * call id this provider will answer there, so callers send new calls elsewhere and retry later ones safely), let
    * calls in flight finish for up to `graceMs`, cancel what is left (answered UNAVAILABLE with the reason), and
-   * close. A provider with threads drains every Worker the same way. Calling it again returns the same promise.
+   * close. A provider with threads drains every Worker the same way. The HTTP gateway drains with it: its requests
+   * in flight finish within the grace, new ones are answered unavailable (503), and its connections close after
+   * their response (`Connection: close`). Calling it again returns the same promise.
    */
   stop(options: { graceMs?: number } = {}): Promise<void> {
     this.#stopped ??= this.#stop(options.graceMs ?? this.#limits.drainGraceMs);
