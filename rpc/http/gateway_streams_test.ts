@@ -253,3 +253,16 @@ Deno.test("GatewayTransport drains: calls in flight finish, new ones are unavail
     await demo.provider.stop();
   }
 });
+
+Deno.test("GatewayTransport feeds a gRPC-Web client stream, in JSON", async () => {
+  await using demo = await startDemoProvider();
+  const body = frames(frame(0, jsonBytes({ blob: "AAAA" })), frame(0, jsonBytes({ index: 1, blob: "AAAAAA==" })));
+  const { response, body: answer } = await post(`${demo.base}${SUM}`, {
+    "content-type": "application/grpc-web+json",
+  }, body);
+  assert.equal(response.headers.get("content-type"), "application/grpc-web+json");
+  const received = parseFrames(answer);
+  assert.deepEqual(received.map((f) => f.flags), [0, 0x80]);
+  assert.deepEqual(JSON.parse(text(received[0]!.data)), { count: 2, bytes: "7" });
+  assert.match(text(received[1]!.data), /^grpc-status: 0\r\n/);
+});
