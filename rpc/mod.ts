@@ -46,3 +46,7 @@ export type { ExtensionRequest, ServerReflectionRequest, ServerReflectionRespons
 export type { ServerReflectionStub } from "./reflection/mod.ts";
 export { type Candidate, createLoadBalancer, type LoadBalancer, type LoadBalancerName } from "./load_balancer.ts";
 export { ConsistentHashBalancer, P2cBalancer, RandomBalancer, RoundRobinBalancer } from "./load_balancer.ts";
+
+// The HTTP gateway's options (Connect and gRPC-Web on `httpPort`).
+export type { GatewayCorsOptions } from "./http/gateway_cors.ts";
+export type { Http1ConnectionOptions } from "./http/http1_connection.ts";
