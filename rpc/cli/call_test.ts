@@ -56,14 +56,14 @@ async function expectExit(code: number, args: string[], input?: string): Promise
   return result;
 }
 
-/** A `deno task call` still running: its stdout lines as they come (with when), its stdin open. */
+/** A `deno task call` still running: its stdout lines as they come, its stdin open. */
 class RunningCall {
   readonly #child: Deno.ChildProcess;
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
   readonly #reading: Promise<void>;
   readonly #stderr: Promise<string>;
-  /** Complete lines so far, each with `performance.now()` at its arrival. */
-  readonly lines: { text: string; atMs: number }[] = [];
+  /** Complete lines of stdout so far. */
+  readonly lines: string[] = [];
   #wake = () => {};
 
   constructor(args: string[]) {
@@ -83,7 +83,7 @@ class RunningCall {
         pending += chunk;
         let eol: number;
         while ((eol = pending.indexOf("\n")) >= 0) {
-          this.lines.push({ text: pending.slice(0, eol), atMs: performance.now() });
+          this.lines.push(pending.slice(0, eol));
           pending = pending.slice(eol + 1);
         }
         this.#wake();
@@ -264,25 +264,30 @@ Deno.test(
       });
 
       await t.step("a server stream prints one JSON object per line as each message arrives", async () => {
-        const follow = new RunningCall([
+        const ticks = (symbol: string, count: number) =>
+          Array.from({ length: count }, (_, index) => ({
+            symbol,
+            sequence: String(index + 1),
+            price: 100 + (index + 1) / 4,
+          }));
+        const three = await expectExit(0, [
           ...i,
           "dwt.streaming.FeedService/Follow",
           "-d",
-          '{"symbol":"DWT","count":3,"intervalMs":400}',
+          '{"symbol":"DWT","count":3,"intervalMs":20}',
         ]);
-        const { code, stderr } = await follow.done();
-        assert.equal(code, 0, stderr);
-        assert.deepEqual(
-          follow.lines.map((line) => JSON.parse(line.text)),
-          [1, 2, 3].map((sequence) => ({
-            symbol: "DWT",
-            sequence: String(sequence),
-            price: 100 + sequence / 4,
-          })),
-        );
-        // 400 ms apart at the provider: printed as they came, not all at the end.
-        const spreadMs = follow.lines[2]!.atMs - follow.lines[0]!.atMs;
-        assert.ok(spreadMs >= 500, `the ticks came ${spreadMs} ms apart`);
+        assert.deepEqual(three.stdout.trimEnd().split("\n").map((line) => JSON.parse(line)), ticks("DWT", 3));
+        // A stream that never ends: its lines can only have been printed as they came.
+        const endless = new RunningCall([
+          ...i,
+          "dwt.streaming.FeedService/Follow",
+          "-d",
+          '{"symbol":"E","intervalMs":20}',
+        ]);
+        await endless.waitForLines(3);
+        endless.kill("SIGINT");
+        await endless.done();
+        assert.deepEqual(endless.lines.slice(0, 3).map((line) => JSON.parse(line)), ticks("E", 3));
       });
 
       await t.step("a client stream reads NDJSON from stdin (blank lines skipped) and prints the answer", async () => {
@@ -315,7 +320,7 @@ Deno.test(
         await chat.closeStdin();
         const { code, stderr } = await chat.done();
         assert.equal(code, 0, stderr);
-        assert.deepEqual(chat.lines.map((line) => JSON.parse(line.text)), [
+        assert.deepEqual(chat.lines.map((line) => JSON.parse(line)), [
           { from: "feed", text: 'ann said "hi" (line 1)' },
           { from: "feed", text: 'bob said "yo" (line 2)' },
         ]);
@@ -359,7 +364,7 @@ Deno.test(
 
       await t.step("--timeout: DEADLINE_EXCEEDED is exit status 68, and the provider sees the call end", async () => {
         const startedMs = performance.now();
-        const slow = await expectExit(68, [...i, "test.cli.Echo/Sleep", "-d", '{"ms":20000}', "--timeout", "2000"]);
+        const slow = await expectExit(68, [...i, "test.cli.Echo/Sleep", "-d", '{"ms":20000}', "--timeout", "4000"]);
         assert.match(slow.stderr, /^\[DEADLINE_EXCEEDED\] The call to test\.cli\.Echo\.Sleep .*\n$/);
         assert.ok(performance.now() - startedMs < 10_000, "the command outlived its --timeout by far");
         await eventually(() => echo.stdout().includes("Sleep cancelled"), "the provider's handler cancelled");
@@ -432,6 +437,33 @@ Deno.test(
         assert.match(feed.stdout(), /Follow\(C\) stopped after \d+ ticks: \[CANCELLED\]/);
       });
 
+      await t.step(
+        "a reader that goes away: stdout closed mid-stream is exit 1, the stream stops at the provider",
+        async () => {
+          const child = new Deno.Command(Deno.execPath(), {
+            args: ["run", "-A", CALL, ...i, "dwt.streaming.FeedService/Follow", "-d", '{"symbol":"R","intervalMs":50}'],
+            stdin: "null",
+            stdout: "piped",
+            stderr: "piped",
+          }).spawn();
+          const stderr = new Response(child.stderr).text();
+          const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+          let text = "";
+          while ((text.match(/\n/g)?.length ?? 0) < 2) {
+            const { value, done } = await reader.read();
+            if (done) break;
+            text += value;
+          }
+          await reader.cancel(); // like `| head -2`
+          assert.equal((await child.status).code, 1, await stderr);
+          assert.match(await stderr, /^Cannot write to stdout: /);
+          await eventually(
+            () => /Follow\(R\) stopped after \d+ ticks/.test(feed.stdout()),
+            "the provider's Follow stopped",
+          );
+        },
+      );
+
       await t.step("usage errors: one line on stderr, exit status 2", async () => {
         const usage: [string[], RegExp][] = [
           [[], /^Cannot read the command line: give a command/],
@@ -445,6 +477,8 @@ Deno.test(
           [[...i, "--proto", `${dir}/missing.proto`, "list"], /^Cannot load --proto .*missing\.proto/],
           [["-i", `${dir}/missing.json`, "list"], /^Cannot load RPC config .*missing\.json/],
           [[...i, "describe"], /'describe' takes one symbol/],
+          [[...i, "list", "-d", "{}"], /'-d' and '-H' are for calls, not list/],
+          [[...i, "dwt.UserServiceRpc/Login", "{}", "-d", "{}"], /give the request either as -d or as an argument/],
         ];
         await Deno.writeFile(`${dir}/junk.pb`, encoder.encode("not a descriptor set"));
         usage.push([["--protoset", `${dir}/junk.pb`, "list"], /junk\.pb as it is not a FileDescriptorSet/]);
