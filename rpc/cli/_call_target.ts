@@ -5,7 +5,7 @@ import type { TlsClientOptions } from "../../reactor/backend/net_backend.ts";
 import type { EventLoop } from "../../reactor/event_loop.ts";
 import type { Registry } from "../../registry/registry.ts";
 import { SERVER_REFLECTION_V1, SERVER_REFLECTION_V1ALPHA } from "../reflection/mod.ts";
-import type { RpcApplication } from "../rpc_application.ts";
+import type { RpcApplication, RpcClientSettings } from "../rpc_application.ts";
 import { RpcChannel } from "../rpc_channel.ts";
 import { RpcCode, RpcError } from "../rpc_error.ts";
 import { ReflectionClient } from "./_reflection_client.ts";
@@ -148,18 +148,26 @@ export class RegistryTarget implements CallTarget {
   }
 }
 
+/** Options of {@linkcode ProviderTarget}: what a caller's config (-i) gives its channels, when there is one. */
+export interface ProviderTargetOptions {
+  /** @default {EventLoop.current()} */
+  readonly loop?: EventLoop;
+  /** The config's `tls_ca_file`. @default {undefined: plain TCP} */
+  readonly tls?: TlsClientOptions;
+  /** The config's `rpcclient_` keys. @default {{}} */
+  readonly settings?: RpcClientSettings;
+}
+
 /** One provider, `--provider HOST:PORT`: no registry, the schema from its reflection. */
 export class ProviderTarget implements CallTarget {
   readonly #address: string;
-  readonly #loop: EventLoop | undefined;
-  readonly #tls: TlsClientOptions | undefined;
+  readonly #options: ProviderTargetOptions;
   readonly #channels: RpcChannel[] = [];
 
   /** Calls to the provider at `address` (`host:port`). */
-  constructor(address: string, options: { loop?: EventLoop; tls?: TlsClientOptions } = {}) {
+  constructor(address: string, options: ProviderTargetOptions = {}) {
     this.#address = address;
-    this.#loop = options.loop;
-    this.#tls = options.tls;
+    this.#options = options;
   }
 
   listServices(lookup: Lookup): Promise<string[]> {
@@ -175,19 +183,18 @@ export class ProviderTarget implements CallTarget {
   }
 
   reflection(address: string, lookup: Lookup): ReflectionClient {
-    const channel = new RpcChannel({ providers: withReflection(address), loop: this.#loop, tls: this.#tls });
-    this.#channels.push(channel);
-    return new ReflectionClient(channel, address, lookup);
+    return new ReflectionClient(this.#open(withReflection(address)), address, lookup);
   }
 
   channel(service: string): Promise<RpcChannel> {
-    const channel = new RpcChannel({
-      providers: withReflection(this.#address, { [service]: [this.#address] }),
-      loop: this.#loop,
-      tls: this.#tls,
-    });
+    return Promise.resolve(this.#open(withReflection(this.#address, { [service]: [this.#address] })));
+  }
+
+  #open(providers: Record<string, string[]>): RpcChannel {
+    const { loop, tls, settings } = this.#options;
+    const channel = new RpcChannel({ ...settings, providers, loop, tls });
     this.#channels.push(channel);
-    return Promise.resolve(channel);
+    return channel;
   }
 
   async close(): Promise<void> {

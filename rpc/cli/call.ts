@@ -142,7 +142,7 @@ async function openApplication(parsed: CallTargetArgs, backend: NetBackend): Pro
   try {
     if (logLevel !== undefined) level = parseLogLevel(logLevel);
   } catch (error) {
-    throw new ConfigError(`Cannot read the command line: '-l' ${(error as Error).message}`);
+    throw new ConfigError(`Cannot read the command line: '-l': ${(error as Error).message}`);
   }
   setLogger(new Logger({ level, name: "call" }));
   return undefined;
@@ -164,7 +164,9 @@ async function openTarget(
       throw new ConfigError(`Cannot read 'tls_ca_file' ${caFile}: ${(error as Error).message}`, { cause: error });
     }
   }
-  if (provider !== undefined) return new ProviderTarget(provider, { loop: app?.loop, tls });
+  if (provider !== undefined) {
+    return new ProviderTarget(provider, { loop: app?.loop, tls, settings: app?.config.rpcclient });
+  }
   return app === undefined ? undefined : new RegistryTarget(app, tls);
 }
 
