@@ -25,8 +25,10 @@ export function exitStatusOf(code: RpcCode): number {
   return code === RpcCode.OK ? CallExit.OK : CallExit.RPC_BASE + code;
 }
 
+// Four codes a line, under the text they continue.
 const CODE_TABLE = Object.values(RpcCode).filter((code) => code !== RpcCode.OK)
-  .map((code) => `${exitStatusOf(code)} ${rpcCodeName(code)}`).join(", ");
+  .map((code, index) => `${index % 4 === 0 ? "\n          " : " "}${exitStatusOf(code)} ${rpcCodeName(code)},`)
+  .join("").slice(0, -1);
 
 /** `deno task call --help`. */
 export const CALL_USAGE: string = `Usage: deno task call [options] list [SERVICE]
@@ -70,7 +72,7 @@ Exit status:
   0       OK
   1       a failure that has no RPC code: a schema that cannot be used, stdout closed
   2       usage: the command line, the config file, a --proto, --protoset or -d @FILE that cannot be read
-  64 + N  the call, or a step it needed, failed with gRPC code N: ${CODE_TABLE}.
+  64 + N  the call, or a step it needed, failed with gRPC code N:${CODE_TABLE}.
           A service, method or symbol that is nowhere is 69 NOT_FOUND; no provider or an unreachable registry is
           78 UNAVAILABLE; a provider without reflection is 76 UNIMPLEMENTED; a request that is not JSON, or not
           JSON of its message, is 67 INVALID_ARGUMENT; --timeout passing (in the call or before it)

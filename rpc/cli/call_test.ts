@@ -492,7 +492,7 @@ Deno.test(
         }
         const help = await expectExit(0, ["--help"]);
         assert.match(help.stdout, /^Usage: deno task call/);
-        assert.match(help.stdout, /68 DEADLINE_EXCEEDED, 69 NOT_FOUND/);
+        assert.match(help.stdout, /68 DEADLINE_EXCEEDED,\s+69 NOT_FOUND/);
       });
 
       await t.step(
