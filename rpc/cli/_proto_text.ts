@@ -5,7 +5,6 @@
 // something of its own), and strings are escaped.
 
 import type {
-  DescriptorSchema,
   EnumDescriptor,
   FieldDescriptor,
   FileDescriptor,
@@ -14,7 +13,8 @@ import type {
   RangeDescriptor,
   SchemaSymbol,
   ServiceDescriptor,
-} from "./_descriptor_schema.ts";
+  SymbolLookup,
+} from "./_descriptor_types.ts";
 
 // descriptor.proto's numbers.
 const LABEL_REQUIRED = 2;
@@ -345,7 +345,7 @@ export function fileText(file: FileDescriptor): string {
  * then every message and enum its request and response use, transitively; a message likewise; an enum. Google's
  * well-known types are named, not printed.
  */
-export function describeText(schema: DescriptorSchema, symbol: SchemaSymbol): string {
+export function describeText(schema: SymbolLookup, symbol: SchemaSymbol): string {
   const sections: string[] = [];
   const header = (name: string, file: FileDescriptor) => `// ${name} (${file.name})`;
   const printed = new Set<string>();
