@@ -163,7 +163,31 @@ export async function runCase(testCase, env) {
   result.responseTrailers = headerList(responseTrailers);
   if (record.status !== undefined) result.httpStatusCode = record.status;
   result.feedback = examineWire(record);
+  if (raw === undefined && record.method !== undefined) {
+    result.feedback.push(...checkRequestShape(request, record, schema));
+  }
   return result;
+}
+
+// The client did what the case's combination says (else the case would pass without testing it): GET where
+// asked, and gzip on the request where the compression is gzip (and there are bytes to compress).
+function checkRequestShape(request, record, schema) {
+  const problems = [];
+  const method = request.useGetHttpMethod ? "GET" : "POST";
+  if (record.method !== method) problems.push(`the client sent ${record.method}, the case asks for ${method}`);
+  const bytes = request.requestMessages.some((any) => any.value.length > 0);
+  if (schema.enumName("Compression", request.compression) === "COMPRESSION_GZIP" && method === "POST" && bytes) {
+    const protocol = schema.enumName("Protocol", request.protocol);
+    const unary = schema.enumName("StreamType", request.streamType) === "STREAM_TYPE_UNARY";
+    const header = protocol === "PROTOCOL_GRPC_WEB"
+      ? "grpc-encoding"
+      : unary
+      ? "content-encoding"
+      : "connect-content-encoding";
+    const value = record.requestHeaders.get(header);
+    if (value !== "gzip") problems.push(`the client did not send gzip (${header}: ${value})`);
+  }
+  return problems;
 }
 
 function makeTransport(request, env, httpClient) {

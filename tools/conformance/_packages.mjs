@@ -1,4 +1,4 @@
-// The Node side's npm packages (tools/conformance/package.json, installed by `deno task conformance`), loaded by
+// The Node side's npm packages (tools/conformance/npm/package.json, installed by `deno task conformance`), loaded by
 // path as bench/*.mjs load theirs: `deno check .` reads these files too, and a bare npm specifier is one it
 // cannot resolve. The path is built at run time (a literal one, even a template, Deno would follow into the
 // packages' own files). The CommonJS builds, so each package is the one instance the others require.
@@ -6,7 +6,7 @@ import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 
 const require = createRequire(import.meta.url);
-const packages = fileURLToPath(new URL("./node_modules/", import.meta.url));
+const packages = fileURLToPath(new URL("./npm/node_modules/", import.meta.url));
 const cjs = (path) => require(packages + path);
 
 /** @bufbuild/protobuf */

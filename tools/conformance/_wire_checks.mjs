@@ -28,8 +28,9 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 /**
- * Wrap connect's HTTP client `inner` so each response's status, headers, body bytes and trailers land in
- * `record`; with `replace`, the request sent is `replace(request)` instead (its own body drained unsent).
+ * Wrap connect's HTTP client `inner` so the request's method and headers and the response's status, headers, body
+ * bytes and trailers land in `record`; with `replace`, the request sent is `replace(request)` instead (its own
+ * body drained unsent).
  */
 export function recordingClient(inner, record, replace) {
   return async (request) => {
@@ -38,6 +39,8 @@ export function recordingClient(inner, record, replace) {
       sent = replace(request);
       if (request.body !== undefined) void drain(request.body);
     }
+    record.method = sent.method;
+    record.requestHeaders = sent.header;
     const response = await inner(sent);
     record.status = response.status;
     record.headers = response.header;

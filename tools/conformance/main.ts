@@ -36,14 +36,14 @@ const { values } = parseArgsOrExit({
 });
 
 const nodeModules = new URL(
-  "node_modules/@connectrpc/connect-node/package.json",
+  "npm/node_modules/@connectrpc/connect-node/package.json",
   here,
 );
 try {
   await Deno.stat(nodeModules);
 } catch {
   console.error(
-    "The Node side's packages are missing: run `npm ci --prefix tools/conformance` (deno task conformance does)",
+    "The Node side's packages are missing: run `npm ci --prefix tools/conformance/npm` (deno task conformance does)",
   );
   Deno.exit(2);
 }
