@@ -33,9 +33,13 @@ const FILES = {
  * Read the three .proto files beside this module into one Root.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { loadConformanceSchema } from "./conformance_schema.ts";
+ * import assert from "node:assert/strict";
+ *
  * const schema = await loadConformanceSchema();
- * schema.root.lookupType("connectrpc.conformance.v1.TestSuite");
+ * assert.ok(schema.service.methods.has("IdempotentUnary"));
+ * assert.ok(schema.root.lookupType("connectrpc.conformance.v1.TestSuite"));
  * ```
  */
 export async function loadConformanceSchema(): Promise<ConformanceSchema> {

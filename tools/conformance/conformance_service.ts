@@ -81,8 +81,14 @@ interface Payload {
  * Safe to share between calls; each call's state is its own.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { EventLoop } from "../../reactor/event_loop.ts";
+ * import { RpcProvider } from "../../rpc/mod.ts";
+ * import { loadConformanceSchema } from "./conformance_schema.ts";
+ * import { conformanceHandlers } from "./conformance_service.ts";
+ *
  * const schema = await loadConformanceSchema();
+ * const provider = new RpcProvider({ loop: new EventLoop(), httpPort: 0 });
  * provider.registerService(schema.service, conformanceHandlers(schema));
  * ```
  */
