@@ -11,6 +11,8 @@
  * | another content type, or one of the wrong kind        | 415                                                  |
  * | a method not served                                   | 404 with code `unimplemented`                        |
  *
+ * An error's details are those its handler's error carried as gRPC's `grpc-status-details-bin` metadata (the
+ * base64 of a `google.rpc.Status`), in the error JSON's `details`.
  * `Connect-Timeout-Ms` is the deadline; request headers other than the protocol's are the call's metadata; the
  * handler's response metadata goes out as headers (keys `trailer-<name>`: as Connect's unary trailer fields
  * `trailer-<name>`; in a stream, whatever is not sent before the first message goes in the end-of-stream
@@ -25,6 +27,8 @@ import protobuf from "protobufjs";
 import { RpcCode, RpcError } from "../rpc_error.ts";
 import { type MethodDefinition, MethodKind } from "../service_definition.ts";
 import {
+  connectErrorDetails,
+  type ConnectErrorJson,
   connectErrorJson,
   connectHttpStatus,
   endOfStreamJson,
@@ -47,7 +51,7 @@ import {
   gzip,
   requestEncoding,
 } from "./gateway_compression.ts";
-import { type GatewayRequest, metadataFields, TRAILER_PREFIX } from "./gateway_request.ts";
+import { type GatewayRequest, metadataFields, STATUS_DETAILS_KEY, TRAILER_PREFIX } from "./gateway_request.ts";
 import { concatBytes, readOneMessage, relayMessages, uploadMessages } from "./gateway_streams.ts";
 import { Http1Error } from "./http1_error.ts";
 import type { HttpHeaders } from "./http_headers.ts";
@@ -215,14 +219,14 @@ export class ConnectHandler {
       answer = errorAnswer(error);
       last = undefined;
     }
-    const { headers: fields, trailers } = metadataFields(answer.metadata);
+    const { headers: fields, trailers } = metadataFields(withoutDetails(answer.metadata));
     if (!response.headersSent) {
       for (const [name, value] of fields) response.headers.append(name, value);
       request.prepareHead();
     } else {
       trailers.unshift(...fields);
     }
-    const error = answer.status === 0 ? undefined : connectErrorJson(answer.status, answer.message);
+    const error = answer.status === 0 ? undefined : errorJson(answer);
     const end = envelope(ENVELOPE_END_STREAM, endOfStreamJson(error, listMap(trailers)));
     await response.end(last === undefined ? end : concatBytes(last, end));
   }
@@ -235,12 +239,24 @@ async function writeUnaryError(request: GatewayRequest, answer: GatewayAnswer, s
   response.headers.set("content-type", "application/json");
   request.prepareHead();
   response.writeHead(status ?? connectHttpStatus(answer.status));
-  await response.end(JSON.stringify(connectErrorJson(answer.status, answer.message)));
+  await response.end(JSON.stringify(errorJson(answer)));
+}
+
+// A failed call's error JSON, with the details its handler's error carried (as grpc-status-details-bin).
+function errorJson(answer: GatewayAnswer): ConnectErrorJson {
+  return connectErrorJson(answer.status, answer.message, connectErrorDetails(answer.metadata[STATUS_DETAILS_KEY]));
+}
+
+// The metadata less the error details, which Connect sends in its error JSON, not as a field.
+function withoutDetails(metadata: Readonly<Record<string, string>>): Readonly<Record<string, string>> {
+  if (!Object.hasOwn(metadata, STATUS_DETAILS_KEY)) return metadata;
+  const { [STATUS_DETAILS_KEY]: _details, ...rest } = metadata;
+  return rest;
 }
 
 // Unary metadata: headers, and trailers as Connect's `trailer-` header fields.
 function setUnaryMetadata(headers: HttpHeaders, metadata: Readonly<Record<string, string>>): void {
-  const fields = metadataFields(metadata);
+  const fields = metadataFields(withoutDetails(metadata));
   for (const [name, value] of fields.headers) headers.append(name, value);
   for (const [name, value] of fields.trailers) headers.append(`${TRAILER_PREFIX}${name}`, value);
 }

@@ -7,7 +7,9 @@
  * @module
  */
 
+import protobuf from "protobufjs";
 import { RpcCode } from "../rpc_error.ts";
+import { toBase64 } from "./grpc_web_protocol.ts";
 
 /** Connect's name of each status code (gRPC's names in lower snake case; CANCELLED is spelled `canceled`). */
 export const CONNECT_CODE_NAMES: Readonly<Record<number, string>> = Object.freeze({
@@ -92,6 +94,53 @@ export function connectErrorJson(code: number, message: string, details?: Connec
   if (message !== "") json.message = message;
   if (details !== undefined && details.length > 0) json.details = details;
   return json;
+}
+
+/**
+ * An error's details as Connect's JSON carries them, from gRPC's `grpc-status-details-bin` (the base64 of a
+ * `google.rpc.Status`, whose field 3 is its details as `google.protobuf.Any`s): how a handler's error brings
+ * details through the provider, as metadata under that key. Undefined when `statusDetailsBin` is absent, has no
+ * details, or is not base64 of a Status (the error then goes out without details).
+ *
+ * @example
+ * ```ts
+ * import { connectErrorDetails } from "./connect_protocol.ts";
+ * import assert from "node:assert/strict";
+ *
+ * // Status { details: [Any { type_url: "type.googleapis.com/x.Y" (23 bytes), value: 0x08 0x01 }] }
+ * const url = new TextEncoder().encode("type.googleapis.com/x.Y");
+ * const any = [0x0a, url.length, ...url, 0x12, 0x02, 0x08, 0x01];
+ * const status = btoa(String.fromCharCode(0x1a, any.length, ...any));
+ * assert.deepEqual(connectErrorDetails(status), [{ type: "x.Y", value: "CAE" }]);
+ * assert.equal(connectErrorDetails("not a status!"), undefined);
+ * ```
+ */
+export function connectErrorDetails(statusDetailsBin: string | undefined): ConnectErrorDetail[] | undefined {
+  if (statusDetailsBin === undefined) return undefined;
+  try {
+    const reader = protobuf.Reader.create(fromBase64Url(statusDetailsBin));
+    const details: ConnectErrorDetail[] = [];
+    while (reader.pos < reader.len) {
+      const tag = reader.uint32();
+      if (tag !== ((3 << 3) | 2)) {
+        reader.skipType(tag & 7);
+        continue;
+      }
+      const any = protobuf.Reader.create(reader.bytes());
+      let typeUrl = "";
+      let value: Uint8Array = new Uint8Array(0);
+      while (any.pos < any.len) {
+        const anyTag = any.uint32();
+        if (anyTag === ((1 << 3) | 2)) typeUrl = any.string();
+        else if (anyTag === ((2 << 3) | 2)) value = any.bytes();
+        else any.skipType(anyTag & 7);
+      }
+      details.push({ type: typeUrl.slice(typeUrl.lastIndexOf("/") + 1), value: toBase64(value).replace(/=+$/, "") });
+    }
+    return details.length > 0 ? details : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -68,7 +68,6 @@ const RESERVED_RESPONSE_FIELDS = new Set([
   "grpc-encoding",
   "grpc-message",
   "grpc-status",
-  "grpc-status-details-bin",
   "keep-alive",
   "te",
   "trailer",
@@ -88,9 +87,16 @@ const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 export const TRAILER_PREFIX = "trailer-";
 
 /**
- * A handler's response metadata as HTTP fields: `headers` and `trailers` (see {@linkcode TRAILER_PREFIX}), names
- * lower-cased. Keys that are not tokens, values with control characters and the fields of HTTP and the protocols
- * (`content-type`, `grpc-status`, ...) are dropped.
+ * The metadata key of an error's details, as gRPC names it: the base64 of a `google.rpc.Status` whose details a
+ * handler's {@linkcode RpcError} carries. Always a trailer (gRPC-Web sends it so); Connect turns it into its error
+ * JSON's `details` instead.
+ */
+export const STATUS_DETAILS_KEY = "grpc-status-details-bin";
+
+/**
+ * A handler's response metadata as HTTP fields: `headers` and `trailers` (see {@linkcode TRAILER_PREFIX};
+ * {@linkcode STATUS_DETAILS_KEY} is a trailer), names lower-cased. Keys that are not tokens, values with control
+ * characters and the fields of HTTP and the protocols (`content-type`, `grpc-status`, ...) are dropped.
  *
  * @example
  * ```ts
@@ -108,11 +114,11 @@ export function metadataFields(
   const trailers: [string, string][] = [];
   for (const [key, value] of Object.entries(metadata)) {
     const lower = key.toLowerCase();
-    const trailer = lower.startsWith(TRAILER_PREFIX) && lower.length > TRAILER_PREFIX.length;
-    const name = trailer ? lower.slice(TRAILER_PREFIX.length) : lower;
+    const prefixed = lower.startsWith(TRAILER_PREFIX) && lower.length > TRAILER_PREFIX.length;
+    const name = prefixed ? lower.slice(TRAILER_PREFIX.length) : lower;
     if (!TOKEN.test(name) || RESERVED_RESPONSE_FIELDS.has(name) || name.startsWith("access-control-")) continue;
     if (typeof value !== "string" || !FIELD_VALUE.test(value)) continue;
-    (trailer ? trailers : headers).push([name, value]);
+    (prefixed || name === STATUS_DETAILS_KEY ? trailers : headers).push([name, value]);
   }
   return { headers, trailers };
 }
