@@ -24,7 +24,7 @@ export { USAGE_EXIT_STATUS };
  * import { parseRpcConfig } from "./rpc_application.ts";
  * import assert from "node:assert/strict";
  *
- * assert.throws(() => parseRpcConfig({ rpcserver_http_port: 8080 }, "provider.json"), ConfigError);
+ * assert.throws(() => parseRpcConfig({ rpcserver_quic_port: 8443 }, "provider.json"), ConfigError);
  * ```
  */
 export class ConfigError extends TypeError {

@@ -64,7 +64,7 @@ const PROVIDER = { rpcserver_ip: "127.0.0.1", rpcserver_port: 0, ...REGISTRY };
 
 /** The bad configs every RPC program refuses, written from its good config `base`. */
 function rpcBadStarts(file: (name: string, text: string | object) => string, base: object): BadStart[] {
-  const unknown = file("newer.json", { ...base, rpcserver_http_port: 8080 });
+  const unknown = file("newer.json", { ...base, rpcserver_quic_port: 8443 });
   const notJson = file("not_json.json", `{\n  "dwt_src_ip": "127.0.0.1",\n}\n`);
   const wrongType = file("wrong_type.json", { ...base, dwt_src_port: "ten" });
   const { dwt_src_port: _, ...withoutPort } = base as typeof REGISTRY;
@@ -74,7 +74,7 @@ function rpcBadStarts(file: (name: string, text: string | object) => string, bas
     {
       name: "a key of a newer version",
       args: ["-i", unknown],
-      mentions: [unknown, "'rpcserver_http_port' is unknown"],
+      mentions: [unknown, "'rpcserver_quic_port' is unknown"],
     },
     { name: "not JSON", args: ["-i", notJson], mentions: [notJson, "not valid JSON", "line 3, column 1"] },
     { name: "a value of the wrong type", args: ["-i", wrongType], mentions: [wrongType, /'dwt_src_port'.*"ten"/] },
@@ -137,7 +137,7 @@ Deno.test(
   async () => {
     await withConfigDir(async (file) => {
       const base = { ip: "127.0.0.1", port: 0, dataDir: "" };
-      const unknown = file("newer.json", { ...base, rpcserver_http_port: 8080 });
+      const unknown = file("newer.json", { ...base, rpcserver_quic_port: 8443 });
       const notJson = file("not_json.json", `{\n  "port": 0\n  "dataDir": ""\n}\n`);
       const wrongType = file("wrong_type.json", { ...base, heartbeatMaxCount: "many" });
       const halfTls = file("half_tls.json", { ...base, tlsCertFile: "/nonexistent/c.pem" });
@@ -148,7 +148,7 @@ Deno.test(
         {
           name: "an unknown key",
           args: ["--config", unknown],
-          mentions: [unknown, "'rpcserver_http_port' is unknown"],
+          mentions: [unknown, "'rpcserver_quic_port' is unknown"],
         },
         { name: "not JSON", args: ["--config", notJson], mentions: [notJson, "line 3, column 3"] },
         { name: "a wrong value", args: ["--config", wrongType], mentions: [wrongType, /'heartbeatMaxCount'.*"many"/] },
