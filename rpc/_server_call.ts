@@ -227,8 +227,9 @@ export class ServerCall implements CallContext, CallAnswer {
     if (rpcError.code === RpcCode.UNKNOWN) {
       getLogger().warn(`RpcProvider: ${this.service}.${this.method} threw`, { error });
     }
-    // A cancelled call's caller is gone: nothing to answer.
-    if (rpcError.code === RpcCode.CANCELLED) {
+    // A call cancelled by its caller (or its connection's end) has nobody to answer; a handler that itself ends
+    // its call CANCELLED is answered so, or its caller would wait for nothing.
+    if (rpcError.code === RpcCode.CANCELLED && this.#abortReason !== undefined) {
       this.#owner.settled(this, false);
       return;
     }

@@ -317,7 +317,9 @@ export class ServerStream implements CallContext, CallAnswer {
     if (rpcError.code === RpcCode.UNKNOWN) {
       getLogger().warn(`RpcProvider: ${this.service}.${this.method} threw`, { error });
     }
-    if (rpcError.code === RpcCode.CANCELLED) {
+    // Cancelled by the caller (or the connection's end): nobody to answer. A handler that ends its stream
+    // CANCELLED itself is answered so.
+    if (rpcError.code === RpcCode.CANCELLED && this.#controller.signal.aborted) {
       this.#owner.settled(this, false);
       return;
     }

@@ -307,3 +307,28 @@ Deno.test("Interceptors see streams: the server's wraps the responses, the clien
     await provider.stop();
   }
 });
+
+Deno.test("A handler that itself ends its call CANCELLED is answered so (unary and stream), not left unanswered", async () => {
+  await withFeed({
+    Say: () => {
+      throw new RpcError(RpcCode.CANCELLED, "the handler gave up");
+    },
+    Watch: async function* () {
+      yield { n: 1 };
+      throw new RpcError(RpcCode.CANCELLED, "the stream gave up");
+    },
+  }, async (stub) => {
+    await assert.rejects(
+      stub.Say({}, { timeoutMs: 5000 }),
+      (error: RpcError) => error.code === RpcCode.CANCELLED && /the handler gave up/.test(error.message),
+    );
+    const got: number[] = [];
+    await assert.rejects(
+      async () => {
+        for await (const update of stub.Watch({}, { timeoutMs: 5000 })) got.push(update.n);
+      },
+      (error: RpcError) => error.code === RpcCode.CANCELLED && /the stream gave up/.test(error.message),
+    );
+    assert.deepEqual(got, [1]);
+  });
+});

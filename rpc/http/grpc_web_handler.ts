@@ -122,8 +122,9 @@ export class GrpcWebHandler {
       last = undefined;
     }
     const { headers: fields, trailers } = metadataFields(answer.metadata);
-    if (!response.headersSent && last === undefined && answer.status !== 0) {
-      // Trailers-only: the status in the headers, no body.
+    if (!response.headersSent && last === undefined && answer.status !== 0 && fields.length === 0) {
+      // Trailers-only: the status in the headers, no body (only when there are no headers of the handler's, which a
+      // client would otherwise read as trailers).
       for (const [name, value] of [...fields, ...trailers]) response.headers.append(name, value);
       response.headers.set("grpc-status", String(answer.status));
       if (answer.message !== "") response.headers.set("grpc-message", encodeGrpcMessage(answer.message));
