@@ -164,6 +164,11 @@ export class ServedCalls implements ServerConnectionHandler, ServerCallOwner, Se
     return this.connection.sendMessage!(callId, payload, written);
   }
 
+  /** From a stream: its response headers, before its first message (transports with headers take them). */
+  sendHeaders(callId: number, metadata: Record<string, string>): void {
+    this.connection.sendHeaders?.(callId, metadata);
+  }
+
   /** From a stream: grant its caller credit. */
   sendCredit(callId: number, bytes: number): void {
     this.connection.sendCredit!(callId, bytes);

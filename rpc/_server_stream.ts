@@ -37,6 +37,8 @@ export interface ServerStreamOwner {
   sendMessage(callId: number, payload: Uint8Array, written: () => void): number;
   /** Grant the caller credit. */
   sendCredit(callId: number, bytes: number): void;
+  /** The response metadata set before the first message (transports with headers send them then). */
+  sendHeaders(callId: number, metadata: Record<string, string>): void;
   /** Forget the stream's message waiting for room. */
   dropMessages(callId: number): void;
 }
@@ -65,6 +67,7 @@ export class ServerStream implements CallContext, CallAnswer {
   #responseMetadata: Record<string, string> | undefined;
   #iterator: AsyncIterator<unknown> | Iterator<unknown> | undefined;
   #halfClosed: boolean;
+  #headersSent = false;
   #settled = false;
 
   /**
@@ -252,6 +255,13 @@ export class ServerStream implements CallContext, CallAnswer {
     const credit = this.#credit.take(messageCost(payload.length), `a response message of ${this.method}`);
     if (credit !== undefined) await credit;
     if (this.#settled) return;
+    if (!this.#headersSent) {
+      this.#headersSent = true;
+      const headers = withoutTransportKeys(this.#responseMetadata);
+      if (headers !== undefined && Object.keys(headers).length > 0) {
+        this.#owner.sendHeaders(this.callId, { ...headers });
+      }
+    }
     const written = Promise.withResolvers<void>();
     const tooLarge = this.#owner.sendMessage(this.callId, payload, written.resolve);
     if (tooLarge > 0) {

@@ -145,6 +145,12 @@ export interface ServerConnection {
   sendMessage?(callId: number, payload: Uint8Array, written: () => void): number;
   /** Streams: grant the caller `bytes` more credit on stream `callId`. */
   sendCredit?(callId: number, bytes: number): void;
+  /**
+   * Streams: the handler's response metadata as it stood when the stream's first message went out, for a transport
+   * whose protocol has response headers (HTTP); the stream's end carries all of it again, so a transport without
+   * headers (the native TCP one) leaves this out and sends it all with the end.
+   */
+  sendHeaders?(callId: number, metadata: Record<string, string>): void;
   /** Streams: forget stream `callId`'s message still waiting for room (the stream ended). */
   dropMessages?(callId: number): void;
   /**

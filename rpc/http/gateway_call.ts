@@ -67,6 +67,14 @@ const EMPTY_BYTES = new Uint8Array(0);
 const NO_METADATA: Readonly<Record<string, string>> = Object.freeze({});
 
 /**
+ * Prefix of response metadata keys that are trailers. The handler API has one `responseMetadata` map, sent when
+ * the call ends; a key `trailer-<name>` is trailer `<name>` (Connect unary sends it as the header `trailer-<name>`,
+ * which is how Connect carries unary trailers; streams and gRPC-Web put `<name>` in their trailers), any other key
+ * is a header field where the protocol still allows one, else a trailer.
+ */
+export const TRAILER_PREFIX = "trailer-";
+
+/**
  * A call carried by one HTTP request.
  *
  * @example
@@ -99,6 +107,8 @@ export class GatewayCall implements ServerConnection {
   readonly loop: EventLoop;
   /** Set when the provider drains or closes this call's connection: the HTTP connection closes after the response. */
   closeConnection = false;
+  /** A stream's response headers, as the provider gave them before its first message (undefined: none). */
+  headers: Readonly<Record<string, string>> | undefined = undefined;
   readonly #provider: ServerTransportHandler;
   #calls: ServerConnectionHandler | undefined;
   readonly #events: GatewayEvent[] = [];
@@ -206,15 +216,30 @@ export class GatewayCall implements ServerConnection {
 
   // ServerConnection: what the provider calls.
 
-  /** From the provider: the call's answer or the stream's end. */
+  /** From the provider: the call's answer or the stream's end (less what the stream's headers already said). */
   answer(call: CallAnswer): void {
     if (this.#ended) return;
+    let metadata = withoutTransportKeys(call.answerMetadata) ?? NO_METADATA;
+    const headers = this.headers;
+    if (headers !== undefined) {
+      // What went out as a header is not repeated as a trailer; `trailer-` keys were never headers.
+      metadata = Object.fromEntries(
+        Object.entries(metadata).filter(([key, value]) =>
+          key.toLowerCase().startsWith(TRAILER_PREFIX) || headers[key] !== value
+        ),
+      );
+    }
     this.#end(
       call.status,
       call.errorMessage,
-      withoutTransportKeys(call.answerMetadata) ?? NO_METADATA,
+      metadata,
       call.answerPayload.length === 0 ? EMPTY_BYTES : call.answerPayload.slice(),
     );
+  }
+
+  /** From the provider: a stream's response headers, before its first message. */
+  sendHeaders(_callId: number, metadata: Record<string, string>): void {
+    if (!this.#ended) this.headers = metadata;
   }
 
   /** From the provider: a stream message, queued for the gateway (which acknowledges it with `written`). */

@@ -16,7 +16,7 @@ import type { RequestFrame, ServerTransportHandler } from "../server_transport.t
 import { type MethodDefinition, MethodKind } from "../service_definition.ts";
 import { type Envelope, EnvelopeReader, EnvelopeTooLarge, metadataFromHeaders } from "./connect_protocol.ts";
 import type { ByteBudget } from "./gateway_budget.ts";
-import { GATEWAY_CALL_ID, GatewayCall } from "./gateway_call.ts";
+import { GATEWAY_CALL_ID, GatewayCall, TRAILER_PREFIX } from "./gateway_call.ts";
 import { Base64Pieces } from "./grpc_web_protocol.ts";
 import type { Http1Request } from "./http1_connection.ts";
 import type { Http1ResponseWriter } from "./http1_response_writer.ts";
@@ -78,13 +78,7 @@ const RESERVED_RESPONSE_FIELDS = new Set([
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
-/**
- * Prefix of response metadata keys that are trailers. The handler API has one `responseMetadata` map, sent when
- * the call ends; a key `trailer-<name>` is trailer `<name>` (Connect unary sends it as the header `trailer-<name>`,
- * which is how Connect carries unary trailers; streams and gRPC-Web put `<name>` in their trailers), any other key
- * is a header field where the protocol still allows one, else a trailer.
- */
-export const TRAILER_PREFIX = "trailer-";
+export { TRAILER_PREFIX } from "./gateway_call.ts";
 
 /**
  * The metadata key of an error's details, as gRPC names it: the base64 of a `google.rpc.Status` whose details a

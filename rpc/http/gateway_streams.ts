@@ -17,6 +17,7 @@ import { messageCost } from "../_stream_flow.ts";
 import { RpcCode, RpcError } from "../rpc_error.ts";
 import type { Envelope } from "./connect_protocol.ts";
 import type { GatewayAnswer, GatewayCall } from "./gateway_call.ts";
+import { metadataFields } from "./gateway_request.ts";
 import type { Http1ResponseWriter } from "./http1_response_writer.ts";
 
 /**
@@ -104,7 +105,13 @@ export async function relayMessages(
       continue;
     }
     if (call.ended) continue; // failed or abandoned meanwhile: the end is next
-    if (!response.headersSent) beforeFirst();
+    if (!response.headersSent) {
+      // The stream's headers (trailer- keys stay for the end).
+      if (call.headers !== undefined) {
+        for (const [name, value] of metadataFields(call.headers).headers) response.headers.append(name, value);
+      }
+      beforeFirst();
+    }
     event.written();
     response.write(bytes).then(grant(messageCost(event.payload.length)), gone);
   }
