@@ -20,7 +20,7 @@ export type {
   SchemaSymbol,
   ServiceDescriptor,
 } from "./_descriptor_types.ts";
-import type { EnumDescriptor, FileDescriptor, MessageDescriptor, SchemaSymbol } from "./_descriptor_types.ts";
+import type { FileDescriptor, MessageDescriptor, SchemaSymbol } from "./_descriptor_types.ts";
 
 /** A schema that cannot be used: a file that does not decode, or that does not parse once printed. */
 export class SchemaError extends TypeError {
