@@ -19,6 +19,7 @@ import { RpcProvider } from "../rpc_provider.ts";
 import { loadProtoFile, type ServiceDefinition, serviceDefinition } from "../service_definition.ts";
 import { SchemaError } from "./_descriptor_schema.ts";
 import { ReflectionClient } from "./_reflection_client.ts";
+import { needs } from "../../reactor/testdata/permissions.ts";
 
 type ReflectionHandler = (
   requests: AsyncIterable<ServerReflectionRequest>,
@@ -73,28 +74,32 @@ async function rejectsWith(promise: Promise<unknown>, code: RpcCode, message: Re
   });
 }
 
-Deno.test("ReflectionClient asks by name for the imports a terse provider left out, on the same stream", async () => {
-  const files = await echoFiles();
-  const seen: ServerReflectionRequest[] = [];
-  await withReflection(async function* (requests) {
-    for await (const request of requests) {
-      seen.push(request);
-      const name = request.fileContainingSymbol ? "echo.proto" : request.fileByFilename!;
-      yield { fileDescriptorResponse: { fileDescriptorProto: [files.get(name)!] } }; // never the imports
-    }
-  }, async (client) => {
-    const schema = await client.schemaOf("test.cli.Echo");
-    // The well-known import is not asked for: protobufjs has it.
-    assert.deepEqual(schema.files.map((file) => file.name).sort(), ["echo.proto", "types.proto"]);
-    assert.equal(schema.service("test.cli.Echo").methods.get("Echo")!.requestType.fullName, ".test.cli.Sample");
-  });
-  assert.deepEqual(seen.map((request) => request[request.messageRequest!]), [
-    "test.cli.Echo",
-    "types.proto",
-  ]);
-});
+Deno.test(
+  "ReflectionClient asks by name for the imports a terse provider left out, on the same stream",
+  needs("read"),
+  async () => {
+    const files = await echoFiles();
+    const seen: ServerReflectionRequest[] = [];
+    await withReflection(async function* (requests) {
+      for await (const request of requests) {
+        seen.push(request);
+        const name = request.fileContainingSymbol ? "echo.proto" : request.fileByFilename!;
+        yield { fileDescriptorResponse: { fileDescriptorProto: [files.get(name)!] } }; // never the imports
+      }
+    }, async (client) => {
+      const schema = await client.schemaOf("test.cli.Echo");
+      // The well-known import is not asked for: protobufjs has it.
+      assert.deepEqual(schema.files.map((file) => file.name).sort(), ["echo.proto", "types.proto"]);
+      assert.equal(schema.service("test.cli.Echo").methods.get("Echo")!.requestType.fullName, ".test.cli.Sample");
+    });
+    assert.deepEqual(seen.map((request) => request[request.messageRequest!]), [
+      "test.cli.Echo",
+      "types.proto",
+    ]);
+  },
+);
 
-Deno.test("ReflectionClient: bytes that are no FileDescriptorProto are a SchemaError", async () => {
+Deno.test("ReflectionClient: bytes that are no FileDescriptorProto are a SchemaError", needs("read"), async () => {
   await withReflection(async function* (requests) {
     for await (const _ of requests) {
       yield { fileDescriptorResponse: { fileDescriptorProto: [new Uint8Array([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f])] } };
@@ -108,38 +113,46 @@ Deno.test("ReflectionClient: bytes that are no FileDescriptorProto are a SchemaE
   });
 });
 
-Deno.test("ReflectionClient: names that would inject declarations make the schema fail, not parse", async () => {
-  const type = descriptor.FileDescriptorProto;
-  const evil = type.encode(type.fromObject({
-    name: "evil.proto",
-    package: "x",
-    syntax: "proto3",
-    messageType: [{ name: "Y { } service Evil { rpc Go(Y) returns (Y); } message Z" }],
-  })).finish();
-  await withReflection(async function* (requests) {
-    for await (const _ of requests) yield { fileDescriptorResponse: { fileDescriptorProto: [evil] } };
-  }, async (client) => {
-    const schema = await client.schemaOf("x.Y");
-    assert.throws(() => schema.root(), SchemaError);
-    assert.equal(schema.lookup("x.Evil"), undefined);
-  });
-});
+Deno.test(
+  "ReflectionClient: names that would inject declarations make the schema fail, not parse",
+  needs("read"),
+  async () => {
+    const type = descriptor.FileDescriptorProto;
+    const evil = type.encode(type.fromObject({
+      name: "evil.proto",
+      package: "x",
+      syntax: "proto3",
+      messageType: [{ name: "Y { } service Evil { rpc Go(Y) returns (Y); } message Z" }],
+    })).finish();
+    await withReflection(async function* (requests) {
+      for await (const _ of requests) yield { fileDescriptorResponse: { fileDescriptorProto: [evil] } };
+    }, async (client) => {
+      const schema = await client.schemaOf("x.Y");
+      assert.throws(() => schema.root(), SchemaError);
+      assert.equal(schema.lookup("x.Evil"), undefined);
+    });
+  },
+);
 
-Deno.test("ReflectionClient: a provider that never answers costs the deadline, then DEADLINE_EXCEEDED", async () => {
-  await withReflection(async function* (requests, context) {
-    for await (const _ of requests) {
-      await new Promise((resolve) => context.signal.addEventListener("abort", resolve, { once: true }));
-    }
-    yield* [];
-  }, async (client) => {
-    const startedMs = performance.now();
-    await rejectsWith(client.listServices(), RpcCode.DEADLINE_EXCEEDED, /deadline/);
-    const tookMs = performance.now() - startedMs;
-    assert.ok(tookMs >= 250 && tookMs < 3000, `the conversation ended after ${tookMs} ms`);
-  }, { timeoutMs: 300 });
-});
+Deno.test(
+  "ReflectionClient: a provider that never answers costs the deadline, then DEADLINE_EXCEEDED",
+  needs("read"),
+  async () => {
+    await withReflection(async function* (requests, context) {
+      for await (const _ of requests) {
+        await new Promise((resolve) => context.signal.addEventListener("abort", resolve, { once: true }));
+      }
+      yield* [];
+    }, async (client) => {
+      const startedMs = performance.now();
+      await rejectsWith(client.listServices(), RpcCode.DEADLINE_EXCEEDED, /deadline/);
+      const tookMs = performance.now() - startedMs;
+      assert.ok(tookMs >= 250 && tookMs < 3000, `the conversation ended after ${tookMs} ms`);
+    }, { timeoutMs: 300 });
+  },
+);
 
-Deno.test("ReflectionClient: more answers than requests, or none, are INTERNAL", async () => {
+Deno.test("ReflectionClient: more answers than requests, or none, are INTERNAL", needs("read"), async () => {
   await withReflection(async function* (requests) {
     for await (const _ of requests) {
       for (let i = 0; i < 1000; i++) yield { listServicesResponse: { service: [{ name: `flood.S${i}` }] } };
@@ -154,29 +167,37 @@ Deno.test("ReflectionClient: more answers than requests, or none, are INTERNAL",
   });
 });
 
-Deno.test("ReflectionClient: the provider's error_response is its code; an unknown code is UNKNOWN", async () => {
-  await withReflection(async function* (requests) {
-    for await (const request of requests) {
-      const errorCode = request.fileContainingSymbol === "x.Missing" ? RpcCode.NOT_FOUND : 4242;
-      yield { errorResponse: { errorCode, errorMessage: "Cannot find it" } };
-    }
-  }, async (client) => {
-    await rejectsWith(
-      client.schemaOf("x.Missing"),
-      RpcCode.NOT_FOUND,
-      /cannot describe symbol 'x\.Missing': Cannot find it/,
-    );
-    await rejectsWith(client.schemaOf("x.Other"), RpcCode.UNKNOWN, /Cannot find it/);
-  });
-});
+Deno.test(
+  "ReflectionClient: the provider's error_response is its code; an unknown code is UNKNOWN",
+  needs("read"),
+  async () => {
+    await withReflection(async function* (requests) {
+      for await (const request of requests) {
+        const errorCode = request.fileContainingSymbol === "x.Missing" ? RpcCode.NOT_FOUND : 4242;
+        yield { errorResponse: { errorCode, errorMessage: "Cannot find it" } };
+      }
+    }, async (client) => {
+      await rejectsWith(
+        client.schemaOf("x.Missing"),
+        RpcCode.NOT_FOUND,
+        /cannot describe symbol 'x\.Missing': Cannot find it/,
+      );
+      await rejectsWith(client.schemaOf("x.Other"), RpcCode.UNKNOWN, /Cannot find it/);
+    });
+  },
+);
 
-Deno.test("ReflectionClient falls back to v1alpha; with neither, UNIMPLEMENTED says to give --proto", async () => {
-  await withReflection(async function* (requests) {
-    for await (const _ of requests) yield { listServicesResponse: { service: [{ name: "old.Service" }] } };
-  }, async (client) => {
-    assert.deepEqual(await client.listServices(), ["old.Service"]);
-  }, { services: [SERVER_REFLECTION_V1ALPHA] });
-  await withReflection(async function* () {}, async (client) => {
-    await rejectsWith(client.listServices(), RpcCode.UNIMPLEMENTED, /does not serve server reflection .*--proto/);
-  }, { services: [] });
-});
+Deno.test(
+  "ReflectionClient falls back to v1alpha; with neither, UNIMPLEMENTED says to give --proto",
+  needs("read"),
+  async () => {
+    await withReflection(async function* (requests) {
+      for await (const _ of requests) yield { listServicesResponse: { service: [{ name: "old.Service" }] } };
+    }, async (client) => {
+      assert.deepEqual(await client.listServices(), ["old.Service"]);
+    }, { services: [SERVER_REFLECTION_V1ALPHA] });
+    await withReflection(async function* () {}, async (client) => {
+      await rejectsWith(client.listServices(), RpcCode.UNIMPLEMENTED, /does not serve server reflection .*--proto/);
+    }, { services: [] });
+  },
+);

@@ -15,6 +15,7 @@ import {
   startDemoProvider,
   text,
 } from "./testdata/gateway_client.ts";
+import { needs } from "../../reactor/testdata/permissions.ts";
 
 const ECHO = "/test.gateway.Demo/Echo";
 const json = { "content-type": "application/json" };
@@ -340,56 +341,60 @@ Deno.test("GatewayTransport serves the services' FileDescriptorSet at GET /dwt.r
   await post.body?.cancel();
 });
 
-Deno.test("GatewayTransport is called by curl: JSON unary and a hand-built enveloped server stream", async () => {
-  const version = new Deno.Command("curl", { args: ["--version"], stdout: "null", stderr: "null" });
-  if (!(await version.output().then((output) => output.success, () => false))) {
-    console.log("skipped: curl is not installed");
-    return;
-  }
-  await using demo = await startDemoProvider();
-  const curl = async (args: string[]) => {
-    const output = await new Deno.Command("curl", { args: ["-sS", ...args], stdout: "piped", stderr: "piped" })
-      .output();
-    assert.ok(output.success, new TextDecoder().decode(output.stderr));
-    return output.stdout;
-  };
-  const login = await curl([
-    "-H",
-    "content-type: application/json",
-    "-d",
-    JSON.stringify({ name: btoa("curl"), password: btoa("pw") }),
-    `${demo.base}/dwt.UserServiceRpc/Login`,
-  ]);
-  const body = JSON.parse(text(login));
-  assert.equal(atob(body.result.errmsg), "hello curl");
-
-  const file = await Deno.makeTempFile();
-  try {
-    const request = jsonBytes({ n: 3, size: 1 });
-    const enveloped = new Uint8Array(5 + request.length);
-    new DataView(enveloped.buffer).setUint32(1, request.length);
-    enveloped.set(request, 5);
-    await Deno.writeFile(file, enveloped);
-    const stream = await curl([
-      "-H",
-      "content-type: application/connect+json",
-      "--data-binary",
-      `@${file}`,
-      `${demo.base}/test.gateway.Demo/Count`,
-    ]);
-    const messages: { flags: number; json: unknown }[] = [];
-    for (let at = 0; at < stream.length;) {
-      const length = new DataView(stream.buffer, at + 1, 4).getUint32(0);
-      messages.push({ flags: stream[at]!, json: JSON.parse(text(stream.subarray(at + 5, at + 5 + length))) });
-      at += 5 + length;
+Deno.test(
+  "GatewayTransport is called by curl: JSON unary and a hand-built enveloped server stream",
+  needs("run"),
+  async () => {
+    const version = new Deno.Command("curl", { args: ["--version"], stdout: "null", stderr: "null" });
+    if (!(await version.output().then((output) => output.success, () => false))) {
+      console.log("skipped: curl is not installed");
+      return;
     }
-    assert.deepEqual(messages.map((m) => m.flags), [0, 0, 0, 2]);
-    assert.deepEqual(messages[2]!.json, { index: 2, blob: "Yg==" });
-    assert.deepEqual(messages[3]!.json, { metadata: { "x-count": ["3"] } });
-  } finally {
-    await Deno.remove(file);
-  }
-});
+    await using demo = await startDemoProvider();
+    const curl = async (args: string[]) => {
+      const output = await new Deno.Command("curl", { args: ["-sS", ...args], stdout: "piped", stderr: "piped" })
+        .output();
+      assert.ok(output.success, new TextDecoder().decode(output.stderr));
+      return output.stdout;
+    };
+    const login = await curl([
+      "-H",
+      "content-type: application/json",
+      "-d",
+      JSON.stringify({ name: btoa("curl"), password: btoa("pw") }),
+      `${demo.base}/dwt.UserServiceRpc/Login`,
+    ]);
+    const body = JSON.parse(text(login));
+    assert.equal(atob(body.result.errmsg), "hello curl");
+
+    const file = await Deno.makeTempFile();
+    try {
+      const request = jsonBytes({ n: 3, size: 1 });
+      const enveloped = new Uint8Array(5 + request.length);
+      new DataView(enveloped.buffer).setUint32(1, request.length);
+      enveloped.set(request, 5);
+      await Deno.writeFile(file, enveloped);
+      const stream = await curl([
+        "-H",
+        "content-type: application/connect+json",
+        "--data-binary",
+        `@${file}`,
+        `${demo.base}/test.gateway.Demo/Count`,
+      ]);
+      const messages: { flags: number; json: unknown }[] = [];
+      for (let at = 0; at < stream.length;) {
+        const length = new DataView(stream.buffer, at + 1, 4).getUint32(0);
+        messages.push({ flags: stream[at]!, json: JSON.parse(text(stream.subarray(at + 5, at + 5 + length))) });
+        at += 5 + length;
+      }
+      assert.deepEqual(messages.map((m) => m.flags), [0, 0, 0, 2]);
+      assert.deepEqual(messages[2]!.json, { index: 2, blob: "Yg==" });
+      assert.deepEqual(messages[3]!.json, { metadata: { "x-count": ["3"] } });
+    } finally {
+      await Deno.remove(file);
+    }
+  },
+);
 
 Deno.test("rpcserver_http_port, rpcserver_http_ip and rpcserver_http_cors_origins configure the gateway", () => {
   const base = { rpcserver_ip: "127.0.0.1", rpcserver_port: 8800, dwt_src_ip: "127.0.0.1", dwt_src_port: 10606 };

@@ -1,4 +1,8 @@
-// Messages for rpc/http/json_mapping_test.ts: every field kind the proto3 JSON mapping treats differently.
+// The schemas the JSON mapping tests parse, as text in a module (so the tests need no --allow-read).
+
+/** Every field kind and well-known type the mapping handles. */
+export const JSON_MAPPING_TEST_PROTO =
+  `// Messages for rpc/http/json_mapping_test.ts: every field kind the proto3 JSON mapping treats differently.
 syntax = "proto3";
 
 package jsontest;
@@ -105,3 +109,75 @@ message WellKnown {
   repeated google.protobuf.Timestamp stamps = 21;
   google.protobuf.NullValue null_value = 22;
 }
+`;
+
+/** Our stand-in for the conformance suite's request and error messages (own definitions, not upstream's). */
+export const CONFORMANCE_MESSAGES_PROTO =
+  `// Our own stand-in for the few messages of the Connect conformance suite that json_mapping_test.ts reads cases of
+// (../shared/conformance/*.yaml): the type and field names its JSON uses, field numbers of our choosing. Not the
+// upstream .proto; only what these cases need.
+syntax = "proto3";
+
+package connectrpc.conformance.v1;
+
+import "google/protobuf/any.proto";
+
+enum Code {
+  CODE_UNSPECIFIED = 0;
+  CODE_CANCELED = 1;
+  CODE_UNKNOWN = 2;
+  CODE_INVALID_ARGUMENT = 3;
+  CODE_DEADLINE_EXCEEDED = 4;
+  CODE_NOT_FOUND = 5;
+}
+
+message Header {
+  string name = 1;
+  repeated string value = 2;
+}
+
+message Error {
+  Code code = 1;
+  optional string message = 2;
+  repeated google.protobuf.Any details = 3;
+}
+
+message UnaryResponseDefinition {
+  repeated Header response_headers = 1;
+  oneof response {
+    bytes response_data = 2;
+    Error error = 3;
+  }
+  repeated Header response_trailers = 4;
+  uint32 response_delay_ms = 5;
+}
+
+message UnaryRequest {
+  UnaryResponseDefinition response_definition = 1;
+  bytes request_data = 2;
+}
+
+message StreamResponseDefinition {
+  repeated Header response_headers = 1;
+  repeated bytes response_data = 2;
+  uint32 response_delay_ms = 3;
+  Error error = 4;
+  repeated Header response_trailers = 5;
+}
+
+message ServerStreamRequest {
+  StreamResponseDefinition response_definition = 1;
+  bytes request_data = 2;
+}
+
+message ConformancePayload {
+  bytes data = 1;
+  RequestInfo request_info = 2;
+
+  message RequestInfo {
+    repeated Header request_headers = 1;
+    optional int64 timeout_ms = 2;
+    repeated google.protobuf.Any requests = 3;
+  }
+}
+`;
