@@ -80,6 +80,7 @@ export type StubMethod<Req = any, Res = any> = (request?: Req, options?: CallOpt
  * };
  * ```
  */
+// `any` defaults on purpose, as for StubMethod: only generated code knows the message types.
 // deno-lint-ignore no-explicit-any
 export type ServerStreamingStubMethod<Req = any, Res = any> = (
   request?: Req,
@@ -100,6 +101,7 @@ export type ServerStreamingStubMethod<Req = any, Res = any> = (
  * const total = async (stub: SumStub) => (await stub.Sum([{ n: 1 }, { n: 2 }, { n: 3 }])).total;
  * ```
  */
+// `any` defaults on purpose, as for StubMethod: only generated code knows the message types.
 // deno-lint-ignore no-explicit-any
 export type ClientStreamingStubMethod<Req = any, Res = any> = (
   requests: AsyncIterable<Req> | Iterable<Req>,
@@ -124,6 +126,7 @@ export type ClientStreamingStubMethod<Req = any, Res = any> = (
  * };
  * ```
  */
+// `any` defaults on purpose, as for StubMethod: only generated code knows the message types.
 // deno-lint-ignore no-explicit-any
 export type BidiStreamingStubMethod<Req = any, Res = any> = (
   requests: AsyncIterable<Req> | Iterable<Req>,

@@ -151,6 +151,7 @@ export type ServerInterceptor = (next: ServerHandler) => ServerHandler;
  * };
  * ```
  */
+// `any` defaults on purpose, as for MethodHandler: a handler declares its own message types.
 // deno-lint-ignore no-explicit-any
 export type ServerStreamingHandler<Req = any, Res = any> = (
   request: Req,
@@ -172,6 +173,7 @@ export type ServerStreamingHandler<Req = any, Res = any> = (
  * };
  * ```
  */
+// `any` defaults on purpose, as for MethodHandler: a handler declares its own message types.
 // deno-lint-ignore no-explicit-any
 export type ClientStreamingHandler<Req = any, Res = any> = (
   requests: AsyncIterable<Req>,
@@ -191,6 +193,7 @@ export type ClientStreamingHandler<Req = any, Res = any> = (
  * };
  * ```
  */
+// `any` defaults on purpose, as for MethodHandler: a handler declares its own message types.
 // deno-lint-ignore no-explicit-any
 export type BidiStreamingHandler<Req = any, Res = any> = (
   requests: AsyncIterable<Req>,
