@@ -1,5 +1,5 @@
 /**
- * Echo client for bench/rpc_echo.ts and bench/rpc_threads.ts: `--stack dwt|raw|bytes|load --port N --conc C
+ * Echo client for bench/rpc_echo.ts and bench/rpc_threads.ts, on Deno, Node (tsx) or Bun: `--stack dwt|raw|bytes|load --port N --conc C
  * --size B --seconds S [--connections K]`; C calls in flight over K connections (dwt and load; raw and bytes use
  * one); prints one JSON line with QPS, p50 and p99 (ms).
  */
@@ -9,10 +9,11 @@ import { EventLoop } from "../reactor/mod.ts";
 import { loadProtoFile, RpcChannel, serviceDefinition, type StubMethod } from "../rpc/mod.ts";
 import { defaultBackend } from "../reactor/backend/mod.ts";
 import { encodeRpcFrame } from "../rpc/_rpc_encoder.ts";
-import { frameAll, FrameReader } from "./_length_prefixed.ts";
+import { pipelined as pipelinedOn } from "./_echo_sockets.ts";
 
+const backend = defaultBackend();
 const { values } = parseArgsOrExit({
-  args: Deno.args,
+  args: backend.process.args(),
   options: {
     stack: { type: "string", default: "dwt" },
     port: { type: "string" },
@@ -24,47 +25,9 @@ const { values } = parseArgsOrExit({
 });
 const payload = new Uint8Array(Number(values.size)).fill(0x61);
 let call: () => Promise<unknown>;
+const pipelined = (encode: () => Uint8Array) => pipelinedOn(Number(values.port), encode);
 
-/**
- * Length-prefixed frames pipelined on one connection: each call queues `encode()`'s frame body and resolves with
- * the body of the reply that comes back in its turn (replies arrive in order). Everything queued in one tick goes
- * out in one write, as everything read in one read is answered at once.
- */
-async function pipelined(encode: () => Uint8Array): Promise<() => Promise<Uint8Array>> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port: Number(values.port) });
-  conn.setNoDelay(true);
-  const waiting: Array<(body: Uint8Array) => void> = [];
-  (async () => {
-    // Replies may differ in size from requests (RPC responses): walk their length headers.
-    const reader = new FrameReader();
-    for (;;) {
-      const n = await conn.read(reader.space()).catch(() => null);
-      if (n === null) break;
-      reader.added(n, (body) => waiting.shift()?.(body));
-    }
-  })();
-  let queued: Uint8Array[] = [];
-  let writing = false;
-  const flush = async () => {
-    writing = true;
-    while (queued.length > 0) {
-      const batch = queued;
-      queued = [];
-      const bytes = frameAll(batch);
-      let off = 0;
-      while (off < bytes.length) off += await conn.write(bytes.subarray(off));
-    }
-    writing = false;
-  };
-  return () =>
-    new Promise<Uint8Array>((resolve) => {
-      waiting.push(resolve);
-      queued.push(encode());
-      if (!writing) queueMicrotask(flush);
-    });
-}
-
-const root = await loadProtoFile(defaultBackend(), new URL("./echo.proto", import.meta.url).pathname);
+const root = await loadProtoFile(backend, new URL("./echo.proto", import.meta.url).pathname);
 const EchoMessage = root.lookupType("bench.EchoMessage");
 
 if (values.stack === "raw") {
@@ -112,4 +75,4 @@ const elapsed = (performance.now() - start) / 1000;
 latencies.sort((a, b) => a - b);
 const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))];
 console.log(JSON.stringify({ qps: latencies.length / elapsed, p50: pct(0.5), p99: pct(0.99) }));
-Deno.exit(0);
+backend.process.exit(0);
