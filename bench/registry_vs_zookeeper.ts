@@ -11,7 +11,12 @@
  * raw / ZooKeeper bounds the ratio any server can reach there against ZooKeeper with this client. (With 32 in
  * flight a byte echo streams pipelined frames in bulk and bounds nothing, so it is not measured.)
  *
- *   deno task bench-registry [--seconds 2] [--runs 5]
+ * The durable create rows add the floor under a durable write, measured in the same run: the same round trip to
+ * a plain socket server that appends one record of a create's size to a file on the same disk and fdatasyncs it
+ * before it answers (`registry_durable_floor.ts`). At 1 in flight no durable write beats it; "dwt durable / floor"
+ * is how close the registry gets.
+ *
+ *   deno task bench-registry [--seconds 2] [--runs 5] [--ops create,get,exists]
  */
 
 import { parseArgsOrExit } from "../reactor/backend/parse_args.ts";
@@ -23,11 +28,18 @@ import { ZooKeeperRegistry } from "../registry/zookeeper/zookeeper_registry.ts";
 import { startZooKeeper } from "../registry/testdata/zookeeper_server.ts";
 import { denoRun, spawnReady } from "../reactor/testdata/spawn_ready.ts";
 import { startRegistry } from "./_spawn_ready.ts";
+import { encodeRecord } from "../registry/storage/txn_record.ts";
+import { NodeType } from "../registry/registry.ts";
 
 const { values } = parseArgsOrExit({
   args: Deno.args,
-  options: { seconds: { type: "string", default: "2" }, runs: { type: "string", default: "5" } },
+  options: {
+    seconds: { type: "string", default: "2" },
+    runs: { type: "string", default: "5" },
+    ops: { type: "string", default: "create,get,exists" },
+  },
 });
+const ops = values.ops.split(",") as Array<"create" | "get" | "exists">;
 const durationMs = Number(values.seconds) * 1000;
 const runs = Math.max(1, Number(values.runs));
 getLogger().level = LogLevel.WARN;
@@ -99,8 +111,25 @@ async function measureEcho(port: number, inFlight: number): Promise<number> {
   return done / seconds;
 }
 
+// A create as the bench makes it, logged: what the floor server appends per request.
+const typicalRecord = encodeRecord({
+  type: "create",
+  zxid: 123_456n,
+  timeMs: Date.now(),
+  path: "/bench1/n123456",
+  data: new TextEncoder().encode("x"),
+  nodeType: NodeType.PERSISTENT,
+  sessionId: 0x1234_5678_9abc_def0n,
+});
 const zk = await startZooKeeper();
 const echo = await spawnReady(denoRun(new URL("./rpc_echo_server.ts", import.meta.url).pathname, "--stack", "bytes"));
+const floor = await spawnReady(
+  denoRun(
+    new URL("./registry_durable_floor.ts", import.meta.url).pathname,
+    "--record-bytes",
+    `${typicalRecord.length}`,
+  ),
+);
 const registry = await startRegistry();
 const memoryRegistry = await startRegistry({ memoryOnly: true });
 const loop = EventLoop.current();
@@ -111,18 +140,21 @@ const stores = {
 };
 type Name = keyof typeof stores;
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-const results: Array<{ op: string; inFlight: number; runs: Record<Name, number[]>; echo: number[] }> = [];
+const results: Array<
+  { op: string; inFlight: number; runs: Record<Name, number[]>; echo: number[]; floor: number[] }
+> = [];
 try {
   for (const store of Object.values(stores)) {
     for (const inFlight of [1, 32]) await store.create(`/bench${inFlight}`);
   }
-  for (const op of ["create", "get", "exists"] as const) {
+  for (const op of ops) {
     for (const inFlight of [1, 32]) {
       const row = {
         op,
         inFlight,
         runs: { zookeeper: [], dwt: [], dwtMemory: [] } as Record<Name, number[]>,
         echo: [] as number[],
+        floor: [] as number[],
       };
       for (let run = 0; run < runs; run++) {
         for (const [name, store] of Object.entries(stores) as Array<[Name, Store]>) {
@@ -134,6 +166,7 @@ try {
           );
         }
         if (inFlight === 1) row.echo.push(await measureEcho(Number(echo.ready), inFlight));
+        if (inFlight === 1 && op === "create") row.floor.push(await measureEcho(Number(floor.ready), inFlight));
       }
       results.push(row);
     }
@@ -144,15 +177,17 @@ try {
   await memoryRegistry.stop();
   await zk.stop();
   await echo.stop();
+  await floor.stop();
 }
 
 const show = (values: number[]) => values.map((value) => value.toFixed(0)).join(" ");
 console.log(`registry vs ZooKeeper 3.8, ${values.seconds} s per point, median of ${runs} runs (all runs in brackets)`);
+console.log(`durable floor: a round trip + one ${typicalRecord.length}-byte append + fdatasync per request`);
 console.log(
   "| op | in flight | ZooKeeper ops/s | dwt durable ops/s | ratio | dwt memory only ops/s | ratio | raw echo ops/s " +
-    "| raw / ZooKeeper | dwt durable / raw |",
+    "| raw / ZooKeeper | dwt durable / raw | durable floor ops/s | dwt durable / floor | durable / memory |",
 );
-console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
 for (const row of results) {
   const zk = median(row.runs.zookeeper);
   const dwt = median(row.runs.dwt);
@@ -161,12 +196,17 @@ for (const row of results) {
   const rawColumns = raw === undefined
     ? "| | |"
     : `${raw.toFixed(0)} [${show(row.echo)}] | ${(raw / zk).toFixed(2)} | ${(dwt / raw).toFixed(2)} |`;
+  const floor = row.floor.length > 0 ? median(row.floor) : undefined;
+  const floorColumns = floor === undefined
+    ? " | |"
+    : ` ${floor.toFixed(0)} [${show(row.floor)}] | ${(dwt / floor).toFixed(2)} |`;
+  const memoryColumn = row.op === "create" ? ` ${(dwt / memory).toFixed(2)} |` : " |";
   console.log(
     `| ${row.op} | ${row.inFlight} | ${zk.toFixed(0)} [${show(row.runs.zookeeper)}] | ${dwt.toFixed(0)} [${
       show(row.runs.dwt)
     }] | ${(dwt / zk).toFixed(2)} | ${memory.toFixed(0)} [${show(row.runs.dwtMemory)}] | ${
       (memory / zk).toFixed(2)
-    } | ${rawColumns}`,
+    } | ${rawColumns}${floorColumns}${memoryColumn}`,
   );
 }
 Deno.exit(0);
