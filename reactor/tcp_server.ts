@@ -182,7 +182,9 @@ export class TcpServer {
       }
       if (this.loop.backend.supportsReusePort) {
         this.#pool = new ServerThreadPool(this.loop, this.name, this.#threadInit);
-        this.#boundAddress = await this.#pool.start(this.#listenAddress, this.#threadNum);
+        this.#boundAddress = await this.#pool.start(this.#listenAddress, this.#threadNum).catch((error) =>
+          this.#failedToListen(error)
+        );
         getLogger().info(`TcpServer '${this.name}' listening on ${this.#boundAddress} with ${this.#threadNum} threads`);
         return;
       }
@@ -205,9 +207,16 @@ export class TcpServer {
       tls: this.#options.tls,
     });
     this.#acceptor.setNewConnectionCallback((socket) => this.#newConnection(socket));
-    await this.#acceptor.listen();
+    await this.#acceptor.listen().catch((error) => this.#failedToListen(error));
     this.#boundAddress = this.#acceptor.address;
     getLogger().debug(`TcpServer '${this.name}' listening on ${this.#boundAddress}`);
+  }
+
+  // The runtime's error says what ("Address already in use") but not where; a program's one-line report needs both.
+  // The error keeps its class, so callers still tell an address in use from other failures.
+  #failedToListen(error: unknown): never {
+    if (error instanceof Error) error.message = `Cannot listen on ${this.#listenAddress}: ${error.message}`;
+    throw error;
   }
 
   /**

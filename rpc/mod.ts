@@ -13,6 +13,7 @@
 export { parseRpcConfig, RpcApplication, type RpcApplicationOptions, type RpcConfig } from "./rpc_application.ts";
 export type { RpcClientSettings, RpcServerLimits } from "./rpc_application.ts";
 export { ConfigError, exitOnConfigError, USAGE_EXIT_STATUS } from "./config_error.ts";
+export { exitOnFatalError, FAILURE_EXIT_STATUS, isEnvironmentError } from "./fatal_error.ts";
 
 // Publishing services.
 export { type CallContext, type MethodHandler, type RegisterServices, RpcProvider } from "./rpc_provider.ts";

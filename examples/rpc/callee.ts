@@ -4,16 +4,16 @@
  * that many Workers. Prints `READY <address>` once published; stops gracefully on SIGINT/SIGTERM.
  */
 
-import { exitOnConfigError, RpcApplication } from "../../rpc/mod.ts";
+import { exitOnFatalError, RpcApplication } from "../../rpc/mod.ts";
 import { defaultBackend } from "../../reactor/backend/mod.ts";
 
 if (defaultBackend().process.isMain(import.meta)) {
   // Through the backend rather than Deno.*, so the example runs on Bun and Node too.
   const { process } = defaultBackend();
-  const app = await RpcApplication.init(process.args(), { name: "callee" }).catch(exitOnConfigError);
-  const provider = await app.provider().catch(exitOnConfigError);
+  const app = await RpcApplication.init(process.args(), { name: "callee" }).catch(exitOnFatalError);
+  const provider = await app.provider().catch(exitOnFatalError);
   await provider.registerModule(new URL("./user_service.ts", import.meta.url).href);
-  await provider.start();
+  await provider.start().catch(exitOnFatalError);
   console.log(`READY ${provider.advertisedAddress}`);
   const stop = async () => {
     await provider.stop();

@@ -3,7 +3,7 @@
  * `deno task callee2 -i examples/rpc/provider2.json`. Prints `READY <address>` once published.
  */
 
-import { exitOnConfigError, RpcApplication } from "../../rpc/mod.ts";
+import { exitOnFatalError, RpcApplication } from "../../rpc/mod.ts";
 import { defaultBackend } from "../../reactor/backend/mod.ts";
 import { type InfoRequest, type InfoResponse, InfoServiceRpc } from "./info_pb.ts";
 
@@ -21,10 +21,10 @@ export const infoService = {
 if (defaultBackend().process.isMain(import.meta)) {
   // Through the backend rather than Deno.*, so the example runs on Bun and Node too.
   const { process } = defaultBackend();
-  const app = await RpcApplication.init(process.args(), { name: "callee2" }).catch(exitOnConfigError);
-  const provider = await app.provider().catch(exitOnConfigError);
+  const app = await RpcApplication.init(process.args(), { name: "callee2" }).catch(exitOnFatalError);
+  const provider = await app.provider().catch(exitOnFatalError);
   provider.registerService(InfoServiceRpc, infoService);
-  await provider.start();
+  await provider.start().catch(exitOnFatalError);
   console.log(`READY ${provider.advertisedAddress}`);
   const stop = async () => {
     await provider.stop();

@@ -3,7 +3,7 @@
  * result. `deno task caller -i examples/rpc/caller.json`. Exits 1 if any call fails.
  */
 
-import { exitOnConfigError, RpcApplication, RpcController } from "../../rpc/mod.ts";
+import { exitOnFatalError, RpcApplication, RpcController } from "../../rpc/mod.ts";
 import { defaultBackend } from "../../reactor/backend/mod.ts";
 import { newInfoServiceRpcStub } from "./info_pb.ts";
 import { newUserServiceRpcStub } from "./user_pb.ts";
@@ -58,9 +58,9 @@ export async function runCaller(app: RpcApplication, print: (line: string) => vo
 
 if (defaultBackend().process.isMain(import.meta)) {
   const { process } = defaultBackend();
-  const app = await RpcApplication.init(process.args(), { name: "caller" }).catch(exitOnConfigError);
+  const app = await RpcApplication.init(process.args(), { name: "caller" }).catch(exitOnFatalError);
   // A file the config names (tls_ca_file) is read when the channel opens.
-  const failures = await runCaller(app, (line) => console.log(line)).catch(exitOnConfigError);
+  const failures = await runCaller(app, (line) => console.log(line)).catch(exitOnFatalError);
   await app.close();
   process.exit(failures === 0 ? 0 : 1);
 }

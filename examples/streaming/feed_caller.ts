@@ -4,7 +4,7 @@
  * examples/streaming/caller.json`. Exits 1 if any step fails.
  */
 
-import { exitOnConfigError, RpcApplication, type RpcChannel, RpcCode, rpcCodeName, RpcError } from "../../rpc/mod.ts";
+import { exitOnFatalError, RpcApplication, type RpcChannel, RpcCode, rpcCodeName, RpcError } from "../../rpc/mod.ts";
 import { defaultBackend } from "../../reactor/backend/mod.ts";
 import { type FeedServiceStub, type FollowStats, newFeedServiceStub } from "./feed_pb.ts";
 import { fnv1a } from "./feed_service.ts";
@@ -159,9 +159,9 @@ async function settledStats(feed: FeedServiceStub, before: FollowStats): Promise
 if (defaultBackend().process.isMain(import.meta)) {
   const { process } = defaultBackend();
   // The config's rpcclient_stream_window_bytes becomes the channel's streamWindowBytes.
-  const app = await RpcApplication.init(process.args(), { name: "feed-caller" }).catch(exitOnConfigError);
+  const app = await RpcApplication.init(process.args(), { name: "feed-caller" }).catch(exitOnFatalError);
   // A file the config names (tls_ca_file) is read when the channel opens.
-  const failures = await runFeedCaller(app, (line) => console.log(line)).catch(exitOnConfigError);
+  const failures = await runFeedCaller(app, (line) => console.log(line)).catch(exitOnFatalError);
   await app.close();
   process.exit(failures === 0 ? 0 : 1);
 }

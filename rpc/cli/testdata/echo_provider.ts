@@ -4,14 +4,14 @@
  * prints `READY <address>` once published, `Sleep cancelled` when a Sleep's caller goes away.
  */
 
-import { type CallContext, exitOnConfigError, RpcApplication, RpcCode, RpcError } from "../../mod.ts";
+import { type CallContext, exitOnFatalError, RpcApplication, RpcCode, RpcError } from "../../mod.ts";
 import { loadProtoFile, serviceDefinition } from "../../service_definition.ts";
 import { defaultBackend } from "../../../reactor/backend/mod.ts";
 
 const backend = defaultBackend();
 const { process } = backend;
-const app = await RpcApplication.init(process.args(), { name: "echo-provider" }).catch(exitOnConfigError);
-const provider = await app.provider().catch(exitOnConfigError);
+const app = await RpcApplication.init(process.args(), { name: "echo-provider" }).catch(exitOnFatalError);
+const provider = await app.provider().catch(exitOnFatalError);
 const root = await loadProtoFile(backend, new URL("./echo.proto", import.meta.url).pathname);
 provider.registerService(serviceDefinition(root, "test.cli.Echo"), {
   Echo: (request: unknown, context: CallContext) => ({ sample: request, metadata: { ...context.metadata } }),
@@ -28,7 +28,7 @@ provider.registerService(serviceDefinition(root, "test.cli.Echo"), {
     throw new RpcError((request.code || RpcCode.UNKNOWN) as RpcCode, request.message);
   },
 });
-await provider.start();
+await provider.start().catch(exitOnFatalError);
 console.log(`READY ${provider.advertisedAddress}`);
 const stop = async () => {
   await provider.stop();
