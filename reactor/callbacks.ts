@@ -70,6 +70,21 @@ export type WriteCompleteCallback = (connection: TcpConnection) => void;
 export type HighWaterMarkCallback = (connection: TcpConnection, pendingBytes: number) => void;
 
 /**
+ * Called when the peer half-closes (sends FIN) on a connection that asked to hear of it: the connection stays
+ * connected for writing, and its owner decides when to `shutdown` (the socket then closes once the output drains)
+ * or `forceClose`. Without this callback a connection closes itself on the peer's FIN once its output drains.
+ *
+ * @example
+ * ```ts
+ * import type { HalfCloseCallback } from "./callbacks.ts";
+ *
+ * // The peer sent its last request: answer it (sent elsewhere), then close.
+ * const onHalfClose: HalfCloseCallback = (connection) => connection.shutdown();
+ * ```
+ */
+export type HalfCloseCallback = (connection: TcpConnection) => void;
+
+/**
  * Called by a connection when it has closed, so its owner (TcpServer, TcpClient) can let go of it.
  *
  * @example

@@ -30,7 +30,8 @@ export { TcpConnection, TcpConnectionState } from "./tcp_connection.ts";
 export { TcpServer, type TcpServerOptions } from "./tcp_server.ts";
 export { TcpClient, type TcpClientOptions } from "./tcp_client.ts";
 export { Connector, type ConnectorOptions, ConnectorState } from "./connector.ts";
-export type { CloseCallback, ConnectionCallback, HighWaterMarkCallback, MessageCallback } from "./callbacks.ts";
+export type { CloseCallback, ConnectionCallback, HalfCloseCallback, HighWaterMarkCallback } from "./callbacks.ts";
+export type { MessageCallback } from "./callbacks.ts";
 export { defaultConnectionCallback, defaultMessageCallback, type WriteCompleteCallback } from "./callbacks.ts";
 export { applyFlowControl, type FlowControlOptions } from "./flow_control.ts";
 

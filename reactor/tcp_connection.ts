@@ -10,6 +10,7 @@ import { Buffer } from "./buffer.ts";
 import type {
   CloseCallback,
   ConnectionCallback,
+  HalfCloseCallback,
   HighWaterMarkCallback,
   MessageCallback,
   WriteCompleteCallback,
@@ -120,6 +121,7 @@ export class TcpConnection {
   #messageCallback: MessageCallback = defaultMessageCallback;
   #writeCompleteCallback: WriteCompleteCallback | undefined;
   #highWaterMarkCallback: HighWaterMarkCallback | undefined;
+  #halfCloseCallback: HalfCloseCallback | undefined;
   #closeCallback: CloseCallback | undefined;
 
   /**
@@ -212,6 +214,22 @@ export class TcpConnection {
     this.#highWaterMark = highWaterMark;
   }
 
+  /**
+   * Keep the connection open for writing after the peer's FIN, and call `callback` when it comes (once). Unset (the
+   * default), the connection closes itself on the peer's FIN as soon as its output has drained, and sends after
+   * the FIN are dropped. Set, it stays connected until its owner calls `shutdown` (it then closes once the output
+   * drains, both sides being done) or `forceClose`: for a protocol whose peer may half-close after its last
+   * request and still wait for the answer (HTTP/1.0 tools, `nc -N`). Nothing more is read after the FIN.
+   */
+  setHalfCloseCallback(callback: HalfCloseCallback | undefined): void {
+    this.#halfCloseCallback = callback;
+  }
+
+  /** Whether the peer has half-closed (sent FIN): nothing more will arrive. */
+  get peerClosed(): boolean {
+    return this.#peerClosed;
+  }
+
   /** Internal: set by the owner (TcpServer, TcpClient) to learn that the connection has closed. */
   setCloseCallback(callback: CloseCallback): void {
     this.#closeCallback = callback;
@@ -287,7 +305,10 @@ export class TcpConnection {
   shutdown(): void {
     if (this.#state !== TcpConnectionState.CONNECTED) return;
     this.#state = TcpConnectionState.DISCONNECTING;
-    if (!this.#writeInFlight && !this.#flushScheduled && this.pendingBytes === 0) this.#socket.shutdownWrite();
+    if (this.#writeInFlight || this.#flushScheduled || this.pendingBytes > 0) return;
+    // Both directions done (the peer half-closed first, and a half-close callback kept us open): close.
+    if (this.#peerClosed) this.#socket.close();
+    else this.#socket.shutdownWrite();
   }
 
   /** Close now, dropping unsent output. The connection callback reports the close. */
@@ -383,6 +404,16 @@ export class TcpConnection {
     // muduo closes on read() == 0. Waiting for pending output first lets a peer that half-closes after its last
     // request still receive the full reply.
     this.#peerClosed = true;
+    const halfClose = this.#halfCloseCallback;
+    if (halfClose !== undefined && this.#state === TcpConnectionState.CONNECTED) {
+      try {
+        halfClose(this);
+      } catch (error) {
+        getLogger().error(`Half-close callback of ${this.name} threw; closing the connection`, { error });
+        this.forceClose();
+      }
+      return;
+    }
     if (this.#writeInFlight || this.#flushScheduled || this.pendingBytes > 0) {
       if (this.#state === TcpConnectionState.CONNECTED) this.#state = TcpConnectionState.DISCONNECTING;
       return;

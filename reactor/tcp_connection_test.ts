@@ -174,6 +174,72 @@ for (const backend of [denoBackend, nodeBackend]) {
   });
 }
 
+// A server that answers "pong:<request>" `delayMs` after the request ends (the peer's FIN), as a slow handler would.
+async function startHalfCloseServer(backend: NetBackend, keepWriting: boolean, delayMs: number) {
+  const seen = { halfCloses: 0, downs: 0, sentAfterFin: false };
+  const started = await startServer(backend, (s) => {
+    s.setConnectionCallback((c) => {
+      if (!c.connected) {
+        seen.downs++;
+        return;
+      }
+      if (!keepWriting) return;
+      c.setHalfCloseCallback((connection) => {
+        seen.halfCloses++;
+        assert.ok(connection.peerClosed && connection.connected, "still connected for writing after the FIN");
+      });
+    });
+    s.setMessageCallback((c, b) => {
+      const request = b.retrieveAllAsString();
+      setTimeout(() => {
+        seen.sentAfterFin = c.connected;
+        if (!c.connected) return;
+        c.send(`pong:${request}`);
+        c.shutdown();
+      }, delayMs);
+    });
+  });
+  return { ...started, seen };
+}
+
+for (const backend of [denoBackend, nodeBackend]) {
+  Deno.test(`TcpConnection with a half-close callback answers a peer that half-closed on the ${backend.name} backend`, async () => {
+    const { loop, server, port, seen } = await startHalfCloseServer(backend, true, 200);
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    await conn.write(new TextEncoder().encode("ping"));
+    await conn.closeWrite(); // `nc -N`: the request is whole, the answer is still wanted
+    let answer = "";
+    const buf = new Uint8Array(64);
+    const decoder = new TextDecoder();
+    for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) {
+      answer += decoder.decode(buf.subarray(0, n), { stream: true });
+    }
+    conn.close();
+    assert.equal(answer, "pong:ping", "answered, then EOF");
+    assert.equal(seen.halfCloses, 1);
+    assert.ok(seen.sentAfterFin);
+    const deadline = performance.now() + 3000;
+    while (seen.downs < 1 && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(server.connectionCount, 0, "closed once both sides were done");
+    await server.stop();
+    loop.quit();
+  });
+
+  Deno.test(`TcpConnection without a half-close callback closes on the peer's FIN as before on the ${backend.name} backend`, async () => {
+    const { loop, server, port, seen } = await startHalfCloseServer(backend, false, 200);
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    await conn.write(new TextEncoder().encode("ping"));
+    await conn.closeWrite();
+    assert.equal(await conn.read(new Uint8Array(64)), null, "closed with nothing to send: the late answer is lost");
+    conn.close();
+    await new Promise((resolve) => setTimeout(resolve, 300)); // the late send, dropped on a closed connection
+    assert.equal(seen.sentAfterFin, false);
+    assert.equal(seen.downs, 1);
+    await server.stop();
+    loop.quit();
+  });
+}
+
 Deno.test("TcpConnection closes a connection whose message callback throws and keeps serving", async () => {
   const { loop, server, port } = await startServer(denoBackend, (s) =>
     s.setMessageCallback((c, b) => {

@@ -18,6 +18,12 @@
  *   client closes or idleTimeoutMs passes) --> CLOSED
  * ```
  *
+ * A client that half-closes (sends FIN after its last request: `nc -N`, some HTTP/1.0 tools) is answered: every
+ * request received whole before the FIN gets its response (the last says `Connection: close`), then the
+ * connection closes. A request cut short by the FIN can never be answered: the connection closes at once and its
+ * handler's signal aborts, as when the client goes away. A FIN looks the same whether the client waits for the
+ * answer or has gone: one that has gone is seen at the first write that meets its reset, or at the call's deadline.
+ *
  * Memory per connection is bounded by the head limit, `maxBufferedBodyBytes` of body waiting for the handler, 64 KiB
  * read ahead while the handler is busy, and `highWaterMarkBytes` of unsent output (plus one write).
  *
@@ -141,6 +147,7 @@ export class Http1Connection {
   #closeRequested = false;
   #processing = false;
   #processAgain = false;
+  #peerEnded = false;
 
   /** Serve HTTP/1.1 on `connection` (connected); the head deadline of the first request starts now. */
   constructor(connection: TcpConnection, init: Http1ConnectionInit) {
@@ -152,6 +159,7 @@ export class Http1Connection {
     this.#parser = new Http1Parser(this.#settings);
     this.#counters.connectionOpened();
     this.#deadlines.arm(DeadlineKind.HEAD);
+    connection.setHalfCloseCallback(() => this.handleHalfClose());
   }
 
   /** The current state. */
@@ -178,6 +186,18 @@ export class Http1Connection {
   handleWriteComplete(): void {
     this.#exchange?.writer.handleWriteComplete();
     this.#deadlines.outputDrained();
+    this.#process();
+  }
+
+  /**
+   * Internal reaction: the client half-closed (sent FIN); nothing more will arrive. The constructor installs it as
+   * the TCP connection's half-close callback, so the connection stays open to answer what was received.
+   */
+  handleHalfClose(): void {
+    if (this.#state === Http1ConnectionState.CLOSED) return;
+    this.#peerEnded = true;
+    // The request under way is the last: say so in its response if its head is not sent yet.
+    if (this.#exchange !== undefined && this.#tcp.inputBuffer.readableBytes === 0) this.#exchange.closeRequested = true;
     this.#process();
   }
 
@@ -224,6 +244,7 @@ export class Http1Connection {
     } finally {
       this.#processing = false;
     }
+    if (this.#peerEnded) this.#closeIfPeerDone();
     this.#updateReading();
   }
 
@@ -385,10 +406,26 @@ export class Http1Connection {
     this.#deadlines.arm(DeadlineKind.CLOSING);
   }
 
-  // FIXME: the connection keeps reading while a handler runs so that a client going away (an aborted stream) is
-  // seen at once. But TcpConnection closes the socket on the peer's FIN when no output is pending, so a client that
-  // half-closes after its request (`nc -N`, some HTTP/1.0 tools) loses the answer of any handler that takes a
-  // moment. Needs a reactor option to keep writing after the peer's FIN (and tell the owner of it).
+  // After the client's FIN (#step has taken all it could): close once no whole request is left to answer. Input
+  // left over is a request the handler has not taken yet (its body waits for room), which may still be whole.
+  #closeIfPeerDone(): void {
+    const input = this.#tcp.inputBuffer.readableBytes;
+    switch (this.#state) {
+      case Http1ConnectionState.IDLE:
+        if (input === 0) this.#closeGracefully();
+        return;
+      case Http1ConnectionState.READING_HEAD:
+        // A head cut short by the FIN (unless it waits for the output to drain, to be parsed after).
+        if (!this.#deadlines.outputBlocked()) this.#closeGracefully();
+        return;
+      case Http1ConnectionState.ACTIVE:
+      case Http1ConnectionState.DRAINING:
+        if (!this.#parser.bodyDone && input === 0) this.#closeGracefully();
+    }
+  }
+
+  // The connection keeps reading while a handler runs so that a client going away (an aborted stream) is seen at
+  // once; a client's FIN is not taken for going away (see the module doc).
   #updateReading(): void {
     if (this.#state === Http1ConnectionState.CLOSED) return;
     const exchange = this.#exchange;
