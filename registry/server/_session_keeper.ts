@@ -17,6 +17,7 @@ import type { AccessControl } from "./access_control.ts";
 import { importHeartbeatKey } from "../heartbeat.ts";
 import { RegistryError, RegistryErrorCode } from "../registry_error.ts";
 import { type Session, SessionTable } from "./session_table.ts";
+import type { SessionTiming } from "./session_tracker.ts";
 import type { TxnRecord } from "../storage/txn_log.ts";
 import type { WatchManager } from "./watch_manager.ts";
 import type { WritePipeline } from "./write_pipeline.ts";
@@ -118,7 +119,7 @@ export class SessionKeeper {
     }
     const requestedId = toBigInt(request.sessionId);
     if (requestedId !== 0n) return this.#resume(state, frame, requestedId, request.sessionSecret ?? EMPTY);
-    const { access, pipeline, replies } = this.#options;
+    const { access, replies } = this.#options;
     const credentials = access.credentials(request.authToken ?? "");
     this.#table.admit(state.ip);
     state.waiting = [];
@@ -135,42 +136,83 @@ export class SessionKeeper {
         state.waiting = undefined;
         return;
       }
-      const tree = pipeline().committed;
-      let id = 0n;
-      while (id === 0n || this.#table.get(id) !== undefined || tree.sessions.has(id)) {
-        id = new DataView(crypto.getRandomValues(new Uint8Array(8)).buffer).getBigUint64(0);
-      }
+      const id = this.#newSessionId();
       const session: Session = { id, secret, key, ...credentials, ip: state.ip, lastCounter: 0n, connection: state };
-      try {
-        // Logged like any write, so the session survives a restart; answered once durable.
-        pipeline().propose((tree, zxid) => {
-          tree.createSession(id, { secret, ...credentials }, zxid);
-          const record: TxnRecord = {
-            type: "createSession",
-            zxid,
-            timeMs: Date.now(),
-            sessionId: id,
-            secret,
-            ...credentials,
-          };
-          return { record, events: [], result: undefined };
-        }, (error) => {
-          if (error !== undefined) return fail(error);
-          this.#table.add(session, true);
-          if (!state.connected) {
-            // Gone while its session was being logged: the session waits for a resume like any other.
-            session.connection = undefined;
-            return;
-          }
-          this.#attach(state, session);
-          getLogger().debug(`RegistryServer: session ${id.toString(16)} opened by ${state.ip}`);
-          state.fill(slot, this.#connectFrame(frame.xid, session, false));
-          this.#options.serveWaiting(state);
-        });
-      } catch (error) {
-        fail(error);
-      }
+      this.#logSession(session, (error) => {
+        if (error !== undefined) return fail(error);
+        this.#table.add(session, true);
+        if (!state.connected) {
+          // Gone while its session was being logged: the session waits for a resume like any other.
+          session.connection = undefined;
+          return;
+        }
+        this.#attach(state, session);
+        getLogger().debug(`RegistryServer: session ${id.toString(16)} opened by ${state.ip}`);
+        state.fill(slot, this.#connectFrame(frame.xid, session, false));
+        this.#options.serveWaiting(state);
+      });
     }, fail);
+  }
+
+  /**
+   * Open a session for a client of another protocol (a registry listener's): admitted by the same limits, logged
+   * like any session (so it survives a restart), tracked by `timing`, attached to no connection. Resolves with its
+   * id once durable; rejects with a RegistryError (LIMIT_EXCEEDED, AUTH_FAILED, STORAGE_FAILED, ...).
+   */
+  async openDetached(ip: string, token: string, secret: Uint8Array, timing: SessionTiming): Promise<bigint> {
+    const credentials = this.#options.access.credentials(token);
+    this.#table.admit(ip);
+    let key: CryptoKey;
+    try {
+      key = await importHeartbeatKey(secret);
+    } catch (error) {
+      this.#table.release(ip);
+      throw RegistryError.from(error);
+    }
+    const id = this.#newSessionId();
+    const session: Session = { id, secret, key, ...credentials, ip, lastCounter: 0n, connection: undefined };
+    return await new Promise<bigint>((resolve, reject) => {
+      this.#logSession(session, (error) => {
+        if (error !== undefined) {
+          this.#table.release(ip);
+          return reject(RegistryError.from(error));
+        }
+        this.#table.add(session, true, timing);
+        resolve(id);
+      });
+    });
+  }
+
+  /** A random session id, never 0 and never one in use. */
+  #newSessionId(): bigint {
+    const tree = this.#options.pipeline().committed;
+    let id = 0n;
+    while (id === 0n || this.#table.get(id) !== undefined || tree.sessions.has(id)) {
+      id = new DataView(crypto.getRandomValues(new Uint8Array(8)).buffer).getBigUint64(0);
+    }
+    return id;
+  }
+
+  /** Log a new session like any write (so it survives a restart); `done` hears once it is durable or failed. */
+  #logSession(session: Session, done: (error: unknown) => void): void {
+    const { id, secret, authorized, token } = session;
+    try {
+      this.#options.pipeline().propose((tree, zxid) => {
+        tree.createSession(id, { secret, authorized, token }, zxid);
+        const record: TxnRecord = {
+          type: "createSession",
+          zxid,
+          timeMs: Date.now(),
+          sessionId: id,
+          secret,
+          authorized,
+          token,
+        };
+        return { record, events: [], result: undefined };
+      }, (error) => done(error));
+    } catch (error) {
+      done(error);
+    }
   }
 
   #resume(state: RegistryConnection, frame: ClientFrame, id: bigint, secret: Uint8Array): void {

@@ -26,6 +26,8 @@ import type { Session } from "./session_table.ts";
 import { TxnLog } from "../storage/txn_log.ts";
 import { WatchManager } from "./watch_manager.ts";
 import { WritePipeline } from "./write_pipeline.ts";
+import { ListenerHost } from "./_listener_host.ts";
+import type { RegistryListener } from "./registry_listener.ts";
 import { nextBootEpoch } from "./_boot_epoch.ts";
 import {
   REGISTRY_SERVER_DEFAULTS,
@@ -80,12 +82,16 @@ export class RegistryServer {
   readonly #requestsByOp = new Map<string, number>();
   #startedAt = 0;
   readonly #readScope: ReadScope;
+  // Listeners of other protocols' clients (the seed's): started once the server listens, stopped first.
+  readonly #listeners: readonly RegistryListener[];
+  readonly #startedListeners: RegistryListener[] = [];
 
   /** Configure a server; nothing listens until {@linkcode RegistryServer.start}. */
   constructor(options: RegistryServerOptions = {}) {
     const defined = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined));
     this.#options = { ...REGISTRY_SERVER_DEFAULTS, ...defined } as ResolvedRegistryServerOptions;
     this.#loop = options.loop ?? EventLoop.current();
+    this.#listeners = [...(options.listeners ?? [])];
     this.#access = new AccessControl({
       authToken: this.#options.authToken,
       acl: this.#options.acl,
@@ -202,6 +208,7 @@ export class RegistryServer {
       uptimeMs: this.#startedAt === 0 ? 0 : this.#loop.now() - this.#startedAt,
       requestsByOp: Object.fromEntries(this.#requestsByOp),
       errorsByCode: Object.fromEntries(this.#replies.errorsByCode),
+      listeners: Object.fromEntries(this.#startedListeners.map((listener) => [listener.name, listener.stats()])),
     };
   }
 
@@ -240,6 +247,7 @@ export class RegistryServer {
     const udp = this.#udp!;
     udp.setMessageCallback((data, from) => this.#keeper.table.onDatagram(data, from));
     await this.#keeper.restore();
+    await this.#startListeners();
     getLogger().info(
       `RegistryServer listening on ${this.#server!.address} (heartbeats on udp ${udp.address.port}), ` +
         `${this.tree.nodeCount} nodes, zxid ${this.#pipeline.lastZxid}`,
@@ -284,10 +292,37 @@ export class RegistryServer {
     }
   }
 
+  async #startListeners(): Promise<void> {
+    if (this.#listeners.length === 0) return;
+    const host = new ListenerHost({
+      loop: this.#loop,
+      hostname: this.#options.host,
+      pipeline: () => this.#pipeline,
+      keeper: this.#keeper,
+      access: this.#access,
+      readScope: this.#readScope,
+      replies: this.#replies,
+      countRequest: (op) => {
+        this.#stats.requests++;
+        this.#requestsByOp.set(op, (this.#requestsByOp.get(op) ?? 0) + 1);
+      },
+    });
+    for (const listener of this.#listeners) {
+      try {
+        await listener.start(host);
+      } catch (error) {
+        await this.stop();
+        throw error;
+      }
+      this.#startedListeners.push(listener);
+    }
+  }
+
   /** Stop serving: close every connection, stop tracking sessions, flush the log. */
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    for (const listener of this.#startedListeners.splice(0)) await listener.stop();
     this.#keeper.stop();
     await this.#server?.stop();
     await this.#udp?.close();

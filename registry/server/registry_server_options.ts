@@ -6,6 +6,7 @@
 
 import type { TlsServerOptions } from "../../reactor/backend/net_backend.ts";
 import type { EventLoop } from "../../reactor/event_loop.ts";
+import type { RegistryListener } from "./registry_listener.ts";
 
 /**
  * Options of {@linkcode RegistryServer}; the seed's config keys map onto them.
@@ -140,6 +141,12 @@ export interface RegistryServerOptions {
    */
   tls?: TlsServerOptions;
   /**
+   * Listeners for other protocols' clients (the C++ seed's: `seed/registry/`), served on this server's tree,
+   * sessions, durability and access rules; started once the server listens, stopped before it stops.
+   * @default {[]}
+   */
+  listeners?: readonly RegistryListener[];
+  /**
    * Answer a write that fails its validation at once, before the writes it was judged against are durable: the old,
    * non-linearizable order, kept only so the linearizability checker (`deno task linearizability --broken`) can be
    * shown to catch it. Never set it in production. The registry program sets it when the environment variable
@@ -212,6 +219,8 @@ export interface RegistryServerStats {
   requestsByOp: Record<string, number>;
   /** Error answers by code name (`NO_NODE`, ...). */
   errorsByCode: Record<string, number>;
+  /** The counters of each listener (`listeners` option) by its name. */
+  listeners: Record<string, Record<string, number>>;
 }
 
 /**
@@ -265,4 +274,7 @@ export type ResolvedRegistryServerOptions =
     -readonly [K in keyof typeof REGISTRY_SERVER_DEFAULTS]: (typeof REGISTRY_SERVER_DEFAULTS)[K] extends string ? string
       : number;
   }
-  & Pick<RegistryServerOptions, "heartbeatPort" | "dataDir" | "authToken" | "acl" | "tls" | "unsafeEarlyFailures">;
+  & Pick<
+    RegistryServerOptions,
+    "heartbeatPort" | "dataDir" | "authToken" | "acl" | "tls" | "unsafeEarlyFailures" | "listeners"
+  >;

@@ -77,6 +77,9 @@ function statusText(server: RegistryServer): string {
     `replies.send_failures ${stats.sendFailures}`,
     `frames.timed_out ${stats.framesTimedOut}`,
     `connections.closed_buffered_bytes ${stats.closedForBufferedBytes}`,
+    ...Object.entries(stats.listeners).flatMap(([name, counters]) =>
+      Object.entries(counters).map(([counter, count]) => `${name}.${counter} ${count}`)
+    ),
   ];
   return `${lines.join("\n")}\n`;
 }
@@ -169,6 +172,16 @@ export function registryMetrics(server: RegistryServer): string {
       [{ limit: "buffered_bytes" }, stats.closedForBufferedBytes],
     ])
     .family("dwt_registry_send_failures_total", "counter", "Sends that failed (connection closed).", stats.sendFailures)
+    .family(
+      "dwt_registry_listener_events_total",
+      "counter",
+      "Events of the listeners for other protocols' clients (the seed's): requests, refusals by reason, sessions.",
+      Object.entries(stats.listeners).flatMap(([listener, counters]) =>
+        Object.entries(counters).map(([event, count]) =>
+          [{ listener, event }, count] as [Record<string, string>, number]
+        )
+      ),
+    )
     .render();
 }
 

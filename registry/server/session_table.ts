@@ -18,7 +18,7 @@ import {
   verifyHeartbeat,
 } from "../heartbeat.ts";
 import { RegistryError, RegistryErrorCode } from "../registry_error.ts";
-import { SessionTracker } from "./session_tracker.ts";
+import { type SessionTiming, SessionTracker } from "./session_tracker.ts";
 
 /** An open session as the server keeps it. */
 export interface Session {
@@ -199,13 +199,21 @@ export class SessionTable {
     this.#dropIp(ip);
   }
 
-  /** Add a session (durable by now; `admitted` when it took a room from admit) and track its liveness. */
-  add(session: Session, admitted = false): void {
+  /**
+   * Add a session (durable by now; `admitted` when it took a room from admit) and track its liveness, by `timing`
+   * when given (a session of another protocol's clients) or by the table's rule.
+   */
+  add(session: Session, admitted = false, timing?: SessionTiming): void {
     this.#sessions.set(session.id, session);
     if (admitted) this.#reserved--;
     else if (session.ip !== "") this.#perIp.set(session.ip, (this.#perIp.get(session.ip) ?? 0) + 1);
     if (session.lastCounter < this.counterFloor - 1n) session.lastCounter = this.counterFloor - 1n;
-    this.#tracker.add(session.id);
+    this.#tracker.add(session.id, timing);
+  }
+
+  /** Track an open session's liveness by `timing` from now on (a restored session its listener claims back). */
+  retime(id: bigint, timing: SessionTiming): void {
+    if (this.#sessions.has(id)) this.#tracker.add(id, timing);
   }
 
   /** Remove a session (closed or expired). */

@@ -26,9 +26,20 @@ export interface SessionTrackerOptions {
   onExpire: (sessionId: bigint) => void;
 }
 
+/** A session's own liveness rule, where it differs from the tracker's (sessions of another protocol's clients). */
+export interface SessionTiming {
+  /** Milliseconds without a sign of life that count one miss. */
+  readonly heartbeatTimeoutMs: number;
+  /** Consecutive misses that expire the session. */
+  readonly heartbeatMaxCount: number;
+  /** Grace after a sign of life before the first miss period. */
+  readonly graceMs: number;
+}
+
 interface Tracked {
   misses: number;
   timer: TimerId;
+  timing: SessionTiming | undefined;
 }
 
 /**
@@ -84,10 +95,10 @@ export class SessionTracker {
     return this.#sessions.get(sessionId)?.misses ?? -1;
   }
 
-  /** Start tracking a session, as if it had just sent a heartbeat. */
-  add(sessionId: bigint): void {
+  /** Start tracking a session, as if it had just sent a heartbeat; `timing` replaces the tracker's for it. */
+  add(sessionId: bigint, timing?: SessionTiming): void {
     this.remove(sessionId);
-    this.#sessions.set(sessionId, { misses: 0, timer: this.#arm(sessionId, this.#options.graceMs ?? 0) });
+    this.#sessions.set(sessionId, { misses: 0, timing, timer: this.#arm(sessionId, timing, this.#graceOf(timing)) });
   }
 
   /** A sign of life: reset the miss count. Returns false for an unknown session. */
@@ -96,7 +107,7 @@ export class SessionTracker {
     if (tracked === undefined) return false;
     tracked.misses = 0;
     this.#loop.cancel(tracked.timer);
-    tracked.timer = this.#arm(sessionId, this.#options.graceMs ?? 0);
+    tracked.timer = this.#arm(sessionId, tracked.timing, this.#graceOf(tracked.timing));
     return true;
   }
 
@@ -114,19 +125,24 @@ export class SessionTracker {
     this.#sessions.clear();
   }
 
-  #arm(sessionId: bigint, extraMs = 0): TimerId {
-    return this.#loop.runAfter(this.#options.heartbeatTimeoutMs + extraMs, () => this.#miss(sessionId));
+  #graceOf(timing: SessionTiming | undefined): number {
+    return timing?.graceMs ?? this.#options.graceMs ?? 0;
+  }
+
+  #arm(sessionId: bigint, timing: SessionTiming | undefined, extraMs = 0): TimerId {
+    const timeoutMs = timing?.heartbeatTimeoutMs ?? this.#options.heartbeatTimeoutMs;
+    return this.#loop.runAfter(timeoutMs + extraMs, () => this.#miss(sessionId));
   }
 
   #miss(sessionId: bigint): void {
     const tracked = this.#sessions.get(sessionId);
     if (tracked === undefined) return;
     tracked.misses++;
-    if (tracked.misses >= this.#options.heartbeatMaxCount) {
+    if (tracked.misses >= (tracked.timing?.heartbeatMaxCount ?? this.#options.heartbeatMaxCount)) {
       this.#sessions.delete(sessionId);
       this.#options.onExpire(sessionId);
       return;
     }
-    tracked.timer = this.#arm(sessionId);
+    tracked.timer = this.#arm(sessionId, tracked.timing);
   }
 }
