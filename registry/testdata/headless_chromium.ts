@@ -1,7 +1,7 @@
 /**
  * A real headless Chromium for page tests, driven over the Chrome DevTools Protocol on its WebSocket: just what the
- * status-page test needs (open a page, wait for a CSS selector, read text, count matches), so no browser-automation
- * package has to be downloaded with the project.
+ * page tests need (open a page, wait for a CSS selector, read text, count matches, evaluate a script and await its
+ * promise), so no browser-automation package has to be downloaded with the project.
  *
  * @module
  */
@@ -14,6 +14,11 @@ export interface HeadlessPage {
   innerText(selector: string): Promise<string>;
   /** How many elements match. */
   count(selector: string): Promise<number>;
+  /**
+   * The value of `expression` run in the page, its promise awaited, as JSON: a thrown error or rejection rejects
+   * with the page's description of it; so does a promise still pending after `timeoutMs` (default 10 s).
+   */
+  evaluate(expression: string, options?: { timeoutMs?: number }): Promise<unknown>;
 }
 
 /** A running browser. */
@@ -65,8 +70,12 @@ export async function launchChromium(executable: string): Promise<HeadlessChromi
       const { sessionId } = await cdp.send("Target.attachToTarget", { targetId, flatten: true }) as {
         sessionId: string;
       };
-      const evaluate = async (expression: string): Promise<unknown> => {
-        const reply = await cdp.send("Runtime.evaluate", { expression, returnByValue: true }, sessionId) as {
+      const evaluate = async (expression: string, awaitPromise = false): Promise<unknown> => {
+        const reply = await cdp.send(
+          "Runtime.evaluate",
+          { expression, returnByValue: true, awaitPromise },
+          sessionId,
+        ) as {
           result: { value?: unknown };
           exceptionDetails?: unknown;
         };
@@ -93,6 +102,18 @@ export async function launchChromium(executable: string): Promise<HeadlessChromi
         },
         async count(selector) {
           return Number(await evaluate(`document.querySelectorAll(${query(selector)}).length`));
+        },
+        async evaluate(expression, options = {}) {
+          const timeoutMs = options.timeoutMs ?? 10_000;
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          const late = new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new Error(`${expression} did not settle in ${timeoutMs} ms`)), timeoutMs);
+          });
+          try {
+            return await Promise.race([evaluate(expression, true), late]);
+          } finally {
+            clearTimeout(timer);
+          }
         },
       };
     },
