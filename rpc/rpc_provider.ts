@@ -35,6 +35,8 @@ import { ServicePublisher } from "./_service_publisher.ts";
 import { ServerReflection } from "./reflection/server_reflection.ts";
 import { SERVER_REFLECTION_SERVICES } from "./reflection/server_reflection_proto.ts";
 import { TcpServerTransport } from "./_tcp_server_transport.ts";
+import { SeedServerTransport } from "../seed/rpc/seed_server_transport.ts";
+import { SeedLayoutPublisher } from "../seed/rpc/seed_layout_publisher.ts";
 import { providerStatusHandler, type RpcProviderStats } from "./provider_status.ts";
 export type { RpcProviderStats } from "./provider_status.ts";
 import type { ServerTransport } from "./server_transport.ts";
@@ -266,6 +268,27 @@ export interface RpcProviderOptions {
    */
   httpServer?: Http1ConnectionOptions;
   /**
+   * Serve the C++ seed's RPC frame as well, on this port of its own (0: any free port; off when undefined; the
+   * config key `rpcserver_seed_port` is off when 0 or absent), so the seed's callers (DwtRpcChannel) call these
+   * services; with a registry, each unary method is also published in the seed's layout (`/<Service>/<Method>` =
+   * `ip:port` of this port, simple names). Its calls go through the same dispatch, limits and `/metrics` as the
+   * native port's, with the deadline `seedCallTimeoutMs`. Two registered services sharing a simple name make start
+   * fail. See seed/rpc/seed_server_transport.ts and {@linkcode RpcProvider.seedAddress}.
+   * @default {undefined}
+   */
+  seedPort?: number;
+  /**
+   * The seed port's listen address (config key `rpcserver_seed_ip`).
+   * @default {host}
+   */
+  seedIp?: string;
+  /**
+   * The deadline of calls on the seed port, whose frame carries none, in milliseconds (config key
+   * `rpcserver_seed_call_timeout_ms`).
+   * @default {30000}
+   */
+  seedCallTimeoutMs?: number;
+  /**
    * Serve the status pages (`/status`, `/metrics`, `/ruok`) over HTTP on this port (0: any free port); off when
    * undefined. See {@linkcode RpcProvider.statusAddress}.
    * @default {undefined}
@@ -317,6 +340,8 @@ export class RpcProvider {
   #startedAt = 0;
   #status: HttpServer | undefined;
   #gateway: GatewayTransport | undefined;
+  #seed: SeedServerTransport | undefined;
+  #seedPublisher: SeedLayoutPublisher | undefined;
   #stopped: Promise<void> | undefined;
   /** The reflection services this provider added to its own at start. */
   #reflection: readonly ServiceDefinition[] = [];
@@ -365,6 +390,11 @@ export class RpcProvider {
     return this.#gateway?.address;
   }
 
+  /** The seed port's address, when `seedPort` is set (after start). */
+  get seedAddress(): InetAddress | undefined {
+    return this.#seed?.address;
+  }
+
   /** The status pages' address, when `statusPort` is set (after start). */
   get statusAddress(): InetAddress | undefined {
     return this.#status?.address;
@@ -374,8 +404,10 @@ export class RpcProvider {
   stats(): RpcProviderStats {
     return {
       uptimeMs: this.#startedAt === 0 ? 0 : this.#loop.now() - this.#startedAt,
-      connections: (this.#transport?.connections ?? 0) + (this.#gateway?.connections ?? 0),
-      silentConnections: (this.#transport?.silentConnections ?? 0) + (this.#gateway?.silentConnections ?? 0),
+      connections: (this.#transport?.connections ?? 0) + (this.#gateway?.connections ?? 0) +
+        (this.#seed?.connections ?? 0),
+      silentConnections: (this.#transport?.silentConnections ?? 0) + (this.#gateway?.silentConnections ?? 0) +
+        (this.#seed?.silentConnections ?? 0),
       callsInFlight: this.#ledger.inFlight,
       callsServed: this.#ledger.served,
       streamsOpen: this.#ledger.streamsOpen,
@@ -427,11 +459,18 @@ export class RpcProvider {
   async start(): Promise<void> {
     if (this.#transport !== undefined) throw new TypeError("Cannot start a provider twice");
     const transport = this.#makeTransport();
+    // Made before anything listens: two services sharing a simple name stop the start here.
+    const seed = this.#makeSeedTransport();
     this.#addReflection();
     await transport.listen(this.#dispatcher);
     this.#transport = transport;
     this.#startedAt = this.#loop.now();
     if (this.#options.httpPort !== undefined) await this.#startGateway(this.#options.httpPort);
+    if (seed !== undefined) {
+      await seed.listen(this.#dispatcher);
+      this.#seed = seed;
+      getLogger().info(`RpcProvider seed port (the C++ seed's frame) on ${seed.address}`);
+    }
     if (this.#options.statusPort !== undefined) await this.#startStatusPages(this.#options.statusPort);
     // A Worker's provider starts before its server does (the TcpServer's thread init), so it has no address yet.
     if (transport instanceof TcpServerTransport && !transport.ownsServer) return;
@@ -439,6 +478,11 @@ export class RpcProvider {
     if (registry !== undefined) {
       this.#publisher = new ServicePublisher(registry);
       await this.#publisher.start(this.advertisedAddress, this.services);
+      if (this.#seed !== undefined) {
+        this.#seedPublisher = new SeedLayoutPublisher(registry);
+        const host = this.#options.advertisedHost ?? this.#seed.address.hostname;
+        await this.#seedPublisher.start(new InetAddress(host, this.#seed.address.port).toString(), this.services);
+      }
     }
     const names = this.services.map((definition) => definition.fullName).join(", ");
     getLogger().info(`RpcProvider serving ${names} at ${this.advertisedAddress}`);
@@ -473,6 +517,16 @@ export class RpcProvider {
       );
     }
     return this.#threads = new ProviderThreads(server, threads, this.#module, this.#limits);
+  }
+
+  // The seed port, on this loop and this dispatch (with `threads` too, as the gateway), when `seedPort` is set.
+  #makeSeedTransport(): SeedServerTransport | undefined {
+    const options = this.#options;
+    if (options.seedPort === undefined) return undefined;
+    const address = new InetAddress(options.seedIp ?? options.host ?? "127.0.0.1", options.seedPort);
+    return new SeedServerTransport(this.#loop, address, this.#limits, this.services, {
+      callTimeoutMs: options.seedCallTimeoutMs,
+    });
   }
 
   // The HTTP gateway, on this loop and this dispatch (with `threads` too: the Workers serve the native port).
@@ -516,11 +570,13 @@ export class RpcProvider {
 
   async #stop(graceMs: number): Promise<void> {
     await this.#publisher?.stop();
+    await this.#seedPublisher?.stop();
     this.#gateway?.drain();
     await this.#threads?.drain(this.#loop, graceMs);
     await this.#dispatcher.drain(graceMs);
     await this.#transport?.close();
     await this.#gateway?.close();
+    await this.#seed?.close();
     await this.#status?.stop();
   }
 
