@@ -31,6 +31,8 @@ if (!(seconds > 0) || !(runs >= 1)) {
   );
 }
 const WARMUP_MS = 500;
+/** Linux's USER_HZ, the unit of /proc/<pid>/stat's CPU times (100 on every common build). */
+const CLOCK_TICKS_PER_SECOND = 100;
 /** A client that takes longer than its run plus this is killed, and the benchmark fails. */
 const CLIENT_GRACE_MS = 30_000;
 const path = (name: string) => new URL(name, import.meta.url).pathname;
@@ -78,8 +80,27 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   Deno.addSignalListener(signal, () => stopAll().finally(() => Deno.exit(130)));
 }
 
-/** Run the load client to its end and parse the JSON line it prints last. */
-async function runClient(port: number, point: Point): Promise<Record<string, number>> {
+/** CPU seconds process `pid` has used so far, all its threads (user and system; Linux /proc). */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+  // Fields after the command's closing parenthesis: state is the 3rd field, utime and stime the 14th and 15th.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+}
+
+/**
+ * Run the load client to its end against `server` and parse the JSON line it prints last, adding `serverCpuUs`:
+ * the server's CPU time per call or stream message over the client's whole run (a measure of cost that a busy
+ * neighbour on the machine disturbs far less than the rates).
+ */
+async function runClient(server: { port: number; pid: number }, point: Point): Promise<Record<string, number>> {
+  const cpuBefore = await cpuSeconds(server.pid);
+  const result = await runLoadClient(server.port, point);
+  result.serverCpuUs = (await cpuSeconds(server.pid) - cpuBefore) / result.total! * 1e6;
+  return result;
+}
+
+async function runLoadClient(port: number, point: Point): Promise<Record<string, number>> {
   const args = [path("gateway_load_client.mjs"), "--port", String(port), "--mode", point.mode, "--conc"].concat(
     [String(point.conc), "--size", "64", "--seconds", String(seconds), "--warmup-ms", String(WARMUP_MS)],
   );
@@ -116,27 +137,29 @@ const loadBefore = await Deno.readTextFile("/proc/loadavg").catch(() => "?");
 const results = new Map<string, Array<Record<string, number>>>();
 const key = (stack: Stack, point: Point) => `${stack.name}/${point.label}`;
 try {
-  const ports = new Map<string, number>();
+  const started = new Map<string, { port: number; pid: number }>();
   for (const stack of stacks) {
     // Captured, not shown: connect-node logs each stream the client cuts off at the end of a run (EPIPE).
     const server = await spawnReady(stack.server, { env, stderr: "capture" });
     servers.add(server);
-    ports.set(stack.name, Number(server.ready));
+    started.set(stack.name, { port: Number(server.ready), pid: server.pid });
   }
   const total = runs * points.length * stacks.length;
   let done = 0;
   for (let run = 0; run < runs; run++) {
     for (const point of points) {
       for (const stack of stacks) {
-        const result = await runClient(ports.get(stack.name)!, point);
+        const result = await runClient(started.get(stack.name)!, point);
         results.set(key(stack, point), [...results.get(key(stack, point)) ?? [], result]);
         const rate = result.qps ?? result.rate!;
         const latency = result.p99 === undefined
           ? ""
           : `, p50 ${result.p50!.toFixed(2)} p99 ${result.p99.toFixed(2)} ms`;
         console.error(
-          `[${++done}/${total}] run ${run + 1}: ${stack.name} ${point.label}: ${rate.toFixed(0)}${latency} ` +
-            `(client CPU ${(result.clientCpu! * 100).toFixed(0)}%)`,
+          `[${++done}/${total}] run ${run + 1}: ${stack.name} ${point.label}: ${rate.toFixed(0)}${latency}, ` +
+            `server CPU ${result.serverCpuUs!.toFixed(1)} µs each (client CPU ${
+              (result.clientCpu! * 100).toFixed(0)
+            }%)`,
         );
       }
     }
@@ -159,9 +182,10 @@ console.log(
     `${load(loadBefore)}, after: ${load(loadAfter)} (${navigator.hardwareConcurrency} cores).`,
 );
 console.log(
-  "| point | dwt | dwt p50 | dwt p99 | connect-node | c-n p50 | c-n p99 | dwt/c-n | p99 c-n/dwt | client CPU max |",
+  "| point | dwt | dwt p50 | dwt p99 | connect-node | c-n p50 | c-n p99 | dwt/c-n | p99 c-n/dwt | dwt CPU µs | " +
+    "c-n CPU µs | CPU c-n/dwt | client CPU max |",
 );
-console.log(`|---|${" ---: |".repeat(9)}`);
+console.log(`|---|${" ---: |".repeat(12)}`);
 for (const point of points) {
   const [d, c] = stacks.map((stack) => results.get(key(stack, point))!);
   const rate = (rs: Array<Record<string, number>>) => spread(rs.map((r) => r.qps ?? r.rate!));
@@ -173,15 +197,19 @@ for (const point of points) {
     ? "-"
     : ratio(spread(c!.map((r) => r.p99!)).median / spread(d!.map((r) => r.p99!)).median);
   const clientCpu = Math.max(...[...d!, ...c!].map((r) => r.clientCpu!));
+  const dCpu = spread(d!.map((r) => r.serverCpuUs!)).median;
+  const cCpu = spread(c!.map((r) => r.serverCpuUs!)).median;
   console.log(
     `| ${point.label} | ${rateCell(dRate)} | ${p(d!, "p50")} | ${p(d!, "p99")} | ${rateCell(cRate)} | ` +
       `${p(c!, "p50")} | ${p(c!, "p99")} | ${ratio(dRate.median / cRate.median)} | ${p99Ratio} | ` +
-      `${(clientCpu * 100).toFixed(0)}% |`,
+      `${dCpu.toFixed(1)} | ${cCpu.toFixed(1)} | ${ratio(cCpu / dCpu)} | ${(clientCpu * 100).toFixed(0)}% |`,
   );
 }
 console.log(
-  `\nRatios above 1 are dwt ahead (rate: dwt / connect-node; p99: connect-node's / dwt's). client CPU max: the load ` +
-    `client's CPU time over its wall time, the highest of the point's runs (well under 100%: it was not the limit).`,
+  `\nRatios above 1 are dwt ahead (rate: dwt / connect-node; p99 and CPU: connect-node's / dwt's). CPU µs: the ` +
+    `server process's CPU time (all threads) per call or stream message, median of the runs: what each costs, which ` +
+    `a busy machine disturbs less than the rates. client CPU max: the load client's CPU time over its wall time, ` +
+    `the highest of the point's runs (well under 100%: it was not the limit).`,
 );
 console.log(`Reproduce: deno task bench-gateway --seconds ${seconds} --runs ${runs}`);
 Deno.exit(0);

@@ -4,11 +4,12 @@
 // either server. Prints one JSON line.
 //
 //   node gateway_load_client.mjs --port N --mode proto|json --conc C --size B --seconds S [--warmup-ms W]
-//       unary bench.Echo/Echo over C connections: {"qps","p50","p99","n","clientCpu"} (latencies in ms;
-//       clientCpu: the client's CPU time over its run's wall time)
+//       unary bench.Echo/Echo over C connections: {"qps","p50","p99","n","total","clientCpu"}
+//       (latencies in ms; n: calls measured, total: with the warm-up's; clientCpu: the client's CPU time over its
+//       run's wall time)
 //   node gateway_load_client.mjs --port N --mode stream --conc C --size B --seconds S [--warmup-ms W]
-//       C server streams of bench.Stream/Flood at once, one per connection: {"rate","clientCpu"} (messages per
-//       second, all streams together)
+//       C server streams of bench.Stream/Flood at once, one per connection: {"rate","total","clientCpu"} (messages
+//       per second, all streams together; total: messages with the warm-up's)
 //
 // Any answer but a 200 with the echo expected (checked for every answer of the warm-up) ends the run with exit 1.
 import { connect } from "node:net";
@@ -170,6 +171,7 @@ async function unaryLoop(socket, bytes, expectBody, clock) {
       socket.write(bytes);
     });
     const end = performance.now();
+    clock.total++;
     if (sentAt >= clock.measureFrom) clock.latencies.push(end - sentAt);
   }
   done = undefined;
@@ -191,6 +193,7 @@ async function unary() {
     measureFrom: started + warmupMs,
     stopAt: started + warmupMs + measureMs,
     latencies: [],
+    total: 0,
   };
   setTimeout(() => clock.checking = false, warmupMs);
   await Promise.all(sockets.map((socket) => unaryLoop(socket, bytes, expectBody, clock)));
@@ -199,7 +202,7 @@ async function unary() {
   for (const socket of sockets) socket.destroy();
   const latencies = clock.latencies.sort((a, b) => a - b);
   const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))];
-  return { qps: latencies.length / elapsed, p50: pct(0.5), p99: pct(0.99), n: latencies.length };
+  return { qps: latencies.length / elapsed, p50: pct(0.5), p99: pct(0.99), n: latencies.length, total: clock.total };
 }
 
 /** Connect envelopes (1 byte of flags, 4 of length, the message) counted as bytes come. */
@@ -270,7 +273,7 @@ async function stream() {
   const rate = (total() - from) / ((performance.now() - measureFrom) / 1000);
   over = true;
   for (const socket of sockets) socket.destroy();
-  return { rate };
+  return { rate, total: total() };
 }
 
 function varint(n) {
