@@ -189,7 +189,7 @@ const CONNECT_JSON_STREAM = "content-type: application/connect+json";
 
 Deno.test(
   "curl sends a hand-built connect+json client stream (one envelope gzip'd) and reads the enveloped answer",
-  needs("read", "run"),
+  needs("read", "run", "write"),
   async () => {
     await using served = await startClientsProvider();
     const pieces = ["hello ", "", "enveloped ", "x".repeat(20_000), "world"].map((piece) => encoder.encode(piece));
@@ -215,7 +215,7 @@ Deno.test(
 
 Deno.test(
   "curl reads a connect+json server stream: each tick an envelope, the end-of-stream message with the trailers",
-  needs("read", "run"),
+  needs("read", "run", "write"),
   async () => {
     await using served = await startClientsProvider();
     const request = frame(0, jsonBytes({ symbol: "CURL", count: 3, intervalMs: 1 }));
