@@ -22,6 +22,7 @@ for (let i = 0; i < 200; i++) await call();
 const latencies = [];
 const until = performance.now() + Number(values.seconds) * 1000;
 const start = performance.now();
+const cpuAtStart = process.cpuUsage();
 await Promise.all(Array.from({ length: Number(values.conc) }, async () => {
   while (performance.now() < until) {
     const t = performance.now();
@@ -30,8 +31,16 @@ await Promise.all(Array.from({ length: Number(values.conc) }, async () => {
   }
 }));
 const elapsed = (performance.now() - start) / 1000;
+const cpu = process.cpuUsage(cpuAtStart);
 latencies.sort((a, b) => a - b);
 const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))];
-console.log(JSON.stringify({ qps: latencies.length / elapsed, p50: pct(0.5), p99: pct(0.99) }));
+console.log(
+  JSON.stringify({
+    qps: latencies.length / elapsed,
+    p50: pct(0.5),
+    p99: pct(0.99),
+    cpuUs: (cpu.user + cpu.system) / latencies.length,
+  }),
+);
 client.close();
 process.exit(0);

@@ -49,6 +49,28 @@ export interface RpcPoint {
   maxQps: number;
   /** Every run's QPS, in the order run. */
   runs: number[];
+  /** CPU time per call (µs, all threads) of the median run's client and of the server during it. */
+  clientCpuUs: number;
+  serverCpuUs: number;
+}
+
+interface Run {
+  qps: number;
+  p50: number;
+  p99: number;
+  cpuUs: number;
+  serverCpuUs: number;
+}
+
+/** CPU time (µs, all threads) process `pid` has used so far: utime + stime of /proc/<pid>/stat (Linux). */
+async function cpuTimeUs(pid: number): Promise<number> {
+  try {
+    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * 10_000; // clock ticks of 10 ms (USER_HZ 100)
+  } catch {
+    return NaN;
+  }
 }
 
 interface Stack {
@@ -83,14 +105,18 @@ stacks.push({
 // QPS here, so each stack runs as the scheduler places it.
 let pinned = values.pin;
 
-async function runClient(stack: Stack, port: string, conc: number, size: number) {
+async function runClient(stack: Stack, server: ReadyProcess, conc: number, size: number): Promise<Run> {
+  const port = server.ready;
+  const serverCpuBefore = await cpuTimeUs(server.pid);
   const args = [...stack.client.slice(1), "--port", port, "--conc", String(conc), "--size", String(size)];
   args.push("--seconds", values.seconds);
   const child = new Deno.Command(stack.client[0]!, { args, stdout: "piped", stderr: "inherit" }).spawn();
   pinned &&= await pinMainThread(child.pid, 0);
   const output = await child.output();
   const line = new TextDecoder().decode(output.stdout).trim().split("\n").pop()!;
-  return JSON.parse(line) as { qps: number; p50: number; p99: number };
+  const run = JSON.parse(line) as Omit<Run, "serverCpuUs">;
+  const calls = run.qps * Number(values.seconds) + 200; // the measured calls and the warm-up's
+  return { ...run, serverCpuUs: (await cpuTimeUs(server.pid) - serverCpuBefore) / calls };
 }
 
 const points = values.conc.split(",").map(Number).flatMap((conc) =>
@@ -105,9 +131,9 @@ try {
     servers.set(stack, server);
   }
   for (const [index, { conc, size }] of points.entries()) {
-    const all = new Map<Stack, { qps: number; p50: number; p99: number }[]>(stacks.map((stack) => [stack, []]));
+    const all = new Map<Stack, Run[]>(stacks.map((stack) => [stack, []]));
     for (let run = 0; run < runs; run++) {
-      for (const stack of stacks) all.get(stack)!.push(await runClient(stack, servers.get(stack)!.ready, conc, size));
+      for (const stack of stacks) all.get(stack)!.push(await runClient(stack, servers.get(stack)!, conc, size));
     }
     for (const stack of stacks) {
       const done = all.get(stack)!;
@@ -118,7 +144,11 @@ try {
         stack: stack.stack,
         conc,
         size,
-        ...median,
+        qps: median.qps,
+        p50: median.p50,
+        p99: median.p99,
+        clientCpuUs: median.cpuUs,
+        serverCpuUs: median.serverCpuUs,
         minQps: sorted[0]!.qps,
         maxQps: sorted.at(-1)!.qps,
         runs: done.map((r) => r.qps),
@@ -144,20 +174,21 @@ const find = (runtime: string, stack: string, conc: number, size: number) =>
   results.find((r) => r.runtime === runtime && r.stack === stack && r.conc === conc && r.size === size);
 const f = (n: number) => n >= 100 ? n.toFixed(0) : n.toFixed(2);
 const spread = (r: RpcPoint) => `${(r.minQps / 1000).toFixed(0)}-${(r.maxQps / 1000).toFixed(0)}k`;
+const cpu = (r: RpcPoint) => `${r.clientCpuUs.toFixed(1)} + ${r.serverCpuUs.toFixed(1)}`;
 const ratio = (a: number | undefined, b: number | undefined, digits = 2) =>
   a === undefined || b === undefined ? "-" : (a / b).toFixed(digits);
 console.log(
   `unary echo, ${values.seconds} s per run, median of ${runs} run(s) per point; QPS and latency (ms); "runs" is ` +
-    `the lowest-highest QPS of the runs (k = 1000). dwt and raw run on the runtime named (server and client); ` +
+    `the lowest-highest QPS of the runs (k = 1000); "µs/call" is CPU time per call, client + server (all threads). dwt and raw run on the runtime named (server and client); ` +
     `raw: protobuf messages in length-prefixed frames on that runtime's plain sockets (the DESIGN's baseline); ` +
     `bytes (Deno): a byte echo, nothing decoded; grpc-js on Node. ` +
     (pinned ? "Main threads pinned: servers on core 1, clients on core 0." : "Not pinned."),
 );
 console.log(
-  "| runtime | conc | size | dwt QPS | dwt runs | dwt p50 | dwt p99 | raw QPS | raw runs | raw p99 | bytes QPS " +
-    "| grpc-js QPS | grpc-js p99 | dwt/raw | dwt/grpc | dwt/Deno dwt |",
+  "| runtime | conc | size | dwt QPS | dwt runs | dwt p50 | dwt p99 | dwt µs/call | raw QPS | raw runs | raw p99 " +
+    "| raw µs/call | bytes QPS | grpc-js QPS | grpc-js p99 | dwt/raw | dwt/grpc | dwt/Deno dwt |",
 );
-console.log(`| --- | --- |${" ---: |".repeat(14)}`);
+console.log(`| --- | --- |${" ---: |".repeat(16)}`);
 for (const runtime of runtimes) {
   for (const { conc, size } of points) {
     const d = find(runtime, "dwt", conc, size)!;
@@ -166,8 +197,10 @@ for (const runtime of runtimes) {
     const g = find("node", "grpc-js", conc, size)!;
     const denoDwt = find("deno", "dwt", conc, size);
     console.log(
-      `| ${runtime} | ${conc} | ${size} | ${f(d.qps)} | ${spread(d)} | ${f(d.p50)} | ${f(d.p99)} | ${f(r.qps)} | ` +
-        `${spread(r)} | ${f(r.p99)} | ${b ? f(b.qps) : "-"} | ${f(g.qps)} | ${f(g.p99)} | ${ratio(d.qps, r.qps)} | ` +
+      `| ${runtime} | ${conc} | ${size} | ${f(d.qps)} | ${spread(d)} | ${f(d.p50)} | ${f(d.p99)} | ${cpu(d)} | ` +
+        `${f(r.qps)} | ${spread(r)} | ${f(r.p99)} | ${cpu(r)} | ${b ? f(b.qps) : "-"} | ${f(g.qps)} | ${f(g.p99)} | ${
+          ratio(d.qps, r.qps)
+        } | ` +
         `${ratio(d.qps, g.qps, 1)} | ${ratio(d.qps, denoDwt?.qps)} |`,
     );
   }

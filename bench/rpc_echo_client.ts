@@ -1,9 +1,11 @@
 /**
  * Echo client for bench/rpc_echo.ts and bench/rpc_threads.ts, on Deno, Node (tsx) or Bun: `--stack dwt|raw|bytes|load --port N --conc C
  * --size B --seconds S [--connections K]`; C calls in flight over K connections (dwt and load; raw and bytes use
- * one); prints one JSON line with QPS, p50 and p99 (ms).
+ * one); prints one JSON line with QPS, p50 and p99 (ms), and the CPU time (all threads) this process spent per call
+ * while measuring (`cpuUs`, µs).
  */
 
+import process from "node:process";
 import { parseArgsOrExit } from "../reactor/backend/parse_args.ts";
 import { EventLoop } from "../reactor/mod.ts";
 import { loadProtoFile, RpcChannel, serviceDefinition, type StubMethod } from "../rpc/mod.ts";
@@ -64,6 +66,7 @@ for (let i = 0; i < 200; i++) await call(); // connect and warm up
 const latencies: number[] = [];
 const until = performance.now() + Number(values.seconds) * 1000;
 const start = performance.now();
+const cpuAtStart = process.cpuUsage();
 await Promise.all(Array.from({ length: Number(values.conc) }, async () => {
   while (performance.now() < until) {
     const t = performance.now();
@@ -72,7 +75,9 @@ await Promise.all(Array.from({ length: Number(values.conc) }, async () => {
   }
 }));
 const elapsed = (performance.now() - start) / 1000;
+const cpu = process.cpuUsage(cpuAtStart);
+const cpuUs = (cpu.user + cpu.system) / latencies.length;
 latencies.sort((a, b) => a - b);
 const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))];
-console.log(JSON.stringify({ qps: latencies.length / elapsed, p50: pct(0.5), p99: pct(0.99) }));
+console.log(JSON.stringify({ qps: latencies.length / elapsed, p50: pct(0.5), p99: pct(0.99), cpuUs }));
 backend.process.exit(0);

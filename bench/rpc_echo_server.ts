@@ -16,6 +16,8 @@ const { values } = parseArgsOrExit({
   args: backend.process.args(),
   options: { stack: { type: "string", default: "dwt" }, threads: { type: "string", default: "0" } },
 });
+// SIGTERM exits normally, so a run under --cpu-prof writes its profile.
+backend.process.onSignal("SIGTERM", () => backend.process.exit(0));
 
 if (values.stack === "bytes") {
   console.log(`READY ${await listenEcho()}`);
