@@ -11,6 +11,7 @@ import { Buffer } from "../../reactor/buffer.ts";
 import { basename, DEFAULT_MAX_PATH_LENGTH, joinPath, parentOf, validatePath } from "../path.ts";
 import { RegistryError, RegistryErrorCode } from "../registry_error.ts";
 import { EventType, NodeType, type Stat } from "../registry.ts";
+import { TreeSnapshot } from "./_tree_snapshot.ts";
 
 // The types a node shows outside are the clients' contract (registry.ts); the tree speaks them too.
 export { EventType, NodeType, type Stat } from "../registry.ts";
@@ -53,16 +54,18 @@ export interface DataTreeOptions {
   maxPathLength?: number;
 }
 
-// A node keeps its stat but for what its data, children and owner already say.
+// A node keeps its stat but for what its data, children and owner already say; `snap` marks the last snapshot
+// that reached it (see _tree_snapshot.ts).
 interface TreeNode extends Omit<Stat, "dataLength" | "numChildren" | "nodeType"> {
   data: Uint8Array;
   children: Map<string, TreeNode>;
+  snap: number;
 }
+
+export type { SnapshotBody, TreeSnapshot } from "./_tree_snapshot.ts";
 
 const EMPTY = new Uint8Array(0);
 const SNAPSHOT_MAGIC = 0x44545331; // "DTS1"
-// Version 2 adds ephemeral nodes and the open sessions, so sessions survive a restart; version 1 still loads.
-const SNAPSHOT_VERSION = 2;
 
 /** What the tree keeps of an open session so it survives a restart (the server keeps the rest). */
 export interface SessionRecord {
@@ -86,6 +89,7 @@ function newNode(data: Uint8Array, zxid: bigint, nowMs: number, owner: bigint): 
     cversion: 0,
     ephemeralOwner: owner,
     children: new Map(),
+    snap: 0,
   };
 }
 
@@ -134,6 +138,8 @@ export class DataTree {
   readonly #maxPathLength: number;
   #nodeCount = 1;
   #lastZxid = 0n;
+  // The snapshot being written, told of every change before it is made.
+  #snapshot: TreeSnapshot | undefined;
 
   /** An empty tree holding only the root `/`. */
   constructor(options: DataTreeOptions = {}) {
@@ -201,7 +207,9 @@ export class DataTree {
       throw new RegistryError(RegistryErrorCode.NODE_EXISTS, `Cannot create '${actualPath}' as it already exists`);
     }
     const node = newNode(data, zxid, nowMs, owner);
+    this.#snapshot?.changing(parent);
     parent.children.set(name, node);
+    this.#snapshot?.childAdded(parent, name);
     parent.cversion++;
     parent.pzxid = zxid;
     this.#nodeCount++;
@@ -239,6 +247,7 @@ export class DataTree {
     const node = this.#require(path, "set");
     this.#checkData(path, data);
     this.#checkVersion(path, node, expectedVersion, "set");
+    this.#snapshot?.changing(node);
     node.data = data;
     node.version++;
     node.mzxid = zxid;
@@ -334,44 +343,36 @@ export class DataTree {
    * nodes, no owner field, no sessions) still loads.
    */
   serialize(): Uint8Array {
-    const buffer = new Buffer(64 * 1024);
-    const nodes: Array<[string, TreeNode]> = [];
-    const visit = (path: string, node: TreeNode) => {
-      nodes.push([path, node]);
-      for (const [name, child] of node.children) visit(joinPath(path, name), child);
-    };
-    visit("/", this.#root);
-    buffer.appendUint32(SNAPSHOT_MAGIC);
-    buffer.appendUint8(SNAPSHOT_VERSION);
-    buffer.appendBigUint64(this.#lastZxid);
-    buffer.appendUint32(nodes.length);
-    const encoder = new TextEncoder();
-    for (const [path, node] of nodes) {
-      const pathBytes = encoder.encode(path);
-      buffer.appendUint32(pathBytes.length);
-      buffer.append(pathBytes);
-      buffer.appendUint32(node.data.length);
-      buffer.append(node.data);
-      buffer.appendBigUint64(node.czxid);
-      buffer.appendBigUint64(node.mzxid);
-      buffer.appendBigUint64(node.pzxid);
-      buffer.appendBigInt64(BigInt(node.ctime));
-      buffer.appendBigInt64(BigInt(node.mtime));
-      buffer.appendInt32(node.version);
-      buffer.appendInt32(node.cversion);
-      buffer.appendBigUint64(node.ephemeralOwner);
+    const snapshot = this.startSnapshot();
+    snapshot.step(Infinity);
+    const { chunks, length } = snapshot.body();
+    const bytes = new Uint8Array(length);
+    let offset = 0;
+    for (const chunk of chunks) {
+      bytes.set(chunk, offset);
+      offset += chunk.length;
     }
-    buffer.appendUint32(this.#sessions.size);
-    for (const [id, record] of this.#sessions) {
-      buffer.appendBigUint64(id);
-      buffer.appendUint32(record.secret.length);
-      buffer.append(record.secret);
-      buffer.appendUint8(record.authorized ? 1 : 0);
-      const token = encoder.encode(record.token);
-      buffer.appendUint32(token.length);
-      buffer.append(token);
+    return bytes;
+  }
+
+  /**
+   * Start a snapshot of the tree as it is now, written a slice at a time ({@linkcode TreeSnapshot.step}) while the
+   * tree goes on changing; its body is {@linkcode DataTree.serialize}'s bytes of the tree at this moment. One at a
+   * time: abandon a snapshot (or let it finish) before the next.
+   */
+  startSnapshot(): TreeSnapshot {
+    if (this.#snapshot !== undefined && !this.#snapshot.done) {
+      throw new Error("Cannot start a snapshot while another one is being written");
     }
-    return buffer.retrieveAsBytes(buffer.readableBytes);
+    const snapshot = new TreeSnapshot(
+      this.#root,
+      { lastZxid: this.#lastZxid, nodeCount: this.#nodeCount, sessions: this.#sessions },
+      () => {
+        if (this.#snapshot === snapshot) this.#snapshot = undefined;
+      },
+    );
+    this.#snapshot = snapshot;
+    return snapshot;
   }
 
   /** Rebuild a tree from {@linkcode DataTree.serialize}'s bytes. Throws DATA_INCONSISTENCY on bad input. */
@@ -400,6 +401,7 @@ export class DataTree {
           cversion: buffer.readInt32(),
           ephemeralOwner: version >= 2 ? buffer.readBigUint64() : 0n,
           children: new Map(),
+          snap: 0,
         };
         if (path === "/") {
           Object.assign(tree.#root, { ...node, children: tree.#root.children });
@@ -444,7 +446,7 @@ export class DataTree {
     const copyNode = (node: TreeNode): TreeNode => {
       const children = new Map<string, TreeNode>();
       for (const [name, child] of node.children) children.set(name, copyNode(child));
-      return { ...node, children };
+      return { ...node, children, snap: 0 };
     };
     Object.assign(copy.#root, copyNode(this.#root));
     for (const [owner, paths] of this.#ephemerals) copy.#ephemerals.set(owner, new Set(paths));
@@ -491,7 +493,10 @@ export class DataTree {
 
   #remove(path: string, node: TreeNode, zxid: bigint): void {
     const parent = this.#find(parentOf(path))!;
-    parent.children.delete(basename(path));
+    const name = basename(path);
+    this.#snapshot?.changing(parent);
+    parent.children.delete(name);
+    this.#snapshot?.childRemoved(parent, name, node);
     parent.cversion++;
     parent.pzxid = zxid;
     this.#nodeCount--;

@@ -34,14 +34,21 @@ const LEGACY_MAGIC = 0x44545331; // "DTS1": a bare DataTree.serialize()
 /** A snapshot file's bytes: the header, then `body` (one copy of `body`). */
 export function encodeSnapshot(zxid: bigint, body: Uint8Array): Uint8Array {
   const bytes = new Uint8Array(SNAPSHOT_HEADER_BYTES + body.length);
+  bytes.set(encodeSnapshotHeader(zxid, body.length, crc32(body)));
+  bytes.set(body, SNAPSHOT_HEADER_BYTES);
+  return bytes;
+}
+
+/** The header of a snapshot file whose body of `bodyLength` bytes has CRC-32 `bodyCrc` (a body written in pieces). */
+export function encodeSnapshotHeader(zxid: bigint, bodyLength: number, bodyCrc: number): Uint8Array {
+  const bytes = new Uint8Array(SNAPSHOT_HEADER_BYTES);
   const view = new DataView(bytes.buffer);
   view.setUint32(0, SNAPSHOT_MAGIC);
   view.setUint8(4, SNAPSHOT_VERSION);
   view.setBigUint64(8, zxid);
-  view.setBigUint64(16, BigInt(body.length));
-  view.setUint32(24, crc32(body));
+  view.setBigUint64(16, BigInt(bodyLength));
+  view.setUint32(24, bodyCrc);
   view.setUint32(28, crc32(bytes, 0, 28));
-  bytes.set(body, SNAPSHOT_HEADER_BYTES);
   return bytes;
 }
 

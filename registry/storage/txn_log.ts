@@ -46,8 +46,12 @@
  * - Log files of format 1 (written before seals) still load, may lack a seal, and are appended to; the roll seals
  *   them. Older versions refuse format-2 files (no downgrade).
  *
- * Snapshots are written to `.tmp`, fsynced, renamed, then the directory is fsynced; the log then continues in a new
- * file. The newest two snapshots are kept, and the logs holding records after the older of them, so the repair
+ * A snapshot is the tree at one zxid exactly: it is started when the tree holds exactly the durable records (no batch
+ * on its way), and the log continues in a new file from the next zxid; the tree is then serialized a slice of a
+ * few milliseconds at a time, between which the loop serves requests and applies records, copy-on-write
+ * (`server/_tree_snapshot.ts`: the bytes are the tree as it was at the start, whatever changes meanwhile). Replay
+ * stays strict, since nothing in a snapshot is newer than its zxid. The snapshot is then written to `.tmp`,
+ * fsynced, renamed, then the directory is fsynced. The newest two snapshots are kept, and the logs holding records after the older of them, so the repair
  * command can fall back to it when the newest is damaged. A snapshot that cannot be written is logged and removed;
  * nothing is lost, since the log still holds every change. A seal that cannot be written undoes the roll (the old
  * file is cut back, the new one removed); if that fails too, the log goes on in the new file and the next start
@@ -59,9 +63,10 @@
 import type { DurableAppendFile, NetBackend } from "../../reactor/backend/net_backend.ts";
 import { getLogger } from "../../reactor/logger.ts";
 import { hex, LOG_NAME, scanDataDir, SNAPSHOT_NAME, type UnsealedLog, zxidOfName } from "./_data_dir.ts";
-import type { DataTree, DataTreeOptions } from "../server/data_tree.ts";
+import type { DataTree, DataTreeOptions, TreeSnapshot } from "../server/data_tree.ts";
 import { RegistryError, RegistryErrorCode } from "../registry_error.ts";
-import { encodeSnapshot } from "./snapshot_file.ts";
+import { crc32 } from "./_crc32.ts";
+import { encodeSnapshotHeader } from "./snapshot_file.ts";
 import { refusalFor } from "./_refusal.ts";
 import { encodeLogHeader, encodeRecord, encodeSeal, LOG_HEADER_BYTES, type TxnRecord } from "./txn_record.ts";
 
@@ -101,8 +106,15 @@ export interface TxnLogOptions extends DataTreeOptions {
 }
 
 const FILE_MODE = 0o600;
+// The longest a snapshot holds the loop at a time (serializing nodes, or checking its bytes' CRC).
+const SNAPSHOT_SLICE_MS = 3;
 const DIR_MODE = 0o700;
 const TMP_SNAPSHOT_NAME = /^snapshot\.[0-9a-f]{16}\.tmp$/;
+
+/** Let the loop serve what is waiting (a new macrotask: I/O callbacks and timers run first). */
+function yieldToLoop(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -454,10 +466,37 @@ export class TxnLog {
   async #startSnapshot(): Promise<void> {
     const zxid = this.#durableZxid;
     const nodes = this.#tree.nodeCount;
-    const bytes = encodeSnapshot(zxid, this.#tree.serialize());
+    // Taken now, while the tree holds exactly the records up to zxid; written later, a slice at a time.
+    const snapshot = this.#tree.startSnapshot();
     this.#sinceSnapshot = 0;
     await this.#roll(zxid + 1n);
-    this.#snapshotting = this.#writeSnapshot(zxid, nodes, bytes).finally(() => this.#snapshotting = undefined);
+    this.#snapshotting = this.#writeSnapshot(zxid, nodes, snapshot).finally(() => this.#snapshotting = undefined);
+  }
+
+  /** Serialize `snapshot` a slice at a time, then its header's CRC: the file's bytes, or undefined when closed. */
+  async #serialize(
+    zxid: bigint,
+    snapshot: TreeSnapshot,
+  ): Promise<{ header: Uint8Array; chunks: readonly Uint8Array[] } | undefined> {
+    try {
+      while (!snapshot.step(SNAPSHOT_SLICE_MS)) {
+        await yieldToLoop();
+        // Closing: not worth the wait, the log holds every change.
+        if (this.#closed) return undefined;
+      }
+    } finally {
+      snapshot.abandon();
+    }
+    const { chunks, length } = snapshot.body();
+    let crc = 0;
+    let until = performance.now() + SNAPSHOT_SLICE_MS;
+    for (const chunk of chunks) {
+      crc = crc32(chunk, 0, chunk.length, crc);
+      if (performance.now() < until) continue;
+      await yieldToLoop();
+      until = performance.now() + SNAPSHOT_SLICE_MS;
+    }
+    return { header: encodeSnapshotHeader(zxid, length, crc), chunks };
   }
 
   /** Continue the log in `log.START`, so older files can be purged once snapshots cover them. */
@@ -522,11 +561,21 @@ export class TxnLog {
     return true;
   }
 
-  async #writeSnapshot(zxid: bigint, nodes: number, bytes: Uint8Array): Promise<void> {
+  async #writeSnapshot(zxid: bigint, nodes: number, snapshot: TreeSnapshot): Promise<void> {
     const fs = this.#backend.fs;
     const path = `${this.#dir}/snapshot.${hex(zxid)}`;
     try {
-      await fs.writeFile(`${path}.tmp`, bytes, { mode: FILE_MODE });
+      const bytes = await this.#serialize(zxid, snapshot);
+      if (bytes === undefined) return;
+      // Created with its mode and the header, then the body appended in pieces (no one copy of it all).
+      await fs.writeFile(`${path}.tmp`, bytes.header, { mode: FILE_MODE });
+      const file = await fs.openAppend(`${path}.tmp`);
+      try {
+        for (const chunk of bytes.chunks) await file.write(chunk);
+        await file.sync();
+      } finally {
+        file.close();
+      }
       await fs.rename(`${path}.tmp`, path);
       await fs.fsyncDir(this.#dir);
       this.#syncs++;
