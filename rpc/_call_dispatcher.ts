@@ -104,6 +104,11 @@ export class CallDispatcher implements ServerTransportHandler, CallsOwner {
     this.ledger.limitHit(limit);
   }
 
+  /** Count a call a transport refused by itself (under its method when served here, else under `unknown`). */
+  refused(service: string, method: string, code: number): void {
+    this.ledger.count(service, method, this.#services.get(service)?.handlers.get(method), code);
+  }
+
   /** From a connection's record: it closed. */
   forget(served: ServedCalls): void {
     this.#connections.delete(served);

@@ -217,6 +217,12 @@ export interface ServerTransportHandler {
   /** The transport hit one of its limits (`connections`, `keepalive`, `unsent_bytes`, ...): counted in `/metrics`. */
   limitHit(limit: string): void;
   /**
+   * A call the transport answered itself with `code`, its input refused before the provider saw it (an HTTP body
+   * that does not transcode, a message over the limit): counted under its method, as the provider counts the
+   * answers it gives.
+   */
+  refused?(service: string, method: string, code: number): void;
+  /**
    * The definition of `method` of `service` when it is served here (its kind, request and response types), else
    * undefined. For a transport that must know a method before it can frame a request (the HTTP gateway: JSON to
    * transcode, a stream kind to tell from the content type, a GET allowed or not); one that frames bytes as they

@@ -127,6 +127,7 @@ export class ConnectHandler {
     try {
       query = parseConnectGet(request.http.query);
     } catch (error) {
+      request.refused(RpcCode.INVALID_ARGUMENT);
       return await writeUnaryError(request, errorAnswer(new RpcError(RpcCode.INVALID_ARGUMENT, message(error))));
     }
     if (!isGatewayCodec(query.codec)) {
@@ -162,6 +163,7 @@ export class ConnectHandler {
     } catch (error) {
       if (error instanceof Http1Error) throw error;
       answer = errorAnswer(error);
+      request.refused(answer.status);
     }
     if (answer.status !== 0) return await writeUnaryError(request, answer);
     setUnaryMetadata(response.headers, answer.metadata);
@@ -217,6 +219,7 @@ export class ConnectHandler {
     } catch (error) {
       if (error instanceof Http1Error) throw error;
       answer = errorAnswer(error);
+      request.refused(answer.status);
       last = undefined;
     }
     const { headers: fields, trailers } = metadataFields(withoutDetails(answer.metadata));

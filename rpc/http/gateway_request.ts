@@ -183,6 +183,14 @@ export class GatewayRequest {
     this.#context.provider.limitHit(limit);
   }
 
+  /**
+   * The gateway answers `code` for input it refused itself (a body that does not transcode, a message too large):
+   * counted under the method like the provider's own answers, unless a call was opened (the provider counts it).
+   */
+  refused(code: number): void {
+    if (this.#call === undefined) this.#context.provider.refused?.(this.service, this.method, code);
+  }
+
   /** Before the head goes out: a draining gateway's (or provider's) responses close their connections. */
   prepareHead(): void {
     if (this.#context.draining || this.#call?.closeConnection === true) {

@@ -119,6 +119,7 @@ export class GrpcWebHandler {
       if (error instanceof Http1Error) throw error;
       const rpcError = RpcError.from(error, RpcCode.INTERNAL);
       answer = { status: rpcError.code, message: rpcError.rawMessage, metadata: NO_METADATA, payload: EMPTY_BYTES };
+      request.refused(answer.status);
       last = undefined;
     }
     const { headers: fields, trailers } = metadataFields(answer.metadata);
