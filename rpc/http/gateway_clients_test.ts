@@ -7,7 +7,7 @@ import { until } from "../../reactor/testdata/until.ts";
 import { needs } from "../../reactor/testdata/permissions.ts";
 import { RpcCode, RpcError } from "../rpc_error.ts";
 import { fnv1a } from "../../examples/streaming/feed_service.ts";
-import { frame, frames, gzipBytes, jsonBytes, parseFrames, text } from "./testdata/gateway_client.ts";
+import { frame, frames, gzipBytes, jsonBytes, parseFrames, RawHttpClient, text } from "./testdata/gateway_client.ts";
 import {
   CLIENTS_DIR,
   type FollowSeen,
@@ -240,3 +240,40 @@ Deno.test(
     ]);
   },
 );
+
+// The same two client behaviours on a plain socket, no third party in between.
+Deno.test("A client that closes its socket between two messages of an idle stream: the handler's signal fires at once", async () => {
+  await using served = await startClientsProvider();
+  const client = await RawHttpClient.connect(served.base.slice("http://".length));
+  const request = frame(0, jsonBytes({ symbol: "IDLE", count: 0, intervalMs: 2000 }));
+  await client.request(
+    `POST /dwt.streaming.FeedService/Follow HTTP/1.1\r\nhost: x\r\n${CONNECT_JSON_STREAM}`,
+    request,
+  );
+  assert.equal((await client.head()).status, 200);
+  assert.ok(await client.chunk(), "the first tick"); // the next one is 2 s away
+  const closedAt = Date.now();
+  client.conn.close();
+  const seen = served.feed.follows.get("IDLE")!;
+  await until(() => seen.endedAt !== undefined, 1500, "the handler to end");
+  const cancelMs = seen.abortedAt! - closedAt;
+  assert.ok(cancelMs <= 100, `the handler saw the close ${cancelMs} ms after it`);
+  assert.equal(reasonCode(seen), RpcCode.CANCELLED);
+});
+
+Deno.test("A client that half-closes after its unary request (as nc -N does) still gets the answer", async () => {
+  await using served = await startClientsProvider();
+  const client = await RawHttpClient.connect(served.base.slice("http://".length));
+  try {
+    await client.request(
+      "POST /dwt.UserServiceRpc/Login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json",
+      jsonBytes({ name: btoa("dwt"), password: btoa("pw") }),
+    );
+    await client.conn.closeWrite();
+    const response = await client.response();
+    assert.equal(response.status, 200);
+    assert.deepEqual(JSON.parse(text(response.body)), { result: {}, success: true });
+  } finally {
+    client.conn.close();
+  }
+});

@@ -22,7 +22,10 @@
  * request received whole before the FIN gets its response (the last says `Connection: close`), then the
  * connection closes. A request cut short by the FIN can never be answered: the connection closes at once and its
  * handler's signal aborts, as when the client goes away. A FIN looks the same whether the client waits for the
- * answer or has gone: one that has gone is seen at the first write that meets its reset, or at the call's deadline.
+ * answer or has gone, so the answer's state decides: a FIN while a streamed answer is under way (its head sent) is
+ * a client that went away (an aborted stream; one that half-closes does so after its request, before the answer
+ * starts), closed at once so the handler's signal fires now and not at its next message, which may be minutes
+ * away; before that, one that has gone is seen at the first write that meets its reset, or at the call's deadline.
  *
  * Memory per connection is bounded by the head limit, `maxBufferedBodyBytes` of body waiting for the handler, 64 KiB
  * read ahead while the handler is busy, and `highWaterMarkBytes` of unsent output (plus one write).
@@ -196,6 +199,10 @@ export class Http1Connection {
   handleHalfClose(): void {
     if (this.#state === Http1ConnectionState.CLOSED) return;
     this.#peerEnded = true;
+    if (this.#exchange?.writer.streaming) {
+      this.#tcp.forceClose(); // gone mid-stream (see the module doc)
+      return;
+    }
     // The request under way is the last: say so in its response if its head is not sent yet.
     if (this.#exchange !== undefined && this.#tcp.inputBuffer.readableBytes === 0) this.#exchange.closeRequested = true;
     this.#process();

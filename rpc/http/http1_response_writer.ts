@@ -176,6 +176,11 @@ export class Http1ResponseWriter {
     return this.#mode !== BodyMode.UNDECIDED;
   }
 
+  /** Whether a body of open length (chunked, or until close) is under way: its head sent, its end not yet. */
+  get streaming(): boolean {
+    return !this.#ended && (this.#mode === BodyMode.CHUNKED || this.#mode === BodyMode.UNTIL_CLOSE);
+  }
+
   /** Whether `end` has been called (or the connection answered in the handler's stead). */
   get ended(): boolean {
     return this.#ended;

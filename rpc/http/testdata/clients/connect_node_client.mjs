@@ -105,14 +105,15 @@ await scenario("chat", async () => {
 });
 
 // Abort mid-stream: after three ticks of an endless stream the client aborts; the test compares this moment with
-// the one its handler saw the cancel (Date.now() on both sides: the same machine clock).
+// the one its handler saw the cancel (Date.now() on both sides: the same machine clock). Ticks 300 ms apart, so
+// the handler must learn it from the connection, not from its next message meeting a closed socket.
 await scenario("abort", async () => {
   const controller = new AbortController();
   let received = 0;
   let abortedAt;
   try {
     const ticks = feed.follow(
-      { symbol: `A-${values.transport}`, count: 0, intervalMs: 20 },
+      { symbol: `A-${values.transport}`, count: 0, intervalMs: 300 },
       { signal: controller.signal },
     );
     for await (const _ of ticks) {
