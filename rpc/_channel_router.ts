@@ -14,6 +14,8 @@ import { getLogger } from "../reactor/logger.ts";
 import type { WatchCallback, WatchedEvent } from "../registry/registry.ts";
 import { RegistryError, RegistryErrorCode } from "../registry/registry_error.ts";
 import { ProviderConnection } from "./_provider_connection.ts";
+import { SeedClientTransport } from "../seed/rpc/seed_client_transport.ts";
+import { listSeedProviders, seedServicePath } from "../seed/rpc/seed_layout_discovery.ts";
 import type { CallRouter } from "./_pending_call.ts";
 import { createLoadBalancer, type LoadBalancer } from "./load_balancer.ts";
 import type { RpcChannelOptions } from "./rpc_channel_options.ts";
@@ -202,12 +204,16 @@ export class ChannelRouter implements CallRouter, ClientTransportEvents {
 
   async #refresh(service: string, discovery: Discovery, trigger?: WatchedEvent, watch = true): Promise<void> {
     const registry = this.#options.registry!;
-    const path = `/${service}`;
+    // The seed's layout (`seedProviders`): the addresses its method nodes hold, under the simple name.
+    const seed = this.#options.seedProviders === true;
+    const path = seed ? seedServicePath(service) : `/${service}`;
     const before = discovery.addresses;
     const rewatch = discovery.watcher!;
     let listed: string[];
     try {
-      listed = await registry.children(path, watch ? { watch: rewatch } : {});
+      listed = seed
+        ? await listSeedProviders(registry, service, watch ? rewatch : undefined)
+        : await registry.children(path, watch ? { watch: rewatch } : {});
     } catch (error) {
       if (!(error instanceof RegistryError && error.code === RegistryErrorCode.NO_NODE)) throw error;
       // No provider has ever published the service: watch for its node.
@@ -328,17 +334,28 @@ export class ChannelRouter implements CallRouter, ClientTransportEvents {
       // A draining one still answers its calls; a failed one has none left.
       if (connection?.draining) connection.closeWhenIdle();
       else connection?.close();
-      connection = this.#options.transport?.(address, this) ?? new ProviderConnection(address, {
-        loop: this.loop,
-        maxFrameBytes: this.#options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
-        connectTimeoutMs: this.#options.connectTimeoutMs ?? 3000,
-        tls: this.#options.tls,
-        events: this,
-      });
+      connection = this.#options.transport?.(address, this) ?? this.#makeConnection(address);
       this.#connections.set(address, connection);
       this.#armKeepalive();
     }
     return connection;
+  }
+
+  // The reactor's TCP with our envelope, or with `seedProviders` the seed's frame, a connection per call.
+  #makeConnection(address: string): ClientTransport {
+    const options = this.#options;
+    const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    const connectTimeoutMs = options.connectTimeoutMs ?? 3000;
+    if (options.seedProviders === true) {
+      return new SeedClientTransport(address, { loop: this.loop, connectTimeoutMs, maxAnswerBytes: maxFrameBytes });
+    }
+    return new ProviderConnection(address, {
+      loop: this.loop,
+      maxFrameBytes,
+      connectTimeoutMs,
+      tls: options.tls,
+      events: this,
+    });
   }
 
   /** From a transport: its provider drains. */

@@ -65,6 +65,20 @@ export interface RpcConfig {
    * comma-separated list (`https://app.example, https://admin.example`); no CORS when absent.
    */
   rpcserverHttpCorsOrigins?: readonly string[] | "*";
+  /**
+   * Key `rpcserver_seed_port`: {@linkcode RpcProviderOptions.seedPort}, a port speaking the C++ seed's RPC frame;
+   * undefined (off) when absent or 0.
+   */
+  rpcserverSeedPort?: number;
+  /** Key `rpcserver_seed_ip`: {@linkcode RpcProviderOptions.seedIp}; `rpcserver_ip` when absent. */
+  rpcserverSeedIp?: string;
+  /** Key `rpcserver_seed_call_timeout_ms`: {@linkcode RpcProviderOptions.seedCallTimeoutMs}. */
+  rpcserverSeedCallTimeoutMs?: number;
+  /**
+   * Key `rpcclient_seed_providers` (true or false): {@linkcode RpcChannelOptions.seedProviders}, call providers
+   * found in the C++ seed's registry layout with its frame.
+   */
+  rpcclientSeedProviders?: boolean;
   /** The provider's limits and timings, one `rpcserver_` key each: see {@linkcode RpcServerLimits}. */
   rpcserverLimits: RpcServerLimits;
   /** The caller's settings, one `rpcclient_` key each: see {@linkcode RpcClientSettings}. */
@@ -198,6 +212,10 @@ const RPC_KEYS: Readonly<Record<string, KeySpec>> = {
   rpcserver_http_port: { kind: "port" },
   rpcserver_http_ip: { kind: "text" },
   rpcserver_http_cors_origins: { kind: "text" },
+  rpcserver_seed_port: { kind: "port" },
+  rpcserver_seed_ip: { kind: "text" },
+  rpcserver_seed_call_timeout_ms: { kind: "count", min: 1 },
+  rpcclient_seed_providers: { kind: "flag" },
   ...Object.fromEntries(
     LIMIT_KEYS.map(([key, , min]) => [key, min === undefined ? { kind: "flag" } : { kind: "count", min }]),
   ),
@@ -333,6 +351,10 @@ export function parseRpcConfig(raw: unknown, source: string): RpcConfig {
     rpcserverHttpPort: port("rpcserver_http_port", false) || undefined,
     rpcserverHttpIp: text("rpcserver_http_ip", false),
     rpcserverHttpCorsOrigins: corsOrigins(text("rpcserver_http_cors_origins", false)),
+    rpcserverSeedPort: port("rpcserver_seed_port", false) || undefined,
+    rpcserverSeedIp: text("rpcserver_seed_ip", false),
+    rpcserverSeedCallTimeoutMs: values["rpcserver_seed_call_timeout_ms"] as number | undefined,
+    rpcclientSeedProviders: values["rpcclient_seed_providers"] as boolean | undefined,
     rpcserverLimits: Object.fromEntries(
       LIMIT_KEYS.flatMap(([key, option]) => values[key] === undefined ? [] : [[option, values[key]]]),
     ) as RpcServerLimits,
@@ -486,6 +508,9 @@ export class RpcApplication {
       httpCors: this.config.rpcserverHttpCorsOrigins === undefined
         ? undefined
         : { allowedOrigins: this.config.rpcserverHttpCorsOrigins },
+      seedPort: this.config.rpcserverSeedPort,
+      seedIp: this.config.rpcserverSeedIp,
+      seedCallTimeoutMs: this.config.rpcserverSeedCallTimeoutMs,
       ...this.config.rpcserverLimits,
       ...options,
       registry: await this.registry(),
@@ -498,6 +523,7 @@ export class RpcApplication {
     const caFile = this.config.tlsCaFile;
     return new RpcChannel({
       tls: caFile === undefined ? undefined : { caCerts: [await this.#readText("tls_ca_file", caFile)] },
+      seedProviders: this.config.rpcclientSeedProviders,
       ...this.config.rpcclient,
       ...options,
       registry: await this.registry(),

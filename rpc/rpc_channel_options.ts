@@ -102,6 +102,15 @@ export interface RpcChannelOptions {
    */
   transport?: ClientTransportFactory;
   /**
+   * Call the C++ seed's providers (config key `rpcclient_seed_providers`): find them in the seed's registry layout
+   * (`/<Service>/<Method>` = `ip:port`, simple service names) instead of ours, and call them with the seed's frame,
+   * one connection per call (seed/rpc/seed_client_transport.ts: what each of its outcomes becomes). Deadlines,
+   * retries of calls that never reached a provider, and ejection work as usual; no metadata and no streams cross.
+   * With `providers`, the fixed addresses are seed ports.
+   * @default {false}
+   */
+  seedProviders?: boolean;
+  /**
    * Outlier ejection: a provider whose calls miss their deadline this many times in a row is skipped.
    * @default {5}
    */
