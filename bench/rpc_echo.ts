@@ -18,6 +18,7 @@ import { parseArgsOrExit } from "../reactor/backend/parse_args.ts";
 import { pinMainThread } from "./_spawn_ready.ts";
 import { type ReadyProcess, spawnReady } from "../reactor/testdata/spawn_ready.ts";
 import { parseRuntimes, runtimeCommand, type RuntimeName } from "./_runtimes.ts";
+import { type RpcPoint, rpcTable } from "./_rpc_table.ts";
 
 const { values } = parseArgsOrExit({
   args: Deno.args,
@@ -34,25 +35,6 @@ const { values } = parseArgsOrExit({
 const runs = Math.max(1, Number(values.runs));
 const runtimes = parseRuntimes(values.runtimes);
 const path = (name: string) => new URL(name, import.meta.url).pathname;
-
-/** One point's outcome: the median run's figures and the spread of all runs. */
-export interface RpcPoint {
-  runtime: RuntimeName;
-  stack: "dwt" | "raw" | "bytes" | "grpc-js";
-  conc: number;
-  size: number;
-  qps: number;
-  p50: number;
-  p99: number;
-  /** Lowest and highest QPS of the runs. */
-  minQps: number;
-  maxQps: number;
-  /** Every run's QPS, in the order run. */
-  runs: number[];
-  /** CPU time per call (µs, all threads) of the median run's client and of the server during it. */
-  clientCpuUs: number;
-  serverCpuUs: number;
-}
 
 interface Run {
   qps: number;
@@ -170,39 +152,5 @@ if (values.json) {
   Deno.exit(0);
 }
 
-const find = (runtime: string, stack: string, conc: number, size: number) =>
-  results.find((r) => r.runtime === runtime && r.stack === stack && r.conc === conc && r.size === size);
-const f = (n: number) => n >= 100 ? n.toFixed(0) : n.toFixed(2);
-const spread = (r: RpcPoint) => `${(r.minQps / 1000).toFixed(0)}-${(r.maxQps / 1000).toFixed(0)}k`;
-const cpu = (r: RpcPoint) => `${r.clientCpuUs.toFixed(1)} + ${r.serverCpuUs.toFixed(1)}`;
-const ratio = (a: number | undefined, b: number | undefined, digits = 2) =>
-  a === undefined || b === undefined ? "-" : (a / b).toFixed(digits);
-console.log(
-  `unary echo, ${values.seconds} s per run, median of ${runs} run(s) per point; QPS and latency (ms); "runs" is ` +
-    `the lowest-highest QPS of the runs (k = 1000); "µs/call" is CPU time per call, client + server (all threads). dwt and raw run on the runtime named (server and client); ` +
-    `raw: protobuf messages in length-prefixed frames on that runtime's plain sockets (the DESIGN's baseline); ` +
-    `bytes (Deno): a byte echo, nothing decoded; grpc-js on Node. ` +
-    (pinned ? "Main threads pinned: servers on core 1, clients on core 0." : "Not pinned."),
-);
-console.log(
-  "| runtime | conc | size | dwt QPS | dwt runs | dwt p50 | dwt p99 | dwt µs/call | raw QPS | raw runs | raw p99 " +
-    "| raw µs/call | bytes QPS | grpc-js QPS | grpc-js p99 | dwt/raw | dwt/grpc | dwt/Deno dwt |",
-);
-console.log(`| --- | --- |${" ---: |".repeat(16)}`);
-for (const runtime of runtimes) {
-  for (const { conc, size } of points) {
-    const d = find(runtime, "dwt", conc, size)!;
-    const r = find(runtime, "raw", conc, size)!;
-    const b = find(runtime, "bytes", conc, size);
-    const g = find("node", "grpc-js", conc, size)!;
-    const denoDwt = find("deno", "dwt", conc, size);
-    console.log(
-      `| ${runtime} | ${conc} | ${size} | ${f(d.qps)} | ${spread(d)} | ${f(d.p50)} | ${f(d.p99)} | ${cpu(d)} | ` +
-        `${f(r.qps)} | ${spread(r)} | ${f(r.p99)} | ${cpu(r)} | ${b ? f(b.qps) : "-"} | ${f(g.qps)} | ${f(g.p99)} | ${
-          ratio(d.qps, r.qps)
-        } | ` +
-        `${ratio(d.qps, g.qps, 1)} | ${ratio(d.qps, denoDwt?.qps)} |`,
-    );
-  }
-}
+for (const line of rpcTable(results, { seconds: Number(values.seconds), runs, pinned })) console.log(line);
 Deno.exit(0);
