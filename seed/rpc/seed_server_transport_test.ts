@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { EventLoop } from "../../reactor/event_loop.ts";
 import { RegistryClient } from "../../registry/client/registry_client.ts";
 import { RegistryServer } from "../../registry/server/registry_server.ts";
+import { parseRpcConfig } from "../../rpc/rpc_application.ts";
 import { RpcProvider, type RpcProviderOptions } from "../../rpc/rpc_provider.ts";
 import { parseProto, serviceDefinition } from "../../rpc/service_definition.ts";
 import { root as userRoot, UserServiceRpc } from "../../examples/rpc/user_pb.ts";
@@ -186,4 +187,27 @@ Deno.test("compat off (the default): no seed port, no seed layout, and a seed fr
       await provider.stop();
     }
   });
+});
+
+Deno.test("config keys: rpcserver_seed_port (0 is off), rpcserver_seed_ip, rpcserver_seed_call_timeout_ms, rpcclient_seed_providers", () => {
+  const config = parseRpcConfig({
+    rpcserver_ip: "127.0.0.1",
+    rpcserver_port: "8800",
+    rpcserver_seed_port: "8900",
+    rpcserver_seed_ip: "0.0.0.0",
+    rpcserver_seed_call_timeout_ms: 2000,
+    rpcclient_seed_providers: "true",
+    dwt_src_ip: "127.0.0.1",
+    dwt_src_port: "10606",
+  }, "provider.json");
+  assert.equal(config.rpcserverSeedPort, 8900);
+  assert.equal(config.rpcserverSeedIp, "0.0.0.0");
+  assert.equal(config.rpcserverSeedCallTimeoutMs, 2000);
+  assert.equal(config.rpcclientSeedProviders, true);
+  const off = parseRpcConfig({ rpcserver_seed_port: 0, dwt_src_ip: "127.0.0.1", dwt_src_port: 1 }, "off.json");
+  assert.equal(off.rpcserverSeedPort, undefined);
+  assert.throws(
+    () => parseRpcConfig({ rpcserver_seed_port: 70000, dwt_src_ip: "127.0.0.1", dwt_src_port: 1 }, "bad.json"),
+    /'rpcserver_seed_port' must be an integer in \[0, 65535\]/,
+  );
 });
