@@ -37,6 +37,7 @@ import {
 } from "./server/registry_config.ts";
 import { startRegistryStatus } from "./server/registry_status.ts";
 import { RegistryServer } from "./server/registry_server.ts";
+import { SeedRegistryListener } from "../seed/registry/seed_registry_listener.ts";
 
 /**
  * Run the registry server program with command-line `args`; resolves with its exit status once it has stopped
@@ -123,7 +124,11 @@ export async function main(args: string[]): Promise<number> {
   if (unsafeEarlyFailures) {
     logger.warn("Registry: DWT_REGISTRY_UNSAFE_EARLY_FAILURES=1: failed writes are answered early");
   }
-  const server = new RegistryServer({ ...registryServerOptions(config), loop, tls, unsafeEarlyFailures });
+  // The C++ seed's clients, on a port of their own when asked for (issue 22).
+  const listeners = config.seedPort === undefined
+    ? []
+    : [new SeedRegistryListener({ port: config.seedPort, token: config.seedToken ?? "" })];
+  const server = new RegistryServer({ ...registryServerOptions(config), loop, tls, unsafeEarlyFailures, listeners });
   try {
     await server.start();
   } catch (error) {
@@ -145,6 +150,7 @@ export async function main(args: string[]): Promise<number> {
     logger.info(`Status pages on http://${status.address}/ (/status, /metrics, /tree, /sessions, /ruok)`);
     backend.process.writeStdout(`STATUS ${status.address}\n`);
   }
+  for (const listener of listeners) backend.process.writeStdout(`SEED ${listener.address}\n`);
   backend.process.writeStdout(`READY ${server.address}\n`);
   const stop = () => {
     logger.info("Registry stopping");

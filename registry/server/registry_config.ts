@@ -92,6 +92,13 @@ export interface RegistryConfig {
    * answer to besides the listen address, localhost and IP addresses). Default none.
    */
   statusAllowedHosts?: string[];
+  /**
+   * Key `seedPort`: a port for the C++ seed's registry clients (its `client_cli` and client library), TCP and UDP
+   * heartbeats on the same number, served on this registry's tree (`seed/registry/`). Default off: nothing listens.
+   */
+  seedPort?: number;
+  /** Key `seedToken`: the token seed sessions act with (one of `authToken` or the `acl` tokens). Default none. */
+  seedToken?: string;
   /** Key `log_path` (or `logPath`): the directory for daily log files. Default none (stderr only). */
   logPath?: string;
   /**
@@ -181,6 +188,8 @@ const KEYS: Readonly<Record<string, KeySpec>> = {
   statusPort: { field: "statusPort", kind: "int", range: PORT },
   statusIp: { field: "statusIp", kind: "string" },
   statusAllowedHosts: { field: "statusAllowedHosts", kind: "hosts" },
+  seedPort: { field: "seedPort", kind: "int", range: PORT },
+  seedToken: { field: "seedToken", kind: "token" },
   log_path: { field: "logPath", kind: "string", aliases: ["logPath"] },
   log_level: { field: "logLevel", kind: "string", aliases: ["logLevel"] },
 };
@@ -221,6 +230,14 @@ export function parseRegistryConfig(raw: unknown, source: string): RegistryConfi
       );
     }
     config[spec.field] = parseValue(spec, rawKey, value, source);
+  }
+  if (config.seedToken !== undefined) {
+    const known = [config.authToken, ...Object.values((config.acl ?? {}) as Record<string, string[]>).flat()];
+    if (!known.includes(config.seedToken as string)) {
+      throw new TypeError(
+        `Cannot load registry config ${source} as 'seedToken' must be 'authToken' or one of the 'acl' tokens`,
+      );
+    }
   }
   if ((config.tlsCertFile === undefined) !== (config.tlsKeyFile === undefined)) {
     throw new TypeError(`Cannot load registry config ${source} as 'tlsCertFile' and 'tlsKeyFile' go together`);
