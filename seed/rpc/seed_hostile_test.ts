@@ -242,3 +242,38 @@ Deno.test("seed port: 10,000 connections opened and left idle are closed and cou
     await provider.stop();
   }
 });
+
+Deno.test("seed port: partial frames of all connections together are bounded by maxBufferedFrameBytes", async () => {
+  // Frames of up to 64 KiB, at most 100 KiB held in partial frames at once: the second big partial frame is refused.
+  const provider = await echoProvider({
+    maxFrameBytes: 65_536,
+    maxBufferedFrameBytes: 100_000,
+    handshakeTimeoutMs: 10_000,
+  });
+  const { hostname, port } = provider.seedAddress!;
+  const partial = () => {
+    const frame = seedFrame("Echo", "Say", Uint8Array.from(bytesField(1, new Uint8Array(60_000).fill(0x61))));
+    return frame.subarray(0, frame.length - 10); // all but its last bytes
+  };
+  const first = await Deno.connect({ hostname, port });
+  const second = await Deno.connect({ hostname, port });
+  try {
+    await first.write(partial());
+    await sleep(100);
+    await second.write(partial());
+    const closed = await closedWithin(second, 3000);
+    assert.ok(closed !== undefined && closed.bytes === 0, "the second partial frame closes its connection");
+    assert.equal(provider.stats().limitsHit.seed_partial_frame_bytes, 1);
+    // The first still completes and is answered once its last bytes come.
+    await first.write(new Uint8Array(10).fill(0x61));
+    const answered = await closedWithin(first, 3000);
+    assert.ok(answered !== undefined && answered.bytes > 60_000, `answered ${answered?.bytes} bytes`);
+  } finally {
+    for (const conn of [first, second]) {
+      try {
+        conn.close();
+      } catch { /* closed */ }
+    }
+    await provider.stop();
+  }
+});

@@ -8,6 +8,7 @@ import { RegistryServer } from "../../registry/server/registry_server.ts";
 import { parseRpcConfig } from "../../rpc/rpc_application.ts";
 import { RpcProvider, type RpcProviderOptions } from "../../rpc/rpc_provider.ts";
 import { parseProto, serviceDefinition } from "../../rpc/service_definition.ts";
+import { SEED_ANSWERED_CLOSE_MS } from "./seed_server_transport.ts";
 import { root as userRoot, UserServiceRpc } from "../../examples/rpc/user_pb.ts";
 import { UserService } from "../../examples/rpc/user_service.ts";
 import { bytesField, seedCall, seedFrame } from "../testdata/seed_rpc_emulation.ts";
@@ -210,4 +211,41 @@ Deno.test("config keys: rpcserver_seed_port (0 is off), rpcserver_seed_ip, rpcse
     () => parseRpcConfig({ rpcserver_seed_port: 70000, dwt_src_ip: "127.0.0.1", dwt_src_port: 1 }, "bad.json"),
     /'rpcserver_seed_port' must be an integer in \[0, 65535\]/,
   );
+});
+
+Deno.test("seed port: a stop drains it (a call in flight is answered, a frame half-sent is closed) and a caller that keeps its connection after the answer is closed", async () => {
+  const loop = new EventLoop();
+  const root = parseProto(`syntax = "proto3"; package demo;
+    message Msg { bytes text = 1; }
+    service Echo { rpc Say (Msg) returns (Msg); rpc Slow (Msg) returns (Msg); }`);
+  const provider = new RpcProvider({ loop, seedPort: 0, drainGraceMs: 2000 });
+  provider.registerService(serviceDefinition(root, "demo.Echo"), {
+    Say: (request: { text: Uint8Array }) => request,
+    Slow: async (request: { text: Uint8Array }) => (await new Promise((resolve) => setTimeout(resolve, 300)), request),
+  });
+  await provider.start();
+  const { hostname, port } = provider.seedAddress!;
+  const args = Uint8Array.from(bytesField(1, "hi"));
+  // Kept open after its answer: closed by the provider after SEED_ANSWERED_CLOSE_MS.
+  const keeper = await Deno.connect({ hostname, port });
+  await keeper.write(seedFrame("Echo", "Say", args));
+  const buffer = new Uint8Array(1024);
+  assert.equal(await keeper.read(buffer), args.length);
+  assert.equal(await keeper.read(buffer), null); // the half-close; this side stays open
+  const deadline = performance.now() + SEED_ANSWERED_CLOSE_MS + 3000;
+  while (provider.stats().connections > 0 && performance.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  assert.equal(provider.stats().connections, 0);
+  assert.equal(provider.stats().limitsHit.seed_close_timeout, 1);
+  keeper.close();
+
+  const slow = seedCall(hostname, port, seedFrame("Echo", "Slow", args));
+  const halfSent = await Deno.connect({ hostname, port });
+  await halfSent.write(seedFrame("Echo", "Say", args).subarray(0, 5));
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  await provider.stop();
+  assert.deepEqual(await slow, { kind: "read", bytes: args });
+  assert.equal(await halfSent.read(buffer).catch(() => null), null);
+  halfSent.close();
 });
