@@ -130,9 +130,9 @@ for (const [transport, label] of Object.entries(TRANSPORTS)) {
       );
       // Not before the client's own deadline (the server's starts later, when the request arrives); no later than
       // the server's deadline, nor than 100 ms after the client gave up.
-      assert.ok(late.abortedAt! >= timeout.startedAt + 400 - 1, "the handler was cancelled before any deadline");
+      assert.ok(late.abortedAt! >= timeout.startedAt + 400 - 5, "the handler was cancelled before any deadline");
       const pastDeadlineMs = late.abortedAt! - (late.startedAt + late.timeRemainingMs);
-      assert.ok(pastDeadlineMs <= 150, `the handler was cancelled ${pastDeadlineMs} ms after its deadline`);
+      assert.ok(pastDeadlineMs <= 250, `the handler was cancelled ${pastDeadlineMs} ms after its deadline`);
       const afterClientMs = late.abortedAt! - timeout.endedAt;
       assert.ok(afterClientMs <= 100, `the handler was cancelled ${afterClientMs} ms after the client gave up`);
       assert.ok(
