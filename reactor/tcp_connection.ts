@@ -471,10 +471,9 @@ export class TcpConnection {
       const callback = this.#writeCompleteCallback;
       this.loop.queueInLoop(() => callback(this));
     }
-    if (this.#peerClosed) {
-      this.#socket.close();
-    } else if (this.#state === TcpConnectionState.DISCONNECTING) {
-      this.#socket.shutdownWrite();
-    }
+    // Still connected after the peer's FIN (a half-close callback is set): the owner writes on.
+    if (this.#state !== TcpConnectionState.DISCONNECTING) return;
+    if (this.#peerClosed) this.#socket.close();
+    else this.#socket.shutdownWrite();
   }
 }

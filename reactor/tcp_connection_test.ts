@@ -174,7 +174,8 @@ for (const backend of [denoBackend, nodeBackend]) {
   });
 }
 
-// A server that answers "pong:<request>" `delayMs` after the request ends (the peer's FIN), as a slow handler would.
+// A server that answers "pong:<request>" in two writes, `delayMs` and twice that after the request (and the peer's
+// FIN), as a slow handler would, then shuts down.
 async function startHalfCloseServer(backend: NetBackend, keepWriting: boolean, delayMs: number) {
   const seen = { halfCloses: 0, downs: 0, sentAfterFin: false };
   const started = await startServer(backend, (s) => {
@@ -193,10 +194,13 @@ async function startHalfCloseServer(backend: NetBackend, keepWriting: boolean, d
       const request = b.retrieveAllAsString();
       setTimeout(() => {
         seen.sentAfterFin = c.connected;
-        if (!c.connected) return;
-        c.send(`pong:${request}`);
-        c.shutdown();
+        if (c.connected) c.send("pong:");
       }, delayMs);
+      setTimeout(() => {
+        if (!c.connected) return;
+        c.send(request);
+        c.shutdown();
+      }, 2 * delayMs);
     });
   });
   return { ...started, seen };
@@ -204,7 +208,7 @@ async function startHalfCloseServer(backend: NetBackend, keepWriting: boolean, d
 
 for (const backend of [denoBackend, nodeBackend]) {
   Deno.test(`TcpConnection with a half-close callback answers a peer that half-closed on the ${backend.name} backend`, async () => {
-    const { loop, server, port, seen } = await startHalfCloseServer(backend, true, 200);
+    const { loop, server, port, seen } = await startHalfCloseServer(backend, true, 100);
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
     await conn.write(new TextEncoder().encode("ping"));
     await conn.closeWrite(); // `nc -N`: the request is whole, the answer is still wanted

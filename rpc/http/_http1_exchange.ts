@@ -113,7 +113,8 @@ export class Exchange implements ResponseOwner {
 
   closeAfterResponse(asked: boolean): boolean {
     if (asked || !this.head.keepAlive || this.closeRequested) return true;
-    if (this.#parser.bodyDone) return false;
+    // A client that half-closed after this request (nothing of another follows) gets its last answer: say so.
+    if (this.#parser.bodyDone) return this.#tcp.peerClosed && this.#tcp.inputBuffer.readableBytes === 0;
     // The body is not all read yet. A client told to wait for 100 Continue may never send it; a body of unknown
     // or large size is not worth discarding to keep the connection.
     if (this.head.expect === "continue" && !this.continueSent) return true;

@@ -6,7 +6,6 @@ import assert from "node:assert/strict";
 import { until } from "../../reactor/testdata/until.ts";
 import type { RpcProviderOptions } from "../rpc_provider.ts";
 import {
-  decode,
   type DemoProvider,
   demoType,
   encode,
@@ -22,8 +21,10 @@ const ECHO = "/test.gateway.Demo/Echo";
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const encoder = new TextEncoder();
 
-// The slowest an honest call may be answered while attacks run, on a shared 2-core machine (they take a few ms).
-const HONEST_MAX_MS = 1500;
+// How fast an honest call must be answered while attacks run, on a shared 2-core machine (alone, one takes a few
+// ms; the slowest come when an attack begins, and the code it runs is compiled): the median, and the slowest.
+const HONEST_MEDIAN_MS = 250;
+const HONEST_MAX_MS = 2500;
 
 // A provider with its status pages on (for `/metrics`).
 function startProvider(options: RpcProviderOptions = {}): Promise<DemoProvider> {
@@ -60,6 +61,7 @@ class HonestClient {
   }
 
   async #run(base: string): Promise<void> {
+    // The first call (a new connection, code not yet compiled) is a warm-up: not timed.
     for (let i = 0; !this.#stopped; i++) {
       const started = performance.now();
       try {
@@ -76,23 +78,25 @@ class HonestClient {
       } catch (error) {
         this.failures.push(String(error));
       }
-      this.latenciesMs.push(performance.now() - started);
+      if (i > 0) this.latenciesMs.push(performance.now() - started);
       await sleep(10);
     }
   }
 
   /** Stop (once at least `minCalls` were made); assert every call was answered right and in time. */
-  async stop(minCalls = 5): Promise<{ calls: number; p99Ms: number; maxMs: number }> {
+  async stop(minCalls = 5): Promise<{ calls: number; medianMs: number; maxMs: number }> {
     await until(() => this.latenciesMs.length >= minCalls, 10_000, `${minCalls} honest calls`);
     this.#stopped = true;
     await this.#done;
     const sorted = [...this.latenciesMs].sort((a, b) => a - b);
-    const p99Ms = sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))] ?? 0;
+    const medianMs = sorted[Math.floor(sorted.length / 2)] ?? 0;
     const maxMs = sorted.at(-1) ?? 0;
+    if (Deno.env.get("HONEST_TRACE")) console.log({ calls: sorted.length, medianMs, maxMs });
     assert.deepEqual(this.failures, [], "every honest call is answered");
     assert.ok(sorted.length >= minCalls, `only ${sorted.length} honest calls were made`);
-    assert.ok(maxMs < HONEST_MAX_MS, `an honest call took ${maxMs.toFixed(0)} ms (p99 ${p99Ms.toFixed(0)} ms)`);
-    return { calls: sorted.length, p99Ms, maxMs };
+    const times = `median ${medianMs.toFixed(0)} ms, slowest ${maxMs.toFixed(0)} ms`;
+    assert.ok(medianMs < HONEST_MEDIAN_MS && maxMs < HONEST_MAX_MS, `honest calls took too long: ${times}`);
+    return { calls: sorted.length, medianMs, maxMs };
   }
 }
 
@@ -228,7 +232,7 @@ Deno.test("Gateway answers 200 slowloris heads and 10 slow bodies 408 at their d
     assert.ok(outcome.closed, `connection ${index} closed after its 408`);
   }
   assert.ok(elapsedMs < headerTimeoutMs + 4000, `the last 408 came after ${elapsedMs.toFixed(0)} ms`);
-  const latency = await honest.stop(20);
+  await honest.stop(20);
   const limits = demo.provider.stats().limitsHit;
   assert.equal(limits.http_head_timeout, 200);
   assert.equal(limits.http_body_timeout, 10);
@@ -347,4 +351,184 @@ Deno.test("Gateway refuses lying envelope lengths, invalid UTF-8 and invalid JSO
   const series = (status: string) => `dwt_rpc_calls_total{method="test.gateway.Demo.Echo",code="${status}"}`;
   assert.equal(metrics.get(series("INVALID_ARGUMENT")), 4);
   assert.equal(metrics.get(series("RESOURCE_EXHAUSTED")), 2);
+});
+
+// Until `read()` gives the same value twice, 300 ms apart (and more than zero).
+async function stalled(read: () => number, what: string): Promise<number> {
+  let last = -1;
+  const deadline = performance.now() + 15_000;
+  for (;;) {
+    const now = read();
+    if (now > 0 && now === last) return now;
+    if (performance.now() > deadline) throw new Error(`${what} never stalled (at ${now})`);
+    last = now;
+    await sleep(300);
+  }
+}
+
+const MiB = 1024 * 1024;
+
+// Whether `conn` ends (EOF or reset) within `timeoutMs`, reading and dropping whatever comes before (RawHttpClient
+// would keep it all).
+async function closedAfterAll(conn: Deno.TcpConn, timeoutMs: number): Promise<boolean> {
+  const buffer = new Uint8Array(256 * 1024);
+  const deadline = performance.now() + timeoutMs;
+  const timer = setTimeout(() => conn.close(), timeoutMs);
+  try {
+    while ((await conn.read(buffer)) !== null) { /* dropped */ }
+    return performance.now() < deadline;
+  } catch {
+    return performance.now() < deadline; // reset, or closed by the timer
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test("Gateway stalls a server stream and a pipelining client that never read, holds bounded memory, closes both at sendTimeoutMs, counted", async () => {
+  const sendTimeoutMs = 2500;
+  await using demo = await startProvider({ httpServer: { sendTimeoutMs } });
+  const honest = new HonestClient(demo.base);
+  const rssBefore = Deno.memoryUsage().rss;
+
+  // A server stream of 32 KiB messages, for ever, whose client reads the head and nothing more.
+  const size = 32 * 1024;
+  const reader = await RawHttpClient.connect(demo.address);
+  // A client that pipelines calls for 16 KiB answers (each with 4 KiB of text), 64 to a write, up to 64 MiB of
+  // them, and reads none of the answers.
+  const pipeliner = await RawHttpClient.connect(demo.address);
+  const callBody = jsonBytes({ size: 16 * 1024, text: "p".repeat(4096) });
+  const call = join(post(`content-length: ${callBody.length}\r\n\r\n`), callBody);
+  const batch = join(...Array.from({ length: 64 }, () => call));
+  const batches = Math.ceil(64 * MiB / batch.length);
+  let pipelined = 0;
+  const pipelining = (async () => {
+    for (; pipelined < batches; pipelined++) await pipeliner.send(batch);
+  })().catch(() => {}); // closed under a write
+  try {
+    await reader.request(
+      requestHead("Count", "application/connect+proto"),
+      frame(0, encode(demoType("Count", "request"), { n: 0, size })),
+    );
+    assert.equal((await reader.head()).status, 200);
+    const produced = await stalled(() => demo.record.produced, "the stream's producer");
+    const echoes = () => demo.provider.stats().calls["test.gateway.Demo.Echo"]?.OK ?? 0;
+    await stalled(() => pipelined, "the pipelined writes");
+    const rssGrowth = Deno.memoryUsage().rss - rssBefore;
+    // What the stream's producer made is all the gateway can hold of it: the window, the HTTP high-water mark and
+    // what the sockets take.
+    assert.ok(produced * size < 8 * MiB, `the producer made ${produced} messages of ${size} bytes before it stalled`);
+    assert.ok(pipelined < batches / 4, `${pipelined} of ${batches} batches of pipelined calls were taken`);
+    assert.ok(echoes() < 200, `${echoes()} pipelined calls answered while their answers are not read`);
+    assert.ok(rssGrowth < 96 * MiB, `the process grew by ${(rssGrowth / MiB).toFixed(1)} MiB`);
+    if (Deno.env.get("HONEST_TRACE")) {
+      console.log({ produced, pipelined, echoes: echoes(), rssGrowthMiB: rssGrowth / MiB });
+    }
+
+    // Neither output moves: both connections are closed at sendTimeoutMs, the stream's handler cancelled.
+    await until(
+      () => (demo.provider.stats().limitsHit.http_send_timeout ?? 0) >= 2,
+      sendTimeoutMs + 5000,
+      "both connections to reach their send timeout",
+    );
+    await until(() => demo.record.running === 0, 3000, "the stream's handler to end");
+    assert.ok(await closedAfterAll(reader.conn, 3000), "the stream's connection is closed");
+    assert.ok(await closedAfterAll(pipeliner.conn, 3000), "the pipelining connection is closed");
+  } finally {
+    reader.close();
+    pipeliner.close();
+    await pipelining;
+  }
+  await honest.stop(20);
+  assert.equal(demo.provider.stats().limitsHit.http_send_timeout, 2);
+  assert.equal((await scrapeLimits(demo)).http_send_timeout, 2);
+});
+
+Deno.test("Gateway answers a client that half-closes after its requests, and closes at once on one cut short by its FIN", async () => {
+  await using demo = await startProvider();
+  const honest = new HonestClient(demo.base);
+  // `nc -N`: a slow call, then FIN; and two pipelined calls, then FIN. Every whole request is answered, then EOF.
+  const halfClosers = [[{ text: "slow", delayMs: 400 }], [{ text: "first", delayMs: 100 }, { text: "second" }]];
+  await Promise.all(halfClosers.map(async (requests) => {
+    const client = await RawHttpClient.connect(demo.address);
+    try {
+      for (const request of requests) await client.request(requestHead("Echo", "application/json"), jsonBytes(request));
+      await client.conn.closeWrite();
+      for (const [index, request] of requests.entries()) {
+        const response = await client.response();
+        assert.equal(response.status, 200);
+        assert.equal(JSON.parse(text(response.body)).text, request.text);
+        if (index === requests.length - 1) assert.equal(response.headers.get("connection"), "close");
+      }
+      assert.ok(await client.closedByServer(3000), "closed after the last answer");
+    } finally {
+      client.close();
+    }
+  }));
+
+  // A head cut short by the FIN: nothing to answer, closed.
+  const cut = await RawHttpClient.connect(demo.address);
+  try {
+    await cut.send(`POST ${ECHO} HTTP/1.1\r\nhost: gw\r\ncontent-`);
+    await cut.conn.closeWrite();
+    assert.equal(await cut.conn.read(new Uint8Array(64)), null, "closed with no answer");
+  } finally {
+    cut.close();
+  }
+
+  // A client stream whose handler never reads, and whose client goes away mid-body: cancelled at once.
+  const leaver = await RawHttpClient.connect(demo.address);
+  let closedAt = 0;
+  try {
+    await leaver.send(
+      `${requestHead("Sum", "application/connect+proto")}\r\nx-mode: hold\r\ncontent-length: 100000\r\n\r\n`,
+    );
+    await leaver.send(frame(0, encode(demoType("Sum", "request"), { blob: new Uint8Array(1000) })));
+    await until(() => demo.record.running === 1, 5000, "the handler to start");
+    closedAt = performance.now();
+  } finally {
+    leaver.close();
+  }
+  await until(() => demo.record.abortedAt !== undefined, 5000, "the handler's signal");
+  const abortedAfterMs = demo.record.abortedAt! - closedAt;
+  assert.ok(abortedAfterMs < 500, `the handler was cancelled ${abortedAfterMs.toFixed(0)} ms after its client left`);
+  await until(() => demo.record.running === 0, 3000, "the handler to end");
+  await honest.stop();
+});
+
+Deno.test("Gateway holds a client stream whose handler never reads: the upload stalls, memory stays bounded, no body timeout, the deadline ends it", async () => {
+  // The body deadline (here 500 ms at 256 B/s) runs only while the server waits on the client: a handler that
+  // holds back stops the reading, and the call's deadline, not the body deadline, ends it.
+  await using demo = await startProvider({ httpServer: { bodyTimeoutMs: 500 } });
+  const honest = new HonestClient(demo.base);
+  const client = await RawHttpClient.connect(demo.address);
+  const item = frame(0, encode(demoType("Sum", "request"), { blob: new Uint8Array(16 * 1024) }));
+  const messages = 2048; // 32 MiB: far more than the socket buffers take
+  let sent = 0;
+  const writing = (async () => {
+    await client.send(
+      `${requestHead("Sum", "application/connect+proto")}\r\nx-mode: hold\r\nconnect-timeout-ms: 2500\r\n` +
+        `content-length: ${item.length * messages}\r\n\r\n`,
+    );
+    for (; sent < messages; sent++) await client.send(item);
+  })().catch(() => {}); // closed under a write
+  try {
+    const startedAt = performance.now();
+    await until(() => demo.record.running === 1, 5000, "the handler to start");
+    await stalled(() => sent, "the client's upload");
+    assert.ok(sent * item.length < 8 * MiB, `${sent} messages of ${item.length} bytes were taken`);
+    assert.equal(demo.record.taken, 0);
+    const response = await client.response();
+    const elapsedMs = performance.now() - startedAt;
+    assert.equal(response.status, 200);
+    assert.equal(JSON.parse(text(parseFrames(response.body).at(-1)!.data)).error.code, "deadline_exceeded");
+    assert.ok(elapsedMs > 2000, `answered after ${elapsedMs.toFixed(0)} ms`);
+    assert.equal(demo.provider.stats().limitsHit.http_body_timeout, undefined, "no body timeout while held back");
+    await until(() => demo.record.running === 0, 3000, "the handler to end");
+    assert.match(String(demo.record.abortReason), /DEADLINE_EXCEEDED/);
+  } finally {
+    client.close();
+    await writing;
+  }
+  await honest.stop();
+  assert.equal(demo.provider.stats().calls["test.gateway.Demo.Sum"]?.DEADLINE_EXCEEDED, 1);
 });

@@ -203,8 +203,6 @@ export class Http1Connection {
       this.#tcp.forceClose(); // gone mid-stream (see the module doc)
       return;
     }
-    // The request under way is the last: say so in its response if its head is not sent yet.
-    if (this.#exchange !== undefined && this.#tcp.inputBuffer.readableBytes === 0) this.#exchange.closeRequested = true;
     this.#process();
   }
 
