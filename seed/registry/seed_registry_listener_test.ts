@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { EventLoop } from "../../reactor/event_loop.ts";
+import { needs } from "../../reactor/testdata/permissions.ts";
 import { until } from "../../reactor/testdata/until.ts";
 import { RegistryClient, type WatchedEvent } from "../../registry/client/registry_client.ts";
 import { EventType, NodeType } from "../../registry/registry.ts";
@@ -196,3 +197,106 @@ async function sendDatagram(port: number, data: Uint8Array): Promise<void> {
     socket.close();
   }
 }
+
+Deno.test("Seed sessions are held to the ACLs: anonymous by default, the listener's token when given", async () => {
+  const acl = { "/locked": ["t1"] };
+  {
+    await using r = await rig({}, { acl, authToken: "admin" });
+    const client = new SeedSrcClient();
+    await client.connect("127.0.0.1", r.port, 60_000);
+    assert.equal(await client.createNode("/locked", ""), false);
+    assert.equal(await client.createNode("/open", ""), false);
+    assert.match(client.warnings[0]!, /ACL of '\/locked' does not admit this session's token \(-102\)$/);
+    assert.match(client.warnings[1]!, /this session is not authorized \(-102\)$/);
+    assert.deepEqual(await client.lsNode("/"), []); // reads stay open
+    await client.disconnect();
+  }
+  {
+    await using r = await rig({ token: "t1" }, { acl });
+    const client = new SeedSrcClient();
+    await client.connect("127.0.0.1", r.port, 60_000);
+    assert.equal(await client.createNode("/locked", ""), true);
+    assert.equal(await client.createNode("/locked/x", "127.0.0.1:1", 2), true);
+    assert.equal(await r.native.getString("/locked/x"), "127.0.0.1:1");
+    await client.disconnect();
+  }
+});
+
+Deno.test("A seed client cannot act as a native session by naming its id", async () => {
+  await using r = await rig();
+  const forger = new SeedSrcClient();
+  forger.adoptSession("127.0.0.1", r.port, r.native.sessionId);
+  assert.equal(await forger.createNode("/stolen", "", 2), false);
+  assert.deepEqual(forger.warnings, ["session expired: connect again"]);
+  assert.equal(await r.native.exists("/stolen"), undefined);
+  const before = r.seed.stats().heartbeats_unknown;
+  await sendDatagram(r.port, Uint8Array.of(0x08, ...varint(r.native.sessionId)));
+  await until(() => r.seed.stats().heartbeats_unknown === before + 1, 2000, "the forged heartbeat to be counted");
+});
+
+Deno.test(
+  "A seed-created node survives a registry restart; a seed session is restored and kept by its heartbeats",
+  needs("read", "write"),
+  async () => {
+    const dataDir = await Deno.makeTempDir();
+    const timing = { heartbeatTimeoutMs: 200, heartbeatMaxCount: 4 };
+    const client = new SeedSrcClient();
+    let port = 0;
+    try {
+      {
+        await using r = await rig(timing, { dataDir });
+        port = r.port;
+        await client.connect("127.0.0.1", port, 100);
+        assert.equal(await client.createNode("/dur", "kept"), true);
+        assert.equal(await client.createNode("/dur/e", "127.0.0.1:8800", 2), true);
+      }
+      // The same seed port again (the client library knows only that one); it may take a moment to be free.
+      let restarted: Rig | undefined;
+      for (let attempt = 0; restarted === undefined; attempt++) {
+        try {
+          restarted = await rig({ ...timing, port }, { dataDir });
+        } catch (error) {
+          if (attempt >= 40) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      }
+      await using r = restarted;
+      assert.equal(await r.native.getString("/dur"), "kept");
+      // Past several expiry periods, the restored session lives on the client's heartbeats.
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      assert.equal(await r.native.getString("/dur/e"), "127.0.0.1:8800");
+      assert.ok(r.seed.stats().heartbeats_accepted >= 5, `accepted ${r.seed.stats().heartbeats_accepted}`);
+      assert.equal(await client.setNode("/dur", "changed"), true); // still its session: changes are accepted
+      const gone = Promise.withResolvers<WatchedEvent>();
+      await r.native.exists("/dur/e", { watch: gone.resolve });
+      await client.disconnect();
+      assert.equal((await gone.promise).type, EventType.NODE_DELETED);
+    } finally {
+      await client.disconnect();
+      await Deno.remove(dataDir, { recursive: true });
+    }
+  },
+);
+
+Deno.test("Compat off (the default): nothing listens for seed clients", async () => {
+  // A port that was just free, then a registry without the listener.
+  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (probe.addr as Deno.NetAddr).port;
+  probe.close();
+  const loop = new EventLoop();
+  const server = new RegistryServer({ port: 0, loop });
+  await server.start();
+  try {
+    assert.deepEqual(server.stats().listeners, {});
+    await assert.rejects(Deno.connect({ hostname: "127.0.0.1", port }), Deno.errors.ConnectionRefused);
+    // The seed's connect request on the native port gets no seed answer: the native port closes it.
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.address.port });
+    await conn.write(Uint8Array.of(0x08, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00));
+    const buffer = new Uint8Array(64);
+    const n = await conn.read(buffer).catch(() => null);
+    assert.equal(n, null, "closed without an answer");
+    conn.close();
+  } finally {
+    await server.stop();
+  }
+});
