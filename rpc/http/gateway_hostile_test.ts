@@ -340,17 +340,33 @@ Deno.test("Gateway refuses lying envelope lengths, invalid UTF-8 and invalid JSO
       raw.close();
     }
   }
+  // A chunk that claims 1 TiB: read only up to the message limit, then refused (the rest never read).
+  const terabyte = await RawHttpClient.connect(demo.address);
+  try {
+    await terabyte.send(
+      `${requestHead("Echo", "application/json")}\r\ntransfer-encoding: chunked\r\n\r\n10000000000\r\n`,
+    );
+    const sending = terabyte.send(new Uint8Array(70 * 1024).fill(0x20)).catch(() => {});
+    const response = await terabyte.response();
+    await sending;
+    assert.equal(response.status, 429);
+    assert.equal(JSON.parse(text(response.body)).code, "resource_exhausted");
+    assert.ok(await terabyte.closedByServer(3000), "closed: the rest of the chunk is not worth reading");
+  } finally {
+    terabyte.close();
+  }
+
   await honest.stop();
   // Counted under their methods: the unary ones the gateway refused itself with the code it answered (the lying
   // gRPC-Web frames too); the client streams, whose provider side had begun, as cancelled there.
   const calls = demo.provider.stats().calls;
   assert.equal(calls["test.gateway.Demo.Echo"]?.INVALID_ARGUMENT, 4, JSON.stringify(calls));
-  assert.equal(calls["test.gateway.Demo.Echo"]?.RESOURCE_EXHAUSTED, 2, JSON.stringify(calls));
+  assert.equal(calls["test.gateway.Demo.Echo"]?.RESOURCE_EXHAUSTED, 3, JSON.stringify(calls));
   assert.equal(calls["test.gateway.Demo.Sum"]?.CANCELLED, 2, JSON.stringify(calls));
   const metrics = await scrape(demo);
   const series = (status: string) => `dwt_rpc_calls_total{method="test.gateway.Demo.Echo",code="${status}"}`;
   assert.equal(metrics.get(series("INVALID_ARGUMENT")), 4);
-  assert.equal(metrics.get(series("RESOURCE_EXHAUSTED")), 2);
+  assert.equal(metrics.get(series("RESOURCE_EXHAUSTED")), 3);
 });
 
 // Until `read()` gives the same value twice, 300 ms apart (and more than zero).

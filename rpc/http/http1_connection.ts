@@ -430,7 +430,7 @@ export class Http1Connection {
   }
 
   // The connection keeps reading while a handler runs so that a client going away (an aborted stream) is seen at
-  // once; a client's FIN is not taken for going away (see the module doc).
+  // once; a client's FIN is taken for going away only while a streamed answer is under way (see the module doc).
   #updateReading(): void {
     if (this.#state === Http1ConnectionState.CLOSED) return;
     const exchange = this.#exchange;
