@@ -9,8 +9,8 @@ import { RpcCode, RpcError } from "../rpc_error.ts";
 import { fnv1a } from "../../examples/streaming/feed_service.ts";
 import { frame, frames, gzipBytes, jsonBytes, parseFrames, RawHttpClient, text } from "./testdata/gateway_client.ts";
 import {
+  type CallSeen,
   CLIENTS_DIR,
-  type FollowSeen,
   installClientPackages,
   run,
   startClientsProvider,
@@ -27,7 +27,7 @@ function chunkBytes(index: number, size: number): Uint8Array {
 }
 
 /** What the handler saw of an RpcError reason: its code. */
-function reasonCode(seen: FollowSeen): number | undefined {
+function reasonCode(seen: CallSeen): number | undefined {
   return seen.reason instanceof RpcError ? seen.reason.code : undefined;
 }
 
@@ -115,6 +115,19 @@ for (const [transport, label] of Object.entries(TRANSPORTS)) {
       assert.equal(reasonCode(aborted), RpcCode.CANCELLED);
       assert.ok(aborted.endedAt! - aborted.abortedAt! <= 50, "the handler's generator ended on the cancel");
 
+      // Abort a client stream mid-body: the handler took the two chunks sent, and sees the cancel within 100 ms.
+      const uploadAbort = report("upload-abort");
+      assert.equal(uploadAbort.error?.code, RpcCode.CANCELLED);
+      assert.equal(served.feed.uploads.length, 2, "the handler ran for the upload and for the aborted one");
+      const cut = served.feed.uploads[1]!;
+      await until(() => cut.endedAt !== undefined, 2000, "the aborted upload's handler to end");
+      assert.equal(cut.messages, 2, "each chunk reached the handler as it was sent");
+      const uploadCancelMs = cut.abortedAt! - uploadAbort.abortedAt;
+      assert.ok(
+        uploadCancelMs >= -1 && uploadCancelMs <= 100,
+        `the upload's handler saw the abort ${uploadCancelMs} ms after the client`,
+      );
+
       // timeoutMs: the deadline reaches the handler (Connect-Timeout-Ms, grpc-timeout), which is cancelled as it
       // passes; the client ends deadline_exceeded. Either side may act first (the client keeps its own timer).
       const timeout = report("timeout");
@@ -140,7 +153,7 @@ for (const [transport, label] of Object.entries(TRANSPORTS)) {
         `the handler's reason: ${late.reason}`,
       );
       console.log(
-        `${transport}: the handler saw the abort ${cancelMs} ms after the client; with timeoutMs 400 it was ` +
+        `${transport}: the handler saw the abort ${cancelMs} ms after the client (an upload's ${uploadCancelMs} ms); with timeoutMs 400 it was ` +
           `cancelled ${late.abortedAt! - late.startedAt} ms after its start (${late.timeRemainingMs.toFixed(0)} ms ` +
           `left then, ${reasonCode(late) === RpcCode.CANCELLED ? "the client went first" : "its deadline"})`,
       );

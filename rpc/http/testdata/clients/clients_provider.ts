@@ -9,27 +9,30 @@ import { RpcProvider } from "../../../rpc_provider.ts";
 import type { CallContext } from "../../../server_handler.ts";
 import { UserService } from "../../../../examples/rpc/user_service.ts";
 import { FeedService } from "../../../../examples/streaming/feed_service.ts";
-import type { ChatLine, FollowRequest, Tick } from "../../../../examples/streaming/feed_pb.ts";
+import type { ChatLine, Chunk, FollowRequest, Tick, UploadSummary } from "../../../../examples/streaming/feed_pb.ts";
 
 /** This folder, as a path. */
 export const CLIENTS_DIR: string = new URL(".", import.meta.url).pathname;
 const NPM_DIR = new URL("npm/", import.meta.url).pathname;
 
-/** How one Follow stream went, as its handler saw it (times are `Date.now()`, the machine's clock). */
-export interface FollowSeen {
+/** How one call went, as its handler saw it (times are `Date.now()`, the machine's clock). */
+export interface CallSeen {
   startedAt: number;
   /** The deadline the handler was given, as milliseconds left when it started (Infinity: none). */
   timeRemainingMs: number;
   /** When the handler's signal fired, and its reason. */
   abortedAt?: number;
   reason?: unknown;
-  /** When the handler's generator was done (its `finally`). */
+  /** When the handler was done (its `finally`). */
   endedAt?: number;
+  /** Messages the handler took from a client stream. */
+  messages: number;
 }
 
-/** The example's FeedService, its Follow streams watched by symbol and its Chat calls counted. */
+/** The example's FeedService, its Follow streams watched by symbol, its Uploads in order, its Chats counted. */
 export class WatchedFeedService extends FeedService {
-  readonly follows: Map<string, FollowSeen> = new Map();
+  readonly follows: Map<string, CallSeen> = new Map();
+  readonly uploads: CallSeen[] = [];
   /** Chat streams a handler was called for. */
   chats = 0;
 
@@ -39,18 +42,40 @@ export class WatchedFeedService extends FeedService {
   }
 
   override async *Follow(request: FollowRequest, context: CallContext): AsyncGenerator<Partial<Tick>> {
-    const seen: FollowSeen = { startedAt: Date.now(), timeRemainingMs: context.timeRemainingMs() };
+    const seen = watch(context);
     this.follows.set(request.symbol, seen);
-    context.signal.addEventListener("abort", () => {
-      seen.abortedAt = Date.now();
-      seen.reason = context.signal.reason;
-    }, { once: true });
     try {
       yield* super.Follow(request, context);
     } finally {
       seen.endedAt = Date.now();
     }
   }
+
+  override async Upload(requests: AsyncIterable<Chunk>, context: CallContext): Promise<Partial<UploadSummary>> {
+    const seen = watch(context);
+    this.uploads.push(seen);
+    async function* counted(): AsyncGenerator<Chunk> {
+      for await (const chunk of requests) {
+        seen.messages++;
+        yield chunk;
+      }
+    }
+    try {
+      return await super.Upload(counted(), context);
+    } finally {
+      seen.endedAt = Date.now();
+    }
+  }
+}
+
+// A record of the call, its signal watched.
+function watch(context: CallContext): CallSeen {
+  const seen: CallSeen = { startedAt: Date.now(), timeRemainingMs: context.timeRemainingMs(), messages: 0 };
+  context.signal.addEventListener("abort", () => {
+    seen.abortedAt = Date.now();
+    seen.reason = context.signal.reason;
+  }, { once: true });
+  return seen;
 }
 
 /** A provider whose gateway the clients call. */

@@ -128,6 +128,30 @@ await scenario("abort", async () => {
   }
 });
 
+// Abort a client stream: two chunks, then the client holds the request open and gives up 300 ms later.
+await scenario("upload-abort", async () => {
+  const controller = new AbortController();
+  const aborted = new Promise((resolve) => controller.signal.addEventListener("abort", resolve, { once: true }));
+  let abortedAt;
+  async function* chunks() {
+    yield { data: chunkBytes(0, 10) };
+    yield { data: chunkBytes(1, 10) };
+    await aborted;
+  }
+  const timer = setTimeout(() => {
+    abortedAt = Date.now();
+    controller.abort();
+  }, 300);
+  try {
+    await feed.upload(chunks(), { signal: controller.signal });
+    return { abortedAt, error: null };
+  } catch (error) {
+    return { abortedAt, error: failure(error) };
+  } finally {
+    clearTimeout(timer);
+  }
+});
+
 // A deadline: an endless stream called with timeoutMs ends deadline_exceeded.
 await scenario("timeout", async () => {
   const startedAt = Date.now();
