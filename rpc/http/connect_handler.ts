@@ -191,11 +191,11 @@ export class ConnectHandler {
     response.headers.set("connect-accept-encoding", ACCEPTED_ENCODINGS);
     const gzipOut = acceptsGzip(headers.get("connect-accept-encoding"));
     if (gzipOut) response.headers.set("connect-content-encoding", GatewayEncoding.GZIP);
-    const frame = async (payload: Uint8Array): Promise<Uint8Array> => {
-      let data = codec.responseFromBinary(payload);
+    // Synchronous unless the message is compressed (relayMessages awaits only a promise).
+    const frame = (payload: Uint8Array): Uint8Array | Promise<Uint8Array> => {
+      const data = codec.responseFromBinary(payload);
       if (!gzipOut || data.length < COMPRESS_MIN_BYTES) return envelope(0, data);
-      data = await gzip(data);
-      return envelope(ENVELOPE_COMPRESSED, data);
+      return gzip(data).then((zipped) => envelope(ENVELOPE_COMPRESSED, zipped));
     };
     let answer: GatewayAnswer;
     let last: Uint8Array | undefined;

@@ -173,8 +173,12 @@ export interface Envelope {
 /** The 5-byte header of an envelope of `length` bytes with `flags`, then the data, as one array. */
 export function envelope(flags: number, data: Uint8Array): Uint8Array {
   const bytes = new Uint8Array(5 + data.length);
+  const length = data.length;
   bytes[0] = flags;
-  new DataView(bytes.buffer).setUint32(1, data.length);
+  bytes[1] = length >>> 24;
+  bytes[2] = (length >>> 16) & 0xff;
+  bytes[3] = (length >>> 8) & 0xff;
+  bytes[4] = length & 0xff;
   bytes.set(data, 5);
   return bytes;
 }

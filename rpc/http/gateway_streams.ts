@@ -99,7 +99,9 @@ export async function relayMessages(
     if (event.kind === "end") return event.answer;
     let bytes: Uint8Array;
     try {
-      bytes = await frame(event.payload);
+      // Awaited only when framing is asynchronous (gzip): a plain message saves the promise hops, per message.
+      const framed = frame(event.payload);
+      bytes = framed instanceof Uint8Array ? framed : await framed;
     } catch (error) {
       call.fail(RpcError.from(error, RpcCode.INTERNAL));
       continue;

@@ -74,15 +74,15 @@ export class GrpcWebHandler {
     const gzipOut = acceptsGzip(headers.get("grpc-accept-encoding"));
     if (gzipOut) response.headers.set("grpc-encoding", GatewayEncoding.GZIP);
     const codec = request.definition === undefined ? undefined : new GatewayCodec(type.codec, request.definition);
-    const frame = async (payload: Uint8Array): Promise<Uint8Array> => {
-      let data = codec!.responseFromBinary(payload);
-      let flags = 0;
-      if (gzipOut && data.length >= COMPRESS_MIN_BYTES) {
-        data = await gzip(data);
-        flags = ENVELOPE_COMPRESSED;
-      }
+    const framed = (flags: number, data: Uint8Array): Uint8Array => {
       const bytes = envelope(flags, data);
       return type.text ? encoder.encode(toBase64(bytes)) : bytes;
+    };
+    // Synchronous unless the message is compressed (relayMessages awaits only a promise).
+    const frame = (payload: Uint8Array): Uint8Array | Promise<Uint8Array> => {
+      const data = codec!.responseFromBinary(payload);
+      if (!gzipOut || data.length < COMPRESS_MIN_BYTES) return framed(0, data);
+      return gzip(data).then((zipped) => framed(ENVELOPE_COMPRESSED, zipped));
     };
     let answer: GatewayAnswer;
     let last: Uint8Array | undefined;
