@@ -48,13 +48,18 @@ export class SeedConnection implements ServerConnection, GatedConnection {
   /** When it was answered (loop time), for the close deadline; 0 before. */
   answeredMs = 0;
   readonly #provider: ServerTransportHandler;
+  readonly #maxAnswerBytes: number;
 
-  /** Serve `tcp`, which is up now, for `provider` (which counts the limits it hits). */
-  constructor(tcp: TcpConnection, provider: ServerTransportHandler) {
+  /**
+   * Serve `tcp`, which is up now, for `provider` (which counts the limits it hits); answers over `maxAnswerBytes`
+   * (the provider's `maxFrameBytes`, as on the native port) are not sent.
+   */
+  constructor(tcp: TcpConnection, provider: ServerTransportHandler, maxAnswerBytes: number) {
     this.tcp = tcp;
     this.loop = tcp.loop;
     this.peerHost = tcp.peerAddress.hostname;
     this.#provider = provider;
+    this.#maxAnswerBytes = maxAnswerBytes;
   }
 
   /** The caller's address. */
@@ -83,7 +88,15 @@ export class SeedConnection implements ServerConnection, GatedConnection {
     this.answeredMs = this.loop.now();
     const tcp = this.tcp;
     if (!tcp.connected) return;
-    if (answer.status === 0) {
+    const size = answer.answerPayload.length;
+    if (answer.status === 0 && size > this.#maxAnswerBytes) {
+      // As the native port answers RESOURCE_EXHAUSTED: here, no bytes.
+      this.#provider.limitHit("seed_answer_over_limit");
+      getLogger().warn(
+        `RpcProvider seed port: the response of ${answer.service}.${answer.method} of ${size} bytes exceeds the ` +
+          `limit of ${this.#maxAnswerBytes} bytes; ${tcp.name} gets no bytes`,
+      );
+    } else if (answer.status === 0) {
       if (answer.answerPayload.length > SEED_CALLER_READ_BYTES) {
         // Sent whole (a caller that reads to the end gets it all); the seed's own caller reads the first 1,024.
         this.#provider.limitHit("seed_answer_over_1024");

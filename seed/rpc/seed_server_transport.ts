@@ -30,7 +30,8 @@
  * `seed_handshake_timeout`); connections past the caps (`seed_connections`, `seed_connections_per_address`; idle
  * ones are evicted for newcomers, `seed_silent_evicted`) — the provider's {@linkcode ConnectionGate}, its counters
  * prefixed `seed_`; a caller that keeps the connection open after its answer, closed after
- * {@linkcode SEED_ANSWERED_CLOSE_MS} (`seed_close_timeout`).
+ * {@linkcode SEED_ANSWERED_CLOSE_MS} (`seed_close_timeout`). An answer over `maxFrameBytes` is not sent (the
+ * caller gets no bytes, limit `seed_answer_over_limit`), as the native port answers it RESOURCE_EXHAUSTED.
  *
  * @module
  */
@@ -192,7 +193,7 @@ export class SeedServerTransport implements ServerTransport {
       tcp.forceClose();
       return;
     }
-    const connection = new SeedConnection(tcp, this.#provider!);
+    const connection = new SeedConnection(tcp, this.#provider!, this.#limits.maxFrameBytes);
     const calls = this.#provider!.accept(connection);
     if (calls === undefined) {
       tcp.forceClose();

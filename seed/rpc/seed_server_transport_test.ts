@@ -151,6 +151,22 @@ Deno.test("seed port: an error reaches the seed caller as the end of the stream 
   } finally {
     await provider.stop();
   }
+  // Over the provider's maxFrameBytes: not sent at all, as the native port refuses it.
+  const small = new RpcProvider({ loop, seedPort: 0, maxFrameBytes: 4096 });
+  small.registerService(serviceDefinition(root, "demo.Echo"), {
+    Say: () => ({}),
+    Fail: () => ({}),
+    Big: () => ({ text: new Uint8Array(5000).fill(7) }),
+  });
+  await small.start();
+  try {
+    const { hostname, port } = small.seedAddress!;
+    const outcome = await seedCall(hostname, port, seedFrame("Echo", "Big", new Uint8Array()));
+    assert.deepEqual(outcome, { kind: "read", bytes: new Uint8Array() });
+    assert.equal(small.stats().limitsHit.seed_answer_over_limit, 1);
+  } finally {
+    await small.stop();
+  }
 });
 
 Deno.test("seed port: two services with one simple name are refused at start, before anything listens", async () => {
