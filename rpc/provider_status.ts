@@ -51,7 +51,8 @@ export interface RpcProviderStats {
    * for an id not open: they may cross a stream's end), `idle`, `frame` (every
    * frame rejected: too large, too slow or over the partial-frame cap), `frame_timeout`, `partial_frame_bytes`,
    * `unsent_bytes`, `metadata`, `duplicate_call_id`, `deadline_clamped`, `keepalive`, `drain_refused` (requests
-   * refused while draining) and `drain_grace_expired` (calls cut off after the grace period).
+   * refused while draining) and `drain_grace_expired` (calls cut off after the grace period); the HTTP gateway's as
+   * `http_<reason>`, the seed port's as `seed_<limit>` (seed/rpc/seed_server_transport.ts).
    */
   limitsHit: Record<string, number>;
 }

@@ -25,8 +25,8 @@
  * connections). Limits either side hits are counted through {@linkcode ServerTransportHandler.limitHit}.
  * Everything happens on the connection's loop.
  *
- * Every port is a front door: a transport that takes connections from the network (TCP, the HTTP gateway, any
- * compatibility port later) keeps them in a `ConnectionGate` (`_connection_gate.ts`), which holds the connection
+ * Every port is a front door: a transport that takes connections from the network (TCP, the HTTP gateway, the C++
+ * seed's frame in seed/rpc/seed_server_transport.ts) keeps them in a `ConnectionGate` (`_connection_gate.ts`), which holds the connection
  * caps (in all and per address), closes a connection whose first whole frame does not come within
  * `handshakeTimeoutMs`, and at `maxConnections` makes room by evicting the oldest connection that never spoke. A
  * transport only tells it when a connection comes, first speaks (for the gateway: its first whole HTTP request)
