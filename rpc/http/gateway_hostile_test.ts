@@ -91,7 +91,6 @@ class HonestClient {
     const sorted = [...this.latenciesMs].sort((a, b) => a - b);
     const medianMs = sorted[Math.floor(sorted.length / 2)] ?? 0;
     const maxMs = sorted.at(-1) ?? 0;
-    if (Deno.env.get("HONEST_TRACE")) console.log({ calls: sorted.length, medianMs, maxMs });
     assert.deepEqual(this.failures, [], "every honest call is answered");
     assert.ok(sorted.length >= minCalls, `only ${sorted.length} honest calls were made`);
     const times = `median ${medianMs.toFixed(0)} ms, slowest ${maxMs.toFixed(0)} ms`;
@@ -436,9 +435,6 @@ Deno.test("Gateway stalls a server stream and a pipelining client that never rea
     assert.ok(pipelined < batches / 4, `${pipelined} of ${batches} batches of pipelined calls were taken`);
     assert.ok(echoes() < 200, `${echoes()} pipelined calls answered while their answers are not read`);
     assert.ok(rssGrowth < 96 * MiB, `the process grew by ${(rssGrowth / MiB).toFixed(1)} MiB`);
-    if (Deno.env.get("HONEST_TRACE")) {
-      console.log({ produced, pipelined, echoes: echoes(), rssGrowthMiB: rssGrowth / MiB });
-    }
 
     // Neither output moves: both connections are closed at sendTimeoutMs, the stream's handler cancelled.
     await until(
