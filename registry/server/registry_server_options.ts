@@ -142,8 +142,10 @@ export interface RegistryServerOptions {
   tls?: TlsServerOptions;
   /**
    * Listeners for other protocols' clients (the C++ seed's: `seed/registry/`), served on this server's tree,
-   * sessions, durability and access rules; started once the server listens, stopped before it stops.
+   * sessions, durability and access rules; started once the server listens, stopped before it stops. A plug-in
+   * point of this package's own (registry_listener.ts), not yet a public API.
    * @default {[]}
+   * @ignore
    */
   listeners?: readonly RegistryListener[];
   /**
