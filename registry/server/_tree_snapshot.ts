@@ -20,8 +20,6 @@
  * @module
  */
 
-import { Buffer } from "../../reactor/buffer.ts";
-import { joinPath } from "../path.ts";
 import type { SessionRecord } from "./data_tree.ts";
 
 /** A node as the snapshot reads it; `snap` is the id of the last snapshot that reached it. */
@@ -51,10 +49,10 @@ interface Kept {
   removed: Map<string, SnapshotNode> | undefined;
 }
 
-/** A node being listed: its path, and where the listing of its children stands. */
+/** A node being listed: its path's UTF-8 and a slash (its children's paths start so), and where the listing stands. */
 interface Frame {
   node: SnapshotNode;
-  path: string;
+  prefix: Uint8Array;
   kept: Kept | undefined;
   children: Iterator<[string, SnapshotNode]>;
   /** Past the live children: the removed ones still to visit. */
@@ -62,6 +60,8 @@ interface Frame {
 }
 
 const SNAPSHOT_MAGIC = 0x44545331; // "DTS1"
+const SLASH = 0x2f;
+const TWO_TO_32 = 2 ** 32;
 const SNAPSHOT_VERSION = 2;
 /** The size of each piece of output: small enough that one piece's CRC is a short step. */
 const CHUNK_BYTES = 256 * 1024;
@@ -85,29 +85,39 @@ export class TreeSnapshot {
   readonly #stack: Frame[] = [];
   readonly #sessions: Array<[bigint, SessionRecord]>;
   readonly #nodeCount: number;
-  readonly #detach: () => void;
+  // Undefined for a snapshot written at once: it marks no node, so one written meanwhile is not disturbed.
+  readonly #detach: (() => void) | undefined;
   readonly #encoder = new TextEncoder();
   readonly #chunks: Uint8Array[] = [];
-  #buffer = new Buffer(CHUNK_BYTES + 4096);
+  #bytes = new Uint8Array(CHUNK_BYTES);
+  #view = new DataView(this.#bytes.buffer);
+  #at = 0;
+  // Where the last node's path was written (the piece may have been cut since).
+  readonly #lastPath = { chunk: this.#bytes, start: 0, end: 0 };
   #length = 0;
   #written = 0;
   #done = false;
 
-  /** Start a snapshot of the tree under `root` as it is now; the tree calls `detach`'s target no more hooks after. */
+  /**
+   * Start a snapshot of the tree under `root` as it is now. With `detach`, the tree calls the hooks until `detach`
+   * is called (when the snapshot is done or abandoned); without, the snapshot must be written at once.
+   */
   constructor(
     root: SnapshotNode,
     state: { lastZxid: bigint; nodeCount: number; sessions: ReadonlyMap<bigint, SessionRecord> },
-    detach: () => void,
+    detach?: () => void,
   ) {
     this.#nodeCount = state.nodeCount;
     // Sessions are few next to nodes and their records never change: a copy of the list is the snapshot of them.
     this.#sessions = [...state.sessions];
     this.#detach = detach;
-    this.#buffer.appendUint32(SNAPSHOT_MAGIC);
-    this.#buffer.appendUint8(SNAPSHOT_VERSION);
-    this.#buffer.appendBigUint64(state.lastZxid);
-    this.#buffer.appendUint32(state.nodeCount);
-    this.#enter(root, "/");
+    this.#reserve(17);
+    this.#view.setUint32(this.#at, SNAPSHOT_MAGIC);
+    this.#view.setUint8(this.#at + 4, SNAPSHOT_VERSION);
+    this.#view.setBigUint64(this.#at + 5, state.lastZxid);
+    this.#view.setUint32(this.#at + 13, state.nodeCount);
+    this.#at += 17;
+    this.#enter(root, new Uint8Array(0), "/");
   }
 
   /** Whether every node is written. */
@@ -153,6 +163,9 @@ export class TreeSnapshot {
    */
   step(budgetMs: number): boolean {
     if (this.#done) return true;
+    if (this.#detach === undefined && budgetMs !== Infinity) {
+      throw new Error("Cannot write an untracked snapshot a slice at a time");
+    }
     const until = budgetMs === Infinity ? Infinity : performance.now() + budgetMs;
     let count = 0;
     const stack = this.#stack;
@@ -166,7 +179,7 @@ export class TreeSnapshot {
         this.#kept.delete(frame.node);
         continue;
       }
-      this.#enter(next[1], joinPath(frame.path, next[0]));
+      this.#enter(next[1], frame.prefix, next[0]);
     }
     this.#finish();
     return true;
@@ -203,37 +216,99 @@ export class TreeSnapshot {
     return next.done ? undefined : next.value;
   }
 
-  #enter(node: SnapshotNode, path: string): void {
+  // Write `node`, whose path is `prefix` + `name`; list its children next if it has any (or had, at the start).
+  #enter(node: SnapshotNode, prefix: Uint8Array, name: string): void {
     const kept = this.#kept.get(node);
-    this.#writeNode(path, kept?.fields ?? node);
-    node.snap = this.#id;
-    this.#listing.add(node);
+    this.#writeNode(prefix, name, kept?.fields ?? node);
     this.#written++;
-    this.#stack.push({ node, path, kept, children: node.children.entries(), removedChildren: undefined });
+    if (this.#detach === undefined) {
+      if (node.children.size === 0) return;
+    } else {
+      node.snap = this.#id;
+      // A leaf (then) is done once written: children added later are not the snapshot's.
+      if (node.children.size === 0 && kept?.removed === undefined) return;
+      this.#listing.add(node);
+    }
+    const own = this.#lastPath.chunk.subarray(this.#lastPath.start, this.#lastPath.end);
+    let childPrefix: Uint8Array;
+    if (own.length === 1) {
+      childPrefix = own.slice(); // the root: "/name"
+    } else {
+      childPrefix = new Uint8Array(own.length + 1);
+      childPrefix.set(own);
+      childPrefix[own.length] = SLASH;
+    }
+    this.#stack.push({
+      node,
+      prefix: childPrefix,
+      kept,
+      children: node.children.entries(),
+      removedChildren: undefined,
+    });
   }
 
-  #writeNode(path: string, node: Fields): void {
-    const buffer = this.#buffer;
-    const pathBytes = this.#encoder.encode(path);
-    buffer.appendUint32(pathBytes.length);
-    buffer.append(pathBytes);
-    buffer.appendUint32(node.data.length);
-    buffer.append(node.data);
-    buffer.appendBigUint64(node.czxid);
-    buffer.appendBigUint64(node.mzxid);
-    buffer.appendBigUint64(node.pzxid);
-    buffer.appendBigInt64(BigInt(node.ctime));
-    buffer.appendBigInt64(BigInt(node.mtime));
-    buffer.appendInt32(node.version);
-    buffer.appendInt32(node.cversion);
-    buffer.appendBigUint64(node.ephemeralOwner);
-    if (buffer.readableBytes >= CHUNK_BYTES) this.#cut();
+  // Room for `bytes` more in the current piece (a new piece if need be, as big as needed).
+  #reserve(bytes: number): void {
+    if (this.#bytes.length - this.#at >= bytes) return;
+    this.#cut();
+    if (this.#bytes.length < bytes) {
+      this.#bytes = new Uint8Array(bytes);
+      this.#view = new DataView(this.#bytes.buffer);
+    }
+  }
+
+  // Write one node, and say where its path went (#lastPath).
+  #writeNode(prefix: Uint8Array, name: string, node: Fields): void {
+    const data = node.data;
+    this.#reserve(4 + prefix.length + name.length * 3 + 4 + data.length + 56);
+    const bytes = this.#bytes;
+    const view = this.#view;
+    const start = this.#at;
+    let at = start + 4;
+    bytes.set(prefix, at);
+    at += prefix.length;
+    // Names are nearly always ASCII: copied by hand, without a view to encode into.
+    let ascii = true;
+    for (let i = 0; i < name.length; i++) {
+      const code = name.charCodeAt(i);
+      if (code >= 0x80) {
+        ascii = false;
+        break;
+      }
+      bytes[at + i] = code;
+    }
+    at += ascii ? name.length : this.#encoder.encodeInto(name, bytes.subarray(at)).written;
+    view.setUint32(start, at - start - 4);
+    this.#lastPath.chunk = bytes;
+    this.#lastPath.start = start + 4;
+    this.#lastPath.end = at;
+    view.setUint32(at, data.length);
+    bytes.set(data, at + 4);
+    at += 4 + data.length;
+    view.setBigUint64(at, node.czxid);
+    view.setBigUint64(at + 8, node.mzxid);
+    view.setBigUint64(at + 16, node.pzxid);
+    // i64 times as two halves: no bigint made per node.
+    const ctimeHigh = Math.floor(node.ctime / TWO_TO_32);
+    view.setInt32(at + 24, ctimeHigh);
+    view.setUint32(at + 28, node.ctime - ctimeHigh * TWO_TO_32);
+    const mtimeHigh = Math.floor(node.mtime / TWO_TO_32);
+    view.setInt32(at + 32, mtimeHigh);
+    view.setUint32(at + 36, node.mtime - mtimeHigh * TWO_TO_32);
+    view.setInt32(at + 40, node.version);
+    view.setInt32(at + 44, node.cversion);
+    view.setBigUint64(at + 48, node.ephemeralOwner);
+    this.#at = at + 56;
+    if (this.#at >= CHUNK_BYTES) this.#cut();
   }
 
   #cut(): void {
-    const bytes = this.#buffer.retrieveAsBytes(this.#buffer.readableBytes);
-    this.#chunks.push(bytes);
-    this.#length += bytes.length;
+    if (this.#at === 0) return;
+    this.#chunks.push(this.#bytes.subarray(0, this.#at));
+    this.#length += this.#at;
+    this.#at = 0;
+    this.#bytes = new Uint8Array(CHUNK_BYTES);
+    this.#view = new DataView(this.#bytes.buffer);
   }
 
   #finish(): void {
@@ -241,23 +316,29 @@ export class TreeSnapshot {
     if (this.#written !== this.#nodeCount) {
       throw new Error(`snapshot wrote ${this.#written} nodes, the tree held ${this.#nodeCount} at its start`);
     }
-    const buffer = this.#buffer;
-    buffer.appendUint32(this.#sessions.length);
+    this.#reserve(4);
+    this.#view.setUint32(this.#at, this.#sessions.length);
+    this.#at += 4;
     for (const [id, record] of this.#sessions) {
-      buffer.appendBigUint64(id);
-      buffer.appendUint32(record.secret.length);
-      buffer.append(record.secret);
-      buffer.appendUint8(record.authorized ? 1 : 0);
       const token = this.#encoder.encode(record.token);
-      buffer.appendUint32(token.length);
-      buffer.append(token);
+      this.#reserve(8 + 4 + record.secret.length + 1 + 4 + token.length);
+      const view = this.#view;
+      let at = this.#at;
+      view.setBigUint64(at, id);
+      view.setUint32(at + 8, record.secret.length);
+      this.#bytes.set(record.secret, at + 12);
+      at += 12 + record.secret.length;
+      view.setUint8(at, record.authorized ? 1 : 0);
+      view.setUint32(at + 1, token.length);
+      this.#bytes.set(token, at + 5);
+      this.#at = at + 5 + token.length;
     }
     this.#cut();
   }
 
   #release(): void {
     this.#done = true;
-    this.#detach();
+    this.#detach?.();
     this.#kept.clear();
     this.#listing.clear();
   }

@@ -343,7 +343,11 @@ export class DataTree {
    * nodes, no owner field, no sessions) still loads.
    */
   serialize(): Uint8Array {
-    const snapshot = this.startSnapshot();
+    const snapshot = new TreeSnapshot(this.#root, {
+      lastZxid: this.#lastZxid,
+      nodeCount: this.#nodeCount,
+      sessions: this.#sessions,
+    });
     snapshot.step(Infinity);
     const { chunks, length } = snapshot.body();
     const bytes = new Uint8Array(length);
