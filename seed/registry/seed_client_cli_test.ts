@@ -96,7 +96,7 @@ Deno.test(
       assert.equal(code, 0);
       const lines = withoutTimes(stdout).split("\n");
       assert.match(lines[0]!, new RegExp(`^addr: 127\\.0\\.0\\.1:${seedPort} interval=10$`));
-      assert.match(lines[1]!, /^\[INFO  \] <time> : connect success, sessionId = \d+$/);
+      assert.match(lines[1]!, /^\[INFO {2}\] <time> : connect success, sessionId = \d+$/);
       assert.equal(
         lines.slice(2).join("\n"),
         [

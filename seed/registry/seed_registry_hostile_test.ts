@@ -5,6 +5,7 @@ import { EventLoop } from "../../reactor/event_loop.ts";
 import { until } from "../../reactor/testdata/until.ts";
 import { RegistryClient } from "../../registry/client/registry_client.ts";
 import { RegistryServer } from "../../registry/server/registry_server.ts";
+import { registryMetrics } from "../../registry/server/registry_status.ts";
 import { SeedSrcClient } from "../testdata/seed_src_client.ts";
 import {
   decodeSeedWrapped,
