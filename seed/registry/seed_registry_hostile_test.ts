@@ -19,10 +19,10 @@ import { SeedRegistryListener, type SeedRegistryListenerOptions } from "./seed_r
 
 const decoder = new TextDecoder();
 
-async function start(options: Partial<SeedRegistryListenerOptions> = {}) {
+async function start(options: Partial<SeedRegistryListenerOptions> = {}, maxSessionsPerIp?: number) {
   const loop = new EventLoop();
   const seed = new SeedRegistryListener({ port: 0, requestTimeoutMs: 500, ...options });
-  const server = new RegistryServer({ port: 0, loop, listeners: [seed] });
+  const server = new RegistryServer({ port: 0, loop, listeners: [seed], maxSessionsPerIp });
   await server.start();
   const native = await RegistryClient.connect(server.address, { loop });
   return {
@@ -237,6 +237,21 @@ Deno.test("Seed port: 10,000 idle connections are refused or closed at the deadl
       } catch { /* closed already */ }
     }
   }
+});
+
+Deno.test("Seed port: connect requests are held to the native session limits (the seed's were unlimited)", async () => {
+  await using r = await start({}, 4); // the native client holds one of the four
+  const sessions = [];
+  for (let i = 0; i < 3; i++) sessions.push(await exchange(r.port, [Uint8Array.of(0x08, 0x01)]));
+  for (const reply of sessions) assert.equal(decodeSeedWrapped(reply).type, SeedMessageType.CONNECTION);
+  assert.match(
+    errorText(await exchange(r.port, [Uint8Array.of(0x08, 0x01)])),
+    /^LIMIT_EXCEEDED: .*limit of 4 sessions/,
+  );
+  assert.equal(r.seed.stats().sessions_opened, 3);
+  assert.equal(r.seed.stats().sessions_refused, 1);
+  assert.equal(r.server.stats().refusedSessions, 1);
+  assert.equal(await r.native.create("/still-served", ""), "/still-served");
 });
 
 function varint(value: bigint): number[] {
