@@ -18,14 +18,45 @@ const ServerFrameType = root.lookupType("dwt.registry.ServerFrame");
 /** A 64-bit value as protobufjs gives it (a Long, or a number for small values). */
 export type WireLong = number | string | { toString(): string } | null | undefined;
 
+/** The shape of protobufjs's Long (64 bits as two 32-bit halves). */
+interface LongBits {
+  low: number;
+  high: number;
+  unsigned: boolean;
+}
+
+function isLong(value: unknown): value is LongBits {
+  return typeof (value as LongBits).low === "number" && typeof (value as LongBits).high === "number";
+}
+
 /** A wire 64-bit value as a bigint. */
 export function toBigInt(value: WireLong): bigint {
   if (value === null || value === undefined) return 0n;
   if (typeof value === "number") return BigInt(value);
+  // From the halves: a decimal string and its parse cost a read of a stat more than the rest of it.
+  if (isLong(value)) {
+    const bits = (BigInt(value.high >>> 0) << 32n) | BigInt(value.low >>> 0);
+    return value.unsigned ? bits : BigInt.asIntN(64, bits);
+  }
   return BigInt(value.toString());
 }
 
-/** Stat as it travels (64-bit values as decimal strings, which protobufjs accepts). */
+/** A wire 64-bit value as a number (for times, which are safe integers). */
+function toNumber(value: WireLong): number {
+  if (value === null || value === undefined) return 0;
+  if (typeof value === "number") return value;
+  if (isLong(value)) return (value.unsigned ? value.high >>> 0 : value.high) * 2 ** 32 + (value.low >>> 0);
+  return Number(value.toString());
+}
+
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** A 64-bit value for the wire: a number when exact (protobufjs encodes it without parsing), else decimal text. */
+export function wireLong(value: bigint): number | string {
+  return value <= MAX_SAFE && value >= 0n ? Number(value) : value.toString();
+}
+
+/** Stat as it travels (64-bit values as numbers when exact, else decimal strings; protobufjs takes both). */
 export interface WireStat {
   czxid?: WireLong;
   mzxid?: WireLong;
@@ -43,14 +74,14 @@ export interface WireStat {
 /** A Stat for the wire. */
 export function statToWire(stat: Stat): WireStat {
   return {
-    czxid: stat.czxid.toString(),
-    mzxid: stat.mzxid.toString(),
-    pzxid: stat.pzxid.toString(),
+    czxid: wireLong(stat.czxid),
+    mzxid: wireLong(stat.mzxid),
+    pzxid: wireLong(stat.pzxid),
     ctime: stat.ctime,
     mtime: stat.mtime,
     version: stat.version,
     cversion: stat.cversion,
-    ephemeralOwner: stat.ephemeralOwner.toString(),
+    ephemeralOwner: wireLong(stat.ephemeralOwner),
     dataLength: stat.dataLength,
     numChildren: stat.numChildren,
     nodeType: stat.nodeType,
@@ -64,8 +95,8 @@ export function statFromWire(wire: WireStat | null | undefined): Stat {
     czxid: toBigInt(w.czxid),
     mzxid: toBigInt(w.mzxid),
     pzxid: toBigInt(w.pzxid),
-    ctime: Number(toBigInt(w.ctime)),
-    mtime: Number(toBigInt(w.mtime)),
+    ctime: toNumber(w.ctime),
+    mtime: toNumber(w.mtime),
     version: w.version ?? 0,
     cversion: w.cversion ?? 0,
     ephemeralOwner: toBigInt(w.ephemeralOwner),
