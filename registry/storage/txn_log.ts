@@ -107,7 +107,7 @@ export interface TxnLogOptions extends DataTreeOptions {
 
 const FILE_MODE = 0o600;
 // The longest a snapshot holds the loop at a time (serializing nodes, or checking its bytes' CRC).
-const SNAPSHOT_SLICE_MS = 3;
+const SNAPSHOT_SLICE_MS = 2;
 const DIR_MODE = 0o700;
 const TMP_SNAPSHOT_NAME = /^snapshot\.[0-9a-f]{16}\.tmp$/;
 
