@@ -140,6 +140,30 @@ Deno.test("Seed port: a request in one-byte writes and requests joined in one wr
   await client.disconnect();
 });
 
+Deno.test("Seed port: a slow request (slowloris) is closed at the deadline, whatever it has sent", async () => {
+  await using r = await start({ requestTimeoutMs: 500 });
+  const get = request(SeedServiceType.GET, "/a/long/enough/path/to/take/a/while");
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: r.port });
+  const started = performance.now();
+  let sent = 0;
+  try {
+    for (; sent < get.length; sent++) {
+      await conn.write(get.subarray(sent, sent + 1));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  } catch {
+    // Closed under it.
+  }
+  const n = await conn.read(new Uint8Array(64)).catch(() => null);
+  conn.close();
+  const ms = performance.now() - started;
+  assert.equal(n, null);
+  assert.ok(sent < get.length, `sent all ${get.length} bytes`);
+  assert.ok(ms >= 450 && ms < 3000, `closed after ${ms.toFixed(0)} ms`);
+  assert.equal(r.seed.stats().refused_timeout, 1);
+  assert.equal(r.seed.stats().requests, 0);
+});
+
 Deno.test("Seed port: forged, unknown and malformed heartbeats are counted and keep nothing alive", async () => {
   await using r = await start({ heartbeatTimeoutMs: 100, heartbeatMaxCount: 3 });
   const socket = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
