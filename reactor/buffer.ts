@@ -88,6 +88,20 @@ export class Buffer {
     return this.#bytes.subarray(this.#readerIndex, this.#writerIndex);
   }
 
+  /**
+   * A view of `length` readable bytes from `offset` (relative to `peek()`), valid until the next call that
+   * changes the buffer: `peek().subarray(offset, offset + length)` without the intermediate view (a codec takes
+   * one per frame). Throws a RangeError past the readable bytes.
+   */
+  view(offset: number, length: number): Uint8Array {
+    if (offset < 0 || length < 0 || offset + length > this.#writerIndex - this.#readerIndex) {
+      throw new RangeError(
+        `Cannot view ${length} bytes at ${offset} as only ${this.#writerIndex - this.#readerIndex} are readable`,
+      );
+    }
+    return new Uint8Array(this.#bytes.buffer, this.#bytes.byteOffset + this.#readerIndex + offset, length);
+  }
+
   /** The index (relative to `peek()`) of the first "\r\n" at or after `start`, or -1. */
   findCRLF(start = 0): number {
     const bytes = this.#bytes;

@@ -156,3 +156,17 @@ Deno.test("Buffer shrinkIfEmpty gives back a grown store only when empty and abo
   small.retrieveAll();
   assert.equal(small.shrinkIfEmpty(1024), false, "below the threshold it keeps its store");
 });
+
+Deno.test("Buffer view shows readable bytes from an offset, shares memory, and refuses to reach past them", () => {
+  const buffer = new Buffer();
+  buffer.append(new Uint8Array([1, 2, 3, 4, 5, 6]));
+  buffer.retrieve(1); // the view counts from the reader index, as peek() does
+  assert.deepEqual([...buffer.view(1, 3)], [3, 4, 5]);
+  assert.deepEqual([...buffer.view(0, 0)], []);
+  buffer.view(0, 1)[0] = 9;
+  assert.equal(buffer.peek()[0], 9);
+  // Writable bytes behind the readable ones (and bytes already retrieved) are not readable: no view of them.
+  assert.throws(() => buffer.view(2, 4), RangeError);
+  assert.throws(() => buffer.view(-1, 1), RangeError);
+  assert.throws(() => buffer.view(0, -1), RangeError);
+});

@@ -35,7 +35,7 @@ export interface EventLoopOptions {
   name?: string;
   /**
    * The host timer behind the TimerQueue (tests inject a counting one).
-   * @default {setTimeout/clearTimeout}
+   * @default {the backend's hostTimer, else setTimeout/clearTimeout}
    */
   hostTimer?: HostTimer;
 }
@@ -82,7 +82,7 @@ export class EventLoop {
     this.backend = options.backend ?? defaultBackend();
     this.name = options.name ?? "loop";
     this.#timers = new TimerQueue({
-      hostTimer: options.hostTimer,
+      hostTimer: options.hostTimer ?? this.backend.hostTimer,
       onError: (error) => this.#reportError("timer callback", error),
     });
   }

@@ -239,7 +239,7 @@ export class LengthHeaderCodec {
         return;
       }
       if (buffer.readableBytes < FRAME_HEADER_BYTES + length) break;
-      const body = buffer.peek().subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + length);
+      const body = buffer.view(FRAME_HEADER_BYTES, length);
       completed = true;
       // Retrieve after the callback: `body` stays valid during it, and a throwing callback still consumes the frame.
       try {

@@ -155,7 +155,8 @@ function setEntry(metadata: Record<string, string>, key: string, value: string):
 // A view of the length-delimited bytes at `pos`.
 function readBytes(end: number): Uint8Array {
   const length = readLength(end);
-  const bytes = input.subarray(pos, pos + length);
+  // A view made from the buffer directly: cheaper than subarray (no species lookup), and one is made per frame.
+  const bytes = new Uint8Array(input.buffer, input.byteOffset + pos, length);
   pos += length;
   return bytes;
 }

@@ -406,7 +406,7 @@ const COPY_PAYLOAD_BYTES = 1024;
 function sendScratch(connection: TcpConnection, payload: Uint8Array, gathered = false): void {
   if (payload.length <= COPY_PAYLOAD_BYTES) {
     scratch.raw(payload);
-    const frame = scratch.bytes.subarray(0, scratch.pos);
+    const frame = new Uint8Array(scratch.bytes.buffer, 0, scratch.pos); // cheaper than subarray
     if (gathered) connection.sendGathered(frame);
     else connection.send(frame);
     return;

@@ -26,6 +26,7 @@ import type {
   WorkerHandle,
 } from "./net_backend.ts";
 import { fsyncDir } from "./_durable_file.ts";
+import type { HostTimer } from "../timer_queue.ts";
 
 const READ_BUFFER_BYTES = 64 * 1024;
 
@@ -538,8 +539,22 @@ const denoProcess: ProcessBackend = {
  * const loop = new EventLoop({ backend: denoBackend }); // what defaultBackend() picks on Deno
  * ```
  */
+// Deno's setTimeout returns a number, which has no ref/unref: Deno.refTimer/unrefTimer take it. With them the loop
+// keeps one host timer for its deadlines through calls that each set and cancel one (a call at a time empties the
+// queue on every answer), instead of clearing and making a host timer per call (5 us here, 0.1 us to unref).
+const denoHostTimer: HostTimer = {
+  set: (callback, delayMs) => setTimeout(callback, delayMs),
+  clear: (handle) => clearTimeout(handle as number),
+  setReferenced: (handle, referenced) => {
+    if (referenced) Deno.refTimer(handle as number);
+    else Deno.unrefTimer(handle as number);
+    return true;
+  },
+};
+
 export const denoBackend: NetBackend = {
   name: "deno",
+  hostTimer: denoHostTimer,
   // SO_REUSEPORT spreads connections only on Linux; elsewhere Deno's flag does not balance.
   supportsReusePort: typeof Deno !== "undefined" && Deno.build.os === "linux",
   async listen(options: ListenOptions): Promise<RawListener> {

@@ -9,6 +9,8 @@
  * @module
  */
 
+import type { HostTimer } from "../timer_queue.ts";
+
 /**
  * A network endpoint as a runtime reports it. IPv6 hostnames are bare (`::1`, not `[::1]`).
  *
@@ -565,6 +567,11 @@ export interface NetBackend {
   readonly name: "deno" | "node" | "bun";
   /** Whether `listen({ reusePort: true })` works here (Linux Deno with --unstable-net; Node >= 22.12; Bun). */
   readonly supportsReusePort: boolean;
+  /**
+   * The runtime's timer for the loop's TimerQueue, where the global `setTimeout` cannot be unreferenced through
+   * its handle (Deno's is a number: `Deno.unrefTimer` does it). Without it the loop uses the globals.
+   */
+  readonly hostTimer?: HostTimer;
   /** Open a listening TCP socket. */
   listen(options: ListenOptions): Promise<RawListener>;
   /** Connect a TCP socket. Rejects with the runtime's error (its `name` or `code` says ECONNREFUSED etc). */
