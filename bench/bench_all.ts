@@ -3,7 +3,8 @@
  * bench-registry with its floors, `bench` (ping-pong) and `bench-threads`, each run as a child process whose
  * table (JSON where the bench has `--json`) is collected and printed here side by side, every point a median of
  * several runs with their spread, and the ratios. Ends with the targets of issue 21 read off the figures.
- * Takes about 8 minutes on 2 cores; `--quick` about 3 (shorter runs, fewer points).
+ * Takes 6 to 10 minutes on 2 cores (more when the machine is busy: client start-up is a good share); `--quick`
+ * about half (bench-rpc at 64 B, c1 and c64 only; shorter runs).
  *
  *   deno task bench-all [--quick] [--only rpc,registry,pingpong,threads] [--runtimes deno,node,bun]
  */
@@ -65,7 +66,7 @@ const sections: string[][] = [];
 if (only.has("rpc")) {
   const args = quick
     ? ["--seconds", "1", "--runs", "3", "--conc", "1,64", "--sizes", "64"]
-    : ["--seconds", "1.5", "--runs", "3"];
+    : ["--seconds", "1", "--runs", "3"];
   const rpc = lastJson<{ seconds: number; runs: number; pinned: boolean; points: RpcPoint[] }>(
     await bench("rpc_echo.ts", [...args, "--runtimes", values.runtimes, "--json"]),
   );
@@ -84,7 +85,7 @@ if (only.has("registry")) {
 }
 
 if (only.has("pingpong")) {
-  const args = quick ? ["--seconds", "1", "--rounds", "3"] : ["--seconds", "2", "--rounds", "3"];
+  const args = quick ? ["--seconds", "1", "--rounds", "3", "--conns", "1,64"] : ["--seconds", "1.5", "--rounds", "3"];
   const pingpong = lastJson<
     { block: number; seconds: number; points: { conns: number; raw: number[]; reactor: number[] }[] }
   >(
@@ -110,7 +111,7 @@ if (only.has("pingpong")) {
 }
 
 if (only.has("threads")) {
-  const args = quick ? ["--seconds", "1", "--runs", "3"] : ["--seconds", "2", "--runs", "3"];
+  const args = quick ? ["--seconds", "1", "--runs", "3"] : ["--seconds", "1.5", "--runs", "3"];
   interface ThreadsRun {
     qps: number;
     p50: number;
