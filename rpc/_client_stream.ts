@@ -189,7 +189,7 @@ export class ClientStream implements TransportCall {
       return;
     }
     if (!inbox.push(payload)) {
-      this.#protocolError(`a message of ${messageCost(payload.length)} bytes with only ${inbox.granted} granted`);
+      this.#protocolError(`a message of ${messageCost(payload.length)} bytes with ${inbox.creditHeld}`);
     }
   }
 
@@ -331,7 +331,7 @@ export class ClientStream implements TransportCall {
             cause: error,
           });
         }
-        const credit = this.#credit.take(messageCost(payload.length), `a request message of ${this.method}`);
+        const credit = this.#credit.take(messageCost(payload.length));
         if (credit !== undefined) await credit;
         const connection = this.#connection;
         if (this.#done || connection === undefined) break;

@@ -158,8 +158,8 @@ export class ServerStream implements CallContext, CallAnswer {
       this.abort(
         new RpcError(
           RpcCode.RESOURCE_EXHAUSTED,
-          `Flow control broken on ${this.method}: a message of ${messageCost(payload.length)} bytes with only ` +
-            `${this.#inbox!.granted} bytes of credit granted`,
+          `Flow control broken on ${this.method}: a message of ${messageCost(payload.length)} bytes with ` +
+            this.#inbox!.creditHeld,
         ),
       );
       return;
@@ -252,7 +252,7 @@ export class ServerStream implements CallContext, CallAnswer {
         cause: error,
       });
     }
-    const credit = this.#credit.take(messageCost(payload.length), `a response message of ${this.method}`);
+    const credit = this.#credit.take(messageCost(payload.length));
     if (credit !== undefined) await credit;
     if (this.#settled) return;
     if (!this.#headersSent) {

@@ -3,7 +3,7 @@
  * sender's credit ({@linkcode SendCredit}), which a writer awaits, and the receiver's inbox
  * ({@linkcode MessageInbox}), which holds what arrived until the application takes it and grants credit back as
  * it does. A message costs its payload's length plus {@linkcode MESSAGE_OVERHEAD_BYTES}, so empty messages are not
- * free and a receiver never holds more than its window.
+ * free, and a receiver holds at most its window, or one message when that message alone is larger.
  *
  * @module
  */
@@ -25,7 +25,7 @@ export function messageCost(payloadLength: number): number {
 export class SendCredit {
   /** Bytes the peer lets it send now. */
   credit: number;
-  /** The peer's whole window, once known (a message that costs more can never be sent). */
+  /** The peer's whole window, once known (0 until then). */
   window: number;
   #waiting: { cost: number; resolve: () => void; reject: (error: RpcError) => void } | undefined;
   #failure: RpcError | undefined;
@@ -45,7 +45,7 @@ export class SendCredit {
     if (this.window === 0) this.window = bytes;
     this.credit += bytes;
     const waiting = this.#waiting;
-    if (waiting !== undefined && waiting.cost <= this.credit) {
+    if (waiting !== undefined && this.#fits(waiting.cost)) {
       this.#waiting = undefined;
       this.credit -= waiting.cost;
       waiting.resolve();
@@ -55,18 +55,13 @@ export class SendCredit {
 
   /**
    * Take `cost` bytes of credit: at once when it fits (returns undefined, no promise made), else a promise that
-   * resolves once the peer granted enough. Throws RESOURCE_EXHAUSTED when `cost` exceeds the peer's whole window.
+   * resolves once the peer granted enough. A message that costs more than the peer's whole window fits once the
+   * sender holds the whole window (all it sent was read): it then takes the credit below zero, and nothing else is
+   * sent until the peer read it and granted its cost back.
    */
-  take(cost: number, what: string): Promise<void> | undefined {
+  take(cost: number): Promise<void> | undefined {
     if (this.#failure !== undefined) throw this.#failure;
-    if (this.window > 0 && cost > this.window) {
-      throw new RpcError(
-        RpcCode.RESOURCE_EXHAUSTED,
-        `Cannot send ${what}: its ${cost} bytes (payload + ${MESSAGE_OVERHEAD_BYTES}) exceed the receiver's stream ` +
-          `window of ${this.window} bytes`,
-      );
-    }
-    if (this.#waiting === undefined && cost <= this.credit) {
+    if (this.#waiting === undefined && this.#fits(cost)) {
       this.credit -= cost;
       return undefined;
     }
@@ -85,6 +80,12 @@ export class SendCredit {
   /** Whether a writer waits for credit. */
   get waiting(): boolean {
     return this.#waiting !== undefined;
+  }
+
+  // A window bounds what a receiver holds, not how large one message may be (the frame limit does that): a message
+  // larger than the window goes alone, when the receiver holds nothing of this stream's.
+  #fits(cost: number): boolean {
+    return cost <= this.credit || this.window > 0 && cost > this.window && this.credit >= this.window;
   }
 }
 
@@ -131,19 +132,27 @@ export class MessageInbox<T> implements AsyncIterable<T> {
     return this.#queue.length - this.#head;
   }
 
+  /** The credit the peer held, in words, for the error when it sent past it. */
+  get creditHeld(): string {
+    return this.granted < 0
+      ? "no credit (a message larger than the window is still unread)"
+      : `only ${this.granted} bytes of credit granted`;
+  }
+
   /** Whether the stream ended or failed (nothing more will be pushed). */
   get closed(): boolean {
     return this.#ended || this.#failure !== undefined;
   }
 
   /**
-   * A message arrived (a view: copied here). Returns false when it costs more than the credit the peer held: it
-   * broke flow control, and the message is dropped (the caller ends the stream).
+   * A message arrived (a view: copied here). Returns false when it costs more than the credit the peer held, unless
+   * the peer held the whole window (a message larger than the window comes alone): it broke flow control, and the
+   * message is dropped (the caller ends the stream).
    */
   push(payload: Uint8Array): boolean {
     if (this.closed) return true; // crossed the end on the wire
     const cost = messageCost(payload.length);
-    if (cost > this.granted) return false;
+    if (cost > this.granted && this.granted < this.window) return false;
     this.granted -= cost;
     const copy = copyBytes(payload); // from a shared slab: a new ArrayBuffer per message cost more than the rest
     const reader = this.#reader;

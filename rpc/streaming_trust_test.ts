@@ -233,7 +233,7 @@ Deno.test("Hostile stream frames: a kind that does not match the method is UNIMP
   });
 });
 
-Deno.test("Hostile stream frames: messages past the credit granted, or one larger than the window, are RESOURCE_EXHAUSTED", async () => {
+Deno.test("Hostile stream frames: messages past the credit granted are RESOURCE_EXHAUSTED; one larger than the window only comes alone", async () => {
   await underAttack(async ({ raw: connect, counters }) => {
     const raw = await connect();
     // A handler that never reads: 15 messages of 4096 bytes (4112 each) fit the 65536-byte window, the 16th not.
@@ -249,22 +249,33 @@ Deno.test("Hostile stream frames: messages past the credit granted, or one large
     let end = await raw.endOf(1);
     assert.equal(end.status, RpcCode.RESOURCE_EXHAUSTED);
     assert.match(end.errorMessage, /4112 bytes with only 3856 bytes of credit/);
-    // One message that costs exactly the window is fine; one byte more never fits.
+    // One message that costs exactly the window is fine; one larger comes alone, while the peer holds the whole
+    // window, and nothing more before the handler read it; one larger sent with credit in use breaks the rules.
     const exact = msg({ blob: new Uint8Array(65_516) });
     assert.equal(exact.length, 65_536 - 16);
+    const larger = new Uint8Array(65_536 - 15);
     await raw.send(
       open(3, "Upload", StreamKind.CLIENT),
       { message: { callId: 3, payload: exact } },
       { halfClose: { callId: 3 } },
       open(4, "Chat", StreamKind.BIDI, { metadata: { mode: "hold" } }),
-      { message: { callId: 4, payload: new Uint8Array(65_536 - 15) } },
+      { message: { callId: 4, payload: larger } },
+      open(6, "Chat", StreamKind.BIDI, { metadata: { mode: "hold" } }),
+      { message: { callId: 6, payload: new Uint8Array(84) } },
+      { message: { callId: 6, payload: larger } },
     );
     end = await raw.endOf(3);
     assert.equal(end.status, 0, end.errorMessage);
     assert.equal(MSG.decode(end.payload).toJSON().n, 1, "the message costing the whole window was taken");
+    end = await raw.endOf(6);
+    assert.equal(end.status, RpcCode.RESOURCE_EXHAUSTED);
+    assert.match(end.errorMessage, /65537 bytes with only 65436 bytes of credit granted/);
+    await raw.alive(7);
+    assert.equal(raw.framesOf(4, FrameKind.RESPONSE).length, 0, "the larger message alone keeps the rules");
+    await raw.send({ message: { callId: 4, payload: new Uint8Array(0) } });
     end = await raw.endOf(4);
     assert.equal(end.status, RpcCode.RESOURCE_EXHAUSTED);
-    assert.match(end.errorMessage, /65537 bytes with only 65536/);
+    assert.match(end.errorMessage, /16 bytes with no credit \(a message larger than the window is still unread\)/);
     await raw.alive(5);
     await eventually(() => counters.running === 0, "no hostile stream left open");
   });
@@ -335,16 +346,22 @@ Deno.test("Hostile stream frames: a request with the id of an open stream is a p
   });
 });
 
-Deno.test("Hostile stream frames: a window smaller than one message ends the stream RESOURCE_EXHAUSTED, naming both sizes", async () => {
+Deno.test("A caller's window smaller than one message: each message comes alone, the next once its credit is back", async () => {
   await underAttack(async ({ raw: connect, counters }) => {
     const raw = await connect();
     await raw.send(open(1, "Watch", StreamKind.SERVER, { payload: msg({ text: "flood", n: 4096 }), window: 100 }));
-    const end = await raw.endOf(1);
-    assert.equal(end.status, RpcCode.RESOURCE_EXHAUSTED);
-    assert.match(end.errorMessage, /its 4115 bytes \(payload \+ 16\) exceed the receiver's stream window of 100 bytes/);
-    assert.equal(raw.framesOf(1, FrameKind.MESSAGE).length, 0);
+    const first = await raw.waitFor((f) => f.kind === FrameKind.MESSAGE && f.callId === 1);
+    assert.ok(first !== null, "the first message, larger than the window, is sent alone");
+    const cost = first.payload.length + 16;
+    assert.ok(cost > 100, `a message of ${cost} bytes`);
     await raw.alive(2);
-    await eventually(() => counters.running === 0, "no hostile stream left open");
+    assert.equal(raw.framesOf(1, FrameKind.MESSAGE).length, 1, "nothing more until the caller read it");
+    await raw.send({ credit: { callId: 1, bytes: cost } });
+    assert.ok(await raw.waitFor((f) => f.kind === FrameKind.MESSAGE && f.callId === 1, 5000, raw.frames.length));
+    await raw.alive(3);
+    assert.equal(raw.framesOf(1, FrameKind.MESSAGE).length, 2, "one more per credit of a whole message");
+    await raw.send({ cancel: { callId: 1 } });
+    await eventually(() => counters.running === 0, "no stream left open");
   });
 });
 
@@ -535,7 +552,7 @@ Deno.test("A provider that breaks a stream's rules: the caller fails that stream
       assert.ok(cancel !== null, `${key} was cancelled`);
     }
     // What the flooded stream's loop had not taken is dropped: its next step throws.
-    await assert.rejects(flooded.next(), internal(/a message of 4112 bytes with only \d+ granted/));
+    await assert.rejects(flooded.next(), internal(/a message of 4112 bytes with only \d+ bytes of credit granted/));
     internal(/past 2\^31 - 1/)(await overCredited);
     internal(/a message on a client stream/)(await upload);
     assert.deepEqual(await fine, [0, 1], "the stream that kept the rules went on");

@@ -212,7 +212,7 @@ export class ConnectHandler {
         call = request.open(await readOneMessage(request.envelopes(false, timeoutMs), read), timeoutMs);
       } else {
         call = request.open(EMPTY_BYTES, timeoutMs);
-        void uploadMessages(call, request.envelopes(false), read, request.windowBytes);
+        void uploadMessages(call, request.envelopes(false), read);
       }
       answer = await relayMessages(call, response, frame, () => request.prepareHead());
       if (answer.status === 0 && request.kind === MethodKind.CLIENT_STREAMING) last = await frame(answer.payload);

@@ -15,6 +15,7 @@
 
 import type { EventLoop } from "../../reactor/event_loop.ts";
 import { withoutTransportKeys } from "../_server_call.ts";
+import { SendCredit } from "../_stream_flow.ts";
 import { RpcCode, RpcError } from "../rpc_error.ts";
 import type {
   CallAnswer,
@@ -115,8 +116,8 @@ export class GatewayCall implements ServerConnection {
   #reader: ((event: GatewayEvent) => void) | undefined;
   #ended = false;
   #released = false;
-  #credit = 0;
-  #creditWaiter: { cost: number; resolve: (granted: boolean) => void } | undefined;
+  // The provider's credit for the client's messages; its window is its first grant.
+  readonly #credit = new SendCredit(0);
 
   /** A call from `peer` for `provider`, on `loop`; nothing happens until {@linkcode GatewayCall.start}. */
   constructor(loop: EventLoop, peer: string, provider: ServerTransportHandler) {
@@ -174,12 +175,8 @@ export class GatewayCall implements ServerConnection {
    */
   reserve(cost: number): Promise<boolean> {
     if (this.#ended) return Promise.resolve(false);
-    if (this.#creditWaiter === undefined && cost <= this.#credit) {
-      this.#credit -= cost;
-      return Promise.resolve(true);
-    }
-    if (this.#creditWaiter !== undefined) return Promise.reject(new TypeError("Cannot reserve credit twice at once"));
-    return new Promise((resolve) => this.#creditWaiter = { cost, resolve });
+    const taken = this.#credit.take(cost);
+    return taken === undefined ? Promise.resolve(true) : taken.then(() => true, () => false);
   }
 
   /** Hand the provider one client message (binary; copied there). Reserve its credit first. */
@@ -250,12 +247,8 @@ export class GatewayCall implements ServerConnection {
 
   /** From the provider: credit for the client's messages. */
   sendCredit(_callId: number, bytes: number): void {
-    this.#credit += bytes;
-    const waiter = this.#creditWaiter;
-    if (waiter !== undefined && waiter.cost <= this.#credit) {
-      this.#creditWaiter = undefined;
-      this.#credit -= waiter.cost;
-      waiter.resolve(true);
+    if (!this.#credit.grant(bytes)) {
+      this.fail(new RpcError(RpcCode.INTERNAL, "The provider granted credit past 2^31 - 1"));
     }
   }
 
@@ -279,9 +272,7 @@ export class GatewayCall implements ServerConnection {
 
   #end(status: number, message: string, metadata: Readonly<Record<string, string>>, payload: Uint8Array): void {
     this.#ended = true;
-    const waiter = this.#creditWaiter;
-    this.#creditWaiter = undefined;
-    waiter?.resolve(false);
+    this.#credit.fail(new RpcError(RpcCode.CANCELLED, "The call ended"));
     this.#push({ kind: "end", answer: { status, message, metadata, payload } });
   }
 

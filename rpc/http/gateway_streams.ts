@@ -122,26 +122,18 @@ export async function relayMessages(
 /**
  * Hand the client's messages to the provider as its credit allows (`read` makes each one's binary message), then
  * half-close. Stops reading once the call ended (the provider answered before the client finished); fails the
- * call with the error when the body breaks the rules (a message over the stream's window `windowBytes` included:
- * the provider could never take it).
+ * call with the error when the body breaks the rules. A message larger than the provider's window waits until the
+ * provider read all before it, as on the native port; the receive limit bounds its size.
  */
 export async function uploadMessages(
   call: GatewayCall,
   envelopes: AsyncIterable<Envelope>,
   read: ReadEnvelope,
-  windowBytes: number,
 ): Promise<void> {
   try {
     for await (const envelope of envelopes) {
       const payload = await read(envelope);
-      const cost = messageCost(payload.length);
-      if (cost > windowBytes) {
-        throw new RpcError(
-          RpcCode.RESOURCE_EXHAUSTED,
-          `A request message of ${payload.length} bytes does not fit the stream's window of ${windowBytes} bytes`,
-        );
-      }
-      if (!(await call.reserve(cost))) return;
+      if (!(await call.reserve(messageCost(payload.length)))) return;
       call.send(payload);
     }
     call.halfClose();

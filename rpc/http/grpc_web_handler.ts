@@ -108,7 +108,7 @@ export class GrpcWebHandler {
         let call: GatewayCall;
         if (request.kind === MethodKind.CLIENT_STREAMING) {
           call = request.open(EMPTY_BYTES, timeoutMs);
-          void uploadMessages(call, request.envelopes(type.text), read, request.windowBytes);
+          void uploadMessages(call, request.envelopes(type.text), read);
         } else {
           call = request.open(await readOneMessage(request.envelopes(type.text, timeoutMs), read), timeoutMs);
         }
