@@ -400,7 +400,7 @@ async function closedAfterAll(conn: Deno.TcpConn, timeoutMs: number): Promise<bo
 }
 
 Deno.test("Gateway stalls a server stream and a pipelining client that never read, holds bounded memory, closes both at sendTimeoutMs, counted", async () => {
-  const sendTimeoutMs = 2500;
+  const sendTimeoutMs = 3000;
   await using demo = await startProvider({ httpServer: { sendTimeoutMs } });
   const honest = new HonestClient(demo.base);
   const rssBefore = Deno.memoryUsage().rss;
@@ -435,6 +435,12 @@ Deno.test("Gateway stalls a server stream and a pipelining client that never rea
     assert.ok(pipelined < batches / 4, `${pipelined} of ${batches} batches of pipelined calls were taken`);
     assert.ok(echoes() < 200, `${echoes()} pipelined calls answered while their answers are not read`);
     assert.ok(rssGrowth < 96 * MiB, `the process grew by ${(rssGrowth / MiB).toFixed(1)} MiB`);
+    // A second later, nothing more was made or taken, and the process did not grow by more than noise.
+    const rssStalled = Deno.memoryUsage().rss;
+    await sleep(1000);
+    assert.equal(demo.record.produced, produced, "the producer is still stalled");
+    const laterGrowth = Deno.memoryUsage().rss - rssStalled;
+    assert.ok(laterGrowth < 16 * MiB, `the process grew by ${(laterGrowth / MiB).toFixed(1)} MiB while stalled`);
 
     // Neither output moves: both connections are closed at sendTimeoutMs, the stream's handler cancelled.
     await until(
