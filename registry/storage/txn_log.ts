@@ -46,16 +46,16 @@
  * - Log files of format 1 (written before seals) still load, may lack a seal, and are appended to; the roll seals
  *   them. Older versions refuse format-2 files (no downgrade).
  *
- * A snapshot is the tree at one zxid exactly: it is started when the tree holds exactly the durable records (no batch
- * on its way), and the log continues in a new file from the next zxid; the tree is then serialized a slice of a
- * few milliseconds at a time, between which the loop serves requests and applies records, copy-on-write
+ * A snapshot is the tree at one zxid exactly: it is started when the tree holds exactly the durable records (no
+ * batch on its way), and the log continues in a new file from the next zxid; the tree is then serialized a slice of
+ * a few milliseconds at a time, between which the loop serves requests and applies records, copy-on-write
  * (`server/_tree_snapshot.ts`: the bytes are the tree as it was at the start, whatever changes meanwhile). Replay
  * stays strict, since nothing in a snapshot is newer than its zxid. The snapshot is then written to `.tmp`,
- * fsynced, renamed, then the directory is fsynced. The newest two snapshots are kept, and the logs holding records after the older of them, so the repair
- * command can fall back to it when the newest is damaged. A snapshot that cannot be written is logged and removed;
- * nothing is lost, since the log still holds every change. A seal that cannot be written undoes the roll (the old
- * file is cut back, the new one removed); if that fails too, the log goes on in the new file and the next start
- * writes the seal.
+ * fsynced, renamed, then the directory is fsynced. The newest two snapshots are kept, and the logs holding records
+ * after the older of them, so the repair command can fall back to it when the newest is damaged. A snapshot that
+ * cannot be written is logged and removed; nothing is lost, since the log still holds every change. A seal that
+ * cannot be written undoes the roll (the old file is cut back, the new one removed); if that fails too, the log
+ * goes on in the new file and the next start writes the seal.
  *
  * @module
  */
