@@ -128,6 +128,21 @@ Deno.test("Seed port: a request in one-byte writes and requests joined in one wr
   const single = await exchange(r.port, [get]);
   const joined = await exchange(r.port, [Uint8Array.from([...get, ...get])]);
   assert.deepEqual(joined, Uint8Array.from([...single, ...single]));
+  // A client that half-closes after its request gets the answer; one that half-closes inside a request is counted.
+  const halfClosing = await Deno.connect({ hostname: "127.0.0.1", port: r.port });
+  await halfClosing.write(get);
+  await halfClosing.closeWrite();
+  const answer = new Uint8Array(1024);
+  assert.equal(await halfClosing.read(answer), single.length);
+  assert.deepEqual(answer.subarray(0, single.length), single);
+  halfClosing.close();
+  const garbageBefore = r.seed.stats().refused_garbage;
+  const cut = await Deno.connect({ hostname: "127.0.0.1", port: r.port });
+  await cut.write(get.subarray(0, 4));
+  await cut.closeWrite();
+  assert.equal(await cut.read(answer).catch(() => null), null);
+  cut.close();
+  await until(() => r.seed.stats().refused_garbage === garbageBefore + 1, 3000, "the cut request to be counted");
   // Bytes after the answers: nothing more is answered; counted once the connection is closed for them.
   const conn = await Deno.connect({ hostname: "127.0.0.1", port: r.port });
   await conn.write(get);

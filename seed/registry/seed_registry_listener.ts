@@ -266,6 +266,8 @@ export class SeedRegistryListener implements RegistryListener {
       connection.forceClose();
       return;
     }
+    // A client that half-closes after its request (not the seed's, but `nc -N` or a careful one) still gets answers.
+    connection.setHalfCloseCallback(() => this.#onPeerClosed(connection, state));
     state.deadline = this.#host!.loop.runAfter(this.#options.requestTimeoutMs, () => {
       state.deadline = undefined;
       if (!connection.connected) return;
@@ -273,6 +275,16 @@ export class SeedRegistryListener implements RegistryListener {
       if (!state.finished || state.queued > 0) this.#stats.refused_timeout++;
       connection.forceClose();
     });
+  }
+
+  #onPeerClosed(connection: TcpConnection, state: SeedConnection): void {
+    if (state.queued > 0) return; // answered, then shut down (and so closed) when the last answer is sent
+    if (!state.finished && connection.inputBuffer.readableBytes > 0) {
+      this.#stats.refused_garbage++;
+      getLogger().debug(`RegistryServer: seed connection ${connection.name} ended inside a request`);
+    }
+    state.finished = true;
+    connection.forceClose();
   }
 
   #onClosed(connection: TcpConnection): void {
