@@ -260,7 +260,7 @@ Deno.test("Seed port: 10,000 idle connections are refused or closed at the deadl
     assert.equal(opened, target);
     assert.ok(answered >= 10, `${answered} rounds`);
     // The flood's 10,000 connects run on this same thread as the honest client and the server (0.5-1.5 s worst
-    // rounds seen on a shared 2-core machine); a server that stalled on the flood would take the whole 3 s deadline.
+    // rounds seen on a shared 2-core machine); a server whose loop stalled on the flood would pass 3 s.
     assert.ok(worst < 3000, `worst round ${worst.toFixed(0)} ms`);
     // After the flood an honest seed client is served again.
     const client = new SeedSrcClient();
