@@ -528,17 +528,6 @@ const denoProcess: ProcessBackend = {
   },
 };
 
-/**
- * The Deno runtime as a {@linkcode NetBackend}.
- *
- * @example
- * ```ts
- * import { EventLoop } from "../event_loop.ts";
- * import { denoBackend } from "./deno.ts";
- *
- * const loop = new EventLoop({ backend: denoBackend }); // what defaultBackend() picks on Deno
- * ```
- */
 // Deno's setTimeout returns a number, which has no ref/unref: Deno.refTimer/unrefTimer take it. With them the loop
 // keeps one host timer for its deadlines through calls that each set and cancel one (a call at a time empties the
 // queue on every answer), instead of clearing and making a host timer per call (5 us here, 0.1 us to unref).
@@ -552,6 +541,17 @@ const denoHostTimer: HostTimer = {
   },
 };
 
+/**
+ * The Deno runtime as a {@linkcode NetBackend}.
+ *
+ * @example
+ * ```ts
+ * import { EventLoop } from "../event_loop.ts";
+ * import { denoBackend } from "./deno.ts";
+ *
+ * const loop = new EventLoop({ backend: denoBackend }); // what defaultBackend() picks on Deno
+ * ```
+ */
 export const denoBackend: NetBackend = {
   name: "deno",
   hostTimer: denoHostTimer,
