@@ -96,8 +96,8 @@ async function runClient(stack: Stack, server: ReadyProcess, conc: number, size:
   pinned &&= await pinMainThread(child.pid, 0);
   const output = await child.output();
   const line = new TextDecoder().decode(output.stdout).trim().split("\n").pop()!;
-  const run = JSON.parse(line) as Omit<Run, "serverCpuUs">;
-  const calls = run.qps * Number(values.seconds) + 200; // the measured calls and the warm-up's
+  const run = JSON.parse(line) as Omit<Run, "serverCpuUs"> & { warmupCalls: number };
+  const calls = run.qps * Number(values.seconds) + run.warmupCalls; // the server served both
   return { ...run, serverCpuUs: (await cpuTimeUs(server.pid) - serverCpuBefore) / calls };
 }
 
