@@ -10,6 +10,7 @@
 import protobuf from "protobufjs";
 import { RpcCode } from "../rpc_error.ts";
 import { toBase64 } from "./grpc_web_protocol.ts";
+import { HttpHeaders } from "./http_headers.ts";
 
 /** Connect's name of each status code (gRPC's names in lower snake case; CANCELLED is spelled `canceled`). */
 export const CONNECT_CODE_NAMES: Readonly<Record<number, string>> = Object.freeze({
@@ -300,15 +301,18 @@ const PROTOCOL_HEADERS = new Set([
  */
 export function metadataFromHeaders(headers: Iterable<readonly [string, string]>): Record<string, string> {
   const metadata: Record<string, string> = {};
-  for (const [rawName, value] of headers) {
+  const add = (value: string, rawName: string) => {
     const name = rawName.toLowerCase();
-    if (PROTOCOL_HEADERS.has(name) || name.startsWith(":") || name.startsWith("dwt-")) continue;
+    if (PROTOCOL_HEADERS.has(name) || name.startsWith(":") || name.startsWith("dwt-")) return;
     if (name === "__proto__") {
       Object.defineProperty(metadata, name, { value, enumerable: true, writable: true });
-      continue;
+      return;
     }
     metadata[name] = Object.hasOwn(metadata, name) ? `${metadata[name]}, ${value}` : value;
-  }
+  };
+  // Every request's fields: walked without an iterator when they are an HttpHeaders.
+  if (headers instanceof HttpHeaders) headers.forEach(add);
+  else for (const [name, value] of headers) add(value, name);
   return metadata;
 }
 

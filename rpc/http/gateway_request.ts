@@ -337,6 +337,7 @@ export class GatewayRequest {
 
   // The body's reading stops when the deadline passes (the body is abandoned, so its iteration ends).
   #watchDeadline(timeoutMs: number): { readonly expired: boolean; stop(): void } {
+    if (timeoutMs <= 0) return NO_DEADLINE;
     const loop = this.#context.loop;
     let timer: TimerId | undefined;
     const watch = {
@@ -346,13 +347,11 @@ export class GatewayRequest {
         timer = undefined;
       },
     };
-    if (timeoutMs > 0) {
-      timer = loop.runAt(this.receiveTimeMs + timeoutMs, () => {
-        timer = undefined;
-        watch.expired = true;
-        this.http.body.abandon();
-      });
-    }
+    timer = loop.runAt(this.receiveTimeMs + timeoutMs, () => {
+      timer = undefined;
+      watch.expired = true;
+      this.http.body.abandon();
+    });
     return watch;
   }
 
@@ -375,6 +374,9 @@ export class GatewayRequest {
     };
   }
 }
+
+// The watch of a body read without a deadline (most calls): nothing to stop, never expired.
+const NO_DEADLINE: { readonly expired: boolean; stop(): void } = Object.freeze({ expired: false, stop: () => {} });
 
 function deadlineError(timeoutMs: number): RpcError {
   return new RpcError(RpcCode.DEADLINE_EXCEEDED, `The deadline of ${timeoutMs} ms passed while the request arrived`);

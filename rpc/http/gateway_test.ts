@@ -107,6 +107,12 @@ Deno.test("GatewayTransport refuses what is not a call it serves, each with its 
   assert.equal(unknown.status, 404);
   assert.equal(JSON.parse(unknown.body).code, "unimplemented");
   assert.equal((await call("/no/such/path/here", post(json))).status, 404);
+  // Paths that are not exactly /<service>/<method> (the route is parsed by index: its edges).
+  for (const path of ["/test.gateway.Demo", "/test.gateway.Demo/", "//Echo", "/test.gateway.Demo/Echo/", "/"]) {
+    const answer = await call(path, post(json));
+    assert.equal(answer.status, 404, path);
+    assert.match(answer.body, /^No service method at /, path);
+  }
   assert.equal((await call(ECHO, { method: "GET" })).status, 405, "GET only for NO_SIDE_EFFECTS methods");
   assert.equal((await call(ECHO, { method: "DELETE" })).status, 405);
   const jpeg = await call(ECHO, post({ "content-type": "image/jpeg" }));

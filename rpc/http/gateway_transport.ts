@@ -262,12 +262,12 @@ export class GatewayTransport implements ServerTransport, GatewayContext {
     }
     if (http.method === "OPTIONS") return await plain(response, 204, undefined, { allow: "GET, POST, OPTIONS" });
     if (http.path === FILE_DESCRIPTOR_SET_PATH) return await this.#download(http, response);
-    const route = /^\/([^/]+)\/([^/]+)$/.exec(http.path);
-    if (route === null) return await plain(response, 404, `No service method at ${printable(http.path)}`);
+    const route = serviceMethod(http.path);
+    if (route === undefined) return await plain(response, 404, `No service method at ${printable(http.path)}`);
     if (http.method !== "POST" && http.method !== "GET") {
       return await plain(response, 405, `${http.method} is not served here`, { allow: "POST, GET" });
     }
-    const request = new GatewayRequest(this, http, response, { service: route[1]!, method: route[2]! });
+    const request = new GatewayRequest(this, http, response, route);
     try {
       const grpcWeb = http.method === "POST" ? parseGrpcWebContentType(http.headers.get("content-type")) : undefined;
       if (grpcWeb !== undefined) await this.#grpcWeb.serve(request, grpcWeb);
@@ -326,6 +326,15 @@ async function plain(
   if (text !== undefined) response.headers.set("content-type", "text/plain; charset=utf-8");
   response.writeHead(status);
   await response.end(text === undefined ? undefined : `${text}\n`);
+}
+
+// `/<service>/<method>`, both non-empty and free of `/` (what /^\/([^/]+)\/([^/]+)$/ matches), or undefined;
+// by index, not a regular expression: it runs for every request.
+function serviceMethod(path: string): { service: string; method: string } | undefined {
+  const slash = path.indexOf("/", 1);
+  if (path.charCodeAt(0) !== 0x2f || slash <= 1 || slash === path.length - 1) return undefined;
+  if (path.indexOf("/", slash + 1) >= 0) return undefined;
+  return { service: path.slice(1, slash), method: path.slice(slash + 1) };
 }
 
 function printable(text: string): string {

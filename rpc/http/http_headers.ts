@@ -105,6 +105,16 @@ export class HttpHeaders implements Iterable<[string, string]> {
     return found;
   }
 
+  /**
+   * Call `callback` with each field's value and name, in order (as `Headers.forEach` does): no iterator and no
+   * pair array per field, for the code that reads every request's and response's fields.
+   */
+  forEach(callback: (value: string, name: string) => void): void {
+    const names = this.#names;
+    const values = this.#values;
+    for (let i = 0; i < names.length; i++) callback(values[i] as string, names[i] as string);
+  }
+
   /** The `[name, value]` pairs in order. */
   *entries(): IterableIterator<[string, string]> {
     for (let i = 0; i < this.#names.length; i++) yield [this.#names[i] as string, this.#values[i] as string];
