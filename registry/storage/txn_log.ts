@@ -106,6 +106,9 @@ export interface TxnLogOptions extends DataTreeOptions {
 }
 
 const FILE_MODE = 0o600;
+// Batches on their way to the disk at once: a second one is written and synced while the first syncs, so a write
+// that comes during a sync waits for one sync, not for the rest of that one and then its own.
+const MAX_BATCHES_IN_FLIGHT = 2;
 // The longest a snapshot holds the loop at a time (serializing nodes, or checking its bytes' CRC).
 const SNAPSHOT_SLICE_MS = 2;
 const DIR_MODE = 0o700;
@@ -159,6 +162,11 @@ export class TxnLog {
   #durableZxid: bigint;
   #nextZxid: bigint;
   #flushing: Promise<void> | undefined;
+  /** Batches written and not yet settled, oldest first. */
+  #batches: WrittenBatch[] = [];
+  #topUpQueued = false;
+  /** While a failed batch is cut back or the log rolls over, nothing new goes to the file. */
+  #holding = false;
   #snapshotting: Promise<void> | undefined;
   #sinceSnapshot = 0;
   #readOnlyReason: string | undefined;
@@ -352,7 +360,16 @@ export class TxnLog {
     this.#pendingDone.push(done);
     this.#pendingBytes += bytes.length;
     this.#nextZxid++;
-    this.#flushing ??= this.#flushLoop();
+    if (this.#flushing === undefined) {
+      this.#flushing = this.#flushLoop();
+    } else if (!this.#topUpQueued && this.#batches.length < MAX_BATCHES_IN_FLIGHT) {
+      // Once this task's appends are all queued (a read's worth of requests), so they go as one batch.
+      this.#topUpQueued = true;
+      queueMicrotask(() => {
+        this.#topUpQueued = false;
+        this.#topUp();
+      });
+    }
   }
 
   /** Write what is queued (and a snapshot being written), then close. Appends after this call fail. */
@@ -370,31 +387,68 @@ export class TxnLog {
 
   async #flushLoop(): Promise<void> {
     try {
-      let batch = this.#writeBatch();
-      while (batch !== undefined) {
+      this.#writeNext();
+      while (this.#batches.length > 0) {
+        const batch = this.#batches[0]!;
         const failure = await batch.synced;
         if (failure !== undefined) {
-          await this.#failBatch(batch.dones, failure.cause);
-          batch = this.#writeBatch();
+          this.#holding = true;
+          try {
+            // The batches written after it hold records validated against it: they fail with it, once settled (the
+            // file is cut back past them).
+            const later = this.#batches.slice(1);
+            for (const written of later) await written.synced;
+            this.#batches = [];
+            await this.#failBatch(batch.dones.concat(...later.map((written) => written.dones)), failure.cause);
+          } finally {
+            this.#holding = false;
+          }
+          this.#writeNext();
           continue;
         }
+        this.#batches.shift();
         this.#fileSize += batch.bytes;
         this.#durableZxid += BigInt(batch.dones.length);
         this.#syncs++;
         this.#sinceSnapshot += batch.dones.length;
         // The tree holds exactly the durable records once these callbacks have run: the one moment a snapshot may
-        // serialize it, and the log may roll to a new file, so nothing else may be on its way to the disk then.
-        const snapshotDue = this.#sinceSnapshot >= this.#snapshotEveryTxns && this.#snapshotting === undefined;
+        // be taken, and the log may roll to a new file, so nothing else may be on its way to the disk then (#topUp
+        // writes no batch past the one that makes a snapshot due).
+        const snapshotDue = this.#sinceSnapshot >= this.#snapshotEveryTxns && this.#snapshotting === undefined &&
+          this.#batches.length === 0;
         // Otherwise the next batch goes to the disk before this one's callbacks apply and answer it: the disk
         // syncs while the loop works, instead of idling through every reply.
-        const next = snapshotDue ? undefined : this.#writeBatch();
+        if (!snapshotDue) this.#topUp();
         for (const done of batch.dones) this.#call(done, undefined);
-        if (snapshotDue) await this.#startSnapshot();
-        batch = next ?? this.#writeBatch();
+        if (snapshotDue) {
+          this.#holding = true;
+          try {
+            await this.#startSnapshot();
+          } finally {
+            this.#holding = false;
+          }
+        }
+        this.#topUp();
       }
     } finally {
       this.#flushing = undefined;
     }
+  }
+
+  /** Write what is queued as a batch if fewer than the most are in flight and no snapshot would start behind it. */
+  #topUp(): void {
+    if (this.#holding || this.#flushing === undefined || this.#batches.length >= MAX_BATCHES_IN_FLIGHT) return;
+    let records = this.#sinceSnapshot;
+    for (const written of this.#batches) records += written.dones.length;
+    // A batch in flight makes a snapshot due: the next must wait until the snapshot has started.
+    if (this.#batches.length > 0 && records >= this.#snapshotEveryTxns) return;
+    this.#writeNext();
+  }
+
+  #writeNext(): void {
+    if (this.#holding || this.#batches.length >= MAX_BATCHES_IN_FLIGHT) return;
+    const batch = this.#writeBatch();
+    if (batch !== undefined) this.#batches.push(batch);
   }
 
   /** Write every queued record as one batch (one fdatasync), or return `undefined` when none is queued. */
