@@ -108,7 +108,7 @@ Deno.test("Seed port: short messages, garbage and huge lengths get a clean close
   await honest;
   assert.deepEqual((await r.native.children("/")).length, 20);
   assert.match(
-    await (await import("../../registry/server/registry_status.ts")).registryMetrics(r.server),
+    registryMetrics(r.server),
     /dwt_registry_listener_events_total\{listener="seed",event="refused_garbage"\} 4/,
   );
 });
