@@ -16,6 +16,7 @@
  */
 
 import type { ClientFrame, ServerFrame, WireStat } from "../../registry/_codec.ts";
+import { validatePath } from "../../registry/path.ts";
 import { RegistryErrorCode } from "../../registry/registry_error.ts";
 import type { RegistryListenerHost } from "../../registry/server/registry_listener.ts";
 import {
@@ -132,7 +133,14 @@ function seedPath(raw: Uint8Array): string | undefined {
   }
   if (!path.startsWith("/")) return undefined;
   // The seed tolerates one trailing slash.
-  return path.length > 1 && path.endsWith("/") ? path.slice(0, -1) : path;
+  const trimmed = path.length > 1 && path.endsWith("/") ? path.slice(0, -1) : path;
+  // The native rules (any length here: the server's own limit answers with its text), so that a BAD_ARGUMENTS
+  // answer later is about something else, such as data past the server's maxDataBytes, and says so.
+  try {
+    return validatePath(trimmed, Number.MAX_SAFE_INTEGER);
+  } catch {
+    return undefined;
+  }
 }
 
 function nodeState(stat: WireStat): SeedNodeResponse["state"] {
@@ -157,8 +165,6 @@ function outcome(reply: ServerFrame, op: string): SeedNodeResponse {
 /** The seed's text for a native error where it has one; the native code and message otherwise. */
 export function seedErrorText(code: number, message: string, op: string): string {
   switch (code) {
-    case RegistryErrorCode.BAD_ARGUMENTS:
-      return "path error";
     case RegistryErrorCode.NO_NODE:
       return op === "create" ? "path not exists" : "node not exists";
     case RegistryErrorCode.NODE_EXISTS:

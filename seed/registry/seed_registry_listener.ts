@@ -9,7 +9,7 @@
  *   requests are served; each gets its raw `WrappedResponse`, and once every request read so far is answered the
  *   server half-closes (the seed kept the connection open; its clients read once and close anyway);
  * - a connection must bring a whole request within `requestTimeoutMs` of opening and close within it too; bytes
- *   that cannot start a request are answered `WrappedResponse{Error, reason}` and closed; both are counted;
+ *   that cannot start a request are answered the seed's `WrappedResponse{Error}` and closed; both are counted;
  * - sessions expire as the seed's do: `heartbeatMaxCount` periods of `heartbeatTimeoutMs` with no heartbeat
  *   (5 × 12 s); they are native sessions underneath (the native session limits, logged, restored after a restart,
  *   their ephemeral nodes deleted for everyone when they end);
@@ -107,7 +107,7 @@ export interface SeedRegistryStats {
   refused_too_large: number;
   /** Connections refused: a request type other than Connection or Service. */
   refused_illegal_type: number;
-  /** Service requests refused: the ServiceRequest does not parse or names no operation. */
+  /** Service requests refused: the ServiceRequest does not parse, or names no operation (answered as the seed does). */
   refused_service: number;
   /** Connections closed for holding no whole request, or staying open, past requestTimeoutMs. */
   refused_timeout: number;
@@ -120,6 +120,8 @@ export interface SeedRegistryStats {
 // A seed session's secret starts with this, so the listener knows its sessions again after a restart. The secret
 // is never told to anyone: a native client cannot resume or heartbeat a seed session.
 const SECRET_MARK = new TextEncoder().encode("dwt-seed");
+// The seed's payload for a service type it does not know (Services::handle's literal "error").
+const UNKNOWN_OPERATION_PAYLOAD = new TextEncoder().encode("error");
 // Requests of one connection answered in turn; past this many waiting, the connection is not read.
 const MAX_QUEUED_REQUESTS = 64;
 
@@ -342,8 +344,9 @@ export class SeedRegistryListener implements RegistryListener {
     this.#stats[`refused_${reason}`]++;
     state.finished = true;
     getLogger().debug(`RegistryServer: seed connection ${connection.name} refused: ${detail}`);
-    // Behind the answers still owed, the seed's kind of error reply, then the close.
-    const text = reason === "illegal_type" ? "illegal request parameters" : `request parse error: ${detail}`;
+    // Behind the answers still owed, the seed's error reply word for word (the detail is logged above), then the
+    // close.
+    const text = reason === "illegal_type" ? "illegal request parameters" : "request parse error";
     state.tail = state.tail.then(() => {
       if (!connection.connected) return;
       connection.send(encodeSeedWrapped({ type: SeedMessageType.ERROR, data: new TextEncoder().encode(text) }));
@@ -365,8 +368,13 @@ export class SeedRegistryListener implements RegistryListener {
         return error("service request parse error");
       }
       if (!isSeedOperation(request.serviceType)) {
+        // The seed's answer (§2.2): a Service reply whose payload is the bytes "error", which its client parses as
+        // an empty <Op>NodeResponse (success false) and goes on; an Error reply would make it exit.
         this.#stats.refused_service++;
-        return error(`illegal service type ${request.serviceType}`);
+        return encodeSeedWrapped({
+          type: SeedMessageType.SERVICE,
+          data: encodeSeedServiceResponse({ type: request.serviceType, data: UNKNOWN_OPERATION_PAYLOAD }),
+        });
       }
       const writer = this.#isMine(request.sessionId) ? request.sessionId : undefined;
       const data = await serveSeedOperation(this.#host!, request.serviceType, request.parameters, writer);
