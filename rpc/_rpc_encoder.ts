@@ -146,7 +146,7 @@ const lengths: number[] = [];
 
 // Size of the metadata map's entries as fields of the message being written.
 function metadataSize(metadata: Record<string, string> | undefined): number {
-  lengths.length = 0;
+  if (lengths.length !== 0) lengths.length = 0; // a store to length is a slow path on JavaScriptCore (Bun)
   if (metadata === undefined) return 0;
   let size = 0;
   for (const key in metadata) {
