@@ -24,7 +24,8 @@
  *
  * Hostile input, each a clean close and a counted refusal in the provider's `limitsHit` (and `/metrics`), never
  * an exception, a hang or unbounded memory: a header length over 4096 bytes (0xFFFFFFFF too) or args over
- * `maxFrameBytes` the moment they arrive, a header that does not parse, bytes after the frame (`seed_frame`);
+ * `maxFrameBytes` the moment they arrive, a header that does not parse, bytes after the frame, a half-close inside
+ * the frame (`seed_frame`; a half-close after a whole frame still gets the answer);
  * partial frames of all connections past `maxBufferedFrameBytes` (`seed_partial_frame_bytes`); a frame not whole
  * within `handshakeTimeoutMs` (1–3 bytes, args_size beyond what is sent, one byte a second:
  * `seed_handshake_timeout`); connections past the caps (`seed_connections`, `seed_connections_per_address`; idle
@@ -201,8 +202,17 @@ export class SeedServerTransport implements ServerTransport {
     }
     connection.calls = calls;
     tcp.context = connection;
+    // A caller that half-closes after its frame (a script, `nc -N`; not the seed's) still gets its answer.
+    tcp.setHalfCloseCallback(() => this.#peerClosed(connection));
     gate.add(connection);
     this.#armSweep();
+  }
+
+  #peerClosed(connection: SeedConnection): void {
+    if (connection.state !== SeedConnectionState.READING) return; // answered, then closed once the answer is sent
+    if (connection.tcp.inputBuffer.readableBytes === 0) return connection.forceClose();
+    // 1–3 bytes then a close (the packet that crashes the seed's provider), or lengths that promise more.
+    this.#refuse(connection, "seed_frame", "the caller closed inside its frame");
   }
 
   #closed(tcp: TcpConnection): void {
