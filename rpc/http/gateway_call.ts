@@ -50,8 +50,8 @@ export interface GatewayAnswer {
 }
 
 /**
- * What the provider sent, in order: stream messages (each to be acknowledged with `written` once the gateway has
- * handed it on), then one end.
+ * What the provider sent, in order: stream messages, then one end. A message's `written` is kept for callers that
+ * acknowledge what they take; the call acknowledged it to the provider when it was queued.
  *
  * @example
  * ```ts
@@ -66,6 +66,7 @@ export type GatewayEvent =
 
 const EMPTY_BYTES = new Uint8Array(0);
 const NO_METADATA: Readonly<Record<string, string>> = Object.freeze({});
+const NOTHING = () => {};
 
 /**
  * Prefix of response metadata keys that are trailers. The handler API has one `responseMetadata` map, sent when
@@ -115,6 +116,7 @@ export class GatewayCall implements ServerConnection {
   readonly #events: GatewayEvent[] = [];
   #reader: ((event: GatewayEvent) => void) | undefined;
   #ended = false;
+  #givenUp = false;
   #released = false;
   // The provider's credit for the client's messages; its window is its first grant.
   readonly #credit = new SendCredit(0);
@@ -129,6 +131,14 @@ export class GatewayCall implements ServerConnection {
   /** Whether the call's end is known (answered, failed or abandoned). */
   get ended(): boolean {
     return this.#ended;
+  }
+
+  /**
+   * Whether the gateway ended the call itself ({@linkcode GatewayCall.fail} or {@linkcode GatewayCall.abandon}):
+   * no more of its messages are written, only its end.
+   */
+  get givenUp(): boolean {
+    return this.#givenUp;
   }
 
   /**
@@ -153,6 +163,16 @@ export class GatewayCall implements ServerConnection {
       return Promise.resolve(event);
     }
     return new Promise((resolve) => this.#reader = resolve);
+  }
+
+  /**
+   * The next stream message already queued, taken at once; undefined when none is (the end is never taken here:
+   * {@linkcode GatewayCall.next} gives it). For writing the messages of one loop turn together.
+   */
+  poll(): GatewayEvent | undefined {
+    const event = this.#events[0];
+    if (event === undefined || event.kind === "end") return undefined;
+    return this.#events.shift();
   }
 
   /** The call's end (stream messages before it are let go: for a unary call, which sends none). */
@@ -195,6 +215,7 @@ export class GatewayCall implements ServerConnection {
    */
   fail(error: RpcError): void {
     if (this.#ended) return;
+    this.#giveUp();
     this.#end(error.code, error.rawMessage, withoutTransportKeys(error.metadata) ?? NO_METADATA, EMPTY_BYTES);
     this.#calls?.cancel(GATEWAY_CALL_ID);
   }
@@ -202,6 +223,7 @@ export class GatewayCall implements ServerConnection {
   /** The HTTP client went away: the provider's call is cancelled (its handler's signal fires) and released. */
   abandon(reason = "The HTTP client went away"): void {
     if (this.#released) return;
+    this.#giveUp();
     this.#end(RpcCode.CANCELLED, reason, NO_METADATA, EMPTY_BYTES);
     this.#release(reason);
   }
@@ -239,9 +261,15 @@ export class GatewayCall implements ServerConnection {
     if (!this.#ended) this.headers = metadata;
   }
 
-  /** From the provider: a stream message, queued for the gateway (which acknowledges it with `written`). */
+  /**
+   * From the provider: a stream message, queued for the gateway and acknowledged at once, so the provider may make
+   * the next while the gateway writes: the messages of one loop turn then go out in one write. The queue is
+   * bounded by the provider's credit, which the gateway grants back only as the HTTP client takes the bytes: one
+   * window at most, as on the native port, where an acknowledged message sits in the connection's output.
+   */
   sendMessage(_callId: number, payload: Uint8Array, written: () => void): number {
-    if (!this.#ended) this.#push({ kind: "message", payload, written });
+    if (!this.#ended) this.#push({ kind: "message", payload, written: NOTHING });
+    written();
     return 0;
   }
 
@@ -252,12 +280,11 @@ export class GatewayCall implements ServerConnection {
     }
   }
 
-  /** From the provider: the stream ended; its messages not yet handed on are dropped. */
-  dropMessages(): void {
-    for (let i = this.#events.length - 1; i >= 0; i--) {
-      if (this.#events[i]!.kind === "message") this.#events.splice(i, 1);
-    }
-  }
+  /**
+   * From the provider: the stream ended. Nothing to drop: every message queued was acknowledged (see
+   * `sendMessage`), so it goes out before the end, as an acknowledged message in a TCP connection's output does.
+   */
+  dropMessages(): void {}
 
   /** From the provider: it drains. The HTTP connection closes after this response. */
   drain(_lastCallId: number, reason: string, _graceMs: number, status = 0): void {
@@ -268,6 +295,14 @@ export class GatewayCall implements ServerConnection {
   /** From the provider: close once answered. The connection is released when the HTTP response ends. */
   close(): void {
     this.closeConnection = true;
+  }
+
+  // The gateway ends the call itself: its queued messages are not written.
+  #giveUp(): void {
+    this.#givenUp = true;
+    for (let i = this.#events.length - 1; i >= 0; i--) {
+      if (this.#events[i]!.kind === "message") this.#events.splice(i, 1);
+    }
   }
 
   #end(status: number, message: string, metadata: Readonly<Record<string, string>>, payload: Uint8Array): void {

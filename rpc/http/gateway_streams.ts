@@ -13,10 +13,11 @@
  * @module
  */
 
+import { nextTurn } from "../../reactor/next_turn.ts";
 import { messageCost } from "../_stream_flow.ts";
 import { RpcCode, RpcError } from "../rpc_error.ts";
 import type { Envelope } from "./connect_protocol.ts";
-import type { GatewayAnswer, GatewayCall } from "./gateway_call.ts";
+import type { GatewayAnswer, GatewayCall, GatewayEvent } from "./gateway_call.ts";
 import { metadataFields } from "./gateway_request.ts";
 import type { Http1ResponseWriter } from "./http1_response_writer.ts";
 
@@ -81,9 +82,9 @@ export async function readOneMessage(envelopes: AsyncIterable<Envelope>, read: R
 }
 
 /**
- * Write the provider's stream messages to `response` as they come (`frame` makes each one's bytes;
- * `beforeFirst` runs before the first is written, to finish the head), granting credit back as the writer takes
- * them, until the call's end, which it returns (the end is not written). A message that cannot be framed fails
+ * Write the provider's stream messages to `response` as they come, those of one loop turn in one write (`frame`
+ * makes each one's bytes; `beforeFirst` runs before the first is written, to finish the head), granting credit
+ * back as the writer takes them, until the call's end, which it returns (the end is not written). A message that cannot be framed fails
  * the call INTERNAL; a client gone abandons it.
  */
 export async function relayMessages(
@@ -92,21 +93,36 @@ export async function relayMessages(
   frame: FrameMessage,
   beforeFirst: () => void,
 ): Promise<GatewayAnswer> {
-  const grant = (cost: number) => () => call.grant(cost);
   const gone = () => call.abandon();
   for (;;) {
-    const event = await call.next();
-    if (event.kind === "end") return event.answer;
-    let bytes: Uint8Array;
-    try {
-      // Awaited only when framing is asynchronous (gzip): a plain message saves the promise hops, per message.
-      const framed = frame(event.payload);
-      bytes = framed instanceof Uint8Array ? framed : await framed;
-    } catch (error) {
-      call.fail(RpcError.from(error, RpcCode.INTERNAL));
-      continue;
+    const first = await call.next();
+    if (first.kind === "end") return first.answer;
+    // The provider may run ahead until the loop's next turn (its credit stops it within one window): the messages
+    // of one turn go out as one chunk, one write and one grant. A lone message waits for no more than that turn.
+    await new Promise<void>((resolve) => nextTurn(resolve));
+    const pieces: Uint8Array[] = [];
+    let cost = 0;
+    let length = 0;
+    for (
+      let event: GatewayEvent | undefined = call.givenUp ? undefined : first;
+      event?.kind === "message";
+      event = call.poll()
+    ) {
+      let bytes: Uint8Array;
+      try {
+        // Awaited only when framing is asynchronous (gzip): a plain message saves the promise hops.
+        const framed = frame(event.payload);
+        bytes = framed instanceof Uint8Array ? framed : await framed;
+      } catch (error) {
+        call.fail(RpcError.from(error, RpcCode.INTERNAL));
+        break;
+      }
+      event.written();
+      pieces.push(bytes);
+      length += bytes.length;
+      cost += messageCost(event.payload.length);
     }
-    if (call.ended) continue; // failed or abandoned meanwhile: the end is next
+    if (call.givenUp) continue; // failed or abandoned meanwhile: the end is next
     if (!response.headersSent) {
       // The stream's headers (trailer- keys stay for the end).
       if (call.headers !== undefined) {
@@ -114,8 +130,7 @@ export async function relayMessages(
       }
       beforeFirst();
     }
-    event.written();
-    response.write(bytes).then(grant(messageCost(event.payload.length)), gone);
+    response.write(pieces.length === 1 ? pieces[0]! : concatAll(pieces, length)).then(() => call.grant(cost), gone);
   }
 }
 
@@ -157,5 +172,16 @@ export function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
   const bytes = new Uint8Array(a.length + b.length);
   bytes.set(a);
   bytes.set(b, a.length);
+  return bytes;
+}
+
+// `pieces` (`length` bytes in all) in one array.
+function concatAll(pieces: readonly Uint8Array[], length: number): Uint8Array {
+  const bytes = new Uint8Array(length);
+  let offset = 0;
+  for (const piece of pieces) {
+    bytes.set(piece, offset);
+    offset += piece.length;
+  }
   return bytes;
 }

@@ -55,6 +55,22 @@ Deno.test("GatewayTransport ends a failing Connect stream with its error in the 
   assert.deepEqual(end.error, { code: "failed_precondition", message: "failed after the items" });
 });
 
+Deno.test("GatewayTransport writes every message a stream yielded before its error, several windows of them", async () => {
+  await using demo = await startDemoProvider();
+  // 64-byte messages as fast as the handler yields them: the provider runs ahead of the writes (a window at a time,
+  // whose messages share a write), and what it yielded before it failed all goes out, in order, before the error.
+  const n = 3000;
+  const request = frame(0, encode(demoType("Count", "request"), { n, size: 64, failCode: RpcCode.ABORTED }));
+  const { response, body } = await post(`${demo.base}${COUNT}`, connectProto, request);
+  assert.equal(response.status, 200);
+  const received = parseFrames(body);
+  assert.equal(received.length, n + 1);
+  const items = received.slice(0, n).map((f) => decode(demoType("Count", "response"), f.data));
+  assert.ok(items.every((item, i) => (item.index ?? 0) === i), "every message, in order");
+  assert.equal(received[n]!.flags, 2);
+  assert.equal(JSON.parse(text(received[n]!.data)).error.code, "aborted");
+});
+
 Deno.test("GatewayTransport speaks Connect-Content-Encoding gzip per stream message", async () => {
   await using demo = await startDemoProvider();
   const request = frame(1, await gzipBytes(jsonBytes({ n: 2, size: 4000 })));
