@@ -78,7 +78,8 @@ export interface SeedRegistryListenerOptions {
    */
   maxConnectionsPerIp?: number;
   /**
-   * Seed connections open at once in total.
+   * Seed connections open at once in total. At the limit a newcomer takes the place of the oldest connection that
+   * owes nothing (no whole request yet, or answered); when every one is being answered, it is closed at once.
    * @default {4096}
    */
   maxConnections?: number;
@@ -113,6 +114,8 @@ export interface SeedRegistryStats {
   refused_timeout: number;
   /** Connections refused by maxConnectionsPerIp or maxConnections. */
   refused_connections: number;
+  /** Connections closed at maxConnections to make room for a newcomer: the oldest that owed nothing. */
+  evicted_idle: number;
   /** Bytes that came after the connection's answers were sent (the connection is closed). */
   refused_after_answer: number;
 }
@@ -135,6 +138,8 @@ interface SeedConnection {
   tail: Promise<void>;
   /** No more requests are taken (refused, or answered and half-closed). */
   finished: boolean;
+  /** Closed to make room for a newcomer, the close not yet reported. */
+  evicted: boolean;
 }
 
 /**
@@ -166,6 +171,11 @@ export class SeedRegistryListener implements RegistryListener {
   readonly #mine = new Set<bigint>();
   #pruneAt = 1024;
   #open = 0;
+  // Connections that owe nothing (no whole request yet, or every request answered), oldest first: at
+  // maxConnections the first of them makes room for a newcomer, so idle sockets cannot lock seed clients out.
+  readonly #idle = new Set<TcpConnection>();
+  // Evicted connections whose close is not reported yet (still in #open).
+  #evicting = 0;
   readonly #stats: SeedRegistryStats = {
     connections: 0,
     requests: 0,
@@ -180,6 +190,7 @@ export class SeedRegistryListener implements RegistryListener {
     refused_service: 0,
     refused_timeout: 0,
     refused_connections: 0,
+    evicted_idle: 0,
     refused_after_answer: 0,
   };
 
@@ -260,14 +271,24 @@ export class SeedRegistryListener implements RegistryListener {
     const fromIp = (this.#perIp.get(ip) ?? 0) + 1;
     this.#perIp.set(ip, fromIp);
     this.#open++;
-    const state: SeedConnection = { ip, deadline: undefined, queued: 0, tail: Promise.resolve(), finished: false };
+    const state: SeedConnection = {
+      ip,
+      deadline: undefined,
+      queued: 0,
+      tail: Promise.resolve(),
+      finished: false,
+      evicted: false,
+    };
     connection.context = state;
-    if (fromIp > this.#options.maxConnectionsPerIp || this.#open > this.#options.maxConnections) {
+    const overTotal = () => this.#open - this.#evicting > this.#options.maxConnections;
+    if (fromIp <= this.#options.maxConnectionsPerIp && overTotal()) this.#evictIdle();
+    if (fromIp > this.#options.maxConnectionsPerIp || overTotal()) {
       this.#stats.refused_connections++;
       state.finished = true;
       connection.forceClose();
       return;
     }
+    this.#idle.add(connection);
     // A client that half-closes after its request (not the seed's, but `nc -N` or a careful one) still gets answers.
     connection.setHalfCloseCallback(() => this.#onPeerClosed(connection, state));
     state.deadline = this.#host!.loop.runAfter(this.#options.requestTimeoutMs, () => {
@@ -277,6 +298,20 @@ export class SeedRegistryListener implements RegistryListener {
       if (!state.finished || state.queued > 0) this.#stats.refused_timeout++;
       connection.forceClose();
     });
+  }
+
+  /** Close the oldest connection that owes nothing, if there is one. */
+  #evictIdle(): void {
+    const oldest = this.#idle.values().next();
+    if (oldest.done) return;
+    const connection = oldest.value;
+    this.#idle.delete(connection);
+    const state = connection.context as SeedConnection;
+    state.evicted = true;
+    state.finished = true;
+    this.#evicting++;
+    this.#stats.evicted_idle++;
+    connection.forceClose();
   }
 
   #onPeerClosed(connection: TcpConnection, state: SeedConnection): void {
@@ -293,6 +328,8 @@ export class SeedRegistryListener implements RegistryListener {
     const state = connection.context as SeedConnection | undefined;
     if (state === undefined) return;
     connection.context = undefined;
+    this.#idle.delete(connection);
+    if (state.evicted) this.#evicting--;
     this.#open--;
     const count = (this.#perIp.get(state.ip) ?? 1) - 1;
     if (count <= 0) this.#perIp.delete(state.ip);
@@ -323,11 +360,13 @@ export class SeedRegistryListener implements RegistryListener {
       const request = buffer.retrieveAsBytes(boundary.length);
       this.#stats.requests++;
       state.queued++;
+      this.#idle.delete(connection);
       if (state.queued >= MAX_QUEUED_REQUESTS) connection.stopRead();
       state.tail = state.tail.then(async () => {
         const reply = await this.#answer(connection, request);
         state.queued--;
         if (!connection.connected) return;
+        if (state.queued === 0) this.#idle.add(connection); // owes nothing again: the newest idle one
         connection.send(reply);
         if (state.queued === 0 && buffer.readableBytes === 0) {
           // Everything read is answered: the half-close tells the client the answer is whole.
