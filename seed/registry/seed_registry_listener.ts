@@ -88,7 +88,7 @@ export interface SeedRegistryListenerOptions {
 /** The listener's counters (`/status` shows them as `seed.<name>`). */
 export interface SeedRegistryStats {
   [counter: string]: number;
-  /** Connections open now. */
+  /** Connections accepted (a counter, as the listener's stats all are: `openConnections` is how many are open). */
   connections: number;
   /** Requests served (connection and operations). */
   requests: number;
@@ -225,9 +225,14 @@ export class SeedRegistryListener implements RegistryListener {
     return this.#server.address;
   }
 
-  /** Counters. */
+  /** Counters (exported as `/metrics` counters, so each only grows). */
   stats(): SeedRegistryStats {
-    return { ...this.#stats, connections: this.#open };
+    return { ...this.#stats };
+  }
+
+  /** Seed connections open now. */
+  get openConnections(): number {
+    return this.#open;
   }
 
   /** Listen on TCP and on UDP at the same port number (with port 0: a pair the kernel leaves free). */
@@ -271,6 +276,7 @@ export class SeedRegistryListener implements RegistryListener {
     const fromIp = (this.#perIp.get(ip) ?? 0) + 1;
     this.#perIp.set(ip, fromIp);
     this.#open++;
+    this.#stats.connections++;
     const state: SeedConnection = {
       ip,
       deadline: undefined,
