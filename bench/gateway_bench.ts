@@ -3,7 +3,9 @@
  *
  * - `dwt`: an RpcProvider serving bench.Echo and bench.Stream through its gateway (bench/gateway_server.ts, Deno);
  * - `connect-node`: `connectNodeAdapter` of `@connectrpc/connect-node` on `node:http`, HTTP/1.1, the same schema
- *   (bench/gateway_connect_server.mjs, Node 20; packages in bench/connect/).
+ *   (bench/gateway_connect_server.mjs, Node 20; packages in bench/connect/);
+ * - `floor` (unary points only): a bare responder on Deno's plain sockets answering a fixed Connect response of the
+ *   gateway's size (bench/gateway_floor_server.ts), the machine's and runtime's limit for this client.
  *
  * The client for both is bench/gateway_load_client.mjs: raw keep-alive HTTP/1.1 on node:net, one request in flight
  * per connection, C connections for cC. Points: unary Connect `application/proto` and `application/json` (64 B
@@ -41,12 +43,16 @@ const env = { DWT_LOG_LEVEL: "WARN" };
 interface Stack {
   name: string;
   server: string[];
+  /** Serves unary calls only (the floor): skipped at the stream points. */
+  unaryOnly?: boolean;
 }
 
 const stacks: Stack[] = [
   { name: "dwt", server: [Deno.execPath(), "run", "-A", path("gateway_server.ts")] },
   { name: "connect-node", server: ["node", path("gateway_connect_server.mjs")] },
+  { name: "floor", server: [Deno.execPath(), "run", "-A", path("gateway_floor_server.ts")], unaryOnly: true },
 ];
+const runsAt = (point: Point) => stacks.filter((stack) => !(stack.unaryOnly && point.mode === "stream"));
 
 interface Point {
   label: string;
@@ -144,11 +150,11 @@ try {
     servers.add(server);
     started.set(stack.name, { port: Number(server.ready), pid: server.pid });
   }
-  const total = runs * points.length * stacks.length;
+  const total = runs * points.reduce((sum, point) => sum + runsAt(point).length, 0);
   let done = 0;
   for (let run = 0; run < runs; run++) {
     for (const point of points) {
-      for (const stack of stacks) {
+      for (const stack of runsAt(point)) {
         const result = await runClient(started.get(stack.name)!, point);
         results.set(key(stack, point), [...results.get(key(stack, point)) ?? [], result]);
         const rate = result.qps ?? result.rate!;
@@ -182,12 +188,12 @@ console.log(
     `${load(loadBefore)}, after: ${load(loadAfter)} (${navigator.hardwareConcurrency} cores).`,
 );
 console.log(
-  "| point | dwt | dwt p50 | dwt p99 | connect-node | c-n p50 | c-n p99 | dwt/c-n | p99 c-n/dwt | dwt CPU µs | " +
-    "c-n CPU µs | CPU c-n/dwt | client CPU max |",
+  "| point | dwt | dwt p50 | dwt p99 | connect-node | c-n p50 | c-n p99 | dwt/c-n | p99 c-n/dwt | floor | " +
+    "dwt/floor | dwt CPU µs | c-n CPU µs | CPU c-n/dwt | client CPU max |",
 );
-console.log(`|---|${" ---: |".repeat(12)}`);
+console.log(`|---|${" ---: |".repeat(14)}`);
 for (const point of points) {
-  const [d, c] = stacks.map((stack) => results.get(key(stack, point))!);
+  const [d, c, f] = stacks.map((stack) => results.get(key(stack, point)));
   const rate = (rs: Array<Record<string, number>>) => spread(rs.map((r) => r.qps ?? r.rate!));
   const p = (rs: Array<Record<string, number>>, field: string) =>
     rs[0]![field] === undefined ? "-" : ms(spread(rs.map((r) => r[field]!)).median);
@@ -196,17 +202,25 @@ for (const point of points) {
   const p99Ratio = d![0]!.p99 === undefined
     ? "-"
     : ratio(spread(c!.map((r) => r.p99!)).median / spread(d!.map((r) => r.p99!)).median);
-  const clientCpu = Math.max(...[...d!, ...c!].map((r) => r.clientCpu!));
+  const fRate = f === undefined ? undefined : rate(f);
+  const floorCells = fRate === undefined ? "- | -" : `${rateCell(fRate)} | ${(dRate.median / fRate.median).toFixed(2)}`;
+  const clientCpu = Math.max(...[...d!, ...c!, ...f ?? []].map((r) => r.clientCpu!));
   const dCpu = spread(d!.map((r) => r.serverCpuUs!)).median;
   const cCpu = spread(c!.map((r) => r.serverCpuUs!)).median;
   console.log(
     `| ${point.label} | ${rateCell(dRate)} | ${p(d!, "p50")} | ${p(d!, "p99")} | ${rateCell(cRate)} | ` +
       `${p(c!, "p50")} | ${p(c!, "p99")} | ${ratio(dRate.median / cRate.median)} | ${p99Ratio} | ` +
-      `${dCpu.toFixed(1)} | ${cCpu.toFixed(1)} | ${ratio(cCpu / dCpu)} | ${(clientCpu * 100).toFixed(0)}% |`,
+      `${floorCells} | ${dCpu.toFixed(1)} | ${cCpu.toFixed(1)} | ${ratio(cCpu / dCpu)} | ${
+        (clientCpu * 100).toFixed(0)
+      }% |`,
   );
 }
 console.log(
-  `\nRatios above 1 are dwt ahead (rate: dwt / connect-node; p99 and CPU: connect-node's / dwt's). CPU µs: the ` +
+  `\nRatios above 1 are dwt ahead (rate: dwt / connect-node; p99 and CPU: connect-node's / dwt's). floor: a bare ` +
+    `responder on Deno's plain sockets (bench/gateway_floor_server.ts: finds each request's end by its ` +
+    `Content-Length, writes a fixed Connect answer of the gateway's size), the most any server on this runtime and ` +
+    `machine can do with this client; dwt/floor is the share of it the gateway reaches. At c1 a call is one ` +
+    `loopback round trip, so where dwt/floor is near 1 the gap to 3x connect-node is the machine's. CPU µs: the ` +
     `server process's CPU time (all threads) per call or stream message, median of the runs: what each costs, which ` +
     `a busy machine disturbs less than the rates. client CPU max: the load client's CPU time over its wall time, ` +
     `the highest of the point's runs (well under 100%: it was not the limit).`,
