@@ -184,7 +184,8 @@ export class ServedCalls implements ServerConnectionHandler, ServerCallOwner, Se
     if (this.isClosed) return;
     this.isClosed = true;
     this.#dispatcher.forget(this);
-    this.abortAll(new RpcError(RpcCode.CANCELLED, reason));
+    // Most connections close with nothing in flight (every gateway call does): no error to make then.
+    if (this.callsInFlight > 0) this.abortAll(new RpcError(RpcCode.CANCELLED, reason));
     this.onClosed();
   }
 
