@@ -110,7 +110,7 @@ const FILE_MODE = 0o600;
 // that comes during a sync waits for one sync, not for the rest of that one and then its own.
 const MAX_BATCHES_IN_FLIGHT = 2;
 // The longest a snapshot holds the loop at a time (serializing nodes, or checking its bytes' CRC).
-const SNAPSHOT_SLICE_MS = 2;
+const SNAPSHOT_SLICE_MS = 1;
 const DIR_MODE = 0o700;
 const TMP_SNAPSHOT_NAME = /^snapshot\.[0-9a-f]{16}\.tmp$/;
 
