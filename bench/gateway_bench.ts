@@ -189,9 +189,9 @@ console.log(
 );
 console.log(
   "| point | dwt | dwt p50 | dwt p99 | connect-node | c-n p50 | c-n p99 | dwt/c-n | p99 c-n/dwt | floor | " +
-    "dwt/floor | dwt CPU µs | c-n CPU µs | CPU c-n/dwt | client CPU max |",
+    "dwt/floor | dwt CPU µs | c-n CPU µs | CPU c-n/dwt | floor CPU µs | client CPU max |",
 );
-console.log(`|---|${" ---: |".repeat(14)}`);
+console.log(`|---|${" ---: |".repeat(15)}`);
 for (const point of points) {
   const [d, c, f] = stacks.map((stack) => results.get(key(stack, point)));
   const rate = (rs: Array<Record<string, number>>) => spread(rs.map((r) => r.qps ?? r.rate!));
@@ -207,10 +207,11 @@ for (const point of points) {
   const clientCpu = Math.max(...[...d!, ...c!, ...f ?? []].map((r) => r.clientCpu!));
   const dCpu = spread(d!.map((r) => r.serverCpuUs!)).median;
   const cCpu = spread(c!.map((r) => r.serverCpuUs!)).median;
+  const fCpu = f === undefined ? "-" : spread(f.map((r) => r.serverCpuUs!)).median.toFixed(1);
   console.log(
     `| ${point.label} | ${rateCell(dRate)} | ${p(d!, "p50")} | ${p(d!, "p99")} | ${rateCell(cRate)} | ` +
       `${p(c!, "p50")} | ${p(c!, "p99")} | ${ratio(dRate.median / cRate.median)} | ${p99Ratio} | ` +
-      `${floorCells} | ${dCpu.toFixed(1)} | ${cCpu.toFixed(1)} | ${ratio(cCpu / dCpu)} | ${
+      `${floorCells} | ${dCpu.toFixed(1)} | ${cCpu.toFixed(1)} | ${ratio(cCpu / dCpu)} | ${fCpu} | ${
         (clientCpu * 100).toFixed(0)
       }% |`,
   );
@@ -219,7 +220,7 @@ console.log(
   `\nRatios above 1 are dwt ahead (rate: dwt / connect-node; p99 and CPU: connect-node's / dwt's). floor: a bare ` +
     `responder on Deno's plain sockets (bench/gateway_floor_server.ts: finds each request's end by its ` +
     `Content-Length, writes a fixed Connect answer of the gateway's size), the most any server on this runtime and ` +
-    `machine can do with this client; dwt/floor is the share of it the gateway reaches. At c1 a call is one ` +
+    `machine can do with this client; dwt/floor is the share of it the gateway reaches, floor CPU µs what a call costs it. At c1 a call is one ` +
     `loopback round trip, so where dwt/floor is near 1 the gap to 3x connect-node is the machine's. CPU µs: the ` +
     `server process's CPU time (all threads) per call or stream message, median of the runs: what each costs, which ` +
     `a busy machine disturbs less than the rates. client CPU max: the load client's CPU time over its wall time, ` +
