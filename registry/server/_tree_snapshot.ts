@@ -20,7 +20,7 @@
  * @module
  */
 
-import type { SessionRecord } from "./data_tree.ts";
+import type { SessionRecord } from "./session_record.ts";
 
 /** A node as the snapshot reads it; `snap` is the id of the last snapshot that reached it. */
 export interface SnapshotNode {

@@ -7,6 +7,7 @@
  * @module
  */
 
+import type { SessionRecord } from "./session_record.ts";
 import { Buffer } from "../../reactor/buffer.ts";
 import { basename, DEFAULT_MAX_PATH_LENGTH, joinPath, parentOf, validatePath } from "../path.ts";
 import { RegistryError, RegistryErrorCode } from "../registry_error.ts";
@@ -67,15 +68,7 @@ export type { SnapshotBody, TreeSnapshot } from "./_tree_snapshot.ts";
 const EMPTY = new Uint8Array(0);
 const SNAPSHOT_MAGIC = 0x44545331; // "DTS1"
 
-/** What the tree keeps of an open session so it survives a restart (the server keeps the rest). */
-export interface SessionRecord {
-  /** The session's secret (the heartbeat and resume key). */
-  readonly secret: Uint8Array;
-  /** Whether it may change the tree (auth token given). */
-  readonly authorized: boolean;
-  /** The token it connected with ("" for none), for per-path ACLs. */
-  readonly token: string;
-}
+export type { SessionRecord } from "./session_record.ts";
 
 function newNode(data: Uint8Array, zxid: bigint, nowMs: number, owner: bigint): TreeNode {
   return {
