@@ -56,6 +56,7 @@ async function readyPage(browser: { open(url: string): Promise<HeadlessPage> }, 
   return page;
 }
 
+// What a page script resolves to is JSON the tests read field by field; typing each shape would repeat the scripts.
 // deno-lint-ignore no-explicit-any
 type Json = any;
 

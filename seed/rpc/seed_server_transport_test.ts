@@ -24,6 +24,7 @@ class QuietUserService extends UserService {
     const log = console.log;
     for (const name of ["Login", "Register"] as const) {
       const method = this[name].bind(this);
+      // Replaced in place, whatever the method's own request and context types are.
       // deno-lint-ignore no-explicit-any
       (this as any)[name] = (request: any, context: any) => {
         console.log = () => {};
