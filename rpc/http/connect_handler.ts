@@ -52,7 +52,8 @@ import {
   requestEncoding,
 } from "./gateway_compression.ts";
 import { type GatewayRequest, metadataFields, STATUS_DETAILS_KEY, TRAILER_PREFIX } from "./gateway_request.ts";
-import { concatBytes, readOneMessage, relayMessages, uploadMessages } from "./gateway_streams.ts";
+import { concatBytes, readOneMessage, readRequestEnvelope, relayMessages, uploadMessages } from "./gateway_streams.ts";
+import type { RequestEnvelopeRules } from "./gateway_streams.ts";
 import { Http1Error } from "./http1_error.ts";
 import type { HttpHeaders } from "./http_headers.ts";
 
@@ -206,7 +207,8 @@ export class ConnectHandler {
       if (encoding === undefined) {
         throw unknownEncoding("Connect-Content-Encoding", headers.get("connect-content-encoding"));
       }
-      const read = (envelope: Envelope) => readEnvelope(envelope, encoding, codec, request.maxMessageBytes);
+      const read = (envelope: Envelope) =>
+        readRequestEnvelope(envelope, CONNECT_ENVELOPE, encoding, codec, request.maxMessageBytes);
       let call: GatewayCall;
       if (request.kind === MethodKind.SERVER_STREAMING) {
         call = request.open(await readOneMessage(request.envelopes(false, timeoutMs), read), timeoutMs);
@@ -264,30 +266,13 @@ function setUnaryMetadata(headers: HttpHeaders, metadata: Readonly<Record<string
   for (const [name, value] of fields.trailers) headers.append(`${TRAILER_PREFIX}${name}`, value);
 }
 
-// A request envelope as the binary message the provider reads.
-async function readEnvelope(
-  { flags, data }: Envelope,
-  encoding: GatewayEncoding,
-  codec: GatewayCodec,
-  maxBytes: number,
-): Promise<Uint8Array> {
-  if ((flags & ENVELOPE_END_STREAM) !== 0) {
-    throw new RpcError(RpcCode.INVALID_ARGUMENT, "A client sent an end-of-stream message");
-  }
-  if ((flags & ~ENVELOPE_COMPRESSED) !== 0) {
-    throw new RpcError(RpcCode.INVALID_ARGUMENT, `A request message has unknown flags 0x${flags.toString(16)}`);
-  }
-  if ((flags & ENVELOPE_COMPRESSED) !== 0) {
-    if (encoding === GatewayEncoding.IDENTITY) {
-      throw new RpcError(
-        RpcCode.INTERNAL,
-        "A request message is marked compressed, but the stream's Connect-Content-Encoding is identity",
-      );
-    }
-    data = await gunzip(data, maxBytes);
-  }
-  return codec.requestToBinary(data);
-}
+// What a Connect client's envelope may not be.
+const CONNECT_ENVELOPE: RequestEnvelopeRules = {
+  endFlag: ENVELOPE_END_STREAM,
+  endName: "an end-of-stream message",
+  unit: "message",
+  encodingName: "the stream's Connect-Content-Encoding",
+};
 
 function errorAnswer(error: unknown): GatewayAnswer {
   const rpcError = RpcError.from(error, RpcCode.INTERNAL);

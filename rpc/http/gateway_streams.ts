@@ -16,7 +16,9 @@
 import { nextTurn } from "../../reactor/next_turn.ts";
 import { messageCost } from "../_stream_flow.ts";
 import { RpcCode, RpcError } from "../rpc_error.ts";
-import type { Envelope } from "./connect_protocol.ts";
+import { type Envelope, ENVELOPE_COMPRESSED } from "./connect_protocol.ts";
+import type { GatewayCodec } from "./gateway_codec.ts";
+import { GatewayEncoding, gunzip } from "./gateway_compression.ts";
 import type { GatewayAnswer, GatewayCall, GatewayEvent } from "./gateway_call.ts";
 import { metadataFields } from "./gateway_request.ts";
 import type { Http1ResponseWriter } from "./http1_response_writer.ts";
@@ -36,6 +38,45 @@ import type { Http1ResponseWriter } from "./http1_response_writer.ts";
  * ```
  */
 export type ReadEnvelope = (envelope: Envelope) => Uint8Array | Promise<Uint8Array>;
+
+/** How a protocol names what a client's envelope may not be, for {@linkcode readRequestEnvelope}'s errors. */
+export interface RequestEnvelopeRules {
+  /** The flag only the server's last envelope carries (Connect's end-of-stream, gRPC-Web's trailers). */
+  readonly endFlag: number;
+  /** What that envelope is called: "an end-of-stream message". */
+  readonly endName: string;
+  /** What one envelope is called: "message", "frame". */
+  readonly unit: string;
+  /** Where the stream's compression was named: "the stream's Connect-Content-Encoding". */
+  readonly encodingName: string;
+}
+
+/**
+ * A client's envelope as the binary message the provider reads: its flags checked by `rules`, inflated (to at most
+ * `maxBytes`) when marked compressed, and transcoded by `codec`.
+ */
+export async function readRequestEnvelope(
+  { flags, data }: Envelope,
+  rules: RequestEnvelopeRules,
+  encoding: GatewayEncoding,
+  codec: GatewayCodec,
+  maxBytes: number,
+): Promise<Uint8Array> {
+  if ((flags & rules.endFlag) !== 0) throw new RpcError(RpcCode.INVALID_ARGUMENT, `A client sent ${rules.endName}`);
+  if ((flags & ~ENVELOPE_COMPRESSED) !== 0) {
+    throw new RpcError(RpcCode.INVALID_ARGUMENT, `A request ${rules.unit} has unknown flags 0x${flags.toString(16)}`);
+  }
+  if ((flags & ENVELOPE_COMPRESSED) !== 0) {
+    if (encoding === GatewayEncoding.IDENTITY) {
+      throw new RpcError(
+        RpcCode.INTERNAL,
+        `A request message is marked compressed, but ${rules.encodingName} is identity`,
+      );
+    }
+    data = await gunzip(data, maxBytes);
+  }
+  return codec.requestToBinary(data);
+}
 
 /**
  * Turns the provider's binary message into the bytes the response carries (transcoded, compressed, framed).

@@ -21,12 +21,12 @@ import {
   acceptsGzip,
   COMPRESS_MIN_BYTES,
   GatewayEncoding,
-  gunzip,
   gzip,
   requestEncoding,
 } from "./gateway_compression.ts";
 import { type GatewayRequest, metadataFields } from "./gateway_request.ts";
-import { concatBytes, readOneMessage, relayMessages, uploadMessages } from "./gateway_streams.ts";
+import { concatBytes, readOneMessage, readRequestEnvelope, relayMessages, uploadMessages } from "./gateway_streams.ts";
+import type { RequestEnvelopeRules } from "./gateway_streams.ts";
 import {
   encodeGrpcMessage,
   GRPC_WEB_TRAILERS,
@@ -104,7 +104,8 @@ export class GrpcWebHandler {
               `${ACCEPTED_ENCODINGS} and identity`,
           );
         }
-        const read = (envelope: Envelope) => readFrame(envelope, encoding, codec, request.maxMessageBytes);
+        const read = (envelope: Envelope) =>
+          readRequestEnvelope(envelope, GRPC_WEB_FRAME, encoding, codec, request.maxMessageBytes);
         let call: GatewayCall;
         if (request.kind === MethodKind.CLIENT_STREAMING) {
           call = request.open(EMPTY_BYTES, timeoutMs);
@@ -146,24 +147,10 @@ export class GrpcWebHandler {
   }
 }
 
-// A request frame as the binary message the provider reads.
-async function readFrame(
-  { flags, data }: Envelope,
-  encoding: GatewayEncoding,
-  codec: GatewayCodec,
-  maxBytes: number,
-): Promise<Uint8Array> {
-  if ((flags & GRPC_WEB_TRAILERS) !== 0) {
-    throw new RpcError(RpcCode.INVALID_ARGUMENT, "A client sent a trailers frame");
-  }
-  if ((flags & ~ENVELOPE_COMPRESSED) !== 0) {
-    throw new RpcError(RpcCode.INVALID_ARGUMENT, `A request frame has unknown flags 0x${flags.toString(16)}`);
-  }
-  if ((flags & ENVELOPE_COMPRESSED) !== 0) {
-    if (encoding === GatewayEncoding.IDENTITY) {
-      throw new RpcError(RpcCode.INTERNAL, "A request message is marked compressed, but grpc-encoding is identity");
-    }
-    data = await gunzip(data, maxBytes);
-  }
-  return codec.requestToBinary(data);
-}
+// What a gRPC-Web client's frame may not be.
+const GRPC_WEB_FRAME: RequestEnvelopeRules = {
+  endFlag: GRPC_WEB_TRAILERS,
+  endName: "a trailers frame",
+  unit: "frame",
+  encodingName: "grpc-encoding",
+};
