@@ -62,11 +62,10 @@
 
 import type { DurableAppendFile, NetBackend } from "../../reactor/backend/net_backend.ts";
 import { getLogger } from "../../reactor/logger.ts";
-import { hex, LOG_NAME, scanDataDir, SNAPSHOT_NAME, type UnsealedLog, zxidOfName } from "./_data_dir.ts";
-import type { DataTree, DataTreeOptions, TreeSnapshot } from "../server/data_tree.ts";
+import { hex, LOG_NAME, scanDataDir, SNAPSHOT_NAME, type UnsealedLog } from "./_data_dir.ts";
+import type { DataTree, DataTreeOptions } from "../server/data_tree.ts";
 import { RegistryError, RegistryErrorCode } from "../registry_error.ts";
-import { crc32 } from "./_crc32.ts";
-import { encodeSnapshotHeader } from "./snapshot_file.ts";
+import { type SnapshotTarget, writeSnapshot } from "./_snapshot_writer.ts";
 import { refusalFor } from "./_refusal.ts";
 import { encodeLogHeader, encodeRecord, encodeSeal, LOG_HEADER_BYTES, type TxnRecord } from "./txn_record.ts";
 
@@ -109,15 +108,8 @@ const FILE_MODE = 0o600;
 // Batches on their way to the disk at once: a second one is written and synced while the first syncs, so a write
 // that comes during a sync waits for one sync, not for the rest of that one and then its own.
 const MAX_BATCHES_IN_FLIGHT = 2;
-// The longest a snapshot holds the loop at a time (serializing nodes, or checking its bytes' CRC).
-const SNAPSHOT_SLICE_MS = 1;
 const DIR_MODE = 0o700;
 const TMP_SNAPSHOT_NAME = /^snapshot\.[0-9a-f]{16}\.tmp$/;
-
-/** Let the loop serve what is waiting (a new macrotask: I/O callbacks and timers run first). */
-function yieldToLoop(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
-}
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -173,6 +165,7 @@ export class TxnLog {
   #closed = false;
   #syncs = 0;
   #writeFailures = 0;
+  readonly #snapshotTarget: SnapshotTarget;
 
   private constructor(opened: OpenedLog) {
     this.#backend = opened.backend;
@@ -184,6 +177,13 @@ export class TxnLog {
     this.#durableZxid = opened.lastZxid;
     this.#nextZxid = opened.lastZxid + 1n;
     this.#snapshotEveryTxns = opened.snapshotEveryTxns;
+    this.#snapshotTarget = {
+      backend: this.#backend,
+      dir: this.#dir,
+      fileMode: FILE_MODE,
+      closed: () => this.#closed,
+      currentLog: () => this.#fileName,
+    };
   }
 
   /**
@@ -524,33 +524,11 @@ export class TxnLog {
     const snapshot = this.#tree.startSnapshot();
     this.#sinceSnapshot = 0;
     await this.#roll(zxid + 1n);
-    this.#snapshotting = this.#writeSnapshot(zxid, nodes, snapshot).finally(() => this.#snapshotting = undefined);
-  }
-
-  /** Serialize `snapshot` a slice at a time, then its header's CRC: the file's bytes, or undefined when closed. */
-  async #serialize(
-    zxid: bigint,
-    snapshot: TreeSnapshot,
-  ): Promise<{ header: Uint8Array; chunks: readonly Uint8Array[] } | undefined> {
-    try {
-      while (!snapshot.step(SNAPSHOT_SLICE_MS)) {
-        await yieldToLoop();
-        // Closing: not worth the wait, the log holds every change.
-        if (this.#closed) return undefined;
-      }
-    } finally {
-      snapshot.abandon();
-    }
-    const { chunks, length } = snapshot.body();
-    let crc = 0;
-    let until = performance.now() + SNAPSHOT_SLICE_MS;
-    for (const chunk of chunks) {
-      crc = crc32(chunk, 0, chunk.length, crc);
-      if (performance.now() < until) continue;
-      await yieldToLoop();
-      until = performance.now() + SNAPSHOT_SLICE_MS;
-    }
-    return { header: encodeSnapshotHeader(zxid, length, crc), chunks };
+    this.#snapshotting = writeSnapshot(this.#snapshotTarget, zxid, nodes, snapshot)
+      .then((written) => {
+        if (written) this.#syncs++;
+      })
+      .finally(() => this.#snapshotting = undefined);
   }
 
   /** Continue the log in `log.START`, so older files can be purged once snapshots cover them. */
@@ -613,57 +591,5 @@ export class TxnLog {
     file.close();
     await fs.fsyncDir(this.#dir).catch(() => {});
     return true;
-  }
-
-  async #writeSnapshot(zxid: bigint, nodes: number, snapshot: TreeSnapshot): Promise<void> {
-    const fs = this.#backend.fs;
-    const path = `${this.#dir}/snapshot.${hex(zxid)}`;
-    try {
-      const bytes = await this.#serialize(zxid, snapshot);
-      if (bytes === undefined) return;
-      // Created with its mode and the header, then the body appended in pieces (no one copy of it all).
-      await fs.writeFile(`${path}.tmp`, bytes.header, { mode: FILE_MODE });
-      const file = await fs.openAppend(`${path}.tmp`);
-      try {
-        for (const chunk of bytes.chunks) await file.write(chunk);
-        await file.sync();
-      } finally {
-        file.close();
-      }
-      await fs.rename(`${path}.tmp`, path);
-      await fs.fsyncDir(this.#dir);
-      this.#syncs++;
-    } catch (error) {
-      getLogger().error(
-        `TxnLog: cannot write snapshot ${path} (${messageOf(error)}); nothing is lost, the log holds every change`,
-        { error },
-      );
-      await fs.remove(`${path}.tmp`).catch(() => {});
-      await fs.fsyncDir(this.#dir).catch(() => {});
-      return;
-    }
-    getLogger().info(`TxnLog: snapshot ${path} (${nodes} nodes, zxid ${zxid})`);
-    try {
-      await this.#purge();
-    } catch (error) {
-      getLogger().warn(`TxnLog: cannot purge old files of ${this.#dir}`, { error });
-    }
-  }
-
-  /** Keep the newest two snapshots and the logs holding records after the older of them. */
-  async #purge(): Promise<void> {
-    const fs = this.#backend.fs;
-    const names = await fs.readDir(this.#dir);
-    const snapshots = names.filter((n) => SNAPSHOT_NAME.test(n)).sort();
-    if (snapshots.length < 2) return;
-    const kept = zxidOfName(snapshots.at(-2)!);
-    const doomed = snapshots.slice(0, -2);
-    const logs = names.filter((n) => LOG_NAME.test(n)).sort();
-    for (let i = 0; i + 1 < logs.length && logs[i] !== this.#fileName; i++) {
-      // Every record of logs[i] precedes the next file's first, so it is covered by the kept snapshot.
-      if (zxidOfName(logs[i + 1]!) <= kept + 1n) doomed.push(logs[i]!);
-    }
-    for (const name of doomed) await fs.remove(`${this.#dir}/${name}`);
-    if (doomed.length > 0) await fs.fsyncDir(this.#dir);
   }
 }
