@@ -15,7 +15,8 @@
  *
  * Partial frames (a header, or a header and part of a body, waiting for the rest) are what a slow or hostile peer
  * makes a server hold. Two opt-in limits bound them: `frameTimeoutMs`, a deadline for each partial frame, and
- * `maxBufferedBytes`, a cap on the partial-frame bytes of all the codec's connections together. Both need the
+ * `maxBufferedBytes`, a cap on the partial-frame bytes of all the codec's connections together, checked at the
+ * size each partial frame will have once whole. Both need the
  * codec's {@linkcode LengthHeaderCodec.onConnection} to be called on connection changes, so a closed connection's
  * timer and bytes are released at once.
  *
@@ -124,8 +125,8 @@ export interface LengthHeaderCodecOptions {
   frameTimeoutMs?: number;
   /**
    * Cap on the partial-frame bytes held by all the connections of this codec together: a connection whose partial
-   * frame would push the total past it is told to `onFrameError` and closed (an honest connection's whole frames
-   * never count). Requires `onConnection`. Recommended for servers: a few times `maxFrameBytes`, such as
+   * frame would push the total past it once whole (its header tells its size) is told to `onFrameError` and closed
+   * as its first bytes arrive (an honest connection's whole frames never count). Requires `onConnection`. Recommended for servers: a few times `maxFrameBytes`, such as
    * 4 × `maxFrameBytes`, within the memory the process may spend on incoming requests.
    * @default {undefined (no cap)}
    */
@@ -287,13 +288,18 @@ export class LengthHeaderCodec {
     }
     const max = this.#maxBufferedBytes;
     if (max !== undefined) {
-      const total = this.#bufferedBytes + bytes - (pending?.bytes ?? 0);
-      if (total > max && this.#sweep() + bytes - (pending?.bytes ?? 0) > max) {
+      // Checked at the size the frame will have once whole, not at what has come so far: a frame that cannot fit
+      // is refused at its first bytes, before its body has grown a buffer that is garbage the moment it is
+      // refused (thousands of hostile half-sent frames a second otherwise churn gigabytes through the allocator).
+      const whole = bytes >= FRAME_HEADER_BYTES ? FRAME_HEADER_BYTES + buffer.peekUint32() : bytes;
+      const others = this.#bufferedBytes - (pending?.bytes ?? 0);
+      if (others + whole > max && this.#sweep() - (pending?.bytes ?? 0) + whole > max) {
         this.#closedForBufferCap++;
         this.#reject(
           connection,
-          `partial frames would hold ${this.#bufferedBytes + bytes - (pending?.bytes ?? 0)} bytes in all, over ` +
-            `'maxBufferedBytes' of ${max} (this connection's: ${bytes} bytes)`,
+          `partial frames would hold ${this.#bufferedBytes - (pending?.bytes ?? 0) + whole} bytes in all once ` +
+            `this connection's ${whole}-byte frame is whole, over 'maxBufferedBytes' of ${max} (${bytes} bytes ` +
+            `of it received)`,
         );
         return;
       }

@@ -137,24 +137,43 @@ Deno.test("LengthHeaderCodec closes the connections whose partial frames would p
     for (let i = 0; i < 5; i++) {
       const conn = await Deno.connect({ hostname: "127.0.0.1", port });
       stallers.push(conn);
-      await conn.write(frame(new Uint8Array(5000)).subarray(0, 300)); // 300 bytes of a 5000-byte frame
+      await conn.write(frame(new Uint8Array(296)).subarray(0, 200)); // 200 bytes of a 300-byte frame
       await until(() => codec.stats.pendingConnections + codec.stats.closedForBufferCap === i + 1);
     }
-    // Three fit (900 bytes); the fourth and the fifth would have made 1200.
-    assert.equal(codec.stats.closedForBufferCap, 2);
-    assert.equal(codec.stats.bufferedBytes, 900);
-    assert.match(errors[0]!, /would hold 1200 bytes in all, over 'maxBufferedBytes' of 1000/);
-    for (const closed of stallers.slice(3)) assert.ok((await closedAfterMs(closed)) < 1000);
+    // Checked at the frame's size once whole: the fourth fits (3 x 200 held + 300 = 900), the fifth does not
+    // (4 x 200 + 300 = 1100).
+    assert.equal(codec.stats.closedForBufferCap, 1);
+    assert.equal(codec.stats.bufferedBytes, 800);
+    assert.match(
+      errors[0]!,
+      /would hold 1100 bytes in all once this connection's 300-byte frame is whole, over 'maxBufferedBytes' of 1000 \(200 bytes of it received\)/,
+    );
+    for (const closed of stallers.slice(4)) assert.ok((await closedAfterMs(closed)) < 1000);
     // An honest peer whose frames arrive whole is still served: whole frames never count against the cap.
     const reply = await roundTrip(honest, new Uint8Array(50).fill(1));
     assert.equal(reply.length, 16);
     // Closing the stalled peers releases their bytes.
-    for (const conn of stallers.slice(0, 3)) conn.close();
+    for (const conn of stallers.slice(0, 4)) conn.close();
     await until(() => codec.stats.pendingConnections === 0);
     assert.equal(codec.stats.bufferedBytes, 0);
   } finally {
-    for (const conn of stallers.slice(3)) conn.close();
+    for (const conn of stallers.slice(4)) conn.close();
     honest.close();
+    await server.stop();
+  }
+});
+
+Deno.test("LengthHeaderCodec refuses a partial frame that cannot fit once whole at its first bytes, before its body is buffered", async () => {
+  const { server, codec, errors, port } = await echoServer({ maxBufferedBytes: 64 * 1024, maxFrameBytes: 1 << 20 });
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    // A 1 MiB frame announced, 100 bytes sent: refused now, not after 64 KiB of it has been buffered.
+    await conn.write(frame(new Uint8Array(1 << 20)).subarray(0, 104));
+    assert.ok((await closedAfterMs(conn)) < 1000);
+    assert.equal(codec.stats.closedForBufferCap, 1);
+    assert.match(errors[0]!, /\(104 bytes of it received\)/);
+  } finally {
+    conn.close();
     await server.stop();
   }
 });
