@@ -9,7 +9,7 @@ import { closeIfBacklogged } from "../../reactor/flow_control.ts";
 import { LengthHeaderCodec } from "../../reactor/length_header_codec.ts";
 import { getLogger } from "../../reactor/logger.ts";
 import type { TcpConnection } from "../../reactor/tcp_connection.ts";
-import { encodeServerFrame, type ServerFrame } from "../_codec.ts";
+import { encodeServerFrame, type ServerFrame, wireLong } from "../_codec.ts";
 import type { RegistryConnection } from "./_registry_connection.ts";
 import type { TreeEvent } from "./data_tree.ts";
 import { RegistryError, RegistryErrorCode } from "../registry_error.ts";
@@ -66,17 +66,17 @@ export class ReplyWriter {
   /** The answer to request `xid` that failed with `error` (counted by its code). */
   errorFrame(xid: number, error: RegistryError): ServerFrame {
     this.errorsByCode.set(error.codeName, (this.errorsByCode.get(error.codeName) ?? 0) + 1);
-    return { xid, errorCode: error.code, errorMessage: error.message, zxid: this.#options.lastZxid().toString() };
+    return { xid, errorCode: error.code, errorMessage: error.message, zxid: wireLong(this.#options.lastZxid()) };
   }
 
   /** Queue the events of the change applied at `zxid` for the watchers they trigger (each watch fires once). */
   deliverEvents(events: readonly TreeEvent[], zxid: bigint): void {
     if (events.length === 0) return;
-    const zxidText = zxid.toString();
+    const wireZxid = wireLong(zxid);
     for (const { watcher, event } of this.#options.watches.trigger(events)) {
       const connection = watcher.connection as RegistryConnection | undefined;
       if (connection === undefined || !connection.connected) continue;
-      connection.notify({ xid: 0, zxid: zxidText, event: { ...event, zxid: zxidText } });
+      connection.notify({ xid: 0, zxid: wireZxid, event: { ...event, zxid: wireZxid } });
     }
   }
 }

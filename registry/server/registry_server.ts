@@ -14,7 +14,7 @@ import { getLogger } from "../../reactor/logger.ts";
 import type { TcpConnection } from "../../reactor/tcp_connection.ts";
 import { TcpServer } from "../../reactor/tcp_server.ts";
 import { UdpSocket } from "../../reactor/udp_socket.ts";
-import { type ClientFrame, decodeClientFrame, invalidFrameXid } from "../_codec.ts";
+import { type ClientFrame, decodeClientFrame, invalidFrameXid, wireLong } from "../_codec.ts";
 import { RegistryConnection, type ReplySlot, type WaitingRequest } from "./_registry_connection.ts";
 import { ReplyWriter } from "./_reply_writer.ts";
 import { SessionKeeper } from "./_session_keeper.ts";
@@ -475,7 +475,7 @@ export class RegistryServer {
       // Behind an unanswered request of this connection (its own write, say), a read waits for its turn.
       state.defer(() => {
         try {
-          return { xid, zxid: this.#pipeline.lastZxid.toString(), ...read(this.#readScope, session, frame) };
+          return { xid, zxid: wireLong(this.#pipeline.lastZxid), ...read(this.#readScope, session, frame) };
         } catch (error) {
           return this.#replies.errorFrame(xid, RegistryError.from(error));
         }
@@ -498,7 +498,7 @@ export class RegistryServer {
         settled = true;
         const reply = error !== undefined || proposal === undefined
           ? this.#replies.errorFrame(xid, error!)
-          : { xid, zxid: proposal.record.zxid.toString(), ...handler.reply(proposal) };
+          : { xid, zxid: wireLong(proposal.record.zxid), ...handler.reply(proposal) };
         // The reply first, then the events it caused, then whatever waits behind it on this connection.
         if (slot === undefined) state.reply(reply);
         else state.fill(slot, reply, false);
