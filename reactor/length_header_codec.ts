@@ -16,9 +16,8 @@
  * Partial frames (a header, or a header and part of a body, waiting for the rest) are what a slow or hostile peer
  * makes a server hold. Two opt-in limits bound them: `frameTimeoutMs`, a deadline for each partial frame, and
  * `maxBufferedBytes`, a cap on the partial-frame bytes of all the codec's connections together, checked at the
- * size each partial frame will have once whole. Both need the
- * codec's {@linkcode LengthHeaderCodec.onConnection} to be called on connection changes, so a closed connection's
- * timer and bytes are released at once.
+ * size each partial frame will have once whole. Both need the codec's {@linkcode LengthHeaderCodec.onConnection}
+ * to be called on connection changes, so a closed connection's timer and bytes are released at once.
  *
  * @module
  */
@@ -126,8 +125,9 @@ export interface LengthHeaderCodecOptions {
   /**
    * Cap on the partial-frame bytes held by all the connections of this codec together: a connection whose partial
    * frame would push the total past it once whole (its header tells its size) is told to `onFrameError` and closed
-   * as its first bytes arrive (an honest connection's whole frames never count). Requires `onConnection`. Recommended for servers: a few times `maxFrameBytes`, such as
-   * 4 × `maxFrameBytes`, within the memory the process may spend on incoming requests.
+   * as its first bytes arrive (an honest connection's whole frames never count). Requires `onConnection`.
+   * Recommended for servers: a few times `maxFrameBytes`, such as 4 × `maxFrameBytes`, within the memory the
+   * process may spend on incoming requests.
    * @default {undefined (no cap)}
    */
   maxBufferedBytes?: number;
