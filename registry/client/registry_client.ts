@@ -8,7 +8,6 @@
  * @module
  */
 
-import { copyBytes } from "../../reactor/byte_slab.ts";
 import { EventLoop } from "../../reactor/event_loop.ts";
 import { InetAddress } from "../../reactor/inet_address.ts";
 import { LengthHeaderCodec } from "../../reactor/length_header_codec.ts";
@@ -225,10 +224,8 @@ export class RegistryClient implements Registry {
   async get(path: string, options: { watch?: WatchCallback } = {}): Promise<{ data: Uint8Array; stat: Stat }> {
     if (options.watch) this.#session.watches.add("data", path, options.watch);
     const frame = await this.#request(`get '${path}'`, { get: { path, watch: options.watch !== undefined } });
-    // A copy (from a slab: an ArrayBuffer of its own costs more than the rest of a read): decoded bytes are views
-    // into the connection's input buffer.
-    const data = frame.get?.data;
-    return { data: data ? copyBytes(data) : new Uint8Array(0), stat: statFromWire(frame.get?.stat) };
+    // A copy: decoded bytes are views into the connection's input buffer.
+    return { data: frame.get?.data?.slice() ?? new Uint8Array(0), stat: statFromWire(frame.get?.stat) };
   }
 
   /** A node's data as UTF-8 text. */
