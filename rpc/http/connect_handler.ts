@@ -52,14 +52,8 @@ import {
   requestEncoding,
 } from "./gateway_compression.ts";
 import { type GatewayRequest, metadataFields, STATUS_DETAILS_KEY, TRAILER_PREFIX } from "./gateway_request.ts";
-import {
-  concatBytes,
-  readOneMessage,
-  readRequestEnvelope,
-  relayMessages,
-  type RequestEnvelopeRules,
-  uploadMessages,
-} from "./gateway_streams.ts";
+import { concatBytes, readOneMessage, readRequestEnvelope, relayMessages, uploadMessages } from "./gateway_streams.ts";
+import type { RequestEnvelopeRules } from "./gateway_streams.ts";
 import { Http1Error } from "./http1_error.ts";
 import type { HttpHeaders } from "./http_headers.ts";
 

@@ -25,14 +25,8 @@ import {
   requestEncoding,
 } from "./gateway_compression.ts";
 import { type GatewayRequest, metadataFields } from "./gateway_request.ts";
-import {
-  concatBytes,
-  readOneMessage,
-  readRequestEnvelope,
-  relayMessages,
-  type RequestEnvelopeRules,
-  uploadMessages,
-} from "./gateway_streams.ts";
+import { concatBytes, readOneMessage, readRequestEnvelope, relayMessages, uploadMessages } from "./gateway_streams.ts";
+import type { RequestEnvelopeRules } from "./gateway_streams.ts";
 import {
   encodeGrpcMessage,
   GRPC_WEB_TRAILERS,
