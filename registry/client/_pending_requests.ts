@@ -24,7 +24,8 @@ export interface PendingRequest<Reply> {
   sent: boolean;
   /** Whether it opens or resumes a session (the client handles its refusal where it asked). */
   readonly opensSession: boolean;
-  timer: TimerId | undefined;
+  /** When it times out, on the loop's clock. */
+  readonly deadlineMs: number;
   /** Turns the answer into the caller's value, synchronously (the answer's bytes are reused afterwards). */
   readonly decode: ((reply: Reply) => unknown) | undefined;
   readonly resolve: (value: unknown) => void;
@@ -32,9 +33,13 @@ export interface PendingRequest<Reply> {
 }
 
 /**
- * The table of pending requests. Called on the client's loop only. Per request it costs one promise and one
- * timer; answers are looked up by xid. Not-yet-sent requests stay in creation order (xid order), so a client
- * that holds requests across a reconnect sends them in the order they were made.
+ * The table of pending requests. Called on the client's loop only. Per request it costs one promise; answers are
+ * looked up by xid. Not-yet-sent requests stay in creation order (xid order), so a client that holds requests
+ * across a reconnect sends them in the order they were made.
+ *
+ * Timeouts: every request waits the same time, so the table's order (creation order) is also deadline order. One
+ * timer, armed for the oldest request's deadline, times out what is due and re-arms for the oldest left: an
+ * answered request costs no timer of its own to set and cancel.
  */
 export class PendingRequests<Reply> {
   readonly #loop: EventLoop;
@@ -42,6 +47,7 @@ export class PendingRequests<Reply> {
   readonly #peer: string;
   #nextXid = 1;
   #requests = new Map<number, PendingRequest<Reply>>();
+  #sweep: TimerId | undefined;
 
   /** `peer` names the server in timeout messages ("the registry", "ZooKeeper"). */
   constructor(loop: EventLoop, timeoutMs: number, peer: string) {
@@ -81,13 +87,13 @@ export class PendingRequests<Reply> {
         packet: sent ? undefined : packet,
         sent,
         opensSession,
-        timer: undefined,
+        deadlineMs: this.#loop.now() + this.#timeoutMs,
         decode,
         resolve: resolve as (value: unknown) => void,
         reject,
       };
-      request.timer = this.#loop.runAfter(this.#timeoutMs, () => this.#timeout(request));
       this.#requests.set(xid, request);
+      this.#sweep ??= this.#loop.runAt(request.deadlineMs, this.#timeOut);
     });
   }
 
@@ -96,7 +102,6 @@ export class PendingRequests<Reply> {
     const request = this.#requests.get(xid);
     if (request === undefined || !request.sent) return undefined;
     this.#requests.delete(xid);
-    this.#loop.cancel(request.timer!);
     return request;
   }
 
@@ -141,21 +146,34 @@ export class PendingRequests<Reply> {
       if (!request.sent && !all) continue;
       failed.push(request);
     }
-    for (const request of failed) {
-      this.#requests.delete(request.xid);
-      this.#loop.cancel(request.timer!);
+    for (const request of failed) this.#requests.delete(request.xid);
+    if (this.#requests.size === 0 && this.#sweep !== undefined) {
+      this.#loop.cancel(this.#sweep);
+      this.#sweep = undefined;
     }
     for (const request of failed) request.reject(new RegistryError(code, `Cannot ${request.what} as ${why}`));
   }
 
-  #timeout(request: PendingRequest<Reply>): void {
-    if (this.#requests.get(request.xid) !== request) return;
-    this.#requests.delete(request.xid);
-    request.reject(
-      new RegistryError(
-        RegistryErrorCode.OPERATION_TIMEOUT,
-        `Cannot ${request.what} as ${this.#peer} did not answer within ${this.#timeoutMs} ms`,
-      ),
-    );
-  }
+  // The oldest request is due: time out every request that is, then wait for the oldest left.
+  #timeOut = (): void => {
+    this.#sweep = undefined;
+    const now = this.#loop.now();
+    const due: PendingRequest<Reply>[] = [];
+    for (const request of this.#requests.values()) {
+      if (request.deadlineMs > now) {
+        this.#sweep = this.#loop.runAt(request.deadlineMs, this.#timeOut);
+        break;
+      }
+      due.push(request);
+    }
+    for (const request of due) this.#requests.delete(request.xid);
+    for (const request of due) {
+      request.reject(
+        new RegistryError(
+          RegistryErrorCode.OPERATION_TIMEOUT,
+          `Cannot ${request.what} as ${this.#peer} did not answer within ${this.#timeoutMs} ms`,
+        ),
+      );
+    }
+  };
 }

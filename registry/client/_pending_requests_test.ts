@@ -40,3 +40,27 @@ Deno.test("PendingRequests keeps unsent requests in order across a lost connecti
   assert.deepEqual(await Promise.all(held.slice(1).map(codeOf)), [RegistryErrorCode.CLOSED, RegistryErrorCode.CLOSED]);
   assert.equal(requests.size, 0);
 });
+
+Deno.test("PendingRequests times each request out at its own deadline, with one timer for the table", async () => {
+  const loop = new EventLoop();
+  const requests = new PendingRequests<string>(loop, 80, "the test server");
+  const start = performance.now();
+  const settledAt = (promise: Promise<unknown>) => promise.then(() => -1, () => performance.now() - start);
+  const early = settledAt(requests.add(requests.nextXid(), "early", true));
+  await new Promise((resolve) => setTimeout(resolve, 40));
+  const answeredXid = requests.nextXid();
+  const answered = requests.add(answeredXid, "answered", true);
+  const late = settledAt(requests.add(requests.nextXid(), "late", true));
+  assert.equal(loop.timerCount, 1, "one timer, however many requests wait");
+  requests.settle(requests.take(answeredXid)!, "ok");
+  assert.equal(await answered, "ok");
+  const [earlyMs, lateMs] = await Promise.all([early, late]);
+  assert.ok(earlyMs >= 79 && earlyMs < 400, `the first timed out at ${earlyMs} ms`);
+  assert.ok(lateMs >= 79 + 40 && lateMs < 500, `the last timed out at ${lateMs} ms, its own deadline`);
+  assert.equal(requests.size, 0);
+  // A close with requests waiting leaves no timer behind.
+  const closed = requests.add(requests.nextXid(), "closed", true);
+  requests.fail(RegistryErrorCode.CLOSED, "the client was closed", true);
+  assert.equal(await codeOf(closed), RegistryErrorCode.CLOSED);
+  assert.equal(loop.timerCount, 0);
+});

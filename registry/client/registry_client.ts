@@ -19,7 +19,7 @@ import { ClientSession, SessionState } from "./_client_session.ts";
 import {
   type ClientFrame,
   decodeServerFrame,
-  encodeClientFrame,
+  encodeClientFrameTransient,
   type ServerFrame,
   statFromWire,
   toBigInt,
@@ -323,7 +323,9 @@ export class RegistryClient implements Registry {
     const xid = session.requests.nextXid();
     this.#keepalive.sent();
     const answer = session.requests.add<ServerFrame>(xid, what, true, undefined, undefined, connect);
-    this.#codec.send(connection, encodeClientFrame({ xid, ...body } as ClientFrame));
+    const frame = body as ClientFrame;
+    frame.xid = xid; // the body is the caller's own literal
+    this.#codec.send(connection, encodeClientFrameTransient(frame));
     return answer;
   }
 

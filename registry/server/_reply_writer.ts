@@ -9,7 +9,7 @@ import { closeIfBacklogged } from "../../reactor/flow_control.ts";
 import { LengthHeaderCodec } from "../../reactor/length_header_codec.ts";
 import { getLogger } from "../../reactor/logger.ts";
 import type { TcpConnection } from "../../reactor/tcp_connection.ts";
-import { encodeServerFrame, type ServerFrame, wireLong } from "../_codec.ts";
+import { encodeServerFrameTransient, type ServerFrame, wireLong } from "../_codec.ts";
 import type { RegistryConnection } from "./_registry_connection.ts";
 import type { TreeEvent } from "./data_tree.ts";
 import { RegistryError, RegistryErrorCode } from "../registry_error.ts";
@@ -44,7 +44,8 @@ export class ReplyWriter {
   /** Encode and send one frame. Never throws: a reply too big for a frame becomes an error answer. */
   send(connection: TcpConnection, frame: ServerFrame): void {
     try {
-      let bytes = encodeServerFrame(frame);
+      // Transient: the codec's send copies it into the connection's output at once.
+      let bytes = encodeServerFrameTransient(frame);
       if (bytes.length > this.#options.maxReplyBytes) {
         this.stats.oversizedReplies++;
         const error = new RegistryError(
@@ -52,7 +53,7 @@ export class ReplyWriter {
           `Cannot answer request ${frame.xid} as its reply of ${bytes.length} bytes exceeds the limit of ` +
             `${this.#options.maxReplyBytes} bytes (maxReplyBytes)`,
         );
-        bytes = encodeServerFrame(this.errorFrame(frame.xid, error));
+        bytes = encodeServerFrameTransient(this.errorFrame(frame.xid, error));
       }
       this.#codec.send(connection, bytes);
       closeIfBacklogged(connection);
