@@ -157,6 +157,17 @@ export interface ServerFrame {
   event?: { type?: number; path?: string; zxid?: WireLong };
 }
 
+/**
+ * `frame` with its bytes fields copied: a decoded frame's bytes are views into the buffer it was decoded from,
+ * which the connection reuses for its next read. For a request held past the read that brought it.
+ */
+export function detachClientFrame(frame: ClientFrame): ClientFrame {
+  if (frame.create?.data !== undefined) frame.create.data = frame.create.data.slice();
+  if (frame.set?.data !== undefined) frame.set.data = frame.set.data.slice();
+  if (frame.connect?.sessionSecret !== undefined) frame.connect.sessionSecret = frame.connect.sessionSecret.slice();
+  return frame;
+}
+
 /** Encode a client frame body. */
 export function encodeClientFrame(frame: ClientFrame): Uint8Array {
   return clientFrames.encode(frame);

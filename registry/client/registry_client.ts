@@ -43,6 +43,17 @@ const encoder = new TextEncoder();
 const toBytes = (data: Uint8Array | string | undefined) =>
   data === undefined ? new Uint8Array(0) : typeof data === "string" ? encoder.encode(data) : data;
 
+// Answers as the caller gets them, made as they arrive (see RegistryClient#request): bytes are copied there.
+const readGet = (frame: ServerFrame) => ({
+  data: frame.get?.data?.slice() ?? new Uint8Array(0),
+  stat: statFromWire(frame.get?.stat),
+});
+const readExists = (frame: ServerFrame) => frame.exists?.stat ? statFromWire(frame.exists.stat) : undefined;
+const readConnect = (frame: ServerFrame) => {
+  if (frame.connect?.sessionSecret !== undefined) frame.connect.sessionSecret = frame.connect.sessionSecret.slice();
+  return frame;
+};
+
 /**
  * A registry session.
  *
@@ -221,11 +232,9 @@ export class RegistryClient implements Registry {
   }
 
   /** A node's data and stat; `watch` is told once when it changes or is deleted. */
-  async get(path: string, options: { watch?: WatchCallback } = {}): Promise<{ data: Uint8Array; stat: Stat }> {
+  get(path: string, options: { watch?: WatchCallback } = {}): Promise<{ data: Uint8Array; stat: Stat }> {
     if (options.watch) this.#session.watches.add("data", path, options.watch);
-    const frame = await this.#request(`get '${path}'`, { get: { path, watch: options.watch !== undefined } });
-    // A copy: decoded bytes are views into the connection's input buffer.
-    return { data: frame.get?.data?.slice() ?? new Uint8Array(0), stat: statFromWire(frame.get?.stat) };
+    return this.#request(`get '${path}'`, { get: { path, watch: options.watch !== undefined } }, readGet);
   }
 
   /** A node's data as UTF-8 text. */
@@ -249,10 +258,9 @@ export class RegistryClient implements Registry {
   }
 
   /** A node's stat, or undefined when it does not exist; `watch` fires on create, change or delete. */
-  async exists(path: string, options: { watch?: WatchCallback } = {}): Promise<Stat | undefined> {
+  exists(path: string, options: { watch?: WatchCallback } = {}): Promise<Stat | undefined> {
     if (options.watch) this.#session.watches.add("data", path, options.watch);
-    const frame = await this.#request(`exists '${path}'`, { exists: { path, watch: options.watch !== undefined } });
-    return frame.exists?.stat ? statFromWire(frame.exists.stat) : undefined;
+    return this.#request(`exists '${path}'`, { exists: { path, watch: options.watch !== undefined } }, readExists);
   }
 
   /** A node's stat; NO_NODE when it does not exist. */
@@ -305,7 +313,14 @@ export class RegistryClient implements Registry {
 
   // --- requests ---
 
-  #request(what: string, body: Omit<ClientFrame, "xid">): Promise<ServerFrame> {
+  /**
+   * Send a request; resolves with its answer as `read` makes it. `read` runs as the answer arrives: the frame's
+   * bytes fields are views into the connection's input buffer, which later reads reuse, so whatever is kept of them
+   * must be copied there, not after an await.
+   */
+  #request(what: string, body: Omit<ClientFrame, "xid">): Promise<ServerFrame>;
+  #request<T>(what: string, body: Omit<ClientFrame, "xid">, read: (frame: ServerFrame) => T): Promise<T>;
+  #request<T>(what: string, body: Omit<ClientFrame, "xid">, read?: (frame: ServerFrame) => T): Promise<T> {
     const session = this.#session;
     if (session.closed) {
       return Promise.reject(new RegistryError(RegistryErrorCode.CLOSED, `Cannot ${what} as the client is closed`));
@@ -322,7 +337,7 @@ export class RegistryClient implements Registry {
     }
     const xid = session.requests.nextXid();
     this.#keepalive.sent();
-    const answer = session.requests.add<ServerFrame>(xid, what, true, undefined, undefined, connect);
+    const answer = session.requests.add<T>(xid, what, true, undefined, read, connect);
     const frame = body as ClientFrame;
     frame.xid = xid; // the body is the caller's own literal
     this.#codec.send(connection, encodeClientFrameTransient(frame));
@@ -384,7 +399,7 @@ export class RegistryClient implements Registry {
           sessionSecret: this.#secret,
           authToken: this.#options.authToken ?? "",
         },
-      });
+      }, readConnect);
       await this.#sessionOpened(frame, sessionId !== 0n);
     } catch (error) {
       const registryError = RegistryError.from(error);
@@ -402,7 +417,7 @@ export class RegistryClient implements Registry {
     const connect = frame.connect ?? {};
     const sessionId = toBigInt(connect.sessionId);
     if (sessionId !== this.#session.sessionId) {
-      const secret = connect.sessionSecret?.slice() ?? new Uint8Array(0);
+      const secret = connect.sessionSecret ?? new Uint8Array(0); // copied as it arrived
       const key = await importHeartbeatKey(secret);
       if (this.#session.closed) return;
       this.#secret = secret;

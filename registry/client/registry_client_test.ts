@@ -562,3 +562,32 @@ Deno.test(
     }
   },
 );
+
+Deno.test("RegistryClient returns the exact data of concurrent gets whose answers share reads", async () => {
+  const loop = new EventLoop();
+  const server = new RegistryServer({ port: 0, loop });
+  await server.start();
+  const client = await RegistryClient.connect(server.address, { loop });
+  // Large answers arrive over several reads, small ones behind them in the same reads: the connection's input
+  // buffer is compacted under answers already taken, so each must be copied before the next read is set up.
+  const sizes = [3, 700, 5_000, 70_000, 200_000];
+  const expected = new Map<string, Uint8Array>();
+  for (const [i, size] of sizes.entries()) {
+    const data = Uint8Array.from({ length: size }, (_, at) => (at * 31 + i * 7 + (at >> 8)) & 0xff);
+    expected.set(`/data${i}`, data);
+    await client.create(`/data${i}`, data);
+  }
+  const paths = [...expected.keys()];
+  let mismatches = 0;
+  await Promise.all(Array.from({ length: 48 }, async (_, worker) => {
+    for (let round = 0; round < 40; round++) {
+      const path = paths[(worker + round) % paths.length]!;
+      const { data } = await client.get(path);
+      const want = expected.get(path)!;
+      if (data.length !== want.length || data.some((byte, at) => byte !== want[at])) mismatches++;
+    }
+  }));
+  assert.equal(mismatches, 0, "every answer holds its node's data");
+  await client.close();
+  await server.stop();
+});

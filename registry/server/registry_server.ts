@@ -14,7 +14,7 @@ import { getLogger } from "../../reactor/logger.ts";
 import type { TcpConnection } from "../../reactor/tcp_connection.ts";
 import { TcpServer } from "../../reactor/tcp_server.ts";
 import { UdpSocket } from "../../reactor/udp_socket.ts";
-import { type ClientFrame, decodeClientFrame, invalidFrameXid, wireLong } from "../_codec.ts";
+import { type ClientFrame, decodeClientFrame, detachClientFrame, invalidFrameXid, wireLong } from "../_codec.ts";
 import { RegistryConnection, type ReplySlot, type WaitingRequest } from "./_registry_connection.ts";
 import { ReplyWriter } from "./_reply_writer.ts";
 import { SessionKeeper } from "./_session_keeper.ts";
@@ -402,7 +402,9 @@ export class RegistryServer {
     }
     this.#stats.requests++;
     if (state.waiting !== undefined) {
-      // The session is being opened: serve this once it is.
+      // The session is being opened: serve this once it is, with its own copy of its bytes (later reads reuse the
+      // input buffer they are in).
+      if (request.frame !== undefined) detachClientFrame(request.frame);
       state.wait(request);
       return;
     }
