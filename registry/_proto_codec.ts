@@ -87,8 +87,9 @@ let high32 = 0;
 /** Split a 64-bit value, in any form the frames carry, into low32 and high32 (unsigned). */
 function longBits(value: unknown): void {
   if (typeof value === "number" && value >= 0 && value <= Number.MAX_SAFE_INTEGER) {
-    low32 = value % TWO_32;
-    high32 = (value - low32) / TWO_32;
+    // Division and a floor, not %: a floating-point remainder is a slow instruction, and this runs per field.
+    high32 = value < TWO_32 ? 0 : Math.floor(value / TWO_32);
+    low32 = (value - high32 * TWO_32) >>> 0;
     return;
   }
   if (typeof value === "object" && value !== null && "low" in value && "high" in value) {
@@ -107,6 +108,11 @@ function longBits(value: unknown): void {
 }
 
 function long64Length(value: unknown): number {
+  if (typeof value === "number" && value >= 0 && value <= Number.MAX_SAFE_INTEGER) {
+    if (value < 0x1000_0000) return varintLength(value);
+    // 7 bits a byte: 2^35, 2^42 and 2^49 are the next bounds (a safe integer has at most 53 bits).
+    return value < 2 ** 35 ? 5 : value < 2 ** 42 ? 6 : value < 2 ** 49 ? 7 : 8;
+  }
   longBits(value);
   if (high32 === 0) return varintLength(low32);
   return high32 < 0x8 ? 5 : 5 + varintLength(high32 >>> 3);
