@@ -58,7 +58,8 @@ export interface ResponseFrame {
  *   payload: new Uint8Array(),
  *   metadata: undefined,
  *   timeoutMs: () => 0,
- *   onResponse: (frame) => answered.resolve(frame.payload),
+ *   // A copy: the payload is a view into the connection's input, which the next read reuses.
+ *   onResponse: (frame) => answered.resolve(frame.payload.slice()),
  *   onError: (error) => answered.reject(error),
  * };
  * ```
@@ -80,7 +81,10 @@ export interface TransportCall {
   readonly stream?: number;
   /** A stream's receive window of the caller in bytes (absent or 0: 65536). */
   readonly window?: number;
-  /** Streams: a message arrived (`payload` may be a view into the transport's input: valid only during the call). */
+  /**
+   * Streams: a message arrived (`payload` may be a view into the transport's input: valid only during the call;
+   * copy what is kept).
+   */
   onMessage?(payload: Uint8Array): void;
   /** Streams: the provider granted `bytes` more credit. */
   onCredit?(bytes: number): void;

@@ -373,7 +373,8 @@ export class ZooKeeperRegistry implements Registry {
     what: string,
     type: number,
     writeBody: (writer: JuteWriter) => void,
-    readBody?: (reader: JuteReader) => T,
+    // Without one the request resolves with undefined, not the reader: its bytes are reused once the answer is read.
+    readBody: (reader: JuteReader) => T = () => undefined as T,
   ): Promise<T> {
     const session = this.#session;
     if (session.closed) {
