@@ -67,6 +67,7 @@ function varintLength(value: number): number {
 
 /** The UTF-8 length of `text`; a lone surrogate counts 3 bytes, as it is written. */
 function utf8Length(text: string): number {
+  if (typeof text !== "string") throw new TypeError(`Cannot encode ${typeof text} as a string field`);
   let length = 0;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
@@ -187,6 +188,10 @@ class Encoder {
   }
 
   bytesValue(data: Uint8Array): void {
+    // Not any array-like: set() would write a string's characters, or anything else, as zeros without a word.
+    if (!(data instanceof Uint8Array)) {
+      throw new TypeError(`Cannot encode ${typeof data} as bytes: a Uint8Array is needed`);
+    }
     this.varint(data.length);
     this.bytes.set(data, this.pos);
     this.pos += data.length;

@@ -209,3 +209,10 @@ Deno.test("ProtoCodec refuses invalid UTF-8 after decoding the rest, naming the 
     (error: unknown) => (error as InvalidStringError).field === "errorMessage",
   );
 });
+
+Deno.test("ProtoCodec refuses a value of the wrong type with a TypeError instead of writing zeros", () => {
+  const codec = new ProtoCodec(root.lookupType("dwt.registry.ClientFrame"));
+  assert.throws(() => codec.encode({ xid: 1, create: { path: "/a", data: "not bytes" } }), /as bytes: a Uint8Array/);
+  assert.throws(() => codec.encode({ xid: 1, get: { path: 7 } }), /number as a string field/);
+  assert.throws(() => codec.encode({ xid: 1, connect: { sessionId: "x1" } }), SyntaxError);
+});
