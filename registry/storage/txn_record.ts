@@ -90,7 +90,6 @@ const SEAL_TYPE = 6;
 /** Bytes of a seal: a record header and a 17-byte body. */
 export const SEAL_BYTES: number = RECORD_HEADER_BYTES + MIN_BODY_BYTES;
 
-const EMPTY = new Uint8Array(0);
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
@@ -143,82 +142,109 @@ export function encodeSeal(nextZxid: bigint, timeMs = 0): Uint8Array {
   return bytes;
 }
 
-function fieldBytes(record: TxnRecord): [Uint8Array, Uint8Array, Uint8Array] {
+/** The UTF-8 length of `text` (a lone surrogate counts the 3 bytes of the U+FFFD it is written as). */
+function utf8Length(text: string): number {
+  let length = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) length += 1;
+    else if (c >= 0xd800 && c < 0xdc00 && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      length += 2; // a pair: 4 bytes for 2 units
+      i++;
+    } else length += 2;
+  }
+  return length;
+}
+
+/** The body of `record` in bytes, given the UTF-8 length of its text field (path or token). */
+function bodyLength(record: TxnRecord, textBytes: number): number {
   switch (record.type) {
     case "create":
+      return MIN_BODY_BYTES + 4 + textBytes + 4 + record.data.length + 1 + 8;
     case "set":
-      return [encoder.encode(record.path), record.data, EMPTY];
+      return MIN_BODY_BYTES + 4 + textBytes + 4 + record.data.length;
     case "delete":
-      return [encoder.encode(record.path), EMPTY, EMPTY];
+      return MIN_BODY_BYTES + 4 + textBytes;
     case "closeSession":
-      return [EMPTY, EMPTY, EMPTY];
+      return MIN_BODY_BYTES + 8;
     case "createSession":
-      return [record.secret, encoder.encode(record.token), EMPTY];
+      return MIN_BODY_BYTES + 8 + 4 + record.secret.length + 1 + 4 + textBytes;
   }
 }
 
-/** Encode a record with its header, in one allocation. */
-export function encodeRecord(record: TxnRecord): Uint8Array {
-  const [a, b] = fieldBytes(record);
-  let bodyLength = MIN_BODY_BYTES;
-  switch (record.type) {
-    case "create":
-      bodyLength += 4 + a.length + 4 + b.length + 1 + 8;
-      break;
-    case "set":
-      bodyLength += 4 + a.length + 4 + b.length;
-      break;
-    case "delete":
-      bodyLength += 4 + a.length;
-      break;
-    case "closeSession":
-      bodyLength += 8;
-      break;
-    case "createSession":
-      bodyLength += 8 + 4 + a.length + 1 + 4 + b.length;
-      break;
-  }
-  const bytes = new Uint8Array(RECORD_HEADER_BYTES + bodyLength);
-  const view = new DataView(bytes.buffer);
-  let at = RECORD_HEADER_BYTES;
-  const putBytes = (field: Uint8Array) => {
+function textOf(record: TxnRecord): string {
+  return record.type === "createSession" ? record.token : record.type === "closeSession" ? "" : record.path;
+}
+
+/** The bytes `record` takes encoded, its header included. */
+export function recordLength(record: TxnRecord): number {
+  return RECORD_HEADER_BYTES + bodyLength(record, utf8Length(textOf(record)));
+}
+
+/**
+ * Write `record` with its header into `target` at `offset` (`view` over the same memory); `target` must have
+ * {@linkcode recordLength} bytes of room there. Returns the bytes written. Writing in place lets a log gather a
+ * batch's records in one array, with no array per record (each costs about a microsecond on Deno).
+ */
+export function writeRecord(record: TxnRecord, target: Uint8Array, view: DataView, offset: number): number {
+  const text = textOf(record);
+  const textBytes = utf8Length(text);
+  const body = bodyLength(record, textBytes);
+  const putBytes = (at: number, field: Uint8Array) => {
     view.setUint32(at, field.length);
-    bytes.set(field, at + 4);
-    at += 4 + field.length;
+    target.set(field, at + 4);
+    return at + 4 + field.length;
   };
+  const putText = (at: number) => {
+    view.setUint32(at, textBytes);
+    if (textBytes === text.length) {
+      for (let i = 0; i < text.length; i++) target[at + 4 + i] = text.charCodeAt(i); // ASCII
+    } else {
+      encoder.encodeInto(text, target.subarray(at + 4, at + 4 + textBytes));
+    }
+    return at + 4 + textBytes;
+  };
+  let at = offset + RECORD_HEADER_BYTES;
   view.setUint8(at, TYPE_CODES[record.type]);
   view.setBigUint64(at + 1, record.zxid);
-  view.setBigInt64(at + 9, BigInt(record.timeMs));
+  // A time is a safe integer of milliseconds: its two halves, with no BigInt made for it.
+  const high = Math.floor(record.timeMs / 2 ** 32);
+  view.setInt32(at + 9, high);
+  view.setUint32(at + 13, record.timeMs - high * 2 ** 32);
   at += MIN_BODY_BYTES;
   switch (record.type) {
     case "create":
-      putBytes(a);
-      putBytes(b);
+      at = putBytes(putText(at), record.data);
       view.setUint8(at, record.nodeType);
       view.setBigUint64(at + 1, record.sessionId);
       break;
     case "set":
-      putBytes(a);
-      putBytes(b);
+      putBytes(putText(at), record.data);
       break;
     case "delete":
-      putBytes(a);
+      putText(at);
       break;
     case "closeSession":
       view.setBigUint64(at, record.sessionId);
       break;
     case "createSession":
       view.setBigUint64(at, record.sessionId);
-      at += 8;
-      putBytes(a);
+      at = putBytes(at + 8, record.secret);
       view.setUint8(at, record.authorized ? 1 : 0);
-      at += 1;
-      putBytes(b);
+      putText(at + 1);
       break;
   }
-  view.setUint32(0, bodyLength);
-  view.setUint32(4, crc32(bytes, RECORD_HEADER_BYTES));
-  view.setUint32(8, crc32(bytes, 0, 8));
+  view.setUint32(offset, body);
+  view.setUint32(offset + 4, crc32(target, offset + RECORD_HEADER_BYTES, offset + RECORD_HEADER_BYTES + body));
+  view.setUint32(offset + 8, crc32(target, offset, offset + 8));
+  return RECORD_HEADER_BYTES + body;
+}
+
+/** Encode a record with its header, in one allocation. */
+export function encodeRecord(record: TxnRecord): Uint8Array {
+  const bytes = new Uint8Array(recordLength(record));
+  writeRecord(record, bytes, new DataView(bytes.buffer), 0);
   return bytes;
 }
 
