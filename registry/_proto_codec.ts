@@ -56,8 +56,10 @@ const EMPTY_BYTES = new Uint8Array(0);
 const DECODED = Symbol("decoded");
 const EMPTY_LIST: readonly unknown[] = Object.freeze([]);
 const TWO_32 = 2 ** 32;
-const fatalDecoder = new TextDecoder("utf-8", { fatal: true });
-const lossyDecoder = new TextDecoder();
+// ignoreBOM: a string that starts with U+FEFF keeps it (a decoder drops it by default, so a child named "\uFEFFx"
+// would come back as "x", another node).
+const fatalDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+const lossyDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 // --- sizes ---
 

@@ -216,3 +216,9 @@ Deno.test("ProtoCodec refuses a value of the wrong type with a TypeError instead
   assert.throws(() => codec.encode({ xid: 1, get: { path: 7 } }), /number as a string field/);
   assert.throws(() => codec.encode({ xid: 1, connect: { sessionId: "x1" } }), SyntaxError);
 });
+
+Deno.test("ProtoCodec keeps a leading U+FEFF: it is part of the text, not a mark to drop", () => {
+  const codec = new ProtoCodec(root.lookupType("dwt.registry.ServerFrame"));
+  const frame = { xid: 1, errorMessage: "\uFEFFwhy", children: { children: ["\uFEFFx", "\uFEFF"] } };
+  assert.deepEqual(codec.decode(codec.encode(frame)), frame);
+});

@@ -43,7 +43,7 @@ import {
   WireFormatError,
 } from "./_rpc_wire.ts";
 
-const textDecoder = new TextDecoder();
+const textDecoder = new TextDecoder("utf-8", { ignoreBOM: true }); // a leading U+FEFF is part of a value
 
 // The reader's state: one frame is decoded at a time (decoding never yields).
 let input: Uint8Array = EMPTY_BYTES;

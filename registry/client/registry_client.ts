@@ -276,7 +276,9 @@ export class RegistryClient implements Registry {
   async children(path: string, options: { watch?: WatchCallback } = {}): Promise<string[]> {
     if (options.watch) this.#session.watches.add("child", path, options.watch);
     const frame = await this.#request(`list '${path}'`, { children: { path, watch: options.watch !== undefined } });
-    return frame.children?.children ?? [];
+    const children = frame.children?.children;
+    // The caller's own array: a frame without children decodes to a shared, frozen empty list.
+    return children === undefined || children.length === 0 ? [] : children;
   }
 
   /** A round trip to the server. */
@@ -335,12 +337,28 @@ export class RegistryClient implements Registry {
         ),
       );
     }
-    const xid = session.requests.nextXid();
-    this.#keepalive.sent();
-    const answer = session.requests.add<T>(xid, what, true, undefined, read, connect);
     const frame = body as ClientFrame;
-    frame.xid = xid; // the body is the caller's own literal
-    this.#codec.send(connection, encodeClientFrameTransient(frame));
+    frame.xid = session.requests.nextXid(); // the body is the caller's own literal
+    // Encoded and checked before the request waits for an answer: one that cannot be sent must not stay pending
+    // (its timeout would reject a promise nobody holds any more).
+    let packet: Uint8Array;
+    try {
+      packet = encodeClientFrameTransient(frame);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (packet.length > this.#options.maxFrameBytes) {
+      return Promise.reject(
+        new RegistryError(
+          RegistryErrorCode.LIMIT_EXCEEDED,
+          `Cannot ${what} as its request of ${packet.length} bytes exceeds 'maxFrameBytes' of ` +
+            `${this.#options.maxFrameBytes}`,
+        ),
+      );
+    }
+    this.#keepalive.sent();
+    const answer = session.requests.add<T>(frame.xid, what, true, undefined, read, connect);
+    this.#codec.send(connection, packet); // the transient bytes are copied here, before any other encode
     return answer;
   }
 

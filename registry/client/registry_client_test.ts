@@ -591,3 +591,37 @@ Deno.test("RegistryClient returns the exact data of concurrent gets whose answer
   await client.close();
   await server.stop();
 });
+
+Deno.test("RegistryClient refuses a request it cannot send at once, and leaves nothing pending behind it", async () => {
+  const loop = new EventLoop();
+  const server = new RegistryServer({ port: 0, loop });
+  await server.start();
+  const client = await RegistryClient.connect(server.address, { loop, requestTimeoutMs: 300, maxFrameBytes: 1024 });
+  const error = await rejectsWith(client.set("/", new Uint8Array(2000)), RegistryErrorCode.LIMIT_EXCEEDED);
+  assert.match(error.message, /Cannot set '\/' as its request of \d+ bytes exceeds 'maxFrameBytes' of 1024/);
+  // A value of the wrong type rejects (the promise, not a throw), as every other failure does.
+  const wrongType = client.get(42 as unknown as string);
+  await assert.rejects(wrongType, TypeError);
+  // Past the request timeout: nothing timed out unheard (an unhandled rejection would fail the test).
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  assert.equal(await client.getString("/"), "");
+  await client.close();
+  await server.stop();
+});
+
+Deno.test("RegistryClient gives each caller its own children array, and keeps a leading U+FEFF in names", async () => {
+  const loop = new EventLoop();
+  const server = new RegistryServer({ port: 0, loop });
+  await server.start();
+  const client = await RegistryClient.connect(server.address, { loop });
+  await client.create("/leaf", "");
+  const first = await client.children("/leaf");
+  first.push("mine");
+  assert.deepEqual(await client.children("/leaf"), [], "a leaf's list is new each time, and not frozen");
+  await client.create("/leaf/\uFEFFx", "v");
+  const names = await client.children("/leaf");
+  assert.deepEqual(names, ["\uFEFFx"]);
+  assert.equal(await client.getString(`/leaf/${names[0]}`), "v");
+  await client.close();
+  await server.stop();
+});

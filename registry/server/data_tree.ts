@@ -377,7 +377,7 @@ export class DataTree {
     const tree = new DataTree(options);
     const buffer = new Buffer(bytes.length);
     buffer.append(bytes);
-    const decoder = new TextDecoder();
+    const decoder = new TextDecoder("utf-8", { ignoreBOM: true }); // names keep a leading U+FEFF
     try {
       if (buffer.readUint32() !== SNAPSHOT_MAGIC) throw new Error("bad magic");
       const version = buffer.readUint8();

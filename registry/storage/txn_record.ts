@@ -91,7 +91,8 @@ const SEAL_TYPE = 6;
 export const SEAL_BYTES: number = RECORD_HEADER_BYTES + MIN_BODY_BYTES;
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: a leading U+FEFF is part of the text (a token, say), not a mark to drop on replay.
+const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** The header of a log file whose first record is `startZxid` (`version` 1 only to test reading old files). */
 export function encodeLogHeader(startZxid: bigint, version: number = LOG_VERSION): Uint8Array {

@@ -7,7 +7,7 @@
  */
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true }); // a leading U+FEFF is part of a name
 
 /** Appends jute values to a growing byte array. */
 export class JuteWriter {
