@@ -34,28 +34,41 @@ export const DEFAULT_MAX_PATH_LENGTH = 1024;
  * ```
  */
 export function validatePath(path: string, maxLength = DEFAULT_MAX_PATH_LENGTH): string {
-  const fail = (why: string) => {
-    throw new RegistryError(RegistryErrorCode.BAD_ARGUMENTS, `Invalid path '${printable(path)}': ${why}`);
-  };
-  if (typeof path !== "string" || path.length === 0) fail("it is empty");
-  if (path.length > maxLength) fail(`it is longer than ${maxLength} characters: current length is ${path.length}`);
-  if (path[0] !== "/") fail("it must start with '/'");
+  if (typeof path !== "string" || path.length === 0) invalidPath(path, "it is empty");
+  if (path.length > maxLength) {
+    invalidPath(path, `it is longer than ${maxLength} characters: current length is ${path.length}`);
+  }
+  if (path[0] !== "/") invalidPath(path, "it must start with '/'");
   if (path === "/") return path;
-  if (path.endsWith("/")) fail("it must not end with '/'");
+  if (path.endsWith("/")) invalidPath(path, "it must not end with '/'");
   if (!path.isWellFormed()) {
     const index = firstLoneSurrogate(path);
-    fail(`it contains a lone surrogate U+${codeUnitHex(path, index)} at index ${index}, which has no UTF-8 form`);
+    invalidPath(
+      path,
+      `it contains a lone surrogate U+${codeUnitHex(path, index)} at index ${index}, which has no UTF-8 form`,
+    );
   }
   const bad = FORBIDDEN.exec(path);
   if (bad !== null) {
     const kind = bad[0] <= "\u009f" ? "a control character" : "a forbidden character";
-    fail(`it contains ${kind} U+${codeUnitHex(path, bad.index)} at index ${bad.index}`);
+    invalidPath(path, `it contains ${kind} U+${codeUnitHex(path, bad.index)} at index ${bad.index}`);
   }
-  for (const segment of path.slice(1).split("/")) {
-    if (segment === "") fail("it contains an empty segment");
-    if (segment === "." || segment === "..") fail(`it contains a '${segment}' segment`);
+  // Segment by segment without splitting (no array per path): none empty, none "." or "..".
+  for (let start = 1; start <= path.length;) {
+    let end = path.indexOf("/", start);
+    if (end < 0) end = path.length;
+    if (end === start) invalidPath(path, "it contains an empty segment");
+    if (end - start <= 2 && path[start] === "." && (end - start === 1 || path[start + 1] === ".")) {
+      invalidPath(path, `it contains a '${path.slice(start, end)}' segment`);
+    }
+    start = end + 1;
   }
   return path;
+}
+
+// The error of validatePath, made only when a path is bad (a closure for it would be made for every path).
+function invalidPath(path: string, why: string): never {
+  throw new RegistryError(RegistryErrorCode.BAD_ARGUMENTS, `Invalid path '${printable(path)}': ${why}`);
 }
 
 // ZooKeeper's forbidden ranges, less the surrogates (lone ones are caught by isWellFormed, pairs are allowed).

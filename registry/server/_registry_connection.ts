@@ -139,6 +139,11 @@ export class RegistryConnection {
     return slot;
   }
 
+  /** Whether a reply computed now may be sent now: nothing is queued before it and the output has room. */
+  get clear(): boolean {
+    return this.#slots.length === 0 && !this.#backlogged;
+  }
+
   /** Compute a reply when its turn comes and the output has room (now, if nothing is queued). */
   defer(compute: () => ServerFrame): void {
     if (this.#slots.length === 0 && !this.#backlogged) this.#write(this.connection, compute());

@@ -14,11 +14,25 @@ import { getLogger } from "../../reactor/logger.ts";
 import type { TcpConnection } from "../../reactor/tcp_connection.ts";
 import { TcpServer } from "../../reactor/tcp_server.ts";
 import { UdpSocket } from "../../reactor/udp_socket.ts";
-import { type ClientFrame, decodeClientFrame, detachClientFrame, invalidFrameXid, wireLong } from "../_codec.ts";
+import {
+  type ClientFrame,
+  decodeClientFrame,
+  detachClientFrame,
+  invalidFrameXid,
+  type ServerFrame,
+  wireLong,
+} from "../_codec.ts";
 import { RegistryConnection, type ReplySlot, type WaitingRequest } from "./_registry_connection.ts";
 import { ReplyWriter } from "./_reply_writer.ts";
 import { SessionKeeper } from "./_session_keeper.ts";
-import { operationOf, READ_HANDLERS, type ReadScope, WRITE_HANDLERS, type WriteHandler } from "./_request_handlers.ts";
+import {
+  operationOf,
+  READ_HANDLERS,
+  type ReadHandler,
+  type ReadScope,
+  WRITE_HANDLERS,
+  type WriteHandler,
+} from "./_request_handlers.ts";
 import { AccessControl } from "./access_control.ts";
 import { DataTree } from "./data_tree.ts";
 import { RegistryError, RegistryErrorCode } from "../registry_error.ts";
@@ -472,20 +486,25 @@ export class RegistryServer {
       return this.#change(state, session, frame, WRITE_HANDLERS[op]);
     }
     if (op === "get" || op === "exists" || op === "children" || op === "ping") {
-      const read = READ_HANDLERS[op];
-      const xid = frame.xid;
       // Behind an unanswered request of this connection (its own write, say), a read waits for its turn.
-      state.defer(() => {
-        try {
-          return { xid, zxid: wireLong(this.#pipeline.lastZxid), ...read(this.#readScope, session, frame) };
-        } catch (error) {
-          return this.#replies.errorFrame(xid, RegistryError.from(error));
-        }
-      });
+      if (state.clear) state.reply(this.#read(session, frame, READ_HANDLERS[op]));
+      else state.defer(() => this.#read(session, frame, READ_HANDLERS[op]));
       return;
     }
     if (op === "close") return this.#keeper.close(state, session, frame.xid);
     throw new RegistryError(RegistryErrorCode.UNIMPLEMENTED, "Cannot serve the request as its operation is unknown");
+  }
+
+  /** The answer to a read, made now (the tree as it is when the read's turn comes). */
+  #read(session: Session, frame: ClientFrame, handler: ReadHandler): ServerFrame {
+    try {
+      const reply = handler(this.#readScope, session, frame) as ServerFrame;
+      reply.xid = frame.xid; // the handler's own literal: no spread into a new object
+      reply.zxid = wireLong(this.#pipeline.lastZxid);
+      return reply;
+    } catch (error) {
+      return this.#replies.errorFrame(frame.xid, RegistryError.from(error));
+    }
   }
 
   #change(state: RegistryConnection, session: Session, frame: ClientFrame, handler: WriteHandler): void {
