@@ -501,28 +501,32 @@ Deno.test(
   },
 );
 
-Deno.test("Writes pipelined behind a connect keep their data while the session is being opened", async () => {
-  const { server, raw, close } = await durableServer();
-  try {
-    // The creates wait, decoded, until the new session is durable; meanwhile the server reads on, into the same
-    // input buffer, the pings that follow. Held requests must not point into bytes those reads replace.
-    const pattern = (seed: number) => Uint8Array.from({ length: 3000 }, (_, at) => (at * 13 + seed) & 0xff);
-    await raw.send(
-      { xid: 1, connect: { sessionId: "0" } },
-      ...[2, 3, 4].map((xid) => ({
-        xid,
-        create: { path: `/held${xid}`, data: pattern(xid), nodeType: NodeType.PERSISTENT },
-      })),
-    );
-    for (let burst = 0; burst < 20; burst++) {
-      await raw.send(...Array.from({ length: 50 }, (_, i) => ({ xid: 100 + burst * 50 + i, ping: {} })));
+Deno.test(
+  "Writes pipelined behind a connect keep their data while the session is being opened",
+  needs("read", "write"),
+  async () => {
+    const { server, raw, close } = await durableServer();
+    try {
+      // The creates wait, decoded, until the new session is durable; meanwhile the server reads on, into the same
+      // input buffer, the pings that follow. Held requests must not point into bytes those reads replace.
+      const pattern = (seed: number) => Uint8Array.from({ length: 3000 }, (_, at) => (at * 13 + seed) & 0xff);
+      await raw.send(
+        { xid: 1, connect: { sessionId: "0" } },
+        ...[2, 3, 4].map((xid) => ({
+          xid,
+          create: { path: `/held${xid}`, data: pattern(xid), nodeType: NodeType.PERSISTENT },
+        })),
+      );
+      for (let burst = 0; burst < 20; burst++) {
+        await raw.send(...Array.from({ length: 50 }, (_, i) => ({ xid: 100 + burst * 50 + i, ping: {} })));
+      }
+      const answers = await raw.take(4 + 1000);
+      assert.deepEqual(answers.slice(0, 4).map((frame) => frame.errorCode ?? 0), [0, 0, 0, 0]);
+      const client = await RegistryClient.connect(server.address, { loop: new EventLoop() });
+      for (const xid of [2, 3, 4]) assert.deepEqual((await client.get(`/held${xid}`)).data, pattern(xid));
+      await client.close();
+    } finally {
+      await close();
     }
-    const answers = await raw.take(4 + 1000);
-    assert.deepEqual(answers.slice(0, 4).map((frame) => frame.errorCode ?? 0), [0, 0, 0, 0]);
-    const client = await RegistryClient.connect(server.address, { loop: new EventLoop() });
-    for (const xid of [2, 3, 4]) assert.deepEqual((await client.get(`/held${xid}`)).data, pattern(xid));
-    await client.close();
-  } finally {
-    await close();
-  }
-});
+  },
+);
