@@ -328,8 +328,16 @@ class Decoder {
       this.pos += wireType === 1 ? 8 : 4;
       if (this.pos > this.bytes.length) this.fail("a fixed-size field runs past the end");
     } else if (wireType === 3) {
-      // A group (proto2): its fields up to its end tag.
-      for (let tag = this.varint(); (tag & 7) !== 4; tag = this.varint()) this.skip(tag & 7);
+      // A group (proto2): its fields up to its end tag. Groups in groups are counted, not recursed into, so a frame of
+      // nested group starts cannot run the stack out (a group's fields are skipped whatever its depth).
+      let depth = 1;
+      while (depth > 0) {
+        const tag = this.varint();
+        const type = tag & 7;
+        if (type === 3) depth++;
+        else if (type === 4) depth--;
+        else this.skip(type);
+      }
     } else {
       this.fail(`wire type ${wireType} is not valid`);
     }

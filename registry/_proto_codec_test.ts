@@ -222,3 +222,19 @@ Deno.test("ProtoCodec keeps a leading U+FEFF: it is part of the text, not a mark
   const frame = { xid: 1, errorMessage: "\uFEFFwhy", children: { children: ["\uFEFFx", "\uFEFF"] } };
   assert.deepEqual(codec.decode(codec.encode(frame)), frame);
 });
+
+Deno.test("ProtoCodec skips groups nested to any depth without running the stack out", () => {
+  const codec = new ProtoCodec(root.lookupType("dwt.registry.ClientFrame"));
+  // xid 3, then field 99 as 100,000 nested groups and their ends, then the xid again as 4.
+  const open = [0x9b, 0x06];
+  const close = [0x9c, 0x06];
+  const depth = 100_000;
+  const bytes = new Uint8Array(2 + depth * 4 + 2);
+  bytes.set([0x08, 0x03]);
+  for (let i = 0; i < depth; i++) bytes.set(open, 2 + i * 2);
+  for (let i = 0; i < depth; i++) bytes.set(close, 2 + depth * 2 + i * 2);
+  bytes.set([0x08, 0x04], 2 + depth * 4);
+  assert.equal(codec.decode(bytes).xid, 4);
+  // Unclosed, they are cut short: a RangeError, as for any truncated frame.
+  assert.throws(() => codec.decode(bytes.subarray(0, 2 + depth * 2)), RangeError);
+});
