@@ -4,13 +4,7 @@
  * or bigints past 2^53), no Reader or Writer per message, small frames encoded into reused memory, and strict
  * UTF-8 in both directions.
  *
- * Wire rules (the protobuf encoding; only the types registry.proto uses):
- *
- * | type                              | wire type | value                                                |
- * | --------------------------------- | --------- | ---------------------------------------------------- |
- * | uint32, int32, enum, bool, uint64 | 0 varint  | int32 and enums below 0 as 10-byte two's complement |
- * | sint32                            | 0 varint  | zigzag: (n << 1) ^ (n >> 31)                         |
- * | string, bytes, message            | 2 length  | varint byte length, then the bytes                  |
+ * The wire primitives (varints, lengths, strict UTF-8) are in `_proto_wire.ts`, with the byte layout.
  *
  * Encoding writes every field that is set (neither undefined nor null, nor a default a decoded message inherits), in
  * field-number order: protobufjs's rule, so its output and this one are byte for byte the same. Decoding skips
@@ -27,6 +21,16 @@
  */
 
 import type protobuf from "protobufjs";
+import {
+  type BadString,
+  Decoder,
+  EMPTY_BYTES,
+  Encoder,
+  lengths,
+  long64Length,
+  utf8Length,
+  varintLength,
+} from "./_proto_wire.ts";
 
 /** What a field holds, which decides its wire type and its JavaScript value. */
 type FieldKind = "uint32" | "int32" | "sint32" | "uint64" | "bool" | "string" | "bytes" | "message";
@@ -51,298 +55,9 @@ export class InvalidStringError extends Error {
   }
 }
 
-const EMPTY_BYTES = new Uint8Array(0);
 // On the prototype of decoded messages: only those may inherit a default, so only they need an own-key check.
 const DECODED = Symbol("decoded");
 const EMPTY_LIST: readonly unknown[] = Object.freeze([]);
-const TWO_32 = 2 ** 32;
-// ignoreBOM: a string that starts with U+FEFF keeps it (a decoder drops it by default, so a child named "\uFEFFx"
-// would come back as "x", another node).
-const fatalDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-const lossyDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
-
-// --- sizes ---
-
-function varintLength(value: number): number {
-  return value < 0x80 ? 1 : value < 0x4000 ? 2 : value < 0x200000 ? 3 : value < 0x10000000 ? 4 : 5;
-}
-
-/** The UTF-8 length of `text`; a lone surrogate counts 3 bytes, as it is written. */
-function utf8Length(text: string): number {
-  if (typeof text !== "string") throw new TypeError(`Cannot encode ${typeof text} as a string field`);
-  let length = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0x80) length += 1;
-    else if (c < 0x800) length += 2;
-    else if (c >= 0xd800 && c < 0xdc00 && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
-      length += 4;
-      i++;
-    } else length += 3;
-  }
-  return length;
-}
-
-// A 64-bit value's low and high 32 bits, set by longBits (one pair: encodes never nest).
-let low32 = 0;
-let high32 = 0;
-
-/** Split a 64-bit value, in any form the frames carry, into low32 and high32 (unsigned). */
-function longBits(value: unknown): void {
-  if (typeof value === "number" && value >= 0 && value <= Number.MAX_SAFE_INTEGER) {
-    // Division and a floor, not %: a floating-point remainder is a slow instruction, and this runs per field.
-    high32 = value < TWO_32 ? 0 : Math.floor(value / TWO_32);
-    low32 = (value - high32 * TWO_32) >>> 0;
-    return;
-  }
-  if (typeof value === "object" && value !== null && "low" in value && "high" in value) {
-    low32 = (value as { low: number }).low >>> 0; // a protobufjs Long
-    high32 = (value as { high: number }).high >>> 0;
-    return;
-  }
-  let big: bigint;
-  if (typeof value === "bigint") big = value;
-  else if (typeof value === "string") big = BigInt(value);
-  else if (typeof value === "number" && Number.isFinite(value)) big = BigInt(Math.trunc(value));
-  else throw new TypeError(`Cannot encode ${String(value)} as a 64-bit integer`);
-  const bits = BigInt.asUintN(64, big);
-  low32 = Number(bits & 0xffff_ffffn);
-  high32 = Number(bits >> 32n);
-}
-
-function long64Length(value: unknown): number {
-  if (typeof value === "number" && value >= 0 && value <= Number.MAX_SAFE_INTEGER) {
-    if (value < 0x1000_0000) return varintLength(value);
-    // 7 bits a byte: 2^35, 2^42 and 2^49 are the next bounds (a safe integer has at most 53 bits).
-    return value < 2 ** 35 ? 5 : value < 2 ** 42 ? 6 : value < 2 ** 49 ? 7 : 8;
-  }
-  longBits(value);
-  if (high32 === 0) return varintLength(low32);
-  return high32 < 0x8 ? 5 : 5 + varintLength(high32 >>> 3);
-}
-
-// The lengths of the nested messages of the message being encoded, in the order the write pass meets them.
-const lengths: number[] = [];
-
-// --- writing ---
-
-/** Writes into an array at least as long as what is written (the lengths are measured first). */
-class Encoder {
-  bytes: Uint8Array = EMPTY_BYTES;
-  pos = 0;
-  /** The next of `lengths` to take: the length of the next nested message to write. */
-  nested = 0;
-
-  varint(value: number): void {
-    const bytes = this.bytes;
-    while (value > 0x7f) {
-      bytes[this.pos++] = (value & 0x7f) | 0x80;
-      value >>>= 7;
-    }
-    bytes[this.pos++] = value;
-  }
-
-  int32(value: number): void {
-    if (value >= 0) this.varint(value);
-    else this.#long(value >>> 0, 0xffff_ffff);
-  }
-
-  uint64(value: unknown): void {
-    longBits(value);
-    this.#long(low32, high32);
-  }
-
-  #long(low: number, high: number): void {
-    const bytes = this.bytes;
-    while (high > 0) {
-      bytes[this.pos++] = (low & 0x7f) | 0x80;
-      low = ((low >>> 7) | (high << 25)) >>> 0;
-      high >>>= 7;
-    }
-    this.varint(low);
-  }
-
-  string(text: string): void {
-    this.varint(utf8Length(text));
-    const bytes = this.bytes;
-    let pos = this.pos;
-    for (let i = 0; i < text.length; i++) {
-      let c = text.charCodeAt(i);
-      if (c < 0x80) {
-        bytes[pos++] = c;
-      } else if (c < 0x800) {
-        bytes[pos++] = (c >> 6) | 0xc0;
-        bytes[pos++] = (c & 0x3f) | 0x80;
-      } else if (c >= 0xd800 && c < 0xdc00 && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
-        c = 0x10000 + ((c & 0x3ff) << 10) + (text.charCodeAt(++i) & 0x3ff);
-        bytes[pos++] = (c >> 18) | 0xf0;
-        bytes[pos++] = ((c >> 12) & 0x3f) | 0x80;
-        bytes[pos++] = ((c >> 6) & 0x3f) | 0x80;
-        bytes[pos++] = (c & 0x3f) | 0x80;
-      } else {
-        // A lone surrogate too: the receiver refuses it as invalid UTF-8 rather than read a U+FFFD we put there.
-        bytes[pos++] = (c >> 12) | 0xe0;
-        bytes[pos++] = ((c >> 6) & 0x3f) | 0x80;
-        bytes[pos++] = (c & 0x3f) | 0x80;
-      }
-    }
-    this.pos = pos;
-  }
-
-  bytesValue(data: Uint8Array): void {
-    // Not any array-like: set() would write a string's characters, or anything else, as zeros without a word.
-    if (!(data instanceof Uint8Array)) {
-      throw new TypeError(`Cannot encode ${typeof data} as bytes: a Uint8Array is needed`);
-    }
-    this.varint(data.length);
-    this.bytes.set(data, this.pos);
-    this.pos += data.length;
-  }
-}
-
-// --- reading ---
-
-/** The first bad string of a message being decoded: where it was and what a lossy decoder makes of it. */
-interface BadString {
-  field: string;
-  lossy: string;
-  cause: unknown;
-}
-
-/** Reads one message's bytes. */
-class Decoder {
-  bytes: Uint8Array = EMPTY_BYTES;
-  pos = 0;
-  bad: BadString | undefined;
-  // The names of the messages being decoded, outermost first: a bad string's field is named from them.
-  readonly names: string[] = [];
-
-  fail(what: string): never {
-    throw new RangeError(`Cannot decode the frame as ${what} at offset ${this.pos} of ${this.bytes.length}`);
-  }
-
-  /** A varint's low 32 bits (as protobuf reads a uint32: the high bits of a longer varint are dropped). */
-  varint(): number {
-    const bytes = this.bytes;
-    let byte = bytes[this.pos];
-    if (byte !== undefined && byte < 0x80) {
-      this.pos++;
-      return byte;
-    }
-    let value = 0;
-    for (let shift = 0; shift < 70; shift += 7) {
-      byte = bytes[this.pos++];
-      if (byte === undefined) this.fail("a varint is cut short");
-      if (shift < 32) value |= (byte & 0x7f) << shift;
-      if (byte < 0x80) return value >>> 0;
-    }
-    return this.fail("a varint is longer than 10 bytes");
-  }
-
-  /** A uint64 varint: a number when exact, else a bigint. */
-  uint64(): number | bigint {
-    const bytes = this.bytes;
-    let low = 0;
-    let high = 0;
-    for (let shift = 0; shift < 70; shift += 7) {
-      const byte = bytes[this.pos++];
-      if (byte === undefined) this.fail("a varint is cut short");
-      const bits = byte & 0x7f;
-      if (shift < 28) {
-        low |= bits << shift;
-      } else if (shift === 28) {
-        low |= bits << 28;
-        high = bits >>> 4;
-      } else {
-        high |= bits << (shift - 32);
-      }
-      if (byte < 0x80) {
-        low >>>= 0;
-        high >>>= 0;
-        return high < 0x20_0000 ? high * TWO_32 + low : (BigInt(high) << 32n) | BigInt(low);
-      }
-    }
-    return this.fail("a varint is longer than 10 bytes");
-  }
-
-  /** Reads a length; returns where the field it prefixes ends. */
-  end(): number {
-    const length = this.varint();
-    const end = this.pos + length;
-    if (end > this.bytes.length) this.fail(`a field of ${length} bytes runs past the end`);
-    return end;
-  }
-
-  bytesValue(): Uint8Array {
-    const end = this.end();
-    const start = this.pos;
-    this.pos = end;
-    return start === end ? EMPTY_BYTES : this.bytes.subarray(start, end);
-  }
-
-  /** A string field (`name`, with `index` for a list's item, or -1) that must be valid UTF-8. */
-  string(name: string, index: number): string {
-    const end = this.end();
-    const bytes = this.bytes;
-    const start = this.pos;
-    this.pos = end;
-    let text = "";
-    // ASCII, the usual case for paths, is read here; anything else goes to the strict native decoder.
-    if (end - start <= 64) {
-      for (let i = start; i < end; i++) {
-        const c = bytes[i]!;
-        if (c >= 0x80) return this.#utf8(bytes.subarray(start, end), name, index);
-        text += String.fromCharCode(c);
-      }
-      return text;
-    }
-    return this.#utf8(bytes.subarray(start, end), name, index);
-  }
-
-  #utf8(view: Uint8Array, name: string, index: number): string {
-    try {
-      return fatalDecoder.decode(view);
-    } catch (cause) {
-      const lossy = lossyDecoder.decode(view);
-      if (this.bad === undefined) {
-        const field = [...this.names, name].join(".") + (index >= 0 ? `[${index}]` : "");
-        this.bad = { field, lossy, cause };
-      }
-      return lossy;
-    }
-  }
-
-  /** A field this message does not know by `tag`: skipped, unless its number is known (`known`) with another type. */
-  other(tag: number, known: readonly string[]): void {
-    const name = known[tag >>> 3];
-    if (name !== undefined) this.fail(`field '${name}' has wire type ${tag & 7}`);
-    this.skip(tag & 7);
-  }
-
-  skip(wireType: number): void {
-    if (wireType === 0) {
-      this.varint();
-    } else if (wireType === 2) {
-      this.pos = this.end();
-    } else if (wireType === 1 || wireType === 5) {
-      this.pos += wireType === 1 ? 8 : 4;
-      if (this.pos > this.bytes.length) this.fail("a fixed-size field runs past the end");
-    } else if (wireType === 3) {
-      // A group (proto2): its fields up to its end tag. Groups in groups are counted, not recursed into, so a frame of
-      // nested group starts cannot run the stack out (a group's fields are skipped whatever its depth).
-      let depth = 1;
-      while (depth > 0) {
-        const tag = this.varint();
-        const type = tag & 7;
-        if (type === 3) depth++;
-        else if (type === 4) depth--;
-        else this.skip(type);
-      }
-    } else {
-      this.fail(`wire type ${wireType} is not valid`);
-    }
-  }
-}
 
 // --- compiling a message type ---
 
@@ -390,19 +105,10 @@ function defaultOf(field: CompiledField): unknown {
   }
 }
 
-/** The default's literal in generated code: the encoder skips a default the message only inherits. */
+/** The default's name in generated code: the encoder skips a default the message only inherits. */
 function defaultLiteral(field: CompiledField): string {
-  if (field.repeated) return "EMPTY_LIST";
-  switch (field.kind) {
-    case "bool":
-      return "false";
-    case "string":
-      return '""';
-    case "bytes":
-      return "EMPTY_BYTES";
-    default:
-      return "0";
-  }
+  const value = defaultOf(field);
+  return value === EMPTY_LIST ? "EMPTY_LIST" : value === EMPTY_BYTES ? "EMPTY_BYTES" : JSON.stringify(value);
 }
 
 /** JavaScript that adds the length of value `v` of `field` (its tag included) to `n`. */
@@ -420,11 +126,11 @@ function lengthCode(field: CompiledField): string {
     case "bool":
       return `n += ${t + 1};`;
     case "string":
-      return `s = utf8Length(v); n += ${t} + varintLength(s) + s;`;
+      return `s = utf8Length(v); lengths.push(s); n += ${t} + varintLength(s) + s;`;
     case "bytes":
       return `n += ${t} + varintLength(v.length) + v.length;`;
     case "message":
-      // Measured once: the write pass takes it from `lengths`, in the same order.
+      // Measured once: the write pass takes it from `lengths`, in the same order (a string's too).
       return `at = lengths.length; lengths.push(0); s = code[${field.message}].length(v); lengths[at] = s; ` +
         `n += ${t} + varintLength(s) + s;`;
   }
@@ -449,7 +155,7 @@ function writeCode(field: CompiledField): string {
     case "bytes":
       return `${tag}e.bytesValue(v);`;
     case "message":
-      return `${tag}e.varint(lengths[e.nested++]); code[${field.message}].write(e, v);`;
+      return `${tag}e.varint(lengths[e.next++]); code[${field.message}].write(e, v);`;
   }
 }
 
@@ -623,7 +329,7 @@ export class ProtoCodec {
   #write(message: Record<string, unknown>, target: Uint8Array): Uint8Array {
     encoder.bytes = target;
     encoder.pos = 0;
-    encoder.nested = 0;
+    encoder.next = 0;
     try {
       this.#code.write(encoder, message);
     } finally {
