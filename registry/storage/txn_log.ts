@@ -67,14 +67,8 @@ import type { DataTree, DataTreeOptions } from "../server/data_tree.ts";
 import { RegistryError, RegistryErrorCode } from "../registry_error.ts";
 import { type SnapshotTarget, writeSnapshot } from "./_snapshot_writer.ts";
 import { refusalFor } from "./_refusal.ts";
-import {
-  encodeLogHeader,
-  encodeSeal,
-  LOG_HEADER_BYTES,
-  recordLength,
-  type TxnRecord,
-  writeRecord,
-} from "./txn_record.ts";
+import { encodeLogHeader, encodeSeal, LOG_HEADER_BYTES, type TxnRecord } from "./txn_record.ts";
+import { RecordBatch } from "./_record_batch.ts";
 
 export { applyRecord, type TxnRecord } from "./txn_record.ts";
 export { StorageError } from "./storage_error.ts";
@@ -112,10 +106,6 @@ export interface TxnLogOptions extends DataTreeOptions {
 }
 
 const FILE_MODE = 0o600;
-// A batch's first array: a few typical records (it grows as needed).
-const MIN_BATCH_BYTES = 4 * 1024;
-const EMPTY_BATCH = new Uint8Array(0);
-
 // Batches on their way to the disk at once: a second one is written and synced while the first syncs, so a write
 // that comes during a sync waits for one sync, not for the rest of that one and then its own.
 const MAX_BATCHES_IN_FLIGHT = 2;
@@ -159,12 +149,8 @@ export class TxnLog {
   #fileName: string;
   /** End of the last durable record in the current file: where a failed write is cut back to. */
   #fileSize: number;
-  // The records appended since the last write, encoded back to back (a fresh array after each write: the append in
-  // flight may still read the last one), and their callbacks.
-  #pending = EMPTY_BATCH;
-  #pendingView = new DataView(EMPTY_BATCH.buffer);
-  #pendingBytes = 0;
-  #pendingDone: AppendCallback[] = [];
+  // The records appended since the last write.
+  #pending = new RecordBatch<AppendCallback>();
   #durableZxid: bigint;
   #nextZxid: bigint;
   #flushing: Promise<void> | undefined;
@@ -369,10 +355,7 @@ export class TxnLog {
           `${record.zxid}`,
       );
     }
-    const length = recordLength(record);
-    if (this.#pendingBytes + length > this.#pending.length) this.#growPending(length);
-    this.#pendingBytes += writeRecord(record, this.#pending, this.#pendingView, this.#pendingBytes);
-    this.#pendingDone.push(done);
+    this.#pending.add(record, done);
     this.#nextZxid++;
     if (this.#flushing === undefined) {
       this.#flushing = this.#flushLoop();
@@ -465,30 +448,12 @@ export class TxnLog {
     if (batch !== undefined) this.#batches.push(batch);
   }
 
-  /** Room for `length` more bytes of records: a larger array, holding what is queued. */
-  #growPending(length: number): void {
-    const grown = new Uint8Array(Math.max(MIN_BATCH_BYTES, 2 * this.#pending.length, this.#pendingBytes + length));
-    grown.set(this.#pending.subarray(0, this.#pendingBytes));
-    this.#pending = grown;
-    this.#pendingView = new DataView(grown.buffer);
-  }
-
-  #dropPending(): void {
-    this.#pending = EMPTY_BATCH;
-    this.#pendingView = new DataView(EMPTY_BATCH.buffer);
-    this.#pendingBytes = 0;
-    this.#pendingDone = [];
-  }
-
   /** Write every queued record as one batch (one fdatasync), or return `undefined` when none is queued. */
   #writeBatch(): WrittenBatch | undefined {
-    if (this.#pendingDone.length === 0) return undefined;
-    const dones = this.#pendingDone;
-    const size = this.#pendingBytes;
-    const bytes = this.#pending.subarray(0, size);
-    this.#dropPending();
-    const synced = this.#file.append(bytes).then(() => undefined, (cause: unknown) => ({ cause }));
-    return { bytes: size, dones, synced };
+    const taken = this.#pending.take();
+    if (taken === undefined) return undefined;
+    const synced = this.#file.append(taken.bytes).then(() => undefined, (cause: unknown) => ({ cause }));
+    return { bytes: taken.bytes.length, dones: taken.dones, synced };
   }
 
   #call(done: AppendCallback, error: RegistryError | undefined): void {
@@ -515,8 +480,7 @@ export class TxnLog {
       }
     }
     // Records appended while the write was in flight were validated against a state that included the failed ones.
-    const failed = dones.concat(this.#pendingDone);
-    this.#dropPending();
+    const failed = dones.concat(this.#pending.drop());
     this.#nextZxid = this.#durableZxid + 1n;
     const error = new RegistryError(
       RegistryErrorCode.STORAGE_FAILED,
