@@ -26,6 +26,7 @@ import {
 } from "../_codec.ts";
 import { createNode, type ProtectedCreateTarget, protectedCreateTarget } from "./_protected_create.ts";
 import { ServerDialer } from "./_server_dialer.ts";
+import type { WatchKind } from "./_watch_registry.ts";
 import { importHeartbeatKey } from "../heartbeat.ts";
 import type { CreateOptions, EventType, NodeType, Registry, SessionEvent, Stat, WatchCallback } from "../registry.ts";
 import {
@@ -43,12 +44,24 @@ const encoder = new TextEncoder();
 const toBytes = (data: Uint8Array | string | undefined) =>
   data === undefined ? new Uint8Array(0) : typeof data === "string" ? encoder.encode(data) : data;
 
+/** A watch a read sets: held from the moment its request is written. */
+interface Watch {
+  kind: WatchKind;
+  path: string;
+  callback: WatchCallback;
+}
+
 // Answers as the caller gets them, made as they arrive (see RegistryClient#request): bytes are copied there.
 const readGet = (frame: ServerFrame) => ({
   data: frame.get?.data?.slice() ?? new Uint8Array(0),
   stat: statFromWire(frame.get?.stat),
 });
 const readExists = (frame: ServerFrame) => frame.exists?.stat ? statFromWire(frame.exists.stat) : undefined;
+// The caller's own array: a frame without children decodes to a shared, frozen empty list.
+const readChildren = (frame: ServerFrame) => {
+  const children = frame.children?.children;
+  return children === undefined || children.length === 0 ? [] : children;
+};
 const readConnect = (frame: ServerFrame) => {
   if (frame.connect?.sessionSecret !== undefined) frame.connect.sessionSecret = frame.connect.sessionSecret.slice();
   return frame;
@@ -233,8 +246,9 @@ export class RegistryClient implements Registry {
 
   /** A node's data and stat; `watch` is told once when it changes or is deleted. */
   get(path: string, options: { watch?: WatchCallback } = {}): Promise<{ data: Uint8Array; stat: Stat }> {
-    if (options.watch) this.#session.watches.add("data", path, options.watch);
-    return this.#request(`get '${path}'`, { get: { path, watch: options.watch !== undefined } }, readGet);
+    const body = { get: { path, watch: options.watch !== undefined } };
+    const watch = options.watch && { kind: "data" as const, path, callback: options.watch };
+    return this.#request(`get '${path}'`, body, readGet, watch);
   }
 
   /** A node's data as UTF-8 text. */
@@ -259,8 +273,9 @@ export class RegistryClient implements Registry {
 
   /** A node's stat, or undefined when it does not exist; `watch` fires on create, change or delete. */
   exists(path: string, options: { watch?: WatchCallback } = {}): Promise<Stat | undefined> {
-    if (options.watch) this.#session.watches.add("data", path, options.watch);
-    return this.#request(`exists '${path}'`, { exists: { path, watch: options.watch !== undefined } }, readExists);
+    const body = { exists: { path, watch: options.watch !== undefined } };
+    const watch = options.watch && { kind: "data" as const, path, callback: options.watch };
+    return this.#request(`exists '${path}'`, body, readExists, watch);
   }
 
   /** A node's stat; NO_NODE when it does not exist. */
@@ -273,12 +288,10 @@ export class RegistryClient implements Registry {
   }
 
   /** A node's children, sorted (the seed's `ls`); `watch` fires when they change or the node is deleted. */
-  async children(path: string, options: { watch?: WatchCallback } = {}): Promise<string[]> {
-    if (options.watch) this.#session.watches.add("child", path, options.watch);
-    const frame = await this.#request(`list '${path}'`, { children: { path, watch: options.watch !== undefined } });
-    const children = frame.children?.children;
-    // The caller's own array: a frame without children decodes to a shared, frozen empty list.
-    return children === undefined || children.length === 0 ? [] : children;
+  children(path: string, options: { watch?: WatchCallback } = {}): Promise<string[]> {
+    const body = { children: { path, watch: options.watch !== undefined } };
+    const watch = options.watch && { kind: "child" as const, path, callback: options.watch };
+    return this.#request(`list '${path}'`, body, readChildren, watch);
   }
 
   /** A round trip to the server. */
@@ -321,8 +334,13 @@ export class RegistryClient implements Registry {
    * must be copied there, not after an await.
    */
   #request(what: string, body: Omit<ClientFrame, "xid">): Promise<ServerFrame>;
-  #request<T>(what: string, body: Omit<ClientFrame, "xid">, read: (frame: ServerFrame) => T): Promise<T>;
-  #request<T>(what: string, body: Omit<ClientFrame, "xid">, read?: (frame: ServerFrame) => T): Promise<T> {
+  #request<T>(what: string, body: Omit<ClientFrame, "xid">, read: (frame: ServerFrame) => T, watch?: Watch): Promise<T>;
+  #request<T>(
+    what: string,
+    body: Omit<ClientFrame, "xid">,
+    read?: (frame: ServerFrame) => T,
+    watch?: Watch,
+  ): Promise<T> {
     const session = this.#session;
     if (session.closed) {
       return Promise.reject(new RegistryError(RegistryErrorCode.CLOSED, `Cannot ${what} as the client is closed`));
@@ -356,6 +374,9 @@ export class RegistryClient implements Registry {
         ),
       );
     }
+    // Held before the request is written, so an event that overtakes the answer finds it; not for a request refused
+    // above, which the server never sees.
+    if (watch !== undefined) session.watches.add(watch.kind, watch.path, watch.callback);
     this.#keepalive.sent();
     const answer = session.requests.add<T>(frame.xid, what, true, undefined, read, connect);
     this.#codec.send(connection, packet); // the transient bytes are copied here, before any other encode

@@ -625,3 +625,37 @@ Deno.test("RegistryClient gives each caller its own children array, and keeps a 
   await client.close();
   await server.stop();
 });
+
+Deno.test("RegistryClient holds no watch for a read it refused to send", async () => {
+  const loop = new EventLoop();
+  const server = new RegistryServer({ port: 0, loop });
+  await server.start();
+  const client = await RegistryClient.connect(server.address, { loop });
+  const writer = await RegistryClient.connect(server.address, { loop });
+  await client.create("/w", "1");
+  const fired: string[] = [];
+  // While the connection is down a read is refused at once: the server never sees it, so no watch may stay behind.
+  let refused: Promise<RegistryError> | undefined;
+  let resumed = false;
+  client.onSessionEvent((event) => {
+    if (event.type === "disconnected") {
+      refused ??= client.get("/w", { watch: () => fired.push("refused") }).then(
+        () => assert.fail("a read while disconnected was answered"),
+        (error: RegistryError) => error,
+      );
+    }
+    if (event.type === "connected") resumed = true;
+  });
+  await server.dropConnectionsForTesting();
+  await until(() => refused !== undefined && resumed, 3000, "the session resumed after a refused read");
+  assert.equal((await refused!).code, RegistryErrorCode.CONNECTION_LOSS);
+  await client.get("/w", { watch: () => fired.push("answered") });
+  await until(() => writer.connected, 3000, "the writer back");
+  await writer.set("/w", "2");
+  await until(() => fired.length > 0, 3000, "the watch");
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.deepEqual(fired, ["answered"]);
+  await writer.close();
+  await client.close();
+  await server.stop();
+});
