@@ -53,7 +53,8 @@ export interface RegistryClientOptions {
    */
   reconnectDelayMs?: number;
   /**
-   * Largest frame accepted from the server, in bytes.
+   * Largest frame accepted from the server, and sent to it, in bytes: a request whose frame would be larger (a `set`
+   * of more data) is refused with `LIMIT_EXCEEDED` before anything is sent.
    * @default {8388608}
    */
   maxFrameBytes?: number;
