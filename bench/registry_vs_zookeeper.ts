@@ -15,7 +15,10 @@
  * a plain socket server that appends one record of a create's size to a file on the same disk and fdatasyncs it
  * before it answers (`registry_durable_floor.ts`), the frames of one read sharing one sync as the log's group
  * commit does. At 1 in flight no durable write beats it; at 32 it is what the disk and the loopback allow with
- * no work per request. "dwt durable / floor" is how close the registry gets.
+ * no work per request. "dwt durable / floor" is how close the registry gets. The registry's log keeps zero-filled
+ * space written ahead of its end, so its syncs write no new file size; a second floor does the same (its file filled
+ * with zeros first, the records overwriting them: `--preallocate`) and is the limit for a log that preallocates.
+ * "dwt durable / floor" is against the first, as issue 21 defines it, "/ prealloc floor" against the second.
  *
  * The ratios to a floor compare measurements taken in turns: the durable registry and its floor (or, for a read
  * at 1 in flight, the raw echo) run in alternating slices of the point's time, and each ratio is the median of
@@ -131,24 +134,24 @@ async function measureEcho(port: number, inFlight: number, sliceMs = durationMs)
 // elsewhere on the machine (a few seconds on this VM) hits both alike and the ratio of the two stays put.
 const PAIRED_SLICES = 8;
 
-/** `store` and the echo (or floor) at `port` measured in alternating slices over `durationMs` each in all. */
+/** `store` and the echoes (or floors) at `ports` measured in alternating slices over `durationMs` each in all. */
 async function measurePaired(
   store: Store,
   op: "create" | "get" | "exists",
   inFlight: number,
   prefix: string,
-  port: number,
-): Promise<{ dwt: number; raw: number }> {
+  ports: readonly number[],
+): Promise<{ dwt: number; raw: number[] }> {
   const dwt: Slice[] = [];
-  const raw: Slice[] = [];
+  const raw: Slice[][] = ports.map(() => []);
   const sliceMs = durationMs / PAIRED_SLICES;
   for (let i = 0; i < PAIRED_SLICES; i++) {
     // Which goes first alternates too, so neither always follows the other's warm-up.
     if (i % 2 === 0) dwt.push(await measure(store, op, inFlight, prefix, sliceMs));
-    raw.push(await measureEcho(port, inFlight, sliceMs));
+    for (const [j, port] of ports.entries()) raw[j]!.push(await measureEcho(port, inFlight, sliceMs));
     if (i % 2 === 1) dwt.push(await measure(store, op, inFlight, prefix, sliceMs));
   }
-  return { dwt: rate(dwt), raw: rate(raw) };
+  return { dwt: rate(dwt), raw: raw.map(rate) };
 }
 
 // A create as the bench makes it, logged: what the floor server appends per request.
@@ -163,12 +166,10 @@ const typicalRecord = encodeRecord({
 });
 const zk = await startZooKeeper();
 const echo = await spawnReady(denoRun(new URL("./rpc_echo_server.ts", import.meta.url).pathname, "--stack", "bytes"));
-const floor = await spawnReady(
-  denoRun(
-    new URL("./registry_durable_floor.ts", import.meta.url).pathname,
-    "--record-bytes",
-    `${typicalRecord.length}`,
-  ),
+const floorPath = new URL("./registry_durable_floor.ts", import.meta.url).pathname;
+const floor = await spawnReady(denoRun(floorPath, "--record-bytes", `${typicalRecord.length}`));
+const preallocatedFloor = await spawnReady(
+  denoRun(floorPath, "--record-bytes", `${typicalRecord.length}`, "--preallocate"),
 );
 const registry = await startRegistry();
 const memoryRegistry = await startRegistry({ memoryOnly: true });
@@ -186,9 +187,11 @@ interface Row {
   runs: Record<Name, number[]>;
   echo: number[];
   floor: number[];
-  // dwt durable / raw echo and / durable floor, per run, each pair measured in alternating slices.
+  preallocatedFloor: number[];
+  // dwt durable / raw echo and / durable floors, per run, each pair measured in alternating slices.
   rawRatios: number[];
   floorRatios: number[];
+  preallocatedRatios: number[];
 }
 const results: Row[] = [];
 try {
@@ -203,22 +206,33 @@ try {
         runs: { zookeeper: [], dwt: [], dwtMemory: [] },
         echo: [],
         floor: [],
+        preallocatedFloor: [],
         rawRatios: [],
         floorRatios: [],
+        preallocatedRatios: [],
       };
       const prefix = `/bench${inFlight}`;
       // The durable registry against what bounds it, in alternating slices: a durable create against the
       // durable floor (at 1 and at 32 in flight: the floor groups the frames of a read into one sync, as the log
       // groups a read's requests), a read at 1 in flight against the raw echo. Else on its own.
-      const against = op === "create" ? Number(floor.ready) : inFlight === 1 ? Number(echo.ready) : undefined;
+      const against = op === "create"
+        ? [Number(floor.ready), Number(preallocatedFloor.ready)]
+        : inFlight === 1
+        ? [Number(echo.ready)]
+        : undefined;
       for (let run = 0; run < runs; run++) {
         for (const [name, store] of Object.entries(stores) as Array<[Name, Store]>) {
           let opsPerSecond: number;
           if (name === "dwt" && against !== undefined) {
             const paired = await measurePaired(store, op, inFlight, prefix, against);
             opsPerSecond = paired.dwt;
-            (op === "create" ? row.floor : row.echo).push(paired.raw);
-            (op === "create" ? row.floorRatios : row.rawRatios).push(paired.dwt / paired.raw);
+            const [first, preallocated] = paired.raw as [number, number | undefined];
+            (op === "create" ? row.floor : row.echo).push(first);
+            (op === "create" ? row.floorRatios : row.rawRatios).push(paired.dwt / first);
+            if (preallocated !== undefined) {
+              row.preallocatedFloor.push(preallocated);
+              row.preallocatedRatios.push(paired.dwt / preallocated);
+            }
           } else {
             opsPerSecond = rate([await measure(store, op, inFlight, prefix)]);
           }
@@ -244,16 +258,23 @@ try {
   await zk.stop();
   await echo.stop();
   await floor.stop();
+  await preallocatedFloor.stop();
 }
 
 const show = (values: number[]) => values.map((value) => value.toFixed(0)).join(" ");
 console.log(`registry vs ZooKeeper 3.8, ${values.seconds} s per point, median of ${runs} runs (all runs in brackets)`);
-console.log(`durable floor: a round trip + one ${typicalRecord.length}-byte append + fdatasync per request`);
+console.log(
+  `durable floor: a round trip + one ${typicalRecord.length}-byte append + fdatasync per request; prealloc floor: ` +
+    "the same, each record overwriting zeros written and synced ahead",
+);
 console.log(
   "| op | in flight | ZooKeeper ops/s | dwt durable ops/s | ratio | dwt memory only ops/s | ratio | raw echo ops/s " +
-    "| raw / ZooKeeper | dwt durable / raw | durable floor ops/s | dwt durable / floor | durable / memory |",
+    "| raw / ZooKeeper | dwt durable / raw | durable floor ops/s | dwt durable / floor | prealloc floor ops/s " +
+    "| dwt durable / prealloc floor | durable / memory |",
 );
-console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+console.log(
+  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+);
 for (const row of results) {
   const zk = median(row.runs.zookeeper);
   const dwt = median(row.runs.dwt);
@@ -264,8 +285,10 @@ for (const row of results) {
     : `${raw.toFixed(0)} [${show(row.echo)}] | ${(raw / zk).toFixed(2)} | ${median(row.rawRatios).toFixed(2)} |`;
   const floor = row.floor.length > 0 ? median(row.floor) : undefined;
   const floorColumns = floor === undefined
-    ? " | |"
-    : ` ${floor.toFixed(0)} [${show(row.floor)}] | ${median(row.floorRatios).toFixed(2)} |`;
+    ? " | | | |"
+    : ` ${floor.toFixed(0)} [${show(row.floor)}] | ${median(row.floorRatios).toFixed(2)} | ${
+      median(row.preallocatedFloor).toFixed(0)
+    } [${show(row.preallocatedFloor)}] | ${median(row.preallocatedRatios).toFixed(2)} |`;
   const memoryColumn = row.op === "create" ? ` ${(dwt / memory).toFixed(2)} |` : " |";
   console.log(
     `| ${row.op} | ${row.inFlight} | ${zk.toFixed(0)} [${show(row.runs.zookeeper)}] | ${dwt.toFixed(0)} [${
@@ -286,13 +309,17 @@ for (const op of ["get", "exists"]) {
   if (row !== undefined) targets.push(`${op} at 1 in flight / raw echo: ${verdict(median(row.rawRatios), 0.9)}`);
 }
 const create1 = rowOf("create", 1);
-if (create1 !== undefined) targets.push(`durable create at 1 / floor: ${verdict(median(create1.floorRatios), 0.85)}`);
+if (create1 !== undefined) {
+  targets.push(`durable create at 1 / floor: ${verdict(median(create1.floorRatios), 0.85)}`);
+  targets.push(`durable create at 1 / prealloc floor: ${median(create1.preallocatedRatios).toFixed(2)}`);
+}
 const create32 = rowOf("create", 32);
 if (create32 !== undefined) {
   const dwt = median(create32.runs.dwt);
   targets.push(`durable create at 32 / ZooKeeper: ${verdict(dwt / median(create32.runs.zookeeper), 2)}`);
   targets.push(`durable create at 32 / memory only: ${verdict(dwt / median(create32.runs.dwtMemory), 0.6)}`);
   targets.push(`durable create at 32 / floor at 32: ${median(create32.floorRatios).toFixed(2)}`);
+  targets.push(`durable create at 32 / prealloc floor at 32: ${median(create32.preallocatedRatios).toFixed(2)}`);
   targets.push(
     `memory-only create at 32 / ZooKeeper: ${
       verdict(median(create32.runs.dwtMemory) / median(create32.runs.zookeeper), 4)

@@ -53,5 +53,11 @@ export { defaultBackend, denoBackend, type NetBackend, nodeBackend } from "./bac
 export type { RawListener, RawSocket, RawSocketHandlers, RawUdpSocket, SocketAddress } from "./backend/mod.ts";
 export type { BindUdpOptions, ConnectOptions, DatagramHandler, ListenOptions } from "./backend/mod.ts";
 export type { TlsClientOptions, TlsServerOptions } from "./backend/mod.ts";
-export type { AppendFile, DurableAppendFile, FileModeOptions, FileSystemBackend } from "./backend/mod.ts";
+export type {
+  AppendFile,
+  DurableAppendFile,
+  DurableAppendOptions,
+  FileModeOptions,
+  FileSystemBackend,
+} from "./backend/mod.ts";
 export type { ChildProcessHandle, ParentPort, ProcessBackend, WorkerBackend, WorkerHandle } from "./backend/mod.ts";

@@ -328,7 +328,8 @@ export function formatRepairReport(dir: string, report: RepairReport): string {
   }
   if (report.tornTail !== undefined) {
     const t = report.tornTail;
-    lines.push(`torn tail: the server will cut ${dir}/${t.file} at offset ${t.offset} (${t.bytesCut} bytes) at start`);
+    const what = t.zeros ? "zero-filled tail" : "torn tail";
+    lines.push(`${what}: the server will cut ${dir}/${t.file} at offset ${t.offset} (${t.bytesCut} bytes) at start`);
   }
   const state = `${report.snapshot ?? "no snapshot"} and the records up to zxid ${report.lastZxid}`;
   if (report.damage.length === 0) {

@@ -7,32 +7,30 @@
  */
 
 import * as fs from "node:fs";
-import type { DurableAppendFile, FileModeOptions } from "./net_backend.ts";
+import type { DurableAppendFile, DurableAppendOptions } from "./net_backend.ts";
+import { DurableLogFile, type LogFileOps } from "./_durable_log_file.ts";
 
-class SyncedAppendFile implements DurableAppendFile {
+/** A durable log file's operations on `node:fs`: positional writes on the loop, syncs on libuv's thread pool. */
+class NodeLogFileOps implements LogFileOps {
   readonly #fd: number;
-  #closed = false;
 
   constructor(fd: number) {
     this.#fd = fd;
   }
 
-  append(data: Uint8Array): Promise<void> {
-    if (this.#closed) return Promise.reject(new Error("Cannot append to a closed file"));
-    try {
-      // A log batch is a few KiB: copying it to the page cache takes microseconds, and doing it here keeps
-      // overlapping appends in call order.
-      for (let offset = 0; offset < data.length;) {
-        offset += fs.writeSync(this.#fd, data, offset, data.length - offset);
-      }
-    } catch (error) {
-      return Promise.reject(error);
+  writeAt(data: Uint8Array, position: number): void {
+    // A log batch is a few KiB: copying it to the page cache takes microseconds, and doing it here keeps
+    // overlapping appends in call order.
+    for (let offset = 0; offset < data.length;) {
+      offset += fs.writeSync(this.#fd, data, offset, data.length - offset, position + offset);
     }
+  }
+
+  syncData(): Promise<void> {
     return new Promise((resolve, reject) => fs.fdatasync(this.#fd, (error) => error ? reject(error) : resolve()));
   }
 
   truncate(length: number): Promise<void> {
-    if (this.#closed) return Promise.reject(new Error("Cannot truncate a closed file"));
     return new Promise((resolve, reject) => {
       fs.ftruncate(this.#fd, length, (error) => {
         if (error) return reject(error);
@@ -42,27 +40,29 @@ class SyncedAppendFile implements DurableAppendFile {
     });
   }
 
-  size(): Promise<number> {
-    if (this.#closed) return Promise.reject(new Error("Cannot stat a closed file"));
-    return new Promise((resolve, reject) => {
-      fs.fstat(this.#fd, (error, stats) => error ? reject(error) : resolve(stats.size));
-    });
+  truncateSync(length: number): void {
+    fs.ftruncateSync(this.#fd, length);
   }
 
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
     fs.close(this.#fd, () => {});
   }
 }
 
 /** Open (create with `options.mode`, default 0o644) `path` for durable appends. */
-export function openDurableAppend(path: string, options: FileModeOptions = {}): Promise<DurableAppendFile> {
-  const { O_WRONLY, O_APPEND, O_CREAT } = fs.constants;
+export function openDurableAppend(path: string, options: DurableAppendOptions = {}): Promise<DurableAppendFile> {
+  // Not O_APPEND: positional writes would go to the end anyway, past preallocated space.
+  const { O_WRONLY, O_CREAT } = fs.constants;
   return new Promise((resolve, reject) => {
-    fs.open(path, O_WRONLY | O_APPEND | O_CREAT, options.mode ?? 0o644, (error, fd) => {
-      if (error) reject(error);
-      else resolve(new SyncedAppendFile(fd));
+    fs.open(path, O_WRONLY | O_CREAT, options.mode ?? 0o644, (error, fd) => {
+      if (error) return reject(error);
+      fs.fstat(fd, (statError, stats) => {
+        if (statError) {
+          fs.close(fd, () => {});
+          return reject(statError);
+        }
+        resolve(new DurableLogFile(new NodeLogFileOps(fd), stats.size, options.preallocateBytes ?? 0));
+      });
     });
   });
 }

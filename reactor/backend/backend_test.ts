@@ -125,6 +125,60 @@ for (const backend of [denoBackend, nodeBackend] as NetBackend[]) {
       await Deno.remove(dir, { recursive: true });
     },
   );
+
+  Deno.test(
+    `${backend.name} backend: a preallocated durable file keeps zeros ahead of its appends and cuts them`,
+    needs("read", "write"),
+    async () => {
+      const dir = await Deno.makeTempDir();
+      const path = `${dir}/wal`;
+      const fs = backend.fs;
+      const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+      const fileSize = async () => (await Deno.stat(path)).size;
+      const log = await fs.openDurableAppend(path, { preallocateBytes: 256 * 1024 });
+      await log.append(new TextEncoder().encode("r1"));
+      assert.equal(await fileSize(), 2 + 64 * 1024, "the first step of zeros follows the append");
+      assert.equal(await log.size(), 2);
+      await Promise.all(["r2", "r3"].map((t) => log.append(new TextEncoder().encode(t))));
+      // Appends fill the zeros from the front; each step (64, 128, 256 KiB: doubling up to the limit) is written
+      // once fewer than 32 KiB of zeros are left.
+      const big = new Uint8Array(100 * 1024).fill(0x61);
+      await log.append(big);
+      await log.append(big);
+      assert.equal(await log.size(), 6 + 200 * 1024);
+      // The first runs past the first step's zeros, so the next step starts after it.
+      assert.equal(await fileSize(), 6 + 100 * 1024 + (128 + 256) * 1024);
+      const bytes = await fs.readFile(path);
+      assert.equal(text(bytes.subarray(0, 6)), "r1r2r3");
+      assert.ok(bytes.subarray(6, 6 + 200 * 1024).every((b) => b === 0x61));
+      assert.ok(bytes.subarray(6 + 200 * 1024).every((b) => b === 0), "zeros after the appends");
+      // A cut drops the zeros; the next append goes at the cut and writes zeros ahead again.
+      await log.truncate(4);
+      assert.equal(await fileSize(), 4);
+      await log.append(new TextEncoder().encode("x"));
+      assert.equal(text((await fs.readFile(path)).subarray(0, 5)), "r1r2x");
+      assert.ok(await fileSize() > 5);
+      // Trimmed, it grows exactly by what is appended (a sealed log's seal ends its file).
+      await log.trim();
+      assert.equal(await fileSize(), 5);
+      await log.append(new TextEncoder().encode("seal"));
+      assert.equal(await fileSize(), 9);
+      log.close();
+      // Reopened, appends go at its end; a clean close cuts the zeros.
+      const again = await fs.openDurableAppend(path, { preallocateBytes: 256 * 1024 });
+      assert.equal(await again.size(), 9);
+      await again.append(new TextEncoder().encode("!"));
+      assert.ok(await fileSize() > 10);
+      again.close();
+      assert.equal(text(await fs.readFile(path)), "r1r2xseal!");
+      // Without preallocation the file is exactly its appends.
+      const plain = await fs.openDurableAppend(path);
+      await plain.append(new TextEncoder().encode("?"));
+      assert.equal(await fileSize(), 11);
+      plain.close();
+      await Deno.remove(dir, { recursive: true });
+    },
+  );
 }
 
 Deno.test("deno backend: two listeners share a port with reusePort", async () => {

@@ -5,7 +5,13 @@
  *
  * @module
  */
-export type { AppendFile, DurableAppendFile, FileModeOptions, FileSystemBackend } from "./net_backend.ts";
+export type {
+  AppendFile,
+  DurableAppendFile,
+  DurableAppendOptions,
+  FileModeOptions,
+  FileSystemBackend,
+} from "./net_backend.ts";
 export type { BindUdpOptions, ConnectOptions, DatagramHandler, ListenOptions, NetBackend } from "./net_backend.ts";
 export type { ChildProcessHandle, ParentPort, ProcessBackend, WorkerBackend, WorkerHandle } from "./net_backend.ts";
 export type { RawListener, RawSocket, RawSocketHandlers, RawUdpSocket, SocketAddress } from "./net_backend.ts";

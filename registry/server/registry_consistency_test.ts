@@ -33,6 +33,7 @@ class HeldDisk {
           await file.append(data);
         },
         truncate: (length) => file.truncate(length),
+        trim: () => file.trim(),
         size: () => file.size(),
         close: () => file.close(),
       };

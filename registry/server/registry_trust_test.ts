@@ -206,8 +206,9 @@ Deno.test(
         }
       });
       const frames: ClientFrame[] = [];
+      // More than the log's zero-filled space ahead of its end holds (64 KiB after its first record).
       for (let i = 0; i < 20; i++) {
-        frames.push({ xid: 10 + 2 * i, create: { path: `/full${i}`, data: new Uint8Array(200) } });
+        frames.push({ xid: 10 + 2 * i, create: { path: `/full${i}`, data: new Uint8Array(8000) } });
         frames.push({ xid: 11 + 2 * i, exists: { path: `/full${i}` } });
       }
       await writer.send(...frames);

@@ -94,6 +94,7 @@ function breakableDisk(disk: { broken: boolean }): NetBackend {
     return {
       append: (data) => disk.broken ? Promise.reject(new Error("EIO: injected")) : file.append(data),
       truncate: (length) => file.truncate(length),
+      trim: () => file.trim(),
       size: () => file.size(),
       close: () => file.close(),
     };

@@ -230,7 +230,9 @@ export async function scanDataDir(view: DirView, options: DataTreeOptions = {}):
         return result({ damage: { kind: "header", file: name, offset: 0, zxid: next - 1n, reason }, ...inside });
       }
       if (start < next && !snapshot?.legacy) return behind(name, start, 0);
-      const tornTail = bytes.length > 0 ? { file: name, offset: 0, bytesCut: bytes.length } : undefined;
+      const tornTail = bytes.length > 0
+        ? { file: name, offset: 0, bytesCut: bytes.length, zeros: allZero(bytes, 0) }
+        : undefined;
       return result({ tornTail, newest: { name, start, goodLength: 0, nextZxid: start, formatted: false } });
     }
     if (header !== "ok" && header !== "v1" && header !== "legacy") {
@@ -286,7 +288,7 @@ export async function scanDataDir(view: DirView, options: DataTreeOptions = {}):
       // journaling file system, and cutting such a record could drop an acknowledged write. An older formatted log
       // may end so too when a crash cut its seal short; whether that lost anything shows at the next log's start.
       if (isTorn(read, bytes, offset) && (isNewest || !legacy)) {
-        if (isNewest) tornTail = { file: name, offset, bytesCut: bytes.length - offset };
+        if (isNewest) tornTail = { file: name, offset, bytesCut: bytes.length - offset, zeros: allZero(bytes, offset) };
         else torn = "the record there is cut short by the end of a log that is not the newest";
         break;
       }

@@ -35,7 +35,8 @@ export interface Damage {
 }
 
 /**
- * A cut-short end of the newest log (a crash mid-write), to be truncated at `offset`; the server does it at start.
+ * A cut-short or zero-filled end of the newest log (a crash mid-write, or the space kept ahead of the log's end), to
+ * be truncated at `offset`; the server does it at start.
  *
  * @example
  * ```ts
@@ -52,4 +53,9 @@ export interface TornTail {
   readonly offset: number;
   /** How many bytes are cut off. */
   readonly bytesCut: number;
+  /**
+   * Whether they are all zero: the space a log keeps written ahead of its end (see `preallocateBytes`), or a write
+   * whose data never reached the disk. Either way no whole record is in them.
+   */
+  readonly zeros?: boolean;
 }

@@ -319,6 +319,7 @@ Deno.test(
                 throw eio();
               },
               truncate: (length) => truncateFails && failSeals ? Promise.reject(eio()) : file.truncate(length),
+              trim: () => file.trim(),
               size: () => file.size(),
               close: () => file.close(),
             };

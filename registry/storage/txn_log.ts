@@ -106,6 +106,10 @@ export interface TxnLogOptions extends DataTreeOptions {
 }
 
 const FILE_MODE = 0o600;
+// The log being appended to keeps up to this much zero-filled space ahead of its end (written a step at a time, the
+// first 64 KiB), so a sync writes the records and not the file's new size: 177-197 µs a sync instead of 214-236 on
+// the development VM. A clean close cuts it; a crash leaves it, and the next start cuts it as zero bytes at the end.
+const LIVE_LOG = { mode: FILE_MODE, preallocateBytes: 1024 * 1024 } as const;
 // Batches on their way to the disk at once: a second one is written and synced while the first syncs, so a write
 // that comes during a sync waits for one sync, not for the rest of that one and then its own.
 const MAX_BATCHES_IN_FLIGHT = 2;
@@ -219,28 +223,35 @@ export class TxnLog {
       if (SNAPSHOT_NAME.test(name) || LOG_NAME.test(name)) await fs.chmod(`${dir}/${name}`, FILE_MODE);
     }
     if (scan.tornTail !== undefined) {
-      const { file, offset, bytesCut } = scan.tornTail;
+      const { file, offset, bytesCut, zeros } = scan.tornTail;
       const handle = await fs.openDurableAppend(`${dir}/${file}`, { mode: FILE_MODE });
       try {
         await handle.truncate(offset);
       } finally {
         handle.close();
       }
-      logger.warn(
-        `TxnLog: ${dir}/${file} ends in a torn record (a crash mid-write): cut ${bytesCut} bytes at offset ${offset}; ` +
-          `the last whole record is zxid ${scan.lastZxid}`,
+      // Zeros are what a stop without close leaves of the space written ahead of the end: no news.
+      const report = zeros ? logger.info.bind(logger) : logger.warn.bind(logger);
+      report(
+        `TxnLog: ${dir}/${file} ends in ${
+          zeros
+            ? "zero bytes (space written ahead of the log's end, or a write " +
+              "that did not reach the disk)"
+            : "a torn record (a crash mid-write)"
+        }: cut ${bytesCut} bytes at offset ` +
+          `${offset}; the last whole record is zxid ${scan.lastZxid}`,
       );
     }
     const next = scan.lastZxid + 1n;
     const newest = scan.newest;
     let file: { handle: DurableAppendFile; name: string; size: number };
     if (newest !== undefined && newest.formatted && newest.nextZxid === next) {
-      const handle = await fs.openDurableAppend(`${dir}/${newest.name}`, { mode: FILE_MODE });
+      const handle = await fs.openDurableAppend(`${dir}/${newest.name}`, LIVE_LOG);
       file = { handle, name: newest.name, size: newest.goodLength };
     } else {
       // A file of this name can only be the newest one holding no whole record (else lastZxid would be higher).
       const name = `log.${hex(next)}`;
-      const handle = await fs.openDurableAppend(`${dir}/${name}`, { mode: FILE_MODE });
+      const handle = await fs.openDurableAppend(`${dir}/${name}`, LIVE_LOG);
       try {
         if (newest?.name === name) await handle.truncate(0);
         await handle.append(encodeLogHeader(next));
@@ -472,7 +483,7 @@ export class TxnLog {
     } catch {
       try {
         this.#file.close();
-        this.#file = await this.#backend.fs.openDurableAppend(path, { mode: FILE_MODE });
+        this.#file = await this.#backend.fs.openDurableAppend(path, LIVE_LOG);
         await this.#file.truncate(this.#fileSize);
       } catch (error) {
         this.#readOnlyReason = `after a failed write (${messageOf(cause)}) ${path} cannot be cut back to its last ` +
@@ -520,7 +531,7 @@ export class TxnLog {
     let file: DurableAppendFile | undefined;
     let ours = false;
     try {
-      file = await fs.openDurableAppend(path, { mode: FILE_MODE });
+      file = await fs.openDurableAppend(path, LIVE_LOG);
       const size = await file.size();
       if (size !== 0) throw new Error(`${path} exists and holds ${size} bytes`);
       ours = true;
@@ -536,6 +547,8 @@ export class TxnLog {
     // The seal, in the file that stays, is what tells a start that the new file existed: written once that file's
     // entry is durable and before any record goes there.
     try {
+      // A seal must end its file: the space written ahead of the old file's end goes first.
+      await this.#file.trim();
       await this.#file.append(encodeSeal(start, Date.now()));
     } catch (error) {
       if (await this.#undoRoll(path, file)) {

@@ -13,6 +13,7 @@ import {
   dirContents,
   flipByte,
   listDir,
+  loggedBytesSync,
   recordAt,
   recordOffsets,
   withLogLines,
@@ -155,6 +156,38 @@ Deno.test(
     const { log, tree } = await reopen(dir);
     assertPaths(tree, 14);
     await log.close();
+  },
+);
+
+Deno.test(
+  "TxnLog writes zeros ahead of its records; a clean close cuts them, a start after a crash cuts them without a warning",
+  needs("read", "write"),
+  async () => {
+    const dir = `${await Deno.makeTempDir()}/d`;
+    const path = `${dir}/${LOG1}`;
+    const { log, tree } = await TxnLog.open(backend, dir);
+    await appendRange(log, tree, 20);
+    const logged = loggedBytesSync(path);
+    const crashImage = await Deno.readFile(path); // what a crash now leaves: every record is durable
+    assert.ok(crashImage.length >= logged + 32 * 1024, "zeros written ahead of the records");
+    assert.ok(crashImage.subarray(logged).every((b) => b === 0));
+    await log.close();
+    assert.equal((await Deno.stat(path)).size, logged, "a clean close cuts them");
+    await Deno.writeFile(path, crashImage);
+    await withLogLines(async (lines) => {
+      const again = await reopen(dir);
+      assertPaths(again.tree, 20);
+      assert.equal((await Deno.stat(path)).size, logged);
+      const line = lines.find((l) => l.includes("zero bytes"));
+      assert.ok(line?.includes(`cut ${crashImage.length - logged} bytes at offset ${logged}`), lines.join("\n"));
+      assert.ok(line?.includes("INFO"), line);
+      assert.ok(!lines.some((l) => l.includes("WARN")), lines.join("\n"));
+      await appendRange(again.log, again.tree, 5);
+      await again.log.close();
+    });
+    const last = await reopen(dir);
+    assertPaths(last.tree, 25);
+    await last.log.close();
   },
 );
 
@@ -343,6 +376,7 @@ function faultyBackend(faults: Faults): NetBackend {
             throw eio("write");
           },
           truncate: (length) => faults.truncateFails ? Promise.reject(eio("ftruncate")) : file.truncate(length),
+          trim: () => faults.truncateFails ? Promise.reject(eio("ftruncate")) : file.trim(),
           size: () => file.size(),
           close: () => file.close(),
         };
@@ -364,11 +398,13 @@ Deno.test(
     const faults: Faults = {};
     const { log, tree } = await TxnLog.open(faultyBackend(faults), dir);
     assert.deepEqual(await appendRange(log, tree, 5), Array(5).fill(undefined));
-    const size = (await Deno.stat(`${dir}/${LOG1}`)).size;
+    const size = loggedBytesSync(`${dir}/${LOG1}`);
+    assert.ok((await Deno.stat(`${dir}/${LOG1}`)).size > size, "zeros are written ahead of the records");
     faults.appendFailsAfter = 7;
     const failed = await appendRange(log, tree, 3);
     assert.ok(failed.every((e) => e?.code === RegistryErrorCode.STORAGE_FAILED), String(failed));
     assert.match(failed[0]!.message, /EIO: i\/o error, write/);
+    // Cut back with the zeros ahead: the next append writes them again.
     assert.equal((await Deno.stat(`${dir}/${LOG1}`)).size, size, "cut back to the last whole record");
     assert.equal(log.writeFailures, 1);
     assert.equal(log.nextZxid, 6n);
@@ -391,7 +427,7 @@ Deno.test(
     const { log, tree } = await TxnLog.open(faultyBackend(faults), dir);
     const path = `${dir}/${LOG1}`;
     const outcomes: Array<RegistryError | undefined> = [];
-    let sizeInFirstCallback = 0;
+    let bytesInFirstCallback = new Uint8Array();
     const append = (onDone?: () => void) =>
       new Promise<void>((resolve) => {
         const record = recordAt(log.nextZxid);
@@ -402,14 +438,18 @@ Deno.test(
           resolve();
         });
       });
-    const sizeBefore = (await Deno.stat(path)).size;
+    const sizeBefore = loggedBytesSync(path);
     // The first record goes to the disk alone, at once; the next two queue behind it and form the next batch,
     // whose write gets 9 bytes through and then fails.
-    const first = append(() => sizeInFirstCallback = Deno.statSync(path).size);
+    const first = append(() => bytesInFirstCallback = Deno.readFileSync(path));
     faults.appendFailsAfter = 9;
     await Promise.all([first, append(), append()]);
     const firstBytes = encodeRecord(recordAt(1n)).length;
-    assert.equal(sizeInFirstCallback, sizeBefore + firstBytes + 9, "the next batch was written before the callback");
+    assert.deepEqual(
+      bytesInFirstCallback.subarray(sizeBefore + firstBytes, sizeBefore + firstBytes + 9),
+      encodeRecord(recordAt(2n)).subarray(0, 9),
+      "the next batch was written before the callback",
+    );
     assert.equal(outcomes[0], undefined);
     assert.deepEqual(outcomes.slice(1).map((e) => e?.code), [
       RegistryErrorCode.STORAGE_FAILED,

@@ -89,6 +89,14 @@ export function recordOffsets(bytes: Uint8Array): number[] {
   return offsets;
 }
 
+/** The bytes of a log up to the end of its last whole record: its size without the zeros written ahead. */
+export function loggedBytesSync(path: string): number {
+  const bytes = Deno.readFileSync(path);
+  const offsets = recordOffsets(bytes);
+  if (offsets.length === 0) return Math.min(bytes.length, LOG_HEADER_BYTES);
+  return (readRecord(bytes, offsets.at(-1)!) as { end: number }).end;
+}
+
 export async function listDir(dir: string): Promise<string[]> {
   return (await backend.fs.readDir(dir)).sort();
 }
