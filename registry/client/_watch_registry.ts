@@ -7,12 +7,23 @@
 
 import { getLogger } from "../../reactor/logger.ts";
 import { EventType, type WatchCallback, type WatchedEvent } from "../registry.ts";
+import { RegistryErrorCode } from "../registry_error.ts";
 
 /**
  * What a watch was set by: `get` (data), `exists` on a missing node (exist; ZooKeeper keeps it apart from data
  * watches, the built-in registry needs no such split) or `children` (child).
  */
 export type WatchKind = "data" | "exist" | "child";
+
+/**
+ * Whether a read failed with the server's answer, which then set no watch: any error but a lost connection or a
+ * timeout (the server may or may not have set it) and an expiry (every watcher is told to re-read: see resync).
+ */
+export function refusedByServer(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return code !== RegistryErrorCode.CONNECTION_LOSS && code !== RegistryErrorCode.OPERATION_TIMEOUT &&
+    code !== RegistryErrorCode.SESSION_EXPIRED;
+}
 
 // Keys are the kind's first letter and the path, in one map: registration order is the order of re-reads.
 const PREFIX: Record<WatchKind, string> = { data: "d", exist: "e", child: "c" };
@@ -35,12 +46,37 @@ export class WatchRegistry {
     return this.#watches.size;
   }
 
-  /** Hold `callback` until the next change of `kind` at `path` (a callback added twice is called once). */
-  add(kind: WatchKind, path: string, callback: WatchCallback): void {
+  /**
+   * Hold `callback` until the next change of `kind` at `path` (a callback added twice is called once). Returns
+   * whether it was not held already.
+   */
+  add(kind: WatchKind, path: string, callback: WatchCallback): boolean {
     const key = PREFIX[kind] + path;
     let callbacks = this.#watches.get(key);
     if (callbacks === undefined) this.#watches.set(key, callbacks = new Set());
+    if (callbacks.has(callback)) return false;
     callbacks.add(callback);
+    return true;
+  }
+
+  /** Let go of `callback` at `path` if it is still held: the read that set it was refused, so the server holds none. */
+  remove(kind: WatchKind, path: string, callback: WatchCallback): void {
+    const key = PREFIX[kind] + path;
+    const callbacks = this.#watches.get(key);
+    if (callbacks === undefined || !callbacks.delete(callback)) return;
+    if (callbacks.size === 0) this.#watches.delete(key);
+  }
+
+  /**
+   * `answer`, letting go of `callback` at `path` if the server refuses the read that set it: the server sets no
+   * watch for a read it answers with an error (see {@linkcode refusedByServer}). For a watch
+   * {@linkcode WatchRegistry.add} has just added, not one held before.
+   */
+  releaseIfRefused<T>(answer: Promise<T>, kind: WatchKind, path: string, callback: WatchCallback): Promise<T> {
+    return answer.catch((error: unknown) => {
+      if (refusedByServer(error)) this.remove(kind, path, callback);
+      throw error;
+    });
   }
 
   /**

@@ -376,11 +376,11 @@ export class RegistryClient implements Registry {
     }
     // Held before the request is written, so an event that overtakes the answer finds it; not for a request refused
     // above, which the server never sees.
-    if (watch !== undefined) session.watches.add(watch.kind, watch.path, watch.callback);
+    const added = watch !== undefined && session.watches.add(watch.kind, watch.path, watch.callback);
     this.#keepalive.sent();
     const answer = session.requests.add<T>(frame.xid, what, true, undefined, read, connect);
     this.#codec.send(connection, packet); // the transient bytes are copied here, before any other encode
-    return answer;
+    return added ? session.watches.releaseIfRefused(answer, watch.kind, watch.path, watch.callback) : answer;
   }
 
   #onFrame(connection: TcpConnection, body: Uint8Array): void {

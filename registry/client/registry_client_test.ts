@@ -659,3 +659,35 @@ Deno.test("RegistryClient holds no watch for a read it refused to send", async (
   await client.close();
   await server.stop();
 });
+
+Deno.test("RegistryClient holds no watch for a read the server refused; the server holds none either", async () => {
+  const loop = new EventLoop();
+  const server = new RegistryServer({ port: 0, loop, maxReplyBytes: 4096 });
+  await server.start();
+  const client = await RegistryClient.connect(server.address, { loop });
+  const writer = await RegistryClient.connect(server.address, { loop });
+  const fired: string[] = [];
+  const watchesBefore = server.stats().watches;
+  // Refused: a get or a listing of a missing node (ZooKeeper sets no watch there), and a get whose answer would
+  // not fit in a reply.
+  await writer.create("/big", new Uint8Array(5000));
+  const refusals = [
+    client.get("/w", { watch: () => fired.push("get of a missing node") }),
+    client.children("/w", { watch: () => fired.push("listing of a missing node") }),
+    client.get("/big", { watch: () => fired.push("get too big to answer") }),
+  ];
+  for (const refused of refusals) await assert.rejects(refused);
+  assert.equal(server.stats().watches, watchesBefore, "the server holds no watch for a refused read");
+  // Watches the server did set on the same paths fire alone.
+  await client.exists("/w", { watch: (event) => fired.push(`exists ${event.type}`) });
+  await client.exists("/big", { watch: (event) => fired.push(`exists /big ${event.type}`) });
+  await writer.create("/w", "1");
+  await writer.create("/w/child", "");
+  await writer.set("/big", "small now");
+  await until(() => fired.length >= 2, 3000, "the exists watches");
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.deepEqual(fired.sort(), [`exists /big ${EventType.NODE_DATA_CHANGED}`, `exists ${EventType.NODE_CREATED}`]);
+  await writer.close();
+  await client.close();
+  await server.stop();
+});

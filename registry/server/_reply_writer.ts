@@ -47,13 +47,7 @@ export class ReplyWriter {
       // Transient: the codec's send copies it into the connection's output at once.
       let bytes = encodeServerFrameTransient(frame);
       if (bytes.length > this.#options.maxReplyBytes) {
-        this.stats.oversizedReplies++;
-        const error = new RegistryError(
-          RegistryErrorCode.LIMIT_EXCEEDED,
-          `Cannot answer request ${frame.xid} as its reply of ${bytes.length} bytes exceeds the limit of ` +
-            `${this.#options.maxReplyBytes} bytes (maxReplyBytes)`,
-        );
-        bytes = encodeServerFrameTransient(this.errorFrame(frame.xid, error));
+        bytes = encodeServerFrameTransient(this.errorFrame(frame.xid, this.#oversized(frame.xid, bytes.length)));
       }
       this.#codec.send(connection, bytes);
       closeIfBacklogged(connection);
@@ -62,6 +56,24 @@ export class ReplyWriter {
       getLogger().error(`RegistryServer: cannot send to ${connection.name}; closing it`, { error });
       connection.forceClose();
     }
+  }
+
+  /**
+   * Throw the LIMIT_EXCEEDED that {@linkcode ReplyWriter.send} would answer `frame` with, if it is too big: for a
+   * read that sets a watch, which must not stay behind an answer never sent.
+   */
+  refuseIfTooBig(frame: ServerFrame): void {
+    const bytes = encodeServerFrameTransient(frame).length;
+    if (bytes > this.#options.maxReplyBytes) throw this.#oversized(frame.xid, bytes);
+  }
+
+  #oversized(xid: number, bytes: number): RegistryError {
+    this.stats.oversizedReplies++;
+    return new RegistryError(
+      RegistryErrorCode.LIMIT_EXCEEDED,
+      `Cannot answer request ${xid} as its reply of ${bytes} bytes exceeds the limit of ` +
+        `${this.#options.maxReplyBytes} bytes (maxReplyBytes)`,
+    );
   }
 
   /** The answer to request `xid` that failed with `error` (counted by its code). */

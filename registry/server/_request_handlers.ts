@@ -23,7 +23,12 @@ export interface ReadScope {
   readonly maxReplyBytes: number;
   /** Count a reply refused for its size. */
   countOversized(): void;
+  /** Throw LIMIT_EXCEEDED (counted) when the reply to request `xid` would be too big to send. */
+  refuseIfTooBig(xid: number, reply: Omit<ServerFrame, "xid">): void;
 }
+
+// Bytes a reply takes besides a node's data or its children's names: xid, zxid, a stat and the fields' headers.
+const REPLY_OVERHEAD_BYTES = 256;
 
 /** A read: the reply body for a request (without xid and zxid). */
 export type ReadHandler = (scope: ReadScope, session: Session, frame: ClientFrame) => Omit<ServerFrame, "xid">;
@@ -45,8 +50,13 @@ export const READ_HANDLERS: Readonly<Record<"get" | "exists" | "children" | "pin
   get(scope, session, frame) {
     const { path = "", watch = false } = frame.get!;
     const { data, stat } = scope.tree.getData(path);
-    if (watch) scope.watch(session, path, WatchKind.DATA);
-    return { get: { data, stat: statToWire(stat) } };
+    const reply = { get: { data, stat: statToWire(stat) } };
+    if (watch) {
+      // A watch is set only for an answer that goes out: one too big to send is refused first.
+      if (data.length + REPLY_OVERHEAD_BYTES > scope.maxReplyBytes) scope.refuseIfTooBig(frame.xid, reply);
+      scope.watch(session, path, WatchKind.DATA);
+    }
+    return reply;
   },
   exists(scope, session, frame) {
     const { path = "", watch = false } = frame.exists!;
@@ -69,8 +79,13 @@ export const READ_HANDLERS: Readonly<Record<"get" | "exists" | "children" | "pin
           `limit of ${scope.maxReplyBytes} bytes (maxReplyBytes)`,
       );
     }
-    if (watch) scope.watch(session, path, WatchKind.CHILDREN);
-    return { children: { children, stat: statToWire(stat) } };
+    const reply = { children: { children, stat: statToWire(stat) } };
+    if (watch) {
+      // Names count UTF-16 units above, up to three bytes each on the wire: near the limit, measure the reply.
+      if (bytes * 3 + REPLY_OVERHEAD_BYTES > scope.maxReplyBytes) scope.refuseIfTooBig(frame.xid, reply);
+      scope.watch(session, path, WatchKind.CHILDREN);
+    }
+    return reply;
   },
   ping() {
     return { ping: {} };

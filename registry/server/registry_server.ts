@@ -150,6 +150,8 @@ export class RegistryServer {
       },
       maxReplyBytes: this.#options.maxReplyBytes,
       countOversized: () => this.#replies.stats.oversizedReplies++,
+      refuseIfTooBig: (xid, reply) =>
+        this.#replies.refuseIfTooBig({ ...reply, xid, zxid: wireLong(this.#pipeline.lastZxid) }),
       watch(session, path, kind) {
         if (watches.has(path, kind, session)) return;
         if (watches.countOf(session) >= maxWatches) {

@@ -20,6 +20,7 @@ import { ClientSession, SessionState } from "../client/_client_session.ts";
 import { JuteReader, JuteWriter } from "./_jute.ts";
 import { createNode, type ProtectedCreateTarget, protectedCreateTarget } from "../client/_protected_create.ts";
 import { ServerDialer } from "../client/_server_dialer.ts";
+import { refusedByServer } from "../client/_watch_registry.ts";
 import { validatePath } from "../path.ts";
 import {
   type CreateOptions,
@@ -278,11 +279,14 @@ export class ZooKeeperRegistry implements Registry {
   async get(path: string, options: { watch?: WatchCallback } = {}): Promise<{ data: Uint8Array; stat: Stat }> {
     validatePath(path);
     // Held before the request is written: the notification may come in the same read as the answer, before the
-    // code after an `await` runs (see #onReply). A watch the server did not set (an error) only ever fires spuriously.
-    if (options.watch) this.#session.watches.add("data", path, options.watch);
-    return await this.#request(`get '${path}'`, OP.getData, (w) => {
-      w.string(this.#serverPath(path)).bool(options.watch !== undefined);
+    // code after an `await` runs (see #onReply). Let go of if the server refuses the read (it set no watch then).
+    const watches = this.#session.watches;
+    const watch = options.watch;
+    const added = watch !== undefined && watches.add("data", path, watch);
+    const answer = this.#request(`get '${path}'`, OP.getData, (w) => {
+      w.string(this.#serverPath(path)).bool(watch !== undefined);
     }, (r) => ({ data: r.buffer() ?? new Uint8Array(0), stat: readStat(r) }));
+    return await (added ? watches.releaseIfRefused(answer, "data", path, watch) : answer);
   }
 
   /** Replace a node's data; with `version`, only if the node is at that version (else BAD_VERSION). */
@@ -311,16 +315,21 @@ export class ZooKeeperRegistry implements Registry {
     // ZooKeeper keeps an exists watch on a missing node (it fires when the node is created) and a data watch on one
     // that exists; held as the first before the request is written, made the second when the answer says so.
     const watch = options.watch;
-    if (watch) this.#session.watches.add("exist", path, watch);
+    const watches = this.#session.watches;
+    const added = watch !== undefined && watches.add("exist", path, watch);
     try {
       return await this.#request(`exists '${path}'`, OP.exists, (w) => {
         w.string(this.#serverPath(path)).bool(watch !== undefined);
       }, (r) => {
-        if (watch) this.#session.watches.move("exist", "data", path, watch);
+        if (watch) watches.move("exist", "data", path, watch);
         return readStat(r);
       });
     } catch (error) {
-      if (!(error instanceof RegistryError && error.code === RegistryErrorCode.NO_NODE)) throw error;
+      if (!(error instanceof RegistryError && error.code === RegistryErrorCode.NO_NODE)) {
+        // Any other refusal set no watch (see get).
+        if (added && refusedByServer(error)) watches.remove("exist", path, watch);
+        throw error;
+      }
       return undefined;
     }
   }
@@ -328,10 +337,13 @@ export class ZooKeeperRegistry implements Registry {
   /** A node's children, sorted; `watch` fires when they change or the node is deleted. */
   async children(path: string, options: { watch?: WatchCallback } = {}): Promise<string[]> {
     validatePath(path);
-    if (options.watch) this.#session.watches.add("child", path, options.watch);
-    const children = await this.#request(`list '${path}'`, OP.getChildren2, (w) => {
-      w.string(this.#serverPath(path)).bool(options.watch !== undefined);
+    const watches = this.#session.watches;
+    const watch = options.watch;
+    const added = watch !== undefined && watches.add("child", path, watch);
+    const answer = this.#request(`list '${path}'`, OP.getChildren2, (w) => {
+      w.string(this.#serverPath(path)).bool(watch !== undefined);
     }, (r) => r.strings());
+    const children = await (added ? watches.releaseIfRefused(answer, "child", path, watch) : answer);
     return children.sort();
   }
 

@@ -118,6 +118,22 @@ Deno.test("ZooKeeperRegistry against a real ZooKeeper", needs("read", "write", "
       ]);
     });
 
+    await t.step("a read ZooKeeper refuses leaves no watch: only the watches it set fire", async () => {
+      const watcher = await connect();
+      const writer = await connect();
+      const events: string[] = [];
+      const record = (name: string) => (event: WatchedEvent) => events.push(`${name}:${event.type}:${event.path}`);
+      // ZooKeeper sets no watch for a get or a listing of a missing node.
+      await rejectsWithCode(watcher.get("/refused", { watch: record("get") }), RegistryErrorCode.NO_NODE);
+      await rejectsWithCode(watcher.children("/refused", { watch: record("children") }), RegistryErrorCode.NO_NODE);
+      assert.equal(await watcher.exists("/refused", { watch: record("exists") }), undefined);
+      await writer.create("/refused", "");
+      await writer.create("/refused/child", "");
+      await until(() => events.length >= 1, 10_000, "the exists watch");
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.deepEqual(events, [`exists:${EventType.NODE_CREATED}:/refused`]);
+    });
+
     await t.step("a ZooKeeper restart within the session timeout resumes the session and its watches", async () => {
       const client = await connect("", { recreateEphemerals: true });
       await client.create("/restart", "");
