@@ -9,7 +9,7 @@
  * 214-236 µs growing the file and 177-197 µs inside zero-filled space. ZooKeeper preallocates its logs for the same
  * reason. The zeros are written from the loop, in call order with the appends, a step at a time (64 KiB, doubling
  * up to the caller's limit), so nothing written later can land under them; a step the disk refuses (full) is cut
- * back at once and preallocation stops, so it never takes the space an append needs.
+ * back at once and preallocation stops until the next truncate, so it never takes the space an append needs.
  *
  * @module
  */
@@ -51,8 +51,13 @@ export class DurableLogFile implements DurableAppendFile {
     this.#end = size;
     this.#allocated = size;
     this.#maxStep = Math.max(0, Math.floor(preallocateBytes));
-    this.#step = Math.min(FIRST_STEP, this.#maxStep);
-    if (this.#step < LOW_WATER) this.#step = 0;
+    this.#step = this.#firstStep();
+  }
+
+  // 0 (none) when the limit is below the low-water mark: such steps would not keep a batch's room ahead.
+  #firstStep(): number {
+    const step = Math.min(FIRST_STEP, this.#maxStep);
+    return step < LOW_WATER ? 0 : step;
   }
 
   append(data: Uint8Array): Promise<void> {
@@ -90,6 +95,8 @@ export class DurableLogFile implements DurableAppendFile {
     await this.#ops.truncate(length);
     this.#end = length;
     this.#allocated = length;
+    // Preallocation starts over (after a failed step, the disk may have room again; after trim, the file grows on).
+    this.#step = this.#firstStep();
   }
 
   async trim(): Promise<void> {

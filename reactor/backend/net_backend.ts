@@ -338,7 +338,7 @@ export interface DurableAppendFile {
   append(data: Uint8Array): Promise<void>;
   /**
    * Cut the file to `length` bytes (ftruncate, dropping any preallocated space), then fsync, so the new length is
-   * durable when it resolves. The next append goes at `length`.
+   * durable when it resolves. The next append goes at `length`, and preallocation starts over.
    */
   truncate(length: number): Promise<void>;
   /**

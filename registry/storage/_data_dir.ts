@@ -11,7 +11,14 @@ import type { Damage, TornTail } from "./damage.ts";
 import { DataTree, type DataTreeOptions } from "../server/data_tree.ts";
 import { RegistryErrorCode } from "../registry_error.ts";
 import { decodeSnapshot } from "./snapshot_file.ts";
-import { applyRecord, checkLogHeader, LOG_HEADER_BYTES, readRecord, type RecordRead } from "./txn_record.ts";
+import {
+  applyRecord,
+  checkLogHeader,
+  LOG_HEADER_BYTES,
+  readRecord,
+  RECORD_HEADER_BYTES,
+  type RecordRead,
+} from "./txn_record.ts";
 
 /** `snapshot.ZXID` (16 hex digits). */
 export const SNAPSHOT_NAME: RegExp = /^snapshot\.([0-9a-f]{16})$/;
@@ -92,9 +99,31 @@ function allZero(bytes: Uint8Array, from: number): boolean {
   return true;
 }
 
-/** Bytes a crash can leave after the last whole record or seal: a header or body cut short by the end, or zeros. */
+// The page cache's unit: a write cut short by a kill stops between pages of the file (the kernel copies a page at a
+// time and checks for a fatal signal in between), so what it leaves ends on a page boundary.
+const PAGE_BYTES = 4096;
+
+/**
+ * A record cut short inside space the log had filled with zeros ahead of its end (see `preallocateBytes`): its
+ * bytes up to a page boundary, then zeros to the end of the file. The file's length no longer shows the cut, so the
+ * record reads as one whose CRC fails; the zeros starting on a page boundary inside it (inside its header, or
+ * before the end its header gives) tell it from a record written whole and damaged since, which is refused.
+ */
+function writtenInPart(read: RecordRead, bytes: Uint8Array, offset: number): boolean {
+  if (read.kind !== "badCrc" && read.kind !== "badHeader") return false;
+  let end = bytes.length;
+  while (end > offset && bytes[end - 1] === 0) end--;
+  if (end === offset || end % PAGE_BYTES !== 0) return false;
+  return read.kind === "badCrc" ? end < read.end : end - offset < RECORD_HEADER_BYTES;
+}
+
+/**
+ * Bytes a crash can leave after the last whole record or seal: a header or body cut short by the end, a record cut
+ * short in preallocated space, or zeros.
+ */
 function isTorn(read: RecordRead, bytes: Uint8Array, offset: number): boolean {
-  return read.kind === "shortHeader" || read.kind === "shortBody" || allZero(bytes, offset);
+  return read.kind === "shortHeader" || read.kind === "shortBody" || allZero(bytes, offset) ||
+    writtenInPart(read, bytes, offset);
 }
 
 /**
@@ -283,10 +312,11 @@ export async function scanDataDir(view: DirView, options: DataTreeOptions = {}):
         seal = { nextZxid: read.nextZxid, offset };
         break;
       }
-      // Torn: the end of the newest log cut short (its header CRC vouches for the length) or zero-filled. A whole
-      // record whose body fails its CRC is damage even at the very end: a crash mid-write leaves a short file on a
-      // journaling file system, and cutting such a record could drop an acknowledged write. An older formatted log
-      // may end so too when a crash cut its seal short; whether that lost anything shows at the next log's start.
+      // Torn: the end of the newest log cut short (its header CRC vouches for the length), zero-filled, or a record
+      // cut short at a page boundary inside the zeros written ahead of the end. A whole record whose body fails its
+      // CRC is damage even at the very end: a crash mid-write leaves a short file or zeros from a page boundary on,
+      // and cutting such a record could drop an acknowledged write. An older formatted log may end so too when a
+      // crash cut its seal short; whether that lost anything shows at the next log's start.
       if (isTorn(read, bytes, offset) && (isNewest || !legacy)) {
         if (isNewest) tornTail = { file: name, offset, bytesCut: bytes.length - offset, zeros: allZero(bytes, offset) };
         else torn = "the record there is cut short by the end of a log that is not the newest";

@@ -33,8 +33,12 @@
  *   log ends before the snapshot's zxid (they were deleted, or restored from an older backup).
  * - A bad record is a torn tail (a crash mid-write) only in the newest log and only when it runs to the end of the
  *   file: a header or body cut short by the end, a last record whose CRC fails and which ends at the end (or is
- *   followed only by zero bytes), or zero bytes after the last whole record. The file is then cut at the end of the
- *   last whole record, fsynced, a WARN names the file, offset and bytes cut, and appends go on in that file.
+ *   followed only by zero bytes), a last record whose bytes turn to zeros on a page boundary before its end and stay
+ *   zero to the end of the file (a write cut short inside the zero-filled space kept ahead of the log's end), or
+ *   zero bytes after the last whole record. The file is then cut at the end of the last whole record, fsynced, a
+ *   WARN names the file, offset and bytes cut (an INFO when they are all zeros, which every stop without a close
+ *   leaves), and appends go on in that file. A write whose pages reached the disk out of order (a power loss that
+ *   kept a later page and lost an earlier one) reads as damage and is refused.
  *   An older log may lack its seal, or end in one cut short, only when the next log starts right after its last
  *   record (a crash during a roll); the start then writes the seal, with a WARN. No log file is ever deleted at
  *   start. Any other bad record, in any log, refuses the start.

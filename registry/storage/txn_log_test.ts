@@ -192,6 +192,56 @@ Deno.test(
 );
 
 Deno.test(
+  "TxnLog.open cuts a record cut short at a page boundary inside the zeros ahead, and refuses one damaged otherwise",
+  needs("read", "write"),
+  async () => {
+    // The crash image of a log holding 20 records and the zeros written ahead of them, with part of a 21st record
+    // (10 KB, not acknowledged) in those zeros: as a kill in the middle of its write leaves it.
+    const big = encodeRecord({
+      type: "create",
+      zxid: 21n,
+      timeMs: 21,
+      path: "/big",
+      data: new Uint8Array(10_000).fill(7),
+      nodeType: 1,
+      sessionId: 0n,
+    });
+    const image = async (written: (logged: number) => Uint8Array) => {
+      const dir = `${await Deno.makeTempDir()}/d`;
+      const path = `${dir}/${LOG1}`;
+      const { log, tree } = await TxnLog.open(backend, dir);
+      await appendRange(log, tree, 20);
+      const logged = loggedBytesSync(path);
+      const bytes = await Deno.readFile(path);
+      await log.close();
+      bytes.set(written(logged), logged);
+      await Deno.writeFile(path, bytes);
+      return { dir, path, logged, size: bytes.length };
+    };
+    // Its bytes up to the second page boundary after the last record, then the zeros: a torn tail, cut with a WARN.
+    const toPage = (logged: number) => big.subarray(0, 2 * 4096 - (logged % 4096));
+    const torn = await image(toPage);
+    await withLogLines(async (lines) => {
+      const { log, tree } = await reopen(torn.dir);
+      assertPaths(tree, 20);
+      assert.equal((await Deno.stat(torn.path)).size, torn.logged);
+      assert.ok(lines.some((l) => l.includes("WARN") && l.includes("torn record")), lines.join("\n"));
+      await log.close();
+    });
+    // Written whole and damaged since (a flipped byte, zeros after it): refused, however the zeros fall.
+    const flipped = await image(() => {
+      const copy = big.slice();
+      copy[100] = copy[100]! ^ 0x40;
+      return copy;
+    });
+    await assert.rejects(TxnLog.open(backend, flipped.dir), /fails its CRC/);
+    // Zeros from a point that is no page boundary: no write stops there, so it is damage too.
+    const midPage = await image((logged) => toPage(logged).subarray(0, 2 * 4096 - (logged % 4096) - 10));
+    await assert.rejects(TxnLog.open(backend, midPage.dir), /fails its CRC/);
+  },
+);
+
+Deno.test(
   "TxnLog.open treats trailing zero bytes and a cut-short last record as a torn tail, a bad whole last record as damage",
   needs("read", "write"),
   async () => {
