@@ -33,7 +33,7 @@ export interface SnapshotNode {
   version: number;
   cversion: number;
   ephemeralOwner: bigint;
-  children: Map<string, SnapshotNode>;
+  children: ReadonlyMap<string, SnapshotNode>;
   snap: number;
 }
 

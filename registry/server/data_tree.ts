@@ -59,8 +59,18 @@ export interface DataTreeOptions {
 // that reached it (see _tree_snapshot.ts).
 interface TreeNode extends Omit<Stat, "dataLength" | "numChildren" | "nodeType"> {
   data: Uint8Array;
-  children: Map<string, TreeNode>;
+  /** NO_CHILDREN until the first child comes (most nodes are leaves): change it through childrenToChange. */
+  children: ReadonlyMap<string, TreeNode>;
   snap: number;
+}
+
+// One empty map shared by every leaf: a map per node would cost a leaf about as much memory as the rest of it. Typed
+// read-only, so only childrenToChange can add to a node's children, and it never adds to this one.
+const NO_CHILDREN: ReadonlyMap<string, TreeNode> = new Map();
+
+function childrenToChange(node: TreeNode): Map<string, TreeNode> {
+  if (node.children === NO_CHILDREN) node.children = new Map();
+  return node.children as Map<string, TreeNode>;
 }
 
 export type { SnapshotBody, TreeSnapshot } from "./_tree_snapshot.ts";
@@ -81,7 +91,7 @@ function newNode(data: Uint8Array, zxid: bigint, nowMs: number, owner: bigint): 
     version: 0,
     cversion: 0,
     ephemeralOwner: owner,
-    children: new Map(),
+    children: NO_CHILDREN,
     snap: 0,
   };
 }
@@ -201,7 +211,7 @@ export class DataTree {
     }
     const node = newNode(data, zxid, nowMs, owner);
     this.#snapshot?.changing(parent);
-    parent.children.set(name, node);
+    childrenToChange(parent).set(name, node);
     this.#snapshot?.childAdded(parent, name);
     parent.cversion++;
     parent.pzxid = zxid;
@@ -397,7 +407,7 @@ export class DataTree {
           version: buffer.readInt32(),
           cversion: buffer.readInt32(),
           ephemeralOwner: version >= 2 ? buffer.readBigUint64() : 0n,
-          children: new Map(),
+          children: NO_CHILDREN,
           snap: 0,
         };
         if (path === "/") {
@@ -406,7 +416,7 @@ export class DataTree {
         }
         const parent = tree.#find(parentOf(path));
         if (parent === undefined) throw new Error(`node '${path}' comes before its parent`);
-        parent.children.set(basename(path), node);
+        childrenToChange(parent).set(basename(path), node);
         tree.#nodeCount++;
         if (node.ephemeralOwner !== 0n) {
           let paths = tree.#ephemerals.get(node.ephemeralOwner);
@@ -441,6 +451,7 @@ export class DataTree {
   clone(): DataTree {
     const copy = new DataTree({ maxDataBytes: this.#maxDataBytes, maxPathLength: this.#maxPathLength });
     const copyNode = (node: TreeNode): TreeNode => {
+      if (node.children.size === 0) return { ...node, children: NO_CHILDREN, snap: 0 };
       const children = new Map<string, TreeNode>();
       for (const [name, child] of node.children) children.set(name, copyNode(child));
       return { ...node, children, snap: 0 };
@@ -492,7 +503,7 @@ export class DataTree {
     const parent = this.#find(parentOf(path))!;
     const name = basename(path);
     this.#snapshot?.changing(parent);
-    parent.children.delete(name);
+    childrenToChange(parent).delete(name);
     this.#snapshot?.childRemoved(parent, name, node);
     parent.cversion++;
     parent.pzxid = zxid;
