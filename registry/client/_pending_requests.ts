@@ -30,6 +30,12 @@ export interface PendingRequest<Reply> {
   readonly decode: ((reply: Reply) => unknown) | undefined;
   readonly resolve: (value: unknown) => void;
   readonly reject: (error: RegistryError) => void;
+  /**
+   * Told how the request ended, synchronously and before anything else of the same read is handled: undefined for
+   * an answer, else the error (the server's, or a lost connection's, a timeout's, a close's). For the watch a read
+   * sets, which must be let go of as soon as the server refuses the read.
+   */
+  readonly onSettled: ((error: RegistryError | undefined) => void) | undefined;
 }
 
 /**
@@ -79,6 +85,7 @@ export class PendingRequests<Reply> {
     packet?: Uint8Array,
     decode?: (reply: Reply) => T,
     opensSession = false,
+    onSettled?: (error: RegistryError | undefined) => void,
   ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const request: PendingRequest<Reply> = {
@@ -91,6 +98,7 @@ export class PendingRequests<Reply> {
         decode,
         resolve: resolve as (value: unknown) => void,
         reject,
+        onSettled,
       };
       this.#requests.set(xid, request);
       this.#sweep ??= this.#loop.runAt(request.deadlineMs, this.#timeOut);
@@ -107,6 +115,7 @@ export class PendingRequests<Reply> {
 
   /** Settle a taken request with its answer; an answer that does not decode is a MARSHALLING_ERROR. */
   settle(request: PendingRequest<Reply>, reply: Reply): void {
+    request.onSettled?.(undefined);
     if (request.decode === undefined) {
       request.resolve(reply);
       return;
@@ -123,6 +132,12 @@ export class PendingRequests<Reply> {
       return;
     }
     request.resolve(value);
+  }
+
+  /** Fail a taken request with the server's error answer. */
+  refuse(request: PendingRequest<Reply>, error: RegistryError): void {
+    request.onSettled?.(error);
+    request.reject(error);
   }
 
   /** The requests still to send, in order, marked sent (the caller sends each `packet` now). */
@@ -151,7 +166,11 @@ export class PendingRequests<Reply> {
       this.#loop.cancel(this.#sweep);
       this.#sweep = undefined;
     }
-    for (const request of failed) request.reject(new RegistryError(code, `Cannot ${request.what} as ${why}`));
+    for (const request of failed) {
+      const error = new RegistryError(code, `Cannot ${request.what} as ${why}`);
+      request.onSettled?.(error);
+      request.reject(error);
+    }
   }
 
   // The oldest request is due: time out every request that is, then wait for the oldest left.
@@ -168,12 +187,12 @@ export class PendingRequests<Reply> {
     }
     for (const request of due) this.#requests.delete(request.xid);
     for (const request of due) {
-      request.reject(
-        new RegistryError(
-          RegistryErrorCode.OPERATION_TIMEOUT,
-          `Cannot ${request.what} as ${this.#peer} did not answer within ${this.#timeoutMs} ms`,
-        ),
+      const error = new RegistryError(
+        RegistryErrorCode.OPERATION_TIMEOUT,
+        `Cannot ${request.what} as ${this.#peer} did not answer within ${this.#timeoutMs} ms`,
       );
+      request.onSettled?.(error);
+      request.reject(error);
     }
   };
 }

@@ -77,7 +77,7 @@ export function protectedCreateTarget(client: ProtectedCreateClient): ProtectedC
  * A create as both clients make it: one plain create, or a protected one (`options.protected`); an ephemeral node
  * made is remembered in `ephemerals` for re-creation after an expiry. Resolves with the node's actual path.
  */
-export async function createNode(
+export function createNode(
   target: ProtectedCreateTarget,
   ephemerals: EphemeralNodes,
   path: string,
@@ -87,11 +87,15 @@ export async function createNode(
   const nodeType = options.nodeType ?? NodeType.PERSISTENT;
   const sequential = options.sequential ?? false;
   const isProtected = options.protected ?? false;
+  // A plain promise chain, not an async function: a plain create is one promise, the request's own.
   const created = isProtected
-    ? await protectedCreate(target, path, data, nodeType, sequential)
-    : await target.createOnce(path, data, nodeType, sequential);
-  if (nodeType === NodeType.EPHEMERAL) ephemerals.created(created, path, data, sequential, isProtected);
-  return created;
+    ? protectedCreate(target, path, data, nodeType, sequential)
+    : target.createOnce(path, data, nodeType, sequential);
+  if (nodeType !== NodeType.EPHEMERAL) return created;
+  return created.then((actual) => {
+    ephemerals.created(actual, path, data, sequential, isProtected);
+    return actual;
+  });
 }
 
 /** The errors after which a create may or may not have been made: the ones a protected create looks behind. */

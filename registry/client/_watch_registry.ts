@@ -16,17 +16,32 @@ import { RegistryErrorCode } from "../registry_error.ts";
 export type WatchKind = "data" | "exist" | "child";
 
 /**
- * Whether a read failed with the server's answer, which then set no watch: any error but a lost connection or a
- * timeout (the server may or may not have set it) and an expiry (every watcher is told to re-read: see resync).
+ * How a read that sets a watch ended: answered (the server set the watch), refused (an error answer: the server set
+ * none), or unknown (the connection was lost or the read timed out: it may have).
  */
-export function refusedByServer(error: unknown): boolean {
+export type WatchOutcome = "armed" | "refused" | "unknown";
+
+/** The outcome for a read that failed with `error` (an expiry counts as unknown: resync tells every watcher). */
+export function outcomeOf(error: unknown): WatchOutcome {
   const code = (error as { code?: unknown } | undefined)?.code;
-  return code !== RegistryErrorCode.CONNECTION_LOSS && code !== RegistryErrorCode.OPERATION_TIMEOUT &&
-    code !== RegistryErrorCode.SESSION_EXPIRED;
+  if (typeof code !== "number") return "unknown";
+  return code === RegistryErrorCode.CONNECTION_LOSS || code === RegistryErrorCode.OPERATION_TIMEOUT ||
+      code === RegistryErrorCode.SESSION_EXPIRED
+    ? "unknown"
+    : "refused";
 }
 
 // Keys are the kind's first letter and the path, in one map: registration order is the order of re-reads.
 const PREFIX: Record<WatchKind, string> = { data: "d", exist: "e", child: "c" };
+
+/**
+ * One callback held at one kind and path: the reads that asked for it and are not answered yet, and whether any read
+ * of it was answered (the server holds it), so one refused read does not take away what another one set.
+ */
+interface Hold {
+  reads: number;
+  armed: boolean;
+}
 
 /**
  * The watches a client holds. Called on the client's loop only; callbacks run synchronously, each in a try, a
@@ -34,7 +49,9 @@ const PREFIX: Record<WatchKind, string> = { data: "d", exist: "e", child: "c" };
  */
 export class WatchRegistry {
   readonly #owner: string;
-  #watches = new Map<string, Set<WatchCallback>>();
+  #watches = new Map<string, Map<WatchCallback, Hold>>();
+  // Bumped by resync: a read of an older session must not bring a watch back.
+  #generation = 0;
 
   /** `owner` names the client in logs. */
   constructor(owner: string) {
@@ -46,37 +63,40 @@ export class WatchRegistry {
     return this.#watches.size;
   }
 
-  /**
-   * Hold `callback` until the next change of `kind` at `path` (a callback added twice is called once). Returns
-   * whether it was not held already.
-   */
-  add(kind: WatchKind, path: string, callback: WatchCallback): boolean {
-    const key = PREFIX[kind] + path;
-    let callbacks = this.#watches.get(key);
-    if (callbacks === undefined) this.#watches.set(key, callbacks = new Set());
-    if (callbacks.has(callback)) return false;
-    callbacks.add(callback);
-    return true;
-  }
-
-  /** Let go of `callback` at `path` if it is still held: the read that set it was refused, so the server holds none. */
-  remove(kind: WatchKind, path: string, callback: WatchCallback): void {
-    const key = PREFIX[kind] + path;
-    const callbacks = this.#watches.get(key);
-    if (callbacks === undefined || !callbacks.delete(callback)) return;
-    if (callbacks.size === 0) this.#watches.delete(key);
+  /** Hold `callback` until the next change of `kind` at `path` (a callback added twice is called once). */
+  add(kind: WatchKind, path: string, callback: WatchCallback): void {
+    this.#holdOf(PREFIX[kind] + path, callback).armed = true;
   }
 
   /**
-   * `answer`, letting go of `callback` at `path` if the server refuses the read that set it: the server sets no
-   * watch for a read it answers with an error (see {@linkcode refusedByServer}). For a watch
-   * {@linkcode WatchRegistry.add} has just added, not one held before.
+   * Hold `callback` for a read about to be written (the notification may come in the same read as the answer);
+   * the returned function takes how the read ended, once, as the answer comes (synchronously, before anything else
+   * of the same read is handled). A refused read lets go of the callback unless another read of it set it; an
+   * answered one keeps it, and holds it again if an earlier watch's event fired it before the answer came (the
+   * server set the watch anew when it read the request).
    */
-  releaseIfRefused<T>(answer: Promise<T>, kind: WatchKind, path: string, callback: WatchCallback): Promise<T> {
-    return answer.catch((error: unknown) => {
-      if (refusedByServer(error)) this.remove(kind, path, callback);
-      throw error;
-    });
+  hold(kind: WatchKind, path: string, callback: WatchCallback): (outcome: WatchOutcome) => void {
+    const key = PREFIX[kind] + path;
+    const hold = this.#holdOf(key, callback);
+    hold.reads++;
+    const generation = this.#generation;
+    let settled = false;
+    return (outcome) => {
+      if (settled) return;
+      settled = true;
+      hold.reads--;
+      if (generation !== this.#generation) return;
+      const current = this.#watches.get(key)?.get(callback);
+      if (outcome === "armed") {
+        if (current !== undefined) current.armed = true;
+        else this.add(kind, path, callback);
+      } else if (outcome === "unknown") {
+        // It may be set: kept, as any watch a read may have set.
+        if (current !== undefined) current.armed = true;
+      } else if (current === hold && hold.reads === 0 && !hold.armed) {
+        this.#drop(key, callback);
+      }
+    };
   }
 
   /**
@@ -86,10 +106,26 @@ export class WatchRegistry {
    */
   move(from: WatchKind, to: WatchKind, path: string, callback: WatchCallback): void {
     const key = PREFIX[from] + path;
-    const callbacks = this.#watches.get(key);
-    if (callbacks === undefined || !callbacks.delete(callback)) return;
-    if (callbacks.size === 0) this.#watches.delete(key);
-    this.add(to, path, callback);
+    const hold = this.#watches.get(key)?.get(callback);
+    if (hold === undefined) return;
+    this.#drop(key, callback);
+    const moved = this.#holdOf(PREFIX[to] + path, callback);
+    moved.armed ||= hold.armed;
+    moved.reads += hold.reads;
+  }
+
+  #holdOf(key: string, callback: WatchCallback): Hold {
+    let holds = this.#watches.get(key);
+    if (holds === undefined) this.#watches.set(key, holds = new Map());
+    let hold = holds.get(callback);
+    if (hold === undefined) holds.set(callback, hold = { reads: 0, armed: false });
+    return hold;
+  }
+
+  #drop(key: string, callback: WatchCallback): void {
+    const holds = this.#watches.get(key);
+    if (holds === undefined || !holds.delete(callback)) return;
+    if (holds.size === 0) this.#watches.delete(key);
   }
 
   /**
@@ -108,9 +144,10 @@ export class WatchRegistry {
   resync(): void {
     const watches = this.#watches;
     this.#watches = new Map();
-    for (const [key, callbacks] of watches) {
+    this.#generation++;
+    for (const [key, holds] of watches) {
       const path = key.slice(1);
-      for (const callback of callbacks) this.#call(callback, { type: 0, path });
+      for (const callback of holds.keys()) this.#call(callback, { type: 0, path });
     }
   }
 
@@ -123,10 +160,10 @@ export class WatchRegistry {
   }
 
   #fire(key: string, type: EventType, path: string): void {
-    const callbacks = this.#watches.get(key);
-    if (callbacks === undefined) return;
+    const holds = this.#watches.get(key);
+    if (holds === undefined) return;
     this.#watches.delete(key);
-    for (const callback of callbacks) this.#call(callback, { type, path });
+    for (const callback of holds.keys()) this.#call(callback, { type, path });
   }
 
   #call(callback: WatchCallback, event: WatchedEvent): void {

@@ -41,3 +41,42 @@ Deno.test("WatchRegistry resync tells every watcher type 0 in registration order
   watches.trigger(EventType.NODE_DATA_CHANGED, "/y");
   assert.equal(seen.length, 3);
 });
+
+Deno.test("WatchRegistry holds a read's watch by how the read ended, whatever other reads of it did", () => {
+  const watches = new WatchRegistry("test");
+  const seen: string[] = [];
+  const callback = (event: WatchedEvent) => seen.push(`${event.type}:${event.path}`);
+  // Refused alone: let go of.
+  watches.hold("data", "/a", callback)("refused");
+  assert.equal(watches.size, 0);
+  // Two reads of the same callback: the refused one does not take away what the answered one set, in either order.
+  for (const order of [["refused", "armed"], ["armed", "refused"]] as const) {
+    const first = watches.hold("data", "/b", callback);
+    const second = watches.hold("data", "/b", callback);
+    first(order[0]);
+    second(order[1]);
+    watches.trigger(EventType.NODE_DATA_CHANGED, "/b");
+  }
+  assert.deepEqual(seen, ["3:/b", "3:/b"]);
+  // Unknown (a lost connection, a timeout): kept, as the server may hold it.
+  watches.hold("child", "/c", callback)("unknown");
+  assert.deepEqual(watches.paths("child"), ["/c"]);
+  // Fired by an earlier watch's event before its answer came: held again, since the server set it anew.
+  const late = watches.hold("data", "/c", callback);
+  watches.trigger(EventType.NODE_DATA_CHANGED, "/c");
+  late("armed");
+  watches.trigger(EventType.NODE_DATA_CHANGED, "/c");
+  assert.deepEqual(seen.slice(2), ["3:/c", "3:/c"]);
+  // But not after a resync: the session that set it is gone.
+  const stale = watches.hold("data", "/d", callback);
+  watches.resync();
+  stale("armed");
+  assert.deepEqual(watches.paths("data"), []);
+  // Settling twice counts once.
+  const twice = watches.hold("data", "/e", callback);
+  const other = watches.hold("data", "/e", callback);
+  twice("refused");
+  twice("refused");
+  other("refused");
+  assert.equal(watches.paths("data").length, 0);
+});

@@ -26,7 +26,7 @@ import {
 } from "../_codec.ts";
 import { createNode, type ProtectedCreateTarget, protectedCreateTarget } from "./_protected_create.ts";
 import { ServerDialer } from "./_server_dialer.ts";
-import type { WatchKind } from "./_watch_registry.ts";
+import { outcomeOf, type WatchKind } from "./_watch_registry.ts";
 import { importHeartbeatKey } from "../heartbeat.ts";
 import type { CreateOptions, EventType, NodeType, Registry, SessionEvent, Stat, WatchCallback } from "../registry.ts";
 import {
@@ -235,13 +235,20 @@ export class RegistryClient implements Registry {
    * await server.stop();
    * ```
    */
-  async create(path: string, data?: Uint8Array | string, options: CreateOptions = {}): Promise<string> {
-    return await createNode(this.#protectedTarget, this.#session.ephemerals, path, toBytes(data), options);
+  create(path: string, data?: Uint8Array | string, options: CreateOptions = {}): Promise<string> {
+    try {
+      return createNode(this.#protectedTarget, this.#session.ephemerals, path, toBytes(data), options);
+    } catch (error) {
+      return Promise.reject(error); // bad arguments fail the promise, as from an async method
+    }
   }
 
-  async #createOnce(path: string, data: Uint8Array, nodeType: NodeType, sequential: boolean): Promise<string> {
-    const frame = await this.#request(`create '${path}'`, { create: { path, data, nodeType, sequential } });
-    return frame.create?.path ?? path;
+  #createOnce(path: string, data: Uint8Array, nodeType: NodeType, sequential: boolean): Promise<string> {
+    return this.#request(
+      `create '${path}'`,
+      { create: { path, data, nodeType, sequential } },
+      (frame) => frame.create?.path ?? path,
+    );
   }
 
   /** A node's data and stat; `watch` is told once when it changes or is deleted. */
@@ -376,11 +383,15 @@ export class RegistryClient implements Registry {
     }
     // Held before the request is written, so an event that overtakes the answer finds it; not for a request refused
     // above, which the server never sees.
-    const added = watch !== undefined && session.watches.add(watch.kind, watch.path, watch.callback);
+    let onSettled: ((error: RegistryError | undefined) => void) | undefined;
+    if (watch !== undefined) {
+      const settle = session.watches.hold(watch.kind, watch.path, watch.callback);
+      onSettled = (error) => settle(error === undefined ? "armed" : outcomeOf(error));
+    }
     this.#keepalive.sent();
-    const answer = session.requests.add<T>(frame.xid, what, true, undefined, read, connect);
+    const answer = session.requests.add<T>(frame.xid, what, true, undefined, read, connect, onSettled);
     this.#codec.send(connection, packet); // the transient bytes are copied here, before any other encode
-    return added ? session.watches.releaseIfRefused(answer, watch.kind, watch.path, watch.callback) : answer;
+    return answer;
   }
 
   #onFrame(connection: TcpConnection, body: Uint8Array): void {
@@ -406,7 +417,10 @@ export class RegistryClient implements Registry {
     const request = requests.take(frame.xid);
     if (request === undefined) return; // timed out already
     if (frame.errorCode) {
-      request.reject(new RegistryError(frame.errorCode as RegistryErrorCode, frame.errorMessage ?? "registry error"));
+      requests.refuse(
+        request,
+        new RegistryError(frame.errorCode as RegistryErrorCode, frame.errorMessage ?? "registry error"),
+      );
       // A refused resumption is handled where it was asked for (#openSession), on its connection.
       if (expired && !request.opensSession) {
         this.#sessionExpired(this.#session.sessionId, `the server answered '${request.what}' with SESSION_EXPIRED`);

@@ -691,3 +691,32 @@ Deno.test("RegistryClient holds no watch for a read the server refused; the serv
   await client.close();
   await server.stop();
 });
+
+Deno.test("RegistryClient keeps a watch another read set when a read with the same callback is refused", async () => {
+  const loop = new EventLoop();
+  const server = new RegistryServer({ port: 0, loop });
+  await server.start();
+  const client = await RegistryClient.connect(server.address, { loop });
+  const writer = await RegistryClient.connect(server.address, { loop });
+  const fired: string[] = [];
+  const callback = (event: WatchedEvent) => fired.push(`${event.type} ${event.path}`);
+  // Pipelined on one connection: a get refused (no node yet), then reads with the same callback that set a watch.
+  const refused = client.get("/x", { watch: callback });
+  const exists = client.exists("/x", { watch: callback });
+  await assert.rejects(refused);
+  assert.equal(await exists, undefined);
+  const refusedAgain = client.get("/y", { watch: callback });
+  const created = client.create("/y", "1");
+  const got = client.get("/y", { watch: callback });
+  await assert.rejects(refusedAgain);
+  await created;
+  await got;
+  await writer.create("/x", "");
+  await writer.set("/y", "2");
+  await until(() => fired.length >= 2, 3000, "both watches");
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.deepEqual(fired.sort(), [`${EventType.NODE_CREATED} /x`, `${EventType.NODE_DATA_CHANGED} /y`]);
+  await writer.close();
+  await client.close();
+  await server.stop();
+});

@@ -20,7 +20,7 @@ import { ClientSession, SessionState } from "../client/_client_session.ts";
 import { JuteReader, JuteWriter } from "./_jute.ts";
 import { createNode, type ProtectedCreateTarget, protectedCreateTarget } from "../client/_protected_create.ts";
 import { ServerDialer } from "../client/_server_dialer.ts";
-import { refusedByServer } from "../client/_watch_registry.ts";
+import { outcomeOf, type WatchKind } from "../client/_watch_registry.ts";
 import { validatePath } from "../path.ts";
 import {
   type CreateOptions,
@@ -280,13 +280,16 @@ export class ZooKeeperRegistry implements Registry {
     validatePath(path);
     // Held before the request is written: the notification may come in the same read as the answer, before the
     // code after an `await` runs (see #onReply). Let go of if the server refuses the read (it set no watch then).
-    const watches = this.#session.watches;
     const watch = options.watch;
-    const added = watch !== undefined && watches.add("data", path, watch);
-    const answer = this.#request(`get '${path}'`, OP.getData, (w) => {
-      w.string(this.#serverPath(path)).bool(watch !== undefined);
-    }, (r) => ({ data: r.buffer() ?? new Uint8Array(0), stat: readStat(r) }));
-    return await (added ? watches.releaseIfRefused(answer, "data", path, watch) : answer);
+    return await this.#request(
+      `get '${path}'`,
+      OP.getData,
+      (w) => {
+        w.string(this.#serverPath(path)).bool(watch !== undefined);
+      },
+      (r) => ({ data: r.buffer() ?? new Uint8Array(0), stat: readStat(r) }),
+      this.#holdWatch("data", path, watch),
+    );
   }
 
   /** Replace a node's data; with `version`, only if the node is at that version (else BAD_VERSION). */
@@ -316,20 +319,15 @@ export class ZooKeeperRegistry implements Registry {
     // that exists; held as the first before the request is written, made the second when the answer says so.
     const watch = options.watch;
     const watches = this.#session.watches;
-    const added = watch !== undefined && watches.add("exist", path, watch);
     try {
       return await this.#request(`exists '${path}'`, OP.exists, (w) => {
         w.string(this.#serverPath(path)).bool(watch !== undefined);
       }, (r) => {
         if (watch) watches.move("exist", "data", path, watch);
         return readStat(r);
-      });
+      }, this.#holdWatch("exist", path, watch, RegistryErrorCode.NO_NODE));
     } catch (error) {
-      if (!(error instanceof RegistryError && error.code === RegistryErrorCode.NO_NODE)) {
-        // Any other refusal set no watch (see get).
-        if (added && refusedByServer(error)) watches.remove("exist", path, watch);
-        throw error;
-      }
+      if (!(error instanceof RegistryError && error.code === RegistryErrorCode.NO_NODE)) throw error;
       return undefined;
     }
   }
@@ -337,13 +335,16 @@ export class ZooKeeperRegistry implements Registry {
   /** A node's children, sorted; `watch` fires when they change or the node is deleted. */
   async children(path: string, options: { watch?: WatchCallback } = {}): Promise<string[]> {
     validatePath(path);
-    const watches = this.#session.watches;
     const watch = options.watch;
-    const added = watch !== undefined && watches.add("child", path, watch);
-    const answer = this.#request(`list '${path}'`, OP.getChildren2, (w) => {
-      w.string(this.#serverPath(path)).bool(watch !== undefined);
-    }, (r) => r.strings());
-    const children = await (added ? watches.releaseIfRefused(answer, "child", path, watch) : answer);
+    const children = await this.#request(
+      `list '${path}'`,
+      OP.getChildren2,
+      (w) => {
+        w.string(this.#serverPath(path)).bool(watch !== undefined);
+      },
+      (r) => r.strings(),
+      this.#holdWatch("child", path, watch),
+    );
     return children.sort();
   }
 
@@ -380,6 +381,21 @@ export class ZooKeeperRegistry implements Registry {
 
   // --- requests ---
 
+  /**
+   * Hold `callback` for a read about to be written, and tell the hold how the read ended (ZooKeeper sets no watch
+   * for a read it refuses, except an exists watch on a missing node: `armedBy`).
+   */
+  #holdWatch(
+    kind: WatchKind,
+    path: string,
+    callback: WatchCallback | undefined,
+    armedBy?: RegistryErrorCode,
+  ): ((error: RegistryError | undefined) => void) | undefined {
+    if (callback === undefined) return undefined;
+    const settle = this.#session.watches.hold(kind, path, callback);
+    return (error) => settle(error === undefined || error.code === armedBy ? "armed" : outcomeOf(error));
+  }
+
   /** A request, sent now on a session or held (until its timeout) for the next one. */
   #request<T = undefined>(
     what: string,
@@ -387,6 +403,7 @@ export class ZooKeeperRegistry implements Registry {
     writeBody: (writer: JuteWriter) => void,
     // Without one the request resolves with undefined, not the reader: its bytes are reused once the answer is read.
     readBody: (reader: JuteReader) => T = () => undefined as T,
+    onSettled?: (error: RegistryError | undefined) => void,
   ): Promise<T> {
     const session = this.#session;
     if (session.closed) {
@@ -398,9 +415,9 @@ export class ZooKeeperRegistry implements Registry {
     const packet = writer.packet();
     const connection = session.connection;
     if (connection === undefined || session.state !== SessionState.CONNECTED) {
-      return session.requests.add(xid, what, false, packet, readBody);
+      return session.requests.add(xid, what, false, packet, readBody, false, onSettled);
     }
-    const answer = session.requests.add(xid, what, true, undefined, readBody);
+    const answer = session.requests.add(xid, what, true, undefined, readBody, false, onSettled);
     this.#send(connection, packet);
     return answer;
   }
@@ -526,7 +543,8 @@ export class ZooKeeperRegistry implements Registry {
     }
     if (request === undefined) return; // timed out
     if (err !== 0) {
-      request.reject(
+      requests.refuse(
+        request,
         new RegistryError(
           err as RegistryErrorCode,
           `Cannot ${request.what}: ${registryErrorCodeName(err)} (ZooKeeper ${this.server ?? "?"})`,

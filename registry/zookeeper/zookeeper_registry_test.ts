@@ -132,6 +132,17 @@ Deno.test("ZooKeeperRegistry against a real ZooKeeper", needs("read", "write", "
       await until(() => events.length >= 1, 10_000, "the exists watch");
       await new Promise((resolve) => setTimeout(resolve, 200));
       assert.deepEqual(events, [`exists:${EventType.NODE_CREATED}:/refused`]);
+      // A refused read does not take away the watch a later read of the same callback set (pipelined).
+      const same = record("same");
+      const refused = watcher.get("/later", { watch: same });
+      const created = watcher.create("/later", "1");
+      const got = watcher.get("/later", { watch: same });
+      await rejectsWithCode(refused, RegistryErrorCode.NO_NODE);
+      await created;
+      await got;
+      await writer.set("/later", "2");
+      await until(() => events.length >= 2, 10_000, "the second get's watch");
+      assert.deepEqual(events.slice(1), [`same:${EventType.NODE_DATA_CHANGED}:/later`]);
     });
 
     await t.step("a ZooKeeper restart within the session timeout resumes the session and its watches", async () => {
