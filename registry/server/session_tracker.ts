@@ -1,7 +1,9 @@
 /**
  * Session liveness (the seed's HeapTimer + HeapHeartbeatCounter): every `heartbeatTimeoutMs` without a sign of
  * life counts one miss, any sign of life resets the count, and at `heartbeatMaxCount` consecutive misses the
- * session expires. One loop timer per session; all of them share the loop's single host timer.
+ * session expires. One loop timer per session; all of them share the loop's single host timer. A sign of life only
+ * records its time (every request is one, so it must cost next to nothing); the timer, when due, starts over from the
+ * last sign if there was one since it was armed.
  *
  * @module
  */
@@ -40,6 +42,11 @@ interface Tracked {
   misses: number;
   timer: TimerId;
   timing: SessionTiming | undefined;
+  /** Signs of life so far, and how many there had been when the timer was armed. */
+  signs: number;
+  signsAtArm: number;
+  /** When the last sign of life came, on the loop's clock. */
+  lastSignMs: number;
 }
 
 /**
@@ -98,7 +105,9 @@ export class SessionTracker {
   /** Start tracking a session, as if it had just sent a heartbeat; `timing` replaces the tracker's for it. */
   add(sessionId: bigint, timing?: SessionTiming): void {
     this.remove(sessionId);
-    this.#sessions.set(sessionId, { misses: 0, timing, timer: this.#arm(sessionId, timing, this.#graceOf(timing)) });
+    const now = this.#loop.now();
+    const timer = this.#loop.runAt(now + this.#periodOf(timing) + this.#graceOf(timing), () => this.#due(sessionId));
+    this.#sessions.set(sessionId, { misses: 0, timing, timer, signs: 0, signsAtArm: 0, lastSignMs: now });
   }
 
   /** A sign of life: reset the miss count. Returns false for an unknown session. */
@@ -106,8 +115,8 @@ export class SessionTracker {
     const tracked = this.#sessions.get(sessionId);
     if (tracked === undefined) return false;
     tracked.misses = 0;
-    this.#loop.cancel(tracked.timer);
-    tracked.timer = this.#arm(sessionId, tracked.timing, this.#graceOf(tracked.timing));
+    tracked.signs++;
+    tracked.lastSignMs = this.#loop.now();
     return true;
   }
 
@@ -129,20 +138,28 @@ export class SessionTracker {
     return timing?.graceMs ?? this.#options.graceMs ?? 0;
   }
 
-  #arm(sessionId: bigint, timing: SessionTiming | undefined, extraMs = 0): TimerId {
-    const timeoutMs = timing?.heartbeatTimeoutMs ?? this.#options.heartbeatTimeoutMs;
-    return this.#loop.runAfter(timeoutMs + extraMs, () => this.#miss(sessionId));
+  #periodOf(timing: SessionTiming | undefined): number {
+    return timing?.heartbeatTimeoutMs ?? this.#options.heartbeatTimeoutMs;
   }
 
-  #miss(sessionId: bigint): void {
+  // The timer is due: a sign of life since it was armed starts the count over from that sign (its first miss one
+  // grace and one period after it); none counts a miss.
+  #due(sessionId: bigint): void {
     const tracked = this.#sessions.get(sessionId);
     if (tracked === undefined) return;
+    const period = this.#periodOf(tracked.timing);
+    if (tracked.signs !== tracked.signsAtArm) {
+      tracked.signsAtArm = tracked.signs;
+      const dueMs = tracked.lastSignMs + this.#graceOf(tracked.timing) + period;
+      tracked.timer = this.#loop.runAt(dueMs, () => this.#due(sessionId));
+      return;
+    }
     tracked.misses++;
     if (tracked.misses >= (tracked.timing?.heartbeatMaxCount ?? this.#options.heartbeatMaxCount)) {
       this.#sessions.delete(sessionId);
       this.#options.onExpire(sessionId);
       return;
     }
-    tracked.timer = this.#arm(sessionId, tracked.timing);
+    tracked.timer = this.#loop.runAt(this.#loop.now() + period, () => this.#due(sessionId));
   }
 }
