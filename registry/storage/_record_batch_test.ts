@@ -30,3 +30,20 @@ Deno.test("RecordBatch holds records as encodeRecord writes them, growing past i
   assert.equal(batch.size, 0);
   assert.equal(batch.take(), undefined);
 });
+
+Deno.test("RecordBatch: batches taken one after another keep their bytes while later ones are written", () => {
+  const batch = new RecordBatch<number>();
+  const taken: Array<{ bytes: Uint8Array; expected: Uint8Array }> = [];
+  // Small batches share an array; a batch growing past its end moves to a fresh one with its records so far.
+  for (let i = 1; i <= 400; i++) {
+    const records = [create(BigInt(i), i % 7 === 0 ? 900 : 20)];
+    if (i % 50 === 0) records.push(create(BigInt(i) + 10_000n, 40_000));
+    records.forEach((record) => batch.add(record, i));
+    if (i % 3 === 0) batch.drop(); // dropped records are never handed out
+    else {taken.push({
+        bytes: batch.take()!.bytes,
+        expected: new Uint8Array(records.flatMap((r) => [...encodeRecord(r)])),
+      });}
+  }
+  for (const { bytes, expected } of taken) assert.deepEqual(bytes, expected);
+});
