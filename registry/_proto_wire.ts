@@ -281,8 +281,7 @@ export class Decoder {
   other(tag: number, known: readonly string[]): void {
     const name = known[tag >>> 3];
     if (name !== undefined) this.fail(`field '${name}' has wire type ${tag & 7}`);
-    // An unknown field: proto3 readers pass over it (a newer peer's field), its bytes still bounds-checked by skip.
-    this.skip(tag & 7);
+    this.skip(tag & 7); // unknown: proto3 passes over a newer peer's field; skip still bounds-checks its bytes
   }
 
   skip(wireType: number): void {

@@ -22,7 +22,7 @@ export type WatchKind = "data" | "exist" | "child";
 export type WatchOutcome = "armed" | "refused" | "unknown";
 
 /** The outcome for a read that failed with `error` (an expiry counts as unknown: resync tells every watcher). */
-export function outcomeOf(error: unknown): WatchOutcome {
+function outcomeOf(error: unknown): WatchOutcome {
   const code = (error as { code?: unknown } | undefined)?.code;
   if (typeof code !== "number") return "unknown";
   return code === RegistryErrorCode.CONNECTION_LOSS || code === RegistryErrorCode.OPERATION_TIMEOUT ||
@@ -97,6 +97,20 @@ export class WatchRegistry {
         this.#drop(key, callback);
       }
     };
+  }
+
+  /**
+   * {@linkcode WatchRegistry.hold} for a request: the returned function takes how it settled (undefined for an answer,
+   * else its error; an error code in `armedBy` still sets the watch: ZooKeeper's exists on a missing node).
+   */
+  holdForRead(
+    kind: WatchKind,
+    path: string,
+    callback: WatchCallback,
+    armedBy?: number,
+  ): (error: { code?: number } | undefined) => void {
+    const settle = this.hold(kind, path, callback);
+    return (error) => settle(error === undefined || error.code === armedBy ? "armed" : outcomeOf(error));
   }
 
   /**

@@ -26,7 +26,7 @@ import {
 } from "../_codec.ts";
 import { createNode, type ProtectedCreateTarget, protectedCreateTarget } from "./_protected_create.ts";
 import { ServerDialer } from "./_server_dialer.ts";
-import { outcomeOf, type WatchKind } from "./_watch_registry.ts";
+import type { WatchKind } from "./_watch_registry.ts";
 import { importHeartbeatKey } from "../heartbeat.ts";
 import type { CreateOptions, EventType, NodeType, Registry, SessionEvent, Stat, WatchCallback } from "../registry.ts";
 import {
@@ -383,11 +383,7 @@ export class RegistryClient implements Registry {
     }
     // Held before the request is written, so an event that overtakes the answer finds it; not for a request refused
     // above, which the server never sees.
-    let onSettled: ((error: RegistryError | undefined) => void) | undefined;
-    if (watch !== undefined) {
-      const settle = session.watches.hold(watch.kind, watch.path, watch.callback);
-      onSettled = (error) => settle(error === undefined ? "armed" : outcomeOf(error));
-    }
+    const onSettled = watch && session.watches.holdForRead(watch.kind, watch.path, watch.callback);
     this.#keepalive.sent();
     const answer = session.requests.add<T>(frame.xid, what, true, undefined, read, connect, onSettled);
     this.#codec.send(connection, packet); // the transient bytes are copied here, before any other encode

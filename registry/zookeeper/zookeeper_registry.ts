@@ -20,7 +20,7 @@ import { ClientSession, SessionState } from "../client/_client_session.ts";
 import { JuteReader, JuteWriter } from "./_jute.ts";
 import { createNode, type ProtectedCreateTarget, protectedCreateTarget } from "../client/_protected_create.ts";
 import { ServerDialer } from "../client/_server_dialer.ts";
-import { outcomeOf, type WatchKind } from "../client/_watch_registry.ts";
+import type { WatchKind } from "../client/_watch_registry.ts";
 import { validatePath } from "../path.ts";
 import {
   type CreateOptions,
@@ -381,19 +381,9 @@ export class ZooKeeperRegistry implements Registry {
 
   // --- requests ---
 
-  /**
-   * Hold `callback` for a read about to be written, and tell the hold how the read ended (ZooKeeper sets no watch
-   * for a read it refuses, except an exists watch on a missing node: `armedBy`).
-   */
-  #holdWatch(
-    kind: WatchKind,
-    path: string,
-    callback: WatchCallback | undefined,
-    armedBy?: RegistryErrorCode,
-  ): ((error: RegistryError | undefined) => void) | undefined {
-    if (callback === undefined) return undefined;
-    const settle = this.#session.watches.hold(kind, path, callback);
-    return (error) => settle(error === undefined || error.code === armedBy ? "armed" : outcomeOf(error));
+  // ZooKeeper sets no watch for a read it refuses, except an exists watch on a missing node (`armedBy`).
+  #holdWatch(kind: WatchKind, path: string, callback: WatchCallback | undefined, armedBy?: RegistryErrorCode) {
+    return callback && this.#session.watches.holdForRead(kind, path, callback, armedBy);
   }
 
   /** A request, sent now on a session or held (until its timeout) for the next one. */
