@@ -129,6 +129,14 @@ export type TcpConnectionState = typeof TcpConnectionState[keyof typeof TcpConne
 const MIN_READ_TARGET_BYTES = 4 * 1024;
 const MAX_READ_TARGET_BYTES = 64 * 1024;
 
+// A turn's sends go out in one write at the turn's end (corking), but once its output holds this much, in small
+// frames, it is written at once when no write is in flight: the peer starts on those frames while this side makes
+// the rest, and the two processes work side by side instead of in turns (unary calls at 16 and 64 in flight: about
+// 1.5x). Once per turn, so a turn costs at most one more write. Not past the upper bound: a turn of large frames
+// already reaches the peer in parts, and one more write then only costs.
+const EARLY_WRITE_MIN_BYTES = 512;
+const EARLY_WRITE_MAX_BYTES = 2048;
+
 /** The default high-water mark: 64 MiB waiting to be sent, as muduo. */
 export const DEFAULT_HIGH_WATER_MARK = 64 * 1024 * 1024;
 
@@ -188,6 +196,7 @@ export class TcpConnection {
   #writingBuffer = new Buffer();
   #writeInFlight = false;
   #flushScheduled = false;
+  #wroteEarly = false;
   #gatherScheduled = false;
   #inMessageCallback = false;
   #pendingReadTarget: Uint8Array | undefined;
@@ -323,10 +332,16 @@ export class TcpConnection {
    * once the connection is not connected, as muduo does.
    */
   send(data: Uint8Array | string | Buffer): void {
-    if (!this.#append(data)) return;
+    if (!this.#append(data) || this.#writeInFlight) return;
+    const pending = this.#outputBuffer.readableBytes;
+    if (!this.#wroteEarly && pending >= EARLY_WRITE_MIN_BYTES && pending <= EARLY_WRITE_MAX_BYTES) {
+      this.#wroteEarly = true;
+      this.#flush(true);
+      return;
+    }
     // Corking: everything sent in this tick (say, the replies to a batch of pipelined requests) goes out in one
     // write from a microtask, instead of a write per send.
-    if (!this.#writeInFlight && !this.#flushScheduled) {
+    if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       queueMicrotask(this.#scheduledFlush);
     }
@@ -519,7 +534,9 @@ export class TcpConnection {
     this.#closeCallback?.(this);
   }
 
-  #flush(): void {
+  // `early`: the write of part of a turn's output (see EARLY_WRITE_MIN_BYTES); any other ends the turn.
+  #flush(early = false): void {
+    if (!early) this.#wroteEarly = false;
     if (this.#outputBuffer.readableBytes === 0) {
       this.#handleDrained();
       return;

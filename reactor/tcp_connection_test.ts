@@ -264,3 +264,63 @@ Deno.test("TcpConnection closes a connection whose message callback throws and k
   await server.stop();
   loop.quit();
 });
+
+/** `backend` with the sizes of the writes its accepted sockets make recorded in `writes`. */
+function countingWrites(backend: NetBackend, writes: number[]): NetBackend {
+  return {
+    ...backend,
+    listen: async (options) => {
+      const listener = await backend.listen(options);
+      return {
+        address: listener.address,
+        close: () => listener.close(),
+        accept: async () => {
+          const socket = await listener.accept();
+          const write = socket.write.bind(socket);
+          socket.write = (chunk, done) => {
+            writes.push(chunk.length);
+            write(chunk, done);
+          };
+          return socket;
+        },
+      };
+    },
+  };
+}
+
+for (const backend of [denoBackend, nodeBackend]) {
+  Deno.test(`TcpConnection writes a turn's small frames early once 512 bytes gather, the rest at the turn's end, on the ${backend.name} backend`, async () => {
+    const writes: number[] = [];
+    // Each request byte asks for a turn of that many frames of 100 bytes, each sent from a microtask of its own (as
+    // the answers to a read's requests go out); 200 asks for two frames of 4 KiB.
+    const { loop, server, port } = await startServer(
+      countingWrites(backend, writes),
+      (s) =>
+        s.setMessageCallback((c, b) => {
+          for (const count of b.retrieveAsBytes(b.readableBytes)) {
+            const size = count === 200 ? 4096 : 100;
+            const frames = count === 200 ? 2 : count;
+            for (let i = 0; i < frames; i++) queueMicrotask(() => c.send(new Uint8Array(size).fill(count)));
+          }
+        }),
+    );
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    const ask = async (count: number, expected: number) => {
+      const before = writes.length;
+      await conn.write(new Uint8Array([count]));
+      const got = await readAll(conn, expected);
+      assert.equal(got.bytes, expected);
+      assert.equal(got.sum, (count * expected) % 1_000_000_007);
+      return writes.slice(before);
+    };
+    // Under 512 bytes: one write at the turn's end.
+    assert.deepEqual(await ask(4, 400), [400]);
+    // 20 frames: the first 6 (600 bytes, past 512) at once, the other 14 in one write.
+    assert.deepEqual(await ask(20, 2000), [600, 1400]);
+    // Large frames already reach the peer in parts: no early write.
+    assert.deepEqual(await ask(200, 8192), [8192]);
+    conn.close();
+    await server.stop();
+    loop.quit();
+  });
+}
