@@ -132,8 +132,8 @@ const MAX_READ_TARGET_BYTES = 64 * 1024;
 // A turn's sends go out in one write at the turn's end (corking), but once its output holds this much, in small
 // frames, it is written at once when no write is in flight: the peer starts on those frames while this side makes
 // the rest, and the two processes work side by side instead of in turns (unary calls at 16 and 64 in flight: about
-// 1.5x). Once per turn, so a turn costs at most one more write. Not past the upper bound: a turn of large frames
-// already reaches the peer in parts, and one more write then only costs.
+// 1.5x). Once per turn (the corking microtask ends it), so a turn costs at most one more write. Not past the upper
+// bound: a turn of large frames already reaches the peer in parts, and one more write then only costs.
 const EARLY_WRITE_MIN_BYTES = 512;
 const EARLY_WRITE_MAX_BYTES = 2048;
 
@@ -336,11 +336,10 @@ export class TcpConnection {
     const pending = this.#outputBuffer.readableBytes;
     if (!this.#wroteEarly && pending >= EARLY_WRITE_MIN_BYTES && pending <= EARLY_WRITE_MAX_BYTES) {
       this.#wroteEarly = true;
-      this.#flush(true);
-      return;
+      this.#flush();
     }
     // Corking: everything sent in this tick (say, the replies to a batch of pipelined requests) goes out in one
-    // write from a microtask, instead of a write per send.
+    // write from a microtask, instead of a write per send. Scheduled after an early write too: it ends the turn.
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       queueMicrotask(this.#scheduledFlush);
@@ -396,7 +395,13 @@ export class TcpConnection {
 
   #scheduledFlush = (): void => {
     this.#flushScheduled = false;
-    if (!this.#writeInFlight && this.#state !== TcpConnectionState.DISCONNECTED) this.#flush();
+    const wroteEarly = this.#wroteEarly;
+    this.#wroteEarly = false;
+    if (this.#writeInFlight || this.#state === TcpConnectionState.DISCONNECTED) return;
+    // The early write took the whole turn and has completed (on Node its callback comes before microtasks), and
+    // reported the drain then; a shutdown meanwhile still needs the flush that closes.
+    if (wroteEarly && this.#outputBuffer.readableBytes === 0 && this.#state === TcpConnectionState.CONNECTED) return;
+    this.#flush();
   };
 
   /** Close the write side once everything sent so far has been written (the peer reads to the end). */
@@ -534,9 +539,7 @@ export class TcpConnection {
     this.#closeCallback?.(this);
   }
 
-  // `early`: the write of part of a turn's output (see EARLY_WRITE_MIN_BYTES); any other ends the turn.
-  #flush(early = false): void {
-    if (!early) this.#wroteEarly = false;
+  #flush(): void {
     if (this.#outputBuffer.readableBytes === 0) {
       this.#handleDrained();
       return;

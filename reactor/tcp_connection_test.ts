@@ -319,6 +319,9 @@ for (const backend of [denoBackend, nodeBackend]) {
     assert.deepEqual(await ask(20, 2000), [600, 1400]);
     // Large frames already reach the peer in parts: no early write.
     assert.deepEqual(await ask(200, 8192), [8192]);
+    // An early write that takes a whole turn ends with the turn: the next turn writes early again.
+    assert.deepEqual(await ask(6, 600), [600]);
+    assert.deepEqual(await ask(20, 2000), [600, 1400]);
     conn.close();
     await server.stop();
     loop.quit();
