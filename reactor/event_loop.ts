@@ -176,6 +176,11 @@ export class EventLoop {
     return this.#timers.add(callback, intervalMs, intervalMs);
   }
 
+  /** Whether a timer is still to run (not expired, cancelled, or dropped by {@linkcode EventLoop.quit}). */
+  isPending(timerId: TimerId): boolean {
+    return this.#timers.isPending(timerId);
+  }
+
   /** Cancel a timer; unknown or expired ids are ignored. Returns whether a pending timer was cancelled. */
   cancel(timerId: TimerId): boolean {
     return this.#timers.cancel(timerId);

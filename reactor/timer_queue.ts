@@ -234,6 +234,15 @@ export class TimerQueue {
   }
 
   /**
+   * Whether a timer of this queue is still to run: not yet expired (a one-shot), not cancelled, and not dropped by
+   * {@linkcode TimerQueue.clear}.
+   */
+  isPending(id: TimerId): boolean {
+    const timer = id as Timer;
+    return timer instanceof Timer && timer.queue === this && timer.active;
+  }
+
+  /**
    * Cancel a timer. Cancelling an expired, already-cancelled or another queue's timer does nothing; a repeating
    * timer may cancel itself from its own callback.
    *

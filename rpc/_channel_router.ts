@@ -7,6 +7,7 @@
  * @module
  */
 
+import { DeadlineLane } from "./_deadline_lane.ts";
 import { EventLoop } from "../reactor/event_loop.ts";
 import type { TimerId } from "../reactor/timer_queue.ts";
 import { DEFAULT_MAX_FRAME_BYTES } from "../reactor/length_header_codec.ts";
@@ -64,6 +65,7 @@ export class ChannelRouter implements CallRouter, ClientTransportEvents {
   readonly loop: EventLoop;
   readonly maxRetries: number;
   readonly retryBackoffMs: number;
+  readonly deadlines: DeadlineLane;
   readonly #options: RpcChannelOptions;
   readonly #balancer: LoadBalancer;
   readonly #discoveries = new Map<string, Discovery>();
@@ -83,12 +85,13 @@ export class ChannelRouter implements CallRouter, ClientTransportEvents {
   #stopFollowingSession: (() => void) | undefined;
   readonly #refreshRetries = new Set<TimerId>();
 
-  /** The router of a channel with these options. */
-  constructor(options: RpcChannelOptions) {
+  /** The router of a channel with these options, whose calls' default timeout is `callTimeoutMs`. */
+  constructor(options: RpcChannelOptions, callTimeoutMs: number) {
     this.#options = options;
     this.loop = options.loop ?? EventLoop.current();
     this.maxRetries = options.maxRetries ?? 2;
     this.retryBackoffMs = options.retryBackoffMs ?? 10;
+    this.deadlines = new DeadlineLane(this.loop, callTimeoutMs);
     this.#balancer = typeof options.loadBalancer === "object"
       ? options.loadBalancer
       : createLoadBalancer(options.loadBalancer ?? "round_robin");

@@ -8,6 +8,7 @@
  * @module
  */
 
+import type { DeadlineLane, LaneEntry } from "./_deadline_lane.ts";
 import type { EventLoop } from "../reactor/event_loop.ts";
 import type { TimerId } from "../reactor/timer_queue.ts";
 import { copyBytes } from "./_byte_slab.ts";
@@ -43,6 +44,8 @@ export interface CallRouter {
   waitForProviderMs(service: string): number | undefined;
   /** Take a retry token; false when the budget is spent. */
   takeRetryToken(): boolean;
+  /** The deadlines of calls made with the channel's timeout (a call of another timeout gets a timer of its own). */
+  readonly deadlines?: DeadlineLane;
 }
 
 export type { ClientResult } from "./client_handler.ts";
@@ -124,8 +127,11 @@ export function noProviderError(router: CallRouter, service: string, what: strin
 }
 
 /** A call in progress. Start it with {@linkcode PendingCall.start}; its promise settles once. */
-export class PendingCall implements TransportCall {
+export class PendingCall implements TransportCall, LaneEntry {
   callId = 0;
+  laneNext: LaneEntry | undefined = undefined;
+  lanePrev: LaneEntry | undefined = undefined;
+  inLane = false;
   readonly service: string;
   readonly method: string;
   readonly payload: Uint8Array;
@@ -180,7 +186,9 @@ export class PendingCall implements TransportCall {
       this.#fail(this.#parentError());
       return;
     }
-    this.#deadlineTimer = router.loop.runAt(this.#deadline, () => this.#expire());
+    const lane = router.deadlines;
+    if (lane !== undefined && lane.timeoutMs === this.#timeoutMs) lane.add(this);
+    else this.#deadlineTimer = router.loop.runAt(this.#deadline, () => this.#expire());
     signal?.addEventListener("abort", this);
     controller?.signal.addEventListener("abort", this);
     parent?.signal.addEventListener("abort", this);
@@ -192,6 +200,16 @@ export class PendingCall implements TransportCall {
     } else {
       discovered.then(() => this.#attempt(), (error) => this.#fail(RpcError.from(error, RpcCode.UNAVAILABLE)));
     }
+  }
+
+  /** When the call expires, on the loop's clock. */
+  get deadlineMs(): number {
+    return this.#deadline;
+  }
+
+  /** From the channel's deadline lane: the deadline has passed. */
+  expire(): void {
+    this.#expire();
   }
 
   /** Milliseconds left, sent with the request (at least 1: 0 would mean no deadline). */
@@ -337,6 +355,7 @@ export class PendingCall implements TransportCall {
     this.#done = true;
     const loop = this.#router.loop;
     if (this.#deadlineTimer !== undefined) loop.cancel(this.#deadlineTimer);
+    if (this.inLane) this.#router.deadlines!.remove(this);
     if (this.#backoffTimer !== undefined) loop.cancel(this.#backoffTimer);
     this.#options.signal?.removeEventListener("abort", this);
     this.#options.controller?.signal.removeEventListener("abort", this);

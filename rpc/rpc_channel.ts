@@ -209,7 +209,7 @@ export class RpcChannel {
     }
     this.#streamWindowBytes = windowBytes;
     this.#options = options;
-    this.#router = new ChannelRouter(options);
+    this.#router = new ChannelRouter(options, Math.min(timeoutMs, MAX_CALL_TIMEOUT_MS));
     this.#timeoutMs = timeoutMs;
     // A stream's opening reaches the end of the chain with the stream itself: it starts there with the metadata the
     // interceptors set, and the chain's promise settles when the stream ends.
