@@ -262,7 +262,7 @@ try {
 }
 
 const show = (values: number[]) => values.map((value) => value.toFixed(0)).join(" ");
-console.log(`registry vs ZooKeeper 3.8, ${values.seconds} s per point, median of ${runs} runs (all runs in brackets)`);
+console.log(`registry vs ZooKeeper 3.8, ${values.seconds} s per point, median of ${runs} runs (all runs in brackets);`);
 console.log(
   `durable floor: a round trip + one ${typicalRecord.length}-byte append + fdatasync per request; prealloc floor: ` +
     "the same, each record overwriting zeros written and synced ahead",
