@@ -176,7 +176,10 @@ export class EventLoop {
     return this.#timers.add(callback, intervalMs, intervalMs);
   }
 
-  /** Whether a timer is still to run (not expired, cancelled, or dropped by {@linkcode EventLoop.quit}). */
+  /**
+   * Whether a timer is still to run: not run yet (a one-shot counts as pending inside its own callback), cancelled, or
+   * dropped by {@linkcode EventLoop.quit}.
+   */
   isPending(timerId: TimerId): boolean {
     return this.#timers.isPending(timerId);
   }

@@ -234,8 +234,8 @@ export class TimerQueue {
   }
 
   /**
-   * Whether a timer of this queue is still to run: not yet expired (a one-shot), not cancelled, and not dropped by
-   * {@linkcode TimerQueue.clear}.
+   * Whether a timer of this queue is still to run: not yet run (a one-shot; inside its own callback it still counts),
+   * not cancelled, and not dropped by {@linkcode TimerQueue.clear}.
    */
   isPending(id: TimerId): boolean {
     const timer = id as Timer;

@@ -260,3 +260,26 @@ Deno.test("TimerQueue re-arms a clamped host timer on waking and fires the far t
   assert.equal(fired, 11);
   assert.equal(queue.size, 0);
 });
+
+Deno.test("TimerQueue.isPending: until a one-shot has run (inside its callback too), not once cancelled or cleared", async () => {
+  const queue = new TimerQueue();
+  const other = new TimerQueue();
+  let insideCallback: boolean | undefined;
+  const ran = Promise.withResolvers<void>();
+  const oneShot = queue.add(() => {
+    insideCallback = queue.isPending(oneShot);
+    ran.resolve();
+  }, 1);
+  const cancelled = queue.add(() => {}, 10_000);
+  const cleared = other.add(() => {}, 10_000);
+  assert.equal(queue.isPending(oneShot), true);
+  assert.equal(other.isPending(oneShot), false); // another queue's timer
+  assert.equal(queue.cancel(cancelled), true);
+  assert.equal(queue.isPending(cancelled), false);
+  other.clear();
+  assert.equal(other.isPending(cleared), false);
+  await ran.promise;
+  assert.equal(insideCallback, true);
+  assert.equal(queue.isPending(oneShot), false);
+  assert.equal(queue.size, 0);
+});

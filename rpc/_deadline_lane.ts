@@ -15,18 +15,25 @@ import type { EventLoop } from "../reactor/event_loop.ts";
 import type { TimerId } from "../reactor/timer_queue.ts";
 import { getLogger } from "../reactor/logger.ts";
 
+// The lane's fields on an entry are keyed by these symbols, so a call handed to a transport does not show them.
+/** An entry's deadline, on the loop's clock. */
+export const laneDeadline: unique symbol = Symbol("laneDeadline");
+/** The next entry in deadline order, while in a lane. */
+export const laneNext: unique symbol = Symbol("laneNext");
+/** The previous entry, while in a lane. */
+export const lanePrev: unique symbol = Symbol("lanePrev");
+/** Whether the entry is in a lane now. */
+export const inLane: unique symbol = Symbol("inLane");
+/** Called when the deadline has passed: the lane has taken the entry out already. */
+export const laneExpire: unique symbol = Symbol("laneExpire");
+
 /** A call as a lane holds it (the links are the lane's; the call only keeps them). */
 export interface LaneEntry {
-  /** When the call expires, on the loop's clock. */
-  readonly deadlineMs: number;
-  /** The next entry in deadline order, while in a lane. */
-  laneNext: LaneEntry | undefined;
-  /** The previous entry, while in a lane. */
-  lanePrev: LaneEntry | undefined;
-  /** Whether the entry is in a lane now. */
-  inLane: boolean;
-  /** The deadline has passed: the lane has taken the entry out already. */
-  expire(): void;
+  readonly [laneDeadline]: number;
+  [laneNext]: LaneEntry | undefined;
+  [lanePrev]: LaneEntry | undefined;
+  [inLane]: boolean;
+  [laneExpire](): void;
 }
 
 /**
@@ -35,18 +42,18 @@ export interface LaneEntry {
  * @example
  * ```ts
  * import { EventLoop } from "../reactor/event_loop.ts";
- * import { DeadlineLane, type LaneEntry } from "./_deadline_lane.ts";
+ * import { DeadlineLane, inLane, laneDeadline, laneExpire, type LaneEntry, laneNext, lanePrev } from "./_deadline_lane.ts";
  * import assert from "node:assert/strict";
  *
  * const loop = new EventLoop();
  * const lane = new DeadlineLane(loop, 5);
  * const expired: string[] = [];
  * const entry = (name: string): LaneEntry => ({
- *   deadlineMs: loop.now() + lane.timeoutMs,
- *   laneNext: undefined,
- *   lanePrev: undefined,
- *   inLane: false,
- *   expire: () => expired.push(name),
+ *   [laneDeadline]: loop.now() + lane.timeoutMs,
+ *   [laneNext]: undefined,
+ *   [lanePrev]: undefined,
+ *   [inLane]: false,
+ *   [laneExpire]: () => expired.push(name),
  * });
  * const a = entry("a");
  * lane.add(a);
@@ -78,27 +85,27 @@ export class DeadlineLane {
 
   /** Hold `entry` until it is removed or its deadline passes (then its `expire` is called). */
   add(entry: LaneEntry): void {
-    if (entry.inLane) return;
+    if (entry[inLane]) return;
     // After the last entry that expires no later: the tail, unless calls started out of the order of their clocks.
     let before = this.#tail;
-    while (before !== undefined && before.deadlineMs > entry.deadlineMs) before = before.lanePrev;
-    const after = before === undefined ? this.#head : before.laneNext;
-    entry.lanePrev = before;
-    entry.laneNext = after;
+    while (before !== undefined && before[laneDeadline] > entry[laneDeadline]) before = before[lanePrev];
+    const after = before === undefined ? this.#head : before[laneNext];
+    entry[lanePrev] = before;
+    entry[laneNext] = after;
     if (before === undefined) this.#head = entry;
-    else before.laneNext = entry;
+    else before[laneNext] = entry;
     if (after === undefined) this.#tail = entry;
-    else after.lanePrev = entry;
-    entry.inLane = true;
+    else after[lanePrev] = entry;
+    entry[inLane] = true;
     // The timer is armed no later than the head; armed anew if there is none, or the loop dropped it (`quit` clears
     // every timer).
-    if (this.#timer === undefined || !this.#loop.isPending(this.#timer)) this.#arm(this.#head!.deadlineMs);
-    else if (entry.deadlineMs < this.#timerAtMs) this.#arm(entry.deadlineMs);
+    if (this.#timer === undefined || !this.#loop.isPending(this.#timer)) this.#arm(this.#head![laneDeadline]);
+    else if (entry[laneDeadline] < this.#timerAtMs) this.#arm(entry[laneDeadline]);
   }
 
   /** Take `entry` out (its call ended); nothing when it is not in the lane. */
   remove(entry: LaneEntry): void {
-    if (!entry.inLane) return;
+    if (!entry[inLane]) return;
     this.#unlink(entry);
     if (this.#head === undefined && this.#timer !== undefined) {
       this.#loop.cancel(this.#timer);
@@ -108,14 +115,15 @@ export class DeadlineLane {
   }
 
   #unlink(entry: LaneEntry): void {
-    const { lanePrev, laneNext } = entry;
-    if (lanePrev === undefined) this.#head = laneNext;
-    else lanePrev.laneNext = laneNext;
-    if (laneNext === undefined) this.#tail = lanePrev;
-    else laneNext.lanePrev = lanePrev;
-    entry.lanePrev = undefined;
-    entry.laneNext = undefined;
-    entry.inLane = false;
+    const previous = entry[lanePrev];
+    const next = entry[laneNext];
+    if (previous === undefined) this.#head = next;
+    else previous[laneNext] = next;
+    if (next === undefined) this.#tail = previous;
+    else next[lanePrev] = previous;
+    entry[lanePrev] = undefined;
+    entry[laneNext] = undefined;
+    entry[inLane] = false;
   }
 
   #arm(atMs: number): void {
@@ -129,10 +137,10 @@ export class DeadlineLane {
     this.#timerAtMs = Infinity;
     const now = this.#loop.now();
     let head = this.#head;
-    while (head !== undefined && head.deadlineMs <= now) {
+    while (head !== undefined && head[laneDeadline] <= now) {
       this.#unlink(head);
       try {
-        head.expire();
+        head[laneExpire]();
       } catch (error) {
         // One entry that throws must not keep the others from expiring.
         getLogger().error("DeadlineLane: an expiring call threw", { error });
@@ -140,6 +148,6 @@ export class DeadlineLane {
       head = this.#head;
     }
     // An entry added by an expiring call may have armed the timer for itself, past the head.
-    if (head !== undefined && head.deadlineMs < this.#timerAtMs) this.#arm(head.deadlineMs);
+    if (head !== undefined && head[laneDeadline] < this.#timerAtMs) this.#arm(head[laneDeadline]);
   };
 }

@@ -8,7 +8,15 @@
  * @module
  */
 
-import type { DeadlineLane, LaneEntry } from "./_deadline_lane.ts";
+import {
+  type DeadlineLane,
+  inLane,
+  laneDeadline,
+  type LaneEntry,
+  laneExpire,
+  laneNext,
+  lanePrev,
+} from "./_deadline_lane.ts";
 import type { EventLoop } from "../reactor/event_loop.ts";
 import type { TimerId } from "../reactor/timer_queue.ts";
 import { copyBytes } from "./_byte_slab.ts";
@@ -129,9 +137,9 @@ export function noProviderError(router: CallRouter, service: string, what: strin
 /** A call in progress. Start it with {@linkcode PendingCall.start}; its promise settles once. */
 export class PendingCall implements TransportCall, LaneEntry {
   callId = 0;
-  laneNext: LaneEntry | undefined = undefined;
-  lanePrev: LaneEntry | undefined = undefined;
-  inLane = false;
+  [laneNext]: LaneEntry | undefined = undefined;
+  [lanePrev]: LaneEntry | undefined = undefined;
+  [inLane] = false;
   readonly service: string;
   readonly method: string;
   readonly payload: Uint8Array;
@@ -202,13 +210,13 @@ export class PendingCall implements TransportCall, LaneEntry {
     }
   }
 
-  /** When the call expires, on the loop's clock. */
-  get deadlineMs(): number {
+  /** When the call expires, on the loop's clock (for the channel's deadline lane). */
+  get [laneDeadline](): number {
     return this.#deadline;
   }
 
   /** From the channel's deadline lane: the deadline has passed. */
-  expire(): void {
+  [laneExpire](): void {
     this.#expire();
   }
 
@@ -355,7 +363,7 @@ export class PendingCall implements TransportCall, LaneEntry {
     this.#done = true;
     const loop = this.#router.loop;
     if (this.#deadlineTimer !== undefined) loop.cancel(this.#deadlineTimer);
-    if (this.inLane) this.#router.deadlines!.remove(this);
+    if (this[inLane]) this.#router.deadlines!.remove(this);
     if (this.#backoffTimer !== undefined) loop.cancel(this.#backoffTimer);
     this.#options.signal?.removeEventListener("abort", this);
     this.#options.controller?.signal.removeEventListener("abort", this);

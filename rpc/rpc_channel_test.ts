@@ -89,3 +89,53 @@ Deno.test("RpcChannel over in-memory transports: calls balance, a drain sends th
     await channel.close();
   }
 });
+
+Deno.test("RpcChannel: calls with the channel's timeout expire on time through its deadline list, and leave no timer", async () => {
+  const loop = new EventLoop();
+  const timersBefore = loop.timerCount;
+  // A provider that never answers: every call must end by its deadline.
+  const channel = new RpcChannel({
+    loop,
+    providers: { "road.Echo": ["silent:1"] },
+    timeoutMs: 60,
+    keepaliveIntervalMs: 0,
+    transport: (address, events) => new MemoryTransport({ loop, address, events }),
+  });
+  try {
+    const start = performance.now();
+    const settle = (promise: Promise<unknown>) =>
+      promise.then(
+        () => assert.fail("answered"),
+        (error: RpcError) => ({ code: error.code, ms: performance.now() - start }),
+      );
+    // Three with the channel's timeout (the list), one with its own (a timer), one cancelled, one answered never.
+    const controller = new AbortController();
+    const results = Promise.all([
+      settle(channel.call("road.Echo", "Say", new Uint8Array())),
+      settle(channel.call("road.Echo", "Say", new Uint8Array())),
+      settle(channel.call("road.Echo", "Say", new Uint8Array(), { timeoutMs: 20 })),
+      settle(channel.call("road.Echo", "Say", new Uint8Array(), { signal: controller.signal })),
+      settle(channel.call("road.Echo", "Say", new Uint8Array())),
+    ]);
+    controller.abort();
+    const [a, b, own, cancelled, c] = await results;
+    for (const result of [a!, b!, c!]) {
+      assert.equal(result.code, RpcCode.DEADLINE_EXCEEDED);
+      assert.ok(result.ms >= 59, `expired early: ${result.ms} ms`);
+    }
+    assert.equal(own!.code, RpcCode.DEADLINE_EXCEEDED);
+    assert.ok(own!.ms >= 19 && own!.ms < a!.ms, `a per-call timeout waited for the list: ${own!.ms} ms`);
+    assert.equal(cancelled!.code, RpcCode.CANCELLED);
+    // Every call settled: no deadline timer is left to keep the process alive.
+    assert.equal(loop.timerCount, timersBefore);
+    // The list's last call ends before its deadline (cancelled): its timer goes with it.
+    const last = new AbortController();
+    const lastCall = settle(channel.call("road.Echo", "Say", new Uint8Array(), { signal: last.signal }));
+    assert.equal(loop.timerCount, timersBefore + 1);
+    last.abort();
+    assert.equal((await lastCall).code, RpcCode.CANCELLED);
+    assert.equal(loop.timerCount, timersBefore);
+  } finally {
+    await channel.close();
+  }
+});
