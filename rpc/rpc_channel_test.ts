@@ -118,6 +118,8 @@ Deno.test("RpcChannel: calls with the channel's timeout expire on time through i
       settle(channel.call("road.Echo", "Say", new Uint8Array())),
     ]);
     controller.abort();
+    // The four calls of the channel's timeout share one timer; the call with its own timeout has another.
+    assert.equal(loop.timerCount, timersBefore + 2);
     const [a, b, own, cancelled, c] = await results;
     for (const result of [a!, b!, c!]) {
       assert.equal(result.code, RpcCode.DEADLINE_EXCEEDED);
